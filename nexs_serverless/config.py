@@ -1,0 +1,312 @@
+"""Settings: the only module that reads `os.environ`.
+
+The environment is parsed once into a `Settings` object (slotted, immutable
+by convention, replaced as a whole by `configure`). Precedence is code, then
+environment, then default. A bad environment value never stops the function:
+it is reported as one line naming the variable, the value and what is
+accepted, and that setting falls back to its default. Bad values passed in
+code raise `ConfigError` at once, because that is a bug the developer can fix.
+
+Environment variables (OpenTelemetry's names where the meaning is the same;
+README's configuration table gives each one's meaning):
+
+- ``OTEL_SDK_DISABLED`` / ``NEXS_DISABLED`` (false): kill switch.
+- ``OTEL_SERVICE_NAME`` (the function name), ``OTEL_RESOURCE_ATTRIBUTES``.
+- ``OTEL_TRACES_EXPORTER`` (console), ``OTEL_TRACES_SAMPLER`` (parentbased_always_on)
+  and ``OTEL_TRACES_SAMPLER_ARG`` (1.0), ``OTEL_PROPAGATORS`` (tracecontext,baggage,xray).
+- ``OTEL_[SPAN_]ATTRIBUTE_COUNT_LIMIT``, ``OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT``,
+  ``OTEL_SPAN_EVENT_COUNT_LIMIT``, ``OTEL_SPAN_LINK_COUNT_LIMIT``,
+  ``OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT``, ``OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`` (128; length unlimited).
+- ``NEXS_SPAN_POOL_SIZE`` (256), ``NEXS_MAX_BUFFERED_SPANS`` (4096),
+  ``NEXS_FLUSH_TIMEOUT_MS`` (1000), ``NEXS_FLUSH_SAFETY_MARGIN_MS`` (50),
+  ``NEXS_TIMEOUT_GUARD_MS`` (250), ``NEXS_PROACTIVE_INIT_MS`` (10000),
+  ``NEXS_CAPTURE_EVENT`` / ``NEXS_CAPTURE_RESPONSE`` (false), ``NEXS_CAPTURE_MAX_LENGTH`` (4096).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from .attributes import SpanLimits
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = ["ConfigError", "Problem", "Settings", "from_env", "load"]
+
+
+class ConfigError(ValueError):
+    """A configuration value passed in code is invalid."""
+
+
+class Problem:
+    """One environment value that could not be used, and what was used instead."""
+
+    __slots__ = ("expected", "fallback", "value", "variable")
+
+    def __init__(self, variable: str, value: str, expected: str, fallback: object) -> None:
+        self.variable = variable
+        self.value = value
+        self.expected = expected
+        self.fallback = fallback
+
+    def __str__(self) -> str:
+        return f"invalid {self.variable}={self.value!r} (expected {self.expected}); using {self.fallback!r}"
+
+
+class Settings:
+    """Every setting of the layer, parsed once. Build with `load`, change with `replace`."""
+
+    __slots__ = (
+        "capture_event",
+        "capture_max_length",
+        "capture_response",
+        "disabled",
+        "environ",
+        "exporters",
+        "flush_safety_margin_ms",
+        "flush_timeout_ms",
+        "limits",
+        "max_buffered_spans",
+        "pool_size",
+        "proactive_init_ms",
+        "propagators",
+        "resource_attributes",
+        "sampler",
+        "sampler_arg",
+        "service_name",
+        "timeout_guard_ms",
+    )
+
+    disabled: bool
+    service_name: str | None
+    resource_attributes: dict[str, str]
+    exporters: tuple[str, ...]
+    sampler: str
+    sampler_arg: float
+    propagators: tuple[str, ...]
+    limits: SpanLimits
+    pool_size: int
+    max_buffered_spans: int
+    flush_timeout_ms: int
+    flush_safety_margin_ms: int
+    timeout_guard_ms: int
+    proactive_init_ms: int
+    capture_event: bool
+    capture_response: bool
+    capture_max_length: int
+    environ: Mapping[str, str]
+
+    def __init__(self, **values: object) -> None:
+        for name in self.__slots__:
+            object.__setattr__(self, name, values[name])
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with `changes` applied; unknown names raise `ConfigError`."""
+        unknown = set(changes) - set(self.__slots__)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values.update(changes)
+        return Settings(**values)
+
+    def env(self, name: str, default: str = "") -> str:
+        """A raw environment value captured at load time (platform facts such as AWS_REGION)."""
+        return self.environ.get(name, default)
+
+
+class _Reader:
+    """Reads typed values from one environment snapshot and collects problems."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[Problem] = []
+
+    def _raw(self, *names: str) -> tuple[str, str] | None:
+        for name in names:
+            value = self.environ.get(name)
+            if value is not None and value.strip() != "":
+                return name, value.strip()
+        return None
+
+    def _parse(
+        self, names: tuple[str, ...], default: object, expected: str, parse: Callable[[str], object]
+    ) -> object:
+        found = self._raw(*names)
+        if found is None:
+            return default
+        name, raw = found
+        try:
+            return parse(raw)
+        except (ValueError, TypeError):
+            self.problems.append(Problem(name, raw, expected, default))
+            return default
+
+    def boolean(self, *names: str, default: bool) -> bool:
+        def parse(raw: str) -> bool:
+            lowered = raw.lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(raw)
+
+        return bool(self._parse(names, default, "true or false", parse))
+
+    def integer(self, *names: str, default: int, minimum: int = 0) -> int:
+        def parse(raw: str) -> int:
+            value = int(raw)
+            if value < minimum:
+                raise ValueError(raw)
+            return value
+
+        value: int = self._parse(names, default, f"an integer >= {minimum}", parse)  # type: ignore[assignment]
+        return value
+
+    def optional_integer(self, *names: str, minimum: int = 0) -> int | None:
+        def parse(raw: str) -> int:
+            value = int(raw)
+            if value < minimum:
+                raise ValueError(raw)
+            return value
+
+        result = self._parse(names, None, f"an integer >= {minimum}", parse)
+        return None if result is None else int(result)  # type: ignore[call-overload]
+
+    def number(self, *names: str, default: float, minimum: float, maximum: float) -> float:
+        def parse(raw: str) -> float:
+            value = float(raw)
+            if not minimum <= value <= maximum:
+                raise ValueError(raw)
+            return value
+
+        return float(self._parse(names, default, f"a number from {minimum} to {maximum}", parse))  # type: ignore[arg-type]
+
+    def choice(self, *names: str, default: str, choices: tuple[str, ...]) -> str:
+        def parse(raw: str) -> str:
+            lowered = raw.lower()
+            if lowered not in choices:
+                raise ValueError(raw)
+            return lowered
+
+        return str(self._parse(names, default, "one of " + ", ".join(choices), parse))
+
+    def names(self, *names: str, default: tuple[str, ...], choices: tuple[str, ...]) -> tuple[str, ...]:
+        def parse(raw: str) -> tuple[str, ...]:
+            items = tuple(item.strip().lower() for item in raw.split(",") if item.strip())
+            if not items or any(item not in choices for item in items):
+                raise ValueError(raw)
+            return items
+
+        return self._parse(names, default, "a comma list of " + ", ".join(choices), parse)  # type: ignore[return-value]
+
+    def key_values(self, *names: str) -> dict[str, str]:
+        def parse(raw: str) -> dict[str, str]:
+            from urllib.parse import unquote
+
+            out: dict[str, str] = {}
+            for item in raw.split(","):
+                if not item.strip():
+                    continue
+                key, sep, value = item.partition("=")
+                if not sep or not key.strip():
+                    raise ValueError(item)
+                out[unquote(key.strip())] = unquote(value.strip())
+            return out
+
+        return self._parse(names, {}, "comma-separated key=value pairs", parse)  # type: ignore[return-value]
+
+
+EXPORTER_NAMES = (
+    "console",
+    "otlp",
+    "otlp_proto_http",
+    "otlp_proto_grpc",
+    "xray",
+    "gcp_trace",
+    "azure_monitor",
+    "file",
+    "memory",
+    "none",
+)
+SAMPLER_NAMES = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+PROPAGATOR_NAMES = (
+    "tracecontext",
+    "baggage",
+    "xray",
+    "xray-lambda",
+    "b3",
+    "b3multi",
+    "cloud_trace",
+    "gcp",
+    "request_id",
+    "none",
+)
+
+
+def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Problem]]:
+    """Parse `environ` (default `os.environ`) into settings plus the problems found."""
+    env = dict(os.environ if environ is None else environ)
+    r = _Reader(env)
+    limits = SpanLimits(
+        attribute_count=r.integer(
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT", default=128
+        ),
+        event_count=r.integer("OTEL_SPAN_EVENT_COUNT_LIMIT", default=128),
+        link_count=r.integer("OTEL_SPAN_LINK_COUNT_LIMIT", default=128),
+        attribute_value_length=r.optional_integer(
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", minimum=1
+        ),
+        event_attribute_count=r.integer("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", default=128),
+        link_attribute_count=r.integer("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", default=128),
+    )
+    settings = Settings(
+        disabled=r.boolean("OTEL_SDK_DISABLED", default=False) or r.boolean("NEXS_DISABLED", default=False),
+        service_name=env.get("OTEL_SERVICE_NAME") or None,
+        resource_attributes=r.key_values("OTEL_RESOURCE_ATTRIBUTES"),
+        exporters=r.names("OTEL_TRACES_EXPORTER", default=("console",), choices=EXPORTER_NAMES),
+        sampler=r.choice("OTEL_TRACES_SAMPLER", default="parentbased_always_on", choices=SAMPLER_NAMES),
+        sampler_arg=r.number("OTEL_TRACES_SAMPLER_ARG", default=1.0, minimum=0.0, maximum=1.0),
+        propagators=r.names(
+            "OTEL_PROPAGATORS", default=("tracecontext", "baggage", "xray"), choices=PROPAGATOR_NAMES
+        ),
+        limits=limits,
+        pool_size=r.integer("NEXS_SPAN_POOL_SIZE", default=256),
+        max_buffered_spans=r.integer("NEXS_MAX_BUFFERED_SPANS", default=4096, minimum=1),
+        flush_timeout_ms=r.integer("NEXS_FLUSH_TIMEOUT_MS", default=1000, minimum=1),
+        flush_safety_margin_ms=r.integer("NEXS_FLUSH_SAFETY_MARGIN_MS", default=50),
+        timeout_guard_ms=r.integer("NEXS_TIMEOUT_GUARD_MS", default=250),
+        proactive_init_ms=r.integer("NEXS_PROACTIVE_INIT_MS", default=10_000, minimum=1),
+        capture_event=r.boolean("NEXS_CAPTURE_EVENT", default=False),
+        capture_response=r.boolean("NEXS_CAPTURE_RESPONSE", default=False),
+        capture_max_length=r.integer("NEXS_CAPTURE_MAX_LENGTH", default=4096, minimum=16),
+        environ=env,
+    )
+    return settings, r.problems
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Like `load`, but each problem is logged as one warning line."""
+    settings, problems = load(environ)
+    logger = logging.getLogger("nexs_serverless")
+    for problem in problems:
+        logger.warning("nexs_serverless: %s", problem)
+    return settings
+
+
+def read_env(name: str) -> str:
+    """The live value of a per-invocation variable (``_X_AMZN_TRACE_ID``), or ''.
+
+    Lambda's runtime rewrites some variables for every invocation, so they
+    cannot come from the snapshot taken at load time.
+    """
+    return os.environ.get(name, "")

@@ -1,0 +1,180 @@
+"""`@traced_handler`: the decorator users put on their handler.
+
+This module is on the import path, so it holds only the decorator and the
+process facts that must be stamped at import (when the package was loaded);
+the per-invocation machinery lives in `invocation` and loads on the first
+call. The decorator's closure holds setup only: nothing about one invocation
+is stored on it, so concurrent and nested invocations cannot mix.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from .runtime import runtime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+    from typing import Any, ParamSpec, TypeVar, overload
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+
+__all__ = ["ProcessState", "process", "traced_handler"]
+
+_CO_COROUTINE = 0x0080
+_MARK = "__nexs_traced__"
+
+
+class ProcessState:
+    """When this package was imported and how many invocations the process has served.
+
+    One object that tests reset (`nexs_serverless.testing`), rather than a
+    module-global cold-start flag they must patch.
+    """
+
+    __slots__ = ("exit_hook_installed", "import_monotonic", "invocations")
+
+    def __init__(self) -> None:
+        self.import_monotonic = time.monotonic()
+        self.invocations = 0
+        self.exit_hook_installed = False
+
+    def reset(self) -> None:
+        """Make the next invocation a cold start again."""
+        self.import_monotonic = time.monotonic()
+        self.invocations = 0
+
+
+process = ProcessState()
+
+
+class Options:
+    """The decorator's arguments, validated once at decoration time."""
+
+    __slots__ = ("capture_event", "capture_response", "flush_timeout_ms", "name")
+
+    def __init__(
+        self,
+        name: str | None,
+        capture_response: bool | None,
+        capture_event: bool | None,
+        flush_timeout_ms: int | None,
+    ) -> None:
+        if flush_timeout_ms is not None and (type(flush_timeout_ms) is not int or flush_timeout_ms < 1):
+            raise ValueError(f"flush_timeout_ms must be a positive int, got {flush_timeout_ms!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"name must be a non-empty str, got {name!r}")
+        self.name = name
+        self.capture_response = capture_response
+        self.capture_event = capture_event
+        self.flush_timeout_ms = flush_timeout_ms
+
+
+if TYPE_CHECKING:
+
+    @overload
+    def traced_handler(fn: Callable[P, R], /) -> Callable[P, R]: ...
+
+    @overload
+    def traced_handler(
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        capture_response: bool | None = None,
+        capture_event: bool | None = None,
+        flush_timeout_ms: int | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def traced_handler(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    capture_response: bool | None = None,
+    capture_event: bool | None = None,
+    flush_timeout_ms: int | None = None,
+) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+    """Trace a serverless handler: a root span per call, FaaS attributes, flush on return.
+
+    Works bare (``@traced_handler``) or with options, on plain and ``async
+    def`` handlers. Wrapping twice is a no-op, and with the kill switch on at
+    decoration time (``OTEL_SDK_DISABLED=true`` or ``NEXS_DISABLED=true``) the
+    function is returned unchanged, so tracing then costs nothing.
+
+    Args:
+        fn: the handler, when used bare.
+        name: root span name (default: the HTTP route, else the function name).
+        capture_response: record the return value as ``nexs.response``
+            (default ``NEXS_CAPTURE_RESPONSE``).
+        capture_event: record the event as ``nexs.event`` (default ``NEXS_CAPTURE_EVENT``).
+        flush_timeout_ms: flush budget (default ``NEXS_FLUSH_TIMEOUT_MS``), always
+            capped by the invocation's remaining time minus a safety margin.
+
+    Raises:
+        ValueError: for an invalid option (at decoration time).
+    """
+    options = Options(name, capture_response, capture_event, flush_timeout_ms)
+    if fn is None:
+        return lambda f: _decorate(f, options)
+    return _decorate(fn, options)
+
+
+_machinery: list[ModuleType] = []
+
+
+def _invocation() -> ModuleType:
+    """The per-invocation module, imported on the first call."""
+    if not _machinery:
+        from . import invocation
+
+        _machinery.append(invocation)
+    return _machinery[0]
+
+
+def _decorate(fn: Callable[P, R], options: Options) -> Callable[P, R]:
+    if getattr(fn, _MARK, False) or runtime.settings.disabled:
+        return fn
+    wrapper: Callable[..., Any]
+    if getattr(getattr(fn, "__code__", None), "co_flags", 0) & _CO_COROUTINE:
+
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            machinery = _machinery[0] if _machinery else _invocation()
+            invocation = machinery.begin(fn, options, args, kwargs)
+            try:
+                result = await fn(*args, **kwargs)  # type: ignore[misc]
+            except BaseException as exc:
+                machinery.fail(invocation, exc)
+                raise
+            else:
+                machinery.succeed(invocation, result)
+            finally:
+                machinery.finish(invocation, options)
+            return result
+
+        wrapper = async_wrapper
+    else:
+
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            machinery = _machinery[0] if _machinery else _invocation()
+            invocation = machinery.begin(fn, options, args, kwargs)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                machinery.fail(invocation, exc)
+                raise
+            else:
+                machinery.succeed(invocation, result)
+            finally:
+                machinery.finish(invocation, options)
+            return result
+
+        wrapper = sync_wrapper
+    wrapped: Callable[P, R] = functools.wraps(fn)(wrapper)
+    setattr(wrapped, _MARK, True)
+    return wrapped

@@ -1,0 +1,216 @@
+"""One invocation, start to flush: what `@traced_handler` does around the user's call.
+
+`begin` starts the root span with the platform's and the trigger's attributes
+and arms the timeout guard; `succeed`/`fail` record the outcome; `finish`
+ends the root span and flushes within min(flush timeout, remaining time minus
+a safety margin). Each is wrapped so that a tracer failure is swallowed,
+counted and logged once: the handler's result and exceptions are untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from . import _guard as guard
+from . import _stats as stats
+from ._watchdog import watchdog
+from .context import _current
+from .flushing import flush
+from .handler import process
+from .model import StatusCode
+from .platforms import aws
+from .runtime import runtime
+from .tracing import tracer
+from .triggers import describe
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextvars import Token
+    from typing import Any
+
+    from .handler import Options
+    from .model import SpanContext
+    from .span import Span
+    from .triggers import Trigger
+
+__all__ = ["Invocation", "begin", "fail", "finish", "succeed"]
+
+
+class Invocation:
+    """What one call needs to finish what `begin` started (lives in the wrapper's locals)."""
+
+    __slots__ = ("capture_response", "context", "root", "ticket", "token", "trigger")
+
+    def __init__(
+        self,
+        root: Span,
+        token: Token[Span | SpanContext | None],
+        trigger: Trigger,
+        context: object,
+        capture_response: bool,
+    ) -> None:
+        self.root = root
+        self.token = token
+        self.trigger = trigger
+        self.context = context
+        self.ticket = 0
+        self.capture_response = capture_response
+
+
+def begin(
+    fn: Callable[..., Any], options: Options, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Invocation | None:
+    """Start the root span; None when disabled or when anything goes wrong."""
+    settings = runtime.settings
+    if settings.disabled:
+        return None
+    try:
+        event = args[0] if args else kwargs.get("event")
+        context = args[1] if len(args) > 1 else kwargs.get("context")
+        trigger = describe(event)
+        attrs = aws.invocation_attributes(context, settings)
+        attrs["faas.trigger"] = trigger.trigger
+        attrs.update(trigger.attributes)
+        _cold_start_attributes(
+            attrs, settings.proactive_init_ms, settings.env("AWS_LAMBDA_INITIALIZATION_TYPE")
+        )
+        span_name = options.name or trigger.name or str(attrs.get("faas.name") or fn.__qualname__)
+        root = tracer.span(
+            span_name, kind=trigger.kind, attributes=attrs, links=trigger.links, parent=trigger.parent
+        )
+        capture_event = options.capture_event
+        if capture_event if capture_event is not None else settings.capture_event:
+            root.set_attribute("nexs.event", _captured(event, settings.capture_max_length))
+        capture_response = options.capture_response
+        invocation = Invocation(
+            root,
+            _current.set(root),
+            trigger,
+            context,
+            capture_response if capture_response is not None else settings.capture_response,
+        )
+        _arm_timeout_guard(invocation, context, settings.timeout_guard_ms)
+        return invocation
+    except Exception as exc:
+        guard.report("begin_invocation", exc)
+        return None
+
+
+def succeed(invocation: Invocation | None, result: object) -> None:
+    """Record the handler's return value (HTTP status, captured response)."""
+    if invocation is None:
+        return
+    try:
+        root = invocation.root
+        if invocation.trigger.on_result is not None:
+            invocation.trigger.on_result(root, result)
+        if invocation.capture_response:
+            root.set_attribute("nexs.response", _captured(result, runtime.settings.capture_max_length))
+    except Exception as exc:
+        guard.report("record_result", exc)
+
+
+def fail(invocation: Invocation | None, exc: BaseException) -> None:
+    """Record the handler's exception on the root span (the wrapper re-raises it)."""
+    if invocation is None:
+        return
+    try:
+        root = invocation.root
+        root.record_exception(exc)
+        root.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+    except Exception as err:
+        guard.report("record_exception", err)
+
+
+def finish(invocation: Invocation | None, options: Options) -> None:
+    """End the root span, restore the context, flush within the budget."""
+    if invocation is None:
+        return
+    try:
+        if invocation.ticket:
+            watchdog.disarm(invocation.ticket)
+        invocation.root.end()
+        try:
+            _current.reset(invocation.token)
+        except ValueError:
+            _current.set(None)
+        settings = runtime.settings
+        budget = float(options.flush_timeout_ms or settings.flush_timeout_ms)
+        remaining = aws.remaining_ms(invocation.context)
+        if remaining is not None:
+            budget = min(budget, remaining - settings.flush_safety_margin_ms)
+        flush(max(budget, 0.0), reason="return")
+    except Exception as exc:
+        guard.report("finish_invocation", exc)
+
+
+def _cold_start_attributes(attrs: dict[str, object], proactive_ms: int, init_type: str) -> None:
+    first = process.invocations == 0
+    process.invocations += 1
+    if not first:
+        attrs["faas.coldstart"] = False
+        return
+    waited_ms = (time.monotonic() - process.import_monotonic) * 1000.0
+    attrs["nexs.init.to_first_invocation_ms"] = round(waited_ms, 3)
+    if init_type == "provisioned-concurrency":
+        attrs["faas.coldstart"] = False
+        attrs["nexs.init.type"] = "provisioned-concurrency"
+    elif waited_ms > proactive_ms:
+        attrs["faas.coldstart"] = False
+        attrs["nexs.init.type"] = "proactive"
+    else:
+        attrs["faas.coldstart"] = True
+        attrs["nexs.init.type"] = init_type or "on-demand"
+    if not process.exit_hook_installed:
+        import atexit
+
+        process.exit_hook_installed = True
+        atexit.register(_flush_at_exit)
+
+
+def _arm_timeout_guard(invocation: Invocation, context: object, margin_ms: int) -> None:
+    if margin_ms <= 0:
+        return
+    remaining = aws.remaining_ms(context)
+    if remaining is None:
+        return
+    due = time.monotonic() + max(0.0, remaining - margin_ms) / 1000.0
+    root = invocation.root
+
+    def on_deadline() -> None:
+        stats.incr("timeout_guard_fired")
+        root.set_attribute("nexs.timed_out", True)
+        root.set_status(
+            StatusCode.ERROR,
+            f"invocation timed out (timeout guard flushed {margin_ms} ms before the deadline)",
+        )
+        now = time.time_ns()
+        for span in runtime.buffer.running():
+            span.set_attribute("nexs.force_ended", True)
+            span.force_ended = True
+            span.end(now)
+        left = aws.remaining_ms(context)
+        flush(max(0.0, (left if left is not None else margin_ms) - 10.0), reason="timeout")
+
+    invocation.ticket = watchdog.arm(due, on_deadline)
+
+
+def _flush_at_exit() -> None:
+    """Last chance at interpreter exit: send what has ended."""
+    try:
+        flush(runtime.settings.flush_timeout_ms, reason="exit")
+    except Exception as exc:  # pragma: no cover - interpreter shutting down
+        guard.report("exit_flush", exc)
+
+
+def _captured(value: object, max_length: int) -> str:
+    try:
+        text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
+    except Exception:
+        text = repr(value)
+    if len(text) > max_length:
+        stats.incr("captures_truncated")
+        return text[:max_length] + "…[truncated]"
+    return text

@@ -1,0 +1,78 @@
+"""AWS Lambda: resource attributes from the environment, invocation attributes from the context.
+
+Attribute names follow OpenTelemetry's FaaS and cloud semantic conventions
+(``faas.*``, ``cloud.*``); `faas.max_memory` is in bytes, as they specify.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..config import Settings
+
+__all__ = ["detect", "invocation_attributes", "remaining_ms", "resource_attributes"]
+
+_MIB = 1024 * 1024
+
+
+def detect(settings: Settings) -> bool:
+    """True inside Lambda (the runtime sets ``AWS_LAMBDA_FUNCTION_NAME``)."""
+    return bool(settings.env("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def resource_attributes(settings: Settings) -> dict[str, object]:
+    """``cloud.*`` and ``faas.*`` resource attributes from Lambda's environment."""
+    attrs: dict[str, object] = {"cloud.provider": "aws", "cloud.platform": "aws_lambda"}
+    for key, variable in (
+        ("cloud.region", "AWS_REGION"),
+        ("faas.name", "AWS_LAMBDA_FUNCTION_NAME"),
+        ("faas.version", "AWS_LAMBDA_FUNCTION_VERSION"),
+        ("faas.instance", "AWS_LAMBDA_LOG_STREAM_NAME"),
+    ):
+        value = settings.env(variable)
+        if value:
+            attrs[key] = value
+    memory = settings.env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    if memory.isdigit():
+        attrs["faas.max_memory"] = int(memory) * _MIB
+    return attrs
+
+
+def invocation_attributes(context: object, settings: Settings) -> dict[str, object]:
+    """Root-span attributes for one invocation, read from the Lambda context object."""
+    attrs = resource_attributes(settings)
+    request_id = getattr(context, "aws_request_id", None)
+    if request_id:
+        attrs["faas.invocation_id"] = str(request_id)
+    for key, name in (
+        ("faas.name", "function_name"),
+        ("faas.version", "function_version"),
+        ("faas.instance", "log_stream_name"),
+    ):
+        value = getattr(context, name, None)
+        if value:
+            attrs[key] = str(value)
+    memory = getattr(context, "memory_limit_in_mb", None)
+    if memory is not None and str(memory).isdigit():
+        attrs["faas.max_memory"] = int(memory) * _MIB
+    arn = getattr(context, "invoked_function_arn", None)
+    if arn:
+        arn = str(arn)
+        attrs["cloud.resource_id"] = arn
+        parts = arn.split(":")
+        if len(parts) > 4 and parts[4]:
+            attrs["cloud.account.id"] = parts[4]
+        if len(parts) > 3 and parts[3] and "cloud.region" not in attrs:
+            attrs["cloud.region"] = parts[3]
+    return attrs
+
+
+def remaining_ms(context: object) -> float | None:
+    """Milliseconds left in the invocation, or None when the context cannot tell."""
+    getter = getattr(context, "get_remaining_time_in_millis", None)
+    if getter is None:
+        return None
+    try:
+        return float(getter())
+    except Exception:
+        return None

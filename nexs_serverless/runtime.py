@@ -1,0 +1,223 @@
+"""Process-wide tracer state, and `configure` which replaces it.
+
+One `Runtime` lives for the whole process (warm invocations share its pool,
+buffer and exporters). Exporters are built on first flush, not at import, so
+that importing the package costs nothing and a configured OTLP exporter's
+modules load during the first invocation's init, not on the cold path.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from . import _stats as stats
+from . import config
+from .buffer import SpanBuffer
+from .model import InstrumentationScope
+from .pool import SpanPool
+from .span import state as span_state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any
+
+    from .sampling.head import AlwaysOff, AlwaysOn, ParentBased, TraceIdRatio
+
+    Sampler = AlwaysOn | AlwaysOff | TraceIdRatio | ParentBased
+
+__all__ = ["Runtime", "configure", "runtime", "stats_snapshot"]
+
+VERSION = "0.1.0"
+
+
+class Runtime:
+    """Settings plus the live objects built from them."""
+
+    __slots__ = (
+        "_explicit",
+        "_exporters",
+        "buffer",
+        "flush_lock",
+        "platform",
+        "pool",
+        "sampler",
+        "settings",
+    )
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.flush_lock = threading.Lock()
+        self._explicit: list[object] | None = None
+        self._exporters: list[object] | None = None
+        self.pool = SpanPool(settings.pool_size)
+        self.buffer = SpanBuffer(settings.max_buffered_spans)
+        self.settings = settings
+        self.sampler: Sampler | None = _sampler(settings)
+        self.platform = ""
+        self.apply(settings)
+
+    def apply(self, settings: config.Settings) -> None:
+        """Adopt `settings`: limits, resource, sampler, buffer bound, pool size."""
+        self.settings = settings
+        self.sampler = _sampler(settings)
+        self.buffer.max_spans = settings.max_buffered_spans
+        if settings.pool_size != self.pool.size:
+            self.pool = SpanPool(settings.pool_size)
+        span_state.limits = settings.limits
+        span_state.set_resource_factory(lambda: build_resource_attributes(settings))  # type: ignore[arg-type,return-value]
+        span_state.scope = InstrumentationScope("nexs_serverless", VERSION)
+        self._exporters = None
+
+    def exporters(self) -> list[object]:
+        """The exporters to flush to, built on first use."""
+        current = self._exporters
+        if current is None:
+            current = self._exporters = self._build_exporters()
+        return current
+
+    def set_exporters(self, exporters: Sequence[object] | None) -> None:
+        """Use `exporters` instead of ``OTEL_TRACES_EXPORTER`` (None: back to the environment)."""
+        self._explicit = None if exporters is None else list(exporters)
+        self._exporters = None
+
+    def _build_exporters(self) -> list[object]:
+        from . import _guard as guard
+        from .exporters import create
+        from .exporters.adapt import adapt
+
+        if self._explicit is not None:
+            return [adapt(exporter) for exporter in self._explicit]
+        built: list[object] = []
+        for name in self.settings.exporters:
+            if name == "none":
+                continue
+            try:
+                built.append(adapt(create(name, self.settings)))
+            except Exception as exc:  # a missing extra must not break the handler
+                guard.report(f"exporter:{name}", exc)
+        return built
+
+
+def _sampler(settings: config.Settings) -> Sampler | None:
+    """None stands for the default, parent-based always-on, which needs no call per trace."""
+    if settings.sampler == "parentbased_always_on":
+        return None
+    from .sampling.head import create
+
+    return create(settings.sampler, settings.sampler_arg)
+
+
+def build_resource_attributes(settings: config.Settings) -> dict[str, object]:
+    """``service.name``, the SDK's identity, the platform's attributes, then ``OTEL_RESOURCE_ATTRIBUTES``."""
+    from .platforms import resource_attributes
+
+    platform_attrs = resource_attributes(settings)
+    attrs: dict[str, object] = {
+        "telemetry.sdk.name": "nexs_serverless",
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.version": VERSION,
+    }
+    attrs.update(platform_attrs)
+    attrs.update(settings.resource_attributes)
+    attrs["service.name"] = (
+        settings.service_name
+        or settings.resource_attributes.get("service.name")
+        or platform_attrs.get("faas.name")
+        or "unknown_service"
+    )
+    return attrs
+
+
+runtime = Runtime(config.from_env())
+
+_UNSET = object()
+
+
+def configure(
+    *,
+    exporters: Sequence[object] | object | None = _UNSET,
+    service_name: str | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    sampler: str | None = None,
+    sampler_arg: float | None = None,
+    pool_size: int | None = None,
+    max_buffered_spans: int | None = None,
+    flush_timeout_ms: int | None = None,
+    timeout_guard_ms: int | None = None,
+    capture_event: bool | None = None,
+    capture_response: bool | None = None,
+    disabled: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Configure the tracer in code; arguments given here beat the environment.
+
+    Args:
+        exporters: exporter objects (ours or OpenTelemetry SDK `SpanExporter`s);
+            None returns to ``OTEL_TRACES_EXPORTER``.
+        service_name: ``service.name`` (else ``OTEL_SERVICE_NAME``, else the function name).
+        resource_attributes: extra resource attributes, merged over ``OTEL_RESOURCE_ATTRIBUTES``.
+        sampler: an ``OTEL_TRACES_SAMPLER`` name.
+        sampler_arg: the sampler's ratio (``OTEL_TRACES_SAMPLER_ARG``).
+        pool_size: span records kept ready (0 turns the pool off).
+        max_buffered_spans: spans held before a flush; more are dropped and counted.
+        flush_timeout_ms: flush budget at the end of an invocation.
+        timeout_guard_ms: flush this long before the invocation's deadline (0: off).
+        capture_event: record the triggering event on the root span.
+        capture_response: record the handler's response on the root span.
+        disabled: the kill switch (same as ``OTEL_SDK_DISABLED``).
+        environ: read this mapping instead of `os.environ` (tests, `config check`).
+
+    Raises:
+        ConfigError: for a value that cannot be used.
+    """
+    base = config.from_env(environ)
+    changes: dict[str, object] = {}
+    checks: tuple[tuple[str, object, Callable[[Any], bool]], ...] = (
+        ("service_name", service_name, lambda v: isinstance(v, str) and bool(v)),
+        ("pool_size", pool_size, lambda v: _is_int(v, 0)),
+        ("max_buffered_spans", max_buffered_spans, lambda v: _is_int(v, 1)),
+        ("flush_timeout_ms", flush_timeout_ms, lambda v: _is_int(v, 1)),
+        ("timeout_guard_ms", timeout_guard_ms, lambda v: _is_int(v, 0)),
+        ("capture_event", capture_event, lambda v: isinstance(v, bool)),
+        ("capture_response", capture_response, lambda v: isinstance(v, bool)),
+        ("disabled", disabled, lambda v: isinstance(v, bool)),
+        ("sampler", sampler, lambda v: v in config.SAMPLER_NAMES),
+        ("sampler_arg", sampler_arg, lambda v: isinstance(v, (int, float)) and 0 <= v <= 1),
+    )
+    for name, value, check in checks:
+        if value is None:
+            continue
+        if not check(value):
+            raise config.ConfigError(f"configure({name}={value!r}): invalid value")
+        changes[name] = value
+    if resource_attributes is not None:
+        changes["resource_attributes"] = {**base.resource_attributes, **dict(resource_attributes)}
+    settings = base.replace(**changes)
+    if exporters is not _UNSET:
+        if exporters is not None and not _is_exporter_list(exporters):
+            raise config.ConfigError("configure(exporters=...) takes a list of exporter objects")
+        runtime.set_exporters(exporters)  # type: ignore[arg-type]
+    runtime.apply(settings)
+
+
+def _is_int(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_exporter_list(value: object) -> bool:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return False
+    items: Iterable[object] = value
+    return all(callable(getattr(item, "export", None)) for item in items)
+
+
+def stats_snapshot() -> dict[str, float]:
+    """Counters since the process started: spans, pool, flushes, drops, errors."""
+    out = stats.snapshot()
+    pool = runtime.pool
+    out["pool_hits"] = pool.hits
+    out["pool_misses"] = pool.misses
+    out["pool_recycled"] = pool.recycled
+    out["pool_free"] = pool.free
+    out["spans_buffered"] = len(runtime.buffer.spans)
+    return out

@@ -1,0 +1,366 @@
+"""The span record: a mutable, slotted object that the pool hands out and takes back.
+
+A `Span` is started by `Tracer.span` (which fills its identity fields inline,
+because a method call with ten arguments costs more than the rest of the start),
+used as a context manager to become the current span, and ended once. After
+it ends it is read-only; after it is exported it may be reset and reused by
+the pool, which is why exporters that keep spans store `FinishedSpan` copies.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+from . import _stats as stats
+from .attributes import DROP, SpanLimits, clean_value
+from .context import _current
+from .model import Event, InstrumentationScope, Link, Resource, SpanContext, StatusCode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from contextvars import Token
+    from types import TracebackType
+
+    from .attributes import AttributeValue
+
+__all__ = ["NonRecordingSpan", "Span"]
+
+_time_ns = time.time_ns
+
+
+class _State:
+    """Settings every span reads: limits, resource and scope; swapped by `configure`.
+
+    The resource is built on first read (the first export), not at import:
+    detecting the platform is work that a cold start should not pay twice.
+    """
+
+    __slots__ = ("_resource", "limits", "resource_factory", "scope")
+
+    def __init__(self) -> None:
+        self.limits = SpanLimits()
+        self._resource: Resource | None = None
+        self.resource_factory: Callable[[], Mapping[str, AttributeValue]] = dict
+        self.scope = InstrumentationScope("nexs_serverless", "0")
+
+    @property
+    def resource(self) -> Resource:
+        """The process's resource, built on first use."""
+        resource = self._resource
+        if resource is None:
+            resource = self._resource = Resource(self.resource_factory())
+        return resource
+
+    def set_resource_factory(self, factory: Callable[[], Mapping[str, AttributeValue]]) -> None:
+        """Use `factory` to build the resource, at the next read."""
+        self.resource_factory = factory
+        self._resource = None
+
+
+state = _State()
+
+
+class Span:
+    """One operation in a trace, recorded in memory until the invocation's flush.
+
+    Use it as a context manager (``with tracer.span("work") as span:``) to make
+    it the current span; an exception leaving the block is recorded as an
+    ``exception`` event and sets status ERROR, then propagates unchanged.
+    Once ended, mutations are ignored. Do not keep a span after its invocation
+    returns: records are recycled by the span pool once exported.
+    """
+
+    __slots__ = (
+        "_token",
+        "attributes",
+        "dropped_attributes",
+        "dropped_events",
+        "dropped_links",
+        "end_ns",
+        "events",
+        "force_ended",
+        "kind",
+        "links",
+        "name",
+        "parent_is_remote",
+        "parent_span_id",
+        "span_id",
+        "start_ns",
+        "status_code",
+        "status_description",
+        "trace_flags",
+        "trace_id",
+        "trace_state",
+    )
+
+    name: str
+    trace_id: int
+    span_id: int
+    parent_span_id: int
+    trace_flags: int
+    trace_state: tuple[tuple[str, str], ...]
+    parent_is_remote: bool
+    kind: int
+    start_ns: int
+
+    def __init__(self) -> None:
+        # Only what `reset` restores; identity fields are filled by `Tracer.span`.
+        self.end_ns = 0
+        self.attributes: dict[str, AttributeValue] = {}
+        # Events and links are rare: an empty tuple until the first one, so a
+        # pooled record costs two allocations (itself, its dict), not four.
+        self.events: list[Event] | tuple[()] = ()
+        self.links: list[Link] | tuple[()] = ()
+        self.status_code: int = StatusCode.UNSET
+        self.status_description: str | None = None
+        self.dropped_attributes = 0
+        self.dropped_events = 0
+        self.dropped_links = 0
+        self.force_ended = False
+        self._token: Token[Span | SpanContext | None] | None = None
+
+    def reset(self) -> None:
+        """Return the record to its freshly-allocated state (the pool calls this)."""
+        self.end_ns = 0
+        self.attributes.clear()
+        if self.events:
+            self.events = ()
+        if self.links:
+            self.links = ()
+        self.status_code = StatusCode.UNSET
+        self.status_description = None
+        self.dropped_attributes = 0
+        self.dropped_events = 0
+        self.dropped_links = 0
+        self.force_ended = False
+        self._token = None
+
+    # -- mutation ---------------------------------------------------------------
+
+    def set_attribute(self, key: str, value: object) -> None:
+        """Set one attribute; a bad value is converted or dropped and counted, never raised."""
+        if self.end_ns:
+            return
+        attrs = self.attributes
+        if key not in attrs and len(attrs) >= state.limits.attribute_count:
+            self.dropped_attributes += 1
+            return
+        cleaned = clean_value(value, state.limits.attribute_value_length)
+        if cleaned is DROP or type(key) is not str or not key:
+            self.dropped_attributes += 1
+            stats.incr("attributes_dropped")
+            return
+        attrs[key] = cleaned  # type: ignore[assignment]
+
+    def set_attributes(self, attributes: Mapping[str, object]) -> None:
+        """Set several attributes (same rules as `set_attribute`)."""
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(
+        self,
+        name: str,
+        attributes: Mapping[str, object] | None = None,
+        timestamp_ns: int | None = None,
+    ) -> None:
+        """Add a timestamped event; beyond the event limit it is counted as dropped."""
+        if self.end_ns:
+            return
+        if len(self.events) >= state.limits.event_count:
+            self.dropped_events += 1
+            return
+        cleaned, dropped = _clean_mapping(attributes, state.limits.event_attribute_count)
+        event = Event(str(name), timestamp_ns or _time_ns(), cleaned, dropped)
+        events = self.events
+        if type(events) is tuple:
+            self.events = [event]
+        else:
+            events.append(event)  # type: ignore[union-attr]
+
+    def add_link(self, context: SpanContext, attributes: Mapping[str, object] | None = None) -> None:
+        """Link this span to another context (OpenTelemetry allows links after start)."""
+        if self.end_ns:
+            return
+        if len(self.links) >= state.limits.link_count:
+            self.dropped_links += 1
+            return
+        cleaned, dropped = _clean_mapping(attributes, state.limits.link_attribute_count)
+        link = Link(context, cleaned, dropped)
+        links = self.links
+        if type(links) is tuple:
+            self.links = [link]
+        else:
+            links.append(link)  # type: ignore[union-attr]
+
+    def record_exception(
+        self, exception: BaseException, attributes: Mapping[str, object] | None = None
+    ) -> None:
+        """Add an OpenTelemetry ``exception`` event (type, message, stack trace)."""
+        if self.end_ns:
+            return
+        exc_type = type(exception)
+        module = exc_type.__module__
+        qualname = exc_type.__qualname__
+        event_attrs: dict[str, object] = {
+            "exception.type": qualname if module in ("builtins", "__main__") else f"{module}.{qualname}",
+            "exception.message": _safe_str(exception),
+            "exception.stacktrace": "".join(
+                traceback.format_exception(exc_type, exception, exception.__traceback__)
+            ),
+        }
+        if attributes:
+            event_attrs.update(attributes)
+        self.add_event("exception", event_attrs)
+
+    def set_status(self, code: int, description: str | None = None) -> None:
+        """Set the status (a `StatusCode`); OK is final, a description is kept only with ERROR."""
+        if self.end_ns or self.status_code == StatusCode.OK or code not in (0, 1, 2):
+            return
+        self.status_code = code
+        self.status_description = description if code == StatusCode.ERROR else None
+
+    def update_name(self, name: str) -> None:
+        """Rename the span (e.g. once the HTTP route is known)."""
+        if not self.end_ns:
+            self.name = name
+
+    def end(self, end_ns: int | None = None) -> None:
+        """End the span; later calls do nothing."""
+        if not self.end_ns:
+            self.end_ns = end_ns or _time_ns()
+
+    def is_recording(self) -> bool:
+        """True until the span ends (False for non-recording spans)."""
+        return not self.end_ns
+
+    # -- context manager --------------------------------------------------------
+
+    def __enter__(self) -> Span:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and not self.end_ns:
+            self.record_exception(exc)
+            if self.status_code == StatusCode.UNSET:
+                self.set_status(
+                    StatusCode.ERROR, f"{exc_type.__name__}: {_safe_str(exc)}" if exc_type else None
+                )
+        if not self.end_ns:
+            self.end_ns = _time_ns()
+        token = self._token
+        if token is not None:
+            self._token = None
+            try:
+                _current.reset(token)
+            except ValueError:  # exited in another context (e.g. a generator moved threads)
+                _current.set(None)
+
+    # -- read side (the names OpenTelemetry SDK exporters use) -------------------
+
+    @property
+    def context(self) -> SpanContext:
+        """This span's `SpanContext`, for propagation and links."""
+        return SpanContext(self.trace_id, self.span_id, self.trace_flags, self.trace_state)
+
+    @property
+    def parent(self) -> SpanContext | None:
+        """The parent's context, or None for a root span."""
+        if not self.parent_span_id:
+            return None
+        return SpanContext(self.trace_id, self.parent_span_id, self.trace_flags, (), self.parent_is_remote)
+
+    @property
+    def start_time(self) -> int:
+        """Start, ns since the epoch."""
+        return self.start_ns
+
+    @property
+    def end_time(self) -> int | None:
+        """End, ns since the epoch, or None while running."""
+        return self.end_ns or None
+
+    @property
+    def resource(self) -> Resource:
+        """The process's resource (service, cloud, FaaS attributes)."""
+        return state.resource
+
+    @property
+    def instrumentation_scope(self) -> InstrumentationScope:
+        """Always this library."""
+        return state.scope
+
+    @property
+    def duration_ns(self) -> int:
+        """End minus start, 0 while running."""
+        return self.end_ns - self.start_ns if self.end_ns else 0
+
+    def __repr__(self) -> str:
+        return f"<Span {self.name!r} trace={self.trace_id:032x} span={self.span_id:016x}>"
+
+
+class NonRecordingSpan(Span):
+    """A span that carries context (ids, sampled=0) but records nothing.
+
+    Unsampled invocations use these so that children and outgoing calls still
+    propagate the trace, at the cost of an id and a context switch only.
+    """
+
+    __slots__ = ()
+
+    def set_attribute(self, key: str, value: object) -> None:
+        """Ignored."""
+
+    def add_event(
+        self,
+        name: str,
+        attributes: Mapping[str, object] | None = None,
+        timestamp_ns: int | None = None,
+    ) -> None:
+        """Ignored."""
+
+    def add_link(self, context: SpanContext, attributes: Mapping[str, object] | None = None) -> None:
+        """Ignored."""
+
+    def record_exception(
+        self, exception: BaseException, attributes: Mapping[str, object] | None = None
+    ) -> None:
+        """Ignored."""
+
+    def set_status(self, code: int, description: str | None = None) -> None:
+        """Ignored."""
+
+    def is_recording(self) -> bool:
+        """Always False."""
+        return False
+
+
+def _clean_mapping(
+    attributes: Mapping[str, object] | None, limit: int
+) -> tuple[dict[str, AttributeValue], int]:
+    if not attributes:
+        return {}, 0
+    max_length = state.limits.attribute_value_length
+    out: dict[str, AttributeValue] = {}
+    dropped = 0
+    for key, value in attributes.items():
+        cleaned = clean_value(value, max_length)
+        if cleaned is DROP or len(out) >= limit or type(key) is not str:
+            dropped += 1
+            continue
+        out[key] = cleaned  # type: ignore[assignment]
+    return out, dropped
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"

@@ -1,0 +1,97 @@
+"""HTTP events: API Gateway REST (v1) and HTTP (v2) APIs, Function URLs and ALB.
+
+Attributes follow OpenTelemetry's HTTP server conventions; the span is named
+``METHOD route`` when the route template is known, and the returned
+``statusCode`` becomes ``http.response.status_code`` (5xx sets status ERROR).
+"""
+
+from __future__ import annotations
+
+from ..model import SpanKind, StatusCode
+from . import Trigger
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..span import Span
+
+__all__ = ["describe", "match", "record_response"]
+
+
+def match(event: object) -> bool:
+    """API Gateway v1/v2, Function URL or ALB request events."""
+    if not isinstance(event, dict):
+        return False
+    ctx = event.get("requestContext")
+    if not isinstance(ctx, dict):
+        return False
+    return "httpMethod" in event or isinstance(ctx.get("http"), dict) or "elb" in ctx
+
+
+def describe(event: dict[str, object]) -> Trigger:
+    """HTTP server attributes for the root span."""
+    ctx: dict[str, object] = event["requestContext"]  # type: ignore[assignment]
+    http = ctx.get("http")
+    headers = _lower_keys(event.get("headers"))
+    attrs: dict[str, object] = {}
+    route: str | None = None
+    if isinstance(http, dict):  # HTTP API (payload 2.0) or Function URL
+        method = str(http.get("method", "")).upper()
+        path = str(http.get("path") or event.get("rawPath") or "")
+        route_key = str(event.get("routeKey") or "")
+        if route_key and route_key != "$default":
+            route = route_key.split(" ", 1)[-1]
+        if http.get("sourceIp"):
+            attrs["client.address"] = str(http["sourceIp"])
+        if http.get("userAgent"):
+            attrs["user_agent.original"] = str(http["userAgent"])
+        if http.get("protocol"):
+            attrs["network.protocol.version"] = str(http["protocol"]).partition("/")[2] or "1.1"
+        query = event.get("rawQueryString")
+        source = "lambda_url" if ".lambda-url." in str(ctx.get("domainName", "")) else "api_gateway_v2"
+    else:  # REST API (payload 1.0) or ALB
+        method = str(event.get("httpMethod", "")).upper()
+        path = str(event.get("path") or "")
+        if isinstance(event.get("resource"), str) and "elb" not in ctx:
+            route = str(event["resource"])
+        identity = ctx.get("identity")
+        if isinstance(identity, dict) and identity.get("sourceIp"):
+            attrs["client.address"] = str(identity["sourceIp"])
+        if headers.get("user-agent"):
+            attrs["user_agent.original"] = headers["user-agent"]
+        params = event.get("queryStringParameters")
+        query = "&".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else None
+        source = "alb" if "elb" in ctx else "api_gateway_v1"
+    attrs["http.request.method"] = method or "_OTHER"
+    attrs["url.path"] = path
+    if query:
+        attrs["url.query"] = str(query)
+    if route:
+        attrs["http.route"] = route
+    host = headers.get("host") or ctx.get("domainName")
+    if host:
+        attrs["server.address"] = str(host)
+    scheme = headers.get("x-forwarded-proto")
+    attrs["url.scheme"] = scheme or "https"
+    attrs["nexs.trigger.source"] = source
+    name = f"{method} {route}" if route else method or None
+    return Trigger("http", SpanKind.SERVER, name=name, attributes=attrs, on_result=record_response)
+
+
+def record_response(span: Span, result: object) -> None:
+    """``statusCode`` of a proxy response → ``http.response.status_code``; 5xx is an error."""
+    if not isinstance(result, dict):
+        return
+    code = result.get("statusCode")
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    if type(code) is not int:
+        return
+    span.set_attribute("http.response.status_code", code)
+    if code >= 500:
+        span.set_status(StatusCode.ERROR, f"HTTP {code}")
+
+
+def _lower_keys(headers: object) -> dict[str, str]:
+    if not isinstance(headers, dict):
+        return {}
+    return {str(k).lower(): str(v) for k, v in headers.items()}

@@ -1,0 +1,134 @@
+"""Cold-start cost of `import nexs_serverless` + decorating a handler, against the peers.
+
+Each sample is a fresh interpreter that first imports `awslambdaric.bootstrap`
+(what the Lambda runtime has loaded when it imports the user's module), then
+times, in-process, the import of the tracer and the decoration of a handler.
+Variants run interleaved so that machine noise hits them alike; the report is
+the median per variant and its ratio to ours. The whole-process wall time of
+each variant minus the bare baseline is reported too.
+
+    python scripts/bench_coldstart.py --runs 15 [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+# gc.collect() before timing: the runtime's own imports leave a pending generation-1
+# collection (about 2 ms here) that the first few hundred allocations of *any* code
+# would pay; collecting it first keeps that debt out of every variant alike.
+PRELUDE = "import awslambdaric.bootstrap, time, sys, gc\ngc.collect()\nt0 = time.perf_counter()\n"
+EPILOGUE = "\nprint((time.perf_counter() - t0) * 1e3)\n"
+
+VARIANTS: dict[str, str] = {
+    "baseline": "",
+    "nexs_serverless": (
+        "from nexs_serverless import traced_handler, tracer\n"
+        "@traced_handler\n"
+        "def handler(event, context):\n"
+        "    return 1\n"
+    ),
+    "opentelemetry_sdk_otlp": (
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import BatchSpanProcessor\n"
+        "from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter\n"
+        "provider = TracerProvider()\n"
+        "provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint='http://127.0.0.1:9/v1/traces')))\n"
+        "trace.set_tracer_provider(provider)\n"
+        "tracer = trace.get_tracer('bench')\n"
+        "def handler(event, context):\n"
+        "    return 1\n"
+    ),
+    "powertools_tracer": (
+        "from aws_lambda_powertools import Tracer\n"
+        "tracer = Tracer(service='bench', disabled=False)\n"
+        "@tracer.capture_lambda_handler\n"
+        "def handler(event, context):\n"
+        "    return 1\n"
+    ),
+}
+
+ENV_EXTRA = {
+    "AWS_LAMBDA_FUNCTION_NAME": "bench",
+    "AWS_REGION": "us-east-1",
+    "AWS_XRAY_SDK_ENABLED": "true",
+    "POWERTOOLS_TRACE_DISABLED": "false",
+}
+
+
+def sample(code: str, env: dict[str, str]) -> tuple[float, float]:
+    """(in-process ms, whole-process ms) for one fresh interpreter."""
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", PRELUDE + code + EPILOGUE],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    wall = (time.perf_counter() - started) * 1e3
+    return float(out.stdout.strip().splitlines()[-1]), wall
+
+
+def run(runs: int, variants: list[str]) -> dict[str, dict[str, float]]:
+    """Median in-process and whole-process times per variant."""
+    import os
+
+    env = {**os.environ, **ENV_EXTRA}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure with bytecode caches, as a layer ships them
+    # Import the package from a plain sys.path entry, as from a layer's /opt/python,
+    # not through an editable install's import hook.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", os.path.join(root, "nexs_serverless")], check=True, env=env
+    )
+    inproc: dict[str, list[float]] = {name: [] for name in variants}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    for name in variants:  # warm the bytecode caches and the page cache once
+        sample(VARIANTS[name], env)
+    for _ in range(runs):
+        for name in variants:
+            a, b = sample(VARIANTS[name], env)
+            inproc[name].append(a)
+            wall[name].append(b)
+    base_wall = statistics.median(wall["baseline"]) if "baseline" in wall else 0.0
+    return {
+        name: {
+            "import_ms_median": statistics.median(inproc[name]),
+            "process_ms_median": statistics.median(wall[name]),
+            "process_added_ms_median": statistics.median(wall[name]) - base_wall,
+        }
+        for name in variants
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--json", help="write results here")
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    if "baseline" not in variants:
+        variants.insert(0, "baseline")
+    results = run(args.runs, variants)
+    ours = results.get("nexs_serverless", {}).get("import_ms_median", 0.0)
+    print(f"cold start: median of {args.runs} fresh processes after awslambdaric.bootstrap")
+    print(f"{'variant':28} {'import+decorate ms':>18} {'process +ms':>12} {'x ours':>8}")
+    for name, r in results.items():
+        ratio = r["import_ms_median"] / ours if ours else float("nan")
+        print(f"{name:28} {r['import_ms_median']:18.2f} {r['process_added_ms_median']:12.2f} {ratio:8.1f}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"runs": args.runs, "results": results}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
