@@ -34,7 +34,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["ConfigError", "Problem", "Settings", "from_env", "load"]
+__all__ = ["ConfigError", "Problem", "Reader", "Settings", "from_env", "load", "report"]
 
 
 class ConfigError(ValueError):
@@ -117,8 +117,13 @@ class Settings:
         return self.environ.get(name, default)
 
 
-class _Reader:
-    """Reads typed values from one environment snapshot and collects problems."""
+class Reader:
+    """Reads typed values from one environment snapshot and collects problems.
+
+    Areas with settings of their own (exporters, sampling, redaction) parse
+    them with a `Reader` over `Settings.environ` (the snapshot, never
+    `os.environ`), then pass `problems` to `report`.
+    """
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
@@ -145,6 +150,8 @@ class _Reader:
             return default
 
     def boolean(self, *names: str, default: bool) -> bool:
+        """The first set variable of `names` as true/false/1/0/yes/no/on/off."""
+
         def parse(raw: str) -> bool:
             lowered = raw.lower()
             if lowered in ("true", "1", "yes", "on"):
@@ -156,6 +163,8 @@ class _Reader:
         return bool(self._parse(names, default, "true or false", parse))
 
     def integer(self, *names: str, default: int, minimum: int = 0) -> int:
+        """The first set variable of `names` as an integer >= `minimum`."""
+
         def parse(raw: str) -> int:
             value = int(raw)
             if value < minimum:
@@ -166,6 +175,8 @@ class _Reader:
         return value
 
     def optional_integer(self, *names: str, minimum: int = 0) -> int | None:
+        """Like `integer`, with None when no variable is set."""
+
         def parse(raw: str) -> int:
             value = int(raw)
             if value < minimum:
@@ -176,6 +187,8 @@ class _Reader:
         return None if result is None else int(result)  # type: ignore[call-overload]
 
     def number(self, *names: str, default: float, minimum: float, maximum: float) -> float:
+        """The first set variable of `names` as a float within [`minimum`, `maximum`]."""
+
         def parse(raw: str) -> float:
             value = float(raw)
             if not minimum <= value <= maximum:
@@ -185,6 +198,8 @@ class _Reader:
         return float(self._parse(names, default, f"a number from {minimum} to {maximum}", parse))  # type: ignore[arg-type]
 
     def choice(self, *names: str, default: str, choices: tuple[str, ...]) -> str:
+        """The first set variable of `names`, lower-cased, one of `choices`."""
+
         def parse(raw: str) -> str:
             lowered = raw.lower()
             if lowered not in choices:
@@ -194,6 +209,8 @@ class _Reader:
         return str(self._parse(names, default, "one of " + ", ".join(choices), parse))
 
     def names(self, *names: str, default: tuple[str, ...], choices: tuple[str, ...]) -> tuple[str, ...]:
+        """A comma list, each item one of `choices`."""
+
         def parse(raw: str) -> tuple[str, ...]:
             items = tuple(item.strip().lower() for item in raw.split(",") if item.strip())
             if not items or any(item not in choices for item in items):
@@ -203,6 +220,8 @@ class _Reader:
         return self._parse(names, default, "a comma list of " + ", ".join(choices), parse)  # type: ignore[return-value]
 
     def key_values(self, *names: str) -> dict[str, str]:
+        """``k=v,k2=v2`` pairs, percent-decoded (the ``OTEL_RESOURCE_ATTRIBUTES`` format)."""
+
         def parse(raw: str) -> dict[str, str]:
             from urllib.parse import unquote
 
@@ -256,7 +275,7 @@ PROPAGATOR_NAMES = (
 def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Problem]]:
     """Parse `environ` (default `os.environ`) into settings plus the problems found."""
     env = dict(os.environ if environ is None else environ)
-    r = _Reader(env)
+    r = Reader(env)
     limits = SpanLimits(
         attribute_count=r.integer(
             "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT", default=128
@@ -294,12 +313,17 @@ def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Probl
     return settings, r.problems
 
 
-def from_env(environ: Mapping[str, str] | None = None) -> Settings:
-    """Like `load`, but each problem is logged as one warning line."""
-    settings, problems = load(environ)
+def report(problems: list[Problem]) -> None:
+    """Log each problem as one warning line naming the variable, the value and the fallback."""
     logger = logging.getLogger("nexs_serverless")
     for problem in problems:
         logger.warning("nexs_serverless: %s", problem)
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Like `load`, but each problem is logged as one warning line."""
+    settings, problems = load(environ)
+    report(problems)
     return settings
 
 

@@ -19,7 +19,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["flush"]
+    from .runtime import Stage
+    from .span import Span
+
+__all__ = ["flush", "shutdown_flush"]
 
 
 def flush(budget_ms: float | None = None, *, reason: str = "manual") -> int:
@@ -38,20 +41,45 @@ def flush(budget_ms: float | None = None, *, reason: str = "manual") -> int:
         stats.incr("flush_lock_timeouts")
         return 0
     try:
-        spans = rt.buffer.take_ended()
-        if not spans:
+        taken = rt.buffer.take_ended()
+        if not taken:
             return 0
         stats.incr("flushes_" + reason)
-        stats.incr("spans_flushed", len(spans))
-        _export(rt.exporters(), spans, deadline)
-        rt.pool.release(spans)
-        return len(spans)
+        stats.incr("spans_flushed", len(taken))
+        _export(rt.exporters(), _run_stages(rt.stages(), taken), deadline)
+        rt.pool.release(taken)
+        return len(taken)
     except Exception as exc:
         guard.report("flush", exc)
         return 0
     finally:
         rt.flush_lock.release()
         stats.observe("flush_ms", (time.monotonic() - started) * 1000.0)
+
+
+def _run_stages(stages: list[Stage], spans: list[Span]) -> list[Span]:
+    for stage in stages:
+        try:
+            spans = stage(spans)
+        except Exception as exc:  # noqa: PERF203 - a broken stage must not lose the batch
+            guard.report("stage:" + getattr(stage, "__name__", type(stage).__name__), exc)
+    return spans
+
+
+def shutdown_flush(budget_ms: float, *, reason: str = "shutdown") -> None:
+    """Flush, then let every exporter send what it still holds (carry-over), within one budget."""
+    deadline = time.monotonic() + max(0.0, budget_ms) / 1000.0
+    flush(budget_ms, reason=reason)
+    with exporting(deadline):
+        for exporter in runtime.exporters():
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                stats.incr("exports_skipped_deadline")
+                return
+            try:
+                exporter.force_flush(left_ms)  # type: ignore[attr-defined]
+            except Exception as exc:
+                guard.report("force_flush:" + type(exporter).__name__, exc)
 
 
 def _export(exporters: list[object], spans: Sequence[object], deadline: float) -> None:

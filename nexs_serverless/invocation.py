@@ -16,18 +16,17 @@ from . import _guard as guard
 from . import _stats as stats
 from ._watchdog import watchdog
 from .context import _current
-from .flushing import flush
+from .flushing import flush, shutdown_flush
 from .handler import process
 from .model import StatusCode
-from .platforms import aws
 from .runtime import runtime
 from .tracing import tracer
-from .triggers import describe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from contextvars import Token
+    from types import ModuleType
     from typing import Any
 
     from .handler import Options
@@ -41,7 +40,7 @@ __all__ = ["Invocation", "begin", "fail", "finish", "succeed"]
 class Invocation:
     """What one call needs to finish what `begin` started (lives in the wrapper's locals)."""
 
-    __slots__ = ("capture_response", "context", "root", "ticket", "token", "trigger")
+    __slots__ = ("capture_response", "context", "platform", "root", "ticket", "token", "trigger")
 
     def __init__(
         self,
@@ -50,7 +49,9 @@ class Invocation:
         trigger: Trigger,
         context: object,
         capture_response: bool,
+        platform: ModuleType,
     ) -> None:
+        self.platform = platform
         self.root = root
         self.token = token
         self.trigger = trigger
@@ -67,10 +68,10 @@ def begin(
     if settings.disabled:
         return None
     try:
-        event = args[0] if args else kwargs.get("event")
-        context = args[1] if len(args) > 1 else kwargs.get("context")
-        trigger = describe(event)
-        attrs = aws.invocation_attributes(context, settings)
+        platform = runtime.platform_module()
+        event, context = platform.split(args, kwargs)
+        trigger = platform.describe(event, context, settings)
+        attrs = platform.invocation_attributes(event, context, settings)
         attrs["faas.trigger"] = trigger.trigger
         attrs.update(trigger.attributes)
         _cold_start_attributes(
@@ -90,8 +91,9 @@ def begin(
             trigger,
             context,
             capture_response if capture_response is not None else settings.capture_response,
+            platform,
         )
-        _arm_timeout_guard(invocation, context, settings.timeout_guard_ms)
+        _arm_timeout_guard(invocation, settings.timeout_guard_ms)
         return invocation
     except Exception as exc:
         guard.report("begin_invocation", exc)
@@ -138,7 +140,7 @@ def finish(invocation: Invocation | None, options: Options) -> None:
             _current.set(None)
         settings = runtime.settings
         budget = float(options.flush_timeout_ms or settings.flush_timeout_ms)
-        remaining = aws.remaining_ms(invocation.context)
+        remaining = invocation.platform.remaining_ms(invocation.context)
         if remaining is not None:
             budget = min(budget, remaining - settings.flush_safety_margin_ms)
         flush(max(budget, 0.0), reason="return")
@@ -170,10 +172,12 @@ def _cold_start_attributes(attrs: dict[str, object], proactive_ms: int, init_typ
         atexit.register(_flush_at_exit)
 
 
-def _arm_timeout_guard(invocation: Invocation, context: object, margin_ms: int) -> None:
+def _arm_timeout_guard(invocation: Invocation, margin_ms: int) -> None:
     if margin_ms <= 0:
         return
-    remaining = aws.remaining_ms(context)
+    remaining_ms = invocation.platform.remaining_ms
+    context = invocation.context
+    remaining = remaining_ms(context)
     if remaining is None:
         return
     due = time.monotonic() + max(0.0, remaining - margin_ms) / 1000.0
@@ -191,16 +195,16 @@ def _arm_timeout_guard(invocation: Invocation, context: object, margin_ms: int) 
             span.set_attribute("nexs.force_ended", True)
             span.force_ended = True
             span.end(now)
-        left = aws.remaining_ms(context)
+        left = remaining_ms(context)
         flush(max(0.0, (left if left is not None else margin_ms) - 10.0), reason="timeout")
 
     invocation.ticket = watchdog.arm(due, on_deadline)
 
 
 def _flush_at_exit() -> None:
-    """Last chance at interpreter exit: send what has ended."""
+    """Last chance at interpreter exit: send what has ended, then what exporters hold."""
     try:
-        flush(runtime.settings.flush_timeout_ms, reason="exit")
+        shutdown_flush(runtime.settings.flush_timeout_ms, reason="exit")
     except Exception as exc:  # pragma: no cover - interpreter shutting down
         guard.report("exit_flush", exc)
 

@@ -20,11 +20,14 @@ from .span import state as span_state
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
+    from types import ModuleType
     from typing import Any
 
     from .sampling.head import AlwaysOff, AlwaysOn, ParentBased, TraceIdRatio
+    from .span import Span
 
     Sampler = AlwaysOn | AlwaysOff | TraceIdRatio | ParentBased
+    Stage = Callable[[list[Span]], list[Span]]
 
 __all__ = ["Runtime", "configure", "runtime", "stats_snapshot"]
 
@@ -37,6 +40,8 @@ class Runtime:
     __slots__ = (
         "_explicit",
         "_exporters",
+        "_platform_module",
+        "_stages",
         "buffer",
         "flush_lock",
         "platform",
@@ -54,6 +59,8 @@ class Runtime:
         self.settings = settings
         self.sampler: Sampler | None = _sampler(settings)
         self.platform = ""
+        self._platform_module: ModuleType | None = None
+        self._stages: list[Stage] | None = None
         self.apply(settings)
 
     def apply(self, settings: config.Settings) -> None:
@@ -67,6 +74,29 @@ class Runtime:
         span_state.set_resource_factory(lambda: build_resource_attributes(settings))  # type: ignore[arg-type,return-value]
         span_state.scope = InstrumentationScope("nexs_serverless", VERSION)
         self._exporters = None
+        self._platform_module = None
+        self._stages = None
+
+    def platform_module(self) -> ModuleType:
+        """The platform this process runs on (see `platforms.current`), detected once."""
+        module = self._platform_module
+        if module is None:
+            from .platforms import current
+
+            module = self._platform_module = current(self.settings)
+            self.platform = module.__name__.rsplit(".", 1)[-1]
+        return module
+
+    def stages(self) -> list[Stage]:
+        """Steps every flushed batch passes through before export, built on first use.
+
+        A stage takes the batch and returns the spans to export (tail sampling
+        drops, redaction rewrites attributes). Empty unless configured.
+        """
+        stages = self._stages
+        if stages is None:
+            stages = self._stages = _build_stages(self.settings)
+        return stages
 
     def exporters(self) -> list[object]:
         """The exporters to flush to, built on first use."""
@@ -96,6 +126,11 @@ class Runtime:
             except Exception as exc:  # a missing extra must not break the handler
                 guard.report(f"exporter:{name}", exc)
         return built
+
+
+def _build_stages(settings: config.Settings) -> list[Stage]:
+    """The pipeline stages the settings ask for (none by default)."""
+    return []
 
 
 def _sampler(settings: config.Settings) -> Sampler | None:

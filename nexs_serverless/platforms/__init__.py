@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from ..config import Settings
 
-__all__ = ["detect", "load", "resource_attributes"]
+__all__ = ["current", "detect", "load", "resource_attributes"]
 
 # platform name -> module; detection order is this order.
 _MODULES: dict[str, str] = {
@@ -32,6 +32,17 @@ def detect(settings: Settings) -> str:
         if load(name).detect(settings):
             return name
     return ""
+
+
+def current(settings: Settings) -> ModuleType:
+    """The platform module for this process: the detected one, else AWS Lambda's.
+
+    Every platform module offers the same functions: ``detect(settings)``,
+    ``resource_attributes(settings)``, ``split(args, kwargs) -> (event, context)``,
+    ``describe(event, context, settings) -> Trigger``,
+    ``invocation_attributes(event, context, settings)`` and ``remaining_ms(context)``.
+    """
+    return load(detect(settings) or "aws_lambda")
 
 
 def load(name: str) -> ModuleType:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..config import Settings
+    from typing import Any
 
-__all__ = ["detect", "invocation_attributes", "remaining_ms", "resource_attributes"]
+    from ..config import Settings
+    from ..triggers import Trigger
+
+__all__ = ["describe", "detect", "invocation_attributes", "remaining_ms", "resource_attributes", "split"]
 
 _MIB = 1024 * 1024
 
@@ -38,7 +41,21 @@ def resource_attributes(settings: Settings) -> dict[str, object]:
     return attrs
 
 
-def invocation_attributes(context: object, settings: Settings) -> dict[str, object]:
+def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object]:
+    """``handler(event, context)``: the event and the Lambda context object."""
+    event = args[0] if args else kwargs.get("event")
+    context = args[1] if len(args) > 1 else kwargs.get("context")
+    return event, context
+
+
+def describe(event: object, context: object, settings: Settings) -> Trigger:
+    """The trigger, from the shape of the event."""
+    from ..triggers import describe as describe_event
+
+    return describe_event(event)
+
+
+def invocation_attributes(event: object, context: object, settings: Settings) -> dict[str, object]:
     """Root-span attributes for one invocation, read from the Lambda context object."""
     attrs = resource_attributes(settings)
     request_id = getattr(context, "aws_request_id", None)

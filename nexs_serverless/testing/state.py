@@ -1,0 +1,42 @@
+"""Reset the tracer's process-wide state and capture exported spans in tests."""
+
+from __future__ import annotations
+
+import contextlib
+
+from .. import _guard, _stats
+from ..exporters.memory import InMemoryExporter
+from ..handler import process
+from ..runtime import configure, runtime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+__all__ = ["capture_spans", "reset"]
+
+
+def reset(*, environ: Mapping[str, str] | None = None, exporters: list[object] | None = None) -> None:
+    """Forget buffered spans, counters and the cold-start state; reconfigure from `environ`.
+
+    Args:
+        environ: the environment to configure from (default: an empty one, so
+            the machine's variables cannot leak into a test).
+        exporters: exporters to use instead of the environment's.
+    """
+    runtime.buffer.drop_all()
+    _stats.reset()
+    _guard.forget()
+    process.reset()
+    configure(exporters=exporters, environ=environ if environ is not None else {})
+
+
+@contextlib.contextmanager
+def capture_spans(*, environ: Mapping[str, str] | None = None) -> Iterator[InMemoryExporter]:
+    """Route every export to a fresh `InMemoryExporter` for the duration of the block."""
+    exporter = InMemoryExporter()
+    reset(environ=environ, exporters=[exporter])
+    try:
+        yield exporter
+    finally:
+        reset(environ=environ)
