@@ -1,0 +1,95 @@
+"""Why an export failed, in classes the retry and breaker logic can act on.
+
+    ExportError
+    └── carries one ErrorClass:
+        NETWORK        connection refused / reset / DNS      retried
+        TIMEOUT        no answer within the time allowed     retried
+        THROTTLED      429, or the back end's throttling     retried, honouring Retry-After
+        SERVER         5xx                                   retried
+        AUTH           401 / 403                             not retried
+        BAD_REQUEST    400 / 404 / 413 / rejected payload    not retried
+        SERIALIZATION  we could not encode the spans         not retried
+        UNKNOWN        anything else                         not retried
+
+Exporters raise `ExportError` from their send step; `classify` turns an
+arbitrary exception (socket errors, SDK exceptions) into one.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RETRYABLE", "ErrorClass", "ExportError", "classify", "classify_status"]
+
+
+class ErrorClass:
+    """The error classes, as strings (they appear in stats keys and logs)."""
+
+    __slots__ = ()
+
+    NETWORK = "network"
+    TIMEOUT = "timeout"
+    AUTH = "auth"
+    THROTTLED = "throttled"
+    BAD_REQUEST = "bad_request"
+    SERVER = "server"
+    SERIALIZATION = "serialization"
+    UNKNOWN = "unknown"
+
+
+RETRYABLE = frozenset({ErrorClass.NETWORK, ErrorClass.TIMEOUT, ErrorClass.THROTTLED, ErrorClass.SERVER})
+
+
+class ExportError(Exception):
+    """An export that failed, with its class and the back end's retry hint.
+
+    Args:
+        error_class: one of the `ErrorClass` values.
+        message: what happened, for the log.
+        retry_after_s: the back end's ``Retry-After``, when it sent one.
+        status: the HTTP or gRPC status, when there was one.
+    """
+
+    def __init__(
+        self,
+        error_class: str,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.retry_after_s = retry_after_s
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        """Whether retrying can help."""
+        return self.error_class in RETRYABLE
+
+
+def classify_status(status: int) -> str:
+    """The class of an HTTP status code (>= 400)."""
+    if status == 429:
+        return ErrorClass.THROTTLED
+    if status in (401, 403, 407):
+        return ErrorClass.AUTH
+    if status in (408, 504):
+        return ErrorClass.TIMEOUT
+    if status >= 500:
+        return ErrorClass.SERVER
+    if status >= 400:
+        return ErrorClass.BAD_REQUEST
+    return ErrorClass.UNKNOWN
+
+
+def classify(exc: BaseException) -> ExportError:
+    """An `ExportError` for any exception raised while exporting."""
+    if isinstance(exc, ExportError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return ExportError(ErrorClass.TIMEOUT, repr(exc))
+    if isinstance(exc, (ConnectionError, OSError)):
+        return ExportError(ErrorClass.NETWORK, repr(exc))
+    if isinstance(exc, (ValueError, TypeError, UnicodeError, OverflowError)):
+        return ExportError(ErrorClass.SERIALIZATION, repr(exc))
+    return ExportError(ErrorClass.UNKNOWN, repr(exc))
