@@ -15,7 +15,7 @@ from .base import ExportResult
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from typing import TextIO
 
     from ..config import Settings
@@ -35,6 +35,7 @@ _QUIET_PREFIXES = (
     "service.",
     "nexs.init",
 )
+_FIRST = ("faas.trigger", "http.response.status_code", "http.route", "messaging.system", "tenant.id")
 _MAX_VALUE = 48
 _MAX_SHOWN = 6
 
@@ -135,9 +136,9 @@ def _describe(span: AnySpan, verbose: bool, color: bool) -> str:
     if span.parent_is_remote and span.parent_span_id:
         parts.append(f"(remote parent {span.parent_span_id:016x})")
     shown = 0
-    for key, value in attrs.items():
-        if not verbose and (key.startswith(_QUIET_PREFIXES) or shown >= _MAX_SHOWN):
-            continue
+    for key, value in _ordered(attrs, verbose):
+        if not verbose and shown >= _MAX_SHOWN:
+            break
         text = str(value)
         if not verbose and len(text) > _MAX_VALUE:
             text = text[: _MAX_VALUE - 1] + "…"
@@ -150,6 +151,19 @@ def _describe(span: AnySpan, verbose: bool, color: bool) -> str:
     if span.links:
         parts.append(f"links={len(span.links)}")
     return " ".join(parts)
+
+
+def _ordered(attrs: Mapping[str, object], verbose: bool) -> list[tuple[str, object]]:
+    """Telling attributes first (trigger, status, route), platform boilerplate left out."""
+    if verbose:
+        return list(attrs.items())
+    first = [(key, attrs[key]) for key in _FIRST if key in attrs]
+    rest = [
+        (key, value)
+        for key, value in attrs.items()
+        if key not in _FIRST and not key.startswith(_QUIET_PREFIXES)
+    ]
+    return first + rest
 
 
 def _paint(text: str, code: str, color: bool) -> str:

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The project's checks, exactly as CI runs them: install into .venv, lint, type-check, test.
+# Usage: ./scripts/check.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+# pytest exits 5 when it collected no test: set -e turns that into a failure too.
+.venv/bin/python -m pytest -q --cov=nexs_serverless --cov-report=term:skip-covered "$@"

@@ -1,0 +1,128 @@
+"""Configuration: precedence, bad values named and replaced by defaults, errors in code."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from nexs_serverless import ConfigError, configure, traced_handler
+from nexs_serverless.config import load
+from nexs_serverless.exporters import InMemoryExporter
+from nexs_serverless.runtime import runtime
+from nexs_serverless.testing import LambdaContext
+
+
+def test_defaults_without_environment() -> None:
+    """With no variables set, every setting has its documented default."""
+    settings, problems = load({})
+    assert problems == []
+    assert settings.exporters == ("console",)
+    assert settings.sampler == "parentbased_always_on"
+    assert settings.propagators == ("tracecontext", "baggage", "xray")
+    assert settings.pool_size == 256
+    assert settings.flush_timeout_ms == 1000
+    assert settings.limits.attribute_count == 128
+    assert settings.limits.attribute_value_length is None
+    assert not settings.disabled
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("NEXS_FLUSH_TIMEOUT_MS", "soon", "an integer >= 1"),
+        ("NEXS_SPAN_POOL_SIZE", "-3", "an integer >= 0"),
+        ("OTEL_SDK_DISABLED", "maybe", "true or false"),
+        ("OTEL_TRACES_SAMPLER", "sometimes", "one of always_on"),
+        ("OTEL_TRACES_SAMPLER_ARG", "1.5", "a number from 0.0 to 1.0"),
+        ("OTEL_TRACES_EXPORTER", "carrier-pigeon", "a comma list of console"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "novalue", "comma-separated key=value pairs"),
+    ],
+)
+def test_bad_environment_value_is_named_and_falls_back(variable: str, value: str, expected: str) -> None:
+    """A bad value yields one problem naming the variable, the value and what is accepted."""
+    settings, problems = load({variable: value})
+    (problem,) = problems
+    assert problem.variable == variable and problem.value == value
+    assert expected in str(problem)
+    defaults, _ = load({})
+    field = {
+        "NEXS_FLUSH_TIMEOUT_MS": "flush_timeout_ms",
+        "NEXS_SPAN_POOL_SIZE": "pool_size",
+        "OTEL_SDK_DISABLED": "disabled",
+        "OTEL_TRACES_SAMPLER": "sampler",
+        "OTEL_TRACES_SAMPLER_ARG": "sampler_arg",
+        "OTEL_TRACES_EXPORTER": "exporters",
+        "OTEL_RESOURCE_ATTRIBUTES": "resource_attributes",
+    }[variable]
+    assert getattr(settings, field) == getattr(defaults, field)
+
+
+def test_bad_environment_is_logged_and_the_handler_still_runs(caplog: pytest.LogCaptureFixture) -> None:
+    """configure() from a bad environment logs one line per problem; invocations work."""
+    memory = InMemoryExporter()
+    with caplog.at_level(logging.WARNING, logger="nexs_serverless"):
+        configure(exporters=[memory], environ={"NEXS_FLUSH_TIMEOUT_MS": "soon"})
+    (record,) = [r for r in caplog.records if "NEXS_FLUSH_TIMEOUT_MS" in r.getMessage()]
+    assert "invalid NEXS_FLUSH_TIMEOUT_MS='soon' (expected an integer >= 1); using 1000" in record.getMessage()
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        return "ok"
+
+    assert handler({}, LambdaContext()) == "ok"
+    assert len(memory.get_finished_spans()) == 1
+
+
+def test_code_beats_environment_beats_default() -> None:
+    """An argument to configure() wins over the variable, which wins over the default."""
+    configure(environ={"OTEL_SERVICE_NAME": "from-env", "NEXS_FLUSH_TIMEOUT_MS": "300"})
+    assert runtime.settings.service_name == "from-env"
+    assert runtime.settings.flush_timeout_ms == 300
+    configure(service_name="from-code", environ={"OTEL_SERVICE_NAME": "from-env"})
+    assert runtime.settings.service_name == "from-code"
+    assert runtime.settings.flush_timeout_ms == 1000
+
+
+def test_resource_attributes_merge_environment_and_code() -> None:
+    """OTEL_RESOURCE_ATTRIBUTES are percent-decoded and merged with those given in code."""
+    configure(
+        resource_attributes={"team": "payments"},
+        environ={"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,owner=a%20b"},
+    )
+    from nexs_serverless.span import state
+
+    attrs = state.resource.attributes
+    assert attrs["deployment.environment"] == "prod"
+    assert attrs["owner"] == "a b"
+    assert attrs["team"] == "payments"
+    assert attrs["service.name"] == "unknown_service"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"flush_timeout_ms": 0},
+        {"pool_size": -1},
+        {"sampler": "sometimes"},
+        {"sampler_arg": 2.0},
+        {"capture_event": "yes"},
+        {"service_name": ""},
+        {"exporters": "console"},
+        {"exporters": [object()]},
+    ],
+)
+def test_bad_arguments_in_code_raise_config_error(kwargs: dict[str, object]) -> None:
+    """Invalid configure() arguments raise ConfigError (a ValueError) at once."""
+    with pytest.raises(ConfigError):
+        configure(**kwargs)  # type: ignore[arg-type]
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_environment_is_not_mutated() -> None:
+    """Loading configuration reads the environment and never writes it."""
+    import os
+
+    before = dict(os.environ)
+    configure(service_name="x")
+    assert dict(os.environ) == before

@@ -1,0 +1,451 @@
+"""`@traced_handler` on Lambda: root span, FaaS attributes, cold start, flush, failure isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+from nexs_serverless import StatusCode, configure, stats, traced_handler, tracer
+from nexs_serverless.context import remaining_export_s
+from nexs_serverless.exporters import ExportResult, InMemoryExporter
+from nexs_serverless.handler import process
+from nexs_serverless.testing import LambdaContext
+
+API_V1 = {
+    "resource": "/orders/{id}",
+    "path": "/orders/42",
+    "httpMethod": "GET",
+    "headers": {"Host": "api.example.com", "User-Agent": "curl/8", "X-Forwarded-Proto": "https"},
+    "queryStringParameters": {"verbose": "1"},
+    "requestContext": {"identity": {"sourceIp": "203.0.113.9"}, "stage": "prod"},
+}
+API_V2 = {
+    "version": "2.0",
+    "routeKey": "POST /orders",
+    "rawPath": "/orders",
+    "rawQueryString": "",
+    "headers": {"host": "abc.execute-api.us-east-1.amazonaws.com"},
+    "requestContext": {
+        "domainName": "abc.execute-api.us-east-1.amazonaws.com",
+        "http": {"method": "POST", "path": "/orders", "protocol": "HTTP/1.1", "sourceIp": "198.51.100.1"},
+    },
+}
+FUNCTION_URL = {
+    "version": "2.0",
+    "routeKey": "$default",
+    "rawPath": "/hook",
+    "rawQueryString": "a=1",
+    "headers": {"host": "xyz.lambda-url.eu-west-1.on.aws"},
+    "requestContext": {
+        "domainName": "xyz.lambda-url.eu-west-1.on.aws",
+        "http": {"method": "PUT", "path": "/hook", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.7"},
+    },
+}
+ALB = {
+    "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:..."}},
+    "httpMethod": "DELETE",
+    "path": "/items/9",
+    "headers": {"host": "alb.example.com"},
+}
+
+
+def _root(exporter: InMemoryExporter) -> Any:
+    return next(s for s in exporter.get_finished_spans() if "faas.trigger" in s.attributes)
+
+
+@pytest.mark.parametrize(
+    ("event", "name", "method", "route", "source"),
+    [
+        (API_V1, "GET /orders/{id}", "GET", "/orders/{id}", "api_gateway_v1"),
+        (API_V2, "POST /orders", "POST", "/orders", "api_gateway_v2"),
+        (FUNCTION_URL, "PUT", "PUT", None, "lambda_url"),
+        (ALB, "DELETE", "DELETE", None, "alb"),
+    ],
+)
+def test_http_events_make_a_server_root_span(
+    exporter: InMemoryExporter, event: dict[str, Any], name: str, method: str, route: str | None, source: str
+) -> None:
+    """API Gateway v1/v2, Function URL and ALB events give a SERVER root with HTTP attributes."""
+
+    @traced_handler
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        return {"statusCode": 201}
+
+    handler(event, LambdaContext())
+    root = _root(exporter)
+    assert root.name == name
+    assert root.kind == 1  # SERVER
+    assert root.attributes["faas.trigger"] == "http"
+    assert root.attributes["http.request.method"] == method
+    assert root.attributes.get("http.route") == route
+    assert root.attributes["http.response.status_code"] == 201
+    assert root.attributes["nexs.trigger.source"] == source
+    assert root.status_code == StatusCode.UNSET
+
+
+def test_root_span_has_faas_and_cloud_attributes(exporter: InMemoryExporter) -> None:
+    """The root carries OpenTelemetry's FaaS and cloud attributes from the context and environment."""
+    configure(
+        exporters=[exporter],
+        environ={
+            "AWS_LAMBDA_FUNCTION_NAME": "orders",
+            "AWS_REGION": "eu-west-1",
+            "AWS_LAMBDA_FUNCTION_VERSION": "7",
+            "AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/28/[7]abc",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        },
+    )
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        return "ok"
+
+    context = LambdaContext(function_name="orders", region="eu-west-1", account_id="111122223333",
+                            memory_limit_in_mb=256, aws_request_id="req-1", function_version="7")
+    handler({}, context)
+    attrs = _root(exporter).attributes
+    assert attrs["faas.invocation_id"] == "req-1"
+    assert attrs["faas.name"] == "orders"
+    assert attrs["faas.version"] == "7"
+    assert attrs["faas.instance"].startswith("2026/11/28/")
+    assert attrs["faas.max_memory"] == 256 * 1024 * 1024
+    assert attrs["cloud.provider"] == "aws" and attrs["cloud.platform"] == "aws_lambda"
+    assert attrs["cloud.region"] == "eu-west-1"
+    assert attrs["cloud.account.id"] == "111122223333"
+    assert attrs["cloud.resource_id"] == "arn:aws:lambda:eu-west-1:111122223333:function:orders"
+    assert attrs["faas.trigger"] == "other"
+    resource = _root(exporter).resource.attributes
+    assert resource["service.name"] == "orders" and resource["cloud.region"] == "eu-west-1"
+
+
+def test_child_spans_are_children_of_the_invocation_root(exporter: InMemoryExporter) -> None:
+    """Spans started in the handler hang under the root, and all are flushed before return."""
+
+    @traced_handler
+    def handler(event: object, context: object) -> int:
+        with tracer.span("load-order", attributes={"order.id": "42"}) as span:
+            span.set_attribute("order.items", 3)
+        return 1
+
+    handler({}, LambdaContext())
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    root = _root(exporter)
+    assert spans["load-order"].parent_span_id == root.span_id
+    assert spans["load-order"].attributes == {"order.id": "42", "order.items": 3}
+
+
+def test_coldstart_is_true_only_on_the_first_invocation(exporter: InMemoryExporter) -> None:
+    """faas.coldstart is true once per process; the wait since import is recorded then."""
+
+    @traced_handler
+    def handler(event: object, context: object) -> None:
+        return None
+
+    handler({}, LambdaContext())
+    handler({}, LambdaContext())
+    first, second = (s for s in exporter.get_finished_spans() if "faas.trigger" in s.attributes)
+    assert first.attributes["faas.coldstart"] is True
+    assert first.attributes["nexs.init.type"] == "on-demand"
+    assert first.attributes["nexs.init.to_first_invocation_ms"] >= 0
+    assert second.attributes["faas.coldstart"] is False
+    assert "nexs.init.to_first_invocation_ms" not in second.attributes
+
+
+def test_late_first_invocation_is_proactive_init_not_cold_start(exporter: InMemoryExporter) -> None:
+    """A first call arriving long after init (proactive initialisation) is not a cold start."""
+    configure(exporters=[exporter], environ={"NEXS_PROACTIVE_INIT_MS": "1"})
+    process.import_monotonic -= 1.0  # the package was imported a second ago
+
+    @traced_handler
+    def handler(event: object, context: object) -> None:
+        return None
+
+    handler({}, LambdaContext())
+    attrs = _root(exporter).attributes
+    assert attrs["faas.coldstart"] is False and attrs["nexs.init.type"] == "proactive"
+
+
+def test_provisioned_concurrency_is_not_a_cold_start(exporter: InMemoryExporter) -> None:
+    """AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency marks the first call accordingly."""
+    configure(exporters=[exporter], environ={"AWS_LAMBDA_INITIALIZATION_TYPE": "provisioned-concurrency"})
+
+    @traced_handler
+    def handler(event: object, context: object) -> None:
+        return None
+
+    handler({}, LambdaContext())
+    attrs = _root(exporter).attributes
+    assert attrs["faas.coldstart"] is False and attrs["nexs.init.type"] == "provisioned-concurrency"
+
+
+def test_return_value_passes_through_unchanged(exporter: InMemoryExporter) -> None:
+    """The handler's return value is the very object the handler returned."""
+    sentinel = {"statusCode": 200, "body": object()}
+
+    @traced_handler
+    def handler(event: object, context: object) -> dict[str, object]:
+        return sentinel
+
+    assert handler(API_V1, LambdaContext()) is sentinel
+
+
+def test_exception_is_recorded_and_reraised_unchanged(exporter: InMemoryExporter) -> None:
+    """The same exception object reaches the caller; the root has the event and status ERROR."""
+    error = RuntimeError("payment failed")
+
+    @traced_handler
+    def handler(event: object, context: object) -> None:
+        raise error
+
+    with pytest.raises(RuntimeError) as info:
+        handler({}, LambdaContext())
+    assert info.value is error
+    assert info.value.__traceback__ is not None
+    root = _root(exporter)
+    assert root.status_code == StatusCode.ERROR
+    assert root.status_description == "RuntimeError: payment failed"
+    assert root.events[0].attributes["exception.type"] == "RuntimeError"
+
+
+def test_5xx_response_sets_error_status(exporter: InMemoryExporter) -> None:
+    """For HTTP triggers a 5xx statusCode marks the root span as an error."""
+
+    @traced_handler
+    def handler(event: object, context: object) -> dict[str, int]:
+        return {"statusCode": 503}
+
+    handler(API_V2, LambdaContext())
+    root = _root(exporter)
+    assert root.status_code == StatusCode.ERROR
+    assert root.attributes["http.response.status_code"] == 503
+
+
+def test_decorator_options_name_and_capture(exporter: InMemoryExporter) -> None:
+    """name, capture_event and capture_response options shape the root span."""
+
+    @traced_handler(name="custom", capture_event=True, capture_response=True)
+    def handler(event: object, context: object) -> dict[str, str]:
+        return {"answer": "42"}
+
+    handler({"q": "life"}, LambdaContext())
+    root = _root(exporter)
+    assert root.name == "custom"
+    assert root.attributes["nexs.event"] == '{"q":"life"}'
+    assert root.attributes["nexs.response"] == '{"answer":"42"}'
+
+
+def test_captured_values_are_truncated(exporter: InMemoryExporter) -> None:
+    """Captured events longer than NEXS_CAPTURE_MAX_LENGTH are truncated and counted."""
+    configure(exporters=[exporter], environ={"NEXS_CAPTURE_EVENT": "true", "NEXS_CAPTURE_MAX_LENGTH": "16"})
+
+    @traced_handler
+    def handler(event: object, context: object) -> None:
+        return None
+
+    handler({"payload": "x" * 100}, LambdaContext())
+    captured = _root(exporter).attributes["nexs.event"]
+    assert captured.startswith('{"payload":"xxxx') and captured.endswith("[truncated]")
+    assert stats()["captures_truncated"] == 1
+
+
+def test_invalid_decorator_options_fail_at_decoration() -> None:
+    """A bad option raises ValueError when decorating, not during an invocation."""
+    with pytest.raises(ValueError, match="flush_timeout_ms"):
+        traced_handler(flush_timeout_ms=0)
+    with pytest.raises(ValueError, match="name"):
+        traced_handler(name="")
+
+
+def test_double_wrapping_is_a_no_op() -> None:
+    """Decorating an already traced handler returns it unchanged."""
+
+    @traced_handler
+    def handler(event: object, context: object) -> None:
+        return None
+
+    assert traced_handler(handler) is handler
+
+
+def test_kill_switch_returns_the_function_unchanged() -> None:
+    """With OTEL_SDK_DISABLED=true the decorator is a pass-through costing nothing."""
+    configure(environ={"OTEL_SDK_DISABLED": "true"})
+
+    def handler(event: object, context: object) -> int:
+        return 1
+
+    assert traced_handler(handler) is handler
+    with tracer.span("ignored") as span:
+        assert not span.is_recording()
+
+
+class _RaisingExporter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def export(self, spans: object) -> ExportResult:
+        self.calls += 1
+        raise ConnectionError("back end down")
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        return None
+
+
+def test_exporter_that_raises_never_reaches_the_handler(caplog: pytest.LogCaptureFixture) -> None:
+    """A failing exporter is swallowed, counted and logged once, across invocations."""
+    failing = _RaisingExporter()
+    memory = InMemoryExporter()
+    configure(exporters=[failing, memory])
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        return "fine"
+
+    with caplog.at_level(logging.WARNING, logger="nexs_serverless"):
+        assert handler({}, LambdaContext()) == "fine"
+        assert handler({}, LambdaContext()) == "fine"
+    assert failing.calls == 2
+    assert len(memory.get_finished_spans()) == 2  # the other exporter still got its spans
+    assert stats()["internal_errors"] == 2
+    assert len([r for r in caplog.records if "back end down" in r.getMessage()]) == 1
+
+
+class _HostileContext:
+    """A context object whose attributes explode when read."""
+
+    @property
+    def aws_request_id(self) -> str:
+        raise RuntimeError("context exploded")
+
+    def get_remaining_time_in_millis(self) -> int:
+        raise RuntimeError("clock exploded")
+
+
+def test_tracer_failure_at_start_does_not_break_the_handler(exporter: InMemoryExporter) -> None:
+    """If reading the context fails, the handler still runs and returns its value untraced."""
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        with tracer.span("inside"):
+            return "still works"
+
+    assert handler({}, _HostileContext()) == "still works"
+    assert stats()["internal_errors"] == 1
+
+
+def test_async_handlers_are_traced(exporter: InMemoryExporter) -> None:
+    """An `async def` handler gets a root span and its awaited children."""
+
+    @traced_handler
+    async def handler(event: object, context: object) -> int:
+        with tracer.span("awaited"):
+            await asyncio.sleep(0)
+        return 7
+
+    assert asyncio.run(handler({}, LambdaContext())) == 7
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert spans["awaited"].parent_span_id == _root(exporter).span_id
+
+
+class _SlowExporter:
+    """Blocks for as long as the flush deadline allows, then reports success."""
+
+    def __init__(self) -> None:
+        self.allowed_s: list[float] = []
+
+    def export(self, spans: object) -> ExportResult:
+        allowed = remaining_export_s(60.0)
+        self.allowed_s.append(allowed)
+        threading.Event().wait(allowed)
+        return ExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        return None
+
+
+def test_flush_budget_is_capped_by_the_remaining_time() -> None:
+    """The flush gets min(flush timeout, remaining time - margin); later exporters past it are skipped."""
+    slow = _SlowExporter()
+    after = InMemoryExporter()
+    configure(exporters=[slow, after], flush_timeout_ms=5000)
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        return "done"
+
+    # 300 ms left in the invocation, 50 ms safety margin: the flush may take 250 ms at most.
+    assert handler({}, LambdaContext(timeout_ms=300)) == "done"
+    assert slow.allowed_s and slow.allowed_s[0] <= 0.25
+    assert after.get_finished_spans() == []
+    assert stats()["exports_skipped_deadline"] == 1
+
+
+def test_flush_timeout_option_caps_the_budget() -> None:
+    """`flush_timeout_ms` on the decorator bounds the flush when the invocation has more time."""
+    slow = _SlowExporter()
+    configure(exporters=[slow])
+
+    @traced_handler(flush_timeout_ms=20)
+    def handler(event: object, context: object) -> None:
+        return None
+
+    handler({}, LambdaContext(timeout_ms=60_000))
+    assert slow.allowed_s[0] <= 0.02
+
+
+class _SignallingExporter(InMemoryExporter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.received = threading.Event()
+
+    def export(self, spans: Any) -> ExportResult:
+        result = super().export(spans)
+        self.received.set()
+        return result
+
+
+def test_timeout_guard_flushes_before_the_deadline() -> None:
+    """Near the deadline, open spans are ended, marked and flushed while the handler still runs."""
+    exporter = _SignallingExporter()
+    configure(exporters=[exporter], timeout_guard_ms=250)
+    flushed_while_running: list[bool] = []
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        with tracer.span("slow-query"):
+            # Stand-in for work that outlives the invocation: wait until the guard has flushed.
+            flushed_while_running.append(exporter.received.wait(5.0))
+        return "late"
+
+    assert handler({}, LambdaContext(timeout_ms=300)) == "late"
+    assert flushed_while_running == [True]
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    query, root = spans["slow-query"], _root(exporter)
+    assert query.attributes["nexs.force_ended"] is True and query.force_ended
+    assert root.attributes["nexs.timed_out"] is True
+    assert root.status_code == StatusCode.ERROR and "timed out" in (root.status_description or "")
+    assert stats()["timeout_guard_fired"] == 1
+    assert len([s for s in exporter.get_finished_spans() if s.name == "slow-query"]) == 1
+
+
+def test_timeout_guard_does_not_fire_for_fast_invocations(exporter: InMemoryExporter) -> None:
+    """A handler that returns in time disarms the guard; nothing is marked."""
+    configure(exporters=[exporter], timeout_guard_ms=250)
+
+    @traced_handler
+    def handler(event: object, context: object) -> int:
+        return 1
+
+    for _ in range(3):
+        handler({}, LambdaContext(timeout_ms=2000))
+    assert "timeout_guard_fired" not in stats()
+    assert all("nexs.timed_out" not in s.attributes for s in exporter.get_finished_spans())

@@ -1,0 +1,81 @@
+"""The public surface: exactly the intended names, and nothing heavy behind them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import nexs_serverless
+
+EXPECTED = [
+    "ConfigError",
+    "Link",
+    "Span",
+    "SpanContext",
+    "SpanKind",
+    "StatusCode",
+    "Tracer",
+    "__version__",
+    "configure",
+    "current_span",
+    "flush",
+    "stats",
+    "traced_handler",
+    "tracer",
+    "wrap",
+]
+
+HEAVY = ("opentelemetry", "google.protobuf", "grpc", "boto3", "botocore", "google.cloud", "azure",
+         "urllib3", "requests", "http.client", "ssl", "click", "typer", "rich", "socket",
+         "typing", "dataclasses", "inspect", "asyncio", "random")
+
+
+def test_all_is_sorted_and_exact() -> None:
+    """`__all__` lists exactly the public names, sorted."""
+    assert nexs_serverless.__all__ == EXPECTED
+    assert sorted(nexs_serverless.__all__) == nexs_serverless.__all__
+    for name in EXPECTED:
+        assert getattr(nexs_serverless, name) is not None
+
+
+def test_import_is_lean_threadless_and_side_effect_free() -> None:
+    """`import nexs_serverless` + decorating loads no heavy module, starts no thread, leaves the environment."""
+    code = """
+import json, os, sys, threading
+import awslambdaric.bootstrap
+before_modules = set(sys.modules)
+before_env = dict(os.environ)
+before_threads = threading.active_count()
+import nexs_serverless
+from nexs_serverless import traced_handler, tracer
+
+@traced_handler
+def handler(event, context):
+    return 1
+
+print(json.dumps({
+    "new": sorted(set(sys.modules) - before_modules),
+    "env_same": dict(os.environ) == before_env,
+    "threads": threading.active_count() - before_threads,
+}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NEXS_"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    report = json.loads(out.stdout)
+    heavy = [m for m in report["new"] if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+    assert heavy == []
+    assert report["env_same"] is True
+    assert report["threads"] == 0
+    ours = [m for m in report["new"] if m.startswith("nexs_serverless")]
+    assert "nexs_serverless.exporters" not in ours and "nexs_serverless.invocation" not in ours
+
+
+def test_testing_kit_and_cli_are_not_imported_by_the_package() -> None:
+    """The CLI, the testing kit and exporters load only when asked for."""
+    code = "import sys, nexs_serverless; print([m for m in sys.modules if m.startswith('nexs_serverless.')])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = out.stdout
+    for name in ("testing", "cli", "exporters", "propagation", "instrumentation"):
+        assert f"'nexs_serverless.{name}" not in loaded

@@ -1,0 +1,237 @@
+"""Tracer: parentage, `capture`, threads, asyncio, sampling, buffer bound and the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from nexs_serverless import SpanContext, SpanKind, Tracer, configure, current_span, flush, stats, tracer, wrap
+from nexs_serverless.exporters import InMemoryExporter
+from nexs_serverless.runtime import runtime
+
+
+def _by_name(exporter: InMemoryExporter) -> dict[str, object]:
+    return {span.name: span for span in exporter.get_finished_spans()}
+
+
+def test_nested_spans_parent_to_the_current_span(exporter: InMemoryExporter) -> None:
+    """A span started inside another is its child, in the same trace."""
+    with tracer.span("root") as root:
+        assert current_span() is root
+        with tracer.span("child") as child, tracer.span("grandchild") as grandchild:
+            assert grandchild.parent_span_id == child.span_id
+        assert current_span() is root
+    assert current_span() is None
+    assert root.parent_span_id == 0
+    assert child.parent_span_id == root.span_id
+    assert {root.trace_id, child.trace_id, grandchild.trace_id} == {root.trace_id}
+
+
+def test_explicit_parent_and_root_override_the_current_span() -> None:
+    """`parent=` takes a remote context; `Tracer.ROOT` starts a new trace."""
+    remote = SpanContext(0xABC, 0xDEF, 1, (("vendor", "v"),), is_remote=True)
+    with tracer.span("outer") as outer:
+        with tracer.span("continued", parent=remote) as continued:
+            pass
+        with tracer.span("fresh", parent=Tracer.ROOT) as fresh:
+            pass
+    assert continued.trace_id == 0xABC and continued.parent_span_id == 0xDEF
+    assert continued.parent_is_remote and continued.trace_state == (("vendor", "v"),)
+    assert fresh.trace_id != outer.trace_id and fresh.parent_span_id == 0
+
+
+def test_capture_names_the_span_after_the_function(exporter: InMemoryExporter) -> None:
+    """`@tracer.capture` wraps each call in a span named after the function, result unchanged."""
+
+    @tracer.capture
+    def price(order: dict[str, int]) -> int:
+        return order["items"] * 2
+
+    @tracer.capture(name="tax", kind=SpanKind.CLIENT, attributes={"region": "eu"})
+    def tax(value: int) -> int:
+        return value + 1
+
+    assert price({"items": 3}) == 6
+    assert tax(6) == 7
+    assert price.__name__ == "price"
+    flush()
+    spans = _by_name(exporter)
+    assert "test_capture_names_the_span_after_the_function.<locals>.price" in spans
+    tax_span = spans["tax"]
+    assert tax_span.kind == SpanKind.CLIENT  # type: ignore[attr-defined]
+    assert tax_span.attributes == {"region": "eu"}  # type: ignore[attr-defined]
+
+
+def test_capture_records_and_reraises_exceptions(exporter: InMemoryExporter) -> None:
+    """An exception in a captured function is recorded on its span and re-raised as is."""
+    error = KeyError("missing")
+
+    @tracer.capture
+    def fails() -> None:
+        raise error
+
+    with pytest.raises(KeyError) as info:
+        fails()
+    assert info.value is error
+    flush()
+    (span,) = exporter.get_finished_spans()
+    assert span.status_code == 2 and span.events[0].name == "exception"
+
+
+def test_capture_on_async_functions_and_gather_parent_correctly(exporter: InMemoryExporter) -> None:
+    """`async def` functions are captured, and concurrent tasks parent to their caller."""
+
+    @tracer.capture
+    async def step(n: int) -> int:
+        await asyncio.sleep(0)
+        with tracer.span(f"inner-{n}"):
+            await asyncio.sleep(0)
+        return n
+
+    async def main() -> list[int]:
+        with tracer.span("main"):
+            return list(await asyncio.gather(step(1), step(2)))
+
+    assert asyncio.run(main()) == [1, 2]
+    flush()
+    spans = exporter.get_finished_spans()
+    main_span = next(s for s in spans if s.name == "main")
+    steps = [s for s in spans if s.name.endswith("step")]
+    assert len(steps) == 2 and all(s.parent_span_id == main_span.span_id for s in steps)
+    for n in (1, 2):
+        inner = next(s for s in spans if s.name == f"inner-{n}")
+        assert inner.parent_span_id in {s.span_id for s in steps}
+
+
+def test_capture_on_generators_covers_the_iteration(exporter: InMemoryExporter) -> None:
+    """A captured generator's span starts at the first item and ends when it is exhausted."""
+
+    @tracer.capture
+    def numbers() -> Iterator[int]:
+        with tracer.span("produce"):
+            yield 1
+            yield 2
+
+    assert list(numbers()) == [1, 2]
+    flush()
+    spans = _by_name(exporter)
+    outer = next(s for n, s in spans.items() if n.endswith("numbers"))
+    assert spans["produce"].parent_span_id == outer.span_id  # type: ignore[attr-defined]
+
+
+def test_wrap_carries_the_current_span_into_thread_pool_tasks(exporter: InMemoryExporter) -> None:
+    """`wrap(fn)` makes spans started in executor threads children of the submitting span."""
+
+    def work(n: int) -> int:
+        with tracer.span(f"task-{n}"):
+            return n * n
+
+    with tracer.span("submit") as submit, ThreadPoolExecutor(max_workers=3) as pool:
+        task = wrap(work)
+        results = list(pool.map(task, range(5)))
+    assert results == [0, 1, 4, 9, 16]
+    flush()
+    tasks = [s for s in exporter.get_finished_spans() if s.name.startswith("task-")]
+    assert len(tasks) == 5
+    assert all(s.parent_span_id == submit.span_id and s.trace_id == submit.trace_id for s in tasks)
+
+
+def test_unwrapped_threads_start_their_own_traces() -> None:
+    """Without `wrap`, a plain thread does not see the caller's span (contextvars semantics)."""
+    seen: list[object] = []
+    with tracer.span("caller"):
+        thread = threading.Thread(target=lambda: seen.append(current_span()))
+        thread.start()
+        thread.join()
+    assert seen == [None]
+
+
+def test_unsampled_roots_propagate_context_but_record_nothing(exporter: InMemoryExporter) -> None:
+    """With always_off, spans still have ids (sampled flag 0) and nothing is exported."""
+    configure(sampler="always_off", exporters=[exporter])
+    with tracer.span("root") as root, tracer.span("child") as child:
+        child.set_attribute("ignored", 1)
+    assert not root.is_recording()
+    assert root.trace_id and child.trace_id == root.trace_id
+    assert child.parent_span_id == root.span_id
+    assert root.trace_flags & 1 == 0
+    assert flush() == 0
+    assert exporter.get_finished_spans() == []
+
+
+def test_remote_unsampled_parent_is_honoured(exporter: InMemoryExporter) -> None:
+    """Parent-based sampling follows the remote parent's sampled flag."""
+    with tracer.span("continued", parent=SpanContext(5, 6, 0, (), True)) as span:
+        pass
+    assert not span.is_recording()
+    assert flush() == 0
+
+
+def test_traceidratio_decides_from_the_trace_id() -> None:
+    """The ratio sampler keeps about the configured share of new traces."""
+    configure(sampler="traceidratio", sampler_arg=0.25)
+    kept = 0
+    for _ in range(4000):
+        with tracer.span("s") as span:
+            kept += span.trace_flags & 1
+    assert 800 < kept < 1200
+
+
+def test_buffer_bound_drops_and_counts_excess_spans() -> None:
+    """Past NEXS_MAX_BUFFERED_SPANS, new spans are not recorded and the drop is counted."""
+    configure(max_buffered_spans=3)
+    spans = [tracer.span(f"s{i}") for i in range(5)]
+    assert [s.is_recording() for s in spans] == [True, True, True, False, False]
+    assert stats()["spans_dropped_buffer_full"] == 2
+
+
+def test_spans_ending_after_a_flush_go_with_the_next_one(exporter: InMemoryExporter) -> None:
+    """A span still running at flush time stays buffered and is exported once it ends."""
+    running = tracer.span("background")
+    with tracer.span("done"):
+        pass
+    assert flush() == 1
+    running.end()
+    assert flush() == 1
+    assert [s.name for s in exporter.get_finished_spans()] == ["done", "background"]
+
+
+def test_pool_recycles_records_nobody_holds(exporter: InMemoryExporter) -> None:
+    """Exported records return to the pool unless something still references them."""
+    configure(pool_size=8, exporters=[exporter])
+    pool = runtime.pool
+    kept = tracer.span("kept")
+    kept.end()
+    for _ in range(5):
+        with tracer.span("transient"):
+            pass
+    gc.collect()
+    flush()
+    assert pool.recycled == 5  # `kept` is still referenced here, so it was not recycled
+    assert kept.name == "kept" and kept.end_ns
+    before = pool.hits
+    with tracer.span("again"):
+        pass
+    assert pool.hits == before + 1
+
+
+def test_pool_misses_grow_without_blocking() -> None:
+    """An empty pool hands out new records and counts the misses."""
+    configure(pool_size=2)
+    spans = [tracer.span(f"s{i}") for i in range(5)]
+    assert len(spans) == 5
+    assert stats()["pool_hits"] == 2 and stats()["pool_misses"] == 3
+
+
+def test_pool_off_still_records() -> None:
+    """NEXS_SPAN_POOL_SIZE=0 turns the pool off; spans are allocated per start."""
+    configure(environ={"NEXS_SPAN_POOL_SIZE": "0"})
+    with tracer.span("s") as span:
+        span.set_attribute("k", 1)
+    assert span.attributes == {"k": 1}
+    assert runtime.pool.free == 0
