@@ -1,0 +1,124 @@
+"""Per-span cost: start and end as the current span with 3 attributes, against the OpenTelemetry SDK.
+
+Each sample runs `--spans` spans in batches of 100 followed by a flush to a
+no-op exporter (what an invocation does), and reports ns per span; the
+result is the median of `--repeat` samples. Variants: ours with the pool on
+and off, and the OpenTelemetry SDK with a SimpleSpanProcessor and with a
+BatchSpanProcessor, both to a no-op exporter (the cheaper is the peer).
+
+    python scripts/bench_core.py [--spans 20000] [--repeat 15] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+BATCH = 100
+
+
+def _ours(pool: bool) -> Callable[[int], float]:
+    from nexs_serverless import configure, flush, tracer
+    from nexs_serverless.exporters import ExportResult
+
+    class NoOp:
+        def export(self, spans: Sequence[object]) -> ExportResult:
+            return ExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: int = 0) -> bool:
+            return True
+
+        def shutdown(self) -> None:
+            return None
+
+    def run(n: int) -> float:
+        configure(exporters=[NoOp()], pool_size=256 if pool else 0, environ={})
+        span = tracer.span
+        started = time.perf_counter_ns()
+        for _ in range(n // BATCH):
+            for _ in range(BATCH):
+                with span("op", attributes={"a": 1, "b": "two", "c": 3.0}):
+                    pass
+            flush()
+        return (time.perf_counter_ns() - started) / n
+
+    return run
+
+
+def _otel(batch: bool) -> Callable[[int], float]:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class NoOp(SpanExporter):
+        def export(self, spans: Sequence[object]) -> SpanExportResult:  # type: ignore[override]
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    processor = BatchSpanProcessor(NoOp()) if batch else SimpleSpanProcessor(NoOp())
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("bench")
+
+    def run(n: int) -> float:
+        span = tracer.start_as_current_span
+        started = time.perf_counter_ns()
+        for _ in range(n // BATCH):
+            for _ in range(BATCH):
+                with span("op", attributes={"a": 1, "b": "two", "c": 3.0}):
+                    pass
+            provider.force_flush()
+        return (time.perf_counter_ns() - started) / n
+
+    return run
+
+
+VARIANTS: dict[str, Callable[[], Callable[[int], float]]] = {
+    "nexs_serverless": lambda: _ours(pool=True),
+    "nexs_serverless_pool_off": lambda: _ours(pool=False),
+    "opentelemetry_sdk_simple": lambda: _otel(batch=False),
+    "opentelemetry_sdk_batch": lambda: _otel(batch=True),
+}
+
+
+def measure(spans: int, repeat: int, names: list[str]) -> dict[str, float]:
+    """Median ns per span for each variant, samples interleaved."""
+    runners = {name: VARIANTS[name]() for name in names}
+    for run in runners.values():
+        run(spans // 4)  # warm up
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(repeat):
+        for name, run in runners.items():
+            gc.collect()
+            samples[name].append(run(spans))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    names = [name for name in args.variants.split(",") if name]
+    results = measure(args.spans, args.repeat, names)
+    ours = results.get("nexs_serverless") or next(iter(results.values()))
+    print(f"per span (start+end as current, 3 attributes, flush every {BATCH}): median of {args.repeat}")
+    print(f"{'variant':28} {'us/span':>9} {'x ours':>8}")
+    for name, ns in results.items():
+        print(f"{name:28} {ns / 1000:9.2f} {ns / ours:8.1f}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"spans": args.spans, "repeat": args.repeat, "ns_per_span": results}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
