@@ -15,10 +15,11 @@ try:
 except ImportError:  # pragma: no cover - other interpreters
     from random import Random as _Random  # type: ignore[assignment]
 
-__all__ = ["new_span_id", "new_trace_id", "reseed"]
+__all__ = ["new_span_id", "new_trace_id", "random_bits", "reseed"]
 
 _rng = _Random()
 _bits = _rng.getrandbits
+random_bits = _bits  # `random_bits(k)`: k random bits, possibly 0 (callers check)
 
 
 def reseed() -> None:

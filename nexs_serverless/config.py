@@ -21,6 +21,8 @@ README's configuration table gives each one's meaning):
   ``NEXS_FLUSH_TIMEOUT_MS`` (1000), ``NEXS_FLUSH_SAFETY_MARGIN_MS`` (50),
   ``NEXS_TIMEOUT_GUARD_MS`` (250), ``NEXS_PROACTIVE_INIT_MS`` (10000),
   ``NEXS_CAPTURE_EVENT`` / ``NEXS_CAPTURE_RESPONSE`` (false), ``NEXS_CAPTURE_MAX_LENGTH`` (4096).
+- ``NEXS_FLUSH_MODE`` (return): ``after_response`` exports after Lambda has the response
+  (an internal extension, see `nexs_serverless.extension`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Settings:
         "disabled",
         "environ",
         "exporters",
+        "flush_mode",
         "flush_safety_margin_ms",
         "flush_timeout_ms",
         "limits",
@@ -92,6 +95,7 @@ class Settings:
     max_buffered_spans: int
     flush_timeout_ms: int
     flush_safety_margin_ms: int
+    flush_mode: str
     timeout_guard_ms: int
     proactive_init_ms: int
     capture_event: bool
@@ -258,6 +262,7 @@ SAMPLER_NAMES = (
     "parentbased_always_off",
     "parentbased_traceidratio",
 )
+FLUSH_MODES = ("return", "after_response")
 PROPAGATOR_NAMES = (
     "tracecontext",
     "baggage",
@@ -303,6 +308,7 @@ def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Probl
         max_buffered_spans=r.integer("NEXS_MAX_BUFFERED_SPANS", default=4096, minimum=1),
         flush_timeout_ms=r.integer("NEXS_FLUSH_TIMEOUT_MS", default=1000, minimum=1),
         flush_safety_margin_ms=r.integer("NEXS_FLUSH_SAFETY_MARGIN_MS", default=50),
+        flush_mode=r.choice("NEXS_FLUSH_MODE", default="return", choices=FLUSH_MODES),
         timeout_guard_ms=r.integer("NEXS_TIMEOUT_GUARD_MS", default=250),
         proactive_init_ms=r.integer("NEXS_PROACTIVE_INIT_MS", default=10_000, minimum=1),
         capture_event=r.boolean("NEXS_CAPTURE_EVENT", default=False),

@@ -55,6 +55,21 @@ def flush(budget_ms: float | None = None, *, reason: str = "manual") -> int:
     finally:
         rt.flush_lock.release()
         stats.observe("flush_ms", (time.monotonic() - started) * 1000.0)
+        if reason in _PER_INVOCATION:
+            _log_stats()
+
+
+# Flush reasons that end one invocation (they drive ``NEXS_STATS_LOG_EVERY``).
+_PER_INVOCATION = frozenset({"return", "after_response"})
+
+
+def _log_stats() -> None:
+    try:
+        from .exporters.statslog import after_invocation
+
+        after_invocation(runtime.settings)
+    except Exception as exc:
+        guard.report("stats_log", exc)
 
 
 def _run_stages(stages: list[Stage], spans: list[Span]) -> list[Span]:

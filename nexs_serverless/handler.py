@@ -140,6 +140,15 @@ def _invocation() -> ModuleType:
 def _decorate(fn: Callable[P, R], options: Options) -> Callable[P, R]:
     if getattr(fn, _MARK, False) or runtime.settings.disabled:
         return fn
+    try:
+        runtime.prepare_exporters()  # a network exporter connects in the background during init
+    except Exception:  # noqa: S110 # pragma: no cover - tracing setup never breaks a handler's import
+        pass
+    if runtime.settings.flush_mode == "after_response":
+        # The internal extension must register during init, before the runtime's first `next`.
+        from .extension import start
+
+        start()
     wrapper: Callable[..., Any]
     if getattr(getattr(fn, "__code__", None), "co_flags", 0) & _CO_COROUTINE:
 

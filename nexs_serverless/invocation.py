@@ -74,6 +74,10 @@ def begin(
         attrs = platform.invocation_attributes(event, context, settings)
         attrs["faas.trigger"] = trigger.trigger
         attrs.update(trigger.attributes)
+        if "NEXS_TENANT_ID_FROM" in settings.environ or "NEXS_TENANT_DEFAULT" in settings.environ:
+            from .tenancy import annotate
+
+            annotate(attrs, event, settings)
         _cold_start_attributes(
             attrs, settings.proactive_init_ms, settings.env("AWS_LAMBDA_INITIALIZATION_TYPE")
         )
@@ -129,6 +133,8 @@ def fail(invocation: Invocation | None, exc: BaseException) -> None:
 def finish(invocation: Invocation | None, options: Options) -> None:
     """End the root span, restore the context, flush within the budget."""
     if invocation is None:
+        if runtime.settings.flush_mode == "after_response":
+            _handed_over(None)
         return
     try:
         if invocation.ticket:
@@ -139,6 +145,8 @@ def finish(invocation: Invocation | None, options: Options) -> None:
         except ValueError:
             _current.set(None)
         settings = runtime.settings
+        if settings.flush_mode == "after_response" and _handed_over(invocation.context):
+            return
         budget = float(options.flush_timeout_ms or settings.flush_timeout_ms)
         remaining = invocation.platform.remaining_ms(invocation.context)
         if remaining is not None:
@@ -146,6 +154,17 @@ def finish(invocation: Invocation | None, options: Options) -> None:
         flush(max(budget, 0.0), reason="return")
     except Exception as exc:
         guard.report("finish_invocation", exc)
+
+
+def _handed_over(context: object) -> bool:
+    """After-response mode: the extension thread flushes (False: not running, flush now)."""
+    try:
+        from .extension import hand_over
+
+        return hand_over(getattr(context, "aws_request_id", None))
+    except Exception as exc:
+        guard.report("hand_over", exc)
+        return False
 
 
 def _cold_start_attributes(attrs: dict[str, object], proactive_ms: int, init_type: str) -> None:
@@ -210,6 +229,9 @@ def _flush_at_exit() -> None:
 
 
 def _captured(value: object, max_length: int) -> str:
+    from .redaction import redact_capture  # same rules as spans, applied before truncation
+
+    value = redact_capture(value, runtime.settings)
     try:
         text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
     except Exception:

@@ -44,23 +44,26 @@ class SpanPool:
             (default four times `size`).
     """
 
-    __slots__ = ("_baseline", "_free", "hits", "max_size", "misses", "recycled", "size")
+    __slots__ = ("_baseline", "hits", "max_size", "misses", "records", "recycled", "size")
 
     def __init__(self, size: int, max_size: int | None = None) -> None:
         self.size = size
         self.max_size = max_size if max_size is not None else 4 * size
-        self._free: list[Span] = [Span() for _ in range(size)]
+        self.records: list[Span] = [Span() for _ in range(size)]
         self.hits = 0
         self.misses = 0
         self.recycled = 0
         self._baseline = _calibrate()
 
     def acquire(self) -> Span:
-        """A clean record: from the pool when one is free, new otherwise."""
-        free = self._free
-        if free:
+        """A clean record: from the pool when one is free, new otherwise.
+
+        `Tracer.span` inlines these lines (a method call costs a tenth of a span).
+        """
+        records = self.records
+        if records:
             self.hits += 1
-            return free.pop()
+            return records.pop()
         self.misses += 1
         return Span()
 
@@ -68,7 +71,7 @@ class SpanPool:
         """Reset and keep the records nobody else references (up to `max_size`)."""
         if not self.max_size or self._baseline < 0 or _getrefcount is None:
             return
-        free = self._free
+        free = self.records
         baseline = self._baseline
         limit = self.max_size
         for span in spans:
@@ -83,4 +86,4 @@ class SpanPool:
     @property
     def free(self) -> int:
         """Records ready to hand out."""
-        return len(self._free)
+        return len(self.records)

@@ -38,12 +38,16 @@ class Runtime:
     """Settings plus the live objects built from them."""
 
     __slots__ = (
+        "_build_lock",
         "_explicit",
         "_exporters",
         "_platform_module",
+        "_prepared",
         "_stages",
         "buffer",
+        "disabled",
         "flush_lock",
+        "plain_attribute_limit",
         "platform",
         "pool",
         "sampler",
@@ -52,6 +56,8 @@ class Runtime:
 
     def __init__(self, settings: config.Settings) -> None:
         self.flush_lock = threading.Lock()
+        self._build_lock = threading.Lock()
+        self._prepared = False
         self._explicit: list[object] | None = None
         self._exporters: list[object] | None = None
         self.pool = SpanPool(settings.pool_size)
@@ -66,6 +72,10 @@ class Runtime:
     def apply(self, settings: config.Settings) -> None:
         """Adopt `settings`: limits, resource, sampler, buffer bound, pool size."""
         self.settings = settings
+        # Read on every span start, so kept as plain attributes rather than looked up.
+        self.disabled = settings.disabled
+        limits = settings.limits
+        self.plain_attribute_limit = limits.attribute_count if limits.attribute_value_length is None else -1
         self.sampler = _sampler(settings)
         self.buffer.max_spans = settings.max_buffered_spans
         if settings.pool_size != self.pool.size:
@@ -74,6 +84,7 @@ class Runtime:
         span_state.set_resource_factory(lambda: build_resource_attributes(settings))  # type: ignore[arg-type,return-value]
         span_state.scope = InstrumentationScope("nexs_serverless", VERSION)
         self._exporters = None
+        self._prepared = False
         self._platform_module = None
         self._stages = None
 
@@ -102,8 +113,41 @@ class Runtime:
         """The exporters to flush to, built on first use."""
         current = self._exporters
         if current is None:
-            current = self._exporters = self._build_exporters()
+            with self._build_lock:  # the background `prepare_exporters` thread may be building them
+                current = self._exporters
+                if current is None:
+                    current = self._exporters = self._build_exporters()
         return current
+
+    def prepare_exporters(self) -> None:
+        """Open network exporters' connections in a background thread, once (called at decoration).
+
+        Hides the connection's latency behind the rest of the function's init:
+        the thread builds the exporters and calls their `prepare()` (connect,
+        load a signer). Only when a configured exporter talks to a network back
+        end; never at import, no thread for console or in-memory exporters.
+        """
+        if self._prepared or self.settings.disabled:
+            return
+        explicit = self._explicit
+        if explicit is not None:
+            if not any(hasattr(exporter, "prepare") for exporter in explicit):
+                return
+        elif not _NETWORK_EXPORTERS.intersection(self.settings.exporters):
+            return
+        self._prepared = True
+        threading.Thread(target=self._prepare, name="nexs-prepare-exporters", daemon=True).start()
+
+    def _prepare(self) -> None:
+        try:
+            for exporter in self.exporters():
+                prepare = getattr(exporter, "prepare", None)
+                if prepare is not None:
+                    prepare()
+        except Exception as exc:  # a dead back end is reported again by the first flush
+            from . import _guard as guard
+
+            guard.report("prepare_exporters", exc)
 
     def set_exporters(self, exporters: Sequence[object] | None) -> None:
         """Use `exporters` instead of ``OTEL_TRACES_EXPORTER`` (None: back to the environment)."""
@@ -116,21 +160,55 @@ class Runtime:
         from .exporters.adapt import adapt
 
         if self._explicit is not None:
-            return [adapt(exporter) for exporter in self._explicit]
+            return _routed([adapt(exporter, self.settings) for exporter in self._explicit], self.settings)
         built: list[object] = []
         for name in self.settings.exporters:
             if name == "none":
                 continue
             try:
-                built.append(adapt(create(name, self.settings)))
+                built.append(adapt(create(name, self.settings), self.settings))
             except Exception as exc:  # a missing extra must not break the handler
                 guard.report(f"exporter:{name}", exc)
-        return built
+        return _routed(built, self.settings)
+
+
+# OTEL_TRACES_EXPORTER names whose exporters connect to a back end (see `prepare_exporters`).
+_NETWORK_EXPORTERS = frozenset({"otlp", "otlp_proto_http", "otlp_proto_grpc"})
 
 
 def _build_stages(settings: config.Settings) -> list[Stage]:
-    """The pipeline stages the settings ask for (none by default)."""
-    return []
+    """Tenant stamping, tail sampling, then redaction, built on the first flush.
+
+    Tenancy and tail sampling load only when their variables are set; redaction
+    is on by default (credentials) unless ``NEXS_REDACTION_ENABLED=false``.
+    """
+    environ = settings.environ
+    stages: list[Stage] = []
+    if environ.get("NEXS_TENANT_ID_FROM") or environ.get("NEXS_TENANT_EXPORTERS"):
+        from .tenancy import TenantStamp
+
+        stages.append(TenantStamp())
+    if environ.get("NEXS_TAIL_SAMPLING_RULES") or environ.get("NEXS_TAIL_SAMPLING_FILE"):
+        from .sampling.tail import from_settings as tail_sampler
+
+        sampler = tail_sampler(settings)
+        if sampler is not None:
+            stages.append(sampler)
+    from .redaction import from_settings as redactor
+
+    redaction = redactor(settings)
+    if redaction is not None:
+        stages.append(redaction)
+    return stages
+
+
+def _routed(exporters: list[object], settings: config.Settings) -> list[object]:
+    """The exporters behind a per-tenant router when ``NEXS_TENANT_EXPORTERS`` is set."""
+    if not settings.environ.get("NEXS_TENANT_EXPORTERS"):
+        return exporters
+    from .tenancy import route_exporters
+
+    return route_exporters(exporters, settings)
 
 
 def _sampler(settings: config.Settings) -> Sampler | None:

@@ -32,24 +32,29 @@ __all__ = ["Tracer", "tracer"]
 _time_ns = time.time_ns
 
 
-def _load_ids() -> None:
-    """Bind the id generators on first use: `_random` is a shared library to load."""
-    global new_trace_id, new_span_id
+def _load_ids(bits: int) -> int:
+    """First call only: load the id generator (a shared library) and draw from it."""
+    global _getrandbits
     from . import _ids
 
-    new_trace_id = _ids.new_trace_id
-    new_span_id = _ids.new_span_id
+    _getrandbits = _ids.random_bits
+    return _ids.random_bits(bits)
 
 
-def new_trace_id() -> int:
-    """First call only: load the generator, then delegate to it."""
-    _load_ids()
+# Draws `k` random bits; rebinds itself to the C generator on first use. A zero
+# draw (probability 2**-64 for span ids) falls back to `_ids`' retrying helpers.
+_getrandbits: Callable[[int], int] = _load_ids
+
+
+def _new_trace_id() -> int:
+    from ._ids import new_trace_id
+
     return new_trace_id()
 
 
-def new_span_id() -> int:
-    """First call only: load the generator, then delegate to it."""
-    _load_ids()
+def _new_span_id() -> int:
+    from ._ids import new_span_id
+
     return new_span_id()
 
 
@@ -121,14 +126,14 @@ class Tracer:
             The started span. Without ``with``, end it with `Span.end()`.
         """
         rt = runtime
-        if rt.settings.disabled:
+        if rt.disabled:
             return _DISABLED
         if parent is None:
             parent = _current.get()
         elif parent is _ROOT:
             parent = None
         if parent is None:
-            trace_id = new_trace_id()
+            trace_id = _getrandbits(128) or _new_trace_id()
             sampler = rt.sampler
             if sampler is not None and not sampler.should_sample(trace_id, None):
                 return _unsampled(name, kind, trace_id, 0, 0, (), False)
@@ -151,10 +156,17 @@ class Tracer:
         if len(buffered) >= rt.buffer.max_spans:
             stats.incr("spans_dropped_buffer_full")
             return _unsampled(name, kind, trace_id, parent_id, flags, trace_state, remote)
-        span = rt.pool.acquire()
+        pool = rt.pool  # SpanPool.acquire, inlined
+        records = pool.records
+        if records:
+            pool.hits += 1
+            span = records.pop()
+        else:
+            pool.misses += 1
+            span = Span()
         span.name = name
         span.trace_id = trace_id
-        span.span_id = new_span_id()
+        span.span_id = _getrandbits(64) or _new_span_id()
         span.parent_span_id = parent_id
         span.trace_flags = flags
         span.trace_state = trace_state
@@ -288,7 +300,7 @@ def _unsampled(
     span = NonRecordingSpan()
     span.name = name
     span.trace_id = trace_id
-    span.span_id = new_span_id()
+    span.span_id = _getrandbits(64) or _new_span_id()
     span.parent_span_id = parent_id
     span.trace_flags = flags
     span.trace_state = trace_state

@@ -1,10 +1,17 @@
 """Turn what the user configured into something `flush` can call.
 
-Ours pass through; an OpenTelemetry SDK `SpanExporter` is wrapped so it reads
-SDK spans and cannot hold the flush past its budget.
+Every exporter ends up behind its own `ResilientExporter` (circuit breaker,
+retries, carry-over), so one dead back end cannot slow the others down. An
+OpenTelemetry SDK `SpanExporter` is first wrapped so it reads our spans and
+cannot hold the flush past its budget.
 """
 
 from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .resilient import Options
 
 __all__ = ["adapt", "is_otel_sdk_exporter"]
 
@@ -14,10 +21,39 @@ def is_otel_sdk_exporter(exporter: object) -> bool:
     return any((cls.__module__ or "").startswith("opentelemetry.") for cls in type(exporter).__mro__)
 
 
-def adapt(exporter: object) -> object:
-    """`exporter` itself, or an adapter around an OpenTelemetry SDK exporter."""
+def adapt(exporter: object, settings: Settings | None = None) -> object:
+    """`exporter` behind a `ResilientExporter` (after the SDK adapter when it is an SDK exporter).
+
+    Args:
+        exporter: ours, an OpenTelemetry SDK `SpanExporter`, or one already wrapped
+            (returned as is).
+        settings: where the ``NEXS_EXPORT_*`` settings come from (default: the runtime's).
+    """
+    from .resilient import ResilientExporter
+
+    if isinstance(exporter, ResilientExporter):
+        return exporter
+    name = type(exporter).__name__
     if is_otel_sdk_exporter(exporter):
         from .otel_sdk import OTelSDKExporter
 
-        return OTelSDKExporter(exporter)
-    return exporter
+        exporter = OTelSDKExporter(exporter)
+    if settings is None:
+        from ..runtime import runtime
+
+        settings = runtime.settings
+    return ResilientExporter(exporter, options=_options(settings), name=name)
+
+
+_cache: list[tuple[Settings, Options]] = []
+
+
+def _options(settings: Settings) -> Options:
+    """Parse once per settings object, so a problem is logged once, not once per exporter."""
+    from .resilient import Options
+
+    if _cache and _cache[0][0] is settings:
+        return _cache[0][1]
+    options = Options.from_settings(settings)
+    _cache[:] = [(settings, options)]
+    return options

@@ -1,8 +1,15 @@
 """Serverless platforms: who is running us, and the resource attributes that follow.
 
 Detection reads the environment snapshot in the settings (``AWS_LAMBDA_FUNCTION_NAME``
-means Lambda), and can be forced with ``NEXS_PLATFORM``. Each platform is one
-module with the same functions; adding one is a module and a line in `_MODULES`.
+means Lambda, ``K_SERVICE``/``FUNCTION_TARGET`` Google Cloud, ``FUNCTIONS_WORKER_RUNTIME``
+Azure), and can be forced with ``NEXS_PLATFORM`` (``aws_lambda``, ``gcp_cloud_functions``,
+``azure_functions``, or ``aws``/``gcp``/``azure``). Each platform is one module with the
+same functions; adding one is a module and a line in `_MODULES`.
+
+Unless forced, a call whose arguments are a platform's own objects (a Flask
+request or a CloudEvent from ``functions-framework``, an ``azure.functions``
+request or message) is handled by that platform whatever the environment says
+(`for_call`): a function run locally or in tests is still described right.
 """
 
 from __future__ import annotations
@@ -15,17 +22,30 @@ if TYPE_CHECKING:
 
     from ..config import Settings
 
-__all__ = ["current", "detect", "load", "resource_attributes"]
+__all__ = ["current", "detect", "for_call", "load", "resource_attributes"]
 
 # platform name -> module; detection order is this order.
 _MODULES: dict[str, str] = {
     "aws_lambda": ".aws",
+    "gcp_cloud_functions": ".gcp",
+    "azure_functions": ".azure",
 }
+_ALIASES = {"aws": "aws_lambda", "gcp": "gcp_cloud_functions", "azure": "azure_functions"}
+# Module of an argument's type -> the platform whose runtime passes such objects.
+_CLAIMS: tuple[tuple[str, str], ...] = (
+    ("flask", "gcp_cloud_functions"),
+    ("werkzeug", "gcp_cloud_functions"),
+    ("cloudevents", "gcp_cloud_functions"),
+    ("functions_framework", "gcp_cloud_functions"),
+    ("google.cloud.functions", "gcp_cloud_functions"),
+    ("azure.functions", "azure_functions"),
+)
 
 
 def detect(settings: Settings) -> str:
     """The platform name from ``NEXS_PLATFORM`` or the environment, or '' when unknown."""
     forced = settings.env("NEXS_PLATFORM").strip().lower()
+    forced = _ALIASES.get(forced, forced)
     if forced in _MODULES:
         return forced
     for name in _MODULES:
@@ -43,6 +63,38 @@ def current(settings: Settings) -> ModuleType:
     ``invocation_attributes(event, context, settings)`` and ``remaining_ms(context)``.
     """
     return load(detect(settings) or "aws_lambda")
+
+
+def _claim(value: object) -> str | None:
+    module = type(value).__module__
+    if module == "builtins":
+        return None
+    for prefix, name in _CLAIMS:
+        if module.startswith(prefix):
+            return name
+    return None
+
+
+def for_call(
+    settings: Settings, default: ModuleType, args: tuple[object, ...], kwargs: dict[str, object]
+) -> ModuleType:
+    """The platform for one call: `default` unless the arguments are another platform's objects.
+
+    A forced ``NEXS_PLATFORM`` always wins. The check looks at the type of
+    the first positional argument and of keyword arguments (the Azure worker
+    passes bindings by name), never importing anything.
+    """
+    if settings.env("NEXS_PLATFORM"):
+        return default
+    name = _claim(args[0]) if args else None
+    if name is None:
+        for value in kwargs.values():
+            name = _claim(value)
+            if name is not None:
+                break
+    if name is None or default.__name__.endswith(_MODULES[name]):
+        return default
+    return load(name)
 
 
 def load(name: str) -> ModuleType:

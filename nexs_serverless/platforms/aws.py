@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..config import Settings
+    from ..propagation.incoming import Incoming
     from ..triggers import Trigger
 
 __all__ = ["describe", "detect", "invocation_attributes", "remaining_ms", "resource_attributes", "split"]
@@ -49,10 +50,58 @@ def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object
 
 
 def describe(event: object, context: object, settings: Settings) -> Trigger:
-    """The trigger, from the shape of the event."""
+    """The trigger, from the shape of the event, and the invocation's parent context.
+
+    Besides what the event carries, Lambda offers two more sources: the client
+    context of a direct ``Invoke`` (``headers``: ``clientContext.custom``, where
+    our instrumentation writes, and the runtime's ``context.w3c()``), and the
+    X-Ray header of the invocation, ``_X_AMZN_TRACE_ID`` (``xray``, only when
+    sampled: Lambda sets an unsampled one even with tracing off). The first
+    source in ``NEXS_CONTEXT_PRECEDENCE`` that has a context wins.
+    """
+    from ..propagation.options import current
     from ..triggers import describe as describe_event
 
-    return describe_event(event)
+    trigger = describe_event(event)
+    precedence = current(settings).precedence
+    if "headers" in precedence:
+        trigger.offer("headers", _client_context(context))
+    if "xray" in precedence and "xray" not in trigger.candidates:
+        trigger.offer("xray", _environment_xray())
+    if trigger.candidates:
+        trigger.resolve(precedence)
+    return trigger
+
+
+def _client_context(context: object) -> Incoming | None:
+    """What a direct ``Invoke``'s client context carries (``custom`` and ``w3c`` fields)."""
+    from ..propagation._carrier import Headers, text
+    from ..triggers._messages import headers_incoming
+
+    carrier = Headers()
+    client_context = getattr(context, "client_context", None)
+    custom = getattr(client_context, "custom", None)
+    if custom is None and isinstance(client_context, dict):
+        custom = client_context.get("custom")
+    w3c = getattr(context, "w3c", None)
+    for fields in (custom, w3c() if callable(w3c) else None):
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                converted = text(value)
+                if isinstance(key, str) and converted is not None:
+                    carrier[key.lower()] = converted
+    return headers_incoming(carrier)
+
+
+def _environment_xray() -> Incoming | None:
+    """Lambda's per-invocation X-Ray header (``_X_AMZN_TRACE_ID``), when it says sampled."""
+    from ..config import read_env
+    from ..triggers._messages import xray_incoming
+
+    incoming = xray_incoming(read_env("_X_AMZN_TRACE_ID"))
+    if incoming is None or incoming.context is None or not incoming.context.sampled:
+        return None
+    return incoming
 
 
 def invocation_attributes(event: object, context: object, settings: Settings) -> dict[str, object]:

@@ -1,4 +1,13 @@
-"""pytest plugin (registered through the ``pytest11`` entry point): the ``nexs_spans`` fixture."""
+"""pytest plugin (registered through the ``pytest11`` entry point): the ``nexs_spans`` fixture.
+
+Installed with the package, so any project that has nexs-serverless and
+pytest can ask for the fixture without a conftest line:
+
+    def test_checkout(nexs_spans):
+        handler(events.api_gateway_v2(method="POST", path="/orders"), LambdaContext())
+        nexs_spans.assert_span("charge", parent="POST /orders")
+        nexs_spans.assert_no_errors()
+"""
 
 from __future__ import annotations
 
@@ -10,11 +19,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from ..exporters.memory import InMemoryExporter
+    from .recorder import SpanRecorder
 
 
 @pytest.fixture
-def nexs_spans() -> Iterator[InMemoryExporter]:
-    """Every span your traced code exports during the test, in an `InMemoryExporter`."""
-    with capture_spans() as exporter:
-        yield exporter
+def nexs_spans() -> Iterator[SpanRecorder]:
+    """Every span your traced code exports during the test, with trace assertions.
+
+    The tracer is reset before and after the test: the first invocation is a
+    cold start, nothing buffered by an earlier test shows up, and the
+    environment's ``OTEL_*``/``NEXS_*`` variables are ignored (configure in
+    code, or use `capture_spans(environ=...)`).
+    """
+    with capture_spans() as recorder:
+        yield recorder

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 
 from .. import _guard, _stats
-from ..exporters.memory import InMemoryExporter
 from ..handler import process
 from ..runtime import configure, runtime
+from .recorder import SpanRecorder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,9 +32,14 @@ def reset(*, environ: Mapping[str, str] | None = None, exporters: list[object] |
 
 
 @contextlib.contextmanager
-def capture_spans(*, environ: Mapping[str, str] | None = None) -> Iterator[InMemoryExporter]:
-    """Route every export to a fresh `InMemoryExporter` for the duration of the block."""
-    exporter = InMemoryExporter()
+def capture_spans(*, environ: Mapping[str, str] | None = None) -> Iterator[SpanRecorder]:
+    """Route every export to a fresh `SpanRecorder` for the duration of the block.
+
+    The tracer is reset (cold again, no buffered spans, counters zeroed) on
+    entry and on exit, configured from `environ` (default: an empty
+    environment, so the machine's variables cannot leak into a test).
+    """
+    exporter = SpanRecorder()
     reset(environ=environ, exporters=[exporter])
     try:
         yield exporter

@@ -1,15 +1,23 @@
-"""What started the invocation: ``faas.trigger``, span kind, name and attributes from the event.
+"""What started the invocation: ``faas.trigger``, span kind, name, attributes and parent context.
 
 Each event source is one module with two functions, ``match(event) -> bool``
 and ``describe(event) -> Trigger``, listed once in `_SOURCES` (first match
 wins, most specific first). Modules are imported on the first invocation, not
 at package import.
+
+Where the parent comes from: a source *offers* every context it finds, tagged
+with where it came from (``headers``, ``host``, ``xray``, ``derived``; see
+`nexs_serverless.propagation.options`), the platform adds its own (Lambda's
+client context and X-Ray variable), and `Trigger.resolve` picks the first in
+``NEXS_CONTEXT_PRECEDENCE`` order. The winning source is recorded on the root
+span as ``nexs.context.source``.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from .. import _guard as guard
 from ..model import SpanKind
 
 TYPE_CHECKING = False
@@ -18,11 +26,21 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from ..model import Link, SpanContext
+    from ..propagation.incoming import Incoming
     from ..span import Span
 
 __all__ = ["Trigger", "describe"]
 
-_SOURCES: tuple[str, ...] = (".http",)
+_SOURCES: tuple[str, ...] = (
+    ".http",
+    ".sqs",
+    ".sns",
+    ".kinesis",
+    ".dynamodb",
+    ".s3",
+    ".eventbridge",
+    ".step_functions",
+)
 _loaded: list[ModuleType] = []
 
 
@@ -34,12 +52,29 @@ class Trigger:
         kind: span kind of the invocation's root span.
         name: span name suggested by the source (``GET /orders/{id}``), or None.
         attributes: semantic-convention attributes for the root span.
-        parent: the context carried by the event, when it carries one.
+        parent: the context the root span continues (set directly, or by `resolve`).
         links: links to the contexts of batched messages.
         on_result: called with the root span and the handler's return value.
+        candidates: contexts (and baggage) found, by source, for `resolve`.
+        carried: the `Incoming` whose baggage and X-Ray extras the invocation adopts.
+        on_start: called with the root span once it is current (per-message spans).
+        on_end: called with the root span just before it ends.
     """
 
-    __slots__ = ("attributes", "kind", "links", "name", "on_result", "parent", "trigger")
+    __slots__ = (
+        "_tokens",
+        "attributes",
+        "candidates",
+        "carried",
+        "kind",
+        "links",
+        "name",
+        "on_end",
+        "on_result",
+        "on_start",
+        "parent",
+        "trigger",
+    )
 
     def __init__(
         self,
@@ -51,6 +86,8 @@ class Trigger:
         parent: SpanContext | None = None,
         links: list[Link] | None = None,
         on_result: Callable[[Span, object], None] | None = None,
+        on_start: Callable[[Span], None] | None = None,
+        on_end: Callable[[Span], None] | None = None,
     ) -> None:
         self.trigger = trigger
         self.kind = kind
@@ -59,6 +96,77 @@ class Trigger:
         self.parent = parent
         self.links = links if links is not None else []
         self.on_result = on_result
+        self.on_start = on_start
+        self.on_end = on_end
+        self.candidates: dict[str, Incoming] = {}
+        self.carried: Incoming | None = None
+        self._tokens: tuple[object, object] | None = None
+
+    def offer(self, source: str, incoming: Incoming | None) -> None:
+        """Record what `source` carried; the first offer per source stays."""
+        if incoming is None or (incoming.context is None and not incoming.baggage):
+            return
+        self.candidates.setdefault(source, incoming)
+
+    def resolve(self, precedence: tuple[str, ...]) -> None:
+        """Pick the parent from the candidates, first source in `precedence` wins.
+
+        Baggage comes from the first listed source that has any, even when the
+        context comes from another (X-Ray carries no baggage). Without any
+        candidate an explicitly set `parent` is kept.
+        """
+        chosen: Incoming | None = None
+        source = ""
+        baggage = None
+        for name in precedence:
+            incoming = self.candidates.get(name)
+            if incoming is None:
+                continue
+            if chosen is None and incoming.context is not None:
+                chosen = incoming
+                source = name
+            if baggage is None and incoming.baggage:
+                baggage = incoming.baggage
+        if chosen is not None:
+            self.parent = chosen.context
+            self.attributes["nexs.context.source"] = source
+        if chosen is None and baggage is None:
+            return
+        from ..propagation.incoming import Incoming
+
+        carried = Incoming(self.parent)
+        carried.baggage = baggage
+        carried.extras = chosen.extras if chosen is not None else None
+        self.carried = carried
+
+    def enter(self, root: Span) -> None:
+        """The root span is current: adopt the carried baggage, run `on_start`. Never raises."""
+        try:
+            if self.carried is not None:
+                from ..propagation.incoming import activate
+
+                self._tokens = activate(self.carried)
+            if self.on_start is not None:
+                self.on_start(root)
+        except Exception as exc:
+            guard.report("trigger_enter", exc)
+
+    def exit(self, root: Span) -> None:
+        """The root span is about to end: run `on_end`, restore the baggage. Never raises."""
+        try:
+            if self.on_end is not None:
+                self.on_end(root)
+        except Exception as exc:
+            guard.report("trigger_exit", exc)
+        tokens = self._tokens
+        if tokens is not None:
+            self._tokens = None
+            try:
+                from ..propagation.incoming import deactivate
+
+                deactivate(tokens)
+            except Exception as exc:
+                guard.report("trigger_exit", exc)
 
 
 def _sources() -> list[ModuleType]:
@@ -68,9 +176,20 @@ def _sources() -> list[ModuleType]:
 
 
 def describe(event: object) -> Trigger:
-    """The first source that recognises `event` describes it; unknown events are ``other``."""
+    """The first source that recognises `event` describes it; unknown events are ``other``.
+
+    The returned trigger's parent is resolved from what the event carries
+    (``NEXS_CONTEXT_PRECEDENCE``); platforms may offer more and resolve again.
+    """
+    trigger: Trigger | None = None
     for source in _sources():
         if source.match(event):
-            trigger: Trigger = source.describe(event)
-            return trigger
-    return Trigger("other", SpanKind.SERVER)
+            trigger = source.describe(event)
+            break
+    if trigger is None:
+        trigger = Trigger("other", SpanKind.SERVER)
+    if trigger.candidates:
+        from ..propagation.options import current
+
+        trigger.resolve(current().precedence)
+    return trigger

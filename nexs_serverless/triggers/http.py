@@ -3,12 +3,18 @@
 Attributes follow OpenTelemetry's HTTP server conventions; the span is named
 ``METHOD route`` when the route template is known, and the returned
 ``statusCode`` becomes ``http.response.status_code`` (5xx sets status ERROR).
+
+The request headers are the ``headers`` source of the parent context, read
+with ``OTEL_PROPAGATORS`` (REST APIs and ALB may send ``multiValueHeaders``
+instead of, or besides, ``headers``; both are read, case-insensitively).
 """
 
 from __future__ import annotations
 
 from ..model import SpanKind, StatusCode
+from ..propagation._carrier import Headers, text
 from . import Trigger
+from ._messages import headers_incoming
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,7 +80,22 @@ def describe(event: dict[str, object]) -> Trigger:
     attrs["url.scheme"] = scheme or "https"
     attrs["nexs.trigger.source"] = source
     name = f"{method} {route}" if route else method or None
-    return Trigger("http", SpanKind.SERVER, name=name, attributes=attrs, on_result=record_response)
+    trigger = Trigger("http", SpanKind.SERVER, name=name, attributes=attrs, on_result=record_response)
+    trigger.offer("headers", headers_incoming(_carrier(event, headers)))
+    return trigger
+
+
+def _carrier(event: dict[str, object], headers: dict[str, str]) -> Headers:
+    """Every request header, lower-case names; ``headers`` wins over ``multiValueHeaders``."""
+    carrier = Headers()
+    multi = event.get("multiValueHeaders")
+    if isinstance(multi, dict):
+        for key, values in multi.items():
+            value = text(values)
+            if isinstance(key, str) and value is not None:
+                carrier[key.lower()] = value
+    carrier.update(headers)
+    return carrier
 
 
 def record_response(span: Span, result: object) -> None:

@@ -1,0 +1,7 @@
+"""``python -m nexs_serverless.cli``: the same as the ``nexs-serverless`` console script."""
+
+from __future__ import annotations
+
+from . import main
+
+main()

@@ -1,0 +1,255 @@
+"""``nexs-serverless config check``: the configuration the layer would run with, and what is wrong.
+
+It does what a cold start does with the environment, and watches: the core
+settings are parsed (`config.load`), then the runtime is configured and
+every part that reads settings of its own is built (platform detection and
+resource, sampler, pipeline stages, exporters). Whatever those parts report
+through the ``nexs_serverless`` logger is collected rather than printed:
+an invalid value (`config.Problem`) or a part that fails to build is an
+error, anything else a warning. It also warns about ``NEXS_*``/``OTEL_*``
+variables that no part of the package reads (a typo, or a setting of
+another tool), by looking for the name in the package's source.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from .. import _guard, config, runtime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+__all__ = ["Report", "check", "known_variables", "render"]
+
+# Setting -> the variables it is read from (for the "from" column); settings
+# added to `config.Settings` later are shown without a source.
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "disabled": ("OTEL_SDK_DISABLED", "NEXS_DISABLED"),
+    "service_name": ("OTEL_SERVICE_NAME",),
+    "resource_attributes": ("OTEL_RESOURCE_ATTRIBUTES",),
+    "exporters": ("OTEL_TRACES_EXPORTER",),
+    "sampler": ("OTEL_TRACES_SAMPLER",),
+    "sampler_arg": ("OTEL_TRACES_SAMPLER_ARG",),
+    "propagators": ("OTEL_PROPAGATORS",),
+    "pool_size": ("NEXS_SPAN_POOL_SIZE",),
+    "max_buffered_spans": ("NEXS_MAX_BUFFERED_SPANS",),
+    "flush_timeout_ms": ("NEXS_FLUSH_TIMEOUT_MS",),
+    "flush_safety_margin_ms": ("NEXS_FLUSH_SAFETY_MARGIN_MS",),
+    "flush_mode": ("NEXS_FLUSH_MODE",),
+    "timeout_guard_ms": ("NEXS_TIMEOUT_GUARD_MS",),
+    "proactive_init_ms": ("NEXS_PROACTIVE_INIT_MS",),
+    "capture_event": ("NEXS_CAPTURE_EVENT",),
+    "capture_response": ("NEXS_CAPTURE_RESPONSE",),
+    "capture_max_length": ("NEXS_CAPTURE_MAX_LENGTH",),
+}
+_LIMIT_SOURCES: dict[str, tuple[str, ...]] = {
+    "attribute_count": ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"),
+    "attribute_value_length": ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+    "event_count": ("OTEL_SPAN_EVENT_COUNT_LIMIT",),
+    "link_count": ("OTEL_SPAN_LINK_COUNT_LIMIT",),
+    "event_attribute_count": ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",),
+    "link_attribute_count": ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",),
+}
+_NAME = re.compile(r"\b((?:OTEL|NEXS)_[A-Z0-9_]+)")
+
+
+class Report:
+    """The outcome of a check: effective values, errors and warnings."""
+
+    __slots__ = ("errors", "parts", "settings", "variables", "warnings")
+
+    def __init__(self) -> None:
+        self.settings: list[tuple[str, str, str]] = []  # (setting, value, where it came from)
+        self.parts: list[tuple[str, str]] = []  # (part, what was built)
+        self.variables: list[tuple[str, str]] = []  # NEXS_*/OTEL_* variables set
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def as_dict(self) -> dict[str, object]:
+        """The report as JSON-ready data (``config check --json``)."""
+        return {
+            "settings": {name: {"value": value, "source": source} for name, value, source in self.settings},
+            "parts": dict(self.parts),
+            "variables": dict(self.variables),
+            "errors": self.errors,
+            "warnings": self.warnings,
+        }
+
+
+class _Collector(logging.Handler):
+    """Keeps the records the package logs while the runtime is built."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def known_variables() -> tuple[set[str], tuple[str, ...]]:
+    """Every ``NEXS_*``/``OTEL_*`` name in the package's source, and those used as prefixes."""
+    names: set[str] = set()
+    root = Path(config.__file__).parent
+    for path in root.rglob("*.py"):
+        try:
+            names.update(_NAME.findall(path.read_text(encoding="utf-8")))
+        except OSError:  # noqa: PERF203 - one unreadable file must not stop the check
+            continue
+    prefixes = tuple(name for name in names if name.endswith("_"))
+    return names, prefixes
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "(unset)"
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(item) for item in value) or "(none)"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items()) or "(none)"
+    return str(value)
+
+
+def _source(sources: tuple[str, ...], environ: Mapping[str, str], invalid: set[str]) -> str:
+    """Where a value came from: the variable read, the default, or an invalid variable ignored."""
+    found = [variable for variable in sources if environ.get(variable, "").strip()]
+    bad = [variable for variable in found if variable in invalid]
+    if bad:
+        return f"default ({', '.join(bad)} invalid)"
+    if found:
+        return "from " + found[0]
+    return "default" if sources else ""
+
+
+def _settings_rows(settings: config.Settings, environ: Mapping[str, str]) -> Iterator[tuple[str, str, str]]:
+    invalid = {problem.variable for problem in config.load(environ)[1]}
+    for name in settings.__slots__:
+        if name == "environ":
+            continue
+        value = getattr(settings, name)
+        if name == "limits":
+            for field in getattr(value, "__slots__", ()):
+                source = _source(_LIMIT_SOURCES.get(field, ()), environ, invalid)
+                yield f"limits.{field}", _show(getattr(value, field)), source
+            continue
+        yield name, _show(value), _source(_SOURCES.get(name, ()), environ, invalid)
+
+
+def _describe(part: object) -> str:
+    """A built object's class, following wrappers (breaker, retry) to what they wrap."""
+    names = [type(part).__name__]
+    for _ in range(4):
+        inner = next(
+            (
+                getattr(part, attr)
+                for attr in ("exporter", "inner", "_exporter", "_inner")
+                if getattr(part, attr, None) is not None
+            ),
+            None,
+        )
+        if inner is None or inner is part:
+            break
+        part = inner
+        names.append(type(part).__name__)
+    return " -> ".join(names)
+
+
+def _build(report: Report) -> None:
+    """Build every part of the runtime as the first invocation would, recording what came out."""
+    from ..platforms import detect
+
+    rt = runtime.runtime
+    detected = detect(rt.settings)
+    rt.platform_module()
+    report.parts.append(("platform", detected or f"none detected ({rt.platform} assumed)"))
+    resource = runtime.build_resource_attributes(rt.settings)
+    report.parts.append(("resource", _show({k: resource[k] for k in sorted(resource)})))
+    sampler = rt.sampler
+    description = getattr(sampler, "description", None) or type(sampler).__name__
+    report.parts.append(("sampler", "parentbased_always_on" if sampler is None else str(description)))
+    stages = rt.stages()
+    report.parts.append(("stages", ", ".join(_describe(stage) for stage in stages) or "(none)"))
+    exporters = rt.exporters()
+    report.parts.append(("exporters", ", ".join(_describe(item) for item in exporters) or "(none)"))
+
+
+def _classify(report: Report, records: list[logging.LogRecord]) -> None:
+    for record in records:
+        if record.levelno < logging.WARNING:
+            continue
+        message = record.getMessage().removeprefix("nexs_serverless: ")
+        problem = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        target = report.errors if isinstance(problem, config.Problem) or record.exc_info else report.warnings
+        if message not in target:  # several parts may read the same variable
+            target.append(message)
+
+
+def check(environ: Mapping[str, str]) -> Report:
+    """Check `environ` as a cold start would read it; configures the process's runtime from it."""
+    report = Report()
+    logger = logging.getLogger("nexs_serverless")
+    collector = _Collector()
+    previous = logger.propagate
+    logger.addHandler(collector)
+    logger.propagate = False
+    _guard.forget()
+    try:
+        runtime.configure(environ=environ, exporters=None)
+        try:
+            _build(report)
+        except Exception as exc:  # a part that cannot even be built is an error, not a crash
+            report.errors.append(f"building the runtime failed: {type(exc).__name__}: {exc}")
+    finally:
+        logger.removeHandler(collector)
+        logger.propagate = previous
+    settings = runtime.runtime.settings
+    report.settings.extend(_settings_rows(settings, environ))
+    _classify(report, collector.records)
+    names, prefixes = known_variables()
+    for variable in sorted(environ):
+        if not variable.startswith(("NEXS_", "OTEL_")):
+            continue
+        report.variables.append((variable, environ[variable]))
+        if variable not in names and not variable.startswith(prefixes):
+            report.warnings.append(f"{variable} is not read by nexs_serverless (a typo, or another tool's?)")
+    if settings.disabled:
+        report.warnings.append("tracing is disabled (OTEL_SDK_DISABLED or NEXS_DISABLED): no spans at all")
+    elif set(settings.exporters) <= {"none"}:
+        report.warnings.append("OTEL_TRACES_EXPORTER=none: spans are recorded but never exported")
+    if settings.sampler == "always_off":
+        report.warnings.append("OTEL_TRACES_SAMPLER=always_off: no trace is sampled")
+    return report
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color else text
+
+
+def render(report: Report, *, color: bool = False) -> str:
+    """The report as text: settings, built parts, variables, then errors and warnings."""
+    lines = [_paint("settings", "1", color)]
+    width = max((len(name) for name, _, _ in report.settings), default=0)
+    value_width = min(40, max((len(value) for _, value, _ in report.settings), default=0))
+    for name, value, source in report.settings:
+        lines.append(f"  {name:<{width}}  {value:<{value_width}}  {_paint(source, '2', color)}".rstrip())
+    lines.append("")
+    lines.append(_paint("built from them", "1", color))
+    part_width = max((len(name) for name, _ in report.parts), default=0)
+    lines.extend(f"  {name:<{part_width}}  {value}" for name, value in report.parts)
+    lines.append("")
+    lines.append(_paint("variables set", "1", color))
+    lines.extend(f"  {name}={value}" for name, value in report.variables)
+    if not report.variables:
+        lines.append("  (no NEXS_* or OTEL_* variable: every setting is its default)")
+    lines.append("")
+    lines.append(_paint(f"errors ({len(report.errors)})", "1;31" if report.errors else "1", color))
+    lines.extend(_paint(f"  ✗ {error}", "31", color) for error in report.errors)
+    lines.append(_paint(f"warnings ({len(report.warnings)})", "1;33" if report.warnings else "1", color))
+    lines.extend(_paint(f"  ! {warning}", "33", color) for warning in report.warnings)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,330 @@
+"""``nexs-serverless invoke``: run a handler locally as its platform would, and keep its spans.
+
+The handler runs in this process with the environment its platform sets
+(``AWS_LAMBDA_FUNCTION_NAME``, ``AWS_REGION``, ... or Google's ``K_SERVICE``
+and Azure's ``WEBSITE_SITE_NAME``), a realistic context (request id,
+deadline, ARN, memory) and the event, then its spans are collected from an
+in-memory exporter. The first invocation is a cold start: the handler's
+module is imported after the tracer is reset, as Lambda imports it during
+init. A handler that is not decorated is wrapped with `traced_handler`, as
+the layer's zero-code wrapper does, so every handler shows a trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..handler import traced_handler
+from ..testing import LambdaContext, native, reset
+from ..testing._fixtures import load, names
+from ..testing.context import AzureContext
+from ..testing.recorder import SpanRecorder
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from typing import Any
+
+    from ..finished import FinishedSpan
+
+__all__ = [
+    "Invocation",
+    "InvokeError",
+    "function_name_of",
+    "load_event",
+    "load_handler",
+    "platform_environ",
+    "run",
+]
+
+PLATFORMS = ("aws", "gcp", "azure")
+
+
+class InvokeError(Exception):
+    """The handler or the event cannot be loaded (the message says what to fix)."""
+
+
+class Invocation:
+    """What one local invocation produced."""
+
+    __slots__ = ("duration_ms", "error", "index", "request_id", "result", "spans")
+
+    def __init__(self, index: int, request_id: str) -> None:
+        self.index = index
+        self.request_id = request_id
+        self.result: object = None
+        self.error: BaseException | None = None
+        self.duration_ms = 0.0
+        self.spans: list[FinishedSpan] = []
+
+    @property
+    def cold(self) -> bool:
+        """True when the root span says this was a cold start."""
+        return any(span.attributes.get("faas.coldstart") is True for span in self.spans)
+
+
+def load_event(spec: str | None) -> tuple[str | None, dict[str, Any]]:
+    """The event for `spec` (a sample event name or a JSON file) and the platform its name implies.
+
+    Returns:
+        (platform or None when the name does not tell, event); no spec gives ``{}``.
+
+    Raises:
+        InvokeError: for an unknown name, a missing file or invalid JSON.
+    """
+    if not spec:
+        return None, {}
+    if spec in names():
+        platform = spec.split("-", 1)[0] if spec.startswith(("gcp-", "azure-")) else "aws"
+        return platform, load(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise InvokeError(f"--event {spec!r}: neither a sample event ({', '.join(names())}) nor a file")
+    try:
+        event = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvokeError(f"--event {spec!r}: cannot read JSON: {exc}") from exc
+    if not isinstance(event, dict):
+        raise InvokeError(f"--event {spec!r}: the event must be a JSON object")
+    return None, event
+
+
+def _import_file(path: Path) -> Any:
+    """Import a handler file as Lambda does: its folder on ``sys.path``, module named after the file."""
+    folder = str(path.parent.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise InvokeError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def function_name_of(spec: str) -> str:
+    """The function name `spec` suggests, as Lambda's console would show it.
+
+    The folder of a ``handler.py``, ``main.py`` or ``app.py``, else the
+    file's or the module's last name.
+    """
+    target = spec.partition(":")[0]
+    path = Path(target)
+    if path.is_dir():
+        return path.resolve().name
+    if path.suffix == ".py" or path.is_file():
+        return path.resolve().parent.name if path.stem in ("handler", "main", "app") else path.stem
+    return target.rsplit(".", 1)[-1] or "function"
+
+
+def load_handler(spec: str) -> Callable[..., Any]:
+    """Import the handler `spec` names and return it.
+
+    `spec` is ``module:function`` (``app.main:handler``, imported from the
+    current directory), ``path/to/file.py[:function]`` or a folder holding
+    ``handler.py``; the function defaults to ``handler``.
+
+    Raises:
+        InvokeError: when the module cannot be imported or has no such callable.
+    """
+    target, _, function = spec.partition(":")
+    if ":" in target or not target:
+        raise InvokeError(f"handler {spec!r}: expected module:function or path/to/file.py[:function]")
+    function = function or "handler"
+    path = Path(target)
+    if path.is_dir():
+        path = path / "handler.py"
+    try:
+        if path.suffix == ".py" or path.is_file():
+            if not path.is_file():
+                raise InvokeError(f"handler {spec!r}: no file {path}")
+            module = _import_file(path)
+        else:
+            if "" not in sys.path and os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(target)
+    except InvokeError:
+        raise
+    except Exception as exc:
+        raise InvokeError(f"handler {spec!r}: importing it failed: {type(exc).__name__}: {exc}") from exc
+    fn: Callable[..., Any] | None = getattr(module, function, None)
+    if not callable(fn):
+        raise InvokeError(f"handler {spec!r}: {module.__name__} has no function {function!r}")
+    return fn
+
+
+def platform_environ(
+    platform: str, function_name: str, *, region: str, memory_mb: int, handler_dir: str
+) -> dict[str, str]:
+    """The variables `platform` sets in a function's environment, for this function."""
+    if platform == "gcp":
+        return {
+            "K_SERVICE": function_name,
+            "K_REVISION": f"{function_name}-00001-abc",
+            "FUNCTION_TARGET": "handler",
+            "GOOGLE_CLOUD_PROJECT": "my-project",
+            "FUNCTION_REGION": region,
+        }
+    if platform == "azure":
+        return {
+            "WEBSITE_SITE_NAME": function_name,
+            "REGION_NAME": region,
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "FUNCTIONS_EXTENSION_VERSION": "~4",
+            "WEBSITE_INSTANCE_ID": "0123456789abcdef0123456789abcdef",
+        }
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return {
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/28/[$LATEST]0123456789abcdef0123456789abcdef",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{version}",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "LAMBDA_TASK_ROOT": handler_dir,
+    }
+
+
+@contextlib.contextmanager
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set `values` in `os.environ` for the block, then restore every variable as it was."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _context(platform: str, function_name: str, region: str, memory_mb: int, timeout_ms: int) -> object:
+    if platform == "azure":
+        return AzureContext(function_name=function_name)
+    return LambdaContext(
+        function_name=function_name, region=region, memory_limit_in_mb=memory_mb, timeout_ms=timeout_ms
+    )
+
+
+def _arguments(
+    fn: Callable[..., Any], platform: str, event: Mapping[str, Any], context: object
+) -> tuple[Any, ...]:
+    args = native.build_args(platform, event, context)
+    if platform == "azure":  # Azure passes `context` only to functions that declare it
+        try:
+            wanted = len(inspect.signature(fn).parameters)
+        except (TypeError, ValueError):
+            wanted = len(args)
+        args = args[: max(1, wanted)]
+    return args
+
+
+def _exporters(names: Sequence[str]) -> list[object]:
+    """Build the named exporters from the (patched) environment, as the layer would."""
+    from .. import config
+    from ..exporters import create
+
+    settings = config.from_env()
+    built: list[object] = []
+    for name in names:
+        try:
+            built.append(create(name, settings))
+        except Exception as exc:  # noqa: PERF203 - runs once per named exporter
+            raise InvokeError(f"--exporter {name}: {type(exc).__name__}: {exc}") from exc
+    return built
+
+
+def _request_id(platform: str, event: Mapping[str, Any], context: object) -> str:
+    """The id the platform gives this invocation (Google's comes with the request or the CloudEvent)."""
+    if platform == "gcp":
+        headers = event.get("headers") or {}
+        return str(event.get("id") or headers.get("Function-Execution-Id") or "")
+    return str(getattr(context, "aws_request_id", None) or getattr(context, "invocation_id", "") or "")
+
+
+def run(
+    handler_spec: str,
+    event: Mapping[str, Any],
+    *,
+    platform: str = "aws",
+    times: int = 1,
+    function_name: str | None = None,
+    region: str = "us-east-1",
+    memory_mb: int = 128,
+    timeout_ms: int = 3000,
+    environ: Mapping[str, str] | None = None,
+    exporters: Sequence[str] = (),
+) -> tuple[list[Invocation], float]:
+    """Import the handler and invoke it `times` times with `event`.
+
+    Args:
+        handler_spec: as `load_handler` takes it.
+        event: the event (a fresh copy is passed to each invocation).
+        platform: ``aws``, ``gcp`` or ``azure``: the arguments and environment to simulate.
+        times: invocations; the first is a cold start.
+        function_name: the function's name (default: from the handler's file or module).
+        region: the region in the environment and the ARN.
+        memory_mb: the memory size in the environment and the context.
+        timeout_ms: each invocation's deadline, from its start.
+        environ: extra variables (``NEXS_*``, ``OTEL_*``, the handler's own), applied last.
+        exporters: ``OTEL_TRACES_EXPORTER`` names of exporters that receive the
+            spans too, configured from the environment (the in-memory one that
+            the waterfall reads is always there).
+
+    Returns:
+        The invocations, and the init time in ms (importing the handler's module).
+
+    Raises:
+        InvokeError: when the handler cannot be loaded or an exporter cannot be built.
+    """
+    if platform not in PLATFORMS:
+        raise InvokeError(f"unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")
+    target = Path(handler_spec.partition(":")[0])
+    handler_dir = str((target if target.is_dir() else target.parent).resolve())
+    name = function_name or function_name_of(handler_spec)
+    variables = platform_environ(platform, name, region=region, memory_mb=memory_mb, handler_dir=handler_dir)
+    variables.update(environ or {})
+    recorder = SpanRecorder()
+    invocations: list[Invocation] = []
+    with patched_environ(variables):
+        reset(environ=dict(os.environ), exporters=[recorder, *_exporters(exporters)])
+        started = time.perf_counter()
+        fn = load_handler(handler_spec)
+        init_ms = (time.perf_counter() - started) * 1000.0
+        traced = traced_handler(fn)
+        for index in range(times):
+            context = _context(platform, name, region, memory_mb, timeout_ms)
+            invocation = Invocation(index, _request_id(platform, event, context))
+            args = _arguments(fn, platform, json.loads(json.dumps(event)), context)
+            started = time.perf_counter()
+            try:
+                result = traced(*args)
+                if inspect.isawaitable(result):
+                    result = asyncio.run(_awaited(result))
+                invocation.result = result
+            except Exception as exc:  # the handler's own error: shown, not raised
+                invocation.error = exc
+            invocation.duration_ms = (time.perf_counter() - started) * 1000.0
+            invocation.spans = recorder.collect()
+            recorder.clear()
+            invocations.append(invocation)
+    return invocations, init_ms
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable

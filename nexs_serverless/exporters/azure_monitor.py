@@ -1,0 +1,270 @@
+"""`AzureMonitorExporter`: spans to Application Insights through azure-monitor-opentelemetry-exporter.
+
+The Azure SDK's `AzureMonitorTraceExporter` is an OpenTelemetry SDK exporter:
+our spans are converted with `otel_sdk.to_readable_span`, and its own mapping
+turns them into Application Insights envelopes (requests, dependencies,
+exceptions, ...). The envelopes are then sent with the SDK's ingestion client
+(``client.track``) rather than its ``export()``, because ``export()`` swallows
+the HTTP status the retry and breaker logic needs: here each failure is
+classified (401/403 AUTH, 429 THROTTLED with ``Retry-After``, 5xx SERVER,
+connection errors NETWORK, read timeouts TIMEOUT), the call gets the time left
+in the flush budget, and the Azure pipeline's own retries are switched off
+(``retry_total=0``; the resilience layer decides). A partial success (HTTP 206)
+counts the items the service refused as rejected.
+
+Offline storage (the SDK writes failed envelopes to a temp directory and
+re-sends them later) is off: Lambda's and many containers' disks are
+ephemeral or read-only, and our carry-over buffer already keeps unsent spans.
+With ``NEXS_AZURE_OFFLINE_STORAGE=true`` it is on, and then the SDK owns the
+retry of what failed with a retryable error: those envelopes go to its disk
+storage (counted as ``spans_stored_offline``) instead of being reported as a
+failure, and stored envelopes are re-sent after the next success.
+
+The Azure SDK starts background telemetry of its own (statsbeat, the
+OneSettings control plane) when constructed; it honours its environment
+variables ``APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL``,
+``APPLICATIONINSIGHTS_SDKSTATS_DISABLED`` and
+``APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED`` (set them to ``true`` to stop it).
+
+Environment (read from the settings snapshot by `from_settings`):
+
+- ``APPLICATIONINSIGHTS_CONNECTION_STRING`` (required).
+- ``NEXS_AZURE_OFFLINE_STORAGE`` (false): let the SDK store failed envelopes on disk.
+- ``NEXS_AZURE_STORAGE_DIRECTORY`` (the SDK's temp directory): where.
+- ``NEXS_AZURE_TIMEOUT_MS`` (1000): the most one call may take (capped by the flush budget).
+"""
+
+from __future__ import annotations
+
+from .. import _guard as guard
+from .. import _stats as stats
+from ..config import ConfigError
+from ..context import remaining_export_s
+from .base import ExportResult
+from .errors import ErrorClass, ExportError, classify, classify_status
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from ..config import Settings
+    from ..typing import ReadableSpan
+
+__all__ = ["AzureMonitorExporter", "classify_azure_error", "from_settings"]
+
+# Per-item statuses of a 206 that the SDK would retry (its _RETRYABLE_STATUS_CODES).
+_RETRYABLE_ITEM_STATUSES = frozenset({408, 429, 439, 500, 502, 503, 504})
+
+
+class AzureMonitorExporter:
+    """Exports spans to Azure Monitor Application Insights.
+
+    Args:
+        connection_string: the Application Insights connection string
+            (``InstrumentationKey=...;IngestionEndpoint=https://...``).
+        offline_storage: let the Azure SDK keep failed envelopes on disk.
+        storage_directory: where (default: the SDK's temp directory).
+        credential: an Azure AD token credential, for resources requiring Entra ID.
+        timeout_ms: the most one call may take, capped by the flush budget.
+
+    Raises:
+        ConfigError: for a missing connection string or a bad timeout.
+        ImportError: when azure-monitor-opentelemetry-exporter is not installed.
+    """
+
+    def __init__(
+        self,
+        *,
+        connection_string: str | None = None,
+        offline_storage: bool = False,
+        storage_directory: str | None = None,
+        credential: object | None = None,
+        timeout_ms: int = 1000,
+    ) -> None:
+        from importlib.util import find_spec
+
+        try:
+            spec = find_spec("azure.monitor.opentelemetry.exporter")
+        except ImportError:
+            spec = None
+        if spec is None:
+            raise ImportError(
+                "azure-monitor-opentelemetry-exporter is missing: pip install 'nexs-serverless[azure]'"
+            )
+        if not connection_string or "instrumentationkey=" not in connection_string.lower():
+            raise ConfigError("AzureMonitorExporter needs a connection string with an InstrumentationKey")
+        if not isinstance(timeout_ms, int) or timeout_ms < 1:
+            raise ConfigError(f"AzureMonitorExporter(timeout_ms={timeout_ms!r}): expected an integer >= 1")
+        self.connection_string = connection_string
+        self.offline_storage = offline_storage
+        self.storage_directory = storage_directory
+        self.timeout_ms = timeout_ms
+        self._credential = credential
+        self._exporter: Any = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
+        """Send `spans`; failures are classified, counted and logged once, never raised."""
+        try:
+            rejected = self.send(spans, remaining_export_s(self.timeout_ms / 1000))
+        except Exception as exc:
+            error = classify_azure_error(exc)
+            stats.incr("export_errors_" + error.error_class)
+            guard.warn_once(
+                "azure_monitor:" + error.error_class,
+                "nexs_serverless: Azure Monitor export failed (%s): %s",
+                error.error_class,
+                error,
+            )
+            return ExportResult.FAILURE
+        if rejected:
+            stats.incr("spans_rejected", rejected)
+        return ExportResult.SUCCESS
+
+    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
+        """One ingestion call within `timeout_s`; returns how many spans the service refused.
+
+        Raises:
+            ExportError: classified (see `classify_azure_error`).
+        """
+        if not spans:
+            return 0
+        if timeout_s <= 0:
+            raise ExportError(ErrorClass.TIMEOUT, "no time left in the flush budget")
+        sdk = self.prepare()
+        envelopes, owner = _envelopes(sdk, spans)
+        try:
+            response = sdk.client.track(envelopes, connection_timeout=timeout_s, read_timeout=timeout_s)
+        except Exception as exc:
+            error = classify_azure_error(exc)
+            if self.offline_storage and error.retryable and sdk.storage is not None:
+                sdk.storage.put([envelope.as_dict() for envelope in envelopes])
+                stats.incr("spans_stored_offline", len(spans))
+                return 0
+            raise error from exc
+        rejected = _rejected_spans(response, owner)
+        if self.offline_storage and sdk.storage is not None:
+            drain = getattr(sdk, "_transmit_from_storage", None)
+            if drain is not None:
+                drain()
+        return rejected
+
+    def prepare(self) -> Any:
+        """The Azure SDK exporter, built once (imports the Azure SDK)."""
+        sdk = self._exporter
+        if sdk is None:
+            from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
+
+            options: dict[str, object] = {
+                "connection_string": self.connection_string,
+                "disable_offline_storage": not self.offline_storage,
+                "timeout": self.timeout_ms / 1000,
+                "retry_total": 0,
+            }
+            if self.storage_directory:
+                options["storage_directory"] = self.storage_directory
+            if self._credential is not None:
+                options["credential"] = self._credential
+            sdk = self._exporter = AzureMonitorTraceExporter(**options)
+        return sdk
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Nothing is held back here: always True."""
+        return True
+
+    def shutdown(self) -> None:
+        """Shut the SDK exporter down (closes its storage)."""
+        sdk, self._exporter = self._exporter, None
+        if sdk is not None:
+            sdk.shutdown()
+
+
+def _envelopes(sdk: Any, spans: Sequence[ReadableSpan]) -> tuple[list[Any], list[int]]:
+    """The SDK's envelopes for `spans` and, for each, the index of the span it came from."""
+    from .otel_sdk import to_readable_span
+
+    envelopes: list[Any] = []
+    owner: list[int] = []
+    try:
+        for index, span in enumerate(spans):
+            readable = to_readable_span(span)  # type: ignore[arg-type]
+            batch = [sdk._span_to_envelope(readable), *sdk._span_events_to_envelopes(readable)]
+            envelopes.extend(batch)
+            owner.extend([index] * len(batch))
+    except Exception as exc:
+        raise ExportError(ErrorClass.SERIALIZATION, f"could not convert spans: {exc!r}") from exc
+    return envelopes, owner
+
+
+def _rejected_spans(response: Any, owner: list[int]) -> int:
+    """Spans with an envelope the service refused (HTTP 206); all refused and retryable raises."""
+    errors = list(getattr(response, "errors", None) or ())
+    if not errors:
+        return 0
+    statuses = [getattr(error, "status_code", None) for error in errors]
+    if len(errors) >= len(owner) and all(status in _RETRYABLE_ITEM_STATUSES for status in statuses):
+        status = next(s for s in statuses if isinstance(s, int))
+        raise ExportError(classify_status(status), f"every item refused with {status}", status=status)
+    refused = {owner[error.index] for error in errors if isinstance(getattr(error, "index", None), int)}
+    refused.discard(-1)
+    return len(refused)
+
+
+def classify_azure_error(exc: BaseException) -> ExportError:
+    """An `ExportError` for an exception from azure-core's pipeline."""
+    if isinstance(exc, ExportError):
+        return exc
+    try:
+        from azure.core import exceptions as az
+    except ImportError:
+        return classify(exc)
+    if isinstance(exc, az.HttpResponseError) and isinstance(exc.status_code, int):
+        status = exc.status_code
+        headers = getattr(exc.response, "headers", None) or {}
+        retry_after = _seconds(headers.get("Retry-After") or headers.get("retry-after"))
+        if status in (307, 308):
+            return ExportError(
+                ErrorClass.BAD_REQUEST,
+                f"redirected to {headers.get('Location')}: use it as the IngestionEndpoint",
+                status=status,
+            )
+        error_class = ErrorClass.THROTTLED if status in (402, 439) else classify_status(status)
+        return ExportError(
+            error_class, f"HTTP {status}: {exc.message}", retry_after_s=retry_after, status=status
+        )
+    if isinstance(exc, az.ClientAuthenticationError):
+        return ExportError(ErrorClass.AUTH, repr(exc))
+    if isinstance(exc, az.ServiceRequestError):  # the request did not leave: refused, DNS, TLS
+        return ExportError(ErrorClass.NETWORK, repr(exc))
+    if isinstance(exc, az.ServiceResponseError):  # sent, no (complete) answer
+        text = repr(exc).lower()
+        timed_out = "timeout" in text or "timed out" in text
+        return ExportError(ErrorClass.TIMEOUT if timed_out else ErrorClass.NETWORK, repr(exc))
+    return classify(exc)
+
+
+def _seconds(value: object) -> float | None:
+    try:
+        return max(0.0, float(str(value))) if value is not None else None
+    except ValueError:
+        return None
+
+
+def from_settings(settings: Settings) -> AzureMonitorExporter:
+    """The exporter ``OTEL_TRACES_EXPORTER=azure_monitor`` stands for, configured from the environment.
+
+    Raises:
+        ConfigError: when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is not set.
+    """
+    from ..config import Reader, report
+
+    reader = Reader(settings.environ)
+    offline = reader.boolean("NEXS_AZURE_OFFLINE_STORAGE", default=False)
+    timeout_ms = reader.integer("NEXS_AZURE_TIMEOUT_MS", default=1000, minimum=1)
+    report(reader.problems)
+    return AzureMonitorExporter(
+        connection_string=settings.env("APPLICATIONINSIGHTS_CONNECTION_STRING").strip() or None,
+        offline_storage=offline,
+        storage_directory=settings.env("NEXS_AZURE_STORAGE_DIRECTORY").strip() or None,
+        timeout_ms=timeout_ms,
+    )

@@ -1,0 +1,268 @@
+"""`FileExporter`: spans as JSON lines in a local file, for local runs and CI.
+
+One span per line, with OTLP/JSON field names (``traceId``, ``spanId``,
+``startTimeUnixNano``, ``attributes: [{"key": ..., "value": {"stringValue": ...}}]``,
+...) and the span's ``resource`` and ``scope`` on each line, so that every
+line stands alone (``jq``, ``grep``, a log shipper). Ids are hex, 64-bit
+integers are decimal strings, as OTLP/JSON writes them.
+
+The file is bounded: when the next line would take it past ``max_bytes`` it is
+rotated (``spans.jsonl`` -> ``spans.jsonl.1`` -> ... up to ``backups`` old
+files), or, with ``backups=0``, further spans are dropped and counted
+(``spans_dropped_file_full``). A line longer than ``max_bytes`` on its own is
+dropped (``spans_dropped_oversize``). Lines are flushed to the OS after each
+export (not fsync'ed: this is a debugging aid, not a journal).
+
+Environment (read from the settings snapshot by `from_settings`):
+
+- ``NEXS_FILE_PATH`` (``nexs-spans.jsonl``; ``/tmp/nexs-spans.jsonl`` in Lambda,
+  whose code directory is read-only).
+- ``NEXS_FILE_MAX_BYTES`` (10 MiB): the largest the file may grow.
+- ``NEXS_FILE_BACKUPS`` (3): rotated files kept; 0 stops writing when full.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+
+from .. import _guard as guard
+from .. import _stats as stats
+from ..config import ConfigError
+from .base import ExportResult
+from .errors import ErrorClass, ExportError, classify
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import BinaryIO
+
+    from ..config import Settings
+    from ..model import Event, Link
+    from ..typing import ReadableSpan
+
+__all__ = ["DEFAULT_PATH", "FileExporter", "from_settings", "to_json"]
+
+DEFAULT_PATH = "nexs-spans.jsonl"
+LAMBDA_PATH = "/tmp/nexs-spans.jsonl"  # noqa: S108 - Lambda's only writable directory
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_BACKUPS = 3
+
+
+class FileExporter:
+    """Appends spans to a JSON lines file of bounded size.
+
+    Args:
+        path: the file to write (created with its directory if missing).
+        max_bytes: the most the file may hold (at least 1024).
+        backups: rotated files kept (``path.1`` newest); 0 drops spans once full.
+    """
+
+    def __init__(
+        self, path: str = DEFAULT_PATH, *, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS
+    ) -> None:
+        if not isinstance(path, str) or not path:
+            raise ConfigError(f"FileExporter(path={path!r}): expected a file path")
+        if not isinstance(max_bytes, int) or max_bytes < 1024:
+            raise ConfigError(f"FileExporter(max_bytes={max_bytes!r}): expected an integer >= 1024")
+        if not isinstance(backups, int) or backups < 0:
+            raise ConfigError(f"FileExporter(backups={backups!r}): expected an integer >= 0")
+        self.path = path
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._file: BinaryIO | None = None
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
+        """Write `spans`; a failure is classified, counted and logged once, never raised."""
+        try:
+            self.send(spans, 0.0)
+        except Exception as exc:
+            error = classify(exc)
+            stats.incr("file_export_errors_" + error.error_class)
+            guard.warn_once("file:" + error.error_class, "nexs_serverless: file export failed: %s", error)
+            return ExportResult.FAILURE
+        return ExportResult.SUCCESS
+
+    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> None:
+        """Append one line per span (`timeout_s` is unused: local writes do not wait on a peer).
+
+        Raises:
+            ExportError: AUTH when the file may not be written, SERVER for other
+                I/O errors (a full disk). A span that cannot be encoded is skipped
+                and counted (``spans_dropped_serialization``).
+        """
+        lines = [line for line in map(_line, spans) if line is not None]
+        with self._lock:
+            try:
+                self._write(lines)
+            except PermissionError as exc:
+                raise ExportError(ErrorClass.AUTH, f"{self.path}: {exc}") from exc
+            except OSError as exc:
+                self._close()
+                raise ExportError(ErrorClass.SERVER, f"{self.path}: {exc}") from exc
+
+    def _write(self, lines: list[bytes]) -> None:
+        out = self._open()
+        pending: list[bytes] = []
+        for line in lines:
+            if len(line) > self.max_bytes:
+                stats.incr("spans_dropped_oversize")
+                continue
+            if self._size + len(line) > self.max_bytes:
+                if self.backups == 0:
+                    stats.incr("spans_dropped_file_full")
+                    continue
+                out.write(b"".join(pending))
+                pending.clear()
+                out = self._rotate()
+            pending.append(line)
+            self._size += len(line)
+        if pending:
+            out.write(b"".join(pending))
+        out.flush()
+
+    def _open(self) -> BinaryIO:
+        out = self._file
+        if out is None:
+            directory = os.path.dirname(self.path)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            out = self._file = open(self.path, "ab")  # noqa: SIM115 - kept open across invocations
+            self._size = out.tell()
+        return out
+
+    def _rotate(self) -> BinaryIO:
+        self._close()
+        for index in range(self.backups - 1, 0, -1):
+            older = f"{self.path}.{index}"
+            if os.path.exists(older):
+                os.replace(older, f"{self.path}.{index + 1}")
+        if os.path.exists(self.path):
+            os.replace(self.path, f"{self.path}.1")
+        stats.incr("file_rotations")
+        return self._open()
+
+    def _close(self) -> None:
+        out, self._file = self._file, None
+        if out is not None:
+            out.close()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Lines are flushed after every export: always True."""
+        return True
+
+    def shutdown(self) -> None:
+        """Close the file (a later export opens it again)."""
+        with self._lock:
+            self._close()
+
+
+def _line(span: ReadableSpan) -> bytes | None:
+    try:
+        return to_json(span).encode("utf-8", "replace") + b"\n"
+    except Exception as exc:  # one odd span must not cost the batch
+        guard.report("file_line", exc)
+        stats.incr("spans_dropped_serialization")
+        return None
+
+
+def to_json(span: ReadableSpan) -> str:
+    """One span as a line of OTLP/JSON-like text (no newline)."""
+    line: dict[str, object] = {
+        "traceId": f"{span.trace_id:032x}",
+        "spanId": f"{span.span_id:016x}",
+    }
+    if span.trace_state:
+        line["traceState"] = ",".join(f"{key}={value}" for key, value in span.trace_state)
+    if span.parent_span_id:
+        line["parentSpanId"] = f"{span.parent_span_id:016x}"
+    line["flags"] = (span.trace_flags & 0xFF) | 0x100 | (0x200 if span.parent_is_remote else 0)
+    line["name"] = span.name
+    line["kind"] = span.kind + 1  # OTLP's SpanKind: ours shifted by one (0 is UNSPECIFIED)
+    line["startTimeUnixNano"] = str(span.start_ns)
+    line["endTimeUnixNano"] = str(span.end_ns)
+    line["attributes"] = _attributes(span.attributes)
+    line.update(
+        (key, count)
+        for key, count in (
+            ("droppedAttributesCount", span.dropped_attributes),
+            ("droppedEventsCount", span.dropped_events),
+            ("droppedLinksCount", span.dropped_links),
+        )
+        if count
+    )
+    if span.events:
+        line["events"] = [_event(event) for event in span.events]
+    if span.links:
+        line["links"] = [_link(link) for link in span.links]
+    status: dict[str, object] = {"code": span.status_code}
+    if span.status_description:
+        status["message"] = span.status_description
+    line["status"] = status
+    line["resource"] = {"attributes": _attributes(span.resource.attributes)}
+    scope = span.instrumentation_scope
+    line["scope"] = {"name": scope.name, "version": scope.version}
+    return json.dumps(line, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _event(event: Event) -> dict[str, object]:
+    out: dict[str, object] = {
+        "timeUnixNano": str(event.timestamp_ns),
+        "name": event.name,
+        "attributes": _attributes(event.attributes),
+    }
+    if event.dropped_attributes:
+        out["droppedAttributesCount"] = event.dropped_attributes
+    return out
+
+
+def _link(link: Link) -> dict[str, object]:
+    context = link.context
+    out: dict[str, object] = {
+        "traceId": f"{context.trace_id:032x}",
+        "spanId": f"{context.span_id:016x}",
+        "attributes": _attributes(link.attributes),
+    }
+    if context.trace_state:
+        out["traceState"] = ",".join(f"{key}={value}" for key, value in context.trace_state)
+    if link.dropped_attributes:
+        out["droppedAttributesCount"] = link.dropped_attributes
+    return out
+
+
+def _attributes(attributes: Mapping[str, object]) -> list[dict[str, object]]:
+    return [{"key": key, "value": _value(value)} for key, value in attributes.items()]
+
+
+def _value(value: object) -> dict[str, object]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        # OTLP/JSON writes non-finite doubles as strings; plain JSON has no NaN.
+        if math.isfinite(value):
+            return {"doubleValue": value}
+        return {"doubleValue": "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")}  # noqa: PLR0124
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, (list, tuple)):
+        return {"arrayValue": {"values": [_value(item) for item in value]}}
+    return {"stringValue": str(value)}
+
+
+def from_settings(settings: Settings) -> FileExporter:
+    """The exporter ``OTEL_TRACES_EXPORTER=file`` stands for, configured from the environment."""
+    from ..config import Reader, report
+
+    reader = Reader(settings.environ)
+    default_path = LAMBDA_PATH if settings.env("AWS_LAMBDA_FUNCTION_NAME") else DEFAULT_PATH
+    path = settings.env("NEXS_FILE_PATH").strip() or default_path
+    max_bytes = reader.integer("NEXS_FILE_MAX_BYTES", default=DEFAULT_MAX_BYTES, minimum=1024)
+    backups = reader.integer("NEXS_FILE_BACKUPS", default=DEFAULT_BACKUPS)
+    report(reader.problems)
+    return FileExporter(path, max_bytes=max_bytes, backups=backups)

@@ -1,0 +1,240 @@
+"""`OTLPGrpcExporter`: OTLP over gRPC (``grpcio``, the ``grpc`` extra), same bytes as OTLP/HTTP.
+
+The request body is the one `otlp_encode` builds for OTLP/HTTP, sent with a
+raw unary call to ``opentelemetry.proto.collector.trace.v1.TraceService/Export``
+(no generated stubs, no `google.protobuf` at run time). The channel is kept
+for warm invocations. gRPC status codes are classified as the OTLP
+specification says ("OTLP/gRPC Throttling" and "Failures"): UNAVAILABLE,
+CANCELLED, ABORTED, OUT_OF_RANGE and DATA_LOSS are retryable (server),
+DEADLINE_EXCEEDED is a timeout, RESOURCE_EXHAUSTED is throttling only with a
+``google.rpc.RetryInfo`` (its delay is honoured), UNAUTHENTICATED and
+PERMISSION_DENIED are auth errors, the rest are not retried.
+
+Environment: the ``OTEL_EXPORTER_OTLP_[TRACES_]*`` variables of `otlp_settings`,
+with ``http://localhost:4317`` as the default endpoint and ``..._INSECURE``
+for an endpoint given without a scheme.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .. import _stats as stats
+from ..context import remaining_export_s
+from ._http import split_url
+from .base import ExportResult
+from .errors import ErrorClass, ExportError
+from .otlp_encode import decode_partial_success, encode_spans, iter_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from ..config import Settings
+    from ..typing import ReadableSpan
+
+__all__ = ["OTLPGrpcExporter", "from_settings"]
+
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+_RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
+_SERVER_CODES = frozenset({"UNAVAILABLE", "CANCELLED", "ABORTED", "OUT_OF_RANGE", "DATA_LOSS"})
+_AUTH_CODES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
+_BAD_REQUEST_CODES = frozenset(
+    {"INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "FAILED_PRECONDITION", "UNIMPLEMENTED"}
+)
+
+
+class OTLPGrpcExporter:
+    """Sends spans to an OTLP/gRPC endpoint.
+
+    Args:
+        endpoint: ``http://host:port`` (plaintext) or ``https://host:port`` (TLS).
+        headers: request metadata (keys are lower-cased, as gRPC requires).
+        timeout_s: the most one call may take; capped by the flush deadline.
+        compression: ``"gzip"`` or ``"none"``.
+        certificate: CA bundle (PEM) for a TLS endpoint.
+        client_certificate: PEM client certificate, for mutual TLS.
+        client_key: the client certificate's private key.
+
+    Raises:
+        ValueError: for a malformed endpoint or another compression.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str = "http://localhost:4317",
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 10.0,
+        compression: str = "none",
+        certificate: str | None = None,
+        client_certificate: str | None = None,
+        client_key: str | None = None,
+    ) -> None:
+        scheme, host, port, _ = split_url(endpoint)
+        if compression not in ("none", "gzip"):
+            raise ValueError(f"compression must be 'none' or 'gzip', got {compression!r}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
+        self.endpoint = endpoint
+        self.target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.secure = scheme == "https"
+        self.timeout_s = float(timeout_s)
+        self.compression = compression
+        self.metadata = tuple((str(k).lower(), str(v)) for k, v in (headers or {}).items())
+        self._tls_files = (certificate, client_certificate, client_key)
+        self._lock = threading.Lock()
+        self._channel: object = None
+        self._call: object = None
+
+    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
+        """Export `spans` with one unary call; return how many the back end rejected.
+
+        Raises:
+            ExportError: classified failure.
+        """
+        try:
+            body = encode_spans(spans)
+        except Exception as exc:
+            raise ExportError(ErrorClass.SERIALIZATION, f"could not encode spans: {exc!r}") from exc
+        import grpc
+
+        call = self._callable()
+        compression = grpc.Compression.Gzip if self.compression == "gzip" else None
+        try:
+            reply = call(body, timeout=max(0.001, timeout_s), metadata=self.metadata, compression=compression)  # type: ignore[operator]
+        except grpc.RpcError as exc:
+            raise _classify_rpc(exc) from exc
+        except Exception as exc:
+            raise ExportError(ErrorClass.UNKNOWN, repr(exc)) from exc
+        try:
+            rejected, _ = decode_partial_success(bytes(reply))
+        except ValueError:
+            stats.incr("export_response_undecodable")
+            return 0
+        return max(0, rejected)
+
+    def prepare(self) -> None:
+        """Create the channel and wait (at most the timeout) for it to connect."""
+        import grpc
+
+        self._callable()
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=self.timeout_s)
+        except grpc.FutureTimeoutError:
+            pass  # the first export will report the failure, classified
+
+    def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
+        """Send once within the flush deadline; failures are counted, never raised."""
+        try:
+            self.send(spans, remaining_export_s(self.timeout_s))
+        except ExportError as exc:
+            stats.incr("export_errors_" + exc.error_class)
+            return ExportResult.FAILURE
+        return ExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Nothing is held here."""
+        return True
+
+    def shutdown(self) -> None:
+        """Close the channel."""
+        with self._lock:
+            channel = self._channel
+            self._channel = self._call = None
+        if channel is not None:
+            channel.close()  # type: ignore[attr-defined]
+
+    def _callable(self) -> object:
+        call = self._call
+        if call is not None:
+            return call
+        with self._lock:
+            if self._call is None:
+                import grpc
+
+                if self.secure:
+                    certificate, client_certificate, client_key = self._tls_files
+                    credentials = grpc.ssl_channel_credentials(
+                        root_certificates=_read(certificate),
+                        private_key=_read(client_key),
+                        certificate_chain=_read(client_certificate),
+                    )
+                    channel = grpc.secure_channel(self.target, credentials)
+                else:
+                    channel = grpc.insecure_channel(self.target)
+                self._channel = channel
+                self._call = channel.unary_unary(EXPORT_METHOD)
+            return self._call
+
+
+def _read(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _classify_rpc(exc: Exception) -> ExportError:
+    """An `ExportError` for a failed call, with RetryInfo's delay when the server sent one."""
+    code = getattr(exc, "code", None)
+    name = getattr(code(), "name", "UNKNOWN") if callable(code) else "UNKNOWN"
+    details = getattr(exc, "details", None)
+    message = f"gRPC {name}: {details() if callable(details) else exc}"
+    retry_after = _retry_delay(exc)
+    if name == "DEADLINE_EXCEEDED":
+        return ExportError(ErrorClass.TIMEOUT, message)
+    if name in _SERVER_CODES:
+        return ExportError(ErrorClass.SERVER, message, retry_after_s=retry_after)
+    if name == "RESOURCE_EXHAUSTED":
+        if retry_after is not None:
+            return ExportError(ErrorClass.THROTTLED, message, retry_after_s=retry_after)
+        return ExportError(ErrorClass.BAD_REQUEST, message)
+    if name in _AUTH_CODES:
+        return ExportError(ErrorClass.AUTH, message)
+    if name in _BAD_REQUEST_CODES:
+        return ExportError(ErrorClass.BAD_REQUEST, message)
+    return ExportError(ErrorClass.UNKNOWN, message)
+
+
+def _retry_delay(exc: Exception) -> float | None:
+    """``RetryInfo.retry_delay`` from the ``grpc-status-details-bin`` trailer (a ``google.rpc.Status``)."""
+    trailing = getattr(exc, "trailing_metadata", None)
+    try:
+        metadata = trailing() if callable(trailing) else None
+        for key, value in metadata or ():
+            if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+                continue
+            for field, _, detail in iter_fields(value):
+                if field != 3 or not isinstance(detail, bytes):  # Status.details: repeated Any
+                    continue
+                parts = {number: data for number, _, data in iter_fields(detail)}
+                if parts.get(1) != _RETRY_INFO_TYPE.encode():
+                    continue
+                info = parts.get(2)
+                for number, _, duration in iter_fields(info if isinstance(info, bytes) else b""):
+                    if number == 1 and isinstance(duration, bytes):  # RetryInfo.retry_delay
+                        values = {n: v for n, _, v in iter_fields(duration)}
+                        seconds = values.get(1, 0)
+                        nanos = values.get(2, 0)
+                        if isinstance(seconds, int) and isinstance(nanos, int):
+                            return seconds + nanos / 1e9
+    except (ValueError, TypeError):
+        return None
+    return None
+
+
+def from_settings(settings: Settings) -> OTLPGrpcExporter:
+    """The exporter ``OTEL_TRACES_EXPORTER=otlp_proto_grpc`` stands for."""
+    from .otlp_settings import read
+
+    options = read(settings, grpc=True)
+    return OTLPGrpcExporter(
+        endpoint=options.endpoint,
+        headers=options.headers,
+        timeout_s=options.timeout_s,
+        compression=options.compression,
+        certificate=options.certificate,
+        client_certificate=options.client_certificate,
+        client_key=options.client_key,
+    )

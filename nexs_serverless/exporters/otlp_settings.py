@@ -1,0 +1,110 @@
+"""``OTEL_EXPORTER_OTLP_*``: the settings OTLP/HTTP and OTLP/gRPC share, parsed once.
+
+Follows the OpenTelemetry specification ("OTLP Exporter Configuration"): each
+variable has a signal-specific ``TRACES_`` form that wins over the general
+one; the general HTTP endpoint gets ``/v1/traces`` appended, the signal one
+is used as is; gRPC endpoints are used as is. Bad values log one line and
+fall back (`config.report`).
+"""
+
+from __future__ import annotations
+
+from .. import config
+from ._http import split_url
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..config import Settings
+
+__all__ = ["Options", "read"]
+
+_PREFIX = "OTEL_EXPORTER_OTLP_"
+HTTP_DEFAULT = "http://localhost:4318/v1/traces"
+GRPC_DEFAULT = "http://localhost:4317"
+
+
+class Options:
+    """Parsed OTLP exporter settings."""
+
+    __slots__ = (
+        "certificate",
+        "client_certificate",
+        "client_key",
+        "compression",
+        "endpoint",
+        "headers",
+        "insecure",
+        "protocol",
+        "timeout_s",
+    )
+
+    def __init__(self, **values: object) -> None:
+        for name in self.__slots__:
+            setattr(self, name, values[name])
+
+    protocol: str
+    endpoint: str
+    headers: dict[str, str]
+    timeout_s: float
+    compression: str
+    certificate: str | None
+    client_certificate: str | None
+    client_key: str | None
+    insecure: bool
+
+
+def _names(setting: str) -> tuple[str, str]:
+    return _PREFIX + "TRACES_" + setting, _PREFIX + setting
+
+
+def _string(settings: Settings, setting: str) -> str | None:
+    for name in _names(setting):
+        value = settings.env(name).strip()
+        if value:
+            return value
+    return None
+
+
+def read(settings: Settings, *, grpc: bool) -> Options:
+    """The OTLP options in `settings.environ` (`grpc`: the gRPC defaults and endpoint rules)."""
+    reader = config.Reader(settings.environ)
+    protocol = reader.choice(
+        *_names("PROTOCOL"), default="grpc" if grpc else "http/protobuf", choices=("http/protobuf", "grpc")
+    )
+    use_grpc = grpc or protocol == "grpc"
+    insecure = reader.boolean(*_names("INSECURE"), default=False)
+    endpoint = _endpoint(settings, reader, use_grpc, insecure)
+    options = Options(
+        protocol="grpc" if use_grpc else "http/protobuf",
+        endpoint=endpoint,
+        headers=reader.key_values(*_names("HEADERS")),
+        timeout_s=reader.integer(*_names("TIMEOUT"), default=10_000, minimum=1) / 1000.0,
+        compression=reader.choice(*_names("COMPRESSION"), default="none", choices=("none", "gzip")),
+        certificate=_string(settings, "CERTIFICATE"),
+        client_certificate=_string(settings, "CLIENT_CERTIFICATE"),
+        client_key=_string(settings, "CLIENT_KEY"),
+        insecure=insecure,
+    )
+    config.report(reader.problems)
+    return options
+
+
+def _endpoint(settings: Settings, reader: config.Reader, grpc: bool, insecure: bool) -> str:
+    default = GRPC_DEFAULT if grpc else HTTP_DEFAULT
+    signal_name, general_name = _names("ENDPOINT")
+    for name, is_signal in ((signal_name, True), (general_name, False)):
+        raw = settings.env(name).strip()
+        if not raw:
+            continue
+        url = raw
+        if grpc and "://" not in url:
+            url = ("http://" if insecure else "https://") + url
+        elif not grpc and not is_signal:
+            url = url.rstrip("/") + "/v1/traces"
+        try:
+            split_url(url)
+        except ValueError:
+            reader.problems.append(config.Problem(name, raw, "an http:// or https:// URL", default))
+            return default
+        return url
+    return default

@@ -1,0 +1,319 @@
+"""`ResilientExporter`: breaker, retries and carry-over around any exporter.
+
+The seam, shaped like httpx's one-method transport: an exporter that can
+report *why* it failed implements
+
+    send(spans, timeout_s) -> int    # spans the back end rejected (0 usually)
+                                     # raises errors.ExportError on failure
+
+and this wrapper does the rest: it skips the call while the breaker is open,
+retries retryable failures with jittered backoff inside the flush deadline,
+keeps unsent spans in a bounded carry-over buffer that goes out first with
+the next flush, and counts everything in `nexs_serverless.stats()`. An
+exporter without `send` (console, in-memory, OpenTelemetry SDK adapters,
+third-party ones) is driven through ``export(spans) -> ExportResult``;
+a FAILURE result or an exception is classified with `errors.classify`.
+
+What happens to a batch:
+
+- sent: counted ``export_spans_sent`` (carried ones also ``export_spans_resent``),
+  minus what the back end rejected (``export_spans_rejected``);
+- BAD_REQUEST / SERIALIZATION: sending again cannot help, dropped and counted
+  ``spans_dropped_<class>`` (the back end answered, so the breaker is not charged);
+- any other failure, breaker open, deadline reached or ``Retry-After`` pending:
+  kept for later (``export_spans_carried_over`` counts spans entering the buffer);
+- at `shutdown`, what is still held is counted ``spans_dropped_shutdown``.
+
+Settings (`Options.from_settings`, environment in brackets, default after it):
+``NEXS_EXPORT_BREAKER_FAILURES`` (3), ``NEXS_EXPORT_BREAKER_COOLDOWN_MS`` (10000),
+``NEXS_EXPORT_MAX_RETRIES`` (2), ``NEXS_EXPORT_BACKOFF_MS`` (50),
+``NEXS_EXPORT_BACKOFF_MAX_MS`` (1000), ``NEXS_EXPORT_CARRYOVER_SPANS`` (2048),
+``NEXS_EXPORT_MAX_BATCH_SPANS`` (512).
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import _guard as guard
+from .. import _stats as stats
+from .. import config
+from ..context import export_deadline
+from .base import ExportResult
+from .breaker import CircuitBreaker
+from .carryover import CarryOver
+from .errors import ErrorClass, ExportError, classify
+from .retry import RetryPolicy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Protocol
+
+    from ..config import Settings
+    from ..typing import ReadableSpan
+
+    class Sender(Protocol):
+        """An exporter that reports classified failures (the seam this wrapper drives)."""
+
+        def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int: ...
+
+
+__all__ = ["Options", "ResilientExporter"]
+
+_DROP_CLASSES = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.SERIALIZATION})
+
+
+class Options:
+    """The wrapper's settings; `from_settings` reads them from the environment snapshot.
+
+    Args:
+        failure_threshold: consecutive failed flushes that open the breaker.
+        cooldown_s: how long an open breaker skips the exporter before one probe.
+        max_retries: retries of one batch within a flush.
+        backoff_s: first backoff cap (doubles per retry, full jitter).
+        max_backoff_s: largest backoff cap.
+        carryover_spans: most spans kept for later flushes.
+        max_batch_spans: most spans per request.
+        timeout_s: the most one flush may spend here when no flush deadline is set.
+    """
+
+    __slots__ = (
+        "backoff_s",
+        "carryover_spans",
+        "cooldown_s",
+        "failure_threshold",
+        "max_backoff_s",
+        "max_batch_spans",
+        "max_retries",
+        "timeout_s",
+    )
+
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 3,
+        cooldown_s: float = 10.0,
+        max_retries: int = 2,
+        backoff_s: float = 0.05,
+        max_backoff_s: float = 1.0,
+        carryover_spans: int = 2048,
+        max_batch_spans: int = 512,
+        timeout_s: float = 10.0,
+    ) -> None:
+        if type(max_batch_spans) is not int or max_batch_spans < 1:
+            raise ValueError(f"max_batch_spans must be an int >= 1, got {max_batch_spans!r}")
+        self.failure_threshold = failure_threshold
+        self.cooldown_s = cooldown_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.carryover_spans = carryover_spans
+        self.max_batch_spans = max_batch_spans
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Options:
+        """Read ``NEXS_EXPORT_*`` from `settings.environ`; bad values log one line and fall back."""
+        reader = config.Reader(settings.environ)
+        options = cls(
+            failure_threshold=reader.integer("NEXS_EXPORT_BREAKER_FAILURES", default=3, minimum=1),
+            cooldown_s=reader.integer("NEXS_EXPORT_BREAKER_COOLDOWN_MS", default=10_000, minimum=1) / 1000,
+            max_retries=reader.integer("NEXS_EXPORT_MAX_RETRIES", default=2),
+            backoff_s=reader.integer("NEXS_EXPORT_BACKOFF_MS", default=50) / 1000,
+            max_backoff_s=reader.integer("NEXS_EXPORT_BACKOFF_MAX_MS", default=1000) / 1000,
+            carryover_spans=reader.integer("NEXS_EXPORT_CARRYOVER_SPANS", default=2048),
+            max_batch_spans=reader.integer("NEXS_EXPORT_MAX_BATCH_SPANS", default=512, minimum=1),
+            timeout_s=settings.flush_timeout_ms / 1000,
+        )
+        config.report(reader.problems)
+        return options
+
+
+class ResilientExporter:
+    """Our exporter contract outside; breaker, retries and carry-over around `inner`.
+
+    Args:
+        inner: the exporter (with `send`, or only `export`).
+        options: thresholds and bounds (default: `Options()`).
+        name: label for logs (default: the inner class name).
+        clock: a `time.monotonic`-like function; must share its timeline with
+            `context.export_deadline` (tests pass a fake clock and set the deadline in it).
+        sleep: how to wait between retries.
+        random: jitter source, floats in [0, 1).
+    """
+
+    def __init__(
+        self,
+        inner: object,
+        *,
+        options: Options | None = None,
+        name: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] | None = None,
+    ) -> None:
+        options = options or Options()
+        self.inner = inner
+        self.name = name or type(inner).__name__
+        self.options = options
+        self.breaker = CircuitBreaker(
+            failure_threshold=options.failure_threshold,
+            cooldown_s=options.cooldown_s,
+            clock=clock,
+            name=self.name,
+        )
+        self.retry = RetryPolicy(
+            max_retries=options.max_retries,
+            base_s=options.backoff_s,
+            max_backoff_s=options.max_backoff_s,
+            random=random,
+        )
+        self.carryover = CarryOver(options.carryover_spans)
+        self._clock = clock
+        self._sleep = sleep
+        self._send: Callable[[Sequence[ReadableSpan], float], int] | None = getattr(inner, "send", None)
+
+    # -- the exporter contract ------------------------------------------------------
+
+    def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
+        """Send the carry-over and `spans`; never raises, never passes the flush deadline.
+
+        Returns SUCCESS when every span of `spans` reached the back end (or was
+        rejected by it), FAILURE when some wait in the carry-over or were dropped.
+        """
+        started = self._clock()
+        try:
+            deadline = export_deadline() or started + self.options.timeout_s
+            if not self.breaker.allow():
+                stats.incr("export_skipped_breaker_open")
+                self._carry(spans)
+                return ExportResult.FAILURE
+            return self._deliver(spans, deadline)
+        except Exception as exc:  # a bug here must not reach the handler
+            guard.report("resilient_export:" + self.name, exc)
+            return ExportResult.FAILURE
+        finally:
+            stats.observe("export_ms", (self._clock() - started) * 1000.0)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Send the carry-over now (at exit), within `timeout_millis`, whatever the breaker says.
+
+        Returns True when nothing is left waiting.
+        """
+        try:
+            now = self._clock()
+            deadline = now + max(0, timeout_millis) / 1000.0
+            flush_deadline = export_deadline()
+            if flush_deadline:
+                deadline = min(deadline, flush_deadline)
+            if len(self.carryover):
+                self._deliver((), deadline)
+            left_ms = int((deadline - self._clock()) * 1000)
+            inner_flush = getattr(self.inner, "force_flush", None)
+            inner_ok = bool(inner_flush(max(0, left_ms))) if inner_flush is not None else True
+        except Exception as exc:
+            guard.report("resilient_force_flush:" + self.name, exc)
+            return False
+        return inner_ok and not len(self.carryover)
+
+    def shutdown(self) -> None:
+        """Count what is still held as lost, then shut the inner exporter down."""
+        dropped = self.carryover.clear()
+        if dropped:
+            stats.incr("spans_dropped_shutdown", dropped)
+        shutdown = getattr(self.inner, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+
+    def prepare(self) -> None:
+        """Let the inner exporter connect ahead of the first flush (see `runtime.prepare_exporters`)."""
+        prepare = getattr(self.inner, "prepare", None)
+        if prepare is not None:
+            prepare()
+
+    # -- internals ------------------------------------------------------------------
+
+    def _deliver(self, spans: Sequence[ReadableSpan], deadline: float) -> ExportResult:
+        """Carry-over first (oldest first), then `spans`, in batches; stop at the first failure."""
+        carried: list[ReadableSpan] = list(self.carryover.take())
+        resent = len(carried)
+        pending = carried + list(spans) if carried else spans
+        batch_size = self.options.max_batch_spans
+        complete = True
+        start = 0
+        while start < len(pending):
+            batch = pending[start : start + batch_size]
+            resent_here = max(0, min(len(batch), resent - start))
+            try:
+                rejected = self._send_with_retries(batch, deadline)
+            except ExportError as error:
+                if error.error_class in _DROP_CLASSES:
+                    self.breaker.record_success()  # the back end answered: it is up
+                    stats.incr("spans_dropped_" + error.error_class, len(batch))
+                    complete = complete and start + len(batch) <= resent  # only carried ones lost
+                    start += batch_size
+                    continue
+                self.breaker.record_failure()
+                if error.error_class == ErrorClass.THROTTLED and error.retry_after_s:
+                    self._honour_retry_after(error.retry_after_s, deadline)
+                self._carry(pending[start:], already_carried=max(0, resent - start))
+                return ExportResult.FAILURE
+            self.breaker.record_success()
+            stats.incr("export_spans_sent", len(batch) - rejected)
+            if rejected:
+                stats.incr("export_spans_rejected", rejected)
+            if resent_here:
+                stats.incr("export_spans_resent", resent_here)
+            start += batch_size
+        return ExportResult.SUCCESS if complete else ExportResult.FAILURE
+
+    def _send_with_retries(self, batch: Sequence[ReadableSpan], deadline: float) -> int:
+        retry = 0
+        while True:
+            timeout_s = deadline - self._clock()
+            if timeout_s <= 0:
+                stats.incr("export_deadline_reached")
+                raise ExportError(ErrorClass.TIMEOUT, "flush deadline reached before sending")
+            try:
+                return self._attempt(batch, timeout_s)
+            except Exception as exc:
+                error = classify(exc)
+            stats.incr("export_errors_" + error.error_class)
+            guard.warn_once(
+                f"export_error:{self.name}:{error.error_class}",
+                "nexs_serverless: export to %s failed (%s): %s; further failures are only counted",
+                self.name,
+                error.error_class,
+                error,
+            )
+            delay = self.retry.delay_s(retry, error)
+            if delay is None or self._clock() + delay >= deadline:
+                raise error
+            stats.incr("export_retries")
+            if delay > 0:
+                self._sleep(delay)
+            retry += 1
+
+    def _attempt(self, batch: Sequence[ReadableSpan], timeout_s: float) -> int:
+        send = self._send
+        if send is not None:
+            return int(send(batch, timeout_s) or 0)
+        result = self.inner.export(batch)  # type: ignore[attr-defined]
+        if getattr(result, "name", "") != "SUCCESS":
+            raise ExportError(ErrorClass.UNKNOWN, f"{self.name}.export returned {result!r}")
+        return 0
+
+    def _carry(self, spans: Sequence[ReadableSpan], already_carried: int = 0) -> None:
+        if not spans:
+            return
+        self.carryover.keep(spans)
+        fresh = len(spans) - already_carried
+        if fresh > 0:
+            stats.incr("export_spans_carried_over", fresh)
+
+    def _honour_retry_after(self, retry_after_s: float, deadline: float) -> None:
+        """The back end asked for a pause longer than this flush: skip it until then."""
+        if self._clock() + retry_after_s >= deadline:
+            stats.incr("export_deferred_retry_after")
+            self.breaker.trip(retry_after_s)

@@ -1,0 +1,79 @@
+"""OTLP spans in X-Ray daemon datagrams: batches split to fit, oversized spans cut.
+
+Uses the package's own OTLP encoder (`otlp_encode.encode_spans`). A batch
+that does not fit one datagram is split into about equal parts by span count,
+and any part still too large is halved again; a single span too large for a
+datagram is copied, its largest attribute values cut (`xray_fit.truncate_span`,
+which records the cut keys in the ``nexs.truncated`` attribute) and encoded
+again. Sampled and unsampled spans go in separate datagrams (``T1S``/``T1U``).
+"""
+
+from __future__ import annotations
+
+from .. import _stats as stats
+from .otlp_encode import encode_spans
+from .xray_udp import MAX_DATAGRAM_BYTES, otlp_datagram, otlp_payload_budget
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..typing import ReadableSpan
+
+__all__ = ["encode_datagrams", "split_payloads"]
+
+_CUT_ATTEMPTS = 4
+
+
+def encode_datagrams(
+    spans: Sequence[ReadableSpan], max_datagram_bytes: int = MAX_DATAGRAM_BYTES
+) -> list[bytes]:
+    """Framed datagrams carrying every span of `spans` that can be made to fit."""
+    budget = otlp_payload_budget(max_datagram_bytes)
+    sampled = [span for span in spans if span.trace_flags & 1]
+    unsampled = [span for span in spans if not span.trace_flags & 1] if len(sampled) != len(spans) else []
+    out: list[bytes] = []
+    for group, flag in ((sampled, True), (unsampled, False)):
+        if group:
+            out.extend(otlp_datagram(payload, sampled=flag) for payload in split_payloads(group, budget))
+    return out
+
+
+def split_payloads(spans: Sequence[ReadableSpan], budget: int) -> list[bytes]:
+    """``ExportTraceServiceRequest`` payloads of at most `budget` bytes covering `spans`."""
+    payload = encode_spans(spans)
+    if len(payload) <= budget:
+        return [payload]
+    if len(spans) == 1:
+        fitted = _cut(spans[0], budget, len(payload))
+        return [fitted] if fitted is not None else []
+    parts = min(len(spans), -(-len(payload) * 10 // (budget * 9)))  # aim at 90 % full
+    size = -(-len(spans) // parts)
+    out: list[bytes] = []
+    for start in range(0, len(spans), size):
+        chunk = spans[start : start + size]
+        if len(chunk) == len(spans):  # the estimate did not split: halve
+            half = len(spans) // 2
+            return split_payloads(spans[:half], budget) + split_payloads(spans[half:], budget)
+        out.extend(split_payloads(chunk, budget))
+    return out
+
+
+def _cut(span: ReadableSpan, budget: int, size: int) -> bytes | None:
+    from ..finished import freeze
+    from .xray_fit import truncate_span
+
+    copy = freeze(span)  # type: ignore[arg-type]
+    if copy is span:  # already a FinishedSpan: never edit the caller's object
+        from copy import copy as shallow
+
+        copy = shallow(copy)
+    for _ in range(_CUT_ATTEMPTS):
+        if not truncate_span(copy, size - budget + 64):
+            break
+        payload = encode_spans([copy])
+        if len(payload) <= budget:
+            return payload
+        size = len(payload)
+    stats.incr("spans_dropped_oversize")
+    return None

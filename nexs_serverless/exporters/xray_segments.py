@@ -1,0 +1,373 @@
+"""Spans as AWS X-Ray segment documents (the JSON the daemon and ``PutTraceSegments`` take).
+
+The mapping follows the X-Ray segment document schema and what the
+OpenTelemetry Collector's ``awsxray`` exporter does with the same data:
+
+- ids: the trace id ``1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`` is the 128-bit
+  OpenTelemetry trace id split after 8 hex digits (X-Ray reads those as the
+  epoch second; it accepts W3C ids written this way), the document id is the
+  span id in 16 hex digits.
+- segment or subsegment: inside a traced Lambda invocation every span is a
+  subsegment (roots hang under the function segment that Lambda records,
+  named by ``_X_AMZN_TRACE_ID``); elsewhere a local root, or a span whose
+  parent is remote, is a segment named after ``service.name``.
+- ``fault`` (5xx or status ERROR), ``error`` (4xx), ``throttle`` (429); ``cause``
+  from the ``exception`` events, with the Python stack parsed into frames
+  (`xray_cause`).
+- ``http``, ``aws`` (AWS SDK calls, namespace ``aws``), ``sql`` blocks; CLIENT
+  and PRODUCER spans get namespace ``remote`` and are named after the remote
+  service so that the service map shows it.
+- annotations (indexed, searchable) from a configured set of attribute keys;
+  every other attribute is metadata (namespace ``default``); what X-Ray has no
+  field for (span name, kind, events, links, dropped counts) is metadata
+  namespace ``otel``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from ..model import SpanKind, StatusCode
+from .xray_cause import cause_of, set_flags
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..attributes import AttributeValue
+    from ..typing import ReadableSpan
+
+__all__ = ["LambdaSegment", "SegmentOptions", "parse_trace_header", "to_document", "xray_trace_id"]
+
+MAX_ANNOTATIONS = 50  # X-Ray indexes at most 50 annotations per document
+MAX_ANNOTATION_VALUE = 1000  # characters kept of an annotation string
+_NAME_LENGTH = 200
+
+# Characters X-Ray allows in a name: letters, digits, whitespace and _ . : / % & # = + \ - @
+_NAME_BAD = re.compile(r"[^\w\s.:/%&#=+\\\-@]")
+_KEY_BAD = re.compile(r"\W")
+_HEADER = re.compile(r"(?:^|;)\s*(Root|Parent|Sampled)=([^;]*)")
+_ROOT = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
+_SPAN_HEX = re.compile(r"[0-9a-fA-F]{16}")
+
+_ORIGINS = {
+    "aws_lambda": "AWS::Lambda::Function",
+    "aws_ec2": "AWS::EC2::Instance",
+    "aws_ecs": "AWS::ECS::Container",
+    "aws_eks": "AWS::EKS::Container",
+    "aws_elastic_beanstalk": "AWS::ElasticBeanstalk::Environment",
+}
+# Attribute keys (current semantic conventions first, then the older names) per field.
+_HTTP_METHOD = ("http.request.method", "http.method")
+_HTTP_URL = ("url.full", "http.url")
+_HTTP_STATUS = ("http.response.status_code", "http.status_code")
+_HTTP_LENGTH = ("http.response.body.size", "http.response_content_length")
+_USER_AGENT = ("user_agent.original", "http.user_agent")
+_CLIENT_IP = ("client.address", "http.client_ip")
+_SCHEME = ("url.scheme", "http.scheme")
+_HOST = ("server.address", "http.host", "net.host.name")
+_TARGET = ("http.target",)
+_REMOTE_NAME = ("peer.service", "server.address", "net.peer.name", "db.name", "db.namespace", "db.system")
+_SQL = {
+    "database_type": ("db.system",),
+    "sanitized_query": ("db.query.text", "db.statement"),
+    "user": ("db.user",),
+    "url": ("db.connection_string",),
+}
+_AWS = {
+    "operation": ("rpc.method",),
+    "region": ("aws.region", "cloud.region"),
+    "request_id": ("aws.request_id", "aws.requestId"),
+    "queue_url": ("aws.sqs.queue_url", "messaging.url"),
+}
+
+
+class SegmentOptions:
+    """What the mapping needs besides the span.
+
+    Attributes:
+        annotation_keys: attribute keys recorded as annotations (``"*"``: every scalar attribute).
+        in_lambda: the process runs in Lambda, where remote parents are the function segment.
+        lambda_segment: the invocation's function segment, from ``_X_AMZN_TRACE_ID``.
+    """
+
+    __slots__ = ("annotate_all", "annotation_keys", "in_lambda", "lambda_segment")
+
+    def __init__(
+        self,
+        annotation_keys: tuple[str, ...] = (),
+        *,
+        in_lambda: bool = False,
+        lambda_segment: LambdaSegment | None = None,
+    ) -> None:
+        self.annotate_all = "*" in annotation_keys
+        self.annotation_keys = tuple(key for key in annotation_keys if key != "*")
+        self.in_lambda = in_lambda
+        self.lambda_segment = lambda_segment
+
+
+class LambdaSegment:
+    """The function segment Lambda records for one invocation (``Root``, ``Parent``, ``Sampled``)."""
+
+    __slots__ = ("parent_id", "sampled", "trace_id")
+
+    def __init__(self, trace_id: int, parent_id: str, sampled: bool) -> None:
+        self.trace_id = trace_id
+        self.parent_id = parent_id
+        self.sampled = sampled
+
+
+def parse_trace_header(value: str) -> LambdaSegment | None:
+    """The function segment named by an ``_X_AMZN_TRACE_ID`` value, or None when malformed."""
+    fields = {key: raw.strip() for key, raw in _HEADER.findall(value or "")}
+    root = _ROOT.fullmatch(fields.get("Root", ""))
+    parent = fields.get("Parent", "")
+    if root is None or not _SPAN_HEX.fullmatch(parent):
+        return None
+    trace_id = int(root.group(1) + root.group(2), 16)
+    if not trace_id or not int(parent, 16):
+        return None
+    return LambdaSegment(trace_id, parent.lower(), fields.get("Sampled", "") == "1")
+
+
+def xray_trace_id(trace_id: int) -> str:
+    """``1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`` for a 128-bit trace id."""
+    text = f"{trace_id:032x}"
+    return f"1-{text[:8]}-{text[8:]}"
+
+
+def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object]:
+    """The X-Ray segment or subsegment document for `span` (a JSON-ready dict)."""
+    attrs = span.attributes
+    used: set[str] = set()
+    kind = span.kind
+    remote_call = kind in (SpanKind.CLIENT, SpanKind.PRODUCER)
+    aws_call = remote_call and attrs.get("rpc.system") == "aws-api"
+    doc: dict[str, object] = {
+        "id": f"{span.span_id:016x}",
+        "trace_id": xray_trace_id(span.trace_id),
+        "start_time": span.start_ns / 1e9,
+        "end_time": (span.end_ns or span.start_ns) / 1e9,
+    }
+    segment = _place(span, options, doc)
+    otel: dict[str, object] = {"kind": SpanKind.name_of(kind)}
+    if segment:
+        service = span.resource.attributes.get("service.name")
+        name: object = service or span.name
+        origin = _ORIGINS.get(str(span.resource.attributes.get("cloud.platform", "")))
+        if origin:
+            doc["origin"] = origin
+        doc["aws"] = {"xray": {"sdk": "nexs_serverless", "sdk_version": span.instrumentation_scope.version}}
+    elif aws_call:
+        name = attrs.get("rpc.service") or span.name
+        doc["namespace"] = "aws"
+    elif remote_call:
+        name = _first(attrs, _REMOTE_NAME, used) or _host_of(_first(attrs, _HTTP_URL, set())) or span.name
+        doc["namespace"] = "remote"
+    else:
+        name = span.name
+    doc["name"] = _clean_name(str(name))
+    if doc["name"] != span.name:
+        otel["span_name"] = span.name
+    if aws_call:
+        used.update(("rpc.system", "rpc.service"))
+        aws = _block(attrs, _AWS, used)
+        tables = attrs.get("aws.dynamodb.table_names")
+        if isinstance(tables, (list, tuple)) and len(tables) == 1:
+            aws["table_name"] = tables[0]
+            used.add("aws.dynamodb.table_names")
+        if aws:
+            existing = doc.get("aws")
+            doc["aws"] = {**existing, **aws} if isinstance(existing, dict) else aws
+    http, status = _http(attrs, kind, used)
+    if http:
+        doc["http"] = http
+    if "db.system" in attrs:
+        doc["sql"] = _block(attrs, _SQL, used)
+        doc.setdefault("namespace", "remote")
+    set_flags(span, status, doc)
+    cause = cause_of(span, remote=remote_call)
+    if cause:
+        doc["cause"] = cause
+    annotations = _annotations(attrs, options, used)
+    if annotations:
+        doc["annotations"] = annotations
+    metadata: dict[str, object] = {}
+    rest = {key: _jsonable(value) for key, value in attrs.items() if key not in used}
+    if rest:
+        metadata["default"] = rest
+    _otel_extras(span, otel)
+    metadata["otel"] = otel
+    doc["metadata"] = metadata
+    return doc
+
+
+def _place(span: ReadableSpan, options: SegmentOptions, doc: dict[str, object]) -> bool:
+    """Set ``parent_id``/``type``; True when the document is a segment rather than a subsegment."""
+    parent = span.parent_span_id
+    lam = options.lambda_segment
+    in_traced_invocation = lam is not None and lam.trace_id == span.trace_id
+    if parent and not span.parent_is_remote:
+        doc["parent_id"] = f"{parent:016x}"
+        doc["type"] = "subsegment"
+        return False
+    if parent:
+        doc["parent_id"] = f"{parent:016x}"
+        # In Lambda a remote parent is the function segment (the xray-lambda propagator),
+        # unless this very invocation is unsampled and Lambda recorded no segment.
+        if options.in_lambda and not (in_traced_invocation and lam is not None and not lam.sampled):
+            doc["type"] = "subsegment"
+            return False
+        return True
+    if in_traced_invocation and lam is not None and lam.sampled:
+        doc["parent_id"] = lam.parent_id
+        doc["type"] = "subsegment"
+        return False
+    return True
+
+
+def _http(
+    attrs: Mapping[str, AttributeValue], kind: int, used: set[str]
+) -> tuple[dict[str, object], int | None]:
+    request: dict[str, object] = {}
+    method = _first(attrs, _HTTP_METHOD, used)
+    if method is not None:
+        request["method"] = method
+    url = _first(attrs, _HTTP_URL, used)
+    if url is None and kind == SpanKind.SERVER and method is not None:
+        host = _first(attrs, _HOST, used)
+        path = attrs.get("url.path")
+        target = _first(attrs, _TARGET, used) or (
+            f"{path}?{attrs['url.query']}" if path is not None and "url.query" in attrs else path
+        )
+        if host is not None and target is not None:
+            used.update(key for key in ("url.path", "url.query") if key in attrs)
+            url = f"{_first(attrs, _SCHEME, used) or 'https'}://{host}{target}"
+    if url is not None:
+        request["url"] = url
+    for field, keys in (("user_agent", _USER_AGENT), ("client_ip", _CLIENT_IP)):
+        value = _first(attrs, keys, used)
+        if value is not None:
+            request[field] = value
+    response: dict[str, object] = {}
+    raw_status = _first(attrs, _HTTP_STATUS, used)
+    status = _as_int(raw_status)
+    if status is not None:
+        response["status"] = status
+    length = _as_int(_first(attrs, _HTTP_LENGTH, used))
+    if length is not None:
+        response["content_length"] = length
+    http: dict[str, object] = {}
+    if request:
+        http["request"] = request
+    if response:
+        http["response"] = response
+    return http, status
+
+
+def _annotations(
+    attrs: Mapping[str, AttributeValue], options: SegmentOptions, used: set[str]
+) -> dict[str, object]:
+    keys = attrs.keys() if options.annotate_all else options.annotation_keys
+    out: dict[str, object] = {}
+    for key in keys:
+        value = attrs.get(key)
+        if value is None or not isinstance(value, (str, bool, int, float)) or len(out) >= MAX_ANNOTATIONS:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):  # not JSON
+            continue
+        if isinstance(value, str) and len(value) > MAX_ANNOTATION_VALUE:
+            value = value[:MAX_ANNOTATION_VALUE]
+        out[_KEY_BAD.sub("_", key)] = value
+        used.add(key)
+    return out
+
+
+def _otel_extras(span: ReadableSpan, otel: dict[str, object]) -> None:
+    if span.status_code == StatusCode.ERROR and span.status_description:
+        otel["status_message"] = span.status_description
+    events = [
+        {"name": e.name, "time": e.timestamp_ns / 1e9, "attributes": _jsonable_map(e.attributes)}
+        for e in span.events
+        if e.name != "exception"
+    ]
+    if events:
+        otel["events"] = events
+    if span.links:
+        otel["links"] = [
+            {
+                "trace_id": xray_trace_id(link.context.trace_id),
+                "id": f"{link.context.span_id:016x}",
+                "attributes": _jsonable_map(link.attributes),
+            }
+            for link in span.links
+        ]
+    dropped = {
+        name: count
+        for name, count in (
+            ("attributes", span.dropped_attributes),
+            ("events", span.dropped_events),
+            ("links", span.dropped_links),
+        )
+        if count
+    }
+    if dropped:
+        otel["dropped"] = dropped
+    if span.force_ended:
+        otel["force_ended"] = True
+
+
+def _block(
+    attrs: Mapping[str, AttributeValue], fields: dict[str, tuple[str, ...]], used: set[str]
+) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for field, keys in fields.items():
+        value = _first(attrs, keys, used)
+        if value is not None:
+            out[field] = value
+    return out
+
+
+def _first(attrs: Mapping[str, AttributeValue], keys: tuple[str, ...], used: set[str]) -> object:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            used.add(key)
+            return _jsonable(value)
+    return None
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _host_of(url: object) -> str | None:
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    host = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    return host.rsplit("@", 1)[-1] or None
+
+
+def _clean_name(name: str) -> str:
+    cleaned = _NAME_BAD.sub("_", name)[:_NAME_LENGTH].strip()
+    return cleaned or "unknown"
+
+
+def _jsonable(value: object) -> object:
+    """`value` as JSON accepts it: sequences to lists, non-finite floats to strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _jsonable_map(values: Mapping[str, AttributeValue]) -> dict[str, object]:
+    return {key: _jsonable(value) for key, value in values.items()}

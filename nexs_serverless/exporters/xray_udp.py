@@ -1,0 +1,146 @@
+"""UDP to the X-Ray daemon: the datagram framing and a fire-and-forget sender.
+
+Every datagram starts with the daemon's header line ``{"format":"json","version":1}``
+and carries either one segment document, or (the AWS Distro for OpenTelemetry's
+framing) ``T1S``/``T1U`` followed by a base64 OTLP ``ExportTraceServiceRequest``
+(``T1S`` for sampled spans, ``T1U`` for unsampled ones). Datagrams stay under
+`MAX_DATAGRAM_BYTES`: the daemon reads at most 64 KiB and silently loses the rest.
+
+Sending costs one ``sendto`` per datagram on a non-blocking socket and never
+waits for an answer, which is why this is the transport inside Lambda. The
+socket comes from `_socket`, not `socket`: the `socket` module builds its
+enums at import (about 6 ms on a small Lambda).
+"""
+
+from __future__ import annotations
+
+import _socket
+import binascii
+
+from .errors import ErrorClass, ExportError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "DEFAULT_DAEMON_ADDRESS",
+    "HEADER",
+    "MAX_DATAGRAM_BYTES",
+    "OTLP_SAMPLED",
+    "OTLP_UNSAMPLED",
+    "DaemonSender",
+    "otlp_datagram",
+    "otlp_payload_budget",
+    "parse_daemon_address",
+]
+
+HEADER = b'{"format":"json","version":1}\n'
+OTLP_SAMPLED = b"T1S"
+OTLP_UNSAMPLED = b"T1U"
+# Under the daemon's 64 KiB read buffer and IPv4's 65,507-byte UDP payload, with room to spare.
+MAX_DATAGRAM_BYTES = 64_000
+DEFAULT_DAEMON_ADDRESS = "127.0.0.1:2000"
+
+
+def parse_daemon_address(value: str) -> tuple[str, int]:
+    """``(host, port)`` of the UDP endpoint in an ``AWS_XRAY_DAEMON_ADDRESS`` value.
+
+    Accepts ``host:port`` and the X-Ray SDKs' two-address form
+    ``tcp:host:port udp:host:port``.
+
+    Raises:
+        ValueError: for anything else.
+    """
+    text = value.strip()
+    parts = text.split()
+    if len(parts) == 2:
+        chosen = [part for part in parts if part.lower().startswith("udp:")]
+        if len(chosen) != 1:
+            raise ValueError(f"no udp: address in {value!r}")
+        text = chosen[0][4:]
+    elif len(parts) != 1:
+        raise ValueError(f"expected host:port, got {value!r}")
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return host, int(port)
+
+
+def otlp_payload_budget(max_datagram: int = MAX_DATAGRAM_BYTES) -> int:
+    """The largest OTLP protobuf that still fits one datagram once framed and base64-encoded."""
+    return (max_datagram - len(HEADER) - len(OTLP_SAMPLED)) // 4 * 3
+
+
+def otlp_datagram(payload: bytes, *, sampled: bool = True) -> bytes:
+    """One ADOT-framed datagram: header line, ``T1S``/``T1U``, base64 `payload`."""
+    prefix = OTLP_SAMPLED if sampled else OTLP_UNSAMPLED
+    return HEADER + prefix + binascii.b2a_base64(payload, newline=False)
+
+
+class DaemonSender:
+    """Sends datagrams to one daemon address, on a socket kept across warm invocations.
+
+    Args:
+        host: the daemon's host name or IP address.
+        port: its UDP port.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._socket: _socket.socket | None = None
+        self._target: tuple[object, ...] | None = None
+
+    def open(self) -> tuple[_socket.socket, tuple[object, ...]]:
+        """The socket and the resolved daemon address, created on first use.
+
+        Raises:
+            ExportError: NETWORK when the host name does not resolve.
+        """
+        sock, target = self._socket, self._target
+        if sock is None or target is None:
+            try:
+                family, _, _, _, address = _socket.getaddrinfo(self.host, self.port, 0, _socket.SOCK_DGRAM)[0]
+            except OSError as exc:
+                raise ExportError(ErrorClass.NETWORK, f"cannot resolve {self.host}: {exc!r}") from exc
+            sock = _socket.socket(family, _socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            target = tuple(address)
+            self._socket, self._target = sock, target
+        return sock, target
+
+    def send(self, datagrams: Iterable[bytes]) -> int:
+        """Send each datagram (already framed); returns how many were sent.
+
+        Raises:
+            ExportError: NETWORK when the socket refuses one (the ones before it
+                are out: X-Ray keeps one document per id, so sending them again
+                is harmless); BAD_REQUEST for a datagram over the limit.
+        """
+        sock, target = self.open()
+        sent = 0
+        for datagram in datagrams:
+            if len(datagram) > MAX_DATAGRAM_BYTES:
+                raise ExportError(ErrorClass.BAD_REQUEST, f"datagram of {len(datagram)} bytes over the limit")
+            try:
+                sock.sendto(datagram, target)
+            except OSError as exc:  # a full socket buffer (EAGAIN) included
+                raise ExportError(ErrorClass.NETWORK, f"sendto {self.host}:{self.port}: {exc!r}") from exc
+            sent += 1
+        return sent
+
+    def close(self) -> None:
+        """Close the socket (a later `send` opens a new one)."""
+        sock, self._socket, self._target = self._socket, None, None
+        if sock is not None:
+            sock.close()
+
+    def __del__(self) -> None:
+        # An exporter replaced by `configure` may be dropped without `shutdown`:
+        # close the socket rather than leak it until the interpreter notices.
+        try:
+            self.close()
+        except Exception:  # noqa: S110 - a finalizer must not raise, and has no one to tell
+            pass

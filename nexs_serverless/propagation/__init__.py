@@ -1,0 +1,185 @@
+"""Trace context in and out of carriers: `extract`, `inject`, and the formats behind them.
+
+    from nexs_serverless import propagation
+
+    headers = {}
+    propagation.inject(headers)            # the current span's context, in every configured format
+    parent = propagation.extract(request.headers)   # SpanContext | None
+
+Carriers are dict-like header maps, read case-insensitively (see `_carrier`).
+The formats are chosen by ``OTEL_PROPAGATORS`` (default
+``tracecontext,baggage,xray``; names in `config.PROPAGATOR_NAMES`):
+
+========================  ==============================================  ===========================
+name                      headers                                         module
+========================  ==============================================  ===========================
+``tracecontext``          ``traceparent``, ``tracestate``                 `tracecontext`
+``baggage``               ``baggage``                                     `baggage`
+``xray``                  ``X-Amzn-Trace-Id``                             `xray`
+``xray-lambda``           ``X-Amzn-Trace-Id`` + ``_X_AMZN_TRACE_ID``      `xray`
+``b3`` / ``b3multi``      ``b3`` / ``X-B3-TraceId``, ``X-B3-SpanId``, …   `b3`
+``cloud_trace``/``gcp``   ``X-Cloud-Trace-Context``                       `cloud_trace`
+``request_id``            ``Request-Id`` (when no ``traceparent``)        `request_id`
+``none``                  nothing                                         (none)
+========================  ==============================================  ===========================
+
+As in OpenTelemetry's composite propagator, formats are read in the listed
+order and a later one that finds a valid context replaces an earlier one
+(so ``xray,tracecontext`` prefers W3C); every format is written on inject.
+Malformed input never raises: it reads as "no context" and a new trace starts.
+Modules load when first used, not at ``import nexs_serverless``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .. import _guard as guard
+from ..context import _current
+from ..runtime import runtime
+from ._carrier import drop_variants, hex_ids, lowered
+from .incoming import Incoming
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..config import Settings
+    from ..model import SpanContext
+    from ..span import Span
+
+__all__ = [
+    "CompositePropagator",
+    "Incoming",
+    "composite",
+    "extract",
+    "extract_incoming",
+    "fields",
+    "inject",
+]
+
+# OTEL_PROPAGATORS name -> "module:Class"; kept equal to config.PROPAGATOR_NAMES minus "none".
+_FORMATS: dict[str, str] = {
+    "tracecontext": ".tracecontext:TraceContextPropagator",
+    "baggage": ".baggage:BaggagePropagator",
+    "xray": ".xray:XRayPropagator",
+    "xray-lambda": ".xray:XRayLambdaPropagator",
+    "b3": ".b3:B3SinglePropagator",
+    "b3multi": ".b3:B3MultiPropagator",
+    "cloud_trace": ".cloud_trace:CloudTracePropagator",
+    "gcp": ".cloud_trace:CloudTracePropagator",
+    "request_id": ".request_id:RequestIdPropagator",
+}
+
+
+def load(name: str) -> object:
+    """A propagator instance for an ``OTEL_PROPAGATORS`` name.
+
+    Raises:
+        KeyError: for an unknown name.
+    """
+    module_name, _, class_name = _FORMATS[name].partition(":")
+    module = importlib.import_module(module_name, __name__)
+    return getattr(module, class_name)()
+
+
+class CompositePropagator:
+    """Several formats used as one.
+
+    Args:
+        names: ``OTEL_PROPAGATORS`` names, in order; ``none`` and repeats are skipped.
+
+    Raises:
+        KeyError: for an unknown name.
+    """
+
+    __slots__ = ("_extractors", "_injectors", "_lower_fields", "fields", "names", "propagators")
+
+    def __init__(self, names: Sequence[str]) -> None:
+        unique = [name for index, name in enumerate(names) if name != "none" and name not in names[:index]]
+        self.names = tuple(unique)
+        self.propagators: tuple[object, ...] = tuple(load(name) for name in unique)
+        seen: list[str] = []
+        for propagator in self.propagators:
+            seen.extend(field for field in propagator.fields if field not in seen)  # type: ignore[attr-defined]
+        self.fields = tuple(seen)
+        self._lower_fields = frozenset(field.lower() for field in seen)
+        self._extractors = tuple(propagator.extract for propagator in self.propagators)  # type: ignore[attr-defined]
+        self._injectors = tuple(propagator.inject for propagator in self.propagators)  # type: ignore[attr-defined]
+
+    def extract(self, carrier: object) -> Incoming:
+        """Everything `carrier` brought: context (the last valid one wins), baggage, extras."""
+        incoming = Incoming()
+        if type(carrier) is dict:
+            carrier = lowered(carrier)
+        for extract_from in self._extractors:
+            extract_from(carrier, incoming)
+        return incoming
+
+    def inject(self, carrier: object, context: Span | SpanContext | None) -> None:
+        """Write `context` (skipped when invalid) and the current baggage into `carrier`."""
+        ids = None
+        if context is not None and context.trace_id and context.span_id:
+            ids = hex_ids(context.trace_id, context.span_id)
+        if type(carrier) is dict and carrier:
+            drop_variants(carrier, self._lower_fields)
+        for inject_into in self._injectors:
+            inject_into(carrier, context, ids)
+
+
+# (settings, the composite built from them); one tuple, swapped atomically.
+_cache: list[tuple[object, CompositePropagator | None]] = [(None, None)]
+
+
+def composite(settings: Settings | None = None) -> CompositePropagator:
+    """The propagator ``OTEL_PROPAGATORS`` asks for (default: the current settings'), cached."""
+    if settings is None:
+        settings = runtime.settings
+    cached_settings, cached = _cache[0]
+    if cached_settings is settings and cached is not None:
+        return cached
+    built = CompositePropagator(settings.propagators)
+    _cache[0] = (settings, built)
+    return built
+
+
+def extract(carrier: object) -> SpanContext | None:
+    """The remote span context in `carrier`, or None (malformed input included; never raises)."""
+    try:
+        cached_settings, cached = _cache[0]
+        if cached is None or cached_settings is not runtime.settings:
+            cached = composite()
+        return cached.extract(carrier).context
+    except Exception as exc:
+        guard.report("propagation.extract", exc)
+        return None
+
+
+def extract_incoming(carrier: object) -> Incoming:
+    """Context, baggage and kept extras from `carrier` (an empty `Incoming` on any failure)."""
+    try:
+        return composite().extract(carrier)
+    except Exception as exc:
+        guard.report("propagation.extract", exc)
+        return Incoming()
+
+
+def inject(carrier: object, context: Span | SpanContext | None = None) -> None:
+    """Write `context` (default: the current span) and the current baggage into `carrier`.
+
+    Nothing is written for the trace when there is no valid context; never raises.
+    """
+    try:
+        if context is None:
+            context = _current.get()
+        cached_settings, cached = _cache[0]
+        if cached is None or cached_settings is not runtime.settings:
+            cached = composite()
+        cached.inject(carrier, context)
+    except Exception as exc:
+        guard.report("propagation.inject", exc)
+
+
+def fields() -> tuple[str, ...]:
+    """The header names the configured formats write (for CORS and allow-lists)."""
+    return composite().fields

@@ -1,0 +1,134 @@
+"""Carriers: case-insensitive reads and writes on dict-like header maps.
+
+HTTP field names are case-insensitive (RFC 9110, section 5.1), and the places a
+context travels in serverless events do not agree on case: API Gateway REST
+keeps the client's casing, HTTP APIs and ALB lower-case it, SQS and SNS
+message attributes keep whatever the producer wrote. Reads therefore try the
+name as given, then scan the keys once; a `Headers` dict (keys already lower
+case, built by the triggers) skips the scan.
+
+Values may arrive as text, bytes, or lists (ALB and API Gateway
+``multiValueHeaders``); lists are joined with commas, as RFC 9110 section 5.3
+combines repeated fields. Anything else reads as absent.
+"""
+
+from __future__ import annotations
+
+from ..model import SpanContext
+
+__all__ = ["Headers", "drop_variants", "get", "headers_from", "hex_ids", "lowered", "new_context", "text"]
+
+_new = object.__new__
+_slots = SpanContext.__dict__
+_set_trace_id = _slots["trace_id"].__set__
+_set_span_id = _slots["span_id"].__set__
+_set_flags = _slots["trace_flags"].__set__
+_set_state = _slots["trace_state"].__set__
+_set_remote = _slots["is_remote"].__set__
+# (trace id, its hex) of the trace being propagated; one tuple, swapped atomically between threads.
+_last_trace: list[tuple[int, str]] = [(0, "")]
+
+
+def new_context(
+    trace_id: int, span_id: int, flags: int, trace_state: tuple[tuple[str, str], ...]
+) -> SpanContext:
+    """A remote `SpanContext`, built through the slots directly.
+
+    Equal to ``SpanContext(trace_id, span_id, flags, trace_state, True)``
+    (a test pins it), at half the cost: extraction runs on every invocation
+    and every message of a batch.
+    """
+    context: SpanContext = _new(SpanContext)
+    _set_trace_id(context, trace_id)
+    _set_span_id(context, span_id)
+    _set_flags(context, flags)
+    _set_state(context, trace_state)
+    _set_remote(context, True)
+    return context
+
+
+def hex_ids(trace_id: int, span_id: int) -> tuple[str, str]:
+    """The lower-case hex of a context's ids (32 and 16 digits); the trace's is cached."""
+    cached_id, trace_hex = _last_trace[0]
+    if cached_id != trace_id:
+        trace_hex = "%032x" % trace_id  # noqa: UP031 - measurably faster than f-strings here
+        _last_trace[0] = (trace_id, trace_hex)
+    return trace_hex, "%016x" % span_id  # noqa: UP031
+
+
+class Headers(dict):  # type: ignore[type-arg]
+    """A ``dict[str, str]`` whose keys are lower case, so lookups need no scan."""
+
+    __slots__ = ()
+
+
+def text(value: object) -> str | None:
+    """A header value as text: str as is, bytes as Latin-1, lists joined with ', '."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[return-value]
+    if kind is bytes or kind is bytearray:
+        return bytes(value).decode("latin-1")  # type: ignore[call-overload, no-any-return]
+    if kind is list or kind is tuple:
+        parts = [text(item) for item in value]  # type: ignore[attr-defined]
+        if not parts or any(part is None for part in parts):
+            return None
+        return ",".join(parts)  # type: ignore[arg-type]
+    return None
+
+
+def get(carrier: object, name: str) -> str | None:
+    """The value of header `name` (given in lower case) in `carrier`, or None.
+
+    Never raises: a carrier that is not a mapping, or that fails while read,
+    reads as empty.
+    """
+    try:
+        value = carrier.get(name)  # type: ignore[attr-defined]
+        if value is None and type(carrier) is not Headers:
+            for key in carrier:  # type: ignore[attr-defined]
+                if type(key) is str and len(key) == len(name) and key.lower() == name:
+                    value = carrier[key]  # type: ignore[index]
+                    break
+    except Exception:
+        return None
+    if value is None:
+        return None
+    return text(value)
+
+
+def drop_variants(carrier: dict[object, object], names: frozenset[str]) -> None:
+    """Remove keys of a plain dict that differ only in case from `names` (given lower case).
+
+    Called once before writing, so a carrier that arrived with ``Traceparent``
+    does not leave with both ``Traceparent`` and ``traceparent``.
+    """
+    for key in [k for k in carrier if type(k) is str and k.lower() in names]:
+        del carrier[key]
+
+
+def lowered(carrier: dict[object, object]) -> Headers:
+    """`carrier` as `Headers`: one pass over the keys instead of one scan per missed lookup."""
+    for key, value in carrier.items():
+        if type(key) is not str or type(value) is not str or not key.islower():
+            return headers_from(carrier)
+    return Headers(carrier)
+
+
+def headers_from(mapping: object) -> Headers:
+    """A `Headers` copy of `mapping`: lower-case names, text values; unreadable entries skipped."""
+    out = Headers()
+    items = getattr(mapping, "items", None)
+    if items is None:
+        return out
+    try:
+        pairs: list[tuple[object, object]] = list(items())
+    except Exception:
+        return out
+    for key, value in pairs:
+        if type(key) is not str:
+            continue
+        converted = text(value)
+        if converted is not None:
+            out[key.lower()] = converted
+    return out

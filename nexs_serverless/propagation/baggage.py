@@ -1,0 +1,116 @@
+"""W3C Baggage: the ``baggage`` header (``OTEL_PROPAGATORS=baggage``).
+
+Grammar and limits from the W3C Baggage specification:
+
+- ``key = value *( ; property )`` members separated by commas, optional
+  whitespace around separators; the key is an RFC 9110 token, the value is
+  percent-encoded ``baggage-octet`` text (decoded as UTF-8 on the way in).
+- Limits: at most 64 members and 8192 bytes per header. A header over 8192
+  bytes is ignored whole; members past the 64th, and on the way out members
+  that would cross either limit, are left out whole ("MUST NOT propagate
+  partial list-members"), counted as ``baggage_dropped``.
+- A malformed member is skipped; the others are kept.
+
+Properties are kept verbatim as the entry's metadata and written back.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .. import _stats as stats
+from ..baggage import _entries
+from ._carrier import Headers, get
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..model import SpanContext
+    from ..span import Span
+    from .incoming import Incoming
+
+__all__ = ["BaggagePropagator", "format_baggage", "parse_baggage"]
+
+MAX_MEMBERS = 64
+MAX_BYTES = 8192
+_OWS = " \t"
+_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+# Characters that may stay as they are in a value; everything else is percent-encoded.
+_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"
+
+
+def parse_baggage(header: str | None) -> dict[str, tuple[str, str]] | None:
+    """The entries of a ``baggage`` header (name -> (value, metadata)), or None when there are none."""
+    if not header:
+        return None
+    if len(header.encode("utf-8", "replace")) > MAX_BYTES:
+        stats.incr("baggage_dropped")
+        return None
+    from urllib.parse import unquote
+
+    entries: dict[str, tuple[str, str]] = {}
+    for raw in header.split(","):
+        member = raw.strip(_OWS)
+        if not member:
+            continue
+        if len(entries) >= MAX_MEMBERS:
+            stats.incr("baggage_dropped")
+            continue
+        pair, _, properties = member.partition(";")
+        key, sep, value = pair.partition("=")
+        key = key.strip(_OWS)
+        value = value.strip(_OWS)
+        if not sep or _KEY.fullmatch(key) is None or _VALUE.fullmatch(value) is None:
+            continue
+        try:
+            decoded = unquote(value, errors="strict")
+        except UnicodeDecodeError:
+            continue
+        entries.pop(key, None)
+        entries[key] = (decoded, properties.strip(_OWS))
+    return entries or None
+
+
+def format_baggage(values: Mapping[str, tuple[str, str]]) -> str | None:
+    """The ``baggage`` header for `values`, within the limits; None when nothing fits."""
+    from urllib.parse import quote
+
+    parts: list[str] = []
+    size = 0
+    for key, (value, metadata) in values.items():
+        member = f"{key}={quote(value, safe=_SAFE)}"
+        if metadata and "," not in metadata:
+            member += ";" + metadata
+        added = len(member) + (1 if parts else 0)
+        if len(parts) >= MAX_MEMBERS or size + added > MAX_BYTES:
+            stats.incr("baggage_dropped")
+            continue
+        parts.append(member)
+        size += added
+    return ",".join(parts) if parts else None
+
+
+class BaggagePropagator:
+    """The ``baggage`` header: read into the incoming entries, written from `nexs_serverless.baggage`."""
+
+    __slots__ = ()
+    name = "baggage"
+    fields = ("baggage",)
+
+    def extract(self, carrier: object, incoming: Incoming) -> None:
+        """Set `incoming.baggage` from the carrier's header."""
+        header = carrier.get("baggage") if type(carrier) is Headers else get(carrier, "baggage")
+        if header:
+            entries = parse_baggage(header)
+            if entries:
+                incoming.baggage = entries
+
+    def inject(self, carrier: object, context: SpanContext | Span, ids: tuple[str, str] | None) -> None:
+        """Write the current baggage (whatever the span context)."""
+        current = _entries.get()
+        if current:
+            header = format_baggage(current)
+            if header:
+                carrier["baggage"] = header  # type: ignore[index]

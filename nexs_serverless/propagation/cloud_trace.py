@@ -1,0 +1,64 @@
+"""Google Cloud's ``X-Cloud-Trace-Context`` header (``OTEL_PROPAGATORS=cloud_trace`` or ``gcp``).
+
+Format (Cloud Trace documentation, "Trace context"):
+``TRACE_ID/SPAN_ID;o=OPTIONS`` with a 32-hex trace id and the span id as an
+unsigned 64-bit *decimal* number; ``o=1`` means sampled, ``o=0`` or no
+option means not sampled (as OpenTelemetry's GCP propagator reads it).
+Ids that are zero or out of range give no context.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..model import SpanContext
+from ._carrier import get
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..span import Span
+    from .incoming import Incoming
+
+__all__ = ["CloudTracePropagator", "format_header", "parse_header"]
+
+_HEADER = re.compile(r"([0-9a-fA-F]{32})/([0-9]{1,20})(?:;o=([0-9]+))?")
+_MAX_SPAN_ID = (1 << 64) - 1
+
+
+def parse_header(header: str | None) -> SpanContext | None:
+    """The context in an ``X-Cloud-Trace-Context`` value, or None."""
+    if not header:
+        return None
+    match = _HEADER.fullmatch(header.strip(" \t"))
+    if match is None:
+        return None
+    trace_id = int(match.group(1), 16)
+    span_id = int(match.group(2))
+    if not trace_id or not 0 < span_id <= _MAX_SPAN_ID:
+        return None
+    flags = 1 if match.group(3) == "1" else 0
+    return SpanContext(trace_id, span_id, flags, (), True)
+
+
+def format_header(trace_id: int, span_id: int, flags: int) -> str:
+    """The ``X-Cloud-Trace-Context`` value for a context."""
+    return f"{trace_id:032x}/{span_id};o={flags & 1}"
+
+
+class CloudTracePropagator:
+    """``X-Cloud-Trace-Context``."""
+
+    __slots__ = ()
+    name = "cloud_trace"
+    fields = ("X-Cloud-Trace-Context",)
+
+    def extract(self, carrier: object, incoming: Incoming) -> None:
+        """Set `incoming.context` from the carrier's header, when valid."""
+        context = parse_header(get(carrier, "x-cloud-trace-context"))
+        if context is not None:
+            incoming.context = context
+
+    def inject(self, carrier: object, context: SpanContext | Span, ids: tuple[str, str] | None) -> None:
+        """Write ``X-Cloud-Trace-Context``."""
+        if ids is not None:
+            carrier["X-Cloud-Trace-Context"] = f"{ids[0]}/{context.span_id};o={context.trace_flags & 1}"  # type: ignore[index]

@@ -1,0 +1,137 @@
+"""AWS X-Ray trace header: ``X-Amzn-Trace-Id``, SQS's ``AWSTraceHeader``, Lambda's ``_X_AMZN_TRACE_ID``.
+
+The header is ``;``-separated ``key=value`` pairs (X-Ray developer guide,
+"Tracing header"): ``Root=1-<8 hex epoch>-<24 hex>`` is the 128-bit trace id,
+``Parent`` the 64-bit parent id, ``Sampled`` ``1``/``0`` (anything else, or
+missing, reads as not sampled, as OpenTelemetry's propagator does).
+``Lineage`` (Lambda's recursive-loop counter) and keys we do not know are
+kept and written back for the same trace; ``Self`` names the previous hop
+(ALB) and is not forwarded. A pair without ``=``, a bad ``Root`` or
+``Parent``, or a header without both, gives no context.
+
+``xray-lambda`` (OpenTelemetry semantic conventions, "AWS Lambda",
+"xray-lambda propagator"): like ``xray``, and when no propagator before it
+found a context, the per-invocation ``_X_AMZN_TRACE_ID`` variable (what the
+runtime received as ``Lambda-Runtime-Trace-Id``) takes precedence.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..config import read_env
+from ..model import SpanContext
+from ._carrier import Headers, get
+from .incoming import _extras, extra
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..span import Span
+    from .incoming import Incoming
+
+__all__ = ["ENV_VARIABLE", "XRayLambdaPropagator", "XRayPropagator", "format_header", "parse_header"]
+
+ENV_VARIABLE = "_X_AMZN_TRACE_ID"
+MAX_LENGTH = 4096
+_ROOT = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
+_PARENT = re.compile(r"[0-9a-fA-F]{16}")
+_LOW_96 = (1 << 96) - 1
+
+
+def parse_header(header: str | None) -> tuple[SpanContext | None, str]:
+    """The context in an X-Ray header and the pairs to write back (``"Lineage=…"``)."""
+    if not header or len(header) > MAX_LENGTH:
+        return None, ""
+    trace_id = span_id = flags = 0
+    kept: list[str] = []
+    for raw in header.split(";"):
+        part = raw.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            return None, ""
+        key = key.strip()
+        value = value.strip()
+        lowered = key.lower()
+        if lowered == "root":
+            match = _ROOT.fullmatch(value)
+            if match is None:
+                return None, ""
+            trace_id = int(match.group(1) + match.group(2), 16)
+        elif lowered == "parent":
+            if _PARENT.fullmatch(value) is None:
+                return None, ""
+            span_id = int(value, 16)
+        elif lowered == "sampled":
+            flags = 1 if value == "1" else 0
+        elif lowered != "self" and key:
+            kept.append(f"{key}={value}")
+    if not trace_id or not span_id:
+        return None, ""
+    return SpanContext(trace_id, span_id, flags, (), True), ";".join(kept)
+
+
+def format_header(trace_id: int, span_id: int, flags: int, kept: str | None = None) -> str:
+    """The X-Ray header for a context, with the kept pairs appended."""
+    header = f"Root=1-{trace_id >> 96:08x}-{trace_id & _LOW_96:024x};Parent={span_id:016x}"
+    header += f";Sampled={flags & 1}"
+    return f"{header};{kept}" if kept else header
+
+
+def _adopt(incoming: Incoming, header: str | None) -> bool:
+    context, kept = parse_header(header)
+    if context is None:
+        return False
+    incoming.context = context
+    if kept:
+        extras = incoming.extras if incoming.extras is not None else {}
+        extras["xray"] = (context.trace_id, kept)
+        incoming.extras = extras
+    return True
+
+
+class XRayPropagator:
+    """``X-Amzn-Trace-Id`` (``OTEL_PROPAGATORS=xray``)."""
+
+    __slots__ = ()
+    name = "xray"
+    fields = ("X-Amzn-Trace-Id",)
+
+    def extract(self, carrier: object, incoming: Incoming) -> None:
+        """Set `incoming.context` from the carrier's X-Ray header, when valid."""
+        if type(carrier) is Headers:
+            header = carrier.get("x-amzn-trace-id")
+        else:
+            header = get(carrier, "x-amzn-trace-id")
+        if header:
+            _adopt(incoming, header)
+
+    def inject(self, carrier: object, context: SpanContext | Span, ids: tuple[str, str] | None) -> None:
+        """Write ``X-Amzn-Trace-Id`` (with this trace's kept ``Lineage`` and other pairs)."""
+        if ids is None:
+            return
+        trace_hex = ids[0]
+        header = f"Root=1-{trace_hex[:8]}-{trace_hex[8:]};Parent={ids[1]};Sampled={context.trace_flags & 1}"
+        kept = extra("xray", context.trace_id) if _extras.get() else None
+        carrier["X-Amzn-Trace-Id"] = f"{header};{kept}" if kept else header  # type: ignore[index]
+
+
+class XRayLambdaPropagator(XRayPropagator):
+    """``xray`` plus Lambda's ``_X_AMZN_TRACE_ID`` (``OTEL_PROPAGATORS=xray-lambda``).
+
+    Use it instead of ``xray`` when spans go to AWS X-Ray, so that they hang
+    under the segment Lambda's active tracing records.
+    """
+
+    __slots__ = ()
+    name = "xray-lambda"
+
+    def extract(self, carrier: object, incoming: Incoming) -> None:
+        """The carrier's header; then, if nothing before had a context, the environment's."""
+        had_context = incoming.context is not None
+        header = get(carrier, "x-amzn-trace-id") or get(carrier, "lambda-runtime-trace-id")
+        _adopt(incoming, header)
+        if had_context:
+            return
+        _adopt(incoming, read_env(ENV_VARIABLE) or None)

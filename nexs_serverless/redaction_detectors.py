@@ -1,0 +1,284 @@
+"""Detectors for secrets and personal data inside text, tuned against false positives.
+
+Each `Detector` is a compiled pattern plus, optionally, literal *triggers*
+(cheap ``in`` tests that must pass before the regex runs: most attribute
+values contain none, so most values cost a few substring searches) and a
+*validator* that rejects look-alikes the pattern alone cannot tell apart:
+
+- credit cards need the Luhn checksum and a real issuer prefix and length, so
+  order ids and timestamps of 13 to 19 digits are left alone;
+- IPv4 addresses need four octets of 0-255 without leading zeros, not inside
+  a longer dotted string (``1.2.3.4.5``) nor after a letter (``v1.2.3.4``);
+- IPv6 candidates must parse with `ipaddress` (so ``12:30:45`` and MAC
+  addresses are not addresses);
+- phone numbers need a ``+`` country code or the separated North American
+  shape ``(202) 555-0143``: bare digit runs are ids far more often than phones.
+
+Credentials (on by default): ``jwt``, ``aws_access_key``, ``bearer`` (HTTP
+auth schemes in text), ``private_key`` (PEM blocks) and ``assignment``
+(``password=...`` or ``"api_key": "..."`` in text, judged by the same key-name
+rules as attribute keys). Opt-in: ``email``, ``phone``, ``credit_card``,
+``ipv4``, ``ipv6`` (``ip`` means both).
+
+Compiling the patterns happens in `build`, on the first flush, never at import.
+"""
+
+from __future__ import annotations
+
+import re
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "CREDENTIALS",
+    "OPT_IN",
+    "Detector",
+    "build",
+    "luhn_valid",
+    "may_hold_credentials",
+    "plausible_card",
+]
+
+CREDENTIALS = ("jwt", "aws_access_key", "bearer", "private_key", "assignment")
+OPT_IN = ("email", "phone", "credit_card", "ipv4", "ipv6")
+
+
+class Detector:
+    """One kind of sensitive text: where it is, and whether a match is real.
+
+    Attributes:
+        name: the detector's name (shown in ``[REDACTED:<name>]``).
+        pattern: compiled regex; group `group` is the part to replace.
+        triggers: literals of which one must occur before the regex runs (empty: always run).
+        validate: called with each match; False means a look-alike, left as is.
+        group: the regex group that holds the sensitive part (0: the whole match).
+    """
+
+    __slots__ = ("group", "name", "pattern", "triggers", "validate")
+
+    def __init__(
+        self,
+        name: str,
+        pattern: re.Pattern[str],
+        *,
+        triggers: tuple[str, ...] = (),
+        validate: Callable[[re.Match[str]], bool] | None = None,
+        group: int | str = 0,
+    ) -> None:
+        self.name = name
+        self.pattern = pattern
+        self.triggers = triggers
+        self.validate = validate
+        self.group = group
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Start and end of each real match in `text` (empty when none)."""
+        triggers = self.triggers
+        if triggers and not any(map(text.__contains__, triggers)):
+            return []
+        found: list[tuple[int, int]] = []
+        validate = self.validate
+        for match in self.pattern.finditer(text):
+            if validate is not None and not validate(match):
+                continue
+            start, end = match.span(self.group)
+            if start < end:
+                found.append((start, end))
+        return found
+
+
+# -- credit cards -----------------------------------------------------------------
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) checksum of a string of digits, as card numbers carry."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        digit = ord(char) - 48
+        if index % 2:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def plausible_card(digits: str) -> bool:
+    """Whether the issuer prefix (IIN) and the length fit a real card network."""
+    n = len(digits)
+    if n < 12 or n > 19:
+        return False
+    two, three, four = int(digits[:2]), int(digits[:3]), int(digits[:4])
+    if digits[0] == "4":  # Visa
+        return n in (13, 16, 19)
+    if 51 <= two <= 55 or 2221 <= four <= 2720:  # Mastercard
+        return n == 16
+    if two in (34, 37):  # American Express
+        return n == 15
+    if four == 6011 or two == 65 or 644 <= three <= 649:  # Discover
+        return 16 <= n <= 19
+    if 3528 <= four <= 3589:  # JCB
+        return 16 <= n <= 19
+    if 300 <= three <= 305 or two in (36, 38, 39):  # Diners Club
+        return 14 <= n <= 19
+    if two == 62:  # UnionPay
+        return 16 <= n <= 19
+    return two == 50 or 56 <= two <= 69  # Maestro
+
+
+def _card(match: re.Match[str]) -> bool:
+    text = match.group(0)
+    digits = text.replace(" ", "").replace("-", "")
+    if not (plausible_card(digits) and luhn_valid(digits)):
+        return False
+    groups = re.split("[ -]", text)
+    if len(groups) == 1:
+        return True
+    # Separated numbers are printed in fixed groups (4-4-4-4, Amex 4-6-5); ids with
+    # dashes in other places (``4111-11-1111111111``) are not cards.
+    lengths = [len(group) for group in groups]
+    return lengths[0] == 4 and (all(length == 4 for length in lengths[:-1]) or lengths[1] == 6)
+
+
+# -- IP addresses -------------------------------------------------------------------
+
+
+def _ipv6(match: re.Match[str]) -> bool:
+    import ipaddress
+
+    candidate = match.group(0)
+    if candidate.count(":") < 2:
+        return False
+    try:
+        ipaddress.IPv6Address(candidate)
+    except ValueError:
+        return False
+    return True
+
+
+# -- phone numbers -------------------------------------------------------------------
+
+
+def _phone(match: re.Match[str]) -> bool:
+    digits = sum(char.isdigit() for char in match.group(0))
+    return 7 <= digits <= 15
+
+
+# -- the table ------------------------------------------------------------------------
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+
+_PATTERNS: dict[str, tuple[str, tuple[str, ...], Callable[[re.Match[str]], bool] | None, int | str]] = {
+    # header.payload.signature, each base64url; the header always starts '{"' -> "eyJ".
+    "jwt": (r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", ("eyJ",), None, 0),
+    # Long-term (AKIA) and temporary (ASIA) access key ids; other prefixes are not secrets.
+    "aws_access_key": (r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])", ("AKIA", "ASIA"), None, 0),
+    # RFC 9110 credentials after an auth scheme: keep the scheme, hide the token.
+    "bearer": (
+        r"\b(?:[Bb]earer|[Bb]asic)\s+([A-Za-z0-9._~+/=-]{8,})",
+        ("earer ", "asic "),
+        None,
+        1,
+    ),
+    "private_key": (
+        r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY-----|$)",
+        ("PRIVATE KEY",),
+        None,
+        0,
+    ),
+    "email": (
+        r"(?<![\w.+%-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])",
+        ("@",),
+        None,
+        0,
+    ),
+    # +<country> then groups; or the separated North American shape. Not bare digit runs.
+    "phone": (
+        r"(?<![\w+.-])(?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}"
+        r"|(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4})(?![\w-]|\.\d)",
+        (),
+        _phone,
+        0,
+    ),
+    "credit_card": (r"(?<![\w.-])\d(?:[ -]?\d){11,18}(?![\w-]|\.\d)", (), _card, 0),
+    "ipv4": (rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)", (".",), None, 0),
+    "ipv6": (r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])", (":",), _ipv6, 0),
+}
+
+
+def may_hold_credentials(text: str) -> bool:
+    """The trigger test of the default (credential) detectors, unrolled.
+
+    Equivalent to testing each credential detector's triggers; written out
+    because each ``in`` costs one bytecode instead of a call (about 0.4 us
+    against 1.7 us for ``any(map(...))`` on a small Lambda).
+    """
+    return (
+        "=" in text
+        or "eyJ" in text
+        or "AKIA" in text
+        or "ASIA" in text
+        or "earer " in text
+        or "asic " in text
+        or '":' in text
+        or "':" in text
+        or "PRIVATE KEY" in text
+    )
+
+
+# Values a previous pass (the capture walk) already replaced.
+_ALREADY_MASKED = ("[REDACTED", "hmac:")
+
+
+def _assignment_pattern() -> re.Pattern[str]:
+    # key, optional closing quote, = or :, then a quoted or bare value (the group "value").
+    return re.compile(
+        r"(?<![\w.-])(?P<key>[A-Za-z_][\w.-]{0,63})[\"']?[ \t]*[=:][ \t]*"
+        r"(?:\"(?P<dq>(?:[^\"\\]|\\.)*)\"|'(?P<sq>[^']*)'|(?P<bare>[^\s\"'&,;}\]]+))"
+    )
+
+
+class _Assignment(Detector):
+    """``name=value`` and ``"name": "value"`` in text, judged by the key-name rules."""
+
+    __slots__ = ("_is_secret",)
+
+    def __init__(self, is_secret: Callable[[str], bool]) -> None:
+        super().__init__("assignment", _assignment_pattern(), triggers=("=", '":', "':"))
+        self._is_secret = is_secret
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """The value part of each assignment whose key names a secret."""
+        if not any(map(text.__contains__, self.triggers)):
+            return []
+        found: list[tuple[int, int]] = []
+        for match in self.pattern.finditer(text):
+            if not self._is_secret(match.group("key")):
+                continue
+            for group in ("dq", "sq", "bare"):
+                start, end = match.span(group)
+                if start < end:
+                    if not text.startswith(_ALREADY_MASKED, start):
+                        found.append((start, end))
+                    break
+        return found
+
+
+def build(name: str, is_secret: Callable[[str], bool]) -> list[Detector]:
+    """The detector(s) `name` stands for (``ip`` is both IPv4 and IPv6).
+
+    Args:
+        name: a name from `CREDENTIALS` or `OPT_IN`, or ``ip``.
+        is_secret: the key-name rule, used by ``assignment`` to judge ``key=value`` text.
+
+    Raises:
+        KeyError: for an unknown name.
+    """
+    if name == "ip":
+        return build("ipv4", is_secret) + build("ipv6", is_secret)
+    if name == "assignment":
+        return [_Assignment(is_secret)]
+    pattern, triggers, validate, group = _PATTERNS[name]
+    return [Detector(name, re.compile(pattern), triggers=triggers, validate=validate, group=group)]

@@ -1,0 +1,112 @@
+"""The sample events shipped in ``nexs_serverless/events/``: names, loading, merging overrides.
+
+One JSON file per trigger, in the shapes AWS, Google and Azure document. The
+CLI (``events list``, ``invoke --event NAME``) and the event factories read
+them through here, so every copy a caller gets is freshly parsed: a test that
+mutates its event cannot leak into the next.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from importlib.abc import Traversable
+    from typing import Any
+
+__all__ = ["KEEP", "body_text", "clone", "finish", "load", "merge", "merge_headers", "names", "source"]
+
+KEEP: Any = object()  # "argument not given", for factory arguments where None means something
+
+_SUFFIX = ".json"
+
+
+def _folder() -> Traversable:
+    return resources.files("nexs_serverless").joinpath("events")
+
+
+def names() -> list[str]:
+    """The names of the sample events, sorted (``api-gateway-v1``, ``sqs``, ...)."""
+    folder = _folder()
+    if not folder.is_dir():
+        return []
+    return sorted(
+        entry.name[: -len(_SUFFIX)]
+        for entry in folder.iterdir()
+        if entry.name.endswith(_SUFFIX) and entry.is_file()
+    )
+
+
+def source(name: str) -> str:
+    """The JSON text of sample event `name`, as shipped.
+
+    Raises:
+        KeyError: when no sample event has that name (the message lists them).
+    """
+    entry = _folder().joinpath(name + _SUFFIX)
+    if not entry.is_file():
+        raise KeyError(f"no sample event named {name!r}; known: {', '.join(names()) or '(none)'}")
+    return entry.read_text(encoding="utf-8")
+
+
+def load(name: str) -> dict[str, Any]:
+    """A fresh copy of sample event `name`, parsed.
+
+    Raises:
+        KeyError: when no sample event has that name.
+    """
+    event: dict[str, Any] = json.loads(source(name))
+    return event
+
+
+def clone(event: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON-shaped dict (every nested list and dict is new)."""
+    copied: dict[str, Any] = json.loads(json.dumps(event))
+    return copied
+
+
+def merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply `overrides` to `base` in place, recursing into nested dicts, and return it.
+
+    A dict value is merged into the dict already there; any other value
+    replaces it; ``None`` is kept as a value (events use ``null``).
+    """
+    for key, value in overrides.items():
+        current = base.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            merge(current, value)
+        else:
+            base[key] = value
+    return base
+
+
+def merge_headers(headers: dict[str, Any], changes: Mapping[str, str | None] | None) -> dict[str, Any]:
+    """Set `changes` on `headers` case-insensitively (a None value removes the header).
+
+    Header names keep the case of the change, as a client would send them.
+    """
+    if not changes:
+        return headers
+    for key, value in changes.items():
+        for existing in [k for k in headers if k.lower() == key.lower()]:
+            del headers[existing]
+        if value is not None:
+            headers[key] = value
+    return headers
+
+
+def body_text(body: object) -> str | None:
+    """A request or message body as the platform delivers it: text (JSON for dicts and lists)."""
+    if body is None or isinstance(body, str):
+        return body
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body).decode("utf-8", "replace")
+    return json.dumps(body, separators=(",", ":"))
+
+
+def finish(event: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`event` with `overrides` merged in last (the factories' common ending)."""
+    return merge(event, overrides) if overrides else event

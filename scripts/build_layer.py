@@ -1,0 +1,333 @@
+"""Build the Lambda layer zip: ``dist/nexs-serverless-layer-<version>-python<X.Y>-<arch>.zip``.
+
+Layout (what Lambda extracts into ``/opt``)::
+
+    python/nexs_serverless/...   on the Python runtimes' path (/opt/python)
+    python/<dependencies>        only those the chosen extras need
+    nexs-handler                 /opt/nexs-handler, the AWS_LAMBDA_EXEC_WRAPPER script (0755)
+
+The core layer (console, OTLP/HTTP and X-Ray exporters) has no dependencies: it
+is the package alone. Extras (``grpc``, ``gcp``, ``azure``, ``otel``: the
+optional dependencies in pyproject.toml) are pip-installed for the target with
+``--platform manylinux2014_<x86_64|aarch64> --only-binary=:all: --python-version``;
+boto3/botocore (and s3transfer, jmespath) are never shipped: every Python
+runtime has them. Tests, caches, ``__pycache__``, type stubs, C sources,
+console scripts and dist-info clutter are stripped (dist-info keeps METADATA,
+entry points and licences). Precompiling writes ``unchecked-hash`` bytecode
+(PEP 552) with the target interpreter, because /opt is read-only on Lambda: the
+runtime could not cache what it compiles, and would compile on every cold start.
+
+Reproducible: entries sorted, timestamps fixed (1980-01-01), permissions fixed
+(0644, 0755 for the wrapper), bytecode with hash-based invalidation and
+``PYTHONHASHSEED=0``: the same inputs give a byte-identical zip.
+
+    python scripts/build_layer.py                       # python3.12, x86_64, core
+    python scripts/build_layer.py --python 3.13 --arch arm64 --extras grpc
+    python scripts/build_layer.py --all                 # 3.10-3.13 x x86_64/arm64, sizes printed
+    python scripts/build_layer.py --python 3.12 --sam   # also dist/nexs-serverless-layer.zip for SAM
+
+Also callable: ``build_layer(python_version="3.12", arch="arm64", extras=("grpc",))``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13")
+ARCHES = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+CORE_BUDGET_BYTES = 1024 * 1024
+
+# Shipped by every Lambda Python runtime; a copy in the layer only adds size and version skew.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
+# Parts of the package a function never imports at run time.
+PACKAGE_EXCLUDES = ("testing", "cli", "events", "__pycache__")
+PACKAGE_FILE_EXCLUDES = ("py.typed",)
+STRIP_DIRS = {"tests", "test", "testing", "__pycache__", "bin"}
+STRIP_SUFFIXES = (".pyc", ".pyo", ".pyi", ".pyx", ".pxd", ".pxi", ".c", ".h", ".cpp", ".hpp")
+DIST_INFO_KEEP = ("METADATA", "entry_points.txt", "licenses", "LICENSE", "LICENCE", "COPYING", "NOTICE")
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+WRAPPER = "nexs-handler"
+SAM_ZIP = "nexs-serverless-layer.zip"  # the stable name template.yaml points at
+
+
+class LayerError(Exception):
+    """The layer cannot be built as asked (bad option, missing interpreter, pip failure)."""
+
+
+def build_layer(
+    *,
+    python_version: str = "3.12",
+    arch: str = "x86_64",
+    extras: Sequence[str] = (),
+    out_dir: Path | None = None,
+    precompile: bool = True,
+    source_dir: Path = ROOT,
+) -> Path:
+    """Build one layer zip and return its path.
+
+    Args:
+        python_version: the target runtime, ``3.10`` to ``3.13``.
+        arch: ``x86_64`` or ``arm64``.
+        extras: optional back ends from pyproject.toml (``grpc``, ``gcp``, ``azure``, ``otel``).
+        out_dir: where the zip goes (default: ``dist/`` of the repository).
+        precompile: write bytecode for the target Python (needs that interpreter).
+        source_dir: the repository holding ``nexs_serverless/`` and ``layer/``.
+
+    Raises:
+        LayerError: for an unsupported version, arch or extra, a missing
+            interpreter, or a failed pip install.
+    """
+    if python_version not in PYTHON_VERSIONS:
+        raise LayerError(f"python_version {python_version!r}: expected one of {', '.join(PYTHON_VERSIONS)}")
+    if arch not in ARCHES:
+        raise LayerError(f"arch {arch!r}: expected one of {', '.join(ARCHES)}")
+    available = optional_dependencies(source_dir / "pyproject.toml")
+    unknown = sorted(set(extras) - set(available) | ({"dev"} & set(extras)))
+    if unknown:
+        choices = ", ".join(sorted(set(available) - {"dev"}))
+        raise LayerError(f"unknown extra(s) {', '.join(unknown)}: expected some of {choices}")
+    interpreter = find_interpreter(python_version) if precompile else None
+    out_dir = Path(out_dir) if out_dir is not None else source_dir / "dist"
+    version = project_version(source_dir / "pyproject.toml")
+    suffix = "-" + "+".join(sorted(set(extras))) if extras else ""
+    target = out_dir / f"nexs-serverless-layer-{version}-python{python_version}-{arch}{suffix}.zip"
+
+    with tempfile.TemporaryDirectory(prefix="nexs-layer-") as tmp:
+        stage = Path(tmp) / "opt"
+        site = stage / "python"
+        site.mkdir(parents=True)
+        copy_package(source_dir / "nexs_serverless", site / "nexs_serverless")
+        requirements = [req for name in sorted(set(extras)) for req in available[name]]
+        requirements = [req for req in requirements if requirement_name(req) not in RUNTIME_PROVIDED]
+        if requirements:
+            pip_install(requirements, site, python_version, arch)
+        strip(site)
+        if interpreter is not None:
+            compile_bytecode(interpreter, site)
+        wrapper = stage / WRAPPER
+        shutil.copyfile(source_dir / "layer" / WRAPPER, wrapper)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".zip.partial")
+        write_zip(stage, partial, executables={WRAPPER})
+        partial.replace(target)
+    return target
+
+
+def optional_dependencies(pyproject: Path) -> dict[str, list[str]]:
+    """``[project.optional-dependencies]`` of pyproject.toml."""
+    text = pyproject.read_text()
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the table is simple enough to read by hand
+        return _optional_dependencies_by_hand(text)
+    data = tomllib.loads(text)
+    extras: dict[str, list[str]] = data.get("project", {}).get("optional-dependencies", {})
+    return extras
+
+
+def _optional_dependencies_by_hand(text: str) -> dict[str, list[str]]:
+    match = re.search(r"^\[project\.optional-dependencies\]\s*$(.*?)(?=^\[)", text, re.M | re.S)
+    body = re.sub(r"#[^\n\"]*$", "", match.group(1) if match else "", flags=re.M)
+    return {
+        name: re.findall(r'"([^"]+)"', items)
+        for name, items in re.findall(r"^([\w-]+)\s*=\s*\[(.*?)\]\s*$", body, re.M | re.S)
+    }
+
+
+def project_version(pyproject: Path) -> str:
+    """``version`` of the ``[project]`` table."""
+    match = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(), re.M)
+    if not match:
+        raise LayerError(f"no version in {pyproject}")
+    return match.group(1)
+
+
+def requirement_name(requirement: str) -> str:
+    """The normalised distribution name of a requirement string (``grpcio>=1.60`` -> ``grpcio``)."""
+    name = re.split(r"[\s\[<>=!~;]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def find_interpreter(python_version: str) -> str:
+    """An interpreter of the target version: pyenv's, ``pythonX.Y`` on PATH, or this one.
+
+    Each candidate is asked for its version, so a shim that is not set up is skipped.
+    """
+    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates = sorted(glob.glob(f"{root}/versions/{python_version}.*/bin/python"), reverse=True)
+    on_path = shutil.which(f"python{python_version}")
+    if on_path:
+        candidates.append(on_path)
+    candidates.append(sys.executable)
+    for candidate in candidates:
+        result = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0 and result.stdout.strip() == python_version:
+            return candidate
+    raise LayerError(
+        f"precompiling for Python {python_version} needs that interpreter "
+        f"(pyenv's, or python{python_version} on PATH); or build with precompile=False"
+    )
+
+
+def copy_package(source: Path, destination: Path) -> None:
+    """The package's sources, without the parts a function never imports."""
+    ignore = shutil.ignore_patterns(*PACKAGE_EXCLUDES, *PACKAGE_FILE_EXCLUDES, "*.pyc")
+
+    def ignore_top_level_only(directory: str, names: list[str]) -> set[str]:
+        ignored = set(ignore(directory, names))
+        if Path(directory) != source:  # `testing`, `cli` and `events` are excluded at the top only
+            ignored -= {"testing", "cli", "events"}
+        return ignored
+
+    shutil.copytree(source, destination, ignore=ignore_top_level_only)
+
+
+def pip_install(requirements: Iterable[str], target: Path, python_version: str, arch: str) -> None:
+    """Install wheels for the target platform and Python into `target` (no bytecode, no scripts)."""
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(target),
+        "--platform",
+        ARCHES[arch],
+        "--implementation",
+        "cp",
+        "--python-version",
+        python_version,
+        "--only-binary=:all:",
+        *requirements,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LayerError(f"pip install failed:\n{result.stdout}\n{result.stderr}")
+
+
+def strip(site: Path) -> None:
+    """Remove what the runtime never loads: tests, caches, stubs, sources, scripts, dist-info clutter."""
+    for name in RUNTIME_PROVIDED:
+        for path in [site / name, *site.glob(f"{name}-*.dist-info")]:
+            _remove(path)
+    for path in sorted(site.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if not path.exists():
+            continue
+        relative = path.relative_to(site)
+        inside_dist_info = any(part.endswith(".dist-info") for part in relative.parts[:1])
+        if inside_dist_info:
+            if len(relative.parts) > 1 and not relative.parts[1].startswith(DIST_INFO_KEEP):
+                _remove(path)
+        elif path.is_dir():
+            if path.name == "__pycache__" or (
+                path.name in STRIP_DIRS and relative.parts[0] != "nexs_serverless"
+            ):
+                _remove(path)
+        elif path.name.endswith(STRIP_SUFFIXES):
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def compile_bytecode(interpreter: str, site: Path) -> None:
+    """Write ``unchecked-hash`` .pyc files next to the sources, with paths as Lambda sees them."""
+    command = [
+        interpreter,
+        "-m",
+        "compileall",
+        "-q",
+        "--invalidation-mode",
+        "unchecked-hash",
+        "-s",
+        str(site),
+        "-p",
+        "/opt/python",
+        str(site),
+    ]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    if result.returncode != 0:
+        raise LayerError(f"compileall failed:\n{result.stdout}\n{result.stderr}")
+
+
+def write_zip(stage: Path, target: Path, *, executables: Iterable[str] = ()) -> None:
+    """Zip `stage` reproducibly: sorted entries, fixed dates and permissions, no directory entries."""
+    executable = set(executables)
+    files = sorted(path for path in stage.rglob("*") if path.is_file())
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in files:
+            name = path.relative_to(stage).as_posix()
+            info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, so Lambda applies the permissions below
+            info.external_attr = (0o100755 if name in executable else 0o100644) << 16
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--python", default="3.12", choices=PYTHON_VERSIONS, dest="python_version")
+    parser.add_argument("--arch", default="x86_64", choices=sorted(ARCHES))
+    parser.add_argument("--extras", default="", help="comma list: grpc, gcp, azure, otel")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: dist/)")
+    parser.add_argument("--no-precompile", action="store_true", help="ship sources only")
+    parser.add_argument("--all", action="store_true", help="every supported Python and arch")
+    parser.add_argument(
+        "--sam", action="store_true", help=f"also write {SAM_ZIP}, the ContentUri of template.yaml"
+    )
+    args = parser.parse_args(argv)
+    if args.sam and args.all:
+        parser.error("--sam takes one Python and arch, not --all")
+    extras = tuple(item.strip() for item in args.extras.split(",") if item.strip())
+    matrix = (
+        [(v, a) for v in PYTHON_VERSIONS for a in sorted(ARCHES)]
+        if args.all
+        else [(args.python_version, args.arch)]
+    )
+    try:
+        for python_version, arch in matrix:
+            path = build_layer(
+                python_version=python_version,
+                arch=arch,
+                extras=extras,
+                out_dir=args.out,
+                precompile=not args.no_precompile,
+            )
+            size = path.stat().st_size
+            print(f"{path}  {size:>10,d} bytes  {size / 1024 / 1024:6.2f} MiB")
+            if args.sam:
+                shutil.copyfile(path, path.parent / SAM_ZIP)
+                print(f"{path.parent / SAM_ZIP}  (for sam build / sam deploy)")
+    except LayerError as exc:
+        print(f"build_layer: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Finished spans for the cloud exporters' tests: a Lambda resource, exception events, links."""
+
+from __future__ import annotations
+
+import traceback
+
+from nexs_serverless.finished import FinishedSpan
+from nexs_serverless.model import Event, InstrumentationScope, Link, Resource, SpanContext, SpanKind
+
+__all__ = ["RESOURCE", "SPAN_ID", "START_NS", "TRACE_ID", "exception_event", "link_to", "make_span"]
+
+TRACE_ID = 0x5759E988BD862E3FE1BE46A994272793
+SPAN_ID = 0x53995C3F42CD8AD8
+START_NS = 1_700_000_000_123_456_789
+RESOURCE = Resource(
+    {
+        "service.name": "orders",
+        "cloud.platform": "aws_lambda",
+        "cloud.region": "eu-west-1",
+        "faas.name": "orders",
+    }
+)
+SCOPE = InstrumentationScope("nexs_serverless", "0.1.0")
+
+
+def make_span(**fields: object) -> FinishedSpan:
+    """A FinishedSpan with sensible defaults; any field can be overridden."""
+    span = FinishedSpan.__new__(FinishedSpan)
+    values: dict[str, object] = {
+        "name": "GET /orders",
+        "trace_id": TRACE_ID,
+        "span_id": SPAN_ID,
+        "parent_span_id": 0,
+        "trace_flags": 1,
+        "trace_state": (),
+        "parent_is_remote": False,
+        "kind": SpanKind.INTERNAL,
+        "start_ns": START_NS,
+        "end_ns": START_NS + 25_000_000,
+        "attributes": {},
+        "events": (),
+        "links": (),
+        "status_code": 0,
+        "status_description": None,
+        "dropped_attributes": 0,
+        "dropped_events": 0,
+        "dropped_links": 0,
+        "force_ended": False,
+        "resource": RESOURCE,
+        "instrumentation_scope": SCOPE,
+    }
+    values.update(fields)
+    for name, value in values.items():
+        setattr(span, name, value)
+    return span
+
+
+def exception_event(exc: BaseException, timestamp_ns: int = START_NS + 1000) -> Event:
+    """The ``exception`` event a span records for `exc` (raised here, so it has a traceback)."""
+    try:
+        raise exc
+    except BaseException as caught:
+        stack = "".join(traceback.format_exception(type(caught), caught, caught.__traceback__))
+    return Event(
+        "exception",
+        timestamp_ns,
+        {
+            "exception.type": type(exc).__qualname__,
+            "exception.message": str(exc),
+            "exception.stacktrace": stack,
+        },
+    )
+
+
+def link_to(trace_id: int, span_id: int, **attributes: object) -> Link:
+    """A link to another span's context."""
+    return Link(SpanContext(trace_id, span_id, 1, (), True), attributes)  # type: ignore[arg-type]

@@ -1,0 +1,76 @@
+"""A UDP socket on 127.0.0.1 standing in for the X-Ray daemon, and decoders for what it receives.
+
+Loopback UDP delivers during ``sendto``: once an export returns, every
+datagram it sent is already in this socket's buffer (sized large enough for
+the tests' batches), so `receive` reads them without waiting or threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+__all__ = ["Datagram", "FakeXRayDaemon"]
+
+HEADER = {"format": "json", "version": 1}
+
+
+class Datagram:
+    """One datagram split into its header line and its body."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        header, _, self.body = raw.partition(b"\n")
+        self.header = json.loads(header)
+
+    def document(self) -> dict[str, object]:
+        """The body as a segment document."""
+        doc: dict[str, object] = json.loads(self.body)
+        return doc
+
+    def otlp(self) -> tuple[str, ExportTraceServiceRequest]:
+        """The ``T1S``/``T1U`` prefix and the decoded OTLP request."""
+        prefix = self.body[:3].decode()
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(base64.b64decode(self.body[3:], validate=True))
+        return prefix, request
+
+
+class FakeXRayDaemon:
+    """Receives datagrams on a random port of 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.setblocking(False)
+        self.port: int = self._socket.getsockname()[1]
+        self.buffer_bytes: int = self._socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:<port>``, an ``AWS_XRAY_DAEMON_ADDRESS`` value."""
+        return f"127.0.0.1:{self.port}"
+
+    def receive(self) -> list[Datagram]:
+        """Every datagram waiting in the buffer, in arrival order."""
+        out: list[Datagram] = []
+        while True:
+            try:
+                raw = self._socket.recv(70_000)
+            except BlockingIOError:
+                return out
+            out.append(Datagram(raw))
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._socket.close()
+
+    def __enter__(self) -> FakeXRayDaemon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

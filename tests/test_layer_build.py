@@ -1,0 +1,242 @@
+"""The layer zip: Lambda's layout, stripping, precompiled bytecode, reproducibility, size budget."""
+
+from __future__ import annotations
+
+import importlib.util
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CURRENT = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _load_build_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("build_layer", ROOT / "scripts" / "build_layer.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_layer"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_build_script()
+
+
+@pytest.fixture(scope="module")
+def core_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The core layer for this interpreter's version, precompiled (built once for the module)."""
+    out = tmp_path_factory.mktemp("dist")
+    return build.build_layer(python_version=CURRENT, arch="x86_64", out_dir=out, precompile=True)
+
+
+def _names(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        return archive.namelist()
+
+
+def test_zip_is_named_with_version_python_and_arch(core_zip: Path) -> None:
+    """The file name carries the package version, the target Python and the architecture."""
+    version = build.project_version(ROOT / "pyproject.toml")
+    assert core_zip.name == f"nexs-serverless-layer-{version}-python{CURRENT}-x86_64.zip"
+
+
+def test_package_sits_under_python_for_the_runtime_path(core_zip: Path) -> None:
+    """The package is at python/nexs_serverless/ (Lambda puts /opt/python on sys.path)."""
+    names = _names(core_zip)
+    assert "python/nexs_serverless/__init__.py" in names
+    assert "python/nexs_serverless/wrapper.py" in names
+    assert "python/nexs_serverless/extension.py" in names
+    assert all(name == "nexs-handler" or name.startswith("python/") for name in names)
+
+
+def test_exec_wrapper_is_at_the_root_and_executable(core_zip: Path) -> None:
+    """nexs-handler lands in /opt with mode 0755 (the zip records Unix permissions)."""
+    with zipfile.ZipFile(core_zip) as archive:
+        info = archive.getinfo("nexs-handler")
+        assert info.create_system == 3
+        assert stat.S_IMODE(info.external_attr >> 16) == 0o755
+        assert archive.read("nexs-handler") == (ROOT / "layer" / "nexs-handler").read_bytes()
+        others = [i for i in archive.infolist() if i.filename != "nexs-handler"]
+        assert {stat.S_IMODE(i.external_attr >> 16) for i in others} == {0o644}
+
+
+def test_testing_kit_cli_and_fixtures_are_left_out(core_zip: Path) -> None:
+    """The testing kit, the CLI and the JSON event fixtures never load in a function."""
+    names = _names(core_zip)
+    for part in ("testing/", "cli/", "events/"):
+        assert not any(name.startswith(f"python/nexs_serverless/{part}") for name in names)
+    assert "python/nexs_serverless/py.typed" not in names
+
+
+def test_core_layer_ships_no_dependencies(core_zip: Path) -> None:
+    """The core layer is the package alone: no boto3, botocore or anything else."""
+    top_level = {name.split("/")[1] for name in _names(core_zip) if name.startswith("python/")}
+    assert top_level == {"nexs_serverless"}
+
+
+def test_bytecode_is_precompiled_for_the_target_with_unchecked_hashes(core_zip: Path) -> None:
+    """Every module has a .pyc for the target Python, hash-based and unchecked (PEP 552)."""
+    tag = f"cpython-{CURRENT.replace('.', '')}"
+    names = _names(core_zip)
+    sources = [n for n in names if n.endswith(".py")]
+    with zipfile.ZipFile(core_zip) as archive:
+        for source in sources:
+            folder, _, file = source.rpartition("/")
+            pyc = f"{folder}/__pycache__/{file[:-3]}.{tag}.pyc"
+            assert pyc in names, pyc
+            flags = int.from_bytes(archive.read(pyc)[4:8], "little")
+            assert flags == 0b01  # hash-based, check_source off
+    assert not [n for n in names if n.endswith(".pyc") and tag not in n]
+
+
+def test_bytecode_runs_from_the_unpacked_layer(core_zip: Path, tmp_path: Path) -> None:
+    """The unpacked layer imports with its precompiled bytecode, without writing any."""
+    with zipfile.ZipFile(core_zip) as archive:
+        archive.extractall(tmp_path)
+    code = (
+        "import nexs_serverless, sys; print(nexs_serverless.__file__); print(nexs_serverless.__spec__.cached)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'python')!r}); {code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    module_file, cached = result.stdout.split()
+    assert module_file.startswith(str(tmp_path))
+    assert Path(cached).exists()
+
+
+def test_same_inputs_give_a_byte_identical_zip(core_zip: Path, tmp_path: Path) -> None:
+    """Building again (bytecode included) gives the same bytes: fixed dates, order and modes."""
+    again = build.build_layer(python_version=CURRENT, arch="x86_64", out_dir=tmp_path, precompile=True)
+    assert again.read_bytes() == core_zip.read_bytes()
+
+
+def test_core_layer_fits_the_size_budget(core_zip: Path) -> None:
+    """The core layer (console, OTLP/HTTP, X-Ray) is at most 1 MiB zipped."""
+    assert core_zip.stat().st_size <= build.CORE_BUDGET_BYTES
+
+
+def test_source_only_layer_has_no_bytecode(tmp_path: Path) -> None:
+    """precompile=False ships sources only (no interpreter needed)."""
+    path = build.build_layer(python_version="3.13", arch="arm64", out_dir=tmp_path, precompile=False)
+    assert path.name.endswith("-python3.13-arm64.zip")
+    assert not [n for n in _names(path) if "__pycache__" in n or n.endswith(".pyc")]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("python_version", "3.9", "python_version '3.9'"),
+        ("arch", "ppc64le", "arch 'ppc64le'"),
+        ("extras", ("grpc", "nosuch"), "unknown extra(s) nosuch"),
+        ("extras", ("dev",), "unknown extra(s) dev"),
+    ],
+)
+def test_bad_options_are_refused_before_building(
+    tmp_path: Path, option: str, value: object, message: str
+) -> None:
+    """An unsupported Python, architecture or extra raises LayerError naming it."""
+    with pytest.raises(build.LayerError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build.build_layer(out_dir=tmp_path, precompile=False, **{option: value})
+    assert not list(tmp_path.iterdir())
+
+
+def test_extras_come_from_pyproject() -> None:
+    """The extras table is read from pyproject.toml, by tomllib or by hand on 3.10."""
+    text = (ROOT / "pyproject.toml").read_text()
+    by_hand = build._optional_dependencies_by_hand(text)
+    parsed = build.optional_dependencies(ROOT / "pyproject.toml")
+    assert by_hand == parsed
+    assert "grpcio>=1.60" in parsed["grpc"]
+
+
+@pytest.mark.parametrize(
+    ("requirement", "name"),
+    [
+        ("boto3>=1.28", "boto3"),
+        ("azure-monitor-opentelemetry-exporter>=1.0.0b20", "azure-monitor-opentelemetry-exporter"),
+        ("Google_Cloud.Trace[x] ; python_version>'3'", "google-cloud-trace"),
+    ],
+)
+def test_requirement_names_are_normalised(requirement: str, name: str) -> None:
+    """Requirement strings reduce to their normalised distribution name."""
+    assert build.requirement_name(requirement) == name
+
+
+def test_strip_removes_what_the_runtime_never_loads(tmp_path: Path) -> None:
+    """Tests, caches, stubs, scripts, boto3/botocore and dist-info clutter go; licences and metadata stay."""
+    site = tmp_path / "python"
+    files = [
+        "grpc/__init__.py",
+        "grpc/_cython/cygrpc.cpython-312-x86_64-linux-gnu.so",
+        "grpc/_cython/_cygrpc/grpc.pxi",
+        "grpc/tests/test_x.py",
+        "grpc/__pycache__/__init__.cpython-312.pyc",
+        "grpc/__init__.pyi",
+        "bin/some-script",
+        "boto3/__init__.py",
+        "botocore/__init__.py",
+        "botocore-1.35.0.dist-info/METADATA",
+        "grpcio-1.66.0.dist-info/METADATA",
+        "grpcio-1.66.0.dist-info/RECORD",
+        "grpcio-1.66.0.dist-info/WHEEL",
+        "grpcio-1.66.0.dist-info/INSTALLER",
+        "grpcio-1.66.0.dist-info/entry_points.txt",
+        "grpcio-1.66.0.dist-info/licenses/LICENSE",
+        "nexs_serverless/testing_helpers.py",
+    ]
+    for name in files:
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text("x")
+    build.strip(site)
+    left = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
+    assert left == [
+        "grpc/__init__.py",
+        "grpc/_cython/cygrpc.cpython-312-x86_64-linux-gnu.so",
+        "grpcio-1.66.0.dist-info/METADATA",
+        "grpcio-1.66.0.dist-info/entry_points.txt",
+        "grpcio-1.66.0.dist-info/licenses/LICENSE",
+        "nexs_serverless/testing_helpers.py",
+    ]
+
+
+def test_cli_prints_the_built_zip_and_its_size(tmp_path: Path) -> None:
+    """The script builds from the command line and prints the path and size of each zip."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_layer.py"), "--no-precompile", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    zip_path = next(tmp_path.glob("*.zip"))
+    assert str(zip_path) in result.stdout
+    assert f"{zip_path.stat().st_size:,d} bytes" in result.stdout
+
+
+def test_cli_sam_option_writes_the_stable_name_the_template_uses(tmp_path: Path) -> None:
+    """--sam also writes dist/nexs-serverless-layer.zip, the ContentUri of template.yaml."""
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "build_layer.py"),
+            "--no-precompile",
+            "--sam",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    versioned = next(p for p in tmp_path.glob("*.zip") if p.name != "nexs-serverless-layer.zip")
+    assert (tmp_path / "nexs-serverless-layer.zip").read_bytes() == versioned.read_bytes()
+    assert "ContentUri: dist/nexs-serverless-layer.zip" in (ROOT / "template.yaml").read_text()

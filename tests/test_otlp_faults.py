@@ -1,0 +1,193 @@
+"""A traced handler exporting to a misbehaving OTLP receiver: results unchanged, flush bounded, spans kept."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from support.otlp_receiver import Fault, OTLPReceiver, free_port
+
+from nexs_serverless import configure, stats, traced_handler, tracer
+from nexs_serverless.exporters.breaker import CLOSED, OPEN, CircuitBreaker
+from nexs_serverless.exporters.otlp_http import OTLPHttpExporter
+from nexs_serverless.exporters.resilient import Options, ResilientExporter
+from nexs_serverless.flushing import shutdown_flush
+from nexs_serverless.testing import LambdaContext
+
+BUDGET_MS = 250
+# Scheduling slack on a shared 2-core machine: the flush must end by its deadline plus this.
+SLACK_S = 0.15
+
+
+@pytest.fixture
+def receiver() -> Iterator[OTLPReceiver]:
+    with OTLPReceiver() as server:
+        yield server
+
+
+def setup(endpoint: str, **options: object) -> ResilientExporter:
+    """Route flushes to an OTLP/HTTP exporter at `endpoint`, behind a wrapper with `options`."""
+    values: dict[str, object] = {"max_retries": 1, "backoff_s": 0.01, "timeout_s": 5.0}
+    values.update(options)
+    wrapped = ResilientExporter(
+        OTLPHttpExporter(endpoint=endpoint, timeout_s=5.0),
+        options=Options(**values),  # type: ignore[arg-type]
+    )
+    configure(exporters=[wrapped], flush_timeout_ms=BUDGET_MS)
+    return wrapped
+
+
+@traced_handler
+def handler(event: dict[str, int], context: object) -> dict[str, int]:
+    with tracer.span("inner", attributes={"n": event["n"]}):
+        pass
+    return {"doubled": event["n"] * 2}
+
+
+def invoke(n: int) -> tuple[dict[str, int], float]:
+    """Call the handler; return its result and how long the whole call took."""
+    started = time.monotonic()
+    result = handler({"n": n}, LambdaContext(timeout_ms=30_000))
+    return result, time.monotonic() - started
+
+
+FAULTS = {
+    "500": Fault.status_code(500),
+    "503": Fault.status_code(503),
+    "429-retry-after": Fault.status_code(429, retry_after="1"),
+    "401": Fault.status_code(401),
+    "400": Fault.status_code(400),
+    "hang": Fault.hang(),
+    "reset": Fault.reset(),
+    "garbage": Fault.garbage(),
+    "slow": Fault.slow(2.0),
+}
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_fault_leaves_the_result_unchanged_and_the_flush_bounded(receiver: OTLPReceiver, name: str) -> None:
+    """Whatever the receiver does, the handler's result is intact and the flush ends by its deadline."""
+    setup(receiver.url)
+    receiver.mode = FAULTS[name]
+    result, elapsed = invoke(21)
+    assert result == {"doubled": 42}
+    assert elapsed < BUDGET_MS / 1000 + SLACK_S
+    assert receiver.spans() == []
+    assert stats().get("internal_errors", 0) == 0
+
+
+def test_connection_refused(receiver: OTLPReceiver) -> None:
+    """Nothing listening: result intact, flush fast, spans kept for later."""
+    wrapped = setup(f"http://127.0.0.1:{free_port()}/v1/traces")
+    result, elapsed = invoke(1)
+    assert result == {"doubled": 2}
+    assert elapsed < BUDGET_MS / 1000 + SLACK_S
+    assert len(wrapped.carryover) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [("503", 2), ("hang", 2), ("reset", 2), ("401", 2), ("400", 0), ("429-retry-after", 2)],
+)
+def test_unsent_spans_are_kept_unless_resending_cannot_help(
+    receiver: OTLPReceiver, name: str, kept: int
+) -> None:
+    """Transient and auth failures keep the spans; a 400 drops them (counted)."""
+    wrapped = setup(receiver.url)
+    receiver.mode = FAULTS[name]
+    invoke(1)
+    assert len(wrapped.carryover) == kept
+    if not kept:
+        assert stats()["spans_dropped_bad_request"] == 2
+
+
+def test_transient_fault_is_retried_within_the_flush(receiver: OTLPReceiver) -> None:
+    """One 503 then success: the retry delivers within the same invocation."""
+    setup(receiver.url)
+    receiver.misbehave(Fault.status_code(503))
+    result, _ = invoke(3)
+    assert result == {"doubled": 6}
+    assert sorted(receiver.span_names()) == ["inner", "test-function"]
+    assert stats()["export_retries"] == 1
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_skips_and_recovery_delivers_once(receiver: OTLPReceiver) -> None:
+    """Back end down: the breaker opens after 3 invocations, later ones skip it; recovery delivers once."""
+    wrapped = setup(receiver.url, max_retries=0)
+    clock = FakeClock()
+    wrapped.breaker = CircuitBreaker(failure_threshold=3, cooldown_s=10.0, clock=clock)
+    receiver.mode = Fault.status_code(503)
+    for n in range(3):
+        assert invoke(n)[0] == {"doubled": 2 * n}
+    assert wrapped.breaker.state == OPEN
+    attempts = len(receiver.requests)
+    assert attempts == 3
+    for n in range(3, 6):
+        result, elapsed = invoke(n)
+        assert result == {"doubled": 2 * n}
+        assert elapsed < BUDGET_MS / 1000 + SLACK_S
+    assert len(receiver.requests) == attempts  # skipped: no request at all while open
+    receiver.mode = None
+    clock.now += 10.0
+    invoke(6)
+    assert wrapped.breaker.state == CLOSED
+    got = receiver.spans()
+    assert sorted(span.attributes[0].value.int_value for span in got if span.name == "inner") == list(
+        range(7)
+    )
+    assert len(got) == len({span.span_id for span in got}) == 14  # exactly once
+    counters = stats()
+    assert counters["spans_flushed"] == 14
+    assert counters["export_spans_sent"] == 14
+    assert counters["export_spans_carried_over"] == 12
+    assert counters["export_spans_resent"] == 12
+    assert counters["export_skipped_breaker_open"] == 3
+    assert counters["breaker_opened"] == 1
+    assert counters["breaker_closed"] == 1
+    assert counters.get("spans_dropped_carryover_full", 0) == 0
+    assert len(wrapped.carryover) == 0
+
+
+def test_shutdown_flush_sends_the_carry_over(receiver: OTLPReceiver) -> None:
+    """At exit, spans waiting in the carry-over go out within the shutdown budget."""
+    wrapped = setup(receiver.url, max_retries=0)
+    receiver.mode = Fault.status_code(503)
+    invoke(1)
+    assert len(wrapped.carryover) == 2
+    receiver.mode = None
+    shutdown_flush(500)
+    assert sorted(receiver.span_names()) == ["inner", "test-function"]
+    assert len(wrapped.carryover) == 0
+
+
+def test_stats_log_line_every_n_invocations(
+    receiver: OTLPReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NEXS_STATS_LOG_EVERY=2 writes one JSON stats line every second invocation."""
+    import json
+
+    configure(
+        exporters=None,
+        flush_timeout_ms=BUDGET_MS,
+        environ={
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url,
+            "NEXS_STATS_LOG_EVERY": "2",
+        },
+    )
+    for n in range(4):
+        invoke(n)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith('{"nexs_stats"')]
+    assert len(lines) == 2
+    last = json.loads(lines[-1])["nexs_stats"]
+    assert last["invocations"] == 4
+    assert last["export_spans_sent"] == 8

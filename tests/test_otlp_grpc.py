@@ -1,0 +1,199 @@
+"""OTLPGrpcExporter against a grpcio server built from opentelemetry-proto's service definition."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from support.otlp_receiver import free_port
+from support.spans import make_spans
+
+from nexs_serverless.config import from_env
+from nexs_serverless.exporters import create
+from nexs_serverless.exporters.base import ExportResult
+from nexs_serverless.exporters.errors import ErrorClass, ExportError
+from nexs_serverless.exporters.otlp_grpc import OTLPGrpcExporter
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    """Keeps each request and its metadata; `fail_with` makes the next calls fail."""
+
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+        self.metadata: list[dict[str, str]] = []
+        self.fail_with: list[Any] = []
+        self.release = threading.Event()
+
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.metadata.append({k: v for k, v in context.invocation_metadata() if isinstance(v, str)})
+        action = self.fail_with.pop(0) if self.fail_with else None
+        if action == "hang":
+            self.release.wait(5)
+            context.abort(grpc.StatusCode.CANCELLED, "released")
+        if isinstance(action, status_pb2.Status):
+            context.abort_with_status(rpc_status.to_status(action))
+        if isinstance(action, grpc.StatusCode):
+            context.abort(action, "failed on purpose")
+        self.requests.append(request)
+        if action == "partial":
+            return trace_service_pb2.ExportTraceServiceResponse(
+                partial_success=trace_service_pb2.ExportTracePartialSuccess(
+                    rejected_spans=1, error_message="x"
+                )
+            )
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def names(self) -> list[str]:
+        return [
+            s.name
+            for r in self.requests
+            for rs in r.resource_spans
+            for ss in rs.scope_spans
+            for s in ss.spans
+        ]
+
+
+@pytest.fixture
+def collector() -> Iterator[tuple[Collector, str]]:
+    servicer = Collector()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield servicer, f"http://127.0.0.1:{port}"
+    servicer.release.set()
+    server.stop(None)
+
+
+@pytest.fixture
+def exporter(collector: tuple[Collector, str]) -> Iterator[OTLPGrpcExporter]:
+    otlp = OTLPGrpcExporter(endpoint=collector[1], headers={"X-Tenant": "t1"})
+    yield otlp
+    otlp.shutdown()
+
+
+def test_spans_round_trip_over_grpc(collector: tuple[Collector, str], exporter: OTLPGrpcExporter) -> None:
+    """The encoder's bytes are a valid Export request; metadata is sent lower-cased."""
+    servicer, _ = collector
+    assert exporter.send(make_spans(3), 5.0) == 0
+    assert servicer.names() == ["span-0", "span-1", "span-2"]
+    span = servicer.requests[0].resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id == (0x0AF7651916CD43DD8448EB211C80319C).to_bytes(16, "big")
+    assert servicer.metadata[0]["x-tenant"] == "t1"
+
+
+def test_gzip_compression(collector: tuple[Collector, str]) -> None:
+    """compression=gzip is accepted by a stock grpc server."""
+    servicer, endpoint = collector
+    otlp = OTLPGrpcExporter(endpoint=endpoint, compression="gzip")
+    try:
+        otlp.send(make_spans(2), 5.0)
+    finally:
+        otlp.shutdown()
+    assert servicer.names() == ["span-0", "span-1"]
+
+
+def test_channel_is_reused_and_prepared(collector: tuple[Collector, str], exporter: OTLPGrpcExporter) -> None:
+    """prepare() creates and connects the channel; later sends reuse it."""
+    exporter.prepare()
+    channel = exporter._channel
+    exporter.send(make_spans(1), 5.0)
+    exporter.send(make_spans(1), 5.0)
+    assert exporter._channel is channel
+    assert len(collector[0].requests) == 2
+
+
+def test_partial_success_over_grpc(collector: tuple[Collector, str], exporter: OTLPGrpcExporter) -> None:
+    """rejected_spans from the gRPC response is returned."""
+    collector[0].fail_with.append("partial")
+    assert exporter.send(make_spans(3), 5.0) == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "error_class"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, ErrorClass.SERVER),
+        (grpc.StatusCode.UNAUTHENTICATED, ErrorClass.AUTH),
+        (grpc.StatusCode.PERMISSION_DENIED, ErrorClass.AUTH),
+        (grpc.StatusCode.INVALID_ARGUMENT, ErrorClass.BAD_REQUEST),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, ErrorClass.BAD_REQUEST),
+        (grpc.StatusCode.INTERNAL, ErrorClass.UNKNOWN),
+    ],
+)
+def test_status_codes_are_classified(
+    collector: tuple[Collector, str], exporter: OTLPGrpcExporter, code: grpc.StatusCode, error_class: str
+) -> None:
+    """gRPC status codes map to the classes the OTLP specification's retry rules imply."""
+    collector[0].fail_with.append(code)
+    with pytest.raises(ExportError) as caught:
+        exporter.send(make_spans(1), 5.0)
+    assert caught.value.error_class == error_class
+
+
+def test_resource_exhausted_with_retry_info_is_throttling(
+    collector: tuple[Collector, str], exporter: OTLPGrpcExporter
+) -> None:
+    """RESOURCE_EXHAUSTED with google.rpc.RetryInfo is THROTTLED with its delay."""
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=2, nanos=500_000_000)))
+    collector[0].fail_with.append(status_pb2.Status(code=8, message="slow down", details=[detail]))
+    with pytest.raises(ExportError) as caught:
+        exporter.send(make_spans(1), 5.0)
+    assert caught.value.error_class == ErrorClass.THROTTLED
+    assert caught.value.retry_after_s == 2.5
+
+
+def test_a_server_that_never_answers_times_out(
+    collector: tuple[Collector, str], exporter: OTLPGrpcExporter
+) -> None:
+    """DEADLINE_EXCEEDED after the timeout given, classified TIMEOUT."""
+    collector[0].fail_with.append("hang")
+    started = time.monotonic()
+    with pytest.raises(ExportError) as caught:
+        exporter.send(make_spans(1), 0.3)
+    assert caught.value.error_class == ErrorClass.TIMEOUT
+    assert time.monotonic() - started < 0.3 + 0.3
+
+
+def test_nothing_listening_is_a_retryable_failure() -> None:
+    """A refused connection is UNAVAILABLE: retryable."""
+    otlp = OTLPGrpcExporter(endpoint=f"http://127.0.0.1:{free_port()}")
+    try:
+        with pytest.raises(ExportError) as caught:
+            otlp.send(make_spans(1), 1.0)
+        assert caught.value.retryable
+        assert otlp.export(make_spans(1)) is ExportResult.FAILURE
+    finally:
+        otlp.shutdown()
+
+
+def test_grpc_settings() -> None:
+    """otlp_proto_grpc reads OTEL_EXPORTER_OTLP_* with the gRPC rules (scheme-less + INSECURE)."""
+    settings = from_env(
+        {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4317",
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_EXPORTER_OTLP_HEADERS": "Api-Key=abc",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "1500",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+        }
+    )
+    otlp = create("otlp_proto_grpc", settings)
+    assert isinstance(otlp, OTLPGrpcExporter)
+    assert otlp.target == "collector:4317"
+    assert not otlp.secure
+    assert otlp.metadata == (("api-key", "abc"),)
+    assert otlp.timeout_s == 1.5
+    assert otlp.compression == "gzip"
+    secure = create("otlp_proto_grpc", from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"}))
+    assert isinstance(secure, OTLPGrpcExporter)
+    assert secure.secure

@@ -1,0 +1,375 @@
+"""ResilientExporter: retries, breaker, carry-over and counters, with a fake sender and a fake clock."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support.spans import make_spans
+
+from nexs_serverless import configure, stats
+from nexs_serverless.config import from_env
+from nexs_serverless.context import exporting
+from nexs_serverless.exporters import InMemoryExporter
+from nexs_serverless.exporters.adapt import adapt
+from nexs_serverless.exporters.base import ExportResult
+from nexs_serverless.exporters.breaker import CLOSED, OPEN
+from nexs_serverless.exporters.errors import ErrorClass, ExportError
+from nexs_serverless.exporters.otel_sdk import OTelSDKExporter
+from nexs_serverless.exporters.resilient import Options, ResilientExporter
+from nexs_serverless.finished import FinishedSpan
+
+
+class FakeClock:
+    """Monotonic time that moves only when told (or when `sleep` is called)."""
+
+    def __init__(self) -> None:
+        self.now = 5000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class FakeSender:
+    """An exporter with the `send` seam that plays a script of outcomes (None: accept)."""
+
+    def __init__(self, clock: FakeClock, *script: ExportError | int | None, cost_s: float = 0.0) -> None:
+        self.clock = clock
+        self.script = list(script)
+        self.cost_s = cost_s
+        self.batches: list[list[str]] = []
+        self.timeouts: list[float] = []
+        self.delivered: list[str] = []
+        self.shut = False
+
+    def send(self, spans: Sequence[Any], timeout_s: float) -> int:
+        self.batches.append([span.name for span in spans])
+        self.timeouts.append(timeout_s)
+        self.clock.now += self.cost_s
+        outcome = self.script.pop(0) if self.script else None
+        if isinstance(outcome, ExportError):
+            raise outcome
+        self.delivered.extend(span.name for span in spans)
+        return outcome or 0
+
+    def export(self, spans: Sequence[Any]) -> ExportResult:
+        raise AssertionError("the wrapper must use send()")
+
+    def shutdown(self) -> None:
+        self.shut = True
+
+
+def err(error_class: str, retry_after_s: float | None = None) -> ExportError:
+    return ExportError(error_class, error_class, retry_after_s=retry_after_s)
+
+
+def wrap(sender: object, clock: FakeClock, **options: Any) -> ResilientExporter:
+    values: dict[str, Any] = {"max_retries": 2, "backoff_s": 0.01, "failure_threshold": 3, "cooldown_s": 10.0}
+    values.update(options)
+    return ResilientExporter(
+        sender, options=Options(**values), clock=clock, sleep=clock.sleep, random=lambda: 0.5
+    )
+
+
+def export(wrapped: ResilientExporter, clock: FakeClock, spans: Sequence[Any], budget_s: float = 1.0) -> Any:
+    with exporting(clock.now + budget_s):
+        return wrapped.export(spans)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def test_success_passes_spans_through(clock: FakeClock) -> None:
+    """A healthy back end gets the batch once; SUCCESS; counted as sent."""
+    sender = FakeSender(clock)
+    wrapped = wrap(sender, clock)
+    assert export(wrapped, clock, make_spans(3)) is ExportResult.SUCCESS
+    assert sender.batches == [["span-0", "span-1", "span-2"]]
+    assert stats()["export_spans_sent"] == 3
+    assert len(wrapped.carryover) == 0
+
+
+def test_retryable_failures_are_retried_with_backoff(clock: FakeClock) -> None:
+    """503 then timeout then success: two retries, jittered exponential delays."""
+    sender = FakeSender(clock, err(ErrorClass.SERVER), err(ErrorClass.TIMEOUT))
+    wrapped = wrap(sender, clock)
+    assert export(wrapped, clock, make_spans(1)) is ExportResult.SUCCESS
+    assert len(sender.batches) == 3
+    assert clock.sleeps == [0.005, 0.01]  # 0.5 * 0.01 * 2**n
+    assert stats()["export_retries"] == 2
+    assert stats()["export_errors_server"] == 1
+    assert stats()["export_errors_timeout"] == 1
+
+
+def test_auth_failure_is_not_retried_and_is_carried(clock: FakeClock) -> None:
+    """401: one attempt, the spans wait in the carry-over, the breaker counts a failure."""
+    sender = FakeSender(clock, err(ErrorClass.AUTH))
+    wrapped = wrap(sender, clock)
+    assert export(wrapped, clock, make_spans(2)) is ExportResult.FAILURE
+    assert len(sender.batches) == 1
+    assert len(wrapped.carryover) == 2
+    assert wrapped.breaker.failures == 1
+    assert stats()["export_spans_carried_over"] == 2
+
+
+def test_bad_request_is_dropped_and_does_not_charge_the_breaker(clock: FakeClock) -> None:
+    """400: resending cannot help; the batch is dropped and counted; the back end is up."""
+    sender = FakeSender(clock, err(ErrorClass.BAD_REQUEST))
+    wrapped = wrap(sender, clock)
+    assert export(wrapped, clock, make_spans(2)) is ExportResult.FAILURE
+    assert len(wrapped.carryover) == 0
+    assert stats()["spans_dropped_bad_request"] == 2
+    assert wrapped.breaker.failures == 0
+
+
+def test_retries_never_pass_the_flush_deadline(clock: FakeClock) -> None:
+    """Each attempt gets only the time left; no retry starts past the deadline."""
+    sender = FakeSender(clock, *[err(ErrorClass.SERVER)] * 10, cost_s=0.4)
+    wrapped = wrap(sender, clock, max_retries=10, backoff_s=0.0)
+    start = clock.now
+    assert export(wrapped, clock, make_spans(1), budget_s=1.0) is ExportResult.FAILURE
+    assert clock.now - start <= 1.0 + 0.4  # the last attempt was given only what was left
+    assert sender.timeouts[0] == pytest.approx(1.0)
+    assert all(timeout <= 1.0 for timeout in sender.timeouts)
+    assert sender.timeouts[-1] == pytest.approx(1.0 - 0.4 * (len(sender.timeouts) - 1))
+    assert len(wrapped.carryover) == 1
+
+
+def test_retry_after_beyond_the_budget_pauses_the_exporter(clock: FakeClock) -> None:
+    """429 with Retry-After 30 s: no retry now, and no attempt for the next 30 s."""
+    sender = FakeSender(clock, err(ErrorClass.THROTTLED, retry_after_s=30.0))
+    wrapped = wrap(sender, clock)
+    assert export(wrapped, clock, make_spans(1, "a")) is ExportResult.FAILURE
+    assert clock.sleeps == []
+    clock.now += 29
+    export(wrapped, clock, make_spans(1, "b"))
+    assert len(sender.batches) == 1
+    assert stats()["export_skipped_breaker_open"] == 1
+    clock.now += 1
+    assert export(wrapped, clock, make_spans(1, "c")) is ExportResult.SUCCESS
+    assert sender.delivered == ["a-0", "b-0", "c-0"]
+
+
+def test_retry_after_within_the_budget_is_waited(clock: FakeClock) -> None:
+    """429 with a short Retry-After: the wrapper waits exactly that long, then retries."""
+    sender = FakeSender(clock, err(ErrorClass.THROTTLED, retry_after_s=0.2))
+    wrapped = wrap(sender, clock)
+    assert export(wrapped, clock, make_spans(1)) is ExportResult.SUCCESS
+    assert clock.sleeps == [0.2]
+
+
+def test_carry_over_goes_out_first_and_exactly_once(clock: FakeClock) -> None:
+    """Spans of a failed flush are sent, oldest first, with the next successful flush, once."""
+    sender = FakeSender(clock, err(ErrorClass.AUTH))
+    wrapped = wrap(sender, clock)
+    export(wrapped, clock, make_spans(2, "old"))
+    export(wrapped, clock, make_spans(1, "new"))
+    export(wrapped, clock, make_spans(1, "later"))
+    assert sender.delivered == ["old-0", "old-1", "new-0", "later-0"]
+    assert sender.batches[1] == ["old-0", "old-1", "new-0"]
+    assert stats()["export_spans_resent"] == 2
+    assert len(wrapped.carryover) == 0
+
+
+def test_carry_over_is_bounded_and_drops_the_oldest(clock: FakeClock) -> None:
+    """When the carry-over is full the oldest spans go, counted."""
+    sender = FakeSender(clock, *[err(ErrorClass.AUTH)] * 3)
+    wrapped = wrap(sender, clock, carryover_spans=3, failure_threshold=100)
+    export(wrapped, clock, make_spans(2, "a"))
+    export(wrapped, clock, make_spans(2, "b"))
+    assert [span.name for span in wrapped.carryover.take()] == ["a-1", "b-0", "b-1"]
+    assert stats()["spans_dropped_carryover_full"] == 1
+
+
+def test_carried_spans_are_frozen_copies(clock: FakeClock) -> None:
+    """The carry-over holds FinishedSpan copies, never the pooled records."""
+    from nexs_serverless import tracer
+    from nexs_serverless.runtime import runtime
+
+    with tracer.span("live"):
+        pass
+    live = runtime.buffer.take_ended()
+    wrapped = wrap(FakeSender(clock, err(ErrorClass.AUTH)), clock)
+    export(wrapped, clock, live)
+    (held,) = wrapped.carryover.take()
+    assert type(held) is FinishedSpan
+    assert held is not live[0]
+    assert held.span_id == live[0].span_id
+
+
+def test_open_breaker_skips_the_export(clock: FakeClock) -> None:
+    """After `threshold` failed flushes nothing is attempted until the cool-down ends."""
+    sender = FakeSender(clock, *[err(ErrorClass.NETWORK)] * 9)
+    wrapped = wrap(sender, clock, max_retries=0)
+    for _ in range(3):
+        export(wrapped, clock, make_spans(1))
+    assert wrapped.breaker.state == OPEN
+    calls = len(sender.batches)
+    for _ in range(5):
+        assert export(wrapped, clock, make_spans(1)) is ExportResult.FAILURE
+    assert len(sender.batches) == calls
+    assert stats()["export_skipped_breaker_open"] == 5
+    assert len(wrapped.carryover) == 8
+
+
+def test_recovery_delivers_everything_once_and_counters_add_up(clock: FakeClock) -> None:
+    """Back end down, breaker opens, comes back: every span arrives once; the books balance."""
+    sender = FakeSender(clock, *[err(ErrorClass.SERVER)] * 3)
+    wrapped = wrap(sender, clock, max_retries=0)
+    names: list[str] = []
+    for invocation in range(6):
+        spans = make_spans(2, f"inv{invocation}")
+        names.extend(span.name for span in spans)
+        export(wrapped, clock, spans)
+    assert wrapped.breaker.state == OPEN
+    assert sender.delivered == []
+    clock.now += 10
+    spans = make_spans(2, "inv6")
+    names.extend(span.name for span in spans)
+    assert export(wrapped, clock, spans) is ExportResult.SUCCESS
+    assert wrapped.breaker.state == CLOSED
+    assert sender.delivered == names
+    counters = stats()
+    assert counters["export_spans_sent"] == len(names)
+    assert counters["export_spans_carried_over"] == 12
+    assert counters["export_spans_resent"] == 12
+    assert counters["breaker_opened"] == 1
+    assert counters["breaker_closed"] == 1
+
+
+def test_failed_probe_keeps_the_spans(clock: FakeClock) -> None:
+    """A probe that fails reopens the breaker and keeps everything for later."""
+    sender = FakeSender(clock, err(ErrorClass.NETWORK), err(ErrorClass.NETWORK))
+    wrapped = wrap(sender, clock, max_retries=0, failure_threshold=1)
+    export(wrapped, clock, make_spans(1, "a"))
+    clock.now += 10
+    export(wrapped, clock, make_spans(1, "b"))
+    assert wrapped.breaker.state == OPEN
+    assert [span.name for span in wrapped.carryover.take()] == ["a-0", "b-0"]
+
+
+def test_batches_are_bounded_and_a_failure_keeps_only_the_rest(clock: FakeClock) -> None:
+    """Sends at most max_batch_spans per request; after a failure only unsent spans are kept."""
+    sender = FakeSender(clock, None, err(ErrorClass.AUTH))
+    wrapped = wrap(sender, clock, max_batch_spans=2)
+    export(wrapped, clock, make_spans(5))
+    assert sender.batches == [["span-0", "span-1"], ["span-2", "span-3"]]
+    assert [span.name for span in wrapped.carryover.take()] == ["span-2", "span-3", "span-4"]
+
+
+def test_rejected_spans_are_counted_not_resent(clock: FakeClock) -> None:
+    """A partial success counts rejected spans; they are not retried."""
+    sender = FakeSender(clock, 2)
+    wrapped = wrap(sender, clock)
+    assert export(wrapped, clock, make_spans(5)) is ExportResult.SUCCESS
+    assert stats()["export_spans_rejected"] == 2
+    assert stats()["export_spans_sent"] == 3
+    assert len(wrapped.carryover) == 0
+
+
+def test_force_flush_sends_the_carry_over_even_when_open(clock: FakeClock) -> None:
+    """At exit the carry-over goes out within the budget, whatever the breaker says."""
+    sender = FakeSender(clock, err(ErrorClass.NETWORK))
+    wrapped = wrap(sender, clock, max_retries=0, failure_threshold=1)
+    export(wrapped, clock, make_spans(2))
+    assert wrapped.breaker.state == OPEN
+    assert wrapped.force_flush(500) is True
+    assert sender.delivered == ["span-0", "span-1"]
+    assert len(wrapped.carryover) == 0
+
+
+def test_force_flush_respects_its_budget(clock: FakeClock) -> None:
+    """A back end still down at exit: force_flush returns False within its budget."""
+    sender = FakeSender(clock, *[err(ErrorClass.SERVER)] * 10, cost_s=0.2)
+    wrapped = wrap(sender, clock, max_retries=5, backoff_s=0.0)
+    wrapped.carryover.keep(make_spans(1))
+    start = clock.now
+    assert wrapped.force_flush(500) is False
+    assert clock.now - start <= 0.5 + 0.2
+    assert len(wrapped.carryover) == 1
+
+
+def test_shutdown_counts_what_is_left(clock: FakeClock) -> None:
+    """Spans still held at shutdown are counted as dropped; the inner exporter is shut down."""
+    sender = FakeSender(clock, err(ErrorClass.AUTH))
+    wrapped = wrap(sender, clock)
+    export(wrapped, clock, make_spans(3))
+    wrapped.shutdown()
+    assert stats()["spans_dropped_shutdown"] == 3
+    assert sender.shut
+
+
+def test_export_only_exporter_is_driven_through_export(clock: FakeClock) -> None:
+    """Without send(), export() is used; a FAILURE result is an UNKNOWN failure, carried."""
+    memory = InMemoryExporter()
+    wrapped = wrap(memory, clock)
+    assert export(wrapped, clock, make_spans(1, "a")) is ExportResult.SUCCESS
+    memory.shutdown()  # later exports fail
+    assert export(wrapped, clock, make_spans(1, "b")) is ExportResult.FAILURE
+    assert stats()["export_errors_unknown"] == 1
+    assert len(wrapped.carryover) == 1
+
+
+def test_a_raising_sender_never_reaches_the_caller(clock: FakeClock) -> None:
+    """Any exception from the inner exporter is classified; export still returns a result."""
+
+    class Broken:
+        def send(self, spans: Sequence[Any], timeout_s: float) -> int:
+            raise ZeroDivisionError("bug")
+
+    wrapped = wrap(Broken(), clock)
+    assert export(wrapped, clock, make_spans(1)) is ExportResult.FAILURE
+    assert stats()["export_errors_unknown"] == 1
+
+
+def test_adapt_wraps_ours_and_sdk_exporters_once() -> None:
+    """adapt() puts every exporter behind its own wrapper; SDK ones after the SDK adapter."""
+    settings = from_env({})
+    ours = adapt(InMemoryExporter(), settings)
+    assert isinstance(ours, ResilientExporter)
+    assert adapt(ours, settings) is ours
+    sdk = adapt(InMemorySpanExporter(), settings)
+    assert isinstance(sdk, ResilientExporter)
+    assert isinstance(sdk.inner, OTelSDKExporter)
+    assert sdk.breaker is not ours.breaker
+
+
+def test_settings_come_from_the_environment(caplog: pytest.LogCaptureFixture) -> None:
+    """NEXS_EXPORT_* configure the wrapper; a bad value logs one line and falls back."""
+    env = {
+        "NEXS_EXPORT_BREAKER_FAILURES": "5",
+        "NEXS_EXPORT_BREAKER_COOLDOWN_MS": "2500",
+        "NEXS_EXPORT_MAX_RETRIES": "0",
+        "NEXS_EXPORT_CARRYOVER_SPANS": "10",
+        "NEXS_EXPORT_MAX_BATCH_SPANS": "many",
+    }
+    with caplog.at_level(logging.WARNING, logger="nexs_serverless"):
+        wrapped = adapt(InMemoryExporter(), from_env(env))
+    assert isinstance(wrapped, ResilientExporter)
+    assert wrapped.breaker.failure_threshold == 5
+    assert wrapped.breaker.cooldown_s == 2.5
+    assert wrapped.retry.max_retries == 0
+    assert wrapped.carryover.max_spans == 10
+    assert wrapped.options.max_batch_spans == 512
+    assert "NEXS_EXPORT_MAX_BATCH_SPANS" in caplog.text
+
+
+def test_configured_exporters_are_wrapped_by_the_runtime() -> None:
+    """configure(exporters=[...]) puts each one behind its own breaker."""
+    from nexs_serverless.runtime import runtime
+
+    first, second = InMemoryExporter(), InMemoryExporter()
+    configure(exporters=[first, second])
+    built = runtime.exporters()
+    assert [type(item) for item in built] == [ResilientExporter, ResilientExporter]
+    assert [item.inner for item in built] == [first, second]  # type: ignore[attr-defined]

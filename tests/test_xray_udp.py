@@ -1,0 +1,266 @@
+"""XRayExporter over UDP, against a UDP socket on 127.0.0.1 standing in for the X-Ray daemon."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from nexs_serverless import _stats, traced_handler, tracer
+from nexs_serverless.config import ConfigError, from_env
+from nexs_serverless.exporters import ExportResult, XRayExporter, create
+from nexs_serverless.exporters.errors import ErrorClass, ExportError
+from nexs_serverless.exporters.xray_udp import MAX_DATAGRAM_BYTES, parse_daemon_address
+from nexs_serverless.model import SpanKind
+from nexs_serverless.testing import LambdaContext, reset
+from tests.support.exporter_spans import TRACE_ID, make_span
+from tests.support.xray_daemon import HEADER, FakeXRayDaemon
+
+LAMBDA_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0102030405060708;Sampled=1"
+
+
+@pytest.fixture
+def daemon() -> Iterator[FakeXRayDaemon]:
+    """A fake daemon for one test."""
+    with FakeXRayDaemon() as fake:
+        yield fake
+
+
+@pytest.fixture
+def make_exporter(daemon: FakeXRayDaemon) -> Iterator[type[XRayExporter]]:
+    """Builds XRayExporters aimed at the fake daemon; shuts them down after the test."""
+    made: list[XRayExporter] = []
+
+    def make(**kwargs: object) -> XRayExporter:
+        kwargs.setdefault("daemon_address", daemon.address)
+        exporter = XRayExporter(**kwargs)  # type: ignore[arg-type]
+        made.append(exporter)
+        return exporter
+
+    yield make  # type: ignore[misc]
+    for exporter in made:
+        exporter.shutdown()
+
+
+def test_each_span_is_one_datagram_with_the_daemon_header(
+    daemon: FakeXRayDaemon, make_exporter: type[XRayExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segments mode: one datagram per span, header line first, subsegments of the function segment."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", LAMBDA_HEADER)
+    spans = [
+        make_span(span_id=0xA1, kind=SpanKind.SERVER, attributes={"faas.invocation_id": "r1"}),
+        make_span(span_id=0xA2, parent_span_id=0xA1, name="load"),
+        make_span(
+            span_id=0xA3,
+            parent_span_id=0xA2,
+            kind=SpanKind.CLIENT,
+            attributes={"rpc.system": "aws-api", "rpc.service": "S3", "rpc.method": "GetObject"},
+        ),
+    ]
+    exporter = make_exporter(in_lambda=True, annotation_keys=("faas.invocation_id",))
+    assert exporter.export(spans) is ExportResult.SUCCESS
+    datagrams = daemon.receive()
+    assert [d.header for d in datagrams] == [HEADER] * 3
+    docs = [d.document() for d in datagrams]
+    assert [doc["id"] for doc in docs] == [f"{0xA1:016x}", f"{0xA2:016x}", f"{0xA3:016x}"]
+    assert {doc["trace_id"] for doc in docs} == {"1-5759e988-bd862e3fe1be46a994272793"}
+    assert [doc["parent_id"] for doc in docs] == ["0102030405060708", f"{0xA1:016x}", f"{0xA2:016x}"]
+    assert {doc["type"] for doc in docs} == {"subsegment"}
+    assert docs[0]["annotations"] == {"faas_invocation_id": "r1"}
+    assert (docs[2]["name"], docs[2]["namespace"]) == ("S3", "aws")
+    assert _stats.snapshot()["xray_datagrams_sent"] == 3
+
+
+def test_a_huge_batch_stays_under_the_datagram_limit(
+    daemon: FakeXRayDaemon, make_exporter: type[XRayExporter]
+) -> None:
+    """Hundreds of spans, one of them far over 64 KiB: every datagram fits and every span arrives."""
+    spans = [
+        make_span(span_id=i + 1, parent_span_id=0xFF, attributes={"pad": "p" * 4000}) for i in range(200)
+    ]
+    spans.append(make_span(span_id=0xBEEF, parent_span_id=0xFF, attributes={"body": "b" * 300_000}))
+    assert make_exporter().export(spans) is ExportResult.SUCCESS
+    datagrams = daemon.receive()
+    assert len(datagrams) == 201
+    assert max(len(d.raw) for d in datagrams) <= MAX_DATAGRAM_BYTES
+    docs = {doc["id"]: doc for doc in (d.document() for d in datagrams)}
+    assert set(docs) == {f"{i + 1:016x}" for i in range(200)} | {f"{0xBEEF:016x}"}
+    big = docs[f"{0xBEEF:016x}"]
+    assert big["metadata"]["nexs"] == {"truncated": ["metadata/default/body"]}  # type: ignore[index]
+    assert _stats.snapshot()["spans_truncated"] == 1
+
+
+def test_otlp_mode_sends_adot_framed_protobuf(
+    daemon: FakeXRayDaemon, make_exporter: type[XRayExporter]
+) -> None:
+    """OTLP mode: header line, T1S, base64 ExportTraceServiceRequest that opentelemetry-proto decodes."""
+    spans = [
+        make_span(span_id=1, attributes={"order.id": "42", "n": 7}),
+        make_span(span_id=2, parent_span_id=1, name="child"),
+    ]
+    assert make_exporter(mode="otlp").export(spans) is ExportResult.SUCCESS
+    [datagram] = daemon.receive()
+    assert datagram.header == HEADER
+    prefix, request = datagram.otlp()
+    assert prefix == "T1S"
+    [resource_spans] = request.resource_spans
+    service = {kv.key: kv.value.string_value for kv in resource_spans.resource.attributes}["service.name"]
+    assert service == "orders"
+    decoded = resource_spans.scope_spans[0].spans
+    assert [s.name for s in decoded] == ["GET /orders", "child"]
+    assert decoded[0].trace_id == TRACE_ID.to_bytes(16, "big")
+    assert decoded[1].parent_span_id == (1).to_bytes(8, "big")
+    assert {kv.key: kv.value.int_value for kv in decoded[0].attributes if kv.key == "n"} == {"n": 7}
+
+
+def test_otlp_mode_sends_unsampled_spans_as_t1u(
+    daemon: FakeXRayDaemon, make_exporter: type[XRayExporter]
+) -> None:
+    """Sampled and unsampled spans travel in separate datagrams, prefixed T1S and T1U."""
+    make_exporter(mode="otlp").export([make_span(span_id=1), make_span(span_id=2, trace_flags=0)])
+    received = {d.otlp()[0]: d.otlp()[1] for d in daemon.receive()}
+    assert set(received) == {"T1S", "T1U"}
+    assert received["T1U"].resource_spans[0].scope_spans[0].spans[0].span_id == (2).to_bytes(8, "big")
+
+
+def test_otlp_mode_splits_a_huge_batch_and_cuts_an_oversized_span(
+    daemon: FakeXRayDaemon, make_exporter: type[XRayExporter]
+) -> None:
+    """A batch over 64 KiB is split; a span too large alone is cut and says so; each span arrives once."""
+    spans = [make_span(span_id=i + 1, attributes={"a": f"value-{i}", "pad": "x" * 300}) for i in range(2000)]
+    spans.append(make_span(span_id=0xBEEF, attributes={"body": "b" * 200_000}))
+    assert make_exporter(mode="otlp").export(spans) is ExportResult.SUCCESS
+    datagrams = daemon.receive()
+    assert len(datagrams) > 10
+    assert max(len(d.raw) for d in datagrams) <= MAX_DATAGRAM_BYTES
+    decoded = [
+        s for d in datagrams for rs in d.otlp()[1].resource_spans for ss in rs.scope_spans for s in ss.spans
+    ]
+    ids = [int.from_bytes(s.span_id, "big") for s in decoded]
+    assert sorted(ids) == sorted(span.span_id for span in spans)
+    big = next(s for s in decoded if int.from_bytes(s.span_id, "big") == 0xBEEF)
+    marks = {kv.key: [v.string_value for v in kv.value.array_value.values] for kv in big.attributes}
+    assert marks["nexs.truncated"] == ["body"]
+
+
+def test_the_two_address_form_picks_the_udp_address(
+    daemon: FakeXRayDaemon, make_exporter: type[XRayExporter]
+) -> None:
+    """``tcp:host:port udp:host:port`` (the X-Ray SDKs' form) sends to the udp one."""
+    exporter = make_exporter(daemon_address=f"tcp:127.0.0.1:1 udp:{daemon.address}")
+    exporter.export([make_span(parent_span_id=1)])
+    assert len(daemon.receive()) == 1
+
+
+@pytest.mark.parametrize("address", ["localhost", "host:port", "a:1 b:2", "udp:h:0", ""])
+def test_parse_daemon_address_rejects_malformed_values(address: str) -> None:
+    """Anything but host:port (or the tcp/udp pair) is refused."""
+    with pytest.raises(ValueError, match=r"expected|no udp"):
+        parse_daemon_address(address)
+
+
+def test_a_refused_datagram_is_a_network_failure_never_raised(make_exporter: type[XRayExporter]) -> None:
+    """A socket error (here: broadcast without permission) is NETWORK; export reports FAILURE."""
+    exporter = make_exporter(daemon_address="255.255.255.255:2000")
+    with pytest.raises(ExportError) as caught:
+        exporter.send([make_span()], 1.0)
+    assert caught.value.error_class == ErrorClass.NETWORK
+    assert exporter.export([make_span()]) is ExportResult.FAILURE
+    assert _stats.snapshot()["export_errors_network"] == 1
+
+
+def test_bad_arguments_raise_config_error() -> None:
+    """Unknown mode or transport, a bad address, OTLP over the API: errors at configuration time."""
+    for kwargs in (
+        {"mode": "json"},
+        {"transport": "tcp"},
+        {"daemon_address": "nowhere"},
+        {"mode": "otlp", "transport": "api"},
+        {"timeout_ms": 0},
+        {"max_datagram_bytes": 100_000},
+    ):
+        with pytest.raises(ConfigError):
+            XRayExporter(**kwargs)  # type: ignore[arg-type]
+
+
+def test_from_settings_inside_lambda_uses_udp_and_the_daemon_address(daemon: FakeXRayDaemon) -> None:
+    """OTEL_TRACES_EXPORTER=xray in Lambda: UDP to AWS_XRAY_DAEMON_ADDRESS, settings from NEXS_XRAY_*."""
+    exporter = create(
+        "xray",
+        from_env(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": "orders",
+                "AWS_XRAY_DAEMON_ADDRESS": daemon.address,
+                "NEXS_XRAY_MODE": "otlp",
+                "NEXS_XRAY_ANNOTATION_KEYS": "order.id, tenant ,",
+            }
+        ),
+    )
+    assert isinstance(exporter, XRayExporter)
+    assert (exporter.transport, exporter.mode, exporter.in_lambda) == ("udp", "otlp", True)
+    assert exporter.annotation_keys == ("order.id", "tenant")
+    exporter.export([make_span()])
+    exporter.shutdown()
+    assert daemon.receive()[0].otlp()[0] == "T1S"
+
+
+def test_from_settings_outside_lambda_uses_the_api_and_refuses_otlp(caplog: pytest.LogCaptureFixture) -> None:
+    """No Lambda and no daemon address: PutTraceSegments; NEXS_XRAY_MODE=otlp falls back with one warning."""
+    exporter = create("xray", from_env({"NEXS_XRAY_MODE": "otlp", "AWS_REGION": "eu-west-1"}))
+    assert isinstance(exporter, XRayExporter)
+    assert (exporter.transport, exporter.mode) == ("api", "segments")
+    assert any("NEXS_XRAY_MODE" in r.getMessage() for r in caplog.records)
+
+
+def test_from_settings_bad_daemon_address_falls_back_to_the_default(caplog: pytest.LogCaptureFixture) -> None:
+    """A malformed AWS_XRAY_DAEMON_ADDRESS logs one line and uses 127.0.0.1:2000."""
+    exporter = create(
+        "xray", from_env({"AWS_XRAY_DAEMON_ADDRESS": "nonsense", "AWS_LAMBDA_FUNCTION_NAME": "f"})
+    )
+    assert isinstance(exporter, XRayExporter)
+    assert exporter.transport == "udp"
+    assert any("AWS_XRAY_DAEMON_ADDRESS" in r.getMessage() for r in caplog.records)
+
+
+def _run_traced_lambda(daemon: FakeXRayDaemon, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", LAMBDA_HEADER)
+    reset(
+        environ={
+            "OTEL_TRACES_EXPORTER": "xray",
+            "OTEL_PROPAGATORS": "xray-lambda",
+            "AWS_LAMBDA_FUNCTION_NAME": "orders",
+            "AWS_XRAY_DAEMON_ADDRESS": daemon.address,
+        }
+    )
+
+    @traced_handler
+    def handler(event: dict[str, object], context: object) -> dict[str, object]:
+        with tracer.span("load"):
+            pass
+        return {"ok": True}
+
+    assert handler({}, LambdaContext()) == {"ok": True}
+    return [d.document() for d in daemon.receive()]
+
+
+def test_a_traced_lambda_handler_reaches_the_daemon(
+    daemon: FakeXRayDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: OTEL_TRACES_EXPORTER=xray, the handler's result unchanged, its spans as documents."""
+    docs = _run_traced_lambda(daemon, monkeypatch)
+    by_name = {doc["name"]: doc for doc in docs}
+    assert len(docs) == 2
+    assert by_name["load"]["type"] == "subsegment"
+    root = next(doc for doc in docs if doc["id"] == by_name["load"]["parent_id"])
+    assert root["trace_id"] == by_name["load"]["trace_id"]
+
+
+@pytest.mark.xfail(reason="the invocation does not apply OTEL_PROPAGATORS (xray-lambda) yet", strict=True)
+def test_a_traced_lambda_handler_hangs_under_the_function_segment(
+    daemon: FakeXRayDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: with xray-lambda propagation the root is a subsegment of _X_AMZN_TRACE_ID's Parent."""
+    docs = _run_traced_lambda(daemon, monkeypatch)
+    assert {doc["trace_id"] for doc in docs} == {"1-5759e988-bd862e3fe1be46a994272793"}
+    assert {doc["type"] for doc in docs} == {"subsegment"}
+    assert "0102030405060708" in {doc["parent_id"] for doc in docs}
