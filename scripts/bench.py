@@ -1,0 +1,192 @@
+"""The benchmark suite: every benchmark script, one summary, a plot, and a regression check.
+
+Each benchmark runs as its own process (`scripts/bench_*.py --json ...`) and
+compares us with the peers *in the same run*, so the suite reports ratios
+(peer time / our time) as well as our absolute medians. The summary is
+written as JSON (default `bench-results/results.json`) and plotted
+(`--plot docs/bench.png`). `--check BASELINE` compares the ratios with a
+stored baseline and exits 1 when one regressed by more than `--tolerance`
+(ratios, not absolute times, so a slower machine does not fail the check).
+
+    python scripts/bench.py                       # the full suite (several minutes)
+    python scripts/bench.py --quick --check scripts/bench_baseline.json   # what CI runs
+    python scripts/bench.py --only coldstart,core
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+
+# name -> (script, full-run args, quick-run args, summarise(json) -> metrics)
+Summary = dict[str, float]
+
+
+def _coldstart(data: dict[str, Any]) -> Summary:
+    r = data["results"]
+    ours = r["nexs_serverless"]["import_ms_median"]
+    out = {"ours_import_ms": ours}
+    for peer in ("opentelemetry_sdk_otlp", "powertools_tracer"):
+        if peer in r:
+            out[f"ratio_{peer}"] = r[peer]["import_ms_median"] / ours
+    return out
+
+
+def _core(data: dict[str, Any]) -> Summary:
+    ns = data["ns_per_span"]
+    ours = ns["nexs_serverless"]
+    out = {"ours_us_per_span": ours / 1000, "pool_off_us_per_span": ns.get("nexs_serverless_pool_off", 0) / 1000}
+    peer = min(v for k, v in ns.items() if k.startswith("opentelemetry"))
+    out["ratio_opentelemetry_sdk"] = peer / ours
+    return out
+
+
+def _invocation(data: dict[str, Any]) -> Summary:
+    ms = data["ms"]
+    ours = ms["nexs_serverless"]
+    out = {"ours_ms": ours}
+    for peer in ("opentelemetry_lambda", "powertools_tracer"):
+        if peer in ms:
+            out[f"ratio_{peer}"] = ms[peer] / ours
+    return out
+
+
+def _export(data: Any) -> Summary:
+    rows = data["rows"] if isinstance(data, dict) and "rows" in data else data
+    out: Summary = {}
+    for row in rows:
+        key = "dead_endpoint" if row["case"].startswith("dead") else f"flush_{row['spans']}"
+        out[f"ours_{key}_ms"] = row["ours_ms"]
+        out[f"ratio_{key}"] = row["ratio"]
+    return out
+
+
+def _memory(data: dict[str, Any]) -> Summary:
+    rss = data["rss_kib"]["nexs_serverless"]
+    return {"ours_growth_kib": float(rss["after_kib"] - rss["warm_kib"])}
+
+
+def _generic(data: Any) -> Summary:
+    """Numbers at the top level or one level down, for scripts with their own shape."""
+    out: Summary = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[key] = float(value)
+            elif isinstance(value, dict):
+                for sub, inner in value.items():
+                    if isinstance(inner, (int, float)) and not isinstance(inner, bool):
+                        out[f"{key}.{sub}"] = float(inner)
+    return out
+
+
+BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[Any], Summary]]] = {
+    "coldstart": ("bench_coldstart.py", ["--runs", "15"], ["--runs", "5"], _coldstart),
+    "core": ("bench_core.py", ["--spans", "20000", "--repeat", "15"], ["--spans", "5000", "--repeat", "5"], _core),
+    "invocation": ("bench_invocation.py", ["--repeat", "300"], ["--repeat", "60"], _invocation),
+    "export": ("bench_export.py", ["--repeats", "200"], ["--repeats", "40", "--sdk-dead-repeats", "1"], _export),
+    "memory": ("bench_memory.py", ["--invocations", "10000"], ["--invocations", "2000"], _memory),
+    "propagation": ("bench_propagation.py", [], [], _generic),
+    "sampling": ("bench_sampling.py", [], [], _generic),
+    "redaction": ("bench_redaction.py", [], [], _generic),
+    "lambda_coldstart": ("bench_lambda_coldstart.py", [], [], _generic),
+}
+QUICK = ("coldstart", "core", "invocation")
+
+
+def run(name: str, quick: bool) -> Summary:
+    """Run one benchmark script and summarise its JSON."""
+    script, full, fast, summarise = BENCHMARKS[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        command = [sys.executable, str(SCRIPTS / script), *(fast if quick else full), "--json", str(out)]
+        print(f"== {name}: {' '.join(command[1:])}", flush=True)
+        subprocess.run(command, check=True, cwd=ROOT)
+        return summarise(json.loads(out.read_text()))
+
+
+def check(results: dict[str, Summary], baseline: dict[str, Summary], tolerance: float) -> list[str]:
+    """Ratios that fell below baseline / tolerance (higher ratios are better: peers slower than us)."""
+    failures = []
+    for bench, metrics in baseline.items():
+        for key, expected in metrics.items():
+            if not key.startswith("ratio_") or bench not in results or key not in results[bench]:
+                continue
+            got = results[bench][key]
+            if got < expected / tolerance:
+                failures.append(f"{bench}.{key}: {got:.1f} < baseline {expected:.1f} / {tolerance}")
+    return failures
+
+
+def plot(results: dict[str, Summary], path: Path) -> None:
+    """Bar chart of every ratio (log scale): how many times slower each peer is than us."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, values = [], []
+    for bench, metrics in results.items():
+        for key, value in metrics.items():
+            if key.startswith("ratio_"):
+                labels.append(f"{bench}: {key.removeprefix('ratio_')}")
+                values.append(value)
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(labels) + 1.2))
+    ax.barh(labels, values, color="#2b7bba")
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("peer time / nexs_serverless time (log scale; > 1 means we are faster)")
+    for index, value in enumerate(values):
+        ax.text(value, index, f" {value:.1f}x", va="center", fontsize=8)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"small runs of {', '.join(QUICK)} only")
+    parser.add_argument("--only", help="comma list of benchmarks")
+    parser.add_argument("--json", default=str(ROOT / "bench-results" / "results.json"))
+    parser.add_argument("--plot", help="write a PNG bar chart of the ratios here")
+    parser.add_argument("--check", help="baseline JSON to compare ratios with")
+    parser.add_argument("--tolerance", type=float, default=3.0)
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(QUICK if args.quick else BENCHMARKS)
+    results: dict[str, Summary] = {}
+    for name in names:
+        if not (SCRIPTS / BENCHMARKS[name][0]).exists():
+            print(f"== {name}: script missing, skipped")
+            continue
+        results[name] = run(name, args.quick)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, sort_keys=True))
+    print("\nsummary")
+    for bench, metrics in results.items():
+        for key, value in metrics.items():
+            print(f"  {bench:18} {key:36} {value:10.3f}")
+    if args.plot:
+        plot(results, Path(args.plot))
+    if args.check:
+        failures = check(results, json.loads(Path(args.check).read_text()), args.tolerance)
+        for failure in failures:
+            print("REGRESSION", failure)
+        if failures:
+            return 1
+        print(f"ratios within {args.tolerance}x of the baseline")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

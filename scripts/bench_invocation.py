@@ -1,0 +1,200 @@
+"""A warm invocation: a handler with 10 child spans, flushed to a local OTLP receiver, against the peers.
+
+Every variant exports to the same receiver (started as its own process by
+`bench_export.py --serve`, so it does not share our GIL) over HTTP:
+
+- ``nexs_serverless``: `@traced_handler`, OTLP/HTTP exporter, flush on return.
+- ``opentelemetry_lambda``: the OpenTelemetry SDK with its OTLP/HTTP exporter behind a
+  BatchSpanProcessor and a force_flush at the end of each invocation, which is what
+  `opentelemetry-instrumentation-aws-lambda` does after the handler returns.
+- ``powertools_tracer``: Powertools' `Tracer` (the X-Ray SDK) sending to a UDP socket that
+  stands in for the X-Ray daemon (its only transport), for scale.
+- ``untraced``: the bare handler, to show the absolute cost.
+
+The figure is the median time of one warm invocation over `--repeat` calls.
+
+    python scripts/bench_invocation.py [--repeat 300] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+EVENT = {"httpMethod": "GET", "resource": "/orders", "path": "/orders", "requestContext": {}, "headers": {}}
+
+
+def work(span: Callable[..., object]) -> None:
+    for index in range(10):
+        with span("child", attributes={"index": index, "kind": "db", "ratio": 0.5}):  # type: ignore[attr-defined]
+            pass
+
+
+def ours(endpoint: str) -> Callable[[], object]:
+    from nexs_serverless import configure, traced_handler, tracer
+    from nexs_serverless.exporters import OTLPHttpExporter
+    from nexs_serverless.testing import LambdaContext
+
+    configure(exporters=[OTLPHttpExporter(endpoint=endpoint)], environ={})
+
+    @traced_handler
+    def handler(event: object, context: object) -> dict[str, int]:
+        work(tracer.span)
+        return {"statusCode": 200}
+
+    context = LambdaContext(timeout_ms=600_000)
+    return lambda: handler(EVENT, context)
+
+
+def opentelemetry_lambda(endpoint: str) -> Callable[[], object]:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace import SpanKind
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    tracer = provider.get_tracer("bench")
+
+    def handler(event: object, context: object) -> dict[str, int]:
+        with tracer.start_as_current_span("handler", kind=SpanKind.SERVER):
+            work(tracer.start_as_current_span)
+        provider.force_flush()  # what the Lambda instrumentation does on every invocation
+        return {"statusCode": 200}
+
+    return lambda: handler(EVENT, None)
+
+
+def powertools(daemon: str) -> Callable[[], object]:
+    os.environ["AWS_XRAY_DAEMON_ADDRESS"] = daemon
+    os.environ["POWERTOOLS_TRACE_DISABLED"] = "false"
+    os.environ["AWS_LAMBDA_FUNCTION_NAME"] = "bench"
+    os.environ["_X_AMZN_TRACE_ID"] = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    from aws_lambda_powertools import Tracer
+    from aws_xray_sdk.core import xray_recorder
+
+    xray_recorder.configure(context_missing="IGNORE_ERROR")
+    tracer = Tracer(service="bench")
+
+    class _Span:
+        def __init__(self, name: str, attributes: dict[str, object]) -> None:
+            self.cm = tracer.provider.in_subsegment(name)
+            self.attributes = attributes
+
+        def __enter__(self) -> object:
+            subsegment = self.cm.__enter__()
+            for key, value in self.attributes.items():
+                subsegment.put_annotation(key, value)
+            return subsegment
+
+        def __exit__(self, *exc: object) -> None:
+            self.cm.__exit__(*exc)
+
+    @tracer.capture_lambda_handler
+    def handler(event: object, context: object) -> dict[str, int]:
+        work(lambda name, attributes: _Span(name, attributes))
+        return {"statusCode": 200}
+
+    from nexs_serverless.testing import LambdaContext
+
+    context = LambdaContext(timeout_ms=600_000)
+    return lambda: handler(EVENT, context)
+
+
+def untraced() -> Callable[[], object]:
+    class _NoSpan:
+        def __init__(self, name: str, attributes: dict[str, object]) -> None:
+            self.attributes = attributes
+
+        def __enter__(self) -> object:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    def handler(event: object, context: object) -> dict[str, int]:
+        work(lambda name, attributes: _NoSpan(name, attributes))
+        return {"statusCode": 200}
+
+    return lambda: handler(EVENT, None)
+
+
+def median_ms(call: Callable[[], object], repeat: int) -> float:
+    for _ in range(20):
+        call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000.0
+
+
+def run_variant(name: str, repeat: int, endpoint: str, daemon: str) -> float:
+    """One variant in a fresh process (tracers keep global state), returning its median ms."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'scripts')!r}); import bench_invocation as b;"
+        f"print(b.median_ms(b.make({name!r}, {endpoint!r}, {daemon!r}), {repeat}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def make(name: str, endpoint: str, daemon: str) -> Callable[[], object]:
+    """The invoke callable of variant `name`."""
+    if name == "nexs_serverless":
+        return ours(endpoint)
+    if name == "opentelemetry_lambda":
+        return opentelemetry_lambda(endpoint)
+    if name == "powertools_tracer":
+        return powertools(daemon)
+    return untraced()
+
+
+VARIANTS = ("nexs_serverless", "opentelemetry_lambda", "powertools_tracer", "untraced")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    port_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"nexs-bench-{os.getpid()}.port"
+    server = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "bench_export.py"), "--serve", str(port_file)])
+    daemon_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon_socket.bind(("127.0.0.1", 0))
+    daemon = f"127.0.0.1:{daemon_socket.getsockname()[1]}"
+    try:
+        for _ in range(100):
+            if port_file.exists() and port_file.read_text():
+                break
+            time.sleep(0.05)
+        endpoint = f"http://127.0.0.1:{port_file.read_text()}/v1/traces"
+        results = {name: run_variant(name, args.repeat, endpoint, daemon) for name in VARIANTS}
+    finally:
+        server.kill()
+        server.wait()
+        daemon_socket.close()
+        port_file.unlink(missing_ok=True)
+    ours_ms = results["nexs_serverless"]
+    print(f"warm invocation, 10 child spans + flush (median of {args.repeat})")
+    print(f"{'variant':24} {'ms':>8} {'x ours':>8}")
+    for name, value in results.items():
+        print(f"{name:24} {value:8.3f} {value / ours_ms:8.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"repeat": args.repeat, "ms": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
