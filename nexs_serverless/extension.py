@@ -65,6 +65,7 @@ _BASE = "/2020-01-01/extension"
 _REGISTER_TIMEOUT_S = 2.0
 _NEXT_TIMEOUT_S = 365 * 24 * 3600.0  # `next` waits for the next invocation, however long that is
 _HANDED_KEEP = 32  # hand-overs remembered while their INVOKE event is awaited
+_MAX_INVOCATION_S = 900.0  # Lambda's longest timeout: the wait when an event has no deadline
 
 
 class ExtensionError(Exception):
@@ -102,18 +103,27 @@ class Extension:
             self._cond.notify()
 
     def run(self) -> None:
-        """Event loop: next -> wait for the hand-over -> flush -> next, until the API fails."""
-        try:
-            while True:
+        """Event loop: next -> wait for the hand-over -> flush -> next, until the API fails.
+
+        Once registered, Lambda waits for this thread's ``next`` to end every
+        invoke phase: a failure while serving is counted and the loop goes on;
+        only a failing ``next`` (the API is gone) ends it.
+        """
+        while True:
+            try:
                 event = self.next_event()
+            except Exception as exc:
+                # The environment is going away or the API broke: flush on return from now on.
+                self.running = False
+                self.connection.close()
+                stats.incr("extension_stopped")
+                guard.report("extension_next", exc)
+                return
+            try:
                 if event.get("eventType") == "INVOKE":
                     self.serve(event)
-        except Exception as exc:
-            # The environment is going away or the API broke: flush on return from now on.
-            self.running = False
-            self.connection.close()
-            stats.incr("extension_stopped")
-            guard.report("extension_loop", exc)
+            except Exception as exc:
+                guard.report("extension_serve", exc)
 
     def next_event(self) -> dict[str, object]:
         """Block until Lambda sends the next lifecycle event."""
@@ -136,18 +146,19 @@ class Extension:
         settings = runtime.settings
         request_id = event.get("requestId")
         deadline_ms = event.get("deadlineMs")
-        deadline_s = float(deadline_ms) / 1000.0 if isinstance(deadline_ms, (int, float)) else None
+        if isinstance(deadline_ms, (int, float)):
+            deadline_s = float(deadline_ms) / 1000.0
+        else:
+            deadline_s = clock() + _MAX_INVOCATION_S
         margin_s = settings.flush_safety_margin_ms / 1000.0
         with self._cond:
             while not self._take(request_id):
-                wait_s = None if deadline_s is None else deadline_s - margin_s - clock()
-                if wait_s is not None and wait_s <= 0:
+                wait_s = deadline_s - margin_s - clock()
+                if wait_s <= 0:
                     stats.incr("extension_handover_missed")
                     break
                 self._cond.wait(wait_s)
-        budget_ms = float(settings.flush_timeout_ms)
-        if deadline_s is not None:
-            budget_ms = min(budget_ms, (deadline_s - margin_s - clock()) * 1000.0)
+        budget_ms = min(float(settings.flush_timeout_ms), (deadline_s - margin_s - clock()) * 1000.0)
         flush(max(budget_ms, 0.0), reason="after_response")
 
     def _take(self, request_id: object) -> bool:

@@ -19,6 +19,7 @@ from .context import _current
 from .flushing import flush, shutdown_flush
 from .handler import process
 from .model import StatusCode
+from .platforms import for_call
 from .runtime import runtime
 from .tracing import tracer
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from types import ModuleType
     from typing import Any
 
+    from .config import Settings
     from .handler import Options
     from .model import SpanContext
     from .span import Span
@@ -68,7 +70,9 @@ def begin(
     if settings.disabled:
         return None
     try:
-        platform = runtime.platform_module()
+        platform = for_call(settings, runtime.platform_module(), args, kwargs)
+        if not _instrumented:
+            _auto_instrument(settings)
         event, context = platform.split(args, kwargs)
         trigger = platform.describe(event, context, settings)
         attrs = platform.invocation_attributes(event, context, settings)
@@ -97,6 +101,7 @@ def begin(
             capture_response if capture_response is not None else settings.capture_response,
             platform,
         )
+        trigger.enter(root)
         _arm_timeout_guard(invocation, settings.timeout_guard_ms)
         return invocation
     except Exception as exc:
@@ -139,6 +144,7 @@ def finish(invocation: Invocation | None, options: Options) -> None:
     try:
         if invocation.ticket:
             watchdog.disarm(invocation.ticket)
+        invocation.trigger.exit(invocation.root)
         invocation.root.end()
         try:
             _current.reset(invocation.token)
@@ -165,6 +171,20 @@ def _handed_over(context: object) -> bool:
     except Exception as exc:
         guard.report("hand_over", exc)
         return False
+
+
+_instrumented: list[bool] = []
+
+
+def _auto_instrument(settings: Settings) -> None:
+    """First invocation: instrument the clients already imported (botocore, HTTP, logging)."""
+    _instrumented.append(True)
+    try:
+        from .instrumentation import auto_install
+
+        auto_install(settings)
+    except Exception as exc:
+        guard.report("auto_instrument", exc)
 
 
 def _cold_start_attributes(attrs: dict[str, object], proactive_ms: int, init_type: str) -> None:
@@ -229,7 +249,7 @@ def _flush_at_exit() -> None:
 
 
 def _captured(value: object, max_length: int) -> str:
-    from .redaction import redact_capture  # same rules as spans, applied before truncation
+    from .redaction_capture import redact_capture  # same rules as spans, applied before truncation
 
     value = redact_capture(value, runtime.settings)
     try:

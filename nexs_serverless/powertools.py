@@ -32,9 +32,9 @@ How X-Ray concepts map (docs/migration.md has the full table):
   zero-code wrapper), Powertools' ``## handler`` is an ordinary child span.
 - An annotation is the attribute ``aws.xray.annotation.<key>`` (value kept
   as str, number or bool).
-- Metadata is the attribute ``aws.xray.metadata.<namespace>.<key>``: text as
-  is, numbers and bools as is, anything else as JSON (exceptions as
-  ``Type: message``), cut at ``NEXS_CAPTURE_MAX_LENGTH``.
+- Metadata is the attribute ``aws.xray.metadata.<namespace>.<key>``: text
+  (and bytes, decoded) as is, numbers and bools as is, anything else as JSON
+  (exceptions as ``Type: message``), cut at ``NEXS_CAPTURE_MAX_LENGTH``.
 - Exceptions are recorded as an ``exception`` event with status ERROR.
 - ``patch``/``patch_all`` (X-Ray SDK monkey-patching of boto3, requests, ...)
   do nothing: outgoing calls are traced by this package's own instrumentation
@@ -86,6 +86,8 @@ def _metadata_value(value: object, max_length: int) -> object:
         text = f"{type(value).__name__}: {value}"
     elif isinstance(value, str):
         text = value
+    elif isinstance(value, (bytes, bytearray)):
+        text = bytes(value).decode("utf-8", "replace")
     else:
         try:
             text = json.dumps(value, default=str, separators=(",", ":"))
@@ -203,8 +205,13 @@ class _Scope:
                 guard.report("powertools.begin_invocation", exc)
             if self._invocation is not None:
                 return NexsSegment(self._invocation.root)
-        span = self._span = tracer.span(self._name)
-        span.__enter__()
+        try:
+            span = self._span = tracer.span(self._name)
+            span.__enter__()
+        except Exception as exc:  # the user's function runs whatever happens here
+            guard.report("powertools.in_subsegment", exc)
+            self._span = None
+            return NexsSegment(_DISABLED)
         return NexsSegment(span)
 
     def __exit__(
@@ -214,21 +221,25 @@ class _Scope:
         tb: TracebackType | None,
     ) -> None:
         frame, self._frame = self._frame, None
-        if self._span is not None:
-            self._span.__exit__(exc_type, exc, tb)
-            if frame is not None:  # the handler, but `begin` failed: still flush its spans
-                from .flushing import flush
+        try:
+            if self._invocation is None:
+                if self._span is not None:
+                    self._span.__exit__(exc_type, exc, tb)
+                if frame is not None:  # the handler, but `begin` failed: still flush its spans
+                    from .flushing import flush
 
-                flush(reason="return")
-            return
-        machinery, invocation = self._machinery, self._invocation
-        if machinery is None or frame is None:
-            return
-        if exc is not None:
-            machinery.fail(invocation, exc)
-        else:
-            machinery.succeed(invocation, frame.f_locals.get("response"))
-        machinery.finish(invocation, _HANDLER_OPTIONS)
+                    flush(reason="return")
+                return
+            machinery = self._machinery
+            assert machinery is not None  # set together with the invocation
+            assert frame is not None
+            if exc is not None:
+                machinery.fail(self._invocation, exc)
+            else:
+                machinery.succeed(self._invocation, frame.f_locals.get("response"))
+            machinery.finish(self._invocation, _HANDLER_OPTIONS)
+        except Exception as err:
+            guard.report("powertools.end_subsegment", err)
 
     async def __aenter__(self) -> NexsSegment:
         return self.__enter__()

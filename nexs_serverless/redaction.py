@@ -20,74 +20,39 @@ drawn per process, so equal values stay joinable without being readable),
 from detectors). ``tenant.id`` is exempt unless a key rule names it, because
 tenant routing reads it after this stage.
 
+Captured events and responses go through the same rules (`redaction_capture`),
+before they are serialised and truncated. The environment variables are read
+by `redaction_settings`.
+
 Speed: key verdicts are cached per key, and a value is scanned only when it is
 long enough and contains one of the detectors' trigger literals, so most
 values cost a dict lookup, a length test and one substring pass
 (`scripts/bench_redaction.py`).
-
-Environment (parsed by `from_settings`):
-
-- ``NEXS_REDACTION_ENABLED`` (true): false turns every rule off.
-- ``NEXS_REDACTION_DETECTORS`` (none beyond credentials): comma list of
-  ``name[:action]`` to add (``email:hash,credit_card``), ``-name`` to remove
-  (``-assignment``, ``-credentials``).
-- ``NEXS_REDACTION_KEYS`` (none): comma list of ``glob[:action]`` key rules (a glob
-  holding a colon, such as ``*custom:tenant``, must end with its ``:action``).
-- ``NEXS_REDACTION_HASH_KEY`` (random per process): the HMAC key, 16+ characters.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
-
-from . import _guard as guard
 from . import _stats as stats
 from .model import Event, Link
 from .redaction_detectors import CREDENTIALS, OPT_IN, build, may_hold_credentials
+from .redaction_keys import EXEMPT, glob, is_secret_key
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Mapping
+    from re import Pattern
     from typing import Any
 
     from .config import Settings
     from .redaction_detectors import Detector
     from .span import Span
 
-__all__ = ["ACTIONS", "Redactor", "from_settings", "is_secret_key", "redact_capture"]
+__all__ = ["ACTIONS", "REDACTED", "Redactor", "from_settings", "is_secret_key"]
 
 ACTIONS = ("redact", "hash", "drop", "keep")
 REDACTED = "[REDACTED]"
 _MAX_CACHED_KEYS = 4096
 _MAX_CLEAN_VALUES = 2048
-_MAX_DEPTH = 32
-# Keys whose values this layer fills from platform facts (ids, names, regions,
-# ARNs, methods): detectors skip them unless a key rule names them. tenant.id is
-# here too because tenant routing reads it after this stage.
-_EXEMPT = frozenset(
-    {
-        "tenant.id",
-        "sampling.rule",
-        "cloud.provider",
-        "cloud.platform",
-        "cloud.region",
-        "cloud.account.id",
-        "cloud.resource_id",
-        "faas.name",
-        "faas.version",
-        "faas.instance",
-        "faas.invocation_id",
-        "faas.trigger",
-        "faas.max_memory",
-        "faas.coldstart",
-        "nexs.trigger.source",
-        "nexs.init.type",
-        "http.request.method",
-        "url.scheme",
-        "http.response.status_code",
-    }
-)
 
 
 class _Drop:
@@ -95,75 +60,6 @@ class _Drop:
 
 
 _DROP = _Drop()
-
-# -- the built-in credential key names ---------------------------------------------------
-
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-_SECRET_WORDS = frozenset(
-    {
-        "authorization",
-        "cookie",
-        "cookies",
-        "password",
-        "passwd",
-        "pwd",
-        "passphrase",
-        "secret",
-        "token",
-        "apikey",
-        "credential",
-        "credentials",
-        "signature",
-        "privatekey",
-    }
-)
-_SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key")})
-# A trailing word that makes the key describe the secret rather than hold it.
-_DESCRIBING = frozenset(
-    {
-        "arn",
-        "name",
-        "type",
-        "count",
-        "length",
-        "len",
-        "size",
-        "id",
-        "ids",
-        "expires",
-        "expiry",
-        "expiration",
-        "ttl",
-        "version",
-        "enabled",
-        "present",
-        "hint",
-        "policy",
-        "url",
-    }
-)
-
-
-def is_secret_key(key: str) -> bool:
-    """Whether an attribute key or JSON path names a credential.
-
-    The key is split into words (``x-api-key`` -> x, api, key; ``apiKey`` ->
-    api, key). It names a credential when a word is one of Authorization,
-    Cookie, password, secret, token, signature, credential(s)..., or two
-    adjacent words make api/access/private/secret key, unless the last word
-    only describes the secret (``token_type``, ``secret.arn``, ``access_key_id``).
-    """
-    words = [word.lower() for word in _WORD.findall(key)]
-    if not words or words[-1] in _DESCRIBING:
-        return False
-    if words[-1] == "auth" or not _SECRET_WORDS.isdisjoint(words):
-        return True
-    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
-
-
-def _glob(pattern: str) -> re.Pattern[str]:
-    escaped = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
-    return re.compile(escaped, re.IGNORECASE)
 
 
 class Redactor:
@@ -195,6 +91,7 @@ class Redactor:
         "_min_length",
         "_precheck",
         "_scan_ints",
+        "_secret_names",
     )
 
     def __init__(
@@ -223,7 +120,7 @@ class Redactor:
                     raise ConfigError(
                         f"detector {name!r}: action {action!r} is not redact, hash, drop or off"
                     )
-        self._key_rules: list[tuple[re.Pattern[str], str]] = []
+        self._key_rules: list[tuple[Pattern[str], str]] = []
         for pattern, action in (keys or {}).items():
             if action not in ACTIONS:
                 raise ConfigError(
@@ -231,17 +128,19 @@ class Redactor:
                 )
             if not pattern:
                 raise ConfigError("key rule: empty pattern")
-            self._key_rules.append((_glob(pattern), action))
+            self._key_rules.append((glob(pattern), action))
         if hash_key is not None and len(hash_key) < 16:
             raise ConfigError("hash_key must be at least 16 bytes")
         self._credentials = credentials
+        self._secret_names: dict[str, bool] = {}
         self._detectors: list[tuple[Detector, str]] = []
         for name, action in chosen.items():
-            self._detectors.extend((detector, action) for detector in build(name, is_secret_key))
+            self._detectors.extend((detector, action) for detector in build(name, self._is_secret_name))
         self._precheck = _precheck(self._detectors, set(chosen))
         # Values already scanned and found clean (most values repeat across warm invocations).
         self._clean: set[str] = set()
-        self._min_length = 6 if any(name in OPT_IN for name in chosen) else 10
+        # Shorter values cannot hold a match: "::1" is the shortest (IPv6), "a@b.cd" next.
+        self._min_length = 3 if "ipv6" in chosen else 6 if any(name in OPT_IN for name in chosen) else 10
         self._scan_ints = "credit_card" in chosen
         self._cache: dict[str, str | None] = {}
         self._hash_key = hash_key
@@ -273,6 +172,7 @@ class Redactor:
     def redact_attributes(self, attributes: dict[str, Any]) -> None:
         """Apply the rules to one attribute dict in place (dropped keys are removed)."""
         cache = self._cache
+        clean = self._clean
         min_length = self._min_length
         dropped: list[str] | None = None
         new: object
@@ -284,7 +184,7 @@ class Redactor:
             if action is None:
                 t = type(value)
                 if t is str:
-                    if len(value) < min_length:
+                    if len(value) < min_length or value in clean:
                         continue
                     new = self._text(value)
                 elif t is tuple or t is list:
@@ -310,65 +210,31 @@ class Redactor:
                 del attributes[key]
             stats.incr("redaction_dropped", len(dropped))
 
-    # -- captured events and responses -------------------------------------------------
+    # -- single values (captured events use these) --------------------------------------
 
-    def redact_value(self, value: object, path: str = "", budget: int = 1 << 20) -> object:
-        """A redacted copy of a JSON-like value, with key rules applied to JSON paths.
+    def key_action(self, key: str) -> str | None:
+        """The key rule for `key` (redact, hash, drop, keep), or None: detectors decide."""
+        try:
+            return self._cache[key]
+        except KeyError:
+            return self._classify(key)
 
-        Dict keys are judged as dotted paths (``headers.Authorization``), strings
-        by the detectors. Walking stops after about `budget` characters of
-        output (the rest would be truncated anyway), so a 6 MB event costs no more
-        than a small one.
-        """
-        left = [budget]
-        return self._walk(value, path, 0, left)
+    def redact_text(self, text: str) -> str | None:
+        """`text` with the detectors applied; None when a ``drop`` detector matched."""
+        if len(text) < self._min_length:
+            return text
+        new = self._text(text)
+        return new if type(new) is str else None
 
-    def _walk(self, value: object, path: str, depth: int, left: list[int]) -> object:
-        if type(value) is str:
-            left[0] -= len(value) + 3
-            text = value if len(value) < self._min_length else self._text(value)
-            return REDACTED if text is _DROP else text
-        if isinstance(value, (bool, int, float)) or value is None:
-            left[0] -= 6
-            if type(value) is int and self._scan_ints:
-                text = self._text(str(value))
-                return value if text == str(value) else (REDACTED if text is _DROP else text)
-            return value
-        if depth >= _MAX_DEPTH:
-            return REDACTED
-        if isinstance(value, dict):
-            out: dict[str, object] = {}
-            for key, item in value.items():
-                if left[0] <= 0:
-                    out["…"] = "[truncated]"
-                    break
-                name = str(key)
-                child = f"{path}.{name}" if path else name
-                try:
-                    action = self._cache[child]
-                except KeyError:
-                    action = self._classify(child)
-                left[0] -= len(name) + 4
-                if action is None:
-                    out[name] = self._walk(item, child, depth + 1, left)
-                elif action == "keep":
-                    out[name] = item
-                else:
-                    new = self._whole(
-                        item if isinstance(item, (str, int, float, bool)) else str(item), action
-                    )
-                    if new is not _DROP:
-                        out[name] = new
-            return out
-        if isinstance(value, (list, tuple)):
-            items: list[object] = []
-            for item in value:
-                if left[0] <= 0:
-                    items.append("[truncated]")
-                    break
-                items.append(self._walk(item, path, depth + 1, left))
-            return items
-        return self._walk(_safe_str(value), path, depth, left)
+    def redact_whole(self, value: object, action: str) -> object:
+        """`value` replaced as a key rule's `action` says (``[REDACTED]``, ``hmac:...``); None for drop."""
+        new = self._whole(value, action)
+        return None if new is _DROP else new
+
+    @property
+    def scans_integers(self) -> bool:
+        """Whether integers are scanned too (the credit card detector is on)."""
+        return self._scan_ints
 
     # -- pieces --------------------------------------------------------------------------
 
@@ -379,7 +245,7 @@ class Redactor:
                 action = rule_action
                 break
         else:
-            if key in _EXEMPT:
+            if key in EXEMPT:
                 action = "keep"
             elif self._credentials and is_secret_key(key):
                 action = "redact"
@@ -387,12 +253,25 @@ class Redactor:
             self._cache[key] = action
         return action
 
+    def _is_secret_name(self, key: str) -> bool:
+        """`is_secret_key` with a bounded cache: names met in ``key=value`` text repeat."""
+        names = self._secret_names
+        verdict = names.get(key)
+        if verdict is None:
+            verdict = is_secret_key(key)
+            if len(names) < _MAX_CACHED_KEYS:
+                names[key] = verdict
+        return verdict
+
     def _text(self, text: str) -> str | _Drop:
-        precheck = self._precheck
-        if precheck is not None and not precheck(text):
-            return text
         clean = self._clean
         if text in clean:
+            return text
+        precheck = self._precheck
+        if precheck is not None and not precheck(text):
+            if len(clean) >= _MAX_CLEAN_VALUES:
+                clean.clear()
+            clean.add(text)
             return text
         original = text
         for detector, action in self._detectors:
@@ -498,7 +377,7 @@ def _safe_str(value: object) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
-# -- configuration ---------------------------------------------------------------------
+# -- configuration ----------------------------------------------------------------------
 
 _cached: list[tuple[Settings, Redactor | None]] = []
 
@@ -506,101 +385,13 @@ _cached: list[tuple[Settings, Redactor | None]] = []
 def from_settings(settings: Settings) -> Redactor | None:
     """The redactor the environment asks for (None when ``NEXS_REDACTION_ENABLED=false``).
 
-    Built once per `Settings` object; a bad value is logged as one line and
-    that part falls back to its default (the credential rules stay on).
+    Built once per `Settings` object (see `redaction_settings`); a bad value
+    is logged as one line and that part falls back to its default.
     """
     if _cached and _cached[0][0] is settings:
         return _cached[0][1]
-    from .config import ConfigError, Problem, Reader, report
+    from .redaction_settings import build_redactor
 
-    reader = Reader(settings.environ)
-    redactor: Redactor | None = None
-    if reader.boolean("NEXS_REDACTION_ENABLED", default=True):
-        credentials, detectors = _parse_detectors(reader)
-        keys = _parse_pairs(reader, "NEXS_REDACTION_KEYS", "a comma list of glob[:action]", ACTIONS)
-        hash_key: bytes | None = None
-        raw_key = settings.environ.get("NEXS_REDACTION_HASH_KEY", "")
-        if raw_key:
-            if len(raw_key.encode()) >= 16:
-                hash_key = raw_key.encode()
-            else:
-                reader.problems.append(
-                    Problem("NEXS_REDACTION_HASH_KEY", "<hidden>", "16 or more characters", "a random key")
-                )
-        try:
-            redactor = Redactor(credentials=credentials, detectors=detectors, keys=keys, hash_key=hash_key)
-        except ConfigError as exc:  # pragma: no cover - the parsers above validate first
-            reader.problems.append(Problem("NEXS_REDACTION_DETECTORS", str(exc), "valid rules", "defaults"))
-            redactor = Redactor(hash_key=hash_key)
-    report(reader.problems)
+    redactor = build_redactor(settings)
     _cached[:] = [(settings, redactor)]
     return redactor
-
-
-def _parse_detectors(reader: object) -> tuple[bool, dict[str, str]]:
-    from .config import Problem, Reader
-
-    assert isinstance(reader, Reader)
-    raw = reader.environ.get("NEXS_REDACTION_DETECTORS", "").strip()
-    credentials = True
-    chosen: dict[str, str] = {}
-    known = (*CREDENTIALS, *OPT_IN, "ip", "credentials")
-    for item in _items(raw):
-        name, _, action = item.partition(":")
-        name = name.strip().lower()
-        removing = name.startswith("-")
-        name = name.lstrip("-")
-        action = "off" if removing else (action.strip().lower() or "redact")
-        if name not in known or action not in ("redact", "hash", "drop", "off"):
-            reader.problems.append(
-                Problem(
-                    "NEXS_REDACTION_DETECTORS",
-                    item,
-                    f"name[:redact|hash|drop] or -name, names {', '.join(known)}",
-                    "skipped",
-                )
-            )
-            continue
-        if name == "credentials":
-            credentials = action != "off"
-            continue
-        chosen[name] = action
-    return credentials, chosen
-
-
-def _parse_pairs(reader: object, variable: str, expected: str, actions: tuple[str, ...]) -> dict[str, str]:
-    from .config import Problem, Reader
-
-    assert isinstance(reader, Reader)
-    pairs: dict[str, str] = {}
-    for item in _items(reader.environ.get(variable, "")):
-        # The action follows the last colon; a pattern holding a colon must name its action.
-        pattern, colon, action = item.rpartition(":")
-        action = action.strip().lower()
-        if not colon:
-            pattern, action = item, "redact"
-        if not pattern.strip() or action not in actions:
-            reader.problems.append(Problem(variable, item, expected, "skipped"))
-            continue
-        pairs[pattern.strip()] = action
-    return pairs
-
-
-def _items(raw: str) -> Iterable[str]:
-    return [item.strip() for item in raw.split(",") if item.strip()]
-
-
-def redact_capture(value: object, settings: Settings) -> object:
-    """`value` with the redaction rules applied, before a capture serialises it.
-
-    Never raises: if redaction itself fails, the capture becomes
-    ``[REDACTED: redaction failed]`` rather than risk exporting a secret.
-    """
-    try:
-        redactor = from_settings(settings)
-        if redactor is None:
-            return value
-        return redactor.redact_value(value, budget=settings.capture_max_length)
-    except Exception as exc:
-        guard.report("redaction:capture", exc)
-        return "[REDACTED: redaction failed]"

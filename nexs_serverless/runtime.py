@@ -184,7 +184,8 @@ def _build_stages(settings: config.Settings) -> list[Stage]:
     """
     environ = settings.environ
     stages: list[Stage] = []
-    if environ.get("NEXS_TENANT_ID_FROM") or environ.get("NEXS_TENANT_EXPORTERS"):
+    tenancy = ("NEXS_TENANT_ID_FROM", "NEXS_TENANT_DEFAULT", "NEXS_TENANT_EXPORTERS")
+    if any(environ.get(name) for name in tenancy):
         from .tenancy import TenantStamp
 
         stages.append(TenantStamp())

@@ -286,10 +286,9 @@ class TenantRouter:
                 ok &= self._send(self.default, part, "default")
                 continue
             targets = routes[tenant]
-            if not targets:
+            if not targets:  # its exporter could not be built: dropped, never sent elsewhere
                 stats.incr("tenant_spans_unroutable", len(part))
-                ok = False
-            ok &= self._send(targets, part, tenant)
+            ok &= bool(targets) and self._send(targets, part, tenant)
             if self.copy_to_default:
                 ok &= self._send(self.default, part, "default")
         return ExportResult.SUCCESS if ok else ExportResult.FAILURE
@@ -312,10 +311,7 @@ class TenantRouter:
         return ok
 
     def _all(self) -> list[object]:
-        everything = list(self.default)
-        for exporters in self.routes.values():
-            everything.extend(exporters)
-        return everything
+        return [*self.default, *(exporter for route in self.routes.values() for exporter in route)]
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Flush every tenant's and the default exporters within one `timeout_millis`."""

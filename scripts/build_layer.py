@@ -119,8 +119,11 @@ def build_layer(
         shutil.copyfile(source_dir / "layer" / WRAPPER, wrapper)
         out_dir.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".zip.partial")
-        write_zip(stage, partial, executables={WRAPPER})
-        partial.replace(target)
+        try:
+            write_zip(stage, partial, executables={WRAPPER})
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
     return target
 
 

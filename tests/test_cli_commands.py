@@ -95,6 +95,15 @@ def test_config_check_area_settings_are_checked_by_building_them() -> None:
     assert len(report.errors) == len(set(report.errors))
 
 
+def test_config_check_runs_an_invocation_for_per_invocation_settings() -> None:
+    """Settings read during an invocation (context precedence) are checked by a dry run, exporting nowhere."""
+    report = check({"NEXS_CONTEXT_PRECEDENCE": "carrier-pigeon", "OTEL_TRACES_EXPORTER": "console"})
+    assert any(
+        error.startswith("invalid NEXS_CONTEXT_PRECEDENCE='carrier-pigeon'") for error in report.errors
+    )
+    assert dict(report.parts)["invocation"] == "1 span(s) recorded by a dry run"
+
+
 def test_config_check_exporter_that_cannot_be_built(monkeypatch: pytest.MonkeyPatch) -> None:
     """An exporter whose module is missing (an extra not installed) is an error."""
     from nexs_serverless import exporters
@@ -160,32 +169,19 @@ def test_missing_script_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert "scripts/bench.py not found" in result.output
 
 
-def test_bench_passes_arguments_through(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """`bench ARGS` runs the script with ARGS and exits with its status."""
+def test_bench_passes_arguments_through(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`bench ARGS` runs the script with ARGS in a child process and exits with its status."""
     from nexs_serverless.cli import scripts
 
     script = tmp_path / "scripts" / "bench.py"
     script.parent.mkdir()
     script.write_text("import sys\nprint('bench', sys.argv[1:])\nsys.exit(3)\n")
     monkeypatch.setattr(scripts, "_candidates", lambda name: [tmp_path / "scripts" / name])
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from nexs_serverless.cli import main; main(sys.argv[1:])",
-            "bench",
-            "--quick",
-            "-k",
-            "span",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 3, done.stderr
-    assert done.stdout.strip() == "bench ['--quick', '-k', 'span']"
+    result = run("bench", "--quick", "-k", "span")
+    assert result.exit_code == 3
+    assert capfd.readouterr().out.strip() == "bench ['--quick', '-k', 'span']"
 
 
 # -- the entry point ----------------------------------------------------------------

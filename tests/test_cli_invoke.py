@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from nexs_serverless.cli.app import cli
-from nexs_serverless.cli.invoke import function_name_of, load_event, platform_environ
+from nexs_serverless.cli.invoke import function_name_of, load_event, platform_environ, run
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = ROOT / "examples" / "hello"
@@ -99,7 +99,7 @@ def test_hello_example_draws_a_waterfall_and_the_result() -> None:
     assert re.match(r"trace [0-9a-f]{32} · 3 spans · \d+\.\d\d ms", lines[2])
     root = next(line for line in lines if line.startswith("GET /orders/{id}"))
     assert root.endswith("| cold start")
-    assert "|" + "█" * 44 + "|" in root  # the root spans the whole axis
+    assert re.search(r"\|█+\|", root)  # the root spans the whole axis
     assert any(line.startswith("└── load-order") for line in lines)
     assert any(line.startswith("    └── price") for line in lines)
     assert json.loads(result.output.split("result: ", 1)[1])["statusCode"] == 200
@@ -209,11 +209,24 @@ def test_azure_handlers_get_request_and_optional_context(app: Path) -> None:
     assert 'result: "orders"' in result.output
 
 
-def test_console_exporter_also_receives_the_spans(app: Path) -> None:
-    """`--exporter console` sends the same spans to the console exporter."""
-    result = invoke("invoke", str(app), "--exporter", "console", "--no-color")
-    assert "└── handler" in result.output  # console exporter's tree
-    assert "└── load-order" in result.output  # the waterfall
+def test_console_exporter_also_receives_the_spans(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--exporter console` sends the same spans to the console exporter (it prints to stdout)."""
+    invocations, _ = run(str(app), {}, exporters=["console"])
+    printed = capsys.readouterr().out
+    assert "└── shop [SERVER]" in printed
+    assert "└── load-order" in printed
+    assert sorted(span.name for span in invocations[0].spans) == ["load-order", "price", "shop"]
+
+
+def test_unknown_exporter_setting_is_reported(app: Path) -> None:
+    """An exporter that cannot be built is a usage error naming it."""
+    from nexs_serverless import exporters
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(exporters._FACTORIES, "file", ".not_installed:from_settings")
+        result = invoke("invoke", str(app), "--exporter", "file")
+    assert result.exit_code == 2
+    assert "--exporter file: ModuleNotFoundError" in result.output
 
 
 def test_details_prints_attributes(app: Path) -> None:
@@ -289,3 +302,37 @@ def test_real_console_script_on_hello_example() -> None:
     assert "cold start" in done.stdout.split("── invocation 2/2")[0]
     assert "summary: 2 invocations" in done.stdout
     assert '"statusCode": 200' in done.stdout
+
+
+def test_running_past_the_deadline_is_flagged(app: Path) -> None:
+    """A run longer than `--timeout-ms` is flagged: locally nothing stops it, Lambda would."""
+    slow = app.parent / "slow.py"
+    slow.write_text(
+        "import time\n"
+        "def handler(event, context):\n"
+        "    while context.get_remaining_time_in_millis() > 0:\n"
+        "        time.sleep(0.005)\n"
+    )
+    result = invoke("invoke", str(slow), "--timeout-ms", "50", "--no-color", "-E", "NEXS_TIMEOUT_GUARD_MS=0")
+    assert result.exit_code == 0, result.output
+    assert "past --timeout-ms 50: Lambda would have stopped it" in result.output
+
+
+def test_timeout_guard_marks_spans_force_ended(app: Path) -> None:
+    """When the timeout guard fires, the waterfall marks the spans it ended."""
+    guarded = app.parent / "guarded.py"
+    guarded.write_text(
+        "import time\n"
+        "from nexs_serverless import tracer\n"
+        "def handler(event, context):\n"
+        "    with tracer.span('wait') as span:\n"
+        "        for _ in range(400):  # until the guard ends the span (2 s at most)\n"
+        "            if span.force_ended:\n"
+        "                break\n"
+        "            time.sleep(0.005)\n"
+    )
+    result = invoke(
+        "invoke", str(guarded), "--timeout-ms", "1000", "--no-color", "-E", "NEXS_TIMEOUT_GUARD_MS=950"
+    )
+    assert result.exit_code == 0, result.output
+    assert "force-ended (timeout guard)" in result.output

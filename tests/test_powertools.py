@@ -20,6 +20,7 @@ from nexs_serverless.powertools import ANNOTATION_PREFIX, METADATA_PREFIX, NexsP
 from nexs_serverless.testing import LambdaContext, SpanRecorder, capture_spans, events
 
 MODULE = __name__
+LOCALS = f"{MODULE}.build_app.locals"  # Powertools drops X-Ray-invalid characters from names
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +112,7 @@ def test_handler_becomes_the_invocation_root(spans: SpanRecorder) -> None:
 def test_methods_are_children_of_the_handler(spans: SpanRecorder) -> None:
     """Sync, async, generator and context-manager methods are spans under the invocation root."""
     build_app(make_tracer())["handler"](events.api_gateway_v2(method="POST", path="/orders"), LambdaContext())
-    prefix = f"## {MODULE}.build_app.<locals>."
+    prefix = f"## {LOCALS}."
     spans.assert_trace_shape(
         (
             "POST /orders",
@@ -127,18 +128,16 @@ def test_annotations_and_metadata_become_attributes(spans: SpanRecorder) -> None
     """`put_annotation` and `put_metadata` land on the current method's span under documented prefixes."""
     build_app(make_tracer())["handler"](events.api_gateway_v2(), LambdaContext())
     spans.assert_span(
-        f"## {MODULE}.build_app.<locals>.charge",
+        f"## {LOCALS}.charge",
         attributes={
             ANNOTATION_PREFIX + "PaymentStatus": "CONFIRMED",
             METADATA_PREFIX + "payment.payment": '{"amount":12.5,"card":"visa"}',
-            METADATA_PREFIX + f"payment.{MODULE}.build_app.<locals>.charge response": '{"charged":12.5}',
+            METADATA_PREFIX + f"payment.{LOCALS}.charge response": '{"charged":12.5}',
         },
     )
     spans.assert_span(
-        f"## {MODULE}.build_app.<locals>.notify",
-        attributes={
-            METADATA_PREFIX + f"payment.{MODULE}.build_app.<locals>.notify response": "sent via email"
-        },
+        f"## {LOCALS}.notify",
+        attributes={METADATA_PREFIX + f"payment.{LOCALS}.notify response": "sent via email"},
     )
 
 
@@ -148,11 +147,9 @@ def test_errors_are_recorded_and_reraised(spans: SpanRecorder) -> None:
     with pytest.raises(ValueError, match="card declined"):
         handler(events.api_gateway_v2(overrides={"refuse": True}), LambdaContext())
     failed = spans.assert_span(
-        f"## {MODULE}.build_app.<locals>.refuse",
+        f"## {LOCALS}.refuse",
         status="error",
-        attributes={
-            METADATA_PREFIX + f"payment.{MODULE}.build_app.<locals>.refuse error": "ValueError: card declined"
-        },
+        attributes={METADATA_PREFIX + f"payment.{LOCALS}.refuse error": "ValueError: card declined"},
     )
     assert [event.name for event in failed.events] == ["exception"]
     spans.assert_span("POST /orders", status="error", parent=None)
@@ -195,11 +192,17 @@ def test_escape_hatch_in_subsegment(spans: SpanRecorder) -> None:
             assert isinstance(subsegment, NexsSegment)
             subsegment.put_annotation("step", 1)
             subsegment.put_metadata("raw", b"bytes")
+            subsegment.put_metadata("items", [1, 2], namespace="")
             subsegment.span.add_event("checkpoint")
 
     handler({}, LambdaContext())
     custom = spans.assert_span(
-        "## custom", attributes={ANNOTATION_PREFIX + "step": 1, METADATA_PREFIX + "default.raw": '"bytes"'}
+        "## custom",
+        attributes={
+            ANNOTATION_PREFIX + "step": 1,
+            METADATA_PREFIX + "default.raw": "bytes",
+            METADATA_PREFIX + "default.items": "[1,2]",
+        },
     )
     assert [event.name for event in custom.events] == ["checkpoint"]
 
@@ -223,7 +226,7 @@ def test_async_escape_hatch(spans: SpanRecorder) -> None:
 
     assert handler({}, LambdaContext()) == ["a", "b"]
     spans.assert_trace_shape(
-        ("test-function", [(f"## {MODULE}.test_async_escape_hatch.<locals>.gather", ["## a", "## b"])])
+        ("test-function", [(f"## {MODULE}.test_async_escape_hatch.locals.gather", ["## a", "## b"])])
     )
 
 
@@ -234,7 +237,7 @@ def test_method_outside_a_handler_is_a_root_that_waits_for_the_next_flush(spans:
     assert spans.get_finished_spans() == []
     app["handler"](events.api_gateway_v2(), LambdaContext())
     names = [span.name for span in spans.get_finished_spans()]
-    assert f"## {MODULE}.build_app.<locals>.charge" in names
+    assert f"## {LOCALS}.charge" in names
     spans.assert_span("POST /orders", attributes={"faas.coldstart": True})
 
 
@@ -260,7 +263,7 @@ def test_spans_flow_through_configured_exporters() -> None:
     build_app(make_tracer())["handler"](events.api_gateway_v2(), LambdaContext())
     printed = stream.getvalue()
     assert "└── POST /orders [SERVER]" in printed
-    assert f"## {MODULE}.build_app.<locals>.charge" in printed
+    assert f"## {LOCALS}.charge" in printed
 
 
 def test_no_xray_sdk_needed() -> None:
@@ -320,3 +323,62 @@ def test_kind_constants_are_ours() -> None:
         with NexsProvider().in_subsegment("x"):
             pass
         assert recorder.collect()[0].kind == SpanKind.INTERNAL
+
+
+def test_long_metadata_is_cut_and_counted() -> None:
+    """Metadata longer than `NEXS_CAPTURE_MAX_LENGTH` is cut, marked and counted."""
+    with capture_spans(environ={"NEXS_CAPTURE_MAX_LENGTH": "16"}) as recorder:
+        tracer = make_tracer()
+
+        @tracer.capture_lambda_handler(capture_response=False)
+        def handler(event: dict[str, object], context: object) -> None:
+            tracer.put_metadata("blob", "x" * 100)
+
+        handler({}, LambdaContext())
+        recorder.assert_span(
+            "test-function", attributes={METADATA_PREFIX + "payment.blob": "x" * 16 + "…[truncated]"}
+        )
+        assert stats()["captures_truncated"] == 1
+
+
+def test_kill_switch_leaves_the_handler_alone() -> None:
+    """With `OTEL_SDK_DISABLED=true` nothing is recorded and the handler's result is unchanged."""
+    with capture_spans(environ={"OTEL_SDK_DISABLED": "true"}) as recorder:
+        handler = build_app(make_tracer())["handler"]
+        assert handler(events.api_gateway_v2(), LambdaContext()) == {"statusCode": 201, "body": "ok"}
+        assert recorder.collect() == []
+        assert stats().get("internal_errors", 0) == 0
+
+
+def test_failure_to_start_the_invocation_falls_back_to_a_flushed_span(
+    spans: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the invocation cannot start, the handler still runs and its span is flushed on return."""
+    from nexs_serverless import powertools
+
+    def broken() -> object:
+        raise RuntimeError("invocation machinery unavailable")
+
+    monkeypatch.setattr(powertools, "_invocation", broken)
+    handler = build_app(make_tracer())["handler"]
+    assert handler(events.api_gateway_v2(), LambdaContext())["statusCode"] == 201
+    assert spans.get_finished_spans() != []  # flushed by the handler's exit, not by the assertion
+    spans.assert_trace_shape(("## handler", [...]))
+    assert stats()["internal_errors"] == 1
+
+
+def test_segment_add_exception_and_metadata_values(spans: SpanRecorder) -> None:
+    """X-Ray's `add_exception` marks the span ERROR; numbers stay numbers; unencodable values use repr."""
+    circular: list[object] = []
+    circular.append(circular)
+    with NexsProvider().in_subsegment("## manual") as segment:
+        segment.add_exception(KeyError("sku"), stack=[])
+        segment.put_metadata("count", 3)
+        segment.put_metadata("loop", circular)
+    failed = spans.assert_span(
+        "## manual",
+        status="error",
+        attributes={METADATA_PREFIX + "default.count": 3, METADATA_PREFIX + "default.loop": "[[...]]"},
+    )
+    assert failed.status_description == "KeyError: 'sku'"
+    assert [event.name for event in failed.events] == ["exception"]

@@ -304,3 +304,35 @@ def test_decorating_outside_the_main_thread_skips_the_sigterm_handler(
     ext = extension.active()
     assert ext is not None
     _stop(ext, api)
+
+
+class _FailingExtension(extension.Extension):
+    """An extension whose serving step breaks (to pin that the loop survives it)."""
+
+    __slots__ = ()
+
+    def serve(self, event: dict[str, object], **kwargs: object) -> None:
+        raise RuntimeError("serving broke")
+
+
+def test_a_failure_while_serving_does_not_stop_the_loop(api: RuntimeAPI) -> None:
+    """Lambda waits for the extension's next on every invocation: after a failure it still asks for one."""
+    _configure(api, InMemoryExporter())
+    connection = extension.connect(api.address)
+    ext = _FailingExtension(connection, extension.register(connection))
+    ext.launch()
+    host, port = api.address.split(":")
+    runtime_side = http.client.HTTPConnection(host, int(port), timeout=10)
+    api.submit({})
+    taking = threading.Thread(target=_runtime_next, args=(runtime_side,), daemon=True)
+    taking.start()
+    identifier = ext.identifier
+    deadline = time.monotonic() + 5
+    while len(api.seq_of(f"extension next {identifier}")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(api.seq_of(f"extension next {identifier}")) == 2
+    assert ext.running
+    assert stats()["internal_errors"] >= 1
+    _stop(ext, api)
+    taking.join(5)
+    runtime_side.close()

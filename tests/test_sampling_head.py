@@ -47,7 +47,8 @@ def _function_b(
     decisions = []
     for trace_id, _, headers in sent:
         parent = propagation.extract(headers)
-        assert parent is not None and parent.trace_id == trace_id
+        assert parent is not None
+        assert parent.trace_id == trace_id
         with tracer.span("b", parent=parent) as span:
             assert span.trace_id == trace_id
             decisions.append(bool(span.trace_flags & 1))
@@ -104,7 +105,7 @@ def test_create_builds_every_otel_sampler_name() -> None:
 
 
 def test_unsampled_invocation_propagates_context_with_sampled_flag_zero(exporter: InMemoryExporter) -> None:
-    """An unsampled invocation records nothing, yet its children and outgoing headers carry the trace, flag 0."""
+    """An unsampled invocation records nothing; its children and outgoing headers carry the trace, flag 0."""
     reset(environ={"OTEL_TRACES_SAMPLER": "always_off"}, exporters=[exporter])
     seen: dict[str, object] = {}
 
@@ -120,7 +121,9 @@ def test_unsampled_invocation_propagates_context_with_sampled_flag_zero(exporter
 
     assert handler({}, LambdaContext()) == "ok"
     child = seen["child"]
-    assert isinstance(child, NonRecordingSpan) and child.trace_id and child.span_id
+    assert isinstance(child, NonRecordingSpan)
+    assert child.trace_id
+    assert child.span_id
     assert child.trace_flags == 0
     traceparent = seen["headers"]["traceparent"]  # type: ignore[index]
     assert traceparent == f"00-{child.trace_id:032x}-{child.span_id:016x}-00"

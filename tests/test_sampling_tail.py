@@ -136,7 +136,7 @@ def test_every_errored_invocation_is_kept_among_10000_and_the_rest_at_the_ratio(
 def test_each_rule_keeps_what_it_matches_and_nothing_else(
     rule: dict[str, Any], keep: dict[str, Any], drop: dict[str, Any]
 ) -> None:
-    """Duration, cold start, error (root scope), and attribute tests each keep matches and drop look-alikes."""
+    """Duration, cold start, root error and attribute rules each keep matches and drop look-alikes."""
     stage = sampler({"rules": [rule]})
     assert [r.attributes["sampling.rule"] for r in kept_roots(stage, invocation(**keep))] == [rule["when"]]
     assert kept_roots(stage, invocation(**drop)) == []
@@ -192,14 +192,15 @@ def test_late_spans_follow_the_remembered_decision_of_their_trace() -> None:
     """A span ending after its root was flushed is dropped or kept as its trace was; unknown traces pass."""
     stage = sampler({"ratio": 0.0, "rules": [{"when": "error", "span": "root"}]})
     dropped, kept = invocation(), invocation(status=StatusCode.ERROR)
-    assert stage(dropped) == [] and len(stage(kept)) == 2  # type: ignore[arg-type]
+    assert stage(dropped) == []
+    assert len(stage(kept)) == 2
     late = [FakeSpan(dropped[0].trace_id, 9, parent=2), FakeSpan(kept[0].trace_id, 9, parent=2)]
     stranger = FakeSpan(12345, 9, parent=2)
     assert stage([*late, stranger]) == [late[1], stranger]  # type: ignore[list-item]
 
 
 def test_owners_groups_nested_spans_under_their_invocation_root() -> None:
-    """Grandchildren belong to the root; a span whose parent is elsewhere is an orphan; roots own themselves."""
+    """Grandchildren belong to the root; a span whose parent is elsewhere is an orphan."""
     root = FakeSpan(1, 10, attributes={"faas.trigger": "http"}, parent=99, remote=True)
     child, grandchild = FakeSpan(1, 11, parent=10), FakeSpan(1, 12, parent=11)
     orphan, local_root = FakeSpan(1, 13, parent=77), FakeSpan(2, 20)
@@ -246,7 +247,9 @@ def test_invalid_environment_rules_log_one_line_and_keep_everything(
             pass
         flush()
     lines = [r.getMessage() for r in caplog.records if "NEXS_TAIL_SAMPLING_RULES" in r.getMessage()]
-    assert len(lines) == 1 and "'slow' is not one of" in lines[0] and "every invocation kept" in lines[0]
+    assert len(lines) == 1
+    assert "'slow' is not one of" in lines[0]
+    assert "every invocation kept" in lines[0]
     assert [s.name for s in exporter.get_finished_spans()] == ["job"]
 
 
@@ -277,7 +280,7 @@ def test_unreadable_rules_file_is_reported_and_ignored(
 
 
 def test_traced_handler_keeps_failed_invocations_and_drops_the_rest(exporter: InMemoryExporter) -> None:
-    """End to end: with error-only rules, a failing handler's spans are exported and a successful one's are not."""
+    """End to end: with error-only rules, a failing handler's spans are exported, a successful one's not."""
     reset(environ={"NEXS_TAIL_SAMPLING_RULES": '[{"when": "error"}]'}, exporters=[exporter])
 
     @traced_handler
@@ -295,5 +298,6 @@ def test_traced_handler_keeps_failed_invocations_and_drops_the_rest(exporter: In
     root = next(s for s in spans if "faas.trigger" in s.attributes)
     step = next(s for s in spans if s.name == "step")
     assert root.attributes["sampling.rule"] == "error"
-    assert step.parent_span_id == root.span_id and step.status_code == StatusCode.ERROR
+    assert step.parent_span_id == root.span_id
+    assert step.status_code == StatusCode.ERROR
     assert stats()["tail_dropped"] == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
@@ -12,6 +12,7 @@ from moto.server import ThreadedMotoServer
 from nexs_serverless import _stats
 from nexs_serverless.exporters import ExportResult, XRayExporter
 from nexs_serverless.exporters.errors import ErrorClass, ExportError
+from nexs_serverless.exporters.resilient import Options, ResilientExporter
 from nexs_serverless.exporters.xray_segments import xray_trace_id
 from nexs_serverless.model import SpanKind, StatusCode
 from tests.support.canned_http import CannedServer, Reply, SilentServer, closed_port
@@ -38,6 +39,35 @@ def _fake_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+Canned = Callable[..., tuple[CannedServer, XRayExporter]]
+
+
+@pytest.fixture(scope="module")
+def _canned_server() -> Iterator[CannedServer]:
+    with CannedServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def _canned_exporter(_canned_server: CannedServer) -> Iterator[XRayExporter]:
+    # One boto3 client for the canned-reply tests: building one costs about half a second.
+    exporter = XRayExporter(transport="api", region="us-east-1", endpoint_url=_canned_server.url)
+    yield exporter
+    exporter.shutdown()
+
+
+@pytest.fixture
+def canned(_canned_server: CannedServer, _canned_exporter: XRayExporter) -> Canned:
+    """The shared canned server, answering this test's replies, and an exporter aimed at it."""
+
+    def answer(*replies: Reply) -> tuple[CannedServer, XRayExporter]:
+        _canned_server.replies = list(replies) or [Reply()]
+        _canned_server.requests.clear()
+        return _canned_server, _canned_exporter
+
+    return answer
 
 
 @pytest.fixture
@@ -84,7 +114,8 @@ def test_segments_round_trip_through_put_trace_segments(
             events=(exception_event(RuntimeError("card declined")),),
         ),
     ]
-    exporter = make_exporter(endpoint_url=moto_url, annotation_keys=("order.id",))
+    # moto's first request loads its back ends: allow it time.
+    exporter = make_exporter(endpoint_url=moto_url, annotation_keys=("order.id",), timeout_ms=20_000)
     assert exporter.export(spans) is ExportResult.SUCCESS
     client = boto3.client("xray", region_name="us-east-1", endpoint_url=moto_url)
     traces = client.batch_get_traces(TraceIds=[xray_trace_id(TRACE_ID)])["Traces"]
@@ -97,32 +128,30 @@ def test_segments_round_trip_through_put_trace_segments(
     client.close()
 
 
-def test_documents_go_in_calls_of_at_most_fifty(make_exporter: type[XRayExporter]) -> None:
+def test_documents_go_in_calls_of_at_most_fifty(canned: Canned) -> None:
     """120 spans make three PutTraceSegments calls (the daemon's batch size)."""
-    with CannedServer(Reply(200, b'{"UnprocessedTraceSegments": []}')) as server:
-        exporter = make_exporter(endpoint_url=server.url)
-        exporter.export([make_span(span_id=i + 1, parent_span_id=0xFF) for i in range(120)])
-        sizes = [len(json.loads(r.body)["TraceSegmentDocuments"]) for r in server.requests]
+    server, exporter = canned(Reply(200, b'{"UnprocessedTraceSegments": []}'))
+    exporter.export([make_span(span_id=i + 1, parent_span_id=0xFF) for i in range(120)])
+    sizes = [len(json.loads(r.body)["TraceSegmentDocuments"]) for r in server.requests]
     assert sizes == [50, 50, 20]
     assert all(r.path == "/TraceSegments" for r in server.requests)
 
 
-def test_unprocessed_documents_are_counted_as_rejected(make_exporter: type[XRayExporter]) -> None:
+def test_unprocessed_documents_are_counted_as_rejected(canned: Canned) -> None:
     """A partial success counts the documents X-Ray refused; the export still succeeds."""
     body = b'{"UnprocessedTraceSegments": [{"Id": "x", "ErrorCode": "InvalidSegment", "Message": "bad"}]}'
-    with CannedServer(Reply(200, body)) as server:
-        exporter = make_exporter(endpoint_url=server.url)
-        assert exporter.send([make_span(span_id=1), make_span(span_id=2)], 1.0) == 1
-        assert exporter.export([make_span(span_id=1), make_span(span_id=2)]) is ExportResult.SUCCESS
-    assert _stats.snapshot()["spans_rejected"] == 1
+    _, exporter = canned(Reply(200, body))
+    assert exporter.send([make_span(span_id=1), make_span(span_id=2)], 1.0) == 1
+    assert exporter.export([make_span(span_id=1), make_span(span_id=2)]) is ExportResult.SUCCESS
+    assert _stats.snapshot()["export_spans_rejected"] == 1
 
 
-def test_every_document_refused_is_a_bad_request(make_exporter: type[XRayExporter]) -> None:
+def test_every_document_refused_is_a_bad_request(canned: Canned) -> None:
     """When X-Ray refuses all documents the export fails as BAD_REQUEST (not retried)."""
     body = b'{"UnprocessedTraceSegments": [{"Id": "x", "ErrorCode": "InvalidSegment"}]}'
-    with CannedServer(Reply(200, body)) as server:
-        with pytest.raises(ExportError) as caught:
-            make_exporter(endpoint_url=server.url).send([make_span()], 1.0)
+    _, exporter = canned(Reply(200, body))
+    with pytest.raises(ExportError) as caught:
+        exporter.send([make_span()], 1.0)
     assert caught.value.error_class == ErrorClass.BAD_REQUEST
 
 
@@ -138,15 +167,14 @@ def test_every_document_refused_is_a_bad_request(make_exporter: type[XRayExporte
     ],
 )
 def test_http_failures_are_classified(
-    reply: Reply, error_class: str, retry_after: float | None, make_exporter: type[XRayExporter]
+    reply: Reply, error_class: str, retry_after: float | None, canned: Canned
 ) -> None:
     """X-Ray's error codes and statuses map to the taxonomy, with Retry-After kept."""
-    with CannedServer(reply) as server:
-        exporter = make_exporter(endpoint_url=server.url)
-        with pytest.raises(ExportError) as caught:
-            exporter.send([make_span()], 1.0)
-        assert exporter.export([make_span()]) is ExportResult.FAILURE
-        assert len(server.requests) == 2  # botocore's own retries are off
+    server, exporter = canned(reply)
+    with pytest.raises(ExportError) as caught:
+        exporter.send([make_span()], 1.0)
+    assert exporter.export([make_span()]) is ExportResult.FAILURE
+    assert len(server.requests) == 2  # botocore's own retries are off
     assert caught.value.error_class == error_class
     assert caught.value.retry_after_s == retry_after
     assert _stats.snapshot()["export_errors_" + error_class] == 1
@@ -169,12 +197,12 @@ def test_a_server_that_never_answers_times_out_within_the_budget(make_exporter: 
     assert caught.value.error_class == ErrorClass.TIMEOUT
 
 
-def test_no_time_left_fails_without_calling(make_exporter: type[XRayExporter]) -> None:
+def test_no_time_left_fails_without_calling(canned: Canned) -> None:
     """With the flush budget spent, nothing is sent and the failure is a TIMEOUT."""
-    with CannedServer() as server:
-        with pytest.raises(ExportError) as caught:
-            make_exporter(endpoint_url=server.url).send([make_span()], 0.0)
-        assert server.requests == []
+    server, exporter = canned()
+    with pytest.raises(ExportError) as caught:
+        exporter.send([make_span()], 0.0)
+    assert server.requests == []
     assert caught.value.error_class == ErrorClass.TIMEOUT
 
 
@@ -189,3 +217,15 @@ def test_missing_credentials_are_an_auth_failure(
             make_exporter(endpoint_url=server.url).send([make_span()], 1.0)
     assert caught.value.error_class == ErrorClass.AUTH
     assert not caught.value.retryable
+
+
+def test_behind_the_resilience_wrapper_a_failed_upload_goes_out_once_later(canned: Canned) -> None:
+    """The seam: a classified 503 is carried over by ResilientExporter and sent with the next flush."""
+    server, exporter = canned(_error(503, "ServiceUnavailable"), Reply(200, b"{}"))
+    resilient = ResilientExporter(exporter, options=Options(max_retries=0))
+    assert resilient.export([make_span(span_id=1, parent_span_id=0xFF)]) is ExportResult.FAILURE
+    assert resilient.export([make_span(span_id=2, parent_span_id=0xFF)]) is ExportResult.SUCCESS
+    sent = [json.loads(doc)["id"] for doc in json.loads(server.requests[1].body)["TraceSegmentDocuments"]]
+    assert sent == [f"{1:016x}", f"{2:016x}"]
+    counters = _stats.snapshot()
+    assert (counters["export_errors_server"], counters["export_spans_sent"]) == (1, 2)

@@ -77,7 +77,9 @@ def _result_text(result: object) -> str:
     return repr(result)
 
 
-def _echo_invocation(invocation: Invocation, total: int, width: int, color: bool, details: bool) -> None:
+def _echo_invocation(
+    invocation: Invocation, total: int, width: int, color: bool, details: bool, timeout_ms: int
+) -> None:
     from ..exporters.console import format_trees
     from .waterfall import render
 
@@ -98,6 +100,12 @@ def _echo_invocation(invocation: Invocation, total: int, width: int, color: bool
         echo(click.style(text, fg="red") if color else text)
     else:
         echo("result: " + _result_text(invocation.result))
+    if invocation.duration_ms > timeout_ms:  # a local run is not stopped at the deadline; Lambda's would be
+        late = (
+            f"warning: ran {invocation.duration_ms:.0f} ms, past --timeout-ms {timeout_ms}:"
+            " Lambda would have stopped it"
+        )
+        echo(click.style(late, fg="yellow") if color else late)
 
 
 def _summary(invocations: list[Invocation], init_ms: float) -> str:
@@ -218,7 +226,7 @@ def invoke(
     columns = width or shutil.get_terminal_size((100, 24)).columns
     click.echo(f"init: handler module loaded in {init_ms:.2f} ms")
     for invocation in invocations:
-        _echo_invocation(invocation, len(invocations), columns, use_color, details)
+        _echo_invocation(invocation, len(invocations), columns, use_color, details, timeout_ms)
     if len(invocations) > 1:
         click.echo(_summary(invocations, init_ms))
     if any(invocation.error is not None for invocation in invocations):
@@ -238,8 +246,10 @@ def events_list() -> None:
     """List the sample events with the trigger each one stands for."""
     from ..testing._fixtures import load, names
 
-    for name in names():
-        click.echo(f"{name:<16} {_summarise(load(name))}")
+    samples = names()
+    width = max((len(name) for name in samples), default=0)
+    for name in samples:
+        click.echo(f"{name:<{width}}  {_summarise(load(name))}")
 
 
 def _summarise(event: dict[str, object]) -> str:
@@ -261,6 +271,14 @@ def _summarise(event: dict[str, object]) -> str:
         return f"HTTP {event.get('httpMethod')} {event.get('path')}"
     if "method" in event:
         return f"HTTP {event.get('method')} {event.get('path') or event.get('url')}"
+    for field, kind in (
+        ("pop_receipt", "Azure Storage queue message"),
+        ("message_id", "Azure Service Bus message"),
+        ("partition_key", "Azure Event Hubs event"),
+        ("StateMachine", "Step Functions state"),
+    ):
+        if field in event:
+            return kind
     return "event"
 
 

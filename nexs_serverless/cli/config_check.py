@@ -3,7 +3,9 @@
 It does what a cold start does with the environment, and watches: the core
 settings are parsed (`config.load`), then the runtime is configured and
 every part that reads settings of its own is built (platform detection and
-resource, sampler, pipeline stages, exporters). Whatever those parts report
+resource, sampler, pipeline stages, exporters), and one empty invocation is
+run with an in-memory exporter (for what is read per invocation: propagation
+options, trigger modes, instrumentation). Whatever those parts report
 through the ``nexs_serverless`` logger is collected rather than printed:
 an invalid value (`config.Problem`) or a part that fails to build is an
 error, anything else a warning. It also warns about ``NEXS_*``/``OTEL_*``
@@ -179,6 +181,25 @@ def _build(report: Report) -> None:
     report.parts.append(("exporters", ", ".join(_describe(item) for item in exporters) or "(none)"))
 
 
+def _dry_run(report: Report, environ: Mapping[str, str]) -> None:
+    """One invocation of an empty handler, as the first invocation would run, exporting nowhere.
+
+    Parts that read their settings per invocation (propagation options,
+    trigger modes, instrumentation) report their problems here; the spans go
+    to an in-memory exporter, so nothing leaves the machine.
+    """
+    from ..exporters.memory import InMemoryExporter
+    from ..handler import process, traced_handler
+    from ..testing.context import LambdaContext
+
+    memory = InMemoryExporter()
+    runtime.configure(environ=environ, exporters=[memory])
+    process.reset()
+    traced_handler(lambda event, context: None)({}, LambdaContext(function_name="config-check"))
+    spans = memory.get_finished_spans()
+    report.parts.append(("invocation", f"{len(spans)} span(s) recorded by a dry run" if spans else "no span"))
+
+
 def _classify(report: Report, records: list[logging.LogRecord]) -> None:
     for record in records:
         if record.levelno < logging.WARNING:
@@ -203,8 +224,11 @@ def check(environ: Mapping[str, str]) -> Report:
         runtime.configure(environ=environ, exporters=None)
         try:
             _build(report)
+            _dry_run(report, environ)
         except Exception as exc:  # a part that cannot even be built is an error, not a crash
             report.errors.append(f"building the runtime failed: {type(exc).__name__}: {exc}")
+        finally:
+            runtime.configure(environ=environ, exporters=None)
     finally:
         logger.removeHandler(collector)
         logger.propagate = previous

@@ -138,7 +138,7 @@ def load_handler(spec: str) -> Callable[..., Any]:
         InvokeError: when the module cannot be imported or has no such callable.
     """
     target, _, function = spec.partition(":")
-    if ":" in target or not target:
+    if ":" in function or not target:
         raise InvokeError(f"handler {spec!r}: expected module:function or path/to/file.py[:function]")
     function = function or "handler"
     path = Path(target)

@@ -118,7 +118,7 @@ class AzureMonitorExporter:
             )
             return ExportResult.FAILURE
         if rejected:
-            stats.incr("spans_rejected", rejected)
+            stats.incr("export_spans_rejected", rejected)
         return ExportResult.SUCCESS
 
     def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
@@ -131,14 +131,21 @@ class AzureMonitorExporter:
             return 0
         if timeout_s <= 0:
             raise ExportError(ErrorClass.TIMEOUT, "no time left in the flush budget")
-        sdk = self.prepare()
+        try:
+            sdk = self.prepare()
+        except Exception as exc:  # a connection string or option the SDK refuses
+            raise ExportError(ErrorClass.BAD_REQUEST, f"could not build the Azure exporter: {exc!r}") from exc
         envelopes, owner = _envelopes(sdk, spans)
         try:
             response = sdk.client.track(envelopes, connection_timeout=timeout_s, read_timeout=timeout_s)
         except Exception as exc:
             error = classify_azure_error(exc)
             if self.offline_storage and error.retryable and sdk.storage is not None:
-                sdk.storage.put([envelope.as_dict() for envelope in envelopes])
+                try:
+                    sdk.storage.put([envelope.as_dict() for envelope in envelopes])
+                except Exception as storage_exc:
+                    guard.report("azure_offline_storage", storage_exc)
+                    raise error from exc
                 stats.incr("spans_stored_offline", len(spans))
                 return 0
             raise error from exc

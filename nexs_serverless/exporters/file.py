@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
     from ..config import Settings
-    from ..model import Event, Link
+    from ..model import Event, InstrumentationScope, Link, Resource
     from ..typing import ReadableSpan
 
 __all__ = ["DEFAULT_PATH", "FileExporter", "from_settings", "to_json"]
@@ -49,6 +49,9 @@ DEFAULT_PATH = "nexs-spans.jsonl"
 LAMBDA_PATH = "/tmp/nexs-spans.jsonl"  # noqa: S108 - Lambda's only writable directory
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 3
+# One encoder for every line: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_tail_cache: list[object] = []
 
 
 class FileExporter:
@@ -203,10 +206,24 @@ def to_json(span: ReadableSpan) -> str:
     if span.status_description:
         status["message"] = span.status_description
     line["status"] = status
-    line["resource"] = {"attributes": _attributes(span.resource.attributes)}
-    scope = span.instrumentation_scope
-    line["scope"] = {"name": scope.name, "version": scope.version}
-    return json.dumps(line, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # The resource and scope are the same on every line: encode them once per object.
+    return _encode(line)[:-1] + _tail(span.resource, span.instrumentation_scope)
+
+
+def _tail(resource: Resource, scope: InstrumentationScope) -> str:
+    """``,"resource":{...},"scope":{...}}``, cached for the last resource and scope seen."""
+    cached = _tail_cache
+    if cached and cached[0] is resource and cached[1] is scope:
+        return str(cached[2])
+    text = (
+        ',"resource":'
+        + _encode({"attributes": _attributes(resource.attributes)})
+        + ',"scope":'
+        + _encode({"name": scope.name, "version": scope.version})
+        + "}"
+    )
+    _tail_cache[:] = [resource, scope, text]
+    return text
 
 
 def _event(event: Event) -> dict[str, object]:

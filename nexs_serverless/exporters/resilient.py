@@ -11,8 +11,10 @@ retries retryable failures with jittered backoff inside the flush deadline,
 keeps unsent spans in a bounded carry-over buffer that goes out first with
 the next flush, and counts everything in `nexs_serverless.stats()`. An
 exporter without `send` (console, in-memory, OpenTelemetry SDK adapters,
-third-party ones) is driven through ``export(spans) -> ExportResult``;
-a FAILURE result or an exception is classified with `errors.classify`.
+third-party ones) is driven through ``export(spans) -> ExportResult``, one
+attempt per flush (SDK exporters retry on their own); a FAILURE result or an
+exception is classified with `errors.classify`, and an exception is also
+reported through `_guard.report` (counted as an internal error, logged once).
 
 What happens to a batch:
 
@@ -63,6 +65,10 @@ __all__ = ["Options", "ResilientExporter"]
 
 _DROP_CLASSES = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.SERIALIZATION})
 
+
+
+class _NoTimeLeft(ExportError):
+    """The flush deadline passed before an attempt: carry over, but do not blame the back end."""
 
 class Options:
     """The wrapper's settings; `from_settings` reads them from the environment snapshot.
@@ -254,7 +260,8 @@ class ResilientExporter:
                     complete = complete and start + len(batch) <= resent  # only carried ones lost
                     start += batch_size
                     continue
-                self.breaker.record_failure()
+                if not isinstance(error, _NoTimeLeft):  # our budget ran out, not the back end
+                    self.breaker.record_failure()
                 if error.error_class == ErrorClass.THROTTLED and error.retry_after_s:
                     self._honour_retry_after(error.retry_after_s, deadline)
                 self._carry(pending[start:], already_carried=max(0, resent - start))
@@ -274,19 +281,24 @@ class ResilientExporter:
             timeout_s = deadline - self._clock()
             if timeout_s <= 0:
                 stats.incr("export_deadline_reached")
-                raise ExportError(ErrorClass.TIMEOUT, "flush deadline reached before sending")
+                raise _NoTimeLeft(ErrorClass.TIMEOUT, "flush deadline reached before sending")
             try:
                 return self._attempt(batch, timeout_s)
-            except Exception as exc:
+            except ExportError as exc:  # a classified failure: the seam working as designed
+                error = exc
+                guard.warn_once(
+                    f"export_error:{self.name}:{error.error_class}",
+                    "nexs_serverless: export to %s failed (%s): %s; further failures are only counted",
+                    self.name,
+                    error.error_class,
+                    error,
+                )
+            except Exception as exc:  # an exporter that raised: counted and logged once, with its trace
+                guard.report("export:" + self.name, exc)
                 error = classify(exc)
             stats.incr("export_errors_" + error.error_class)
-            guard.warn_once(
-                f"export_error:{self.name}:{error.error_class}",
-                "nexs_serverless: export to %s failed (%s): %s; further failures are only counted",
-                self.name,
-                error.error_class,
-                error,
-            )
+            if self._send is None:
+                raise error  # export()-only exporters: one attempt (SDK exporters retry on their own)
             delay = self.retry.delay_s(retry, error)
             if delay is None or self._clock() + delay >= deadline:
                 raise error

@@ -28,6 +28,7 @@ def _every(settings: Settings) -> int:
         reader = config.Reader(settings.environ)
         _state["every"] = reader.integer("NEXS_STATS_LOG_EVERY", default=0)
         _state["settings"] = settings
+        _state["count"] = 0  # new settings (configure): count from here
         config.report(reader.problems)
     every: int = _state["every"]  # type: ignore[assignment]
     return every

@@ -70,6 +70,7 @@ class XRayExporter:
     Raises:
         ConfigError: for an unknown mode or transport, a malformed address,
             OTLP over the API, or a limit out of range.
+        ImportError: for the API transport without boto3 installed.
     """
 
     def __init__(
@@ -98,6 +99,8 @@ class XRayExporter:
             raise ConfigError(f"XRayExporter(daemon_address={daemon_address!r}): {exc}") from None
         if transport == "auto":
             transport = "udp" if in_lambda or daemon_address else "api"
+        if transport == "api":
+            _require_boto3()
         if mode == "otlp" and transport != "udp":
             raise ConfigError(
                 "XRayExporter: mode 'otlp' needs the UDP transport (use the OTLP/HTTP exporter)"
@@ -138,7 +141,7 @@ class XRayExporter:
             )
             return ExportResult.FAILURE
         if rejected:
-            stats.incr("spans_rejected", rejected)
+            stats.incr("export_spans_rejected", rejected)
         return ExportResult.SUCCESS
 
     def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
@@ -232,6 +235,14 @@ class XRayExporter:
                 client=self._client,
             )
         return api
+
+
+def _require_boto3() -> None:
+    """The API transport needs boto3: say so at configuration time, with the fix."""
+    from importlib.util import find_spec
+
+    if find_spec("boto3") is None:
+        raise ImportError("boto3 is missing for X-Ray's API transport: pip install 'nexs-serverless[xray]'")
 
 
 def from_settings(settings: Settings) -> XRayExporter:

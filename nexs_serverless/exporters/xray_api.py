@@ -96,7 +96,10 @@ class PutTraceSegmentsClient:
         if timeout_s <= 0:
             raise ExportError(ErrorClass.TIMEOUT, "no time left in the flush budget")
         self._read_timeout_s = timeout_s
-        client = self.client()
+        try:
+            client = self.client()
+        except Exception as exc:
+            raise classify_boto_error(exc) from exc
         rejected = 0
         for start in range(0, len(documents), MAX_DOCUMENTS_PER_CALL):
             chunk = list(documents[start : start + MAX_DOCUMENTS_PER_CALL])
@@ -145,7 +148,7 @@ def classify_boto_error(exc: BaseException) -> ExportError:
         return ExportError(ErrorClass.TIMEOUT, repr(exc))
     if isinstance(exc, (boto.EndpointConnectionError, boto.ConnectionClosedError, boto.HTTPClientError)):
         return ExportError(ErrorClass.NETWORK, repr(exc))
-    if isinstance(exc, boto.ParamValidationError):
+    if isinstance(exc, (boto.ParamValidationError, boto.NoRegionError)):
         return ExportError(ErrorClass.BAD_REQUEST, repr(exc))
     return classify(exc)
 

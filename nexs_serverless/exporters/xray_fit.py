@@ -29,9 +29,13 @@ _ROUNDS = 200
 _CUTTABLE = ("metadata", "annotations", "http", "sql", "aws", "cause")
 
 
+# One encoder for every document: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(doc: object) -> bytes:
     """Compact UTF-8 JSON (non-ASCII kept as is: 1 to 4 bytes instead of 6 per character)."""
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _encode(doc).encode("utf-8", "replace")
 
 
 def fit_document(doc: dict[str, object], max_bytes: int) -> bytes | None:

@@ -68,6 +68,9 @@ _CLIENT_IP = ("client.address", "http.client_ip")
 _SCHEME = ("url.scheme", "http.scheme")
 _HOST = ("server.address", "http.host", "net.host.name")
 _TARGET = ("http.target",)
+_HTTP_KEYS = frozenset(
+    (*_HTTP_METHOD, *_HTTP_URL, *_HTTP_STATUS, *_HTTP_LENGTH, *_USER_AGENT, *_CLIENT_IP, *_TARGET)
+)
 _REMOTE_NAME = ("peer.service", "server.address", "net.peer.name", "db.name", "db.namespace", "db.system")
 _SQL = {
     "database_type": ("db.system",),
@@ -180,9 +183,11 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
         if aws:
             existing = doc.get("aws")
             doc["aws"] = {**existing, **aws} if isinstance(existing, dict) else aws
-    http, status = _http(attrs, kind, used)
-    if http:
-        doc["http"] = http
+    status = None
+    if not _HTTP_KEYS.isdisjoint(attrs):
+        http, status = _http(attrs, kind, used)
+        if http:
+            doc["http"] = http
     if "db.system" in attrs:
         doc["sql"] = _block(attrs, _SQL, used)
         doc.setdefault("namespace", "remote")

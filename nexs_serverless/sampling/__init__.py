@@ -1,7 +1,14 @@
-"""Sampling: which traces are recorded (head) and kept (tail, in a later module).
+"""Sampling: which traces are recorded (head) and which invocations are kept (tail).
 
-Only `head` is imported on the hot path, and only its decision for a new
-root or a remote parent: local children inherit their parent's flag.
+- `head`: OpenTelemetry's samplers (``OTEL_TRACES_SAMPLER``), asked only for a
+  new root or a remote parent; local children inherit their parent's flag.
+- `tail`: a pipeline stage that judges each finished invocation against
+  `rules` (errors, duration, cold start, attributes, then a ratio), per tenant
+  if configured; `adaptive` replaces the ratio with a target rate.
+- `invocations`: which invocation each span of a flushed batch belongs to.
+
+Only `head` is imported here: tail sampling loads on the first flush, and
+only when ``NEXS_TAIL_SAMPLING_RULES`` or ``NEXS_TAIL_SAMPLING_FILE`` is set.
 """
 
 from __future__ import annotations

@@ -148,13 +148,15 @@ def parse(
         raise ConfigError("tenants: expected an object mapping tenant ids to policies")
     policy = _policy(document, "", clock, allow_tenants=True)
     tenants = {
-        str(tenant): _policy(sub, f"tenants.{tenant}.", clock, allow_tenants=False)
+        str(tenant): _policy(sub, f"tenants.{tenant}.", clock, allow_tenants=False, label=str(tenant))
         for tenant, sub in tenants_doc.items()
     }
     return policy, tenants
 
 
-def _policy(doc: object, where: str, clock: Callable[[], float], *, allow_tenants: bool) -> Policy:
+def _policy(
+    doc: object, where: str, clock: Callable[[], float], *, allow_tenants: bool, label: str = ""
+) -> Policy:
     if isinstance(doc, list):
         doc = {"rules": doc}
     if not isinstance(doc, dict):
@@ -175,7 +177,7 @@ def _policy(doc: object, where: str, clock: Callable[[], float], *, allow_tenant
             per_s /= 60.0
         from .adaptive import AdaptiveRatio
 
-        adaptive = AdaptiveRatio(per_s, clock=clock)
+        adaptive = AdaptiveRatio(per_s, clock=clock, label=label)
         # An adaptive target never costs an error: errors no earlier rule kept are kept here.
         rules.append(Rule("error", _any_error))
     ratio = _number(doc.get("ratio", 0.0), f"{where}ratio", minimum=0.0, maximum=1.0)

@@ -85,7 +85,8 @@ def _mismatches(
     reasons: list[str] = []
     if parent is not _ANY:
         actual = _parent_name(span, names)
-        if actual != parent:
+        is_root = not span.parent_span_id or span.parent_span_id not in names
+        if (parent is None and not is_root) or (parent is not None and actual != parent):
             reasons.append(f"parent is {actual or '(none: a root span)'!r}, expected {parent or '(root)'!r}")
     for key, value in (attributes or {}).items():
         if key not in span.attributes:

@@ -68,6 +68,7 @@ class Invocation:
     error_type: str | None = None
     xray_error_cause: str | None = None
     posted_seq: int = 0
+    posted_at: float = 0.0  # time.monotonic() when the outcome arrived (benchmarks)
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -236,6 +237,7 @@ class RuntimeAPI:
             inv = next((i for i in self.invocations if i.request_id == request_id), None)
             if inv is None or inv.finished.is_set():
                 return False
+            inv.posted_at = time.monotonic()
             inv.posted_seq = self._record(f"{kind} {request_id}")
             if kind == "response":
                 inv.response = body

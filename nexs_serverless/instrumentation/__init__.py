@@ -1,0 +1,94 @@
+"""Outgoing calls carry the trace: AWS SDK, urllib3/requests, httpx; plus trace ids in logs.
+
+    import nexs_serverless.instrumentation as instrumentation
+
+    instrumentation.instrument()                    # everything importable
+    instrumentation.instrument("botocore", "httpx") # or some
+
+Automatically, at the first invocation, the instrumentations whose library
+is already imported are installed (``botocore`` when boto3 was imported,
+``urllib3``, ``httpx``), plus ``logging``, and the OpenTelemetry bridge when
+``opentelemetry.trace`` is imported; nothing is imported for this, so a
+function that does not use a library pays nothing for it. Names in
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` are skipped (automatically only;
+an explicit `instrument` call installs what it is asked for).
+
+=================  ==============================================  ===================
+name               what                                            module
+=================  ==============================================  ===================
+``botocore``       AWS SDK: span per call, context into messages   `botocore_hooks`
+``urllib3``        urllib3 and requests: span per request          `urllib3_client`
+``httpx``          httpx (sync and async): span per request        `httpx_client`
+``logging``        ``trace_id``/``span_id`` on log records         `logs`
+``opentelemetry``  OpenTelemetry API spans land in our buffer      `nexs_serverless.otel`
+=================  ==============================================  ===================
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from .. import _guard as guard
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..config import Settings
+
+__all__ = ["auto_install", "instrument", "uninstrument"]
+
+# name -> (module implementing it, module whose presence in sys.modules triggers auto-install)
+_INSTRUMENTATIONS: dict[str, tuple[str, str | None]] = {
+    "botocore": ("nexs_serverless.instrumentation.botocore_hooks", "botocore.client"),
+    "urllib3": ("nexs_serverless.instrumentation.urllib3_client", "urllib3.connectionpool"),
+    "httpx": ("nexs_serverless.instrumentation.httpx_client", "httpx"),
+    "logging": ("nexs_serverless.instrumentation.logs", None),
+    "opentelemetry": ("nexs_serverless.otel", "opentelemetry.trace"),
+}
+
+
+def instrument(*names: str) -> list[str]:
+    """Install the named instrumentations (default: all whose library can be imported).
+
+    Returns:
+        The names installed; a library that is not installed is skipped.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    unknown = [name for name in names if name not in _INSTRUMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown instrumentation(s) {unknown}; known: {sorted(_INSTRUMENTATIONS)}")
+    return [name for name in names or tuple(_INSTRUMENTATIONS) if _install(name)]
+
+
+def _install(name: str) -> bool:
+    try:
+        return bool(importlib.import_module(_INSTRUMENTATIONS[name][0]).install())
+    except ImportError:  # the library is not installed
+        return False
+
+
+def uninstrument(*names: str) -> None:
+    """Remove the named instrumentations (default: all), restoring the libraries' own code."""
+    for name in names or tuple(_INSTRUMENTATIONS):
+        module = sys.modules.get(_INSTRUMENTATIONS[name][0])
+        if module is not None:
+            module.uninstall()
+
+
+def auto_install(settings: Settings) -> list[str]:
+    """What the first invocation installs: the instrumentations whose library is already loaded."""
+    from ..propagation.options import current
+
+    disabled = current(settings).disabled_instrumentations
+    done: list[str] = []
+    for name, (module_name, trigger) in _INSTRUMENTATIONS.items():
+        if name in disabled or (trigger is not None and trigger not in sys.modules):
+            continue
+        try:
+            if importlib.import_module(module_name).install():
+                done.append(name)
+        except Exception as exc:
+            guard.report(f"instrument:{name}", exc)
+    return done

@@ -1,0 +1,271 @@
+"""Per-operation knowledge for AWS SDK calls: span name, attributes, and where the context goes.
+
+Attributes follow OpenTelemetry's AWS SDK and messaging conventions
+(``rpc.system=aws-api``, ``rpc.service``, ``rpc.method``, ``aws.request_id``,
+``messaging.*``, ``aws.sqs.queue.url``, ``aws.sns.topic.arn``, ...). Where
+the context travels, per operation (parameters are copied, never mutated):
+
+- SQS ``SendMessage``/``SendMessageBatch``: the ``AWSTraceHeader`` system
+  attribute (X-Ray format, which the Lambda conventions read and which AWS
+  carries across services), plus the ``OTEL_PROPAGATORS`` headers as message
+  attributes while they fit in SQS's limit of 10 (``traceparent`` first);
+  what does not fit is left out and counted (``propagation_skipped_attribute_limit``).
+- SNS ``Publish``/``PublishBatch``: message attributes, same limit.
+- EventBridge ``PutEvents``: each entry's ``TraceHeader`` (X-Ray), and a
+  ``_nexs`` carrier in a JSON-object ``Detail``.
+- Lambda ``Invoke``: ``ClientContext.custom`` (base64 JSON, 3583 bytes at most).
+- Step Functions ``StartExecution``/``StartSyncExecution``: ``traceHeader``
+  (X-Ray), and a ``_nexs`` carrier in a JSON-object ``input``.
+- Kinesis ``PutRecord``/``PutRecords``: a ``_nexs`` carrier in JSON-object ``Data``.
+
+Payload carriers follow ``NEXS_PAYLOAD_INJECTION`` (default true).
+"""
+
+from __future__ import annotations
+
+import json
+
+from .. import _stats as stats
+from ..model import SpanKind
+from ..propagation import inject
+from ..propagation.options import PAYLOAD_KEY, current
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..span import Span
+
+__all__ = ["describe", "inject_context", "record_result"]
+
+MAX_MESSAGE_ATTRIBUTES = 10
+MAX_CLIENT_CONTEXT = 3583
+_SEND = {
+    ("SQS", "SendMessage"),
+    ("SQS", "SendMessageBatch"),
+    ("SNS", "Publish"),
+    ("SNS", "PublishBatch"),
+    ("EventBridge", "PutEvents"),
+    ("Kinesis", "PutRecord"),
+    ("Kinesis", "PutRecords"),
+}
+_SYSTEMS = {"SQS": "aws_sqs", "SNS": "aws_sns", "EventBridge": "aws_eventbridge", "Kinesis": "aws_kinesis"}
+_PRIORITY = ("traceparent", "tracestate", "baggage")
+
+
+def _tail(value: object, separator: str) -> str | None:
+    """The last `separator`-separated part of a URL or ARN."""
+    if not isinstance(value, str):
+        return None
+    return value.rstrip(separator).rsplit(separator, 1)[-1] or None
+
+
+def describe(service: str, operation: str, params: dict[str, Any]) -> tuple[str, int, dict[str, Any]]:
+    """Span name, kind and attributes for one call."""
+    attrs: dict[str, Any] = {"rpc.system": "aws-api", "rpc.service": service, "rpc.method": operation}
+    destination: str | None = None
+    if service == "SQS":
+        url = params.get("QueueUrl")
+        if isinstance(url, str):
+            attrs["aws.sqs.queue.url"] = url
+            destination = _tail(url, "/")
+    elif service == "SNS":
+        arn = params.get("TopicArn") or params.get("TargetArn")
+        if isinstance(arn, str):
+            attrs["aws.sns.topic.arn"] = arn
+            destination = _tail(arn, ":")
+    elif service == "EventBridge":
+        entries = params.get("Entries")
+        first = entries[0] if isinstance(entries, list) and entries and isinstance(entries[0], dict) else {}
+        destination = str(first.get("EventBusName") or "default")
+    elif service == "Kinesis":
+        stream = params.get("StreamName") or _tail(params.get("StreamARN"), "/")
+        if isinstance(stream, str):
+            attrs["aws.kinesis.stream_name"] = destination = stream
+    elif service == "Lambda":
+        function = params.get("FunctionName")
+        if isinstance(function, str):
+            attrs["faas.invoked_name"] = _tail(function, ":") or function
+            attrs["faas.invoked_provider"] = "aws"
+    elif service == "SFN":
+        arn = params.get("stateMachineArn")
+        if isinstance(arn, str):
+            attrs["aws.step_functions.state_machine.arn"] = arn
+    elif service == "DynamoDB" and isinstance(params.get("TableName"), str):
+        attrs["aws.dynamodb.table_names"] = [params["TableName"]]
+    elif service == "S3":
+        for key, name in (("Bucket", "aws.s3.bucket"), ("Key", "aws.s3.key")):
+            if isinstance(params.get(key), str):
+                attrs[name] = params[key]
+    if (service, operation) in _SEND:
+        attrs["messaging.system"] = _SYSTEMS[service]
+        attrs["messaging.operation.type"] = "send"
+        attrs["messaging.operation.name"] = operation
+        if destination:
+            attrs["messaging.destination.name"] = destination
+        batch = params.get("Entries") or params.get("PublishBatchRequestEntries") or params.get("Records")
+        if isinstance(batch, list) and operation.endswith(("Batch", "PutEvents", "PutRecords")):
+            attrs["messaging.batch.message_count"] = len(batch)
+        return (f"send {destination}" if destination else "send"), SpanKind.PRODUCER, attrs
+    return f"{service}.{operation}", SpanKind.CLIENT, attrs
+
+
+def _headers() -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier
+
+
+def _with_attributes(existing: object, headers: dict[str, str], typed: str) -> dict[str, Any] | None:
+    """Message attributes plus the headers that fit the limit; None when nothing is added."""
+    attributes = dict(existing) if isinstance(existing, dict) else {}
+    names = {str(name).lower() for name in attributes}
+    ordered = sorted(headers, key=lambda name: _PRIORITY.index(name) if name in _PRIORITY else len(_PRIORITY))
+    added = False
+    for name in ordered:
+        if name.lower() in names:
+            continue
+        if len(attributes) >= MAX_MESSAGE_ATTRIBUTES:
+            stats.incr("propagation_skipped_attribute_limit")
+            continue
+        attributes[name] = {typed: "String", "StringValue": headers[name]}
+        added = True
+    return attributes if added else None
+
+
+def _payload(document: object, headers: dict[str, str]) -> object:
+    """`document` (a JSON-object text, bytes or dict) with the ``_nexs`` carrier; else unchanged."""
+    if not current().payload_injection:
+        return document
+    from ..triggers._messages import json_object
+
+    parsed = json_object(document)
+    if parsed is None or PAYLOAD_KEY in parsed:
+        return document
+    carrier = {name: value for name, value in headers.items() if name.lower() != "x-amzn-trace-id"}
+    updated = {**parsed, PAYLOAD_KEY: carrier}
+    if isinstance(document, dict):
+        return updated
+    text = json.dumps(updated, separators=(",", ":"))
+    return text.encode("utf-8") if isinstance(document, (bytes, bytearray)) else text
+
+
+def _xray(headers: dict[str, str]) -> str | None:
+    found = headers.get("X-Amzn-Trace-Id")
+    if found is not None:
+        return found
+    from ..context import _current
+    from ..propagation.xray import format_header
+
+    span = _current.get()
+    if span is None:
+        return None
+    return format_header(span.trace_id, span.span_id, span.trace_flags)
+
+
+def _sqs_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    entry = dict(entry)
+    rest = {name: value for name, value in headers.items() if name != "X-Amzn-Trace-Id"}
+    attributes = _with_attributes(entry.get("MessageAttributes"), rest, "DataType")
+    if attributes is not None:
+        entry["MessageAttributes"] = attributes
+    system = (
+        dict(entry["MessageSystemAttributes"])
+        if isinstance(entry.get("MessageSystemAttributes"), dict)
+        else {}
+    )
+    xray = _xray(headers)
+    if xray and "AWSTraceHeader" not in system:
+        system["AWSTraceHeader"] = {"DataType": "String", "StringValue": xray}
+        entry["MessageSystemAttributes"] = system
+    return entry
+
+
+def _sns_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    attributes = _with_attributes(entry.get("MessageAttributes"), headers, "DataType")
+    return {**entry, "MessageAttributes": attributes} if attributes is not None else entry
+
+
+def _client_context(encoded: object, headers: dict[str, str]) -> str | None:
+    import base64
+
+    document: dict[str, Any] = {}
+    if isinstance(encoded, str) and encoded:
+        try:
+            parsed = json.loads(base64.b64decode(encoded))
+        except ValueError:
+            return None  # not ours to rewrite
+        if not isinstance(parsed, dict):
+            return None
+        document = parsed
+    custom = dict(document["custom"]) if isinstance(document.get("custom"), dict) else {}
+    custom.update(headers)
+    text = base64.b64encode(json.dumps({**document, "custom": custom}).encode("utf-8")).decode("ascii")
+    if len(text) > MAX_CLIENT_CONTEXT:
+        stats.incr("propagation_skipped_client_context_limit")
+        return None
+    return text
+
+
+def inject_context(service: str, operation: str, params: dict[str, Any]) -> None:
+    """Put the current span's context into `params` for this operation (see the module docstring)."""
+    key = (service, operation)
+    if key == ("SQS", "SendMessage"):
+        params.update(_sqs_entry(params, _headers()))
+    elif key == ("SQS", "SendMessageBatch") and isinstance(params.get("Entries"), list):
+        headers = _headers()
+        params["Entries"] = [_sqs_entry(e, headers) if isinstance(e, dict) else e for e in params["Entries"]]
+    elif key == ("SNS", "Publish"):
+        params.update(_sns_entry(params, _headers()))
+    elif key == ("SNS", "PublishBatch") and isinstance(params.get("PublishBatchRequestEntries"), list):
+        headers = _headers()
+        params["PublishBatchRequestEntries"] = [
+            _sns_entry(e, headers) if isinstance(e, dict) else e for e in params["PublishBatchRequestEntries"]
+        ]
+    elif key == ("EventBridge", "PutEvents") and isinstance(params.get("Entries"), list):
+        headers = _headers()
+        xray = _xray(headers)
+        entries = []
+        for entry in params["Entries"]:
+            if isinstance(entry, dict):
+                updated = {**entry, "Detail": _payload(entry.get("Detail"), headers)}
+                if xray and not entry.get("TraceHeader"):
+                    updated["TraceHeader"] = xray
+                entries.append(updated)
+            else:
+                entries.append(entry)
+        params["Entries"] = entries
+    elif key == ("Lambda", "Invoke"):
+        encoded = _client_context(params.get("ClientContext"), _headers())
+        if encoded is not None:
+            params["ClientContext"] = encoded
+    elif key in (("SFN", "StartExecution"), ("SFN", "StartSyncExecution")):
+        headers = _headers()
+        xray = _xray(headers)
+        if xray and "traceHeader" not in params:
+            params["traceHeader"] = xray
+        if "input" in params:
+            params["input"] = _payload(params["input"], headers)
+    elif key == ("Kinesis", "PutRecord"):
+        params["Data"] = _payload(params.get("Data"), _headers())
+    elif key == ("Kinesis", "PutRecords") and isinstance(params.get("Records"), list):
+        headers = _headers()
+        params["Records"] = [
+            {**r, "Data": _payload(r.get("Data"), headers)} if isinstance(r, dict) else r
+            for r in params["Records"]
+        ]
+
+
+def record_result(span: Span, result: object) -> None:
+    """Response attributes: ``aws.request_id``, status code, and the message id of a single send."""
+    if not isinstance(result, dict):
+        return
+    metadata = result.get("ResponseMetadata")
+    if isinstance(metadata, dict):
+        if isinstance(metadata.get("RequestId"), str):
+            span.set_attribute("aws.request_id", metadata["RequestId"])
+        if isinstance(metadata.get("HTTPStatusCode"), int):
+            span.set_attribute("http.response.status_code", metadata["HTTPStatusCode"])
+    message_id = result.get("MessageId")
+    if isinstance(message_id, str):
+        span.set_attribute("messaging.message.id", message_id)

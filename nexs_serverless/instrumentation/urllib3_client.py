@@ -1,0 +1,88 @@
+"""urllib3 (and so ``requests``): a CLIENT span per request, the context in its headers.
+
+``HTTPConnectionPool.urlopen`` is wrapped once; every pool, including those
+``requests`` and ``PoolManager`` make, goes through it. Retries and redirects
+re-enter ``urlopen`` from inside: they stay within the one span and carry the
+same headers. The caller's headers object is copied before the context is
+added. Requests made by an instrumented AWS SDK call are left alone.
+"""
+
+from __future__ import annotations
+
+from .. import _guard as guard
+from ..context import _current
+from ..propagation import inject
+from ..tracing import tracer
+from ._client import CLIENT, http_attributes, in_http_call, record_error, record_status, should_trace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+__all__ = ["install", "uninstall"]
+
+_MARK = "__nexs_traced__"
+_state: dict[str, object] = {"enabled": False}
+
+
+def install() -> bool:
+    """Wrap ``urllib3.connectionpool.HTTPConnectionPool.urlopen``; True when instrumented."""
+    import urllib3.connectionpool
+
+    pool: Any = urllib3.connectionpool.HTTPConnectionPool
+    if getattr(pool.urlopen, _MARK, False):
+        _state["enabled"] = True
+        return True
+    original: Callable[..., Any] = pool.urlopen
+
+    def urlopen(
+        self: Any, method: str, url: str, body: Any = None, headers: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        if not _state["enabled"] or in_http_call.get() or not should_trace():
+            return original(self, method, url, body, headers, *args, **kwargs)
+        try:
+            full = url if "://" in url else f"{self.scheme}://{self.host}:{self.port}{url}"
+            name, attrs = http_attributes(method, full)
+            span = tracer.span(name, kind=CLIENT, attributes=attrs)
+            source = headers if headers is not None else self.headers
+            copy = getattr(source, "copy", None)
+            headers = copy() if callable(copy) else dict(source or {})
+            inject(headers, span)
+        except Exception as exc:
+            guard.report("urllib3.start", exc)
+            return original(self, method, url, body, headers, *args, **kwargs)
+        token = _current.set(span)
+        http_token = in_http_call.set(True)
+        try:
+            response = original(self, method, url, body, headers, *args, **kwargs)
+        except BaseException as exc:
+            record_error(span, exc)
+            raise
+        else:
+            record_status(span, getattr(response, "status", None))
+        finally:
+            in_http_call.reset(http_token)
+            _current.reset(token)
+            span.end()
+        return response
+
+    setattr(urlopen, _MARK, True)
+    urlopen.__wrapped__ = original  # type: ignore[attr-defined]
+    _state["original"] = original
+    pool.urlopen = urlopen
+    _state["enabled"] = True
+    return True
+
+
+def uninstall() -> None:
+    """Restore urllib3's method."""
+    _state["enabled"] = False
+    original = _state.pop("original", None)
+    if original is None:
+        return
+    import urllib3.connectionpool
+
+    pool: Any = urllib3.connectionpool.HTTPConnectionPool
+    if getattr(pool.urlopen, _MARK, False):
+        pool.urlopen = original

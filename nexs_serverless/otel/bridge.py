@@ -1,0 +1,149 @@
+"""One current span for both APIs: OpenTelemetry's context and ours stay in step.
+
+OpenTelemetry keeps its current span in its own runtime context; we keep ours
+in `nexs_serverless.context`. The bridge wraps OpenTelemetry's runtime
+context object (``opentelemetry.context._RUNTIME_CONTEXT``, the one place
+every ``attach``/``get_current`` goes through) so that:
+
+- ``attach`` (``trace.use_span``, ``start_as_current_span``, any
+  instrumentation) also makes the attached span our current span: spans we
+  start inside are its children. A span from another SDK becomes a parent
+  context (its ids), so our spans still join its trace.
+- ``get_current`` reports our current span when it is newer than the one
+  attached (code inside ``with tracer.span(...)``): OpenTelemetry spans
+  started there are its children.
+
+OpenTelemetry's storage is untouched; `uninstall` puts the original object
+back. The attribute is private API, stable since OpenTelemetry 1.0; if it is
+missing, the bridge is not installed and `install` returns False.
+"""
+
+from __future__ import annotations
+
+from ..context import _current
+from ..model import SpanContext
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..span import Span
+
+__all__ = ["install", "installed", "to_otel", "to_ours", "uninstall"]
+
+
+class _Token:
+    __slots__ = ("inner", "ours")
+
+    def __init__(self, inner: object, ours: object) -> None:
+        self.inner = inner
+        self.ours = ours
+
+
+def to_ours(span: Any) -> Span | SpanContext | None:
+    """Our span (for our adapters) or a parent context for an OpenTelemetry span; None if invalid."""
+    from .provider import SpanAdapter
+
+    if isinstance(span, SpanAdapter):
+        return span.span
+    if span is None:
+        return None
+    context = span.get_span_context()
+    if not context.is_valid:
+        return None
+    return to_our_context(context)
+
+
+def to_our_context(context: Any) -> SpanContext:
+    """Our `SpanContext` for an OpenTelemetry one."""
+    return SpanContext(
+        context.trace_id,
+        context.span_id,
+        int(context.trace_flags),
+        tuple(context.trace_state.items()),
+        bool(context.is_remote),
+    )
+
+
+def to_otel(current: Span | SpanContext) -> Any:
+    """An OpenTelemetry span standing for our current span or remote context."""
+    from opentelemetry import trace
+
+    from .provider import SpanAdapter, otel_context
+
+    if type(current) is SpanContext:
+        return trace.NonRecordingSpan(otel_context(current, remote=current.is_remote))
+    return SpanAdapter(current)  # type: ignore[arg-type]
+
+
+def _same(otel_span: Any, ours: Span | SpanContext) -> bool:
+    from .provider import SpanAdapter
+
+    if isinstance(otel_span, SpanAdapter):
+        return otel_span.span is ours
+    context = otel_span.get_span_context()
+    return bool(context.trace_id == ours.trace_id and context.span_id == ours.span_id)
+
+
+def _bridged_class() -> type:
+    from opentelemetry import trace
+    from opentelemetry.context.context import _RuntimeContext
+
+    class BridgedRuntimeContext(_RuntimeContext):
+        """OpenTelemetry's runtime context, with our current span kept in step."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def attach(self, context: Any) -> Any:
+            inner = self.inner.attach(context)
+            ours = to_ours(trace.get_current_span(context))
+            return _Token(inner, _current.set(ours))
+
+        def get_current(self) -> Any:
+            context = self.inner.get_current()
+            ours = _current.get()
+            if ours is None or _same(trace.get_current_span(context), ours):
+                return context
+            return trace.set_span_in_context(to_otel(ours), context)
+
+        def detach(self, token: Any) -> None:
+            if isinstance(token, _Token):
+                try:
+                    _current.reset(token.ours)  # type: ignore[arg-type]
+                except ValueError:  # detached in another context than attached
+                    _current.set(None)
+                self.inner.detach(token.inner)
+            else:  # attached before the bridge was installed
+                self.inner.detach(token)
+
+    return BridgedRuntimeContext
+
+
+def installed() -> bool:
+    """Whether OpenTelemetry's context currently goes through the bridge."""
+    import opentelemetry.context as otel_context_module
+
+    runtime = getattr(otel_context_module, "_RUNTIME_CONTEXT", None)
+    return type(runtime).__name__ == "BridgedRuntimeContext"
+
+
+def install() -> bool:
+    """Put the bridge in front of OpenTelemetry's runtime context; True when in place."""
+    import opentelemetry.context as otel_context_module
+
+    runtime = getattr(otel_context_module, "_RUNTIME_CONTEXT", None)
+    if runtime is None:
+        return False
+    if installed():
+        return True
+    otel_context_module._RUNTIME_CONTEXT = _bridged_class()(runtime)
+    return True
+
+
+def uninstall() -> None:
+    """Restore OpenTelemetry's own runtime context."""
+    import opentelemetry.context as otel_context_module
+
+    if installed():
+        otel_context_module._RUNTIME_CONTEXT = otel_context_module._RUNTIME_CONTEXT.inner  # type: ignore[attr-defined]

@@ -1,0 +1,184 @@
+"""An OpenTelemetry API ``TracerProvider`` whose spans are ours.
+
+Spans started through it (by any OpenTelemetry instrumentation library) are
+`nexs_serverless` spans: same buffer, pool, limits, sampler, exporters and
+flush at the end of the invocation. Each gets ``otel.scope.name`` /
+``otel.scope.version`` attributes naming the library that made it (our
+records have one scope, this package). Parents come from the OpenTelemetry
+context passed in, else the current span, which the bridge keeps identical
+for both APIs.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.util._decorator import _agnosticcontextmanager
+
+from ..model import Link
+from ..tracing import Tracer, tracer
+from .bridge import to_our_context, to_ours
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from opentelemetry.context import Context
+    from opentelemetry.util import types
+
+    from ..model import SpanContext
+    from ..span import Span
+
+__all__ = ["NexsTracer", "NexsTracerProvider", "SpanAdapter"]
+
+
+def otel_context(span: Span | SpanContext, *, remote: bool = False) -> trace.SpanContext:
+    """OpenTelemetry's `SpanContext` for one of our spans or contexts."""
+    return trace.SpanContext(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        is_remote=remote,
+        trace_flags=trace.TraceFlags(span.trace_flags & 0xFF),
+        trace_state=trace.TraceState(list(span.trace_state)),
+    )
+
+
+class SpanAdapter(trace.Span):
+    """One of our spans, seen through OpenTelemetry's ``Span`` interface."""
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self._context: trace.SpanContext | None = None
+
+    def get_span_context(self) -> trace.SpanContext:
+        """The span's ids, flags and trace state."""
+        context = self._context
+        if context is None:
+            context = self._context = otel_context(self.span)
+        return context
+
+    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+        """Same rules as ours: bad values are converted or dropped, never raised."""
+        self.span.set_attributes(attributes)
+
+    def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        """Set one attribute."""
+        self.span.set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
+        """Add an event."""
+        self.span.add_event(name, attributes, timestamp)
+
+    def add_link(self, context: trace.SpanContext, attributes: types.Attributes = None) -> None:
+        """Add a link to a valid context."""
+        if context.is_valid:
+            self.span.add_link(to_our_context(context), attributes)
+
+    def update_name(self, name: str) -> None:
+        """Rename the span."""
+        self.span.update_name(name)
+
+    def is_recording(self) -> bool:
+        """Whether the span records (False once ended, or when not sampled)."""
+        return self.span.is_recording()
+
+    def set_status(self, status: trace.Status | trace.StatusCode, description: str | None = None) -> None:
+        """Set the status; OpenTelemetry's codes have our values."""
+        if isinstance(status, trace.Status):
+            self.span.set_status(status.status_code.value, status.description)
+        else:
+            self.span.set_status(status.value, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """Add an ``exception`` event."""
+        self.span.record_exception(exception, attributes)
+
+    def end(self, end_time: int | None = None) -> None:
+        """End the span (ns since the epoch, default now)."""
+        self.span.end(end_time)
+
+    def __repr__(self) -> str:
+        return f"SpanAdapter({self.span!r})"
+
+
+class NexsTracer(trace.Tracer):
+    """An OpenTelemetry ``Tracer`` that starts our spans, tagged with the library's scope."""
+
+    def __init__(self, name: str, version: str | None) -> None:
+        self._scope: dict[str, object] = {"otel.scope.name": name}
+        if version:
+            self._scope["otel.scope.version"] = version
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[trace.Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        """Start one of our spans; the parent is the span in `context`, else the current one."""
+        parent: object = None
+        if context is not None:
+            parent = to_ours(trace.get_current_span(context)) or Tracer.ROOT
+        attrs: dict[str, object] = dict(attributes) if attributes else {}
+        attrs.update(self._scope)
+        our_links = [
+            Link(to_our_context(link.context), dict(link.attributes or {}))  # type: ignore[arg-type]
+            for link in links or ()
+            if link.context.is_valid
+        ]
+        span = tracer.span(
+            name,
+            kind=int(kind.value),
+            attributes=attrs,
+            links=our_links,
+            start_ns=start_time,
+            parent=parent,
+        )
+        return SpanAdapter(span)
+
+    @_agnosticcontextmanager
+    def start_as_current_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[trace.Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[trace.Span]:
+        """Start a span and make it current (for both APIs) for the block."""
+        span = self.start_span(name, context, kind, attributes, links, start_time)
+        with trace.use_span(
+            span,
+            end_on_exit=end_on_exit,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
+        ) as current:
+            yield current
+
+
+class NexsTracerProvider(trace.TracerProvider):
+    """Hands out `NexsTracer`s; made global by `nexs_serverless.otel.install`."""
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: types.Attributes = None,
+    ) -> trace.Tracer:
+        """A tracer for one instrumentation library."""
+        return NexsTracer(instrumenting_module_name, instrumenting_library_version)

@@ -1,0 +1,228 @@
+"""Azure Functions (Python worker, ``azure.functions``).
+
+Calls: the worker passes bindings by parameter name, e.g.
+``main(req: func.HttpRequest, context: func.Context)``; `split` finds the
+trigger object (``HttpRequest``, ``QueueMessage``, ``ServiceBusMessage``,
+``EventHubEvent``, or a list of messages/events) and the ``Context`` among
+positional and keyword arguments, by shape (nothing is imported).
+
+Parent context (``NEXS_CONTEXT_PRECEDENCE``): ``headers`` are the request
+headers, or a message's application properties (``traceparent``, or Azure
+SDKs' ``Diagnostic-Id``, a W3C ``traceparent`` or a legacy ``Request-Id``),
+read with ``OTEL_PROPAGATORS``; ``host`` is ``context.trace_context``, the
+W3C context the Functions host gives the worker (its own invocation activity
+when Application Insights is on). A batch of messages gives links to every
+message's context, and its parent when they all share one trace, as for SQS.
+
+Resource attributes: ``cloud.provider=azure``, ``cloud.platform=azure_functions``,
+``cloud.region`` (``REGION_NAME``), ``faas.instance`` (``WEBSITE_INSTANCE_ID``),
+``faas.max_memory`` (``WEBSITE_MEMORY_LIMIT_MB``), ``service.name``'s fallback
+``faas.name`` (``WEBSITE_SITE_NAME``), ``cloud.account.id`` and
+``cloud.resource_id`` from ``WEBSITE_OWNER_NAME``/``WEBSITE_RESOURCE_GROUP``. Per
+invocation, ``faas.name`` is ``<app>/<function>`` as the conventions define for
+Azure, and ``faas.invocation_id`` the context's invocation id. The worker gives
+no deadline: `remaining_ms` is None.
+"""
+
+from __future__ import annotations
+
+from ..model import SpanKind
+from ..propagation._carrier import Headers, headers_from
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..config import Settings
+    from ..propagation.incoming import Incoming
+    from ..triggers import Trigger
+
+__all__ = ["describe", "detect", "invocation_attributes", "remaining_ms", "resource_attributes", "split"]
+
+_MIB = 1024 * 1024
+
+
+def detect(settings: Settings) -> bool:
+    """True inside the Azure Functions host (``FUNCTIONS_WORKER_RUNTIME`` or an App Service site)."""
+    return bool(
+        settings.env("FUNCTIONS_WORKER_RUNTIME")
+        or (settings.env("WEBSITE_SITE_NAME") and settings.env("FUNCTIONS_EXTENSION_VERSION"))
+    )
+
+
+def resource_attributes(settings: Settings) -> dict[str, object]:
+    """``cloud.*`` and ``faas.*`` resource attributes from the App Service environment."""
+    attrs: dict[str, object] = {"cloud.provider": "azure", "cloud.platform": "azure_functions"}
+    site = settings.env("WEBSITE_SITE_NAME")
+    found = {
+        "faas.name": site,
+        "cloud.region": settings.env("REGION_NAME"),
+        "faas.instance": settings.env("WEBSITE_INSTANCE_ID"),
+    }
+    attrs.update({key: value for key, value in found.items() if value})
+    memory = settings.env("WEBSITE_MEMORY_LIMIT_MB")
+    if memory.isdigit():
+        attrs["faas.max_memory"] = int(memory) * _MIB
+    owner = settings.env("WEBSITE_OWNER_NAME")  # "<subscription id>+<resource group>-<region>webspace"
+    subscription = owner.partition("+")[0] if "+" in owner else ""
+    group = settings.env("WEBSITE_RESOURCE_GROUP")
+    if subscription:
+        attrs["cloud.account.id"] = subscription
+        if group and site:
+            attrs["cloud.resource_id"] = (
+                f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Web/sites/{site}"
+            )
+    return attrs
+
+
+def _is_context(value: object) -> bool:
+    return hasattr(value, "invocation_id") and hasattr(value, "function_name")
+
+
+def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object]:
+    """The trigger object and the ``Context``, wherever the worker put them."""
+    values = list(args) + list(kwargs.values())
+    context = kwargs.get("context")
+    if not _is_context(context):
+        context = next((value for value in values if _is_context(value)), None)
+    event = next((value for value in values if value is not context and _kind(value) != "other"), None)
+    if event is None:
+        event = next((value for value in values if value is not context), None)
+    return event, context
+
+
+def _kind(value: object) -> str:
+    """``http``, ``servicebus``, ``eventhubs``, ``queue`` or ``other``, by shape."""
+    if isinstance(value, list) and value:
+        return _kind(value[0])
+    if hasattr(value, "method") and hasattr(value, "url") and hasattr(value, "get_body"):
+        return "http"
+    if hasattr(value, "application_properties") and hasattr(value, "message_id"):
+        return "servicebus"
+    if hasattr(value, "partition_key") and hasattr(value, "sequence_number") and hasattr(value, "get_body"):
+        return "eventhubs"
+    if hasattr(value, "dequeue_count") and hasattr(value, "pop_receipt"):
+        return "queue"
+    return "other"
+
+
+def describe(event: object, context: object, settings: Settings) -> Trigger:
+    """The trigger of a request or message(s), and its parent (message, host)."""
+    from ..propagation.options import current
+    from ..triggers import Trigger
+
+    kind = _kind(event)
+    if kind == "http":
+        from ..triggers._web import http_trigger
+
+        request: Any = event
+        trigger = http_trigger(str(request.method or ""), str(request.url or ""), request.headers)
+    elif kind == "other":
+        trigger = Trigger("other", SpanKind.SERVER)
+    else:
+        trigger = _messages(kind, event if isinstance(event, list) else [event])
+    trigger.offer("host", _host(context))
+    if trigger.candidates:
+        trigger.resolve(current(settings).precedence)
+    return trigger
+
+
+def _host(context: object) -> Incoming | None:
+    """``context.trace_context`` (W3C ``traceparent``/``tracestate`` from the host)."""
+    trace_context = getattr(context, "trace_context", None)
+    if trace_context is None:
+        return None
+    from ..propagation.incoming import Incoming
+    from ..propagation.tracecontext import parse_traceparent, parse_tracestate
+
+    state = getattr(trace_context, "trace_state", None)
+    parsed = parse_tracestate(state) if isinstance(state, str) and state else ()
+    found = parse_traceparent(getattr(trace_context, "trace_parent", None), parsed or ())
+    return Incoming(found) if found is not None else None
+
+
+def _properties(kind: str, message: Any, index: int) -> Headers:
+    """A message's application properties as a carrier (``Diagnostic-Id`` read as a context)."""
+    properties: object = None
+    if kind == "servicebus":
+        properties = getattr(message, "application_properties", None) or getattr(
+            message, "user_properties", None
+        )
+    elif kind == "eventhubs":
+        metadata = getattr(message, "metadata", None) or {}
+        properties = metadata.get("Properties")
+        many = metadata.get("PropertiesArray")
+        if properties is None and isinstance(many, list) and index < len(many):
+            properties = many[index]
+    return headers_from(properties)
+
+
+def _message_incoming(carrier: Headers) -> Incoming | None:
+    from ..triggers._messages import headers_incoming
+
+    incoming = headers_incoming(carrier)
+    diagnostic = carrier.get("diagnostic-id")
+    if (incoming is None or incoming.context is None) and diagnostic:
+        from ..propagation.incoming import Incoming
+        from ..propagation.request_id import parse_header
+        from ..propagation.tracecontext import parse_traceparent
+
+        found = parse_traceparent(diagnostic) or parse_header(diagnostic)
+        if found is not None:
+            fallback = Incoming(found)
+            fallback.baggage = incoming.baggage if incoming is not None else None
+            return fallback
+    return incoming
+
+
+_SYSTEMS = {"servicebus": "servicebus", "eventhubs": "eventhubs", "queue": "azure_queue_storage"}
+
+
+def _messages(kind: str, messages: list[Any]) -> Trigger:
+    from ..triggers import Trigger
+    from ..triggers._messages import batch_parent, link
+
+    attrs: dict[str, object] = {
+        "messaging.system": _SYSTEMS[kind],
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+    }
+    if len(messages) > 1:
+        attrs["messaging.batch.message_count"] = len(messages)
+    first = messages[0]
+    message_id = getattr(first, "message_id", None) or getattr(first, "id", None)
+    if len(messages) == 1 and isinstance(message_id, str):
+        attrs["messaging.message.id"] = message_id
+    if kind == "queue" and isinstance(getattr(first, "dequeue_count", None), int):
+        attrs["nexs.azure.queue.dequeue_count"] = first.dequeue_count
+    if kind == "servicebus" and isinstance(getattr(first, "delivery_count", None), int):
+        attrs["messaging.servicebus.message.delivery_count"] = first.delivery_count
+    trigger = Trigger("pubsub", SpanKind.CONSUMER, name="process", attributes=attrs)
+    found: list[tuple[Incoming, object]] = []
+    for index, message in enumerate(messages):
+        incoming = _message_incoming(_properties(kind, message, index))
+        if incoming is not None and incoming.context is not None:
+            found.append((incoming, getattr(message, "message_id", None)))
+    if found and batch_parent(incoming.context for incoming, _ in found if incoming.context) is not None:
+        trigger.offer("headers", found[0][0])
+    if len(messages) > 1:
+        trigger.links = [link(incoming.context, mid) for incoming, mid in found if incoming.context]
+    return trigger
+
+
+def invocation_attributes(event: object, context: object, settings: Settings) -> dict[str, object]:
+    """The resource attributes plus ``faas.invocation_id`` and ``faas.name`` (``app/function``)."""
+    attrs = resource_attributes(settings)
+    invocation_id = getattr(context, "invocation_id", None)
+    if isinstance(invocation_id, str) and invocation_id:
+        attrs["faas.invocation_id"] = invocation_id
+    function = getattr(context, "function_name", None)
+    if isinstance(function, str) and function:
+        site = settings.env("WEBSITE_SITE_NAME")
+        attrs["faas.name"] = f"{site}/{function}" if site else function
+    return attrs
+
+
+def remaining_ms(context: object) -> float | None:
+    """None: the Functions worker gives the function no deadline to read."""
+    return None

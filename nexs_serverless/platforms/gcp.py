@@ -1,0 +1,224 @@
+"""Google Cloud Functions / Cloud Run functions (``functions-framework``).
+
+Calls: an HTTP function receives a Flask request, a CloudEvent function a
+``CloudEvent`` (Pub/Sub push through Eventarc: the message with its
+attributes in ``data``), a legacy background function ``(data, context)``.
+
+Parent context (``NEXS_CONTEXT_PRECEDENCE``): ``headers`` are the request
+headers, or for Pub/Sub the message attributes (OpenTelemetry SDKs write
+``traceparent``; Google's client libraries ``googclient_traceparent``) and
+the CloudEvent's Distributed Tracing extension (``traceparent``), read with
+``OTEL_PROPAGATORS``; ``host`` is ``X-Cloud-Trace-Context``, which Google's
+front end sets on every request, used when no configured format found one.
+
+Resource attributes follow OpenTelemetry's cloud/FaaS conventions:
+``cloud.provider=gcp``, ``cloud.platform`` ``gcp_cloud_functions`` (with
+``FUNCTION_TARGET``) or ``gcp_cloud_run``, ``faas.name`` from ``K_SERVICE``
+(``FUNCTION_NAME`` on 1st gen), ``faas.version`` from ``K_REVISION``,
+``cloud.account.id`` from ``GOOGLE_CLOUD_PROJECT`` (``GCP_PROJECT``),
+``cloud.region`` from ``FUNCTION_REGION`` when set (1st gen). The platform
+gives no deadline to read, so `remaining_ms` is None (flush uses its own
+budget).
+"""
+
+from __future__ import annotations
+
+from ..model import SpanKind
+from ..propagation._carrier import Headers, headers_from
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..config import Settings
+    from ..propagation.incoming import Incoming
+    from ..triggers import Trigger
+
+__all__ = ["describe", "detect", "invocation_attributes", "remaining_ms", "resource_attributes", "split"]
+
+_MIB = 1024 * 1024
+PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+
+
+def detect(settings: Settings) -> bool:
+    """True on Cloud Functions / Cloud Run (``K_SERVICE``, ``FUNCTION_TARGET`` or 1st gen's variables)."""
+    return bool(
+        settings.env("K_SERVICE")
+        or settings.env("FUNCTION_TARGET")
+        or (settings.env("FUNCTION_NAME") and settings.env("GCP_PROJECT"))
+    )
+
+
+def resource_attributes(settings: Settings) -> dict[str, object]:
+    """``cloud.*`` and ``faas.*`` resource attributes from the environment."""
+    platform = "gcp_cloud_functions" if settings.env("FUNCTION_TARGET") else "gcp_cloud_run"
+    attrs: dict[str, object] = {"cloud.provider": "gcp", "cloud.platform": platform}
+    for key, variables in (
+        ("faas.name", ("K_SERVICE", "FUNCTION_NAME", "FUNCTION_TARGET")),
+        ("faas.version", ("K_REVISION", "X_GOOGLE_FUNCTION_VERSION")),
+        ("cloud.account.id", ("GOOGLE_CLOUD_PROJECT", "GCP_PROJECT")),
+        ("cloud.region", ("FUNCTION_REGION",)),
+    ):
+        for variable in variables:
+            value = settings.env(variable)
+            if value:
+                attrs[key] = value
+                break
+    memory = settings.env("FUNCTION_MEMORY_MB")
+    if memory.isdigit():
+        attrs["faas.max_memory"] = int(memory) * _MIB
+    return attrs
+
+
+def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object]:
+    """``fn(request)``, ``fn(cloud_event)`` or ``fn(data, context)``."""
+    event = args[0] if args else next(iter(kwargs.values()), None)
+    context = args[1] if len(args) > 1 else kwargs.get("context")
+    return event, context
+
+
+def _is_request(event: object) -> bool:
+    return hasattr(event, "headers") and hasattr(event, "method") and hasattr(event, "environ")
+
+
+def _cloud_event_attributes(event: object) -> dict[str, object] | None:
+    getter = getattr(event, "get_attributes", None)
+    if not callable(getter):
+        return None
+    attributes = getter()  # a mappingproxy in the cloudevents SDK
+    return dict(attributes.items()) if hasattr(attributes, "items") else None
+
+
+def describe(event: object, context: object, settings: Settings) -> Trigger:
+    """The trigger of an HTTP request, a CloudEvent or a background event, and its parent."""
+    from ..propagation.options import current
+    from ..triggers import Trigger
+
+    trigger: Trigger | None
+    if _is_request(event):
+        trigger = _http(event, settings)
+    else:
+        attributes = _cloud_event_attributes(event)
+        if attributes is not None:
+            trigger = _cloud_event(attributes, getattr(event, "data", None))
+        else:
+            trigger = _background(event, context)
+    if trigger is None:
+        trigger = Trigger("other", SpanKind.SERVER)
+    if trigger.candidates:
+        trigger.resolve(current(settings).precedence)
+    return trigger
+
+
+def _http(request: Any, settings: Settings) -> Trigger:
+    from ..triggers._web import http_trigger
+
+    trigger = http_trigger(
+        str(getattr(request, "method", "") or ""),
+        str(getattr(request, "url", "") or ""),
+        request.headers,
+        client=getattr(request, "remote_addr", None),
+    )
+    if "cloud_trace" not in settings.propagators and "gcp" not in settings.propagators:
+        from ..propagation._carrier import get
+        from ..propagation.cloud_trace import parse_header
+        from ..propagation.incoming import Incoming
+
+        host = parse_header(get(request.headers, "x-cloud-trace-context"))
+        if host is not None:
+            trigger.offer("host", Incoming(host))
+    return trigger
+
+
+def _message_carrier(attributes: object, extensions: dict[str, object]) -> Headers:
+    """Pub/Sub message attributes over the CloudEvent's tracing extension; ``googclient_`` stripped."""
+    carrier = Headers()
+    for key in ("traceparent", "tracestate"):
+        value = extensions.get(key)
+        if isinstance(value, str):
+            carrier[key] = value
+    for key, value in headers_from(attributes).items():
+        carrier[key.removeprefix("googclient_")] = value
+    return carrier
+
+
+def _incoming(carrier: Headers) -> Incoming | None:
+    from ..triggers._messages import headers_incoming
+
+    return headers_incoming(carrier)
+
+
+def _cloud_event(attributes: dict[str, object], data: object) -> Trigger:
+    from ..triggers import Trigger
+
+    kind = str(attributes.get("type") or "")
+    source = str(attributes.get("source") or "")
+    attrs: dict[str, object] = {"cloudevents.event_type": kind, "cloudevents.event_source": source}
+    for key, name in (("id", "cloudevents.event_id"), ("subject", "cloudevents.event_subject")):
+        if isinstance(attributes.get(key), str):
+            attrs[name] = attributes[key]
+    message = data.get("message") if isinstance(data, dict) else None
+    if kind == PUBSUB_PUBLISHED or isinstance(message, dict):
+        topic = source.rsplit("/topics/", 1)[-1] if "/topics/" in source else None
+        attrs.update(
+            {
+                "messaging.system": "gcp_pubsub",
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+            }
+        )
+        if topic:
+            attrs["messaging.destination.name"] = topic
+        message = message if isinstance(message, dict) else {}
+        message_id = message.get("messageId") or message.get("message_id") or attributes.get("id")
+        if isinstance(message_id, str):
+            attrs["messaging.message.id"] = message_id
+        if isinstance(data, dict) and isinstance(data.get("subscription"), str):
+            attrs["messaging.destination.subscription.name"] = data["subscription"]
+        trigger = Trigger(
+            "pubsub", SpanKind.CONSUMER, name=f"process {topic}" if topic else "process", attributes=attrs
+        )
+        trigger.offer("headers", _incoming(_message_carrier(message.get("attributes"), attributes)))
+        return trigger
+    trigger_kind = "datasource" if ".storage." in kind or ".firestore." in kind else "other"
+    trigger = Trigger(trigger_kind, SpanKind.SERVER, name=kind or None, attributes=attrs)
+    trigger.offer("headers", _incoming(_message_carrier(None, attributes)))
+    return trigger
+
+
+def _background(data: object, context: object) -> Trigger | None:
+    """A 1st-gen background function: ``(data, context)`` with ``context.event_type``."""
+    from ..triggers import Trigger
+
+    event_type = getattr(context, "event_type", None)
+    if not isinstance(event_type, str):
+        return None
+    if "pubsub" in event_type:
+        trigger = Trigger(
+            "pubsub", SpanKind.CONSUMER, name="process", attributes={"messaging.system": "gcp_pubsub"}
+        )
+        attributes = data.get("attributes") if isinstance(data, dict) else None
+        trigger.offer("headers", _incoming(_message_carrier(attributes, {})))
+        return trigger
+    return Trigger("datasource" if "storage" in event_type else "other", SpanKind.SERVER, name=event_type)
+
+
+def invocation_attributes(event: object, context: object, settings: Settings) -> dict[str, object]:
+    """The resource attributes plus ``faas.invocation_id`` (execution id header or event id)."""
+    attrs = resource_attributes(settings)
+    invocation_id: object = None
+    if _is_request(event):
+        from ..propagation._carrier import get
+
+        invocation_id = get(getattr(event, "headers", None), "function-execution-id")
+    else:
+        attributes = _cloud_event_attributes(event)
+        invocation_id = (attributes or {}).get("id") or getattr(context, "event_id", None)
+    if isinstance(invocation_id, str) and invocation_id:
+        attrs["faas.invocation_id"] = invocation_id
+    return attrs
+
+
+def remaining_ms(context: object) -> float | None:
+    """None: Cloud Functions gives the function no deadline to read."""
+    return None

@@ -1,0 +1,109 @@
+"""Which attribute keys name a credential, and which keys redaction leaves alone.
+
+Key verdicts are cached by the `Redactor`, so this module favours being right
+over being fast: keys are split into words and judged word by word, which
+tells ``x-api-key`` (a credential) from ``aws_access_key_id`` (its id),
+``token_type`` (a description) or ``gen_ai.usage.input_tokens`` (a count).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+__all__ = ["EXEMPT", "glob", "is_secret_key"]
+
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_SECRET_WORDS = frozenset(
+    {
+        "authorization",
+        "cookie",
+        "cookies",
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "token",
+        "apikey",
+        "credential",
+        "credentials",
+        "signature",
+        "privatekey",
+    }
+)
+_SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key")})
+# A trailing word that makes the key describe the secret rather than hold it.
+_DESCRIBING = frozenset(
+    {
+        "arn",
+        "name",
+        "type",
+        "count",
+        "length",
+        "len",
+        "size",
+        "id",
+        "ids",
+        "expires",
+        "expiry",
+        "expiration",
+        "ttl",
+        "version",
+        "enabled",
+        "present",
+        "hint",
+        "policy",
+        "url",
+    }
+)
+
+# Keys whose values this layer fills from platform facts (ids, names, regions,
+# ARNs, methods): detectors skip them unless a key rule names them. tenant.id is
+# here too because tenant routing reads it after redaction.
+EXEMPT = frozenset(
+    {
+        "tenant.id",
+        "sampling.rule",
+        "cloud.provider",
+        "cloud.platform",
+        "cloud.region",
+        "cloud.account.id",
+        "cloud.resource_id",
+        "faas.name",
+        "faas.version",
+        "faas.instance",
+        "faas.invocation_id",
+        "faas.trigger",
+        "faas.max_memory",
+        "faas.coldstart",
+        "nexs.trigger.source",
+        "nexs.init.type",
+        "http.request.method",
+        "url.scheme",
+        "http.response.status_code",
+    }
+)
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether an attribute key or JSON path names a credential.
+
+    The key is split into words (``x-api-key`` -> x, api, key; ``apiKey`` ->
+    api, key). It names a credential when a word is one of Authorization,
+    Cookie, password, secret, token, signature, credential(s)..., or two
+    adjacent words make api/access/private/secret key, unless the last word
+    only describes the secret (``token_type``, ``secret.arn``, ``access_key_id``).
+    """
+    words = [word.lower() for word in _WORD.findall(key)]
+    if not words or words[-1] in _DESCRIBING:
+        return False
+    if words[-1] == "auth" or not _SECRET_WORDS.isdisjoint(words):
+        return True
+    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
+
+
+def glob(pattern: str) -> re.Pattern[str]:
+    """A case-insensitive regex for a key glob (``*`` any run, ``?`` one character), for fullmatch."""
+    escaped = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.compile(escaped, re.IGNORECASE)

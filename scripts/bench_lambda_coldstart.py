@@ -1,0 +1,289 @@
+"""End-to-end Lambda cold start with each tracer, under the real runtime client.
+
+Harness (the one the runtime tests use): the Runtime API emulator
+(tests/support/runtime_api.py) on 127.0.0.1, a function process started as the
+managed Python runtime starts it (`awslambdaric`, ``_HANDLER``), and an OTLP
+receiver (tests/support/otlp_receiver.py). One sample is one cold start: the
+invocation is queued, the process is started, and the time from ``Popen`` to
+the runtime posting its response is recorded; then the process is killed.
+
+The function is realistic: it imports boto3 and creates a DynamoDB client at
+init, and its handler builds a small response. Variants:
+
+- ``none``: no tracer (the baseline every other one is compared to);
+- ``nexs``: ``@traced_handler`` from the core layer (built for this Python,
+  precompiled, unpacked into a temporary /opt), OTLP/HTTP to the receiver,
+  flush on return (the export is inside the measured time);
+- ``nexs_after_response``: the same with ``NEXS_FLUSH_MODE=after_response``
+  (the export happens after the response);
+- ``otel``: opentelemetry-instrumentation-aws-lambda with the SDK, a
+  BatchSpanProcessor and the OTLP/HTTP exporter to the receiver, set up the
+  way the OpenTelemetry Lambda layer's wrapper does (ORIG_HANDLER), without
+  the other auto-instrumentations (the full layer loads more);
+- ``powertools``: Powertools' ``Tracer`` with ``capture_lambda_handler``
+  (X-Ray SDK, UDP to a local socket standing in for the X-Ray daemon).
+
+Variants run round-robin so that machine noise hits them alike. Reported per
+variant: the median end-to-end time, the median minus the baseline's, and the
+median of the per-round differences. The budget (issue 5): ``nexs`` at most
+10 ms over ``none``.
+
+    python scripts/bench_lambda_coldstart.py [--runs 9] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from build_layer import build_layer  # noqa: E402
+from support.otlp_receiver import OTLPReceiver  # noqa: E402
+from support.runtime_api import FunctionProcess, RuntimeAPI  # noqa: E402
+
+BUDGET_MS = 10.0
+CURRENT = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+FUNCTION = """\
+import os
+
+import boto3
+
+TABLE = os.environ.get("ORDERS_TABLE", "orders")
+dynamodb = boto3.client("dynamodb")
+
+
+def lookup(order_id):
+    return {"id": order_id, "table": TABLE, "region": dynamodb.meta.region_name}
+
+
+def handler(event, context):
+    return {"statusCode": 200, "body": lookup(event.get("order", "42"))}
+"""
+
+NEXS = FUNCTION.replace(
+    "import boto3\n", "import boto3\nfrom nexs_serverless import traced_handler\n"
+).replace("def handler(event, context):", "@traced_handler\ndef handler(event, context):")
+
+POWERTOOLS = (
+    FUNCTION.replace("import boto3\n", "import boto3\nfrom aws_lambda_powertools import Tracer\n")
+    .replace(
+        'dynamodb = boto3.client("dynamodb")\n',
+        'tracer = Tracer(service="bench")\ndynamodb = boto3.client("dynamodb")\n',
+    )
+    .replace("def handler(event, context):", "@tracer.capture_lambda_handler\ndef handler(event, context):")
+)
+
+# What the OpenTelemetry Lambda layer's otel_wrapper does, with the SDK configured in code.
+OTEL_WRAPPER = """\
+import os
+from importlib import import_module
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.aws_lambda import AwsLambdaInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+provider = TracerProvider(resource=Resource.create({"service.name": os.environ["OTEL_SERVICE_NAME"]}))
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+trace.set_tracer_provider(provider)
+AwsLambdaInstrumentor().instrument()
+
+_module, _function = os.environ["ORIG_HANDLER"].rsplit(".", 1)
+lambda_handler = getattr(import_module(_module.replace("/", ".")), _function)
+"""
+
+
+def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
+    """Build and unpack the layer; write each variant's function folder."""
+    archive = build_layer(python_version=CURRENT, arch="x86_64", out_dir=workdir / "dist", precompile=True)
+    opt = workdir / "opt"
+    with zipfile.ZipFile(archive) as layer:
+        layer.extractall(opt)
+    folders = {}
+    for name, files in {
+        "none": {"app.py": FUNCTION},
+        "nexs": {"app.py": NEXS},
+        "otel": {"app.py": FUNCTION, "otel_wrapper.py": OTEL_WRAPPER},
+        "powertools": {"app.py": POWERTOOLS},
+    }.items():
+        folder = workdir / name
+        folder.mkdir()
+        for file, text in files.items():
+            (folder / file).write_text(text)
+        folders[name] = folder
+    return opt, folders
+
+
+def variants(
+    opt: Path, folders: dict[str, Path], receiver: OTLPReceiver, daemon: str
+) -> dict[str, dict[str, object]]:
+    """How each variant's process is started: handler, code, layer, environment."""
+    otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
+    return {
+        "none": {"handler": "app.handler", "task_root": folders["none"], "env": {}},
+        "nexs": {
+            "handler": "app.handler",
+            "task_root": folders["nexs"],
+            "opt": opt,
+            "env": {**otlp, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_SERVICE_NAME": "nexs"},
+        },
+        "nexs_after_response": {
+            "handler": "app.handler",
+            "task_root": folders["nexs"],
+            "opt": opt,
+            "env": {
+                **otlp,
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_SERVICE_NAME": "nexs_after_response",
+                "NEXS_FLUSH_MODE": "after_response",
+            },
+        },
+        "otel": {
+            "handler": "otel_wrapper.lambda_handler",
+            "task_root": folders["otel"],
+            "env": {**otlp, "ORIG_HANDLER": "app.handler", "OTEL_SERVICE_NAME": "otel"},
+        },
+        "powertools": {
+            "handler": "app.handler",
+            "task_root": folders["powertools"],
+            "env": {"AWS_XRAY_DAEMON_ADDRESS": daemon, "POWERTOOLS_SERVICE_NAME": "bench"},
+        },
+    }
+
+
+def cold_start(spec: dict[str, object], log_path: Path) -> tuple[float, float]:
+    """One cold start: ms from process start to the posted response, and the process's CPU ms.
+
+    The CPU time (user + system of the reaped child) is the steadier figure on
+    a shared machine; for ``nexs_after_response`` it also counts the export
+    done after the response.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with RuntimeAPI() as api:
+        invocation = api.submit(
+            {"order": "42"},
+            trace_id="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        )
+        process = FunctionProcess(
+            api,
+            handler=str(spec["handler"]),
+            task_root=Path(str(spec["task_root"])),
+            opt=spec.get("opt"),  # type: ignore[arg-type]
+            env=dict(spec["env"]),  # type: ignore[call-overload]
+            log_path=log_path,
+        )
+        started = time.monotonic()
+        process.start()
+        try:
+            if not invocation.finished.wait(60):
+                raise RuntimeError(f"no response; log:\n{process.output()}")
+            if invocation.response is None:
+                raise RuntimeError(f"error {invocation.error}; log:\n{process.output()}")
+            elapsed_ms = (invocation.posted_at - started) * 1000.0
+            api.wait_idle(10)  # let an after-response export finish before the process goes
+        finally:
+            process.kill()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_ms = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000.0
+    return elapsed_ms, cpu_ms
+
+
+def _requests_from(receiver: OTLPReceiver, service: str) -> int:
+    """OTLP requests whose resource is `service` (each variant exports under its own name)."""
+    return sum(
+        1
+        for received in receiver.requests
+        for spans in received.request.resource_spans
+        for attribute in spans.resource.attributes
+        if attribute.key == "service.name" and attribute.value.string_value == service
+    )
+
+
+def _drain(daemon: socket.socket) -> int:
+    """Datagrams the stand-in X-Ray daemon received."""
+    daemon.setblocking(False)
+    count = 0
+    try:
+        while daemon.recv(65536):
+            count += 1
+    except BlockingIOError:
+        pass
+    daemon.close()
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=9, help="cold starts per variant (at least 7)")
+    parser.add_argument("--json", type=Path, help="write the samples and medians here")
+    args = parser.parse_args(argv)
+    if args.runs < 7:
+        parser.error("--runs must be at least 7")
+    with tempfile.TemporaryDirectory(prefix="nexs-bench-") as tmp, OTLPReceiver() as receiver:
+        workdir = Path(tmp)
+        daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        daemon.bind(("127.0.0.1", 0))
+        opt, folders = prepare(workdir)
+        specs = variants(opt, folders, receiver, f"127.0.0.1:{daemon.getsockname()[1]}")
+        wall: dict[str, list[float]] = {name: [] for name in specs}
+        cpu: dict[str, list[float]] = {name: [] for name in specs}
+        for round_index in range(args.runs):
+            for name, spec in specs.items():
+                wall_ms, cpu_ms = cold_start(spec, workdir / f"{name}-{round_index}.log")
+                wall[name].append(wall_ms)
+                cpu[name].append(cpu_ms)
+            print(f"round {round_index + 1}/{args.runs}", file=sys.stderr)
+        datagrams = _drain(daemon)
+        exported = {name: _requests_from(receiver, name) for name in ("nexs", "nexs_after_response", "otel")}
+    report = summarise(wall, cpu)
+    print(
+        f"\nend-to-end cold start (process start -> response), {args.runs} cold starts each, Python {CURRENT}"
+    )
+    print(f"{'variant':<22}{'median ms':>11}{'- none':>9}{'paired':>9}{'CPU ms':>9}{'- none':>9}")
+    for name, row in report.items():
+        print(
+            f"{name:<22}{row['median_ms']:>11.1f}{row['overhead_ms']:>9.1f}{row['paired_overhead_ms']:>9.1f}"
+            f"{row['cpu_ms']:>9.1f}{row['cpu_overhead_ms']:>9.1f}"
+        )
+    print(f"\nOTLP requests per variant: {exported}; X-Ray datagrams (powertools): {datagrams}")
+    overhead = report["nexs"]["paired_overhead_ms"]
+    verdict = "within" if overhead <= BUDGET_MS else "OVER"
+    print(f"nexs overhead {overhead:.1f} ms (paired median): {verdict} the {BUDGET_MS:.0f} ms budget")
+    if args.json:
+        payload = {"python": CURRENT, "runs": args.runs, "wall": wall, "cpu": cpu, "report": report}
+        args.json.write_text(json.dumps(payload, indent=1))
+    return 0
+
+
+def summarise(wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Per variant: median wall and CPU ms, and their overhead over ``none`` (plain and per round)."""
+    base, base_cpu = statistics.median(wall["none"]), statistics.median(cpu["none"])
+    report = {}
+    for name, values in wall.items():
+        median = statistics.median(values)
+        report[name] = {
+            "median_ms": median,
+            "overhead_ms": median - base,
+            "paired_overhead_ms": statistics.median(v - b for v, b in zip(values, wall["none"], strict=True)),
+            "cpu_ms": statistics.median(cpu[name]),
+            "cpu_overhead_ms": statistics.median(cpu[name]) - base_cpu,
+        }
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""AWS SDK instrumentation against moto in server mode: spans, attributes, and the context each call carries."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from support.clouds import client, moto_server, receive_all, sqs_event
+
+from nexs_serverless import SpanKind, StatusCode, baggage, instrumentation, tracer
+from nexs_serverless.context import exporting
+from nexs_serverless.exporters import InMemoryExporter
+from nexs_serverless.finished import FinishedSpan
+from nexs_serverless.flushing import flush
+from nexs_serverless.testing import reset
+from nexs_serverless.triggers import describe
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    """One moto server for the module."""
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def instrumented() -> Iterator[None]:
+    """The SDK and urllib3 instrumented for the test, restored afterwards."""
+    instrumentation.instrument("botocore", "urllib3")
+    yield
+    instrumentation.uninstrument("botocore", "urllib3")
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemoryExporter]:
+    """An exporter receiving what `finish()` flushes."""
+    exporter = InMemoryExporter()
+    reset(exporters=[exporter])
+    yield exporter
+
+
+def finish(exporter: InMemoryExporter) -> list[FinishedSpan]:
+    flush()
+    return exporter.get_finished_spans()
+
+
+def queue(sqs: Any, name: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def by_name(spans: list[FinishedSpan], name: str) -> FinishedSpan:
+    return next(span for span in spans if span.name == name)
+
+
+def test_send_message_is_a_producer_span_whose_context_the_message_carries(
+    endpoint: str, spans: InMemoryExporter
+) -> None:
+    """SendMessage: a PRODUCER span; the message carries it as traceparent and AWSTraceHeader."""
+    sqs = client("sqs", endpoint)
+    url, _ = queue(sqs, "orders-send")
+    attributes = {"kind": {"DataType": "String", "StringValue": "retail"}}
+    with tracer.span("handler"):
+        sqs.send_message(QueueUrl=url, MessageBody="hello", MessageAttributes=attributes)
+    (message,) = receive_all(sqs, url)
+    send = by_name(finish(spans), "send orders-send")
+    assert send.kind == SpanKind.PRODUCER
+    assert send.attributes["messaging.system"] == "aws_sqs"
+    assert send.attributes["messaging.destination.name"] == "orders-send"
+    assert send.attributes["rpc.system"] == "aws-api"
+    assert send.attributes["rpc.service"] == "SQS"
+    assert send.attributes["rpc.method"] == "SendMessage"
+    assert send.attributes["aws.sqs.queue.url"] == url
+    assert send.attributes["messaging.message.id"] == message["MessageId"]
+    assert send.attributes["aws.request_id"]
+    expected = f"00-{send.trace_id:032x}-{send.span_id:016x}-01"
+    assert message["MessageAttributes"]["traceparent"]["StringValue"] == expected
+    assert message["MessageAttributes"]["kind"]["StringValue"] == "retail"
+    assert f"Parent={send.span_id:016x}" in message["Attributes"]["AWSTraceHeader"]
+    assert attributes == {"kind": {"DataType": "String", "StringValue": "retail"}}  # the caller's dict is untouched
+
+
+def test_the_http_request_under_an_sdk_call_is_not_traced_twice(endpoint: str, spans: InMemoryExporter) -> None:
+    """The SDK call's own span is the only one: urllib3 underneath adds none."""
+    sqs = client("sqs", endpoint)
+    url, _ = queue(sqs, "orders-single")
+    with tracer.span("handler"):
+        sqs.send_message(QueueUrl=url, MessageBody="hello")
+    assert sorted(span.name for span in finish(spans)) == ["handler", "send orders-single"]
+
+
+def test_message_attribute_limit_is_respected(endpoint: str, spans: InMemoryExporter) -> None:
+    """With 9 attributes only traceparent fits; with 10, none is added; AWSTraceHeader always is."""
+    sqs = client("sqs", endpoint)
+    url, _ = queue(sqs, "orders-full")
+    nine = {f"a{i}": {"DataType": "String", "StringValue": "x"} for i in range(9)}
+    ten = {**nine, "a9": {"DataType": "String", "StringValue": "x"}}
+    baggage.set("tenant", "acme")
+    try:
+        with tracer.span("handler"):
+            sqs.send_message(QueueUrl=url, MessageBody="nine", MessageAttributes=nine)
+            sqs.send_message(QueueUrl=url, MessageBody="ten", MessageAttributes=ten)
+    finally:
+        baggage.clear()
+    messages = {m["Body"]: m for m in receive_all(sqs, url)}
+    assert set(messages["nine"]["MessageAttributes"]) == {*nine, "traceparent"}
+    assert set(messages["ten"]["MessageAttributes"]) == set(ten)
+    assert all("AWSTraceHeader" in m["Attributes"] for m in messages.values())
+    from nexs_serverless import stats
+
+    assert stats()["propagation_skipped_attribute_limit"] == 3  # baggage once, traceparent and baggage once
+
+
+def test_send_message_batch_puts_the_context_on_every_entry(endpoint: str, spans: InMemoryExporter) -> None:
+    """SendMessageBatch: one span, every entry carries it."""
+    sqs = client("sqs", endpoint)
+    url, _ = queue(sqs, "orders-batch")
+    with tracer.span("handler"):
+        sqs.send_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(3)]
+        )
+    send = by_name(finish(spans), "send orders-batch")
+    assert send.attributes["messaging.batch.message_count"] == 3
+    parents = {m["MessageAttributes"]["traceparent"]["StringValue"] for m in receive_all(sqs, url)}
+    assert parents == {f"00-{send.trace_id:032x}-{send.span_id:016x}-01"}
+
+
+def test_sqs_message_from_moto_continues_the_trace_in_the_consumer(endpoint: str, spans: InMemoryExporter) -> None:
+    """The received message, as Lambda delivers it, makes the consumer a child of the send span."""
+    sqs = client("sqs", endpoint)
+    url, arn = queue(sqs, "orders-consume")
+    with tracer.span("handler"):
+        sqs.send_message(QueueUrl=url, MessageBody="hello")
+    send = by_name(finish(spans), "send orders-consume")
+    trigger = describe(sqs_event(receive_all(sqs, url), arn))
+    assert trigger.parent is not None
+    assert (trigger.parent.trace_id, trigger.parent.span_id) == (send.trace_id, send.span_id)
+
+
+def test_sns_publish_reaches_an_sqs_subscriber_with_its_context(endpoint: str, spans: InMemoryExporter) -> None:
+    """SNS Publish carries the context in message attributes, through an SQS subscription."""
+    sns, sqs = client("sns", endpoint), client("sqs", endpoint)
+    url, arn = queue(sqs, "from-topic")
+    topic = sns.create_topic(Name="orders-topic")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    with tracer.span("handler"):
+        sns.publish(TopicArn=topic, Message="hello")
+    publish = by_name(finish(spans), "send orders-topic")
+    assert publish.kind == SpanKind.PRODUCER
+    assert publish.attributes["aws.sns.topic.arn"] == topic
+    trigger = describe(sqs_event(receive_all(sqs, url), arn))
+    assert trigger.parent is not None
+    assert trigger.parent.span_id == publish.span_id
+    assert trigger.attributes["aws.sns.topic.arn"] == topic
+
+
+def test_put_events_carries_the_context_in_the_detail_and_trace_header(endpoint: str, spans: InMemoryExporter) -> None:
+    """PutEvents: `_nexs` in the JSON detail (read by the EventBridge trigger) and the X-Ray TraceHeader."""
+    events_client, sqs = client("events", endpoint), client("sqs", endpoint)
+    url, arn = queue(sqs, "from-bus")
+    events_client.put_rule(Name="orders", EventPattern=json.dumps({"source": ["com.example.orders"]}))
+    events_client.put_targets(Rule="orders", Targets=[{"Id": "q", "Arn": arn}])
+    captured: list[dict[str, Any]] = []
+    events_client.meta.events.register("before-call.eventbridge.PutEvents", lambda params, **_: captured.append(params))
+    detail = {"orderId": "42"}
+    with tracer.span("handler"):
+        events_client.put_events(
+            Entries=[{"Source": "com.example.orders", "DetailType": "OrderPlaced", "Detail": json.dumps(detail)}]
+        )
+    put = by_name(finish(spans), "send default")
+    assert put.attributes["messaging.system"] == "aws_eventbridge"
+    (entry,) = json.loads(captured[0]["body"])["Entries"]
+    assert f"Parent={put.span_id:016x}" in entry["TraceHeader"]
+    (message,) = receive_all(sqs, url)
+    trigger = describe(json.loads(message["Body"]))
+    assert trigger.parent is not None
+    assert trigger.parent.span_id == put.span_id
+    assert detail == {"orderId": "42"}
+
+
+def test_kinesis_put_record_carries_the_context_in_json_data(endpoint: str, spans: InMemoryExporter) -> None:
+    """PutRecord: a `_nexs` carrier inside JSON data, read back by the Kinesis trigger."""
+    kinesis = client("kinesis", endpoint)
+    kinesis.create_stream(StreamName="clicks", ShardCount=1)
+    with tracer.span("handler"):
+        kinesis.put_record(StreamName="clicks", Data=b'{"page":"/"}', PartitionKey="k")
+        kinesis.put_record(StreamName="clicks", Data=b"\x00binary", PartitionKey="k")
+    put = by_name(finish(spans), "send clicks")
+    shard = kinesis.describe_stream(StreamName="clicks")["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName="clicks", ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    first, second = kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    assert second["Data"] == b"\x00binary"  # not JSON: left alone
+    record = {
+        "kinesis": {"data": base64.b64encode(first["Data"]).decode(), "partitionKey": "k"},
+        "eventSource": "aws:kinesis",
+        "eventID": "shardId-000000000000:1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/clicks",
+    }
+    trigger = describe({"Records": [record]})
+    assert trigger.parent is not None
+    assert trigger.parent.span_id == put.span_id
+
+
+def test_lambda_invoke_and_start_execution_carry_the_context(spans: InMemoryExporter) -> None:
+    """Invoke writes ClientContext.custom; StartExecution writes traceHeader and `_nexs` in the input."""
+    from botocore.stub import Stubber
+
+    lambda_client = client("lambda", "http://127.0.0.1:9")
+    sfn = client("stepfunctions", "http://127.0.0.1:9")
+    sent: list[dict[str, Any]] = []
+    for one in (lambda_client, sfn):
+        one.meta.events.register("before-call", lambda params, **_: sent.append(params))
+    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:orders"
+    with Stubber(lambda_client) as lambda_stub, Stubber(sfn) as sfn_stub:
+        lambda_stub.add_response("invoke", {"StatusCode": 200})
+        sfn_stub.add_response("start_execution", {"executionArn": machine + ":1", "startDate": "2026-11-28"})
+        with tracer.span("handler"):
+            lambda_client.invoke(FunctionName="charge", Payload=b"{}")
+            sfn.start_execution(stateMachineArn=machine, input=json.dumps({"orderId": "42"}))
+    finished = finish(spans)
+    invoke, start = by_name(finished, "Lambda.Invoke"), by_name(finished, "SFN.StartExecution")
+    assert invoke.kind == SpanKind.CLIENT
+    assert invoke.attributes["faas.invoked_name"] == "charge"
+    assert start.attributes["aws.step_functions.state_machine.arn"] == machine
+    custom = json.loads(base64.b64decode(sent[0]["headers"]["X-Amz-Client-Context"]))["custom"]
+    assert custom["traceparent"] == f"00-{invoke.trace_id:032x}-{invoke.span_id:016x}-01"
+    body = json.loads(sent[1]["body"])
+    assert f"Parent={start.span_id:016x}" in body["traceHeader"]
+    assert json.loads(body["input"])["_nexs"]["traceparent"].endswith(f"{start.span_id:016x}-01")
+
+
+def test_a_failed_call_is_an_error_span_and_the_error_propagates(endpoint: str, spans: InMemoryExporter) -> None:
+    """An SDK error is recorded on the span (status, error.type, exception event) and raised unchanged."""
+    sqs = client("sqs", endpoint)
+    with tracer.span("handler"), pytest.raises(sqs.exceptions.QueueDoesNotExist):
+        sqs.send_message(QueueUrl=f"{endpoint}/123456789012/missing", MessageBody="x")
+    send = by_name(finish(spans), "send missing")
+    assert send.status_code == StatusCode.ERROR
+    assert send.attributes["error.type"] == "QueueDoesNotExist"
+    assert send.events[0].name == "exception"
+    assert send.attributes["http.response.status_code"] == 400
+
+
+def test_parameter_errors_end_the_span_too(spans: InMemoryExporter) -> None:
+    """botocore rejecting the parameters (no request sent) still ends the span, as an error."""
+    from botocore.exceptions import ParamValidationError
+
+    sqs = client("sqs", "http://127.0.0.1:9")
+    with tracer.span("handler"), pytest.raises(ParamValidationError):
+        sqs.send_message(QueueUrl="https://q", MessageBody=42)
+    send = by_name(finish(spans), "send q")
+    assert send.end_ns
+    assert send.status_code == StatusCode.ERROR
+
+
+def test_calls_outside_a_trace_are_not_traced(endpoint: str, spans: InMemoryExporter) -> None:
+    """No current span (init code): no span, no context added."""
+    sqs = client("sqs", endpoint)
+    url, _ = queue(sqs, "orders-outside")
+    sqs.send_message(QueueUrl=url, MessageBody="hello")
+    (message,) = receive_all(sqs, url)
+    assert "MessageAttributes" not in message
+    assert finish(spans) == []
+
+
+def test_calls_made_while_exporting_are_not_traced(endpoint: str, spans: InMemoryExporter) -> None:
+    """The tracer's own export calls (suppressed context) get no span."""
+    import time
+
+    sqs = client("sqs", endpoint)
+    with tracer.span("handler"), exporting(time.monotonic() + 5):
+        sqs.list_queues()
+    done = finish(spans)
+    assert [span.name for span in done] == ["handler"], [(s.name, s.attributes, s.parent_span_id) for s in done]
+
+
+def test_uninstrument_restores_the_sdk(endpoint: str, spans: InMemoryExporter) -> None:
+    """After `uninstrument`, calls are plain again, even on clients made while instrumented."""
+    sqs = client("sqs", endpoint)
+    instrumentation.uninstrument("botocore")
+    with tracer.span("handler"):
+        sqs.list_queues()
+    assert [span.name for span in finish(spans)] == ["handler"]
+
+
+def test_clients_created_before_instrumenting_are_traced(endpoint: str, spans: InMemoryExporter) -> None:
+    """A client made at import time (before the first invocation) is instrumented too."""
+    instrumentation.uninstrument("botocore")
+    sqs = client("sqs", endpoint)
+    instrumentation.instrument("botocore")
+    with tracer.span("handler"):
+        sqs.list_queues()
+    assert sorted(span.name for span in finish(spans)) == ["SQS.ListQueues", "handler"]

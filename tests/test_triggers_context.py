@@ -1,0 +1,369 @@
+"""Lambda triggers: for every shipped event, the trace id, parent, links and attributes of the root span."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from nexs_serverless import SpanKind, baggage, propagation, traced_handler
+from nexs_serverless.exporters import InMemoryExporter
+from nexs_serverless.finished import FinishedSpan
+from nexs_serverless.testing import LambdaContext, events, reset
+from nexs_serverless.triggers.step_functions import derived_context
+
+W3C_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+XRAY_TRACE = "6749f3a05759e988bd862e3fe1be46a9"
+ENV_HEADER = "Root=1-11111111-222222222222222222222222;Parent=3333333333333333;Sampled=1"
+ENV_TRACE = "11111111222222222222222222222222"
+CONSUMER, SERVER = SpanKind.CONSUMER, SpanKind.SERVER
+
+# name -> (faas.trigger, kind, span name, trace id, parent span id, links, attributes that must be there)
+CASES: dict[str, tuple[str, int, str, str | None, str | None, int, dict[str, object]]] = {
+    # REST and HTTP APIs: both traceparent and an X-Ray header with a Parent; with the default
+    # OTEL_PROPAGATORS (tracecontext,baggage,xray) the later format, X-Ray, wins, as in OpenTelemetry.
+    "api-gateway-v1": (
+        "http",
+        SERVER,
+        "GET /orders/{id}",
+        XRAY_TRACE,
+        "53995c3f42cd8ad8",
+        0,
+        {"http.route": "/orders/{id}", "http.request.method": "GET", "url.path": "/orders/42"},
+    ),
+    "api-gateway-v2": ("http", SERVER, "POST /orders", XRAY_TRACE, "53995c3f42cd8ad8", 0, {"url.query": "dryRun=false"}),
+    "function-url": ("http", SERVER, "POST", XRAY_TRACE, "53995c3f42cd8ad8", 0, {"nexs.trigger.source": "lambda_url"}),
+    # ALB's X-Amzn-Trace-Id has a Root and no Parent: not a context, so traceparent is used.
+    "alb": ("http", SERVER, "GET", W3C_TRACE, "00f067aa0ba902b7", 0, {"nexs.trigger.source": "alb"}),
+    # Two messages from two traces: linked, and the invocation starts its own trace.
+    "sqs": (
+        "pubsub",
+        CONSUMER,
+        "process orders",
+        None,
+        None,
+        2,
+        {"messaging.system": "aws_sqs", "messaging.batch.message_count": 2, "messaging.destination.name": "orders"},
+    ),
+    "sns-sqs": (
+        "pubsub",
+        CONSUMER,
+        "process orders-from-sns",
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
+        1,
+        {"aws.sns.topic.arn": "arn:aws:sns:us-east-1:123456789012:orders-topic"},
+    ),
+    "sns": (
+        "pubsub",
+        CONSUMER,
+        "process orders-topic",
+        W3C_TRACE,
+        "00f067aa0ba902b7",
+        0,
+        {"messaging.system": "aws_sns", "messaging.message.id": "95df01b4-ee98-5cb9-9903-4c221d41eb5e"},
+    ),
+    "eventbridge": (
+        "pubsub",
+        CONSUMER,
+        "process com.example.orders",
+        None,
+        None,
+        0,
+        {"nexs.eventbridge.detail_type": "OrderPlaced", "messaging.system": "aws_eventbridge"},
+    ),
+    "eventbridge-scheduled": ("timer", SERVER, "Scheduled Event", None, None, 0, {"faas.time": "2026-11-28T10:00:00Z"}),
+    "kinesis": (
+        "pubsub",
+        CONSUMER,
+        "process orders",
+        None,
+        None,
+        0,
+        {"aws.kinesis.stream_name": "orders", "messaging.destination.partition.id": "shardId-000000000006"},
+    ),
+    "dynamodb": (
+        "datasource",
+        SERVER,
+        "insert orders",
+        None,
+        None,
+        0,
+        {"faas.document.collection": "orders", "faas.document.operation": "insert", "aws.dynamodb.table_names": ("orders",)},
+    ),
+    "s3": (
+        "datasource",
+        SERVER,
+        "insert orders-bucket",
+        None,
+        None,
+        0,
+        {"faas.document.name": "uploads/order-42.json", "aws.s3.bucket": "orders-bucket"},
+    ),
+}
+
+
+def run(event: object, context: object | None = None) -> list[FinishedSpan]:
+    """Invoke a traced handler with `event` and return every exported span."""
+    exporter = InMemoryExporter()
+    reset(exporters=[exporter], environ=_environ)
+
+    @traced_handler
+    def handler(event: object, context: object) -> dict[str, int]:
+        return {"statusCode": 200}
+
+    handler(event, context or LambdaContext())
+    return exporter.get_finished_spans()
+
+
+_environ: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from an empty configuration (tests put variables in `_environ`)."""
+    _environ.clear()
+
+
+def root_of(spans: list[FinishedSpan]) -> FinishedSpan:
+    return next(span for span in spans if not span.parent_span_id or span.parent_is_remote)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_shipped_event_gives_trace_parent_links_and_attributes(name: str) -> None:
+    """Each sample event's root span: faas.trigger, kind, name, trace, parent, links, attributes."""
+    trigger, kind, span_name, trace, parent, links, attrs = CASES[name]
+    (root,) = run(events.load(name))
+    assert root.attributes["faas.trigger"] == trigger
+    assert root.kind == kind
+    assert root.name == span_name
+    if trace is None:
+        assert not root.parent_span_id
+    else:
+        assert f"{root.trace_id:032x}" == trace
+        assert f"{root.parent_span_id:016x}" == parent
+        assert root.parent_is_remote
+    assert len(root.links) == links
+    for key, value in attrs.items():
+        assert root.attributes[key] == value, key
+
+
+def test_sqs_links_carry_each_message_context_and_id() -> None:
+    """The batch's links point at each message's producer, tagged with its message id."""
+    (root,) = run(events.load("sqs"))
+    assert [(f"{link.context.trace_id:032x}", link.attributes["messaging.message.id"]) for link in root.links] == [
+        ("6749f3a05759e988bd862e3fe1be46a9", "059f36b4-87a3-44ab-83d2-661975830a7d"),
+        ("6749f3a14fcb6b3e9a2d4c5e8f7a6b5c", "2e1424d4-f796-459a-8184-9c92662be6da"),
+    ]
+
+
+def test_sqs_batch_of_one_continues_the_message_trace() -> None:
+    """A single message's context is the parent as well as a link."""
+    event = events.load("sqs")
+    event["Records"] = event["Records"][:1]
+    (root,) = run(event)
+    assert f"{root.trace_id:032x}" == "6749f3a05759e988bd862e3fe1be46a9"
+    assert f"{root.parent_span_id:016x}" == "53995c3f42cd8ad8"
+    assert root.attributes["messaging.message.id"] == "059f36b4-87a3-44ab-83d2-661975830a7d"
+    assert len(root.links) == 1
+
+
+def test_sqs_aws_trace_header_alone_is_read() -> None:
+    """Without message attributes, the AWSTraceHeader system attribute (X-Ray format) gives the context."""
+    event = events.sqs(messages=["one"])
+    event["Records"][0]["messageAttributes"] = {}
+    (root,) = run(event)
+    assert f"{root.trace_id:032x}" == "6749f3a05759e988bd862e3fe1be46a9"
+    assert root.attributes["nexs.context.source"] == "xray"
+
+
+def test_sqs_message_attributes_win_over_aws_trace_header_by_default() -> None:
+    """With both, the message attributes (headers) come before AWSTraceHeader (xray)."""
+    event = events.sqs(messages=["one"])
+    event["Records"][0]["attributes"]["AWSTraceHeader"] = ENV_HEADER
+    (root,) = run(event)
+    assert f"{root.trace_id:032x}" == "6749f3a05759e988bd862e3fe1be46a9"
+    _environ["NEXS_CONTEXT_PRECEDENCE"] = "xray,headers"
+    (root,) = run(event)
+    assert f"{root.trace_id:032x}" == ENV_TRACE
+
+
+def test_sqs_per_message_mode_adds_one_process_span_per_message() -> None:
+    """NEXS_SQS_MODE=per_message: a CONSUMER span per message, child of the root, linked to its message."""
+    _environ["NEXS_SQS_MODE"] = "per_message"
+    spans = run(events.load("sqs"))
+    root = root_of(spans)
+    messages = [span for span in spans if span is not root]
+    assert not root.links
+    assert len(messages) == 2
+    for span, record in zip(messages, events.load("sqs")["Records"], strict=True):
+        assert span.parent_span_id == root.span_id
+        assert span.kind == CONSUMER
+        assert span.name == "process orders"
+        assert span.attributes["messaging.message.id"] == record["messageId"]
+        (link,) = span.links
+        assert f"{link.context.trace_id:032x}" == record["messageAttributes"]["traceparent"]["stringValue"][3:35]
+        assert span.end_ns <= root.end_ns
+
+
+def test_kinesis_records_with_our_payload_carrier_are_linked() -> None:
+    """Records whose JSON data holds a `_nexs` carrier link to it; one trace becomes the parent."""
+    carrier = {"traceparent": f"00-{W3C_TRACE}-00f067aa0ba902b7-01"}
+    event = events.kinesis(records=[{"orderId": "1", "_nexs": carrier}, {"orderId": "2", "_nexs": carrier}])
+    (root,) = run(event)
+    assert f"{root.trace_id:032x}" == W3C_TRACE
+    assert len(root.links) == 2
+    assert root.attributes["messaging.batch.message_count"] == 2
+
+
+def test_kinesis_data_that_is_not_json_is_ignored() -> None:
+    """Binary or non-JSON records carry no context and break nothing."""
+    event = events.kinesis(records=[b"\x00\xff binary", "plain text"])
+    event["Records"][0]["kinesis"]["data"] = "not base64 !!"
+    (root,) = run(event)
+    assert not root.links
+    assert not root.parent_span_id
+
+
+def test_eventbridge_detail_carrier_gives_the_parent() -> None:
+    """A `_nexs` carrier in the detail (written by our PutEvents instrumentation) is the parent."""
+    event = events.eventbridge(detail={"orderId": "42", "_nexs": {"traceparent": f"00-{W3C_TRACE}-00f067aa0ba902b7-01"}})
+    (root,) = run(event)
+    assert f"{root.trace_id:032x}" == W3C_TRACE
+
+
+def test_step_functions_trace_is_derived_from_the_execution_arn() -> None:
+    """Without a carried context, every function of one execution derives the same trace and parent."""
+    first = root_of(run(events.load("step-functions")))
+    event = events.load("step-functions")
+    event["State"]["Name"] = "ShipOrder"
+    second = root_of(run(event))
+    expected = derived_context(events.load("step-functions")["Execution"]["Id"])
+    assert first.trace_id == second.trace_id == expected.trace_id
+    assert first.parent_span_id == second.parent_span_id == expected.span_id
+    assert first.name == "ChargeCard"
+    assert first.attributes["nexs.context.source"] == "derived"
+    assert first.attributes["aws.step_functions.state_machine.arn"].endswith(":stateMachine:order-workflow")
+    other = events.load("step-functions")
+    other["Execution"]["Id"] += "-2"
+    assert root_of(run(other)).trace_id != first.trace_id
+
+
+def test_step_functions_input_carrier_wins_over_derivation() -> None:
+    """A `_nexs` carrier in the execution input (StartExecution instrumentation) is the parent."""
+    event = events.load("step-functions")
+    event["Execution"]["Input"]["_nexs"] = {"traceparent": f"00-{W3C_TRACE}-00f067aa0ba902b7-01"}
+    root = root_of(run(event))
+    assert f"{root.trace_id:032x}" == W3C_TRACE
+    assert root.attributes["nexs.context.source"] == "headers"
+
+
+def test_direct_invoke_client_context_gives_the_parent() -> None:
+    """A direct Invoke's clientContext.custom (written by our Invoke instrumentation) is the parent."""
+    context = LambdaContext(client_context={"custom": {"traceparent": f"00-{W3C_TRACE}-00f067aa0ba902b7-01"}})
+    (root,) = run({"orderId": "42"}, context)
+    assert root.attributes["faas.trigger"] == "other"
+    assert f"{root.trace_id:032x}" == W3C_TRACE
+
+
+def test_runtime_w3c_client_context_field_is_read() -> None:
+    """The runtime's `context.w3c()` (clientContext.w3c) is read like the custom fields."""
+    context = LambdaContext()
+    context.w3c = lambda: {"traceparent": f"00-{W3C_TRACE}-00f067aa0ba902b7-01"}  # type: ignore[attr-defined]
+    (root,) = run({"orderId": "42"}, context)
+    assert f"{root.trace_id:032x}" == W3C_TRACE
+
+
+def test_xray_environment_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the event carries nothing, a sampled _X_AMZN_TRACE_ID is the parent."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", ENV_HEADER)
+    (root,) = run(events.load("eventbridge"))
+    assert f"{root.trace_id:032x}" == ENV_TRACE
+    assert f"{root.parent_span_id:016x}" == "3333333333333333"
+    assert root.attributes["nexs.context.source"] == "xray"
+
+
+def test_unsampled_xray_environment_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lambda sets Sampled=0 ids even with tracing off: they start no trace of ours."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", ENV_HEADER.replace("Sampled=1", "Sampled=0"))
+    (root,) = run(events.load("eventbridge"))
+    assert not root.parent_span_id
+
+
+def test_event_headers_win_over_the_xray_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default precedence: the event's own context before Lambda's X-Ray context."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", ENV_HEADER)
+    (root,) = run(events.load("alb"))
+    assert f"{root.trace_id:032x}" == W3C_TRACE
+
+
+def test_precedence_can_put_xray_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NEXS_CONTEXT_PRECEDENCE=xray,headers makes Lambda's X-Ray context the parent."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", ENV_HEADER)
+    _environ["NEXS_CONTEXT_PRECEDENCE"] = "xray,headers"
+    (root,) = run(events.load("alb"))
+    assert f"{root.trace_id:032x}" == ENV_TRACE
+
+
+def test_a_source_left_out_of_the_precedence_is_never_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NEXS_CONTEXT_PRECEDENCE=headers ignores X-Ray entirely."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", ENV_HEADER)
+    _environ["NEXS_CONTEXT_PRECEDENCE"] = "headers"
+    (root,) = run(events.load("eventbridge"))
+    assert not root.parent_span_id
+
+
+def test_w3c_first_when_configured_so() -> None:
+    """OTEL_PROPAGATORS=xray,tracecontext: the W3C header of an API Gateway event wins."""
+    _environ["OTEL_PROPAGATORS"] = "xray,tracecontext,baggage"
+    (root,) = run(events.load("api-gateway-v1"))
+    assert f"{root.trace_id:032x}" == W3C_TRACE
+    assert f"{root.parent_span_id:016x}" == "00f067aa0ba902b7"
+
+
+def test_multi_value_headers_alone_are_read() -> None:
+    """A REST API event with only multiValueHeaders still gives its context."""
+    event = events.load("api-gateway-v1")
+    event["headers"] = None
+    del event["multiValueHeaders"]["X-Amzn-Trace-Id"]
+    (root,) = run(event)
+    assert f"{root.trace_id:032x}" == W3C_TRACE
+
+
+def test_incoming_baggage_is_readable_in_the_handler_and_goes_out_again() -> None:
+    """Baggage from the request is current during the handler, written on outgoing calls, then gone."""
+    event = events.api_gateway_v2(headers={"baggage": "tenant=acme", "x-amzn-trace-id": None})
+    seen: list[object] = []
+    reset(exporters=[InMemoryExporter()])
+
+    @traced_handler
+    def handler(event: object, context: object) -> None:
+        outgoing: dict[str, str] = {}
+        propagation.inject(outgoing)
+        seen.extend([baggage.get("tenant"), outgoing.get("baggage")])
+
+    handler(event, LambdaContext())
+    assert seen == ["acme", "tenant=acme"]
+    assert baggage.get("tenant") is None
+
+
+def test_xray_lineage_goes_out_with_the_same_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lineage received with the X-Ray context is written again on outgoing calls of that trace."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", ENV_HEADER + ";Lineage=a87bd80c:1")
+    headers: dict[str, str] = {}
+    reset(exporters=[InMemoryExporter()])
+
+    @traced_handler
+    def handler(event: object, context: object) -> None:
+        propagation.inject(headers)
+
+    handler({"any": "payload"}, LambdaContext())
+    assert headers["X-Amzn-Trace-Id"].startswith("Root=1-11111111-222222222222222222222222;Parent=")
+    assert headers["X-Amzn-Trace-Id"].endswith(";Sampled=1;Lineage=a87bd80c:1")
+
+
+def test_kinesis_base64_of_payload_carrier_round_trips() -> None:
+    """The sample's base64 data decodes to the JSON the factories encode (guards the fixture)."""
+    data = events.load("kinesis")["Records"][0]["kinesis"]["data"]
+    assert json.loads(base64.b64decode(data)) == {"orderId": "42", "status": "placed"}
