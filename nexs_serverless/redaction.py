@@ -153,6 +153,7 @@ class Redactor:
     def __call__(self, spans: list[Span]) -> list[Span]:
         """Redact every span of the batch in place; returns the same list."""
         detectors = self._detectors
+        clean = self._clean
         for span in spans:
             attributes = span.attributes
             if attributes:
@@ -162,8 +163,9 @@ class Redactor:
             if span.links:
                 span.links = [self._link(link) for link in span.links]
             if detectors:
-                name = self._text(span.name)
-                span.name = name if type(name) is str else REDACTED
+                if span.name not in clean:  # names repeat: usually one set lookup
+                    name = self._text(span.name)
+                    span.name = name if type(name) is str else REDACTED
                 if span.status_description:
                     description = self._text(span.status_description)
                     span.status_description = description if type(description) is str else REDACTED

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import re
 
+from .redaction_keys import KEY_HINTS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -259,6 +261,13 @@ class _Assignment(Detector):
     def spans(self, text: str) -> list[tuple[int, int]]:
         """The value part of each assignment whose key names a secret."""
         if "=" not in text and '":' not in text and "':" not in text:
+            return []
+        # The regex costs microseconds on a URL; most texts with '=' name no secret at all.
+        lowered = text.lower()
+        for hint in KEY_HINTS:
+            if hint in lowered:
+                break
+        else:
             return []
         found: list[tuple[int, int]] = []
         for match in self.pattern.finditer(text):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 
-__all__ = ["EXEMPT", "glob", "is_secret_key"]
+__all__ = ["EXEMPT", "KEY_HINTS", "glob", "is_secret_key"]
 
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _SECRET_WORDS = frozenset(
@@ -57,6 +57,10 @@ _DESCRIBING = frozenset(
         "url",
     }
 )
+
+# Every key `is_secret_key` accepts contains one of these, lower-cased (each secret
+# word or pair holds one): text without any of them cannot hold a secret ``key=value``.
+KEY_HINTS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "credential", "signature")
 
 # Keys whose values this layer fills from platform facts (ids, names, regions,
 # ARNs, methods): detectors skip them unless a key rule names them. tenant.id is

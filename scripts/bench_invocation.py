@@ -4,6 +4,8 @@ Every variant exports to the same receiver (started as its own process by
 `bench_export.py --serve`, so it does not share our GIL) over HTTP:
 
 - ``nexs_serverless``: `@traced_handler`, OTLP/HTTP exporter, flush on return.
+- ``nexs_serverless_xray_udp``: the same with the X-Ray exporter over UDP (segment documents),
+  the like-for-like comparison with Powertools.
 - ``opentelemetry_lambda``: the OpenTelemetry SDK with its OTLP/HTTP exporter behind a
   BatchSpanProcessor and a force_flush at the end of each invocation, which is what
   `opentelemetry-instrumentation-aws-lambda` does after the handler returns.
@@ -41,12 +43,17 @@ def work(span: Callable[..., object]) -> None:
             pass
 
 
-def ours(endpoint: str) -> Callable[[], object]:
+def ours(endpoint: str, daemon: str | None = None) -> Callable[[], object]:
     from nexs_serverless import configure, traced_handler, tracer
-    from nexs_serverless.exporters import OTLPHttpExporter
+    from nexs_serverless.exporters import OTLPHttpExporter, XRayExporter
     from nexs_serverless.testing import LambdaContext
 
-    configure(exporters=[OTLPHttpExporter(endpoint=endpoint)], environ={})
+    exporter = (
+        XRayExporter(daemon_address=daemon, transport="udp", mode="segments")
+        if daemon
+        else OTLPHttpExporter(endpoint=endpoint)
+    )
+    configure(exporters=[exporter], environ={})
 
     @traced_handler
     def handler(event: object, context: object) -> dict[str, int]:
@@ -155,6 +162,8 @@ def make(name: str, endpoint: str, daemon: str) -> Callable[[], object]:
     """The invoke callable of variant `name`."""
     if name == "nexs_serverless":
         return ours(endpoint)
+    if name == "nexs_serverless_xray_udp":
+        return ours(endpoint, daemon)
     if name == "opentelemetry_lambda":
         return opentelemetry_lambda(endpoint)
     if name == "powertools_tracer":
@@ -162,7 +171,7 @@ def make(name: str, endpoint: str, daemon: str) -> Callable[[], object]:
     return untraced()
 
 
-VARIANTS = ("nexs_serverless", "opentelemetry_lambda", "powertools_tracer", "untraced")
+VARIANTS = ("nexs_serverless", "nexs_serverless_xray_udp", "opentelemetry_lambda", "powertools_tracer", "untraced")
 
 
 def main() -> None:

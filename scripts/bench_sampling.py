@@ -2,10 +2,12 @@
 
 One `@traced_handler` on an API Gateway v2 event, doing five child spans with
 three attributes each, is invoked in-process with a Lambda context stand-in.
-The exporter is a null one (it only counts), so the numbers are the tracer's
-own work: root and child spans, the flush, the pipeline stages (redaction is
-on by default) and the export call. Variants run interleaved, in rounds, so
-machine noise hits them alike; the report is the median per invocation.
+Two exporters: a null one (it only counts), so the numbers are the tracer's
+own work (spans, flush, pipeline stages with redaction on by default, the
+export call); and one that encodes each batch to OTLP protobuf without
+sending it, the minimum a real back end costs, which tail sampling saves on
+the invocations it drops. Variants run interleaved, in rounds, so machine
+noise hits them alike; the report is the median per invocation.
 
 Variants:
   disabled        the kill switch on (OTEL_SDK_DISABLED): the floor, body and wrapper only
@@ -62,6 +64,17 @@ class NullExporter:
         return None
 
 
+class EncodingExporter(NullExporter):
+    """Encodes each batch as an OTLP request body, as the OTLP exporters do, and drops it."""
+
+    def export(self, spans: Sequence[object]) -> ExportResult:
+        from nexs_serverless.exporters.otlp_encode import encode_spans
+
+        if spans:
+            encode_spans(spans)  # type: ignore[arg-type]
+        return super().export(spans)
+
+
 def work(event: dict[str, Any], context: object) -> dict[str, int]:
     for step in range(5):
         with tracer.span("step", attributes={"step": step, "order.id": "ORD-00042", "cache.hit": False}):
@@ -87,14 +100,14 @@ def measure(handler: Callable[..., object], context: object, invocations: int) -
     return (time.perf_counter_ns() - started) / invocations / 1000.0
 
 
-def run(rounds: int, invocations: int) -> dict[str, dict[str, float]]:
+def run(rounds: int, invocations: int, exporter_class: type[NullExporter]) -> dict[str, dict[str, float]]:
     context = LambdaContext(timeout_ms=900_000)
     traced = traced_handler(work)
     samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
     exported: dict[str, int] = {}
     for round_index in range(rounds + 1):  # round 0 warms every variant up
         for name, environ in VARIANTS.items():
-            exporter = NullExporter()
+            exporter = exporter_class()
             configure(environ=environ, exporters=[exporter])
             elapsed = measure(traced, context, invocations)
             exported[name] = exporter.spans
@@ -118,18 +131,24 @@ def main() -> None:
     parser.add_argument("--invocations", type=int, default=400)
     parser.add_argument("--json", help="write results here")
     args = parser.parse_args()
-    results = run(args.rounds, args.invocations)
+    everything = {}
     print(f"sampling: median of {args.rounds} rounds x {args.invocations} invocations (5 child spans each)")
-    print(f"{'variant':16} {'us/invocation':>14} {'x sampled':>10} {'spans exported':>15}")
-    for name, r in results.items():
-        print(
-            f"{name:16} {r['us_per_invocation_median']:14.1f} {r['vs_sampled']:10.2f}"
-            f" {int(r['spans_exported_last_round']):15d}"
-        )
+    for label, exporter_class in (
+        ("null exporter", NullExporter),
+        ("OTLP-encoding exporter", EncodingExporter),
+    ):
+        results = everything[label] = run(args.rounds, args.invocations, exporter_class)
+        print(f"\n{label}")
+        print(f"{'variant':16} {'us/invocation':>14} {'x sampled':>10} {'spans exported':>15}")
+        for name, r in results.items():
+            print(
+                f"{name:16} {r['us_per_invocation_median']:14.1f} {r['vs_sampled']:10.2f}"
+                f" {int(r['spans_exported_last_round']):15d}"
+            )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(
-                {"rounds": args.rounds, "invocations": args.invocations, "results": results}, fh, indent=2
+                {"rounds": args.rounds, "invocations": args.invocations, "results": everything}, fh, indent=2
             )
 
 

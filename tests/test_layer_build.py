@@ -27,13 +27,21 @@ def _load_build_script() -> ModuleType:
 
 
 build = _load_build_script()
+_built: list[Path] = []
+
+
+def core_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The core layer for this interpreter's version, precompiled: built once per test session."""
+    if not _built:
+        out = tmp_path_factory.mktemp("dist")
+        _built.append(build.build_layer(python_version=CURRENT, arch="x86_64", out_dir=out, precompile=True))
+    return _built[0]
 
 
 @pytest.fixture(scope="module")
 def core_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The core layer for this interpreter's version, precompiled (built once for the module)."""
-    out = tmp_path_factory.mktemp("dist")
-    return build.build_layer(python_version=CURRENT, arch="x86_64", out_dir=out, precompile=True)
+    """The core layer zip (shared with the runtime and template tests)."""
+    return core_layer(tmp_path_factory)
 
 
 def _names(path: Path) -> list[str]:

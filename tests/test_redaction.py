@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nexs_serverless import ConfigError, stats, traced_handler, tracer
+from nexs_serverless import ConfigError, redaction_keys, stats, traced_handler, tracer
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.redaction import Redactor, from_settings, is_secret_key
 from nexs_serverless.redaction_capture import redact_capture
@@ -154,6 +154,14 @@ def test_credential_precheck_covers_every_credential_trigger() -> None:
     triggers = {t for name in CREDENTIALS for d in build(name, is_secret_key) for t in d.triggers}
     assert all(may_hold_credentials(f"x{t}x") for t in triggers)
     assert not may_hold_credentials("arn:aws:lambda:us-east-1:123456789012:function:orders")
+
+
+def test_every_secret_key_contains_a_key_hint() -> None:
+    """The assignment detector's shortcut (skip text without a hint) cannot miss a secret key name."""
+    words = redaction_keys._SECRET_WORDS | {"auth"} | {a + b for a, b in redaction_keys._SECRET_PAIRS}
+    assert all(any(hint in word for hint in redaction_keys.KEY_HINTS) for word in words)
+    keys = ["X-Api-Key", "apiKey", "PRIVATE_KEY", "basic_auth", "db.Passwd", "X-Amz-Security-Token"]
+    assert all(is_secret_key(k) and any(h in k.lower() for h in redaction_keys.KEY_HINTS) for k in keys)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from support.otlp_receiver import Fault, OTLPReceiver
 from support.runtime_api import FunctionProcess, RuntimeAPI
-from test_layer_build import build
+from test_layer_build import core_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = Path(__file__).resolve().parent / "support" / "functions"
@@ -49,10 +49,8 @@ def unpack(archive_path: Path, destination: Path) -> None:
 @pytest.fixture(scope="module")
 def opt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The core layer for this interpreter, unpacked into a temporary /opt."""
-    dist = tmp_path_factory.mktemp("dist")
-    archive_path = build.build_layer(python_version=CURRENT, arch="x86_64", out_dir=dist, precompile=True)
     folder = tmp_path_factory.mktemp("opt")
-    unpack(archive_path, folder)
+    unpack(core_layer(tmp_path_factory), folder)
     return folder
 
 
@@ -324,7 +322,7 @@ def outcome(api: RuntimeAPI, event: dict[str, Any], timeout_ms: int) -> tuple[An
     )
 
 
-EDGE_CASES = {"raises": ({"order": 7}, 30_000), "unserialisable": ({}, 30_000), "hangs": ({}, 1_000)}
+EDGE_CASES = {"raises": ({"order": 7}, 30_000), "unserialisable": ({}, 30_000), "hangs": ({}, 700)}
 _baselines: dict[str, tuple[Any, ...]] = {}
 
 
@@ -345,7 +343,7 @@ def test_runtime_sees_the_same_outcome_with_the_layer(
     """Raising, hanging past the deadline, returning what JSON cannot encode: as without the layer."""
     expected = baseline(case, tmp_path)
     event, timeout_ms = EDGE_CASES[case]
-    env = {"FIXTURE_DECORATE": "0" if zero_code else "1", "NEXS_TIMEOUT_GUARD_MS": "400"}
+    env = {"FIXTURE_DECORATE": "0" if zero_code else "1", "NEXS_TIMEOUT_GUARD_MS": "300"}
     with start(
         api, tmp_path, handler=f"edge.{case}", task_root=FUNCTIONS, opt=opt, zero_code=zero_code,
         receiver=receiver, env=env,

@@ -26,7 +26,7 @@ from boto3.session import Session
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
-from test_layer_build import build
+from test_layer_build import core_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ["template.yaml", "template-zero-code.yaml"]
@@ -80,51 +80,55 @@ def package(template: dict[str, Any], s3: Any, layer_zip: bytes) -> dict[str, An
 @pytest.fixture(scope="module")
 def layer_zip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """The core layer zip, as `build_layer.py --sam` writes it."""
-    path = build.build_layer(out_dir=tmp_path_factory.mktemp("dist"), precompile=False)
-    return path.read_bytes()
+    return core_layer(tmp_path_factory).read_bytes()
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """boto3 client settings for a moto server on 127.0.0.1.
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 for this module.
 
     moto's CloudFormation drops ``Layers`` when it creates an ``AWS::Lambda::Function``
     and gives ``AWS::Lambda::LayerVersion`` no physical id (so ``Ref`` yields no ARN);
-    both gaps of the fake are filled here so the wiring is checked end to end.
+    both gaps of the fake are filled here, so the wiring is checked end to end.
     """
     from moto.awslambda import models
     from moto.server import ThreadedMotoServer
 
-    monkeypatch.setattr(
-        models.LayerVersion, "physical_resource_id", property(lambda self: self.arn), raising=False
-    )
-    create_function = models.LambdaFunction.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            models.LayerVersion, "physical_resource_id", property(lambda self: self.arn), raising=False
+        )
+        create_function = models.LambdaFunction.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
-    def create_with_layers(
-        cls: Any, resource_name: str, cloudformation_json: dict[str, Any], *args: Any, **kw: Any
-    ) -> Any:
-        function = create_function(cls, resource_name, cloudformation_json, *args, **kw)
-        function.layers = function._get_layers_data(cloudformation_json["Properties"].get("Layers", []))
-        return function
+        def create_with_layers(
+            cls: Any, name: str, cloudformation_json: dict[str, Any], *args: Any, **kw: Any
+        ) -> Any:
+            function = create_function(cls, name, cloudformation_json, *args, **kw)
+            function.layers = function._get_layers_data(cloudformation_json["Properties"].get("Layers", []))
+            return function
 
-    monkeypatch.setattr(
-        models.LambdaFunction, "create_from_cloudformation_json", classmethod(create_with_layers)
-    )
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    # moto keeps its backends per process: start from an empty account
-    reset = urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset).close()
-    try:
-        yield {
-            "endpoint_url": f"http://{host}:{port}",
-            "region_name": REGION,
-            "aws_access_key_id": "testing",
-            "aws_secret_access_key": "testing",
-        }
-    finally:
-        server.stop()
+        patch.setattr(
+            models.LambdaFunction, "create_from_cloudformation_json", classmethod(create_with_layers)
+        )
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: str) -> dict[str, Any]:
+    """boto3 client settings for the moto server, whose account starts empty for each test."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).close()
+    return {
+        "endpoint_url": moto_server,
+        "region_name": REGION,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
 
 
 def test_cfn_lint_passes_on_both_templates() -> None:

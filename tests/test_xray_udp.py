@@ -255,7 +255,6 @@ def test_a_traced_lambda_handler_reaches_the_daemon(
     assert root["trace_id"] == by_name["load"]["trace_id"]
 
 
-@pytest.mark.xfail(reason="the invocation does not apply OTEL_PROPAGATORS (xray-lambda) yet", strict=True)
 def test_a_traced_lambda_handler_hangs_under_the_function_segment(
     daemon: FakeXRayDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -73,7 +73,7 @@ def main() -> int:
     print(f"http_start answered {response.status_code}: {response.get_body().decode()}")
     print("queued message:", queued.get())
 
-    message = QueueMessage(
+    message = QueueMessage(  # type: ignore[no-untyped-call]
         id="5b2a7c3e-1f4d", body=queued.get().encode(), dequeue_count=1, pop_receipt="AgAAAA=="
     )
     functions["queue_worker"](msg=message, context=AzureContext(function_name="queue_worker"))

@@ -25,6 +25,7 @@ from local_services import InventoryService, lambda_sqs_event, start_moto  # noq
 
 from nexs_serverless import configure  # noqa: E402
 from nexs_serverless.exporters import ConsoleExporter, InMemoryExporter  # noqa: E402
+from nexs_serverless.finished import FinishedSpan  # noqa: E402
 from nexs_serverless.model import SpanKind  # noqa: E402
 from nexs_serverless.testing import LambdaContext  # noqa: E402
 

@@ -63,15 +63,15 @@ class Quiet(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-SEEN_TRACEPARENTS: list[str] = []
-RECEIVED: list[tuple[str, str, str]] = []  # (trace id, span name, instrumentation scope attribute)
+seen_traceparents: list[str] = []
+received: list[tuple[str, str, str, str]] = []  # (trace id, span id, span name, scope attribute)
 
 
 class PriceService(Quiet):
     """``GET /prices/<sku>``: a fixed price; remembers the ``traceparent`` it was sent."""
 
     def do_GET(self) -> None:
-        SEEN_TRACEPARENTS.append(self.headers.get("traceparent", ""))
+        seen_traceparents.append(self.headers.get("traceparent", ""))
         self.reply(200, json.dumps({"price": 40.0}).encode(), "application/json")
 
 
@@ -86,7 +86,7 @@ class OTLPEndpoint(Quiet):
                     scope = next(
                         (a.value.string_value for a in span.attributes if a.key == "otel.scope.name"), ""
                     )
-                    RECEIVED.append((span.trace_id.hex(), span.name, scope))
+                    received.append((span.trace_id.hex(), span.span_id.hex(), span.name, scope))
         self.reply(200, b"", "application/x-protobuf")
 
 
@@ -117,20 +117,22 @@ def main() -> int:
 
 def check() -> int:
     """Print what the price service and the SDK exporter's endpoint saw; 1 on a broken join."""
-    print("\nprice service received traceparent:", ", ".join(SEEN_TRACEPARENTS))
+    print("\nprice service received traceparent:", ", ".join(seen_traceparents))
     print("OTLP endpoint received (via the OpenTelemetry SDK exporter):")
-    for trace_id, name, scope in RECEIVED:
+    for trace_id, _, name, scope in received:
         print(f"  trace {trace_id}  {name:<16} {('scope ' + scope) if scope else '(nexs_serverless)'}")
     problems = []
-    if {trace_id for trace_id, _, _ in RECEIVED} != {CALLER_TRACE}:
+    if {trace_id for trace_id, _, _, _ in received} != {CALLER_TRACE}:
         problems.append("the SDK exporter received spans outside the caller's trace")
-    if sorted(scope for _, _, scope in RECEIVED if scope) != [
+    if sorted(scope for _, _, _, scope in received if scope) != [
         "opentelemetry.instrumentation.urllib",
         "shop.pricing",
     ]:
         problems.append("the OpenTelemetry spans did not all arrive")
-    if len(SEEN_TRACEPARENTS) != 1 or SEEN_TRACEPARENTS[0].split("-")[1:2] != [CALLER_TRACE]:
-        problems.append("the price service did not get the trace's traceparent")
+    client_span = next((span_id for _, span_id, name, _ in received if name == "GET"), "")
+    expected = [f"00-{CALLER_TRACE}-{client_span}-01"]
+    if seen_traceparents != expected:
+        problems.append("the price service did not get the client span's traceparent")
     for problem in problems:
         print("FAILED:", problem)
     if not problems:

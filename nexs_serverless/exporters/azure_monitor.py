@@ -36,6 +36,8 @@ Environment (read from the settings snapshot by `from_settings`):
 
 from __future__ import annotations
 
+import threading
+
 from .. import _guard as guard
 from .. import _stats as stats
 from ..config import ConfigError
@@ -102,6 +104,7 @@ class AzureMonitorExporter:
         self.timeout_ms = timeout_ms
         self._credential = credential
         self._exporter: Any = None
+        self._lock = threading.Lock()  # `prepare` may run in a background thread during init
 
     def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
         """Send `spans`; failures are classified, counted and logged once, never raised."""
@@ -158,6 +161,13 @@ class AzureMonitorExporter:
 
     def prepare(self) -> Any:
         """The Azure SDK exporter, built once (imports the Azure SDK)."""
+        sdk = self._exporter
+        if sdk is not None:
+            return sdk
+        with self._lock:
+            return self._exporter or self._build()
+
+    def _build(self) -> Any:
         sdk = self._exporter
         if sdk is None:
             from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter

@@ -30,6 +30,7 @@ Environment (read from the settings snapshot by `from_settings`):
 from __future__ import annotations
 
 import re
+import threading
 
 from .. import _guard as guard
 from .. import _stats as stats
@@ -109,6 +110,7 @@ class CloudTraceExporter:
         self.timeout_ms = timeout_ms
         self._credentials = credentials
         self._client = client
+        self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
         """Send `spans`; failures are classified, counted and logged once, never raised."""
@@ -175,24 +177,21 @@ class CloudTraceExporter:
         return project
 
     def _get_client(self) -> object:
-        client = self._client
-        if client is None:
-            from google.cloud.trace_v2.services.trace_service import TraceServiceClient
-            from google.cloud.trace_v2.services.trace_service.transports import TraceServiceGrpcTransport
+        with self._lock:  # `prepare` may be building it in a background thread
+            if self._client is None:
+                from google.cloud.trace_v2.services.trace_service import TraceServiceClient
+                from google.cloud.trace_v2.services.trace_service.transports import TraceServiceGrpcTransport
 
-            if self.insecure:
-                import grpc
+                if self.insecure:
+                    import grpc
 
-                channel = grpc.insecure_channel(str(self.endpoint))
-                client = TraceServiceClient(transport=TraceServiceGrpcTransport(channel=channel))
-            else:
-                options = {"api_endpoint": self.endpoint} if self.endpoint else None
-                client = TraceServiceClient(
-                    credentials=self._credentials,  # type: ignore[arg-type]
-                    client_options=options,
-                )
-            self._client = client
-        return client
+                    channel = grpc.insecure_channel(str(self.endpoint))
+                    self._client = TraceServiceClient(transport=TraceServiceGrpcTransport(channel=channel))
+                else:
+                    options = {"api_endpoint": self.endpoint} if self.endpoint else None
+                    creds = self._credentials
+                    self._client = TraceServiceClient(credentials=creds, client_options=options)  # type: ignore[arg-type]
+            return self._client
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is held back: always True."""

@@ -27,6 +27,8 @@ Environment (read from the settings snapshot by `from_settings`):
 
 from __future__ import annotations
 
+import threading
+
 from .. import _guard as guard
 from .. import _stats as stats
 from ..config import ConfigError
@@ -123,6 +125,7 @@ class XRayExporter:
         self._client = client
         self._sender: DaemonSender | None = None
         self._api: PutTraceSegmentsClient | None = None
+        self._lock = threading.Lock()  # `prepare` may run in a background thread during init
 
     # -- the exporter contract ------------------------------------------------
 
@@ -220,7 +223,10 @@ class XRayExporter:
         if sender is None:
             from .xray_udp import DaemonSender
 
-            sender = self._sender = DaemonSender(self._host, self._port)
+            with self._lock:
+                sender = self._sender
+                if sender is None:
+                    sender = self._sender = DaemonSender(self._host, self._port)
         return sender
 
     def _api_client(self) -> PutTraceSegmentsClient:
@@ -228,12 +234,15 @@ class XRayExporter:
         if api is None:
             from .xray_api import PutTraceSegmentsClient
 
-            api = self._api = PutTraceSegmentsClient(
-                region=self._region,
-                endpoint_url=self._endpoint_url,
-                connect_timeout_s=min(1.0, self.timeout_ms / 1000),
-                client=self._client,
-            )
+            with self._lock:
+                api = self._api
+                if api is None:
+                    api = self._api = PutTraceSegmentsClient(
+                        region=self._region,
+                        endpoint_url=self._endpoint_url,
+                        connect_timeout_s=min(1.0, self.timeout_ms / 1000),
+                        client=self._client,
+                    )
         return api
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import _socket
 import binascii
+import threading
 
 from .errors import ErrorClass, ExportError
 
@@ -92,6 +93,7 @@ class DaemonSender:
         self.port = port
         self._socket: _socket.socket | None = None
         self._target: tuple[object, ...] | None = None
+        self._lock = threading.Lock()
 
     def open(self) -> tuple[_socket.socket, tuple[object, ...]]:
         """The socket and the resolved daemon address, created on first use.
@@ -100,7 +102,12 @@ class DaemonSender:
             ExportError: NETWORK when the host name does not resolve.
         """
         sock, target = self._socket, self._target
-        if sock is None or target is None:
+        if sock is not None and target is not None:
+            return sock, target
+        with self._lock:
+            sock, target = self._socket, self._target
+            if sock is not None and target is not None:
+                return sock, target
             try:
                 family, _, _, _, address = _socket.getaddrinfo(self.host, self.port, 0, _socket.SOCK_DGRAM)[0]
             except OSError as exc:

@@ -38,36 +38,50 @@ def is_root(span: ReadableSpan) -> bool:
 def owners(spans: Sequence[ReadableSpan]) -> list[int]:
     """For each span, the index of its invocation's root in `spans`, or `ORPHAN`.
 
-    A root owns itself. Linear in the batch: each parent chain is walked once.
+    A root owns itself. One pass suffices when parents come before their
+    children (the buffer's start order); otherwise the parent chain is walked.
     """
-    index: dict[tuple[int, int], int] = {}
-    for i, span in enumerate(spans):
-        index[(span.trace_id, span.span_id)] = i
+    index = {span.span_id: i for i, span in enumerate(spans)}
     owner = [_PENDING] * len(spans)
+    for i, span in enumerate(spans):
+        attributes = span.attributes
+        if (
+            "faas.trigger" in attributes
+            or "faas.invocation_id" in attributes
+            or not span.parent_span_id
+            or span.parent_is_remote
+        ):
+            owner[i] = i
+            continue
+        parent = index.get(span.parent_span_id)
+        if parent is None or spans[parent].trace_id != span.trace_id:
+            owner[i] = ORPHAN
+        elif owner[parent] != _PENDING:
+            owner[i] = owner[parent]
+    if _PENDING in owner:
+        _walk_pending(spans, index, owner)
+    return owner
+
+
+def _walk_pending(spans: Sequence[ReadableSpan], index: dict[int, int], owner: list[int]) -> None:
+    """Resolve spans whose parent came later in the batch, by walking up the chain."""
     for i in range(len(spans)):
         if owner[i] != _PENDING:
             continue
-        path: list[int] = []
+        path = [i]
         current = i
-        found = ORPHAN
         while True:
-            if owner[current] != _PENDING:
-                found = owner[current]
-                break
-            span = spans[current]
-            if is_root(span):
-                found = current
-                owner[current] = current
-                break
-            path.append(current)
-            parent = index.get((span.trace_id, span.parent_span_id))
-            if parent is None or parent in path:
+            parent = index.get(spans[current].parent_span_id)
+            if parent is None or parent in path or spans[parent].trace_id != spans[current].trace_id:
                 found = ORPHAN
                 break
+            if owner[parent] != _PENDING:
+                found = owner[parent]
+                break
+            path.append(parent)
             current = parent
         for member in path:
             owner[member] = found
-    return owner
 
 
 class BoundedMemory:

@@ -80,6 +80,12 @@ class TailSampler:
     def __call__(self, spans: list[Span]) -> list[Span]:
         """The spans of the kept invocations, in batch order."""
         owner = owners(spans)
+        first = owner[0] if owner else ORPHAN
+        if first != ORPHAN and owner.count(first) == len(owner):  # one invocation: the usual batch
+            if self._decide(spans[first], spans):
+                return spans
+            stats.incr("tail_spans_dropped", len(spans))
+            return []
         members: dict[int, list[Span]] = {}
         for index, root in enumerate(owner):
             if root != ORPHAN:

@@ -1,0 +1,189 @@
+"""urllib3/requests and httpx: a CLIENT span per request, its context in the request's headers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from support.clouds import echo, http_server
+
+from nexs_serverless import SpanKind, StatusCode, baggage, instrumentation, tracer
+from nexs_serverless.exporters import InMemoryExporter
+from nexs_serverless.finished import FinishedSpan
+from nexs_serverless.flushing import flush
+from nexs_serverless.testing import reset
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """A local server answering with the headers it received."""
+    with http_server(echo) as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def instrumented() -> Iterator[None]:
+    """HTTP clients and logging instrumented for the test, restored afterwards."""
+    instrumentation.instrument("urllib3", "httpx", "logging")
+    yield
+    instrumentation.uninstrument("urllib3", "httpx", "logging")
+
+
+@pytest.fixture
+def spans() -> InMemoryExporter:
+    """An exporter receiving what `finish()` flushes."""
+    exporter = InMemoryExporter()
+    reset(exporters=[exporter])
+    return exporter
+
+
+def finish(exporter: InMemoryExporter) -> list[FinishedSpan]:
+    flush()
+    return exporter.get_finished_spans()
+
+
+def client_span(spans: list[FinishedSpan]) -> FinishedSpan:
+    (span,) = [span for span in spans if span.kind == SpanKind.CLIENT]
+    return span
+
+
+def test_requests_get_is_a_client_span_whose_context_the_server_receives(server: str, spans: InMemoryExporter) -> None:
+    """requests (through urllib3): span attributes, and traceparent of that span at the server."""
+    import requests
+
+    with tracer.span("handler") as handler:
+        received = requests.get(f"{server}/orders?x=1", headers={"Accept": "application/json"}, timeout=5).json()
+    span = client_span(finish(spans))
+    assert span.name == "GET"
+    assert span.parent_span_id == handler.span_id
+    assert span.attributes["http.request.method"] == "GET"
+    assert span.attributes["url.full"] == f"{server}/orders?x=1"
+    assert span.attributes["server.address"] == "127.0.0.1"
+    assert span.attributes["http.response.status_code"] == 200
+    headers = {key.lower(): value for key, value in received["headers"].items()}
+    assert headers["traceparent"] == f"00-{span.trace_id:032x}-{span.span_id:016x}-01"
+    assert headers["accept"] == "application/json"
+
+
+def test_each_redirect_hop_is_its_own_span(server: str, spans: InMemoryExporter) -> None:
+    """PoolManager follows a redirect with a second request: a span per hop, as HTTP conventions say."""
+    import urllib3
+
+    with tracer.span("handler"):
+        response = urllib3.PoolManager().request("GET", f"{server}/redirect")
+    body = json.loads(response.data)
+    first, second = [span for span in finish(spans) if span.kind == SpanKind.CLIENT]
+    assert body["path"] == "/final"
+    assert first.attributes["http.response.status_code"] == 302
+    assert first.status_code == StatusCode.UNSET
+    assert {k.lower(): v for k, v in body["headers"].items()}["traceparent"].endswith(f"{second.span_id:016x}-01")
+
+
+def test_retries_inside_one_pool_call_stay_in_one_span(server: str, spans: InMemoryExporter) -> None:
+    """A pool's own redirect handling re-enters urlopen: still one span, both hops carry it."""
+    import urllib3
+
+    pool = urllib3.HTTPConnectionPool("127.0.0.1", int(server.rsplit(":", 1)[1]))
+    with tracer.span("handler"):
+        response = pool.urlopen("GET", "/redirect", redirect=True)
+    body = json.loads(response.data)
+    span = client_span(finish(spans))
+    assert body["path"] == "/final"
+    assert {k.lower(): v for k, v in body["headers"].items()}["traceparent"].endswith(f"{span.span_id:016x}-01")
+
+
+def test_server_errors_mark_the_client_span(server: str, spans: InMemoryExporter) -> None:
+    """4xx and 5xx are errors for a client: status ERROR, error.type the code."""
+    import requests
+
+    with tracer.span("handler"):
+        requests.get(f"{server}/status/503", timeout=5)
+    span = client_span(finish(spans))
+    assert span.status_code == StatusCode.ERROR
+    assert span.attributes["error.type"] == "503"
+
+
+def test_connection_errors_are_recorded_and_raised(spans: InMemoryExporter) -> None:
+    """A refused connection: exception event and status ERROR on the span, error raised unchanged."""
+    import urllib3
+
+    pool = urllib3.HTTPConnectionPool("127.0.0.1", 9, retries=False)
+    with tracer.span("handler"), pytest.raises(urllib3.exceptions.NewConnectionError):
+        pool.request("GET", "/")
+    span = client_span(finish(spans))
+    assert span.status_code == StatusCode.ERROR
+    assert span.events[0].name == "exception"
+
+
+def test_httpx_sync_and_async_requests(server: str, spans: InMemoryExporter) -> None:
+    """httpx, sync and async: one span each, headers carry it, baggage too."""
+    import httpx
+
+    async def fetch() -> dict[str, object]:
+        async with httpx.AsyncClient() as client:
+            return dict((await client.get(f"{server}/async")).json())
+
+    baggage.set("tenant", "acme")
+    try:
+        with tracer.span("handler"):
+            sync = httpx.get(f"{server}/sync").json()
+            asynchronous = asyncio.run(fetch())
+    finally:
+        baggage.clear()
+    clients = [span for span in finish(spans) if span.kind == SpanKind.CLIENT]
+    assert len(clients) == 2
+    for span, body in zip(clients, (sync, asynchronous), strict=True):
+        headers = {k.lower(): v for k, v in body["headers"].items()}  # type: ignore[attr-defined]
+        assert headers["traceparent"] == f"00-{span.trace_id:032x}-{span.span_id:016x}-01"
+        assert headers["baggage"] == "tenant=acme"
+
+
+def test_requests_outside_a_trace_are_left_alone(server: str, spans: InMemoryExporter) -> None:
+    """No current span: no span, no header."""
+    import requests
+
+    received = requests.get(server, timeout=5).json()
+    assert "traceparent" not in {k.lower() for k in received["headers"]}
+    assert finish(spans) == []
+
+
+def test_callers_headers_object_is_not_modified(server: str, spans: InMemoryExporter) -> None:
+    """The context goes into a copy of the caller's headers."""
+    import urllib3
+
+    headers = {"Accept": "text/plain"}
+    with tracer.span("handler"):
+        urllib3.PoolManager().request("GET", server, headers=headers)
+    assert headers == {"Accept": "text/plain"}
+
+
+def test_log_records_carry_the_current_trace(spans: InMemoryExporter, caplog: pytest.LogCaptureFixture) -> None:
+    """Plain logging records get trace_id/span_id inside a span, None outside."""
+    logger = logging.getLogger("orders")
+    with caplog.at_level(logging.INFO, logger="orders"):
+        with tracer.span("handler") as span:
+            logger.info("inside")
+        logger.info("outside")
+    inside, outside = caplog.records
+    assert inside.trace_id == f"{span.trace_id:032x}"  # type: ignore[attr-defined]
+    assert inside.span_id == f"{span.span_id:016x}"  # type: ignore[attr-defined]
+    assert inside.trace_sampled is True  # type: ignore[attr-defined]
+    assert outside.trace_id is None  # type: ignore[attr-defined]
+
+
+def test_powertools_logger_lines_carry_the_trace_id(spans: InMemoryExporter) -> None:
+    """Powertools' Logger writes the record's trace_id and span_id as JSON keys."""
+    import io
+
+    from aws_lambda_powertools import Logger
+
+    stream = io.StringIO()
+    logger = Logger(service="orders", logger_handler=logging.StreamHandler(stream))
+    with tracer.span("handler") as span:
+        logger.info("charged")
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["trace_id"] == f"{span.trace_id:032x}"
+    assert line["span_id"] == f"{span.span_id:016x}"
