@@ -34,12 +34,12 @@ from __future__ import annotations
 
 from . import _stats as stats
 from .model import Event, Link
-from .redaction_detectors import CREDENTIALS, OPT_IN, build, may_hold_credentials
+from .redaction_detectors import CREDENTIALS, OPT_IN, build, precheck
 from .redaction_keys import EXEMPT, glob, is_secret_key
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from re import Pattern
     from typing import Any
 
@@ -136,7 +136,7 @@ class Redactor:
         self._detectors: list[tuple[Detector, str]] = []
         for name, action in chosen.items():
             self._detectors.extend((detector, action) for detector in build(name, self._is_secret_name))
-        self._precheck = _precheck(self._detectors, set(chosen))
+        self._precheck = precheck([detector for detector, _ in self._detectors], set(chosen))
         # Values already scanned and found clean (most values repeat across warm invocations).
         self._clean: set[str] = set()
         # Shorter values cannot hold a match: "::1" is the shortest (IPv6), "a@b.cd" next.
@@ -353,25 +353,6 @@ class Redactor:
         return "hmac:" + digest[:8].hex()
 
 
-def _precheck(detectors: list[tuple[Detector, str]], names: set[str]) -> Callable[[str], bool] | None:
-    """The cheapest test a value must pass before any detector runs (None: scan everything)."""
-    if not detectors:
-        return _never
-    if names == set(CREDENTIALS):
-        return may_hold_credentials
-    triggers: list[str] = []
-    for detector, _ in detectors:
-        if not detector.triggers:
-            return None  # some detector must see every value
-        triggers.extend(detector.triggers)
-    literals = tuple(dict.fromkeys(triggers))
-    return lambda text: any(map(text.__contains__, literals))
-
-
-def _never(text: str) -> bool:
-    return False
-
-
 def _safe_str(value: object) -> str:
     try:
         return str(value)
@@ -392,8 +373,20 @@ def from_settings(settings: Settings) -> Redactor | None:
     """
     if _cached and _cached[0][0] is settings:
         return _cached[0][1]
-    from .redaction_settings import build_redactor
+    redactor: Redactor | None
+    if any(name in settings.environ for name in _VARIABLES):
+        from .redaction_settings import build_redactor
 
-    redactor = build_redactor(settings)
+        redactor = build_redactor(settings)
+    else:  # the defaults: no parser to load on the first flush
+        redactor = Redactor()
     _cached[:] = [(settings, redactor)]
     return redactor
+
+
+_VARIABLES = (
+    "NEXS_REDACTION_ENABLED",
+    "NEXS_REDACTION_DETECTORS",
+    "NEXS_REDACTION_KEYS",
+    "NEXS_REDACTION_HASH_KEY",
+)

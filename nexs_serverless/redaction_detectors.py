@@ -31,7 +31,7 @@ from .redaction_keys import KEY_HINTS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 __all__ = [
     "CREDENTIALS",
@@ -41,6 +41,7 @@ __all__ = [
     "luhn_valid",
     "may_hold_credentials",
     "plausible_card",
+    "precheck",
 ]
 
 CREDENTIALS = ("jwt", "aws_access_key", "bearer", "private_key", "assignment")
@@ -50,30 +51,43 @@ OPT_IN = ("email", "phone", "credit_card", "ipv4", "ipv6")
 class Detector:
     """One kind of sensitive text: where it is, and whether a match is real.
 
+    The regex is compiled on first use, not when the detector is built: a
+    compile costs 0.2 to 0.6 ms on a small Lambda, and most detectors never see
+    a value that passes their trigger test.
+
     Attributes:
         name: the detector's name (shown in ``[REDACTED:<name>]``).
-        pattern: compiled regex; group `group` is the part to replace.
+        source: the regex; group `group` is the part to replace.
         triggers: literals of which one must occur before the regex runs (empty: always run).
         validate: called with each match; False means a look-alike, left as is.
         group: the regex group that holds the sensitive part (0: the whole match).
     """
 
-    __slots__ = ("group", "name", "pattern", "triggers", "validate")
+    __slots__ = ("_compiled", "group", "name", "source", "triggers", "validate")
 
     def __init__(
         self,
         name: str,
-        pattern: re.Pattern[str],
+        source: str,
         *,
         triggers: tuple[str, ...] = (),
         validate: Callable[[re.Match[str]], bool] | None = None,
         group: int | str = 0,
     ) -> None:
         self.name = name
-        self.pattern = pattern
+        self.source = source
         self.triggers = triggers
         self.validate = validate
         self.group = group
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The compiled regex (compiled now if this is the first use)."""
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = re.compile(self.source)
+        return compiled
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Start and end of each real match in `text` (empty when none)."""
@@ -238,15 +252,14 @@ def may_hold_credentials(text: str) -> bool:
 _ALREADY_MASKED = ("[REDACTED", "hmac:")
 
 
-def _assignment_pattern() -> re.Pattern[str]:
-    # ``"key": value`` / ``'key' = value`` (quoted key, colon or equals) or ``key=value``
-    # (bare key, equals only: a bare ``key:`` is a URL scheme or an ARN part far more often),
-    # then a quoted or bare value.
-    return re.compile(
-        r"(?<![\w.-])(?:([\"'])(?P<qkey>[A-Za-z_][\w.-]{0,63})\1[ \t]*[=:]"
-        r"|(?P<key>[A-Za-z_][\w.-]{0,63})[ \t]*=)"
-        r"[ \t]*(?:\"(?P<dq>(?:[^\"\\]|\\.)*)\"|'(?P<sq>[^']*)'|(?P<bare>[^\s\"'&,;}\]]+))"
-    )
+# ``"key": value`` / ``'key' = value`` (quoted key, colon or equals) or ``key=value``
+# (bare key, equals only: a bare ``key:`` is a URL scheme or an ARN part far more often),
+# then a quoted or bare value.
+_ASSIGNMENT = (
+    r"(?<![\w.-])(?:([\"'])(?P<qkey>[A-Za-z_][\w.-]{0,63})\1[ \t]*[=:]"
+    r"|(?P<key>[A-Za-z_][\w.-]{0,63})[ \t]*=)"
+    r"[ \t]*(?:\"(?P<dq>(?:[^\"\\]|\\.)*)\"|'(?P<sq>[^']*)'|(?P<bare>[^\s\"'&,;}\]]+))"
+)
 
 
 class _Assignment(Detector):
@@ -255,7 +268,7 @@ class _Assignment(Detector):
     __slots__ = ("_is_secret",)
 
     def __init__(self, is_secret: Callable[[str], bool]) -> None:
-        super().__init__("assignment", _assignment_pattern(), triggers=("=", '":', "':"))
+        super().__init__("assignment", _ASSIGNMENT, triggers=("=", '":', "':"))
         self._is_secret = is_secret
 
     def spans(self, text: str) -> list[tuple[int, int]]:
@@ -297,4 +310,28 @@ def build(name: str, is_secret: Callable[[str], bool]) -> list[Detector]:
     if name == "assignment":
         return [_Assignment(is_secret)]
     pattern, triggers, validate, group = _PATTERNS[name]
-    return [Detector(name, re.compile(pattern), triggers=triggers, validate=validate, group=group)]
+    return [Detector(name, pattern, triggers=triggers, validate=validate, group=group)]
+
+
+def precheck(detectors: Sequence[Detector], names: set[str]) -> Callable[[str], bool] | None:
+    """The cheapest test a value must pass before any of `detectors` runs (None: scan everything).
+
+    Args:
+        detectors: the detectors in use.
+        names: their names; exactly the credential set gets the unrolled test.
+    """
+    if not detectors:
+        return _never
+    if names == set(CREDENTIALS):
+        return may_hold_credentials
+    triggers: list[str] = []
+    for detector in detectors:
+        if not detector.triggers:
+            return None  # some detector must see every value
+        triggers.extend(detector.triggers)
+    literals = tuple(dict.fromkeys(triggers))
+    return lambda text: any(map(text.__contains__, literals))
+
+
+def _never(text: str) -> bool:
+    return False

@@ -248,11 +248,16 @@ class TenantStamp:
 class TenantRouter:
     """An exporter that sends each tenant's spans only to that tenant's exporters.
 
+    Each target is wrapped in its own `ResilientExporter` here, so `adapt` leaves the
+    router itself unwrapped (`wraps_resilient_exporters`).
+
     Args:
         routes: tenant id -> exporter, or list of exporters, for that tenant alone.
         default: exporters for spans without a routed tenant.
         copy_to_default: also send routed tenants' spans to `default`.
     """
+
+    wraps_resilient_exporters = True
 
     def __init__(
         self,

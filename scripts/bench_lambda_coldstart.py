@@ -23,7 +23,8 @@ init, and its handler builds a small response. Variants:
 - ``powertools``: Powertools' ``Tracer`` with ``capture_lambda_handler``
   (X-Ray SDK, UDP to a local socket standing in for the X-Ray daemon).
 
-Variants run round-robin so that machine noise hits them alike. Reported per
+Variants run in rounds, in a shuffled order each round, after one warm-up
+round, so that machine noise and order effects hit them alike. Reported per
 variant: the median end-to-end time, the median minus the baseline's, and the
 median of the per-round differences. The budget (issue 5): ``nexs`` at most
 10 ms over ``none``.
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import resource
 import socket
 import statistics
@@ -241,9 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         specs = variants(opt, folders, receiver, f"127.0.0.1:{daemon.getsockname()[1]}")
         wall: dict[str, list[float]] = {name: [] for name in specs}
         cpu: dict[str, list[float]] = {name: [] for name in specs}
+        for name, spec in specs.items():  # warm-up: page cache and pyc files, not recorded
+            cold_start(spec, workdir / f"{name}-warmup.log")
         for round_index in range(args.runs):
-            for name, spec in specs.items():
-                wall_ms, cpu_ms = cold_start(spec, workdir / f"{name}-{round_index}.log")
+            order = list(specs)
+            random.Random(round_index).shuffle(order)  # no variant always runs first or last
+            for name in order:
+                wall_ms, cpu_ms = cold_start(specs[name], workdir / f"{name}-{round_index}.log")
                 wall[name].append(wall_ms)
                 cpu[name].append(cpu_ms)
             print(f"round {round_index + 1}/{args.runs}", file=sys.stderr)

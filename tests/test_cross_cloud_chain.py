@@ -1,4 +1,4 @@
-"""One trace across clouds: API Gateway -> Lambda -> SQS (moto) + Cloud Function -> Lambda -> Azure Function."""
+"""One trace across clouds: Lambda -> SQS (moto) and a Cloud Function -> Lambda -> an Azure Function."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def instrumented() -> Iterator[None]:
 def test_every_span_of_the_chain_shares_one_trace_with_the_right_parents(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instrumented: None
 ) -> None:
-    """API Gateway event -> Lambda A -> (SQS via moto, HTTP Cloud Function); message -> Lambda B -> Azure Function."""
+    """API Gateway -> Lambda A -> (SQS, Cloud Function); its message -> Lambda B -> Azure Function."""
     import azure.functions as func
     import functions_framework
     import httpx

@@ -1,4 +1,4 @@
-"""AWS SDK instrumentation against moto in server mode: spans, attributes, and the context each call carries."""
+"""AWS SDK instrumentation against moto in server mode: spans, attributes, the context each call carries."""
 
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ def instrumented() -> Iterator[None]:
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemoryExporter]:
+def spans() -> InMemoryExporter:
     """An exporter receiving what `finish()` flushes."""
     exporter = InMemoryExporter()
     reset(exporters=[exporter])
-    yield exporter
+    return exporter
 
 
 def finish(exporter: InMemoryExporter) -> list[FinishedSpan]:
@@ -81,10 +81,14 @@ def test_send_message_is_a_producer_span_whose_context_the_message_carries(
     assert message["MessageAttributes"]["traceparent"]["StringValue"] == expected
     assert message["MessageAttributes"]["kind"]["StringValue"] == "retail"
     assert f"Parent={send.span_id:016x}" in message["Attributes"]["AWSTraceHeader"]
-    assert attributes == {"kind": {"DataType": "String", "StringValue": "retail"}}  # the caller's dict is untouched
+    assert attributes == {
+        "kind": {"DataType": "String", "StringValue": "retail"}
+    }  # the caller's dict is untouched
 
 
-def test_the_http_request_under_an_sdk_call_is_not_traced_twice(endpoint: str, spans: InMemoryExporter) -> None:
+def test_the_http_request_under_an_sdk_call_is_not_traced_twice(
+    endpoint: str, spans: InMemoryExporter
+) -> None:
     """The SDK call's own span is the only one: urllib3 underneath adds none."""
     sqs = client("sqs", endpoint)
     url, _ = queue(sqs, "orders-single")
@@ -129,7 +133,9 @@ def test_send_message_batch_puts_the_context_on_every_entry(endpoint: str, spans
     assert parents == {f"00-{send.trace_id:032x}-{send.span_id:016x}-01"}
 
 
-def test_sqs_message_from_moto_continues_the_trace_in_the_consumer(endpoint: str, spans: InMemoryExporter) -> None:
+def test_sqs_message_from_moto_continues_the_trace_in_the_consumer(
+    endpoint: str, spans: InMemoryExporter
+) -> None:
     """The received message, as Lambda delivers it, makes the consumer a child of the send span."""
     sqs = client("sqs", endpoint)
     url, arn = queue(sqs, "orders-consume")
@@ -141,7 +147,9 @@ def test_sqs_message_from_moto_continues_the_trace_in_the_consumer(endpoint: str
     assert (trigger.parent.trace_id, trigger.parent.span_id) == (send.trace_id, send.span_id)
 
 
-def test_sns_publish_reaches_an_sqs_subscriber_with_its_context(endpoint: str, spans: InMemoryExporter) -> None:
+def test_sns_publish_reaches_an_sqs_subscriber_with_its_context(
+    endpoint: str, spans: InMemoryExporter
+) -> None:
     """SNS Publish carries the context in message attributes, through an SQS subscription."""
     sns, sqs = client("sns", endpoint), client("sqs", endpoint)
     url, arn = queue(sqs, "from-topic")
@@ -158,18 +166,24 @@ def test_sns_publish_reaches_an_sqs_subscriber_with_its_context(endpoint: str, s
     assert trigger.attributes["aws.sns.topic.arn"] == topic
 
 
-def test_put_events_carries_the_context_in_the_detail_and_trace_header(endpoint: str, spans: InMemoryExporter) -> None:
+def test_put_events_carries_the_context_in_the_detail_and_trace_header(
+    endpoint: str, spans: InMemoryExporter
+) -> None:
     """PutEvents: `_nexs` in the JSON detail (read by the EventBridge trigger) and the X-Ray TraceHeader."""
     events_client, sqs = client("events", endpoint), client("sqs", endpoint)
     url, arn = queue(sqs, "from-bus")
     events_client.put_rule(Name="orders", EventPattern=json.dumps({"source": ["com.example.orders"]}))
     events_client.put_targets(Rule="orders", Targets=[{"Id": "q", "Arn": arn}])
     captured: list[dict[str, Any]] = []
-    events_client.meta.events.register("before-call.eventbridge.PutEvents", lambda params, **_: captured.append(params))
+    events_client.meta.events.register(
+        "before-call.eventbridge.PutEvents", lambda params, **_: captured.append(params)
+    )
     detail = {"orderId": "42"}
     with tracer.span("handler"):
         events_client.put_events(
-            Entries=[{"Source": "com.example.orders", "DetailType": "OrderPlaced", "Detail": json.dumps(detail)}]
+            Entries=[
+                {"Source": "com.example.orders", "DetailType": "OrderPlaced", "Detail": json.dumps(detail)}
+            ]
         )
     put = by_name(finish(spans), "send default")
     assert put.attributes["messaging.system"] == "aws_eventbridge"
@@ -191,7 +205,9 @@ def test_kinesis_put_record_carries_the_context_in_json_data(endpoint: str, span
         kinesis.put_record(StreamName="clicks", Data=b"\x00binary", PartitionKey="k")
     put = by_name(finish(spans), "send clicks")
     shard = kinesis.describe_stream(StreamName="clicks")["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = kinesis.get_shard_iterator(StreamName="clicks", ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    iterator = kinesis.get_shard_iterator(
+        StreamName="clicks", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )
     first, second = kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
     assert second["Data"] == b"\x00binary"  # not JSON: left alone
     record = {
@@ -213,8 +229,12 @@ def test_lambda_invoke_and_start_execution_carry_the_context(spans: InMemoryExpo
     sfn = client("stepfunctions", "http://127.0.0.1:9")
     sent: list[dict[str, Any]] = []
     # Runs after our injection hook (registered first on the client's first call): sees the final parameters.
-    lambda_client.meta.events.register("before-parameter-build.lambda.Invoke", lambda params, **_: sent.append(params))
-    sfn.meta.events.register("before-parameter-build.sfn.StartExecution", lambda params, **_: sent.append(params))
+    lambda_client.meta.events.register(
+        "before-parameter-build.lambda.Invoke", lambda params, **_: sent.append(params)
+    )
+    sfn.meta.events.register(
+        "before-parameter-build.sfn.StartExecution", lambda params, **_: sent.append(params)
+    )
     machine = "arn:aws:states:us-east-1:123456789012:stateMachine:orders"
     with Stubber(lambda_client) as lambda_stub, Stubber(sfn) as sfn_stub:
         lambda_stub.add_response("invoke", {"StatusCode": 200})
@@ -233,7 +253,9 @@ def test_lambda_invoke_and_start_execution_carry_the_context(spans: InMemoryExpo
     assert json.loads(sent[1]["input"])["_nexs"]["traceparent"].endswith(f"{start.span_id:016x}-01")
 
 
-def test_a_failed_call_is_an_error_span_and_the_error_propagates(endpoint: str, spans: InMemoryExporter) -> None:
+def test_a_failed_call_is_an_error_span_and_the_error_propagates(
+    endpoint: str, spans: InMemoryExporter
+) -> None:
     """An SDK error is recorded on the span (status, error.type, exception event) and raised unchanged."""
     sqs = client("sqs", endpoint)
     with tracer.span("handler"), pytest.raises(sqs.exceptions.QueueDoesNotExist):

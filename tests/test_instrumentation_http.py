@@ -50,12 +50,16 @@ def client_span(spans: list[FinishedSpan]) -> FinishedSpan:
     return span
 
 
-def test_requests_get_is_a_client_span_whose_context_the_server_receives(server: str, spans: InMemoryExporter) -> None:
+def test_requests_get_is_a_client_span_whose_context_the_server_receives(
+    server: str, spans: InMemoryExporter
+) -> None:
     """requests (through urllib3): span attributes, and traceparent of that span at the server."""
     import requests
 
     with tracer.span("handler") as handler:
-        received = requests.get(f"{server}/orders?x=1", headers={"Accept": "application/json"}, timeout=5).json()
+        received = requests.get(
+            f"{server}/orders?x=1", headers={"Accept": "application/json"}, timeout=5
+        ).json()
     span = client_span(finish(spans))
     assert span.name == "GET"
     assert span.parent_span_id == handler.span_id
@@ -79,7 +83,9 @@ def test_each_redirect_hop_is_its_own_span(server: str, spans: InMemoryExporter)
     assert body["path"] == "/final"
     assert first.attributes["http.response.status_code"] == 302
     assert first.status_code == StatusCode.UNSET
-    assert {k.lower(): v for k, v in body["headers"].items()}["traceparent"].endswith(f"{second.span_id:016x}-01")
+    assert {k.lower(): v for k, v in body["headers"].items()}["traceparent"].endswith(
+        f"{second.span_id:016x}-01"
+    )
 
 
 def test_retries_inside_one_pool_call_stay_in_one_span(server: str, spans: InMemoryExporter) -> None:
@@ -92,7 +98,9 @@ def test_retries_inside_one_pool_call_stay_in_one_span(server: str, spans: InMem
     body = json.loads(response.data)
     span = client_span(finish(spans))
     assert body["path"] == "/final"
-    assert {k.lower(): v for k, v in body["headers"].items()}["traceparent"].endswith(f"{span.span_id:016x}-01")
+    assert {k.lower(): v for k, v in body["headers"].items()}["traceparent"].endswith(
+        f"{span.span_id:016x}-01"
+    )
 
 
 def test_server_errors_mark_the_client_span(server: str, spans: InMemoryExporter) -> None:
@@ -160,7 +168,9 @@ def test_callers_headers_object_is_not_modified(server: str, spans: InMemoryExpo
     assert headers == {"Accept": "text/plain"}
 
 
-def test_log_records_carry_the_current_trace(spans: InMemoryExporter, caplog: pytest.LogCaptureFixture) -> None:
+def test_log_records_carry_the_current_trace(
+    spans: InMemoryExporter, caplog: pytest.LogCaptureFixture
+) -> None:
     """Plain logging records get trace_id/span_id inside a span, None outside."""
     logger = logging.getLogger("orders")
     with caplog.at_level(logging.INFO, logger="orders"):

@@ -45,7 +45,9 @@ OTEL = NexsTracerProvider().get_tracer("acme.instrumentation", "1.2.3")
 
 def test_otel_spans_land_in_our_buffer_with_their_scope(spans: InMemoryExporter) -> None:
     """A span started through the OpenTelemetry API is exported by us, tagged with its library."""
-    with OTEL.start_as_current_span("db.query", kind=trace.SpanKind.CLIENT, attributes={"db.system": "postgresql"}):
+    with OTEL.start_as_current_span(
+        "db.query", kind=trace.SpanKind.CLIENT, attributes={"db.system": "postgresql"}
+    ):
         pass
     span = finish(spans)["db.query"]
     assert span.kind == SpanKind.CLIENT

@@ -210,7 +210,9 @@ def test_cloud_event_tracing_extension_is_read() -> None:
     assert f"{root.trace_id:032x}" == W3C_TRACE
 
 
-def test_functions_framework_http_and_cloud_event_functions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_functions_framework_http_and_cloud_event_functions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Served by functions-framework itself (its test client), both signatures are traced."""
     import functions_framework
 
@@ -240,7 +242,9 @@ def test_functions_framework_http_and_cloud_event_functions(tmp_path: Path, monk
     response = http.get("/?name=nexs", headers={"traceparent": f"00-{W3C_TRACE}-00f067aa0ba902b7-01"})
     assert response.get_data(as_text=True) == "hello nexs"
     pubsub = events.load("gcp-pubsub")
-    ce_headers = {f"ce-{key}": value for key, value in pubsub.items() if key not in ("data", "datacontenttype")}
+    ce_headers = {
+        f"ce-{key}": value for key, value in pubsub.items() if key not in ("data", "datacontenttype")
+    }
     ce_headers["Content-Type"] = "application/json"
     events_client = functions_framework.create_app("on_message", str(source)).test_client()
     assert events_client.post("/", headers=ce_headers, data=json.dumps(pubsub["data"])).status_code == 200
@@ -285,7 +289,10 @@ def _queue(event: dict[str, object]) -> object:
     from azure.functions.queue import QueueMessage
 
     return QueueMessage(
-        id=event["id"], body=event["body"], dequeue_count=event["dequeue_count"], pop_receipt=event["pop_receipt"]
+        id=event["id"],
+        body=event["body"],
+        dequeue_count=event["dequeue_count"],
+        pop_receipt=event["pop_receipt"],
     )
 
 

@@ -23,7 +23,9 @@ state_keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size
     lambda first: st.text(alphabet=_KEY_CHARS, max_size=20).map(lambda rest: first + rest)
 )
 state_values = st.text(alphabet=_VALUE_CHARS, min_size=1, max_size=30).filter(lambda v: v[-1] != " ")
-trace_states = st.lists(st.tuples(state_keys, state_values), max_size=32, unique_by=lambda pair: pair[0]).map(tuple)
+trace_states = st.lists(st.tuples(state_keys, state_values), max_size=32, unique_by=lambda pair: pair[0]).map(
+    tuple
+)
 
 
 def _round_trip(name: str, context: SpanContext) -> SpanContext | None:
@@ -36,7 +38,9 @@ def _round_trip(name: str, context: SpanContext) -> SpanContext | None:
 @pytest.mark.parametrize("name", TRACE_FORMATS)
 @FAST
 @given(trace_id=trace_ids, span_id=span_ids, sampled=st.booleans())
-def test_inject_then_extract_gives_the_same_context(name: str, trace_id: int, span_id: int, sampled: bool) -> None:
+def test_inject_then_extract_gives_the_same_context(
+    name: str, trace_id: int, span_id: int, sampled: bool
+) -> None:
     """For every format, what inject writes, extract reads back as the same remote context."""
     if name == "request_id":
         sampled = True  # Request-Id carries no sampling decision: it reads as sampled
@@ -54,7 +58,9 @@ def test_tracecontext_round_trip_keeps_flags_and_tracestate(
     assert _round_trip("tracecontext", context) == SpanContext(trace_id, span_id, flags, state, True)
 
 
-tokens = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$&'*+-.^_`|~", min_size=1)
+tokens = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$&'*+-.^_`|~", min_size=1
+)
 
 
 @FAST

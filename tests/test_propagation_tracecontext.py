@@ -102,7 +102,11 @@ def test_tracestate_members_are_kept_in_order() -> None:
     state = "congo=t61rcWkgMzE, ,rojo=00f067aa0ba902b7 ,  tenant@vendor=x y"
     context = extract({"traceparent": VALID, "tracestate": state})
     assert context is not None
-    assert context.trace_state == (("congo", "t61rcWkgMzE"), ("rojo", "00f067aa0ba902b7"), ("tenant@vendor", "x y"))
+    assert context.trace_state == (
+        ("congo", "t61rcWkgMzE"),
+        ("rojo", "00f067aa0ba902b7"),
+        ("tenant@vendor", "x y"),
+    )
 
 
 def test_tracestate_split_over_several_headers_is_joined() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -18,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.layer import core_layer
 from support.otlp_receiver import Fault, OTLPReceiver
 from support.runtime_api import FunctionProcess, RuntimeAPI
-from test_layer_build import core_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = Path(__file__).resolve().parent / "support" / "functions"
@@ -30,7 +29,6 @@ ZERO_CODE = ROOT / "layer" / "zero-code-example"
 _HELLO = json.loads((HELLO / "event.json").read_text())
 _HELLO["headers"].pop("traceparent")
 HELLO_EVENT = json.dumps(_HELLO)
-CURRENT = f"{sys.version_info.major}.{sys.version_info.minor}"
 XRAY_HEADERS = [
     f"Root=1-5759e988-bd862e3fe1be46a99427279{n};Parent=53995c3f42cd8ad{n};Sampled=1" for n in range(4)
 ]

@@ -26,7 +26,7 @@ from boto3.session import Session
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
-from test_layer_build import core_layer
+from support.layer import core_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ["template.yaml", "template-zero-code.yaml"]
@@ -150,10 +150,13 @@ def test_functions_point_at_example_code_that_exists() -> None:
             assert f"def {attribute}(" in source.read_text()
 
 
-def test_main_template_deploys_the_hello_example_with_the_layer() -> None:
-    """template.yaml holds examples/hello with the layer, active tracing and the exporter's settings."""
-    hello = load("template.yaml")["Resources"]["HelloFunction"]["Properties"]
-    assert hello["CodeUri"] == "examples/hello/"
+def test_main_template_deploys_the_lambda_examples_with_the_layer() -> None:
+    """template.yaml holds examples/hello and examples/error-handling, configured for the exporter."""
+    functions = of_type(load("template.yaml"), "AWS::Serverless::Function")
+    assert {f["Properties"]["CodeUri"] for f in functions.values()} == {
+        "examples/hello/",
+        "examples/error-handling/",
+    }
     environment = load("template.yaml")["Globals"]["Function"]["Environment"]["Variables"]
     assert environment["OTEL_TRACES_EXPORTER"] == {"Ref": "TracesExporter"}
     assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == {"Ref": "OtlpEndpoint"}

@@ -32,8 +32,24 @@ CASES: dict[str, tuple[str, int, str, str | None, str | None, int, dict[str, obj
         0,
         {"http.route": "/orders/{id}", "http.request.method": "GET", "url.path": "/orders/42"},
     ),
-    "api-gateway-v2": ("http", SERVER, "POST /orders", XRAY_TRACE, "53995c3f42cd8ad8", 0, {"url.query": "dryRun=false"}),
-    "function-url": ("http", SERVER, "POST", XRAY_TRACE, "53995c3f42cd8ad8", 0, {"nexs.trigger.source": "lambda_url"}),
+    "api-gateway-v2": (
+        "http",
+        SERVER,
+        "POST /orders",
+        XRAY_TRACE,
+        "53995c3f42cd8ad8",
+        0,
+        {"url.query": "dryRun=false"},
+    ),
+    "function-url": (
+        "http",
+        SERVER,
+        "POST",
+        XRAY_TRACE,
+        "53995c3f42cd8ad8",
+        0,
+        {"nexs.trigger.source": "lambda_url"},
+    ),
     # ALB's X-Amzn-Trace-Id has a Root and no Parent: not a context, so traceparent is used.
     "alb": ("http", SERVER, "GET", W3C_TRACE, "00f067aa0ba902b7", 0, {"nexs.trigger.source": "alb"}),
     # Two messages from two traces: linked, and the invocation starts its own trace.
@@ -44,7 +60,11 @@ CASES: dict[str, tuple[str, int, str, str | None, str | None, int, dict[str, obj
         None,
         None,
         2,
-        {"messaging.system": "aws_sqs", "messaging.batch.message_count": 2, "messaging.destination.name": "orders"},
+        {
+            "messaging.system": "aws_sqs",
+            "messaging.batch.message_count": 2,
+            "messaging.destination.name": "orders",
+        },
     ),
     "sns-sqs": (
         "pubsub",
@@ -73,7 +93,15 @@ CASES: dict[str, tuple[str, int, str, str | None, str | None, int, dict[str, obj
         0,
         {"nexs.eventbridge.detail_type": "OrderPlaced", "messaging.system": "aws_eventbridge"},
     ),
-    "eventbridge-scheduled": ("timer", SERVER, "Scheduled Event", None, None, 0, {"faas.time": "2026-11-28T10:00:00Z"}),
+    "eventbridge-scheduled": (
+        "timer",
+        SERVER,
+        "Scheduled Event",
+        None,
+        None,
+        0,
+        {"faas.time": "2026-11-28T10:00:00Z"},
+    ),
     "kinesis": (
         "pubsub",
         CONSUMER,
@@ -90,7 +118,11 @@ CASES: dict[str, tuple[str, int, str, str | None, str | None, int, dict[str, obj
         None,
         None,
         0,
-        {"faas.document.collection": "orders", "faas.document.operation": "insert", "aws.dynamodb.table_names": ("orders",)},
+        {
+            "faas.document.collection": "orders",
+            "faas.document.operation": "insert",
+            "aws.dynamodb.table_names": ("orders",),
+        },
     ),
     "s3": (
         "datasource",
@@ -152,7 +184,9 @@ def test_shipped_event_gives_trace_parent_links_and_attributes(name: str) -> Non
 def test_sqs_links_carry_each_message_context_and_id() -> None:
     """The batch's links point at each message's producer, tagged with its message id."""
     (root,) = run(events.load("sqs"))
-    assert [(f"{link.context.trace_id:032x}", link.attributes["messaging.message.id"]) for link in root.links] == [
+    assert [
+        (f"{link.context.trace_id:032x}", link.attributes["messaging.message.id"]) for link in root.links
+    ] == [
         ("6749f3a05759e988bd862e3fe1be46a9", "059f36b4-87a3-44ab-83d2-661975830a7d"),
         ("6749f3a14fcb6b3e9a2d4c5e8f7a6b5c", "2e1424d4-f796-459a-8184-9c92662be6da"),
     ]
@@ -203,7 +237,9 @@ def test_sqs_per_message_mode_adds_one_process_span_per_message() -> None:
         assert span.name == "process orders"
         assert span.attributes["messaging.message.id"] == record["messageId"]
         (link,) = span.links
-        assert f"{link.context.trace_id:032x}" == record["messageAttributes"]["traceparent"]["stringValue"][3:35]
+        assert (
+            f"{link.context.trace_id:032x}" == record["messageAttributes"]["traceparent"]["stringValue"][3:35]
+        )
         assert span.end_ns <= root.end_ns
 
 
@@ -228,7 +264,9 @@ def test_kinesis_data_that_is_not_json_is_ignored() -> None:
 
 def test_eventbridge_detail_carrier_gives_the_parent() -> None:
     """A `_nexs` carrier in the detail (written by our PutEvents instrumentation) is the parent."""
-    event = events.eventbridge(detail={"orderId": "42", "_nexs": {"traceparent": f"00-{W3C_TRACE}-00f067aa0ba902b7-01"}})
+    event = events.eventbridge(
+        detail={"orderId": "42", "_nexs": {"traceparent": f"00-{W3C_TRACE}-00f067aa0ba902b7-01"}}
+    )
     (root,) = run(event)
     assert f"{root.trace_id:032x}" == W3C_TRACE
 

@@ -28,7 +28,7 @@ STEPS: tuple[tuple[str, tuple[str, ...], float], ...] = (
     ("down", ("503",), 0.0),
     ("down (3rd failed flush in a row)", ("503",), 0.0),
     ("down, breaker open", ("503",), 0.0),
-    ("healthy again, cool-down over", ("ok",), 0.55),
+    ("healthy again, cool-down over", ("ok",), 1.05),
     ("hangs: reads, never answers", ("hang",), 0.0),
     ("healthy", ("ok",), 0.0),
     ("429 with Retry-After: 1", ("429",), 0.0),
@@ -63,7 +63,7 @@ def main() -> int:
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": backend.url,
                 "NEXS_FLUSH_TIMEOUT_MS": "300",  # the most a flush may hold an invocation
                 "NEXS_EXPORT_BREAKER_FAILURES": "3",  # failed flushes in a row that open the breaker
-                "NEXS_EXPORT_BREAKER_COOLDOWN_MS": "500",  # then skip the back end this long
+                "NEXS_EXPORT_BREAKER_COOLDOWN_MS": "1000",  # then skip the back end this long
                 "NEXS_EXPORT_MAX_RETRIES": "2",  # retries within one flush
                 "NEXS_EXPORT_BACKOFF_MS": "20",  # first backoff cap (doubles, full jitter)
             }
@@ -80,9 +80,7 @@ def play(backend: FlakyBackend) -> int:
     import nexs_serverless
     from nexs_serverless.testing import LambdaContext
 
-    print(
-        f"OTLP endpoint {backend.url}: flush budget 300 ms, breaker after 3 failed flushes, cool-down 500 ms"
-    )
+    print(f"OTLP endpoint {backend.url}: flush budget 300 ms, breaker after 3 failed flushes, cool-down 1 s")
     unchanged = 0
     for number, (what, script, wait_s) in enumerate(STEPS, start=1):
         time.sleep(wait_s)

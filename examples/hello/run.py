@@ -8,9 +8,9 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from handler import handler  # noqa: E402
+from handler import handler
 
-from nexs_serverless.testing import LambdaContext  # noqa: E402
+from nexs_serverless.testing import LambdaContext
 
 EVENT = json.loads((pathlib.Path(__file__).parent / "event.json").read_text())
 

@@ -137,6 +137,7 @@ class SlowBackend:
 
 
 def part_two(invocations: int) -> None:
+    """Invocation time against a slow back end: default budget, short budget, short budget with breaker."""
     from nexs_serverless.exporters import OTLPHttpExporter
 
     print("\n== 2. Flush budget against a slow back end (answers after 50 ms)\n")
@@ -169,11 +170,13 @@ def part_two(invocations: int) -> None:
 
 
 def part_three() -> None:
+    """Run one invocation into its deadline and show what the timeout guard sent."""
     print("\n== 3. Timeout guard: an invocation that runs into its deadline\n")
     configure(exporters=[ConsoleExporter()], timeout_guard_ms=150)
 
     @traced_handler
     def stuck(event: dict[str, Any], context: Any) -> str:
+        """Wait on a dependency longer than the invocation has left."""
         with tracer.span("call-slow-dependency"):
             time.sleep(0.2)  # past the guard (deadline 200 ms, guard 150 ms before it)
         return "finished after the guard fired"
@@ -186,6 +189,7 @@ def part_three() -> None:
 
 
 def main() -> None:
+    """All three parts; ``--quick`` for fewer samples."""
     quick = "--quick" in sys.argv
     part_one(600 if quick else 3000)
     part_two(7 if quick else 15)

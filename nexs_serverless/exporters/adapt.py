@@ -31,7 +31,9 @@ def adapt(exporter: object, settings: Settings | None = None) -> object:
     """
     from .resilient import ResilientExporter
 
-    if isinstance(exporter, ResilientExporter):
+    if isinstance(exporter, ResilientExporter) or getattr(exporter, "wraps_resilient_exporters", False):
+        # Already resilient, or a router that puts each of its own exporters behind one:
+        # wrapping again would retry a whole fan-out and re-send to targets that succeeded.
         return exporter
     name = type(exporter).__name__
     if is_otel_sdk_exporter(exporter):

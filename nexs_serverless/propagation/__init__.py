@@ -93,7 +93,15 @@ class CompositePropagator:
         KeyError: for an unknown name.
     """
 
-    __slots__ = ("_extractors", "_injectors", "_lower_fields", "fields", "names", "propagators")
+    __slots__ = (
+        "_context_extractors",
+        "_extractors",
+        "_injectors",
+        "_lower_fields",
+        "fields",
+        "names",
+        "propagators",
+    )
 
     def __init__(self, names: Sequence[str]) -> None:
         unique = [name for index, name in enumerate(names) if name != "none" and name not in names[:index]]
@@ -105,6 +113,12 @@ class CompositePropagator:
         self.fields = tuple(seen)
         self._lower_fields = frozenset(field.lower() for field in seen)
         self._extractors = tuple(propagator.extract for propagator in self.propagators)  # type: ignore[attr-defined]
+        # `extract_context` needs no baggage: skip the formats that carry nothing else.
+        self._context_extractors = tuple(
+            propagator.extract  # type: ignore[attr-defined]
+            for propagator in self.propagators
+            if propagator.name != "baggage"  # type: ignore[attr-defined]
+        )
         self._injectors = tuple(propagator.inject for propagator in self.propagators)  # type: ignore[attr-defined]
 
     def extract(self, carrier: object) -> Incoming:
@@ -115,6 +129,15 @@ class CompositePropagator:
         for extract_from in self._extractors:
             extract_from(carrier, incoming)
         return incoming
+
+    def extract_context(self, carrier: object) -> SpanContext | None:
+        """Only the context of `carrier` (baggage is not read)."""
+        incoming = Incoming()
+        if type(carrier) is dict:
+            carrier = lowered(carrier)
+        for extract_from in self._context_extractors:
+            extract_from(carrier, incoming)
+        return incoming.context
 
     def inject(self, carrier: object, context: Span | SpanContext | None) -> None:
         """Write `context` (skipped when invalid) and the current baggage into `carrier`."""
@@ -149,7 +172,7 @@ def extract(carrier: object) -> SpanContext | None:
         cached_settings, cached = _cache[0]
         if cached is None or cached_settings is not runtime.settings:
             cached = composite()
-        return cached.extract(carrier).context
+        return cached.extract_context(carrier)
     except Exception as exc:
         guard.report("propagation.extract", exc)
         return None

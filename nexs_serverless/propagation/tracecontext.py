@@ -51,8 +51,7 @@ def parse_traceparent(value: str | None, trace_state: tuple[tuple[str, str], ...
         if not trace_id or not span_id:
             return None
         _last_trace[0] = (trace_id, value[3:35])  # the hex every injection in this trace reuses
-        flags_hex = value[53:]
-        flags = 1 if flags_hex == "01" else int(flags_hex, 16) & _KNOWN_FLAGS
+        flags = 1 if value.endswith("01") else int(value[53:], 16) & _KNOWN_FLAGS
         return new_context(trace_id, span_id, flags, trace_state)
     match = _TRACEPARENT.fullmatch(value.strip(_OWS))
     if match is None:

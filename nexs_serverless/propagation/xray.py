@@ -36,6 +36,8 @@ MAX_LENGTH = 4096
 _ROOT = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
 _PARENT = re.compile(r"[0-9a-fA-F]{16}")
 _LOW_96 = (1 << 96) - 1
+# (trace hex, "Root=1-...;Parent=") of the trace last written; one tuple, swapped atomically.
+_last_root: list[tuple[str, str]] = [("", "")]
 
 
 def parse_header(header: str | None) -> tuple[SpanContext | None, str]:
@@ -112,9 +114,16 @@ class XRayPropagator:
         if ids is None:
             return
         trace_hex = ids[0]
-        header = f"Root=1-{trace_hex[:8]}-{trace_hex[8:]};Parent={ids[1]};Sampled={context.trace_flags & 1}"
-        kept = extra("xray", context.trace_id) if _extras.get() else None
-        carrier["X-Amzn-Trace-Id"] = f"{header};{kept}" if kept else header  # type: ignore[index]
+        cached_hex, root = _last_root[0]
+        if cached_hex is not trace_hex:  # one trace, many outgoing calls: build "Root=..." once
+            root = f"Root=1-{trace_hex[:8]}-{trace_hex[8:]};Parent="
+            _last_root[0] = (trace_hex, root)
+        header = root + ids[1] + (";Sampled=1" if context.trace_flags & 1 else ";Sampled=0")
+        if _extras.get():
+            kept = extra("xray", context.trace_id)
+            if kept:
+                header = f"{header};{kept}"
+        carrier["X-Amzn-Trace-Id"] = header  # type: ignore[index]
 
 
 class XRayLambdaPropagator(XRayPropagator):

@@ -22,7 +22,7 @@ from ..model import SpanKind
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from types import ModuleType
 
     from ..model import Link, SpanContext
@@ -41,7 +41,7 @@ _SOURCES: tuple[str, ...] = (
     ".eventbridge",
     ".step_functions",
 )
-_loaded: list[ModuleType] = []
+_loaded: dict[str, ModuleType] = {}
 
 
 class Trigger:
@@ -169,10 +169,13 @@ class Trigger:
                 guard.report("trigger_exit", exc)
 
 
-def _sources() -> list[ModuleType]:
-    if not _loaded:
-        _loaded.extend(importlib.import_module(name, __name__) for name in _SOURCES)
-    return _loaded
+def _sources() -> Iterator[ModuleType]:
+    """The source modules in order, each imported when first reached (an HTTP event loads one)."""
+    for name in _SOURCES:
+        module = _loaded.get(name)
+        if module is None:
+            module = _loaded[name] = importlib.import_module(name, __name__)
+        yield module
 
 
 def describe(event: object) -> Trigger:

@@ -89,7 +89,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        status, payload, extra = self.server.respond(self.command, self.path, dict(self.headers.items()), body)
+        status, payload, extra = self.server.respond(
+            self.command, self.path, dict(self.headers.items()), body
+        )
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         for key, value in extra.items():
@@ -100,14 +102,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = _serve  # noqa: N815 - http.server's naming
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of the base
+    def log_message(self, format: str, *args: object) -> None:
         return
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, respond: Callable[[str, str, dict[str, str], bytes], tuple[int, Any, dict[str, str]]]) -> None:
+    def __init__(
+        self, respond: Callable[[str, str, dict[str, str], bytes], tuple[int, Any, dict[str, str]]]
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.respond = respond
 
@@ -175,7 +179,9 @@ def azure_functions_host(function: Callable[..., Any], function_name: str) -> It
     """
     import azure.functions as func
 
-    def respond(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
+    def respond(
+        method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         request = func.HttpRequest(method=method, url=f"http://127.0.0.1{path}", headers=headers, body=body)
         traceparent = next((v for k, v in headers.items() if k.lower() == "traceparent"), "")
         context = AzureHostContext(function_name, traceparent)
