@@ -55,7 +55,7 @@ def flush(budget_ms: float | None = None, *, reason: str = "manual") -> int:
     finally:
         rt.flush_lock.release()
         stats.observe("flush_ms", (time.monotonic() - started) * 1000.0)
-        if reason in _PER_INVOCATION:
+        if reason in _PER_INVOCATION and "NEXS_STATS_LOG_EVERY" in rt.settings.environ:
             _log_stats()
 
 

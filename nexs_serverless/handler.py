@@ -137,6 +137,16 @@ def _invocation() -> ModuleType:
     return _machinery[0]
 
 
+def _drop_own_frame(exc: BaseException) -> None:
+    """Leave the wrapper's frame out of the traceback, so the runtime reports what it would without us.
+
+    (On Python 3.11+ a bare ``raise`` keeps the traceback as set here; 3.10 adds the frame back.)
+    """
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_next is not None:
+        exc.__traceback__ = tb.tb_next
+
+
 def _decorate(fn: Callable[P, R], options: Options) -> Callable[P, R]:
     if getattr(fn, _MARK, False) or runtime.settings.disabled:
         return fn
@@ -159,6 +169,7 @@ def _decorate(fn: Callable[P, R], options: Options) -> Callable[P, R]:
                 result = await fn(*args, **kwargs)  # type: ignore[misc]
             except BaseException as exc:
                 machinery.fail(invocation, exc)
+                _drop_own_frame(exc)
                 raise
             else:
                 machinery.succeed(invocation, result)
@@ -176,6 +187,7 @@ def _decorate(fn: Callable[P, R], options: Options) -> Callable[P, R]:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 machinery.fail(invocation, exc)
+                _drop_own_frame(exc)
                 raise
             else:
                 machinery.succeed(invocation, result)

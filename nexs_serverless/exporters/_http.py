@@ -191,7 +191,12 @@ class Connection:
     def _resolve(self) -> list[tuple[int, tuple[object, ...]]]:
         addresses = self._addresses
         if addresses is None:
-            infos = _socket.getaddrinfo(self.host, self.port, 0, _socket.SOCK_STREAM)
+            # An ASCII host passed as bytes skips the `idna` codec, whose import (with
+            # `stringprep` and `unicodedata`) costs ~3 ms on the first invocation.
+            host: str | bytes = self.host
+            if host.isascii():
+                host = host.encode("ascii")
+            infos = _socket.getaddrinfo(host, self.port, 0, _socket.SOCK_STREAM)
             addresses = self._addresses = [(info[0], info[4]) for info in infos]
         return addresses
 

@@ -37,7 +37,7 @@ import importlib
 from .. import _guard as guard
 from ..context import _current
 from ..runtime import runtime
-from ._carrier import drop_variants, hex_ids, lowered
+from ._carrier import _last_trace, drop_variants, hex_ids, lowered
 from .incoming import Incoming
 
 TYPE_CHECKING = False
@@ -142,8 +142,13 @@ class CompositePropagator:
     def inject(self, carrier: object, context: Span | SpanContext | None) -> None:
         """Write `context` (skipped when invalid) and the current baggage into `carrier`."""
         ids = None
-        if context is not None and context.trace_id and context.span_id:
-            ids = hex_ids(context.trace_id, context.span_id)
+        if context is not None:
+            trace_id = context.trace_id
+            if trace_id and context.span_id:
+                cached_id, trace_hex = _last_trace[0]  # hex_ids, inlined on this hot path
+                if cached_id != trace_id:
+                    trace_hex = hex_ids(trace_id, context.span_id)[0]
+                ids = (trace_hex, "%016x" % context.span_id)  # noqa: UP031 - faster than an f-string
         if type(carrier) is dict and carrier:
             drop_variants(carrier, self._lower_fields)
         for inject_into in self._injectors:

@@ -19,11 +19,22 @@ from __future__ import annotations
 
 import re
 
-from ._carrier import Headers, _last_trace, get, new_context
+from ..model import SpanContext
+from ._carrier import (
+    Headers,
+    _last_trace,
+    _new,
+    _set_flags,
+    _set_remote,
+    _set_span_id,
+    _set_state,
+    _set_trace_id,
+    get,
+    new_context,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..model import SpanContext
     from ..span import Span
     from .incoming import Incoming
 
@@ -46,13 +57,20 @@ def parse_traceparent(value: str | None, trace_state: tuple[tuple[str, str], ...
     if not value:
         return None
     if len(value) == 55 and _VERSION_00.fullmatch(value) is not None:
-        trace_id = int(value[3:35], 16)
+        # The common case, inlined: this runs for every invocation and every message of a batch.
+        trace_hex = value[3:35]
+        trace_id = int(trace_hex, 16)
         span_id = int(value[36:52], 16)
         if not trace_id or not span_id:
             return None
-        _last_trace[0] = (trace_id, value[3:35])  # the hex every injection in this trace reuses
-        flags = 1 if value.endswith("01") else int(value[53:], 16) & _KNOWN_FLAGS
-        return new_context(trace_id, span_id, flags, trace_state)
+        _last_trace[0] = (trace_id, trace_hex)  # the hex every injection in this trace reuses
+        context: SpanContext = _new(SpanContext)
+        _set_trace_id(context, trace_id)
+        _set_span_id(context, span_id)
+        _set_flags(context, 1 if value.endswith("01") else int(value[53:], 16) & _KNOWN_FLAGS)
+        _set_state(context, trace_state)
+        _set_remote(context, True)
+        return context
     match = _TRACEPARENT.fullmatch(value.strip(_OWS))
     if match is None:
         return None
@@ -126,7 +144,10 @@ class TraceContextPropagator:
         """Write ``traceparent`` (and ``tracestate`` when there is one)."""
         if ids is None:
             return
-        carrier["traceparent"] = format_traceparent(ids[0], ids[1], context.trace_flags)  # type: ignore[index]
+        flags = context.trace_flags
+        carrier["traceparent"] = (  # type: ignore[index]
+            f"00-{ids[0]}-{ids[1]}-01" if flags == 1 else format_traceparent(ids[0], ids[1], flags)
+        )
         state = context.trace_state
         if state:
             carrier["tracestate"] = ",".join([f"{key}={value}" for key, value in state[:MAX_MEMBERS]])  # type: ignore[index]
