@@ -24,6 +24,14 @@ from .runtime import stats_snapshot as stats
 from .span import Span
 from .tracing import Tracer, tracer
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import baggage as baggage
+    from .flushing import flush as flush
+    from .instrumentation import instrument as instrument
+    from .propagation import extract as extract
+    from .propagation import inject as inject
+
 __all__ = [
     "ConfigError",
     "Link",
@@ -33,9 +41,13 @@ __all__ = [
     "StatusCode",
     "Tracer",
     "__version__",
+    "baggage",
     "configure",
     "current_span",
+    "extract",
     "flush",
+    "inject",
+    "instrument",
     "stats",
     "traced_handler",
     "tracer",
@@ -43,10 +55,27 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # `flush` is rarely called by hand: load its module on first use.
-    if name == "flush":
-        from .flushing import flush
+# Public names whose modules load on first use (none is needed to trace a handler).
+_LAZY = {
+    "baggage": ("nexs_serverless.baggage", None),
+    "extract": ("nexs_serverless.propagation", "extract"),
+    "flush": ("nexs_serverless.flushing", "flush"),
+    "inject": ("nexs_serverless.propagation", "inject"),
+    "instrument": ("nexs_serverless.instrumentation", "instrument"),
+}
 
-        return flush
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(target[0])
+    value = module if target[1] is None else getattr(module, target[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

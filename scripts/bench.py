@@ -44,7 +44,10 @@ def _coldstart(data: dict[str, Any]) -> Summary:
 def _core(data: dict[str, Any]) -> Summary:
     ns = data["ns_per_span"]
     ours = ns["nexs_serverless"]
-    out = {"ours_us_per_span": ours / 1000, "pool_off_us_per_span": ns.get("nexs_serverless_pool_off", 0) / 1000}
+    out = {
+        "ours_us_per_span": ours / 1000,
+        "pool_off_us_per_span": ns.get("nexs_serverless_pool_off", 0) / 1000,
+    }
     peer = min(v for k, v in ns.items() if k.startswith("opentelemetry"))
     out["ratio_opentelemetry_sdk"] = peer / ours
     return out
@@ -91,9 +94,19 @@ def _generic(data: Any) -> Summary:
 
 BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[Any], Summary]]] = {
     "coldstart": ("bench_coldstart.py", ["--runs", "15"], ["--runs", "5"], _coldstart),
-    "core": ("bench_core.py", ["--spans", "20000", "--repeat", "15"], ["--spans", "5000", "--repeat", "5"], _core),
+    "core": (
+        "bench_core.py",
+        ["--spans", "20000", "--repeat", "15"],
+        ["--spans", "5000", "--repeat", "5"],
+        _core,
+    ),
     "invocation": ("bench_invocation.py", ["--repeat", "300"], ["--repeat", "60"], _invocation),
-    "export": ("bench_export.py", ["--repeats", "200"], ["--repeats", "40", "--sdk-dead-repeats", "1"], _export),
+    "export": (
+        "bench_export.py",
+        ["--repeats", "200"],
+        ["--repeats", "40", "--sdk-dead-repeats", "1"],
+        _export,
+    ),
     "memory": ("bench_memory.py", ["--invocations", "10000"], ["--invocations", "2000"], _memory),
     "propagation": ("bench_propagation.py", [], [], _generic),
     "sampling": ("bench_sampling.py", [], [], _generic),

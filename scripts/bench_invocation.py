@@ -87,7 +87,9 @@ def powertools(daemon: str) -> Callable[[], object]:
     os.environ["AWS_XRAY_DAEMON_ADDRESS"] = daemon
     os.environ["POWERTOOLS_TRACE_DISABLED"] = "false"
     os.environ["AWS_LAMBDA_FUNCTION_NAME"] = "bench"
-    os.environ["_X_AMZN_TRACE_ID"] = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    os.environ["_X_AMZN_TRACE_ID"] = (
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    )
     from aws_lambda_powertools import Tracer
     from aws_xray_sdk.core import xray_recorder
 
@@ -110,7 +112,7 @@ def powertools(daemon: str) -> Callable[[], object]:
 
     @tracer.capture_lambda_handler
     def handler(event: object, context: object) -> dict[str, int]:
-        work(lambda name, attributes: _Span(name, attributes))
+        work(_Span)
         return {"statusCode": 200}
 
     from nexs_serverless.testing import LambdaContext
@@ -131,7 +133,7 @@ def untraced() -> Callable[[], object]:
             return None
 
     def handler(event: object, context: object) -> dict[str, int]:
-        work(lambda name, attributes: _NoSpan(name, attributes))
+        work(_NoSpan)
         return {"statusCode": 200}
 
     return lambda: handler(EVENT, None)
@@ -171,7 +173,13 @@ def make(name: str, endpoint: str, daemon: str) -> Callable[[], object]:
     return untraced()
 
 
-VARIANTS = ("nexs_serverless", "nexs_serverless_xray_udp", "opentelemetry_lambda", "powertools_tracer", "untraced")
+VARIANTS = (
+    "nexs_serverless",
+    "nexs_serverless_xray_udp",
+    "opentelemetry_lambda",
+    "powertools_tracer",
+    "untraced",
+)
 
 
 def main() -> None:
@@ -180,7 +188,9 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     port_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"nexs-bench-{os.getpid()}.port"
-    server = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "bench_export.py"), "--serve", str(port_file)])
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "bench_export.py"), "--serve", str(port_file)]
+    )
     daemon_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     daemon_socket.bind(("127.0.0.1", 0))
     daemon = f"127.0.0.1:{daemon_socket.getsockname()[1]}"

@@ -9,6 +9,7 @@ import pytest
 
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.testing import reset
+from nexs_serverless.testing.state import forget_instrumentation
 
 _PREFIXES = ("OTEL_", "NEXS_", "AWS_LAMBDA_", "_X_AMZN_TRACE_ID", "AWS_XRAY_")
 
@@ -21,6 +22,7 @@ def _clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name, raising=False)
     reset()
     yield
+    forget_instrumentation()
     reset()
 
 

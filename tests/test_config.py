@@ -43,7 +43,8 @@ def test_bad_environment_value_is_named_and_falls_back(variable: str, value: str
     """A bad value yields one problem naming the variable, the value and what is accepted."""
     settings, problems = load({variable: value})
     (problem,) = problems
-    assert problem.variable == variable and problem.value == value
+    assert problem.variable == variable
+    assert problem.value == value
     assert expected in str(problem)
     defaults, _ = load({})
     field = {
@@ -64,7 +65,9 @@ def test_bad_environment_is_logged_and_the_handler_still_runs(caplog: pytest.Log
     with caplog.at_level(logging.WARNING, logger="nexs_serverless"):
         configure(exporters=[memory], environ={"NEXS_FLUSH_TIMEOUT_MS": "soon"})
     (record,) = [r for r in caplog.records if "NEXS_FLUSH_TIMEOUT_MS" in r.getMessage()]
-    assert "invalid NEXS_FLUSH_TIMEOUT_MS='soon' (expected an integer >= 1); using 1000" in record.getMessage()
+    assert (
+        "invalid NEXS_FLUSH_TIMEOUT_MS='soon' (expected an integer >= 1); using 1000" in record.getMessage()
+    )
 
     @traced_handler
     def handler(event: object, context: object) -> str:

@@ -35,14 +35,18 @@ def test_console_prints_an_indented_tree_with_the_telling_parts() -> None:
     stream = io.StringIO()
     _run(stream)
     lines = stream.getvalue().splitlines()
-    assert lines[0].startswith("trace ") and lines[0].endswith("4 span(s)")
+    assert lines[0].startswith("trace ")
+    assert lines[0].endswith("4 span(s)")
     assert lines[1].startswith("└── GET /orders/{id} [SERVER]")
     assert "cold start" in lines[1]
     assert "faas.trigger=http http.response.status_code=200" in lines[1]
     assert "cloud.provider" not in lines[1]
-    assert lines[2].startswith("    ├── load-order") and "order.id=42" in lines[2]
-    assert lines[3].startswith("    │   └── db.query") and lines[3].endswith("…")
-    assert lines[4].startswith("    └── charge") and "✗ ERROR ValueError: card declined" in lines[4]
+    assert lines[2].startswith("    ├── load-order")
+    assert "order.id=42" in lines[2]
+    assert lines[3].startswith("    │   └── db.query")
+    assert lines[3].endswith("…")
+    assert lines[4].startswith("    └── charge")
+    assert "✗ ERROR ValueError: card declined" in lines[4]
     assert "\x1b[" not in stream.getvalue()
 
 
@@ -51,7 +55,8 @@ def test_console_verbose_shows_every_attribute() -> None:
     stream = io.StringIO()
     _run(stream, verbose=True)
     text = stream.getvalue()
-    assert "faas.coldstart=True" in text and "x" * 200 in text
+    assert "faas.coldstart=True" in text
+    assert "x" * 200 in text
 
 
 def test_console_is_the_default_exporter(capsys: pytest.CaptureFixture[str]) -> None:

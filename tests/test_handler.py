@@ -104,8 +104,14 @@ def test_root_span_has_faas_and_cloud_attributes(exporter: InMemoryExporter) -> 
     def handler(event: object, context: object) -> str:
         return "ok"
 
-    context = LambdaContext(function_name="orders", region="eu-west-1", account_id="111122223333",
-                            memory_limit_in_mb=256, aws_request_id="req-1", function_version="7")
+    context = LambdaContext(
+        function_name="orders",
+        region="eu-west-1",
+        account_id="111122223333",
+        memory_limit_in_mb=256,
+        aws_request_id="req-1",
+        function_version="7",
+    )
     handler({}, context)
     attrs = _root(exporter).attributes
     assert attrs["faas.invocation_id"] == "req-1"
@@ -113,13 +119,15 @@ def test_root_span_has_faas_and_cloud_attributes(exporter: InMemoryExporter) -> 
     assert attrs["faas.version"] == "7"
     assert attrs["faas.instance"].startswith("2026/11/28/")
     assert attrs["faas.max_memory"] == 256 * 1024 * 1024
-    assert attrs["cloud.provider"] == "aws" and attrs["cloud.platform"] == "aws_lambda"
+    assert attrs["cloud.provider"] == "aws"
+    assert attrs["cloud.platform"] == "aws_lambda"
     assert attrs["cloud.region"] == "eu-west-1"
     assert attrs["cloud.account.id"] == "111122223333"
     assert attrs["cloud.resource_id"] == "arn:aws:lambda:eu-west-1:111122223333:function:orders"
     assert attrs["faas.trigger"] == "other"
     resource = _root(exporter).resource.attributes
-    assert resource["service.name"] == "orders" and resource["cloud.region"] == "eu-west-1"
+    assert resource["service.name"] == "orders"
+    assert resource["cloud.region"] == "eu-west-1"
 
 
 def test_child_spans_are_children_of_the_invocation_root(exporter: InMemoryExporter) -> None:
@@ -166,7 +174,8 @@ def test_late_first_invocation_is_proactive_init_not_cold_start(exporter: InMemo
 
     handler({}, LambdaContext())
     attrs = _root(exporter).attributes
-    assert attrs["faas.coldstart"] is False and attrs["nexs.init.type"] == "proactive"
+    assert attrs["faas.coldstart"] is False
+    assert attrs["nexs.init.type"] == "proactive"
 
 
 def test_provisioned_concurrency_is_not_a_cold_start(exporter: InMemoryExporter) -> None:
@@ -179,7 +188,8 @@ def test_provisioned_concurrency_is_not_a_cold_start(exporter: InMemoryExporter)
 
     handler({}, LambdaContext())
     attrs = _root(exporter).attributes
-    assert attrs["faas.coldstart"] is False and attrs["nexs.init.type"] == "provisioned-concurrency"
+    assert attrs["faas.coldstart"] is False
+    assert attrs["nexs.init.type"] == "provisioned-concurrency"
 
 
 def test_return_value_passes_through_unchanged(exporter: InMemoryExporter) -> None:
@@ -248,7 +258,8 @@ def test_captured_values_are_truncated(exporter: InMemoryExporter) -> None:
 
     handler({"payload": "x" * 100}, LambdaContext())
     captured = _root(exporter).attributes["nexs.event"]
-    assert captured.startswith('{"payload":"xxxx') and captured.endswith("[truncated]")
+    assert captured.startswith('{"payload":"xxxx')
+    assert captured.endswith("[truncated]")
     assert stats()["captures_truncated"] == 1
 
 
@@ -386,7 +397,8 @@ def test_flush_budget_is_capped_by_the_remaining_time() -> None:
     configure(exporters=[slow, after], flush_timeout_ms=5000)
     # 300 ms left in the invocation, 50 ms safety margin: the flush may take 250 ms at most.
     assert handler({}, LambdaContext(timeout_ms=300)) == "done"
-    assert slow.allowed_s and slow.allowed_s[0] <= 0.25
+    assert slow.allowed_s
+    assert slow.allowed_s[0] <= 0.25
     assert after.get_finished_spans() == []  # no time left for it: carried over, not lost
     assert stats()["export_spans_carried_over"] == 1
     assert handler({}, LambdaContext(timeout_ms=60_000)) == "done"
@@ -435,9 +447,11 @@ def test_timeout_guard_flushes_before_the_deadline() -> None:
     assert flushed_while_running == [True]
     spans = {s.name: s for s in exporter.get_finished_spans()}
     query, root = spans["slow-query"], _root(exporter)
-    assert query.attributes["nexs.force_ended"] is True and query.force_ended
+    assert query.attributes["nexs.force_ended"] is True
+    assert query.force_ended
     assert root.attributes["nexs.timed_out"] is True
-    assert root.status_code == StatusCode.ERROR and "timed out" in (root.status_description or "")
+    assert root.status_code == StatusCode.ERROR
+    assert "timed out" in (root.status_description or "")
     assert stats()["timeout_guard_fired"] == 1
     assert len([s for s in exporter.get_finished_spans() if s.name == "slow-query"]) == 1
 

@@ -32,15 +32,21 @@ def test_sdk_exporter_receives_readable_spans() -> None:
     spans = {s.name: s for s in sdk.get_finished_spans()}
     got = spans["child"]
     assert isinstance(got, ReadableSpan)
-    assert got.context.trace_id == child.trace_id and got.context.span_id == child.span_id
-    assert got.parent is not None and got.parent.span_id == parent.span_id
+    assert got.context.trace_id == child.trace_id
+    assert got.context.span_id == child.span_id
+    assert got.parent is not None
+    assert got.parent.span_id == parent.span_id
     assert spans["parent"].kind is OTelKind.SERVER
     assert got.attributes == {"k": "v", "n": (1, 2)}
     assert got.dropped_attributes == 1
-    assert [e.name for e in got.events] == ["e1"] and got.dropped_events == 1
-    assert got.links[0].context.trace_id == 7 and got.links[0].attributes == {"l": 1}
-    assert got.start_time == child.start_ns and got.end_time == child.end_ns
-    assert got.instrumentation_scope is not None and got.instrumentation_scope.name == "nexs_serverless"
+    assert [e.name for e in got.events] == ["e1"]
+    assert got.dropped_events == 1
+    assert got.links[0].context.trace_id == 7
+    assert got.links[0].attributes == {"l": 1}
+    assert got.start_time == child.start_ns
+    assert got.end_time == child.end_ns
+    assert got.instrumentation_scope is not None
+    assert got.instrumentation_scope.name == "nexs_serverless"
 
 
 def test_sdk_otlp_encoder_accepts_converted_spans() -> None:
@@ -101,5 +107,6 @@ def test_to_readable_span_keeps_remote_parent_flag() -> None:
         pass
     readable = to_readable_span(span)
     assert isinstance(readable, ReadableSpan)
-    assert readable.parent is not None and readable.parent.is_remote
+    assert readable.parent is not None
+    assert readable.parent.is_remote
     assert readable.context.trace_state.get("a") == "b"

@@ -51,7 +51,8 @@ def test_other_values_are_converted_and_counted() -> None:
         span.set_attribute("numbers", [1, 2.5])
         span.set_attribute("obj", {"k": 1})
     attrs = span.attributes
-    assert attrs["level"] == 3 and type(attrs["level"]) is int
+    assert attrs["level"] == 3
+    assert type(attrs["level"]) is int
     assert attrs["color"] == "Color.RED"
     assert attrs["raw"] == "café"
     assert attrs["mixed"] == ("1", "a")
@@ -126,7 +127,8 @@ def test_ended_span_ignores_changes() -> None:
     span.add_event("late")
     span.set_status(StatusCode.ERROR, "late")
     span.end()
-    assert span.attributes == {} and not span.events
+    assert span.attributes == {}
+    assert not span.events
     assert span.status_code == StatusCode.UNSET
     assert span.end_ns == end
 
@@ -136,7 +138,8 @@ def test_status_ok_is_final_and_description_only_with_error() -> None:
     with tracer.span("a") as a:
         a.set_status(StatusCode.OK, "ignored")
         a.set_status(StatusCode.ERROR, "too late")
-    assert a.status_code == StatusCode.OK and a.status_description is None
+    assert a.status_code == StatusCode.OK
+    assert a.status_description is None
 
 
 def test_ids_are_random_nonzero_and_the_right_width() -> None:
@@ -157,7 +160,8 @@ def test_span_context_rejects_mutation() -> None:
     with pytest.raises(AttributeError):
         ctx.trace_id = 3  # type: ignore[misc]
     assert ctx == SpanContext(1, 2, 1, (("k", "v"),), True)
-    assert ctx.is_valid and ctx.sampled
+    assert ctx.is_valid
+    assert ctx.sampled
     assert not SpanContext(0, 2).is_valid
 
 
@@ -171,7 +175,8 @@ def test_exported_span_reads_like_an_opentelemetry_span(exporter: InMemoryExport
     by_name = {s.name: s for s in exporter.get_finished_spans()}
     exported = by_name["child"]
     assert exported.context == SpanContext(child.trace_id, child.span_id, 1)
-    assert exported.parent is not None and exported.parent.span_id == parent.span_id
+    assert exported.parent is not None
+    assert exported.parent.span_id == parent.span_id
     assert exported.start_time <= exported.end_time
     assert exported.resource.attributes["telemetry.sdk.name"] == "nexs_serverless"
     assert exported.instrumentation_scope.name == "nexs_serverless"

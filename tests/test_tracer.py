@@ -40,9 +40,12 @@ def test_explicit_parent_and_root_override_the_current_span() -> None:
             pass
         with tracer.span("fresh", parent=Tracer.ROOT) as fresh:
             pass
-    assert continued.trace_id == 0xABC and continued.parent_span_id == 0xDEF
-    assert continued.parent_is_remote and continued.trace_state == (("vendor", "v"),)
-    assert fresh.trace_id != outer.trace_id and fresh.parent_span_id == 0
+    assert continued.trace_id == 0xABC
+    assert continued.parent_span_id == 0xDEF
+    assert continued.parent_is_remote
+    assert continued.trace_state == (("vendor", "v"),)
+    assert fresh.trace_id != outer.trace_id
+    assert fresh.parent_span_id == 0
 
 
 def test_capture_names_the_span_after_the_function(exporter: InMemoryExporter) -> None:
@@ -80,7 +83,8 @@ def test_capture_records_and_reraises_exceptions(exporter: InMemoryExporter) -> 
     assert info.value is error
     flush()
     (span,) = exporter.get_finished_spans()
-    assert span.status_code == 2 and span.events[0].name == "exception"
+    assert span.status_code == 2
+    assert span.events[0].name == "exception"
 
 
 def test_capture_on_async_functions_and_gather_parent_correctly(exporter: InMemoryExporter) -> None:
@@ -102,7 +106,8 @@ def test_capture_on_async_functions_and_gather_parent_correctly(exporter: InMemo
     spans = exporter.get_finished_spans()
     main_span = next(s for s in spans if s.name == "main")
     steps = [s for s in spans if s.name.endswith("step")]
-    assert len(steps) == 2 and all(s.parent_span_id == main_span.span_id for s in steps)
+    assert len(steps) == 2
+    assert all(s.parent_span_id == main_span.span_id for s in steps)
     for n in (1, 2):
         inner = next(s for s in spans if s.name == f"inner-{n}")
         assert inner.parent_span_id in {s.span_id for s in steps}
@@ -157,7 +162,8 @@ def test_unsampled_roots_propagate_context_but_record_nothing(exporter: InMemory
     with tracer.span("root") as root, tracer.span("child") as child:
         child.set_attribute("ignored", 1)
     assert not root.is_recording()
-    assert root.trace_id and child.trace_id == root.trace_id
+    assert root.trace_id
+    assert child.trace_id == root.trace_id
     assert child.parent_span_id == root.span_id
     assert root.trace_flags & 1 == 0
     assert flush() == 0
@@ -213,7 +219,8 @@ def test_pool_recycles_records_nobody_holds(exporter: InMemoryExporter) -> None:
     gc.collect()
     flush()
     assert pool.recycled == 5  # `kept` is still referenced here, so it was not recycled
-    assert kept.name == "kept" and kept.end_ns
+    assert kept.name == "kept"
+    assert kept.end_ns
     before = pool.hits
     with tracer.span("again"):
         pass
@@ -225,7 +232,8 @@ def test_pool_misses_grow_without_blocking() -> None:
     configure(pool_size=2)
     spans = [tracer.span(f"s{i}") for i in range(5)]
     assert len(spans) == 5
-    assert stats()["pool_hits"] == 2 and stats()["pool_misses"] == 3
+    assert stats()["pool_hits"] == 2
+    assert stats()["pool_misses"] == 3
 
 
 def test_pool_off_still_records() -> None:

@@ -193,9 +193,7 @@ class Connection:
         if addresses is None:
             # An ASCII host passed as bytes skips the `idna` codec, whose import (with
             # `stringprep` and `unicodedata`) costs ~3 ms on the first invocation.
-            host: str | bytes = self.host
-            if host.isascii():
-                host = host.encode("ascii")
+            host: str | bytes = self.host.encode("ascii") if self.host.isascii() else self.host
             infos = _socket.getaddrinfo(host, self.port, 0, _socket.SOCK_STREAM)
             addresses = self._addresses = [(info[0], info[4]) for info in infos]
         return addresses

@@ -135,15 +135,12 @@ def _describe(span: AnySpan, verbose: bool, color: bool) -> str:
         )
     if span.parent_is_remote and span.parent_span_id:
         parts.append(f"(remote parent {span.parent_span_id:016x})")
-    shown = 0
-    for key, value in _ordered(attrs, verbose):
-        if not verbose and shown >= _MAX_SHOWN:
-            break
+    ordered = _ordered(attrs, verbose)
+    for key, value in ordered if verbose else ordered[:_MAX_SHOWN]:
         text = str(value)
         if not verbose and len(text) > _MAX_VALUE:
             text = text[: _MAX_VALUE - 1] + "…"
         parts.append(_paint(f"{key}=", "2", color) + text)
-        shown += 1
     for event in span.events:
         if event.name == "exception" and not verbose:
             continue

@@ -66,9 +66,9 @@ __all__ = ["Options", "ResilientExporter"]
 _DROP_CLASSES = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.SERIALIZATION})
 
 
-
-class _NoTimeLeft(ExportError):
+class _NoTimeLeftError(ExportError):
     """The flush deadline passed before an attempt: carry over, but do not blame the back end."""
+
 
 class Options:
     """The wrapper's settings; `from_settings` reads them from the environment snapshot.
@@ -260,7 +260,7 @@ class ResilientExporter:
                     complete = complete and start + len(batch) <= resent  # only carried ones lost
                     start += batch_size
                     continue
-                if not isinstance(error, _NoTimeLeft):  # our budget ran out, not the back end
+                if not isinstance(error, _NoTimeLeftError):  # our budget ran out, not the back end
                     self.breaker.record_failure()
                 if error.error_class == ErrorClass.THROTTLED and error.retry_after_s:
                     self._honour_retry_after(error.retry_after_s, deadline)
@@ -281,7 +281,7 @@ class ResilientExporter:
             timeout_s = deadline - self._clock()
             if timeout_s <= 0:
                 stats.incr("export_deadline_reached")
-                raise _NoTimeLeft(ErrorClass.TIMEOUT, "flush deadline reached before sending")
+                raise _NoTimeLeftError(ErrorClass.TIMEOUT, "flush deadline reached before sending")
             try:
                 return self._attempt(batch, timeout_s)
             except ExportError as exc:  # a classified failure: the seam working as designed

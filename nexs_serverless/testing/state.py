@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 
 from .. import _guard, _stats
 from ..handler import process
@@ -13,7 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-__all__ = ["capture_spans", "reset"]
+__all__ = ["capture_spans", "forget_instrumentation", "reset"]
 
 
 def reset(*, environ: Mapping[str, str] | None = None, exporters: list[object] | None = None) -> None:
@@ -29,6 +30,19 @@ def reset(*, environ: Mapping[str, str] | None = None, exporters: list[object] |
     _guard.forget()
     process.reset()
     configure(exporters=exporters, environ=environ if environ is not None else {})
+
+
+def forget_instrumentation() -> None:
+    """Undo the first invocation's automatic instrumentation, so the next one installs it afresh.
+
+    Only modules already loaded are touched: resetting never imports them.
+    """
+    instrumentation = sys.modules.get("nexs_serverless.instrumentation")
+    if instrumentation is not None:
+        instrumentation.uninstrument()
+    invocation = sys.modules.get("nexs_serverless.invocation")
+    if invocation is not None:
+        invocation._instrumented.clear()
 
 
 @contextlib.contextmanager
