@@ -45,8 +45,10 @@ class Runtime:
         "_prepared",
         "_stages",
         "buffer",
+        "buffered",
         "disabled",
         "flush_lock",
+        "max_buffered",
         "plain_attribute_limit",
         "platform",
         "pool",
@@ -78,6 +80,8 @@ class Runtime:
         self.plain_attribute_limit = limits.attribute_count if limits.attribute_value_length is None else -1
         self.sampler = _sampler(settings)
         self.buffer.max_spans = settings.max_buffered_spans
+        self.buffered = self.buffer.spans  # the list itself, for the span-start hot path
+        self.max_buffered = settings.max_buffered_spans
         if settings.pool_size != self.pool.size:
             self.pool = SpanPool(settings.pool_size)
         span_state.limits = settings.limits

@@ -15,7 +15,7 @@ from . import _stats as stats
 from .context import _current, current_span, wrap
 from .model import SpanContext, SpanKind
 from .runtime import runtime
-from .span import NonRecordingSpan, Span, state
+from .span import NonRecordingSpan, Span
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -152,8 +152,8 @@ class Tracer:
                 flags = parent.trace_flags  # type: ignore[attr-defined]
             if not flags & 1:
                 return _unsampled(name, kind, trace_id, parent_id, flags, trace_state, remote)
-        buffered = rt.buffer.spans
-        if len(buffered) >= rt.buffer.max_spans:
+        buffered = rt.buffered
+        if len(buffered) >= rt.max_buffered:
             stats.incr("spans_dropped_buffer_full")
             return _unsampled(name, kind, trace_id, parent_id, flags, trace_state, remote)
         pool = rt.pool  # SpanPool.acquire, inlined
@@ -175,10 +175,7 @@ class Tracer:
         span.start_ns = start_ns or _time_ns()
         if attributes:
             attrs = span.attributes
-            if (
-                state.limits.attribute_value_length is None
-                and len(attributes) <= state.limits.attribute_count
-            ):
+            if len(attributes) <= rt.plain_attribute_limit:
                 for key, value in attributes.items():
                     t = type(value)
                     if (t is str or t is int or t is float or t is bool) and type(key) is str and key:

@@ -47,6 +47,7 @@ def _core(data: dict[str, Any]) -> Summary:
     out = {
         "ours_us_per_span": ours / 1000,
         "pool_off_us_per_span": ns.get("nexs_serverless_pool_off", 0) / 1000,
+        "ours_start_end_us_per_span": ns.get("nexs_serverless_start_end_only", 0) / 1000,
     }
     peer = min(v for k, v in ns.items() if k.startswith("opentelemetry"))
     out["ratio_opentelemetry_sdk"] = peer / ours

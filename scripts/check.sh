@@ -12,3 +12,5 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/mypy
 # pytest exits 5 when it collected no test: set -e turns that into a failure too.
 .venv/bin/python -m pytest -q --cov=nexs_serverless --cov-report=term:skip-covered "$@"
+# Speed regressions: ratios against the peers measured in the same run (not absolute times).
+.venv/bin/python scripts/bench.py --quick --check scripts/bench_baseline.json --json bench-results/check.json

@@ -25,12 +25,12 @@ from __future__ import annotations
 from .. import _guard as guard
 from ..context import _current
 from ..tracing import tracer
-from . import aws_operations
 from ._client import in_sdk_call, record_error, should_trace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import ModuleType
     from typing import Any
 
 __all__ = ["install", "installed", "uninstall"]
@@ -38,6 +38,13 @@ __all__ = ["install", "installed", "uninstall"]
 _MARK = "__nexs_traced__"
 _EMITTER_MARK = "_nexs_hooks"
 _state: dict[str, object] = {"enabled": False}
+
+
+def _ops() -> ModuleType:
+    """The per-operation table, loaded at the first AWS call rather than at install (cold start)."""
+    from . import aws_operations
+
+    return aws_operations
 
 
 def installed() -> bool:
@@ -71,10 +78,10 @@ def install() -> bool:
         except BaseException as exc:
             _safely(record_error, span, exc)
             response = getattr(exc, "response", None)
-            _safely(aws_operations.record_result, span, response)
+            _safely(_ops().record_result, span, response)
             raise
         else:
-            _safely(aws_operations.record_result, span, result)
+            _safely(_ops().record_result, span, result)
         finally:
             in_sdk_call.reset(sdk_token)
             _current.reset(token)
@@ -105,7 +112,7 @@ def uninstall() -> None:
 def _start(client: Any, operation: str, params: dict[str, Any]) -> Any:
     model = client._service_model
     service = str(model.service_id)
-    name, kind, attrs = aws_operations.describe(service, operation, params)
+    name, kind, attrs = _ops().describe(service, operation, params)
     region = getattr(client.meta, "region_name", None)
     if region:
         attrs["cloud.region"] = region
@@ -136,7 +143,7 @@ def _before_parameter_build(params: dict[str, Any], model: Any, **kwargs: Any) -
     if not _state["enabled"] or not in_sdk_call.get():
         return
     try:
-        aws_operations.inject_context(str(model.service_model.service_id), str(model.name), params)
+        _ops().inject_context(str(model.service_model.service_id), str(model.name), params)
     except Exception as exc:
         guard.report("botocore.inject", exc)
 
