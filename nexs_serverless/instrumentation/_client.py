@@ -18,6 +18,9 @@ from ..runtime import runtime
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from ..span import Span
 
 __all__ = ["http_attributes", "in_sdk_call", "record_error", "record_status", "should_trace"]
@@ -75,3 +78,43 @@ def record_error(span: Span, exc: BaseException) -> None:
 
 
 CLIENT = SpanKind.CLIENT
+
+
+_MARK = "__nexs_traced__"
+
+
+class Patch:
+    """The methods one instrumentation replaced, and whether it is on.
+
+    The wrappers check `enabled` first, so uninstalling also silences wrappers
+    that other code captured before the originals were put back.
+    """
+
+    __slots__ = ("_originals", "enabled")
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._originals: list[tuple[Any, str, Any]] = []
+
+    @staticmethod
+    def applied(owner: Any, name: str) -> bool:
+        """Whether `owner.name` is already one of our wrappers."""
+        return bool(getattr(getattr(owner, name), _MARK, False))
+
+    def apply(self, *replacements: tuple[Any, str, Callable[..., Any]]) -> None:
+        """Put each ``(owner, name, wrapper)`` in place, keeping the original for `restore`."""
+        for owner, name, wrapper in replacements:
+            original = getattr(owner, name)
+            setattr(wrapper, _MARK, True)
+            setattr(wrapper, "__wrapped__", original)  # noqa: B010 - a function attribute mypy cannot see
+            self._originals.append((owner, name, original))
+            setattr(owner, name, wrapper)
+        self.enabled = True
+
+    def restore(self) -> None:
+        """Turn the wrappers off and put the originals back where ours are still in place."""
+        self.enabled = False
+        originals, self._originals = self._originals, []
+        for owner, name, original in originals:
+            if self.applied(owner, name):
+                setattr(owner, name, original)

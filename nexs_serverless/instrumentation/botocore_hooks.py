@@ -25,7 +25,7 @@ from __future__ import annotations
 from .. import _guard as guard
 from ..context import _current
 from ..tracing import tracer
-from ._client import in_sdk_call, record_error, should_trace
+from ._client import Patch, in_sdk_call, record_error, should_trace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,9 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["install", "installed", "uninstall"]
 
-_MARK = "__nexs_traced__"
 _EMITTER_MARK = "_nexs_hooks"
-_state: dict[str, object] = {"enabled": False}
+_patch = Patch()
 
 
 def _ops() -> ModuleType:
@@ -49,7 +48,7 @@ def _ops() -> ModuleType:
 
 def installed() -> bool:
     """Whether the SDK is instrumented now."""
-    return bool(_state["enabled"])
+    return _patch.enabled
 
 
 def install() -> bool:
@@ -57,14 +56,13 @@ def install() -> bool:
     import botocore.client
 
     base: Any = botocore.client.BaseClient
-    current = base._make_api_call
-    if getattr(current, _MARK, False):
-        _state["enabled"] = True
+    if Patch.applied(base, "_make_api_call"):
+        _patch.enabled = True
         return True
-    original: Callable[..., Any] = current
+    original: Callable[..., Any] = base._make_api_call
 
     def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-        if not _state["enabled"] or not should_trace():
+        if not _patch.enabled or not should_trace():
             return original(self, operation_name, api_params)
         try:
             span = _start(self, operation_name, api_params)
@@ -88,25 +86,13 @@ def install() -> bool:
             span.end()
         return result
 
-    setattr(_make_api_call, _MARK, True)
-    _make_api_call.__wrapped__ = original  # type: ignore[attr-defined]
-    _state["original"] = original
-    base._make_api_call = _make_api_call
-    _state["enabled"] = True
+    _patch.apply((base, "_make_api_call", _make_api_call))
     return True
 
 
 def uninstall() -> None:
     """Restore botocore's method (hooks left on clients do nothing once disabled)."""
-    _state["enabled"] = False
-    original = _state.pop("original", None)
-    if original is None:
-        return
-    import botocore.client
-
-    base: Any = botocore.client.BaseClient
-    if getattr(base._make_api_call, _MARK, False):
-        base._make_api_call = original
+    _patch.restore()
 
 
 def _start(client: Any, operation: str, params: dict[str, Any]) -> Any:
@@ -140,7 +126,7 @@ def _ensure_hooks(client: Any) -> None:
 
 def _before_parameter_build(params: dict[str, Any], model: Any, **kwargs: Any) -> None:
     """Botocore hook: put the current (client) span's context into the parameters."""
-    if not _state["enabled"] or not in_sdk_call.get():
+    if not _patch.enabled or not in_sdk_call.get():
         return
     try:
         _ops().inject_context(str(model.service_model.service_id), str(model.name), params)

@@ -12,7 +12,7 @@ from .. import _guard as guard
 from ..context import _current
 from ..propagation import inject
 from ..tracing import tracer
-from ._client import CLIENT, http_attributes, record_error, record_status, should_trace
+from ._client import CLIENT, Patch, http_attributes, record_error, record_status, should_trace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,8 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["install", "uninstall"]
 
-_MARK = "__nexs_traced__"
-_state: dict[str, object] = {"enabled": False}
+_patch = Patch()
 
 
 def _begin(request: Any) -> Any:
@@ -38,14 +37,14 @@ def install() -> bool:
 
     sync_transport: Any = httpx.HTTPTransport
     async_transport: Any = httpx.AsyncHTTPTransport
-    if getattr(sync_transport.handle_request, _MARK, False):
-        _state["enabled"] = True
+    if Patch.applied(sync_transport, "handle_request"):
+        _patch.enabled = True
         return True
     original: Callable[..., Any] = sync_transport.handle_request
     original_async: Callable[..., Any] = async_transport.handle_async_request
 
     def handle_request(self: Any, request: Any) -> Any:
-        if not _state["enabled"] or not should_trace():
+        if not _patch.enabled or not should_trace():
             return original(self, request)
         try:
             span = _begin(request)
@@ -66,7 +65,7 @@ def install() -> bool:
         return response
 
     async def handle_async_request(self: Any, request: Any) -> Any:
-        if not _state["enabled"] or not should_trace():
+        if not _patch.enabled or not should_trace():
             return await original_async(self, request)
         try:
             span = _begin(request)
@@ -86,25 +85,13 @@ def install() -> bool:
             span.end()
         return response
 
-    for wrapper, wrapped in ((handle_request, original), (handle_async_request, original_async)):
-        setattr(wrapper, _MARK, True)
-        setattr(wrapper, "__wrapped__", wrapped)  # noqa: B010 - a function attribute mypy cannot see
-    _state["original"] = (original, original_async)
-    sync_transport.handle_request = handle_request
-    async_transport.handle_async_request = handle_async_request
-    _state["enabled"] = True
+    _patch.apply(
+        (sync_transport, "handle_request", handle_request),
+        (async_transport, "handle_async_request", handle_async_request),
+    )
     return True
 
 
 def uninstall() -> None:
     """Restore httpx's methods."""
-    _state["enabled"] = False
-    originals = _state.pop("original", None)
-    if originals is None:
-        return
-    import httpx
-
-    sync_transport: Any = httpx.HTTPTransport
-    async_transport: Any = httpx.AsyncHTTPTransport
-    sync_transport.handle_request = originals[0]  # type: ignore[index]
-    async_transport.handle_async_request = originals[1]  # type: ignore[index]
+    _patch.restore()

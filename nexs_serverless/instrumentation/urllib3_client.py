@@ -13,7 +13,7 @@ from .. import _guard as guard
 from ..context import _current
 from ..propagation import inject
 from ..tracing import tracer
-from ._client import CLIENT, http_attributes, in_http_call, record_error, record_status, should_trace
+from ._client import CLIENT, Patch, http_attributes, in_http_call, record_error, record_status, should_trace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["install", "uninstall"]
 
-_MARK = "__nexs_traced__"
-_state: dict[str, object] = {"enabled": False}
+_patch = Patch()
 
 
 def install() -> bool:
@@ -31,15 +30,15 @@ def install() -> bool:
     import urllib3.connectionpool
 
     pool: Any = urllib3.connectionpool.HTTPConnectionPool
-    if getattr(pool.urlopen, _MARK, False):
-        _state["enabled"] = True
+    if Patch.applied(pool, "urlopen"):
+        _patch.enabled = True
         return True
     original: Callable[..., Any] = pool.urlopen
 
     def urlopen(
         self: Any, method: str, url: str, body: Any = None, headers: Any = None, *args: Any, **kwargs: Any
     ) -> Any:
-        if not _state["enabled"] or in_http_call.get() or not should_trace():
+        if not _patch.enabled or in_http_call.get() or not should_trace():
             return original(self, method, url, body, headers, *args, **kwargs)
         try:
             full = url if "://" in url else f"{self.scheme}://{self.host}:{self.port}{url}"
@@ -67,22 +66,10 @@ def install() -> bool:
             span.end()
         return response
 
-    setattr(urlopen, _MARK, True)
-    urlopen.__wrapped__ = original  # type: ignore[attr-defined]
-    _state["original"] = original
-    pool.urlopen = urlopen
-    _state["enabled"] = True
+    _patch.apply((pool, "urlopen", urlopen))
     return True
 
 
 def uninstall() -> None:
     """Restore urllib3's method."""
-    _state["enabled"] = False
-    original = _state.pop("original", None)
-    if original is None:
-        return
-    import urllib3.connectionpool
-
-    pool: Any = urllib3.connectionpool.HTTPConnectionPool
-    if getattr(pool.urlopen, _MARK, False):
-        pool.urlopen = original
+    _patch.restore()
