@@ -41,8 +41,7 @@ import threading
 from .. import _guard as guard
 from .. import _stats as stats
 from ..config import ConfigError
-from ..context import remaining_export_s
-from .base import ExportResult
+from .base import ExportResult, send_once
 from .errors import ErrorClass, ExportError, classify, classify_status
 
 TYPE_CHECKING = False
@@ -108,21 +107,7 @@ class AzureMonitorExporter:
 
     def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
         """Send `spans`; failures are classified, counted and logged once, never raised."""
-        try:
-            rejected = self.send(spans, remaining_export_s(self.timeout_ms / 1000))
-        except Exception as exc:
-            error = classify_azure_error(exc)
-            stats.incr("export_errors_" + error.error_class)
-            guard.warn_once(
-                "azure_monitor:" + error.error_class,
-                "nexs_serverless: Azure Monitor export failed (%s): %s",
-                error.error_class,
-                error,
-            )
-            return ExportResult.FAILURE
-        if rejected:
-            stats.incr("export_spans_rejected", rejected)
-        return ExportResult.SUCCESS
+        return send_once("Azure Monitor", self.send, spans, self.timeout_ms / 1000)
 
     def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
         """One ingestion call within `timeout_s`; returns how many spans the service refused.

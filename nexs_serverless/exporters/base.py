@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ExportResult"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ..typing import ReadableSpan
+
+__all__ = ["ExportResult", "send_once"]
 
 
 class ExportResult(enum.Enum):
@@ -21,3 +27,37 @@ class ExportResult(enum.Enum):
 
     SUCCESS = 0
     FAILURE = 1
+
+
+def send_once(
+    name: str,
+    send: Callable[[Sequence[ReadableSpan], float], int],
+    spans: Sequence[ReadableSpan],
+    timeout_s: float,
+) -> ExportResult:
+    """`export()` for an exporter with a `send` seam, used without `ResilientExporter`.
+
+    One attempt within the flush deadline: a failure is classified, counted and
+    logged once per class, never raised; spans the back end rejected are counted.
+    """
+    from .. import _guard as guard
+    from .. import _stats as stats
+    from ..context import remaining_export_s
+    from .errors import classify
+
+    try:
+        rejected = send(spans, remaining_export_s(timeout_s))
+    except Exception as exc:
+        error = classify(exc)
+        stats.incr("export_errors_" + error.error_class)
+        guard.warn_once(
+            f"{name}:{error.error_class}",
+            "nexs_serverless: %s export failed (%s): %s",
+            name,
+            error.error_class,
+            error,
+        )
+        return ExportResult.FAILURE
+    if rejected:
+        stats.incr("export_spans_rejected", rejected)
+    return ExportResult.SUCCESS

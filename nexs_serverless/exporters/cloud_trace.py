@@ -32,12 +32,9 @@ from __future__ import annotations
 import re
 import threading
 
-from .. import _guard as guard
-from .. import _stats as stats
 from ..config import ConfigError
-from ..context import remaining_export_s
 from ..model import StatusCode
-from .base import ExportResult
+from .base import ExportResult, send_once
 from .errors import ErrorClass, ExportError, classify, classify_status
 
 TYPE_CHECKING = False
@@ -114,19 +111,7 @@ class CloudTraceExporter:
 
     def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
         """Send `spans`; failures are classified, counted and logged once, never raised."""
-        try:
-            self.send(spans, remaining_export_s(self.timeout_ms / 1000))
-        except Exception as exc:
-            error = classify_gcp_error(exc)
-            stats.incr("export_errors_" + error.error_class)
-            guard.warn_once(
-                "gcp_trace:" + error.error_class,
-                "nexs_serverless: Cloud Trace export failed (%s): %s",
-                error.error_class,
-                error,
-            )
-            return ExportResult.FAILURE
-        return ExportResult.SUCCESS
+        return send_once("Cloud Trace", self.send, spans, self.timeout_ms / 1000)
 
     def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
         """One ``BatchWriteSpans`` call per 1000 spans, within `timeout_s`; returns 0 (nothing is rejected).

@@ -20,9 +20,8 @@ from __future__ import annotations
 import threading
 
 from .. import _stats as stats
-from ..context import remaining_export_s
 from ._http import split_url
-from .base import ExportResult
+from .base import ExportResult, send_once
 from .errors import ErrorClass, ExportError
 from .otlp_encode import decode_partial_success, encode_spans, iter_fields
 
@@ -126,12 +125,7 @@ class OTLPGrpcExporter:
 
     def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
         """Send once within the flush deadline; failures are counted, never raised."""
-        try:
-            self.send(spans, remaining_export_s(self.timeout_s))
-        except ExportError as exc:
-            stats.incr("export_errors_" + exc.error_class)
-            return ExportResult.FAILURE
-        return ExportResult.SUCCESS
+        return send_once("OTLP/gRPC", self.send, spans, self.timeout_s)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is held here."""

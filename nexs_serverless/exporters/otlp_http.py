@@ -29,9 +29,8 @@ import threading
 
 from .. import _guard as guard
 from .. import _stats as stats
-from ..context import remaining_export_s
 from ._http import Connection, split_url
-from .base import ExportResult
+from .base import ExportResult, send_once
 from .errors import ErrorClass, ExportError, classify, classify_status
 from .otlp_encode import decode_partial_success, encode_spans, iter_fields
 
@@ -155,12 +154,7 @@ class OTLPHttpExporter:
 
     def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
         """Send once within the flush deadline; failures are counted, never raised."""
-        try:
-            self.send(spans, remaining_export_s(self.timeout_s))
-        except ExportError as exc:
-            stats.incr("export_errors_" + exc.error_class)
-            return ExportResult.FAILURE
-        return ExportResult.SUCCESS
+        return send_once("OTLP/HTTP", self.send, spans, self.timeout_s)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is held here (carry-over lives in the wrapper)."""

@@ -32,9 +32,7 @@ import threading
 from .. import _guard as guard
 from .. import _stats as stats
 from ..config import ConfigError
-from ..context import remaining_export_s
-from .base import ExportResult
-from .errors import classify
+from .base import ExportResult, send_once
 from .xray_udp import DEFAULT_DAEMON_ADDRESS, HEADER, MAX_DATAGRAM_BYTES, parse_daemon_address
 
 TYPE_CHECKING = False
@@ -131,21 +129,7 @@ class XRayExporter:
 
     def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
         """Send `spans`; failures are classified, counted and logged once, never raised."""
-        try:
-            rejected = self.send(spans, remaining_export_s(self.timeout_ms / 1000))
-        except Exception as exc:
-            error = classify(exc)
-            stats.incr("export_errors_" + error.error_class)
-            guard.warn_once(
-                "xray:" + error.error_class,
-                "nexs_serverless: X-Ray export failed (%s): %s",
-                error.error_class,
-                error,
-            )
-            return ExportResult.FAILURE
-        if rejected:
-            stats.incr("export_spans_rejected", rejected)
-        return ExportResult.SUCCESS
+        return send_once("X-Ray", self.send, spans, self.timeout_ms / 1000)
 
     def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
         """Send `spans` once, within `timeout_s` (UDP never waits); returns how many X-Ray rejected.
