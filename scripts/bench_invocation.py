@@ -6,9 +6,9 @@ Every variant exports to the same receiver (started as its own process by
 - ``nexs_serverless``: `@traced_handler`, OTLP/HTTP exporter, flush on return.
 - ``nexs_serverless_xray_udp``: the same with the X-Ray exporter over UDP (segment documents),
   the like-for-like comparison with Powertools.
-- ``opentelemetry_lambda``: the OpenTelemetry SDK with its OTLP/HTTP exporter behind a
-  BatchSpanProcessor and a force_flush at the end of each invocation, which is what
-  `opentelemetry-instrumentation-aws-lambda` does after the handler returns.
+- ``opentelemetry_lambda``: `opentelemetry-instrumentation-aws-lambda` with the SDK and its
+  OTLP/HTTP exporter behind a BatchSpanProcessor, set up as the OpenTelemetry Lambda layer's
+  wrapper does (the instrumentation force-flushes after every invocation).
 - ``powertools_tracer``: Powertools' `Tracer` (the X-Ray SDK) sending to a UDP socket that
   stands in for the X-Ray daemon (its only transport), for scale.
 - ``untraced``: the bare handler, to show the absolute cost.
@@ -64,23 +64,45 @@ def ours(endpoint: str, daemon: str | None = None) -> Callable[[], object]:
     return lambda: handler(EVENT, context)
 
 
+OTEL_APP = """
+from opentelemetry import trace
+
+tracer = trace.get_tracer("bench")
+
+
+def handler(event, context):
+    for index in range(10):
+        with tracer.start_as_current_span("child", attributes={"index": index, "kind": "db", "ratio": 0.5}):
+            pass
+    return {"statusCode": 200}
+"""
+
+
 def opentelemetry_lambda(endpoint: str) -> Callable[[], object]:
+    """`opentelemetry-instrumentation-aws-lambda` as the OpenTelemetry Lambda layer's wrapper sets it up."""
+    import importlib
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="nexs-bench-otel-")
+    Path(folder, "otel_bench_app.py").write_text(OTEL_APP)
+    sys.path.insert(0, folder)
+    os.environ["_HANDLER"] = os.environ["ORIG_HANDLER"] = "otel_bench_app.handler"
+    os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "bench")
+    from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.aws_lambda import AwsLambdaInstrumentor
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.trace import SpanKind
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-    tracer = provider.get_tracer("bench")
+    trace.set_tracer_provider(provider)
+    AwsLambdaInstrumentor().instrument()  # wraps ORIG_HANDLER; force_flush after every invocation
+    handler = importlib.import_module("otel_bench_app").handler
+    from nexs_serverless.testing import LambdaContext
 
-    def handler(event: object, context: object) -> dict[str, int]:
-        with tracer.start_as_current_span("handler", kind=SpanKind.SERVER):
-            work(tracer.start_as_current_span)
-        provider.force_flush()  # what the Lambda instrumentation does on every invocation
-        return {"statusCode": 200}
-
-    return lambda: handler(EVENT, None)
+    context = LambdaContext(timeout_ms=600_000)
+    return lambda: handler(EVENT, context)
 
 
 def powertools(daemon: str) -> Callable[[], object]:
