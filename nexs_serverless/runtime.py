@@ -87,6 +87,8 @@ class Runtime:
         span_state.limits = settings.limits
         span_state.set_resource_factory(lambda: build_resource_attributes(settings))  # type: ignore[arg-type,return-value]
         span_state.scope = InstrumentationScope("nexs_serverless", VERSION)
+        if self._exporters:
+            _count_lost_carryover(self._exporters)
         self._exporters = None
         self._prepared = False
         self._platform_module = None
@@ -156,6 +158,8 @@ class Runtime:
     def set_exporters(self, exporters: Sequence[object] | None) -> None:
         """Use `exporters` instead of ``OTEL_TRACES_EXPORTER`` (None: back to the environment)."""
         self._explicit = None if exporters is None else list(exporters)
+        if self._exporters:
+            _count_lost_carryover(self._exporters)
         self._exporters = None
 
     def _build_exporters(self) -> list[object]:
@@ -178,6 +182,17 @@ class Runtime:
 
 # OTEL_TRACES_EXPORTER names whose exporters connect to a back end (see `prepare_exporters`).
 _NETWORK_EXPORTERS = frozenset({"otlp", "otlp_proto_http", "otlp_proto_grpc"})
+
+
+def _count_lost_carryover(exporters: list[object]) -> None:
+    """Reconfiguring rebuilds the exporters: what their carry-over held is lost, and counted."""
+    from .exporters.resilient import ResilientExporter
+
+    for exporter in exporters:
+        if isinstance(exporter, ResilientExporter):
+            dropped = exporter.carryover.clear()
+            if dropped:
+                stats.incr("spans_dropped_reconfigure", dropped)
 
 
 def _build_stages(settings: config.Settings) -> list[Stage]:

@@ -373,3 +373,27 @@ def test_configured_exporters_are_wrapped_by_the_runtime() -> None:
     built = runtime.exporters()
     assert [type(item) for item in built] == [ResilientExporter, ResilientExporter]
     assert [item.inner for item in built] == [first, second]  # type: ignore[attr-defined]
+
+
+def test_reconfiguring_counts_the_carry_over_it_discards() -> None:
+    """configure() rebuilds exporters; spans waiting in a carry-over are counted as dropped."""
+    from nexs_serverless import configure, flush, stats, tracer
+    from nexs_serverless.exporters import ExportResult
+
+    class Down:
+        def export(self, spans: object) -> ExportResult:
+            return ExportResult.FAILURE
+
+        def force_flush(self, timeout_millis: int = 0) -> bool:
+            return True
+
+        def shutdown(self) -> None:
+            return None
+
+    configure(exporters=[Down()])
+    with tracer.span("waiting"):
+        pass
+    flush()
+    assert stats()["export_spans_carried_over"] == 1
+    configure(exporters=[Down()])
+    assert stats()["spans_dropped_reconfigure"] == 1
