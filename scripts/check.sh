@@ -10,7 +10,9 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-# pytest exits 5 when it collected no test: set -e turns that into a failure too.
-.venv/bin/python -m pytest -q --cov=nexs_serverless --cov-report=term:skip-covered "$@"
+# pytest exits 5 when it collected no test: set -e turns that into a failure too. Coverage
+# starts before pytest so that it also sees the package's import (our pytest plugin loads it early).
+.venv/bin/python -m coverage run -m pytest -q "$@"
+.venv/bin/python -m coverage report --skip-covered --sort=cover | tail -25
 # Speed regressions: ratios against the peers measured in the same run (not absolute times).
 .venv/bin/python scripts/bench.py --quick --check scripts/bench_baseline.json --json bench-results/check.json
