@@ -44,13 +44,12 @@ class SpanPool:
             (default four times `size`).
     """
 
-    __slots__ = ("_baseline", "hits", "max_size", "misses", "records", "recycled", "size")
+    __slots__ = ("_baseline", "max_size", "misses", "records", "recycled", "size")
 
     def __init__(self, size: int, max_size: int | None = None) -> None:
         self.size = size
         self.max_size = max_size if max_size is not None else 4 * size
         self.records: list[Span] = [Span() for _ in range(size)]
-        self.hits = 0
         self.misses = 0
         self.recycled = 0
         self._baseline = _calibrate()
@@ -62,7 +61,6 @@ class SpanPool:
         """
         records = self.records
         if records:
-            self.hits += 1
             return records.pop()
         self.misses += 1
         return Span()
@@ -82,6 +80,14 @@ class SpanPool:
             span.reset()
             free.append(span)
             self.recycled += 1
+
+    @property
+    def hits(self) -> int:
+        """Records handed out from the pool: derived, so the hot path counts nothing.
+
+        `records` only shrinks by a hit and only grows by pre-warming or a recycle.
+        """
+        return self.size + self.recycled - len(self.records)
 
     @property
     def free(self) -> int:

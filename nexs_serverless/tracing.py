@@ -159,7 +159,6 @@ class Tracer:
         pool = rt.pool  # SpanPool.acquire, inlined
         records = pool.records
         if records:
-            pool.hits += 1
             span = records.pop()
         else:
             pool.misses += 1
