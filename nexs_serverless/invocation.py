@@ -93,16 +93,23 @@ def begin(
         if capture_event if capture_event is not None else settings.capture_event:
             root.set_attribute("nexs.event", _captured(event, settings.capture_max_length))
         capture_response = options.capture_response
-        invocation = Invocation(
-            root,
-            _current.set(root),
-            trigger,
-            context,
-            capture_response if capture_response is not None else settings.capture_response,
-            platform,
-        )
-        trigger.enter(root)
-        _arm_timeout_guard(invocation, settings.timeout_guard_ms)
+        token = _current.set(root)
+        try:
+            invocation = Invocation(
+                root,
+                token,
+                trigger,
+                context,
+                capture_response if capture_response is not None else settings.capture_response,
+                platform,
+            )
+            trigger.enter(root)
+            _arm_timeout_guard(invocation, settings.timeout_guard_ms)
+        except Exception:
+            # Untraced from here on: leave no current span behind, and no root that never ends.
+            _current.reset(token)
+            root.end()
+            raise
         return invocation
     except Exception as exc:
         guard.report("begin_invocation", exc)

@@ -468,3 +468,28 @@ def test_timeout_guard_does_not_fire_for_fast_invocations(exporter: InMemoryExpo
         handler({}, LambdaContext(timeout_ms=2000))
     assert "timeout_guard_fired" not in stats()
     assert all("nexs.timed_out" not in s.attributes for s in exporter.get_finished_spans())
+
+
+def test_failure_after_the_root_started_leaves_no_current_span(
+    exporter: InMemoryExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If arming the timeout guard fails, the handler runs untraced and no span stays current."""
+    from nexs_serverless import current_span
+    from nexs_serverless._watchdog import watchdog
+
+    def broken_arm(due: float, callback: object) -> int:
+        raise RuntimeError("timer thread could not start")
+
+    configure(exporters=[exporter], timeout_guard_ms=250)
+    monkeypatch.setattr(watchdog, "arm", broken_arm)  # failure injection: the guard's timer breaks
+    seen: list[object] = []
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        seen.append(current_span())
+        return "ok"
+
+    assert handler({}, LambdaContext()) == "ok"
+    assert seen == [None]
+    assert current_span() is None
+    assert stats()["internal_errors"] == 1
