@@ -1,26 +1,37 @@
-"""A pool of span records, pre-allocated at import and refilled after each export.
+"""Where span records live: the free `SpanPool` and the `SpanBuffer` of started spans.
 
-Why: allocating a slotted span with its dict and lists, then letting the
-garbage collector reclaim it, costs more than popping a ready record from a
-list; a reset happens at release time, after the response, off the hot path.
-`scripts/bench_core.py` measures pool on versus off.
+A record cycles pool -> buffer -> exporters -> pool: `Tracer.span` pops it from
+the pool and appends it to the buffer, a flush takes the ended ones out of the
+buffer, and after the export the pool takes back those nobody else holds. Both
+halves share this module because each module on the import path costs a cold
+start about 0.25 ms (docs/architecture.md).
 
-Safety: a record goes back to the pool only when nothing outside the flush
-holds it (CPython reference count), so a span kept by user code, a thread
-still running, or an exporter's carry-over buffer is never recycled under it.
+Pool. Allocating a slotted span with its dict, then letting the garbage
+collector reclaim it, costs more than popping a ready record from a list; the
+reset happens at release time, after the response, off the hot path.
+`scripts/bench_core.py` measures pool on versus off. A record goes back only
+when nothing outside the flush holds it (CPython reference count), so a span
+kept by user code, a thread still running, or an exporter's carry-over buffer
+is never recycled under it.
+
+Buffer. Starting a span appends it; ending it only stamps its end time. A
+flush takes the ended spans out and leaves running ones (threads the handler
+left behind) for the next flush. It is bounded: past `max_spans` new spans are
+not recorded (`Tracer.span` checks) and the loss is counted.
 """
 
 from __future__ import annotations
 
 import sys
 
+from . import _stats as stats
 from .span import Span
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["SpanPool"]
+__all__ = ["SpanBuffer", "SpanPool"]
 
 _getrefcount = getattr(sys, "getrefcount", None)
 
@@ -93,3 +104,43 @@ class SpanPool:
     def free(self) -> int:
         """Records ready to hand out."""
         return len(self.records)
+
+
+class SpanBuffer:
+    """Spans started and not yet exported.
+
+    Appends come from any thread without a lock (a list append is atomic in
+    CPython); `take_ended` is called under the flush lock and removes exactly
+    the prefix it looked at, so an append racing with it is never lost.
+    """
+
+    __slots__ = ("max_spans", "spans")
+
+    def __init__(self, max_spans: int) -> None:
+        self.spans: list[Span] = []
+        self.max_spans = max_spans
+
+    def take_ended(self) -> list[Span]:
+        """Remove and return the ended spans; running ones stay buffered."""
+        spans = self.spans
+        count = len(spans)
+        if not count:
+            return []
+        batch = spans[:count]
+        del spans[:count]
+        ended = [span for span in batch if span.end_ns]
+        if len(ended) != count:
+            spans.extend(span for span in batch if not span.end_ns)
+        return ended
+
+    def running(self) -> list[Span]:
+        """Spans started and not yet ended (the timeout guard ends them)."""
+        return [span for span in self.spans if not span.end_ns]
+
+    def drop_all(self) -> int:
+        """Forget everything (tests, `configure`); returns how many were dropped."""
+        count = len(self.spans)
+        del self.spans[:count]
+        if count:
+            stats.incr("spans_dropped_reconfigure", count)
+        return count

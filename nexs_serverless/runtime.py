@@ -12,9 +12,8 @@ import threading
 
 from . import _stats as stats
 from . import config
-from .buffer import SpanBuffer
 from .model import InstrumentationScope
-from .pool import SpanPool
+from .pool import SpanBuffer, SpanPool
 from .span import state as span_state
 
 TYPE_CHECKING = False

@@ -137,6 +137,18 @@ def test_documents_go_in_calls_of_at_most_fifty(canned: Canned) -> None:
     assert all(r.path == "/TraceSegments" for r in server.requests)
 
 
+def test_the_api_sends_one_document_per_span_even_for_a_tree(canned: Canned) -> None:
+    """Through PutTraceSegments nothing is nested: one refused document is one refused span."""
+    server, exporter = canned(Reply(200, b'{"UnprocessedTraceSegments": []}'))
+    exporter.export([make_span(span_id=2, parent_span_id=1), make_span(span_id=1)])
+    docs = [json.loads(doc) for doc in json.loads(server.requests[0].body)["TraceSegmentDocuments"]]
+    assert [(doc["id"], doc.get("parent_id")) for doc in docs] == [
+        (f"{2:016x}", f"{1:016x}"),
+        (f"{1:016x}", None),
+    ]
+    assert not any("subsegments" in doc for doc in docs)
+
+
 def test_unprocessed_documents_are_counted_as_rejected(canned: Canned) -> None:
     """A partial success counts the documents X-Ray refused; the export still succeeds."""
     body = b'{"UnprocessedTraceSegments": [{"Id": "x", "ErrorCode": "InvalidSegment", "Message": "bad"}]}'

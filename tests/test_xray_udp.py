@@ -10,11 +10,12 @@ from nexs_serverless import _stats, traced_handler, tracer
 from nexs_serverless.config import ConfigError, from_env
 from nexs_serverless.exporters import ExportResult, XRayExporter, create
 from nexs_serverless.exporters.errors import ErrorClass, ExportError
+from nexs_serverless.exporters.xray_segments import xray_trace_id
 from nexs_serverless.exporters.xray_udp import MAX_DATAGRAM_BYTES, parse_daemon_address
 from nexs_serverless.model import SpanKind
 from nexs_serverless.testing import LambdaContext, reset
 from tests.support.exporter_spans import TRACE_ID, make_span
-from tests.support.xray_daemon import HEADER, FakeXRayDaemon
+from tests.support.xray_daemon import HEADER, FakeXRayDaemon, nested, walk
 
 LAMBDA_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0102030405060708;Sampled=1"
 
@@ -42,33 +43,128 @@ def make_exporter(daemon: FakeXRayDaemon) -> Iterator[type[XRayExporter]]:
         exporter.shutdown()
 
 
-def test_each_span_is_one_datagram_with_the_daemon_header(
+def test_an_invocation_tree_is_one_datagram_under_the_function_segment(
     daemon: FakeXRayDaemon, make_exporter: type[XRayExporter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Segments mode: one datagram per span, header line first, subsegments of the function segment."""
+    """In Lambda: one datagram, the root a subsegment of the function segment, its children nested."""
     monkeypatch.setenv("_X_AMZN_TRACE_ID", LAMBDA_HEADER)
     spans = [
-        make_span(span_id=0xA1, kind=SpanKind.SERVER, attributes={"faas.invocation_id": "r1"}),
-        make_span(span_id=0xA2, parent_span_id=0xA1, name="load"),
         make_span(
             span_id=0xA3,
             parent_span_id=0xA2,
             kind=SpanKind.CLIENT,
             attributes={"rpc.system": "aws-api", "rpc.service": "S3", "rpc.method": "GetObject"},
         ),
+        make_span(span_id=0xA2, parent_span_id=0xA1, name="load"),
+        make_span(span_id=0xA1, kind=SpanKind.SERVER, attributes={"faas.invocation_id": "r1"}),
     ]
     exporter = make_exporter(in_lambda=True, annotation_keys=("faas.invocation_id",))
     assert exporter.export(spans) is ExportResult.SUCCESS
+    [datagram] = daemon.receive()
+    assert datagram.header == HEADER
+    root = datagram.document()
+    assert (root["id"], root["type"], root["parent_id"]) == (f"{0xA1:016x}", "subsegment", "0102030405060708")
+    assert root["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
+    assert root["annotations"] == {"faas_invocation_id": "r1"}
+    [load] = nested(root)
+    [call] = nested(load)
+    assert (load["id"], load["name"], call["id"]) == (f"{0xA2:016x}", "load", f"{0xA3:016x}")
+    assert (call["name"], call["namespace"]) == ("S3", "aws")
+    for inner in (load, call):  # implied by their place: X-Ray wants them only on separate subsegments
+        assert not {"trace_id", "parent_id", "type"} & set(inner)
+    assert _stats.snapshot()["xray_datagrams_sent"] == 1
+
+
+def test_outside_lambda_a_root_segment_carries_its_subsegments(
+    daemon: FakeXRayDaemon, make_exporter: type[XRayExporter]
+) -> None:
+    """A local root segment and its ten children: one datagram, children in batch order."""
+    children = [
+        make_span(span_id=i + 2, parent_span_id=1, name="child", attributes={"i": i}) for i in range(10)
+    ]
+    make_exporter().export([*children, make_span(span_id=1, kind=SpanKind.SERVER)])
+    [datagram] = daemon.receive()
+    root = datagram.document()
+    assert (root["name"], root["id"]) == ("orders", f"{1:016x}")
+    assert "type" not in root
+    assert "parent_id" not in root
+    inner = nested(root)
+    assert [doc["id"] for doc in inner] == [f"{i + 2:016x}" for i in range(10)]
+    assert [doc["metadata"]["default"]["i"] for doc in inner] == list(range(10))
+
+
+def test_other_traces_and_spans_whose_parent_is_elsewhere_stay_separate(
+    daemon: FakeXRayDaemon, make_exporter: type[XRayExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nesting needs the same trace and the parent in the batch; others keep trace_id, parent_id and type."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", LAMBDA_HEADER)
+    spans = [
+        make_span(span_id=2, parent_span_id=1),
+        make_span(span_id=1),
+        make_span(span_id=3, parent_span_id=1, trace_id=TRACE_ID + 1),  # same parent id, another trace
+        make_span(span_id=4, parent_span_id=0x77),  # its parent ends later (or was flushed before)
+    ]
+    make_exporter(in_lambda=True).export(spans)
+    docs = {doc["id"]: doc for doc in (d.document() for d in daemon.receive())}
+    assert set(docs) == {f"{1:016x}", f"{3:016x}", f"{4:016x}"}
+    assert [doc["id"] for doc in nested(docs[f"{1:016x}"])] == [f"{2:016x}"]
+    other = docs[f"{3:016x}"]
+    assert (other["type"], other["parent_id"]) == ("subsegment", f"{1:016x}")
+    assert other["trace_id"] == xray_trace_id(TRACE_ID + 1)
+    orphan = docs[f"{4:016x}"]
+    assert (orphan["type"], orphan["parent_id"], orphan["trace_id"]) == (
+        "subsegment",
+        f"{0x77:016x}",
+        xray_trace_id(TRACE_ID),
+    )
+
+
+def test_an_unsampled_invocation_sends_its_root_as_a_segment_with_its_children(
+    daemon: FakeXRayDaemon, make_exporter: type[XRayExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sampled=0: no function segment to hang under, so the root is a segment; its children still nest."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", LAMBDA_HEADER.replace("Sampled=1", "Sampled=0"))
+    make_exporter(in_lambda=True).export([make_span(span_id=2, parent_span_id=1), make_span(span_id=1)])
+    [datagram] = daemon.receive()
+    root = datagram.document()
+    assert "type" not in root
+    assert "parent_id" not in root
+    assert [doc["id"] for doc in nested(root)] == [f"{2:016x}"]
+
+
+def test_a_tree_too_large_for_one_datagram_is_split_into_subtrees(
+    daemon: FakeXRayDaemon, make_exporter: type[XRayExporter]
+) -> None:
+    """Children that do not fit leave as separate subsegments (with their own subtree); each span once."""
+    spans = [make_span(span_id=0x1000 + i, parent_span_id=0x100 + i, name="leaf") for i in range(40)]
+    spans += [
+        make_span(span_id=0x100 + i, parent_span_id=1, name="step", attributes={"pad": "p" * 3000})
+        for i in range(40)
+    ]
+    spans.append(make_span(span_id=1, kind=SpanKind.SERVER))
+    make_exporter().export(spans)
     datagrams = daemon.receive()
-    assert [d.header for d in datagrams] == [HEADER] * 3
-    docs = [d.document() for d in datagrams]
-    assert [doc["id"] for doc in docs] == [f"{0xA1:016x}", f"{0xA2:016x}", f"{0xA3:016x}"]
-    assert {doc["trace_id"] for doc in docs} == {"1-5759e988-bd862e3fe1be46a994272793"}
-    assert [doc["parent_id"] for doc in docs] == ["0102030405060708", f"{0xA1:016x}", f"{0xA2:016x}"]
-    assert {doc["type"] for doc in docs} == {"subsegment"}
-    assert docs[0]["annotations"] == {"faas_invocation_id": "r1"}
-    assert (docs[2]["name"], docs[2]["namespace"]) == ("S3", "aws")
-    assert _stats.snapshot()["xray_datagrams_sent"] == 3
+    assert max(len(d.raw) for d in datagrams) <= MAX_DATAGRAM_BYTES
+    tops = [d.document() for d in datagrams]
+    placed = {str(doc["id"]): parent for top in tops for doc, parent in walk(top)}
+    assert sorted(placed) == sorted(f"{span.span_id:016x}" for span in spans)
+    assert sum(1 for top in tops for _ in walk(top)) == len(spans)  # exactly once
+    root = next(top for top in tops if top["id"] == f"{1:016x}")
+    kept = len(nested(root))
+    assert 10 < kept < 40
+    split = [top for top in tops if top is not root]
+    assert len(split) == 40 - kept == _stats.snapshot()["xray_subtrees_split"]
+    for top in split:  # a step with its leaf, placed under the root as before nesting
+        assert (top["type"], top["parent_id"], top["trace_id"]) == (
+            "subsegment",
+            f"{1:016x}",
+            root["trace_id"],
+        )
+        assert [leaf["name"] for leaf in nested(top)] == ["leaf"]
+    for doc_id, parent in placed.items():
+        if doc_id.startswith("00000000000010"):
+            assert parent is not None
+            assert int(str(parent["id"]), 16) == int(doc_id, 16) - 0x1000 + 0x100
 
 
 def test_a_huge_batch_stays_under_the_datagram_limit(
@@ -246,20 +342,17 @@ def _run_traced_lambda(daemon: FakeXRayDaemon, monkeypatch: pytest.MonkeyPatch) 
 def test_a_traced_lambda_handler_reaches_the_daemon(
     daemon: FakeXRayDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """End to end: OTEL_TRACES_EXPORTER=xray, the handler's result unchanged, its spans as documents."""
-    docs = _run_traced_lambda(daemon, monkeypatch)
-    by_name = {doc["name"]: doc for doc in docs}
-    assert len(docs) == 2
-    assert by_name["load"]["type"] == "subsegment"
-    root = next(doc for doc in docs if doc["id"] == by_name["load"]["parent_id"])
-    assert root["trace_id"] == by_name["load"]["trace_id"]
+    """End to end: OTEL_TRACES_EXPORTER=xray, the handler's result unchanged, one document per invocation."""
+    [root] = _run_traced_lambda(daemon, monkeypatch)
+    [load] = nested(root)
+    assert load["name"] == "load"
+    assert "trace_id" not in load
 
 
 def test_a_traced_lambda_handler_hangs_under_the_function_segment(
     daemon: FakeXRayDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """End to end: with xray-lambda propagation the root is a subsegment of _X_AMZN_TRACE_ID's Parent."""
-    docs = _run_traced_lambda(daemon, monkeypatch)
-    assert {doc["trace_id"] for doc in docs} == {"1-5759e988-bd862e3fe1be46a994272793"}
-    assert {doc["type"] for doc in docs} == {"subsegment"}
-    assert "0102030405060708" in {doc["parent_id"] for doc in docs}
+    [root] = _run_traced_lambda(daemon, monkeypatch)
+    assert root["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
+    assert (root["type"], root["parent_id"]) == ("subsegment", "0102030405060708")

@@ -4,8 +4,9 @@ Inside Lambda (or wherever ``AWS_XRAY_DAEMON_ADDRESS`` names a daemon) the
 exporter sends UDP datagrams and waits for nothing, so a flush costs the
 invocation a few ``sendto`` calls. Two payloads are possible:
 
-- ``segments`` (default): one X-Ray segment document per span
-  (`xray_segments`), subsegments of the function segment Lambda records;
+- ``segments`` (default): X-Ray segment documents (`xray_segments`), the
+  spans of one trace nested in one document per datagram where they fit
+  (`xray_pack`), subsegments of the function segment Lambda records;
 - ``otlp``: OTLP protobuf, framed the way the AWS Distro for OpenTelemetry
   frames it (`xray_udp.otlp_datagram`), batches split to fit the datagrams.
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import threading
 
-from .. import _guard as guard
 from .. import _stats as stats
 from ..config import ConfigError
 from .base import ExportResult, send_once
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..typing import ReadableSpan
     from .xray_api import PutTraceSegmentsClient
+    from .xray_lambda import LambdaSegment
     from .xray_udp import DaemonSender
 
 __all__ = ["MODES", "TRANSPORTS", "XRayExporter", "from_settings"]
@@ -124,6 +125,7 @@ class XRayExporter:
         self._sender: DaemonSender | None = None
         self._api: PutTraceSegmentsClient | None = None
         self._lock = threading.Lock()  # `prepare` may run in a background thread during init
+        self._trace_header: tuple[str, LambdaSegment | None] = ("", None)
 
     # -- the exporter contract ------------------------------------------------
 
@@ -180,27 +182,27 @@ class XRayExporter:
     # -- internals ---------------------------------------------------------------
 
     def _documents(self, spans: Sequence[ReadableSpan]) -> list[bytes]:
-        from ..config import read_env
-        from .xray_fit import fit_document
-        from .xray_segments import SegmentOptions, parse_trace_header, to_document
+        """Segment documents: nested per trace tree over UDP, one per span through the API.
 
+        The API keeps one document per span so that ``UnprocessedTraceSegments``
+        (one entry per refused document) counts refused spans.
+        """
+        from ..config import read_env
+        from .xray_lambda import parse_trace_header
+        from .xray_pack import encode_documents
+        from .xray_segments import SegmentOptions
+
+        lambda_segment = None
+        if self.in_lambda:
+            header = read_env("_X_AMZN_TRACE_ID")
+            if header != self._trace_header[0]:  # a new invocation: parse once, not per flush
+                self._trace_header = (header, parse_trace_header(header))
+            lambda_segment = self._trace_header[1]
         options = SegmentOptions(
-            self.annotation_keys,
-            in_lambda=self.in_lambda,
-            lambda_segment=parse_trace_header(read_env("_X_AMZN_TRACE_ID")) if self.in_lambda else None,
+            self.annotation_keys, in_lambda=self.in_lambda, lambda_segment=lambda_segment
         )
         limit = self.max_datagram_bytes - len(HEADER)
-        out: list[bytes] = []
-        for span in spans:
-            try:
-                data = fit_document(to_document(span, options), limit)
-            except Exception as exc:  # one odd span must not cost the batch
-                guard.report("xray_document", exc)
-                stats.incr("spans_dropped_serialization")
-                continue
-            if data is not None:
-                out.append(data)
-        return out
+        return encode_documents(spans, options, limit, nest=self.transport == "udp")
 
     def _udp(self) -> DaemonSender:
         sender = self._sender

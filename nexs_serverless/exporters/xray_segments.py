@@ -30,6 +30,7 @@ import re
 
 from ..model import SpanKind, StatusCode
 from .xray_cause import cause_of, set_flags
+from .xray_lambda import LambdaSegment, parse_trace_header
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,13 +44,14 @@ __all__ = ["LambdaSegment", "SegmentOptions", "parse_trace_header", "to_document
 MAX_ANNOTATIONS = 50  # X-Ray indexes at most 50 annotations per document
 MAX_ANNOTATION_VALUE = 1000  # characters kept of an annotation string
 _NAME_LENGTH = 200
+_CACHE_SIZE = 256  # trace ids and cleaned names remembered across batches
+_TRACE_IDS: dict[int, str] = {}
+_NAMES: dict[str, str] = {}
+_PLAIN = frozenset((str, int, bool))  # attribute value types JSON takes as they are
 
 # Characters X-Ray allows in a name: letters, digits, whitespace and _ . : / % & # = + \ - @
 _NAME_BAD = re.compile(r"[^\w\s.:/%&#=+\\\-@]")
 _KEY_BAD = re.compile(r"\W")
-_HEADER = re.compile(r"(?:^|;)\s*(Root|Parent|Sampled)=([^;]*)")
-_ROOT = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
-_SPAN_HEX = re.compile(r"[0-9a-fA-F]{16}")
 
 _ORIGINS = {
     "aws_lambda": "AWS::Lambda::Function",
@@ -110,34 +112,20 @@ class SegmentOptions:
         self.lambda_segment = lambda_segment
 
 
-class LambdaSegment:
-    """The function segment Lambda records for one invocation (``Root``, ``Parent``, ``Sampled``)."""
-
-    __slots__ = ("parent_id", "sampled", "trace_id")
-
-    def __init__(self, trace_id: int, parent_id: str, sampled: bool) -> None:
-        self.trace_id = trace_id
-        self.parent_id = parent_id
-        self.sampled = sampled
-
-
-def parse_trace_header(value: str) -> LambdaSegment | None:
-    """The function segment named by an ``_X_AMZN_TRACE_ID`` value, or None when malformed."""
-    fields = {key: raw.strip() for key, raw in _HEADER.findall(value or "")}
-    root = _ROOT.fullmatch(fields.get("Root", ""))
-    parent = fields.get("Parent", "")
-    if root is None or not _SPAN_HEX.fullmatch(parent):
-        return None
-    trace_id = int(root.group(1) + root.group(2), 16)
-    if not trace_id or not int(parent, 16):
-        return None
-    return LambdaSegment(trace_id, parent.lower(), fields.get("Sampled", "") == "1")
-
-
 def xray_trace_id(trace_id: int) -> str:
-    """``1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`` for a 128-bit trace id."""
-    text = f"{trace_id:032x}"
-    return f"1-{text[:8]}-{text[8:]}"
+    """``1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`` for a 128-bit trace id.
+
+    Remembered (a batch's spans share a few trace ids): formatting costs more
+    than the lookup. The memory is bounded by `_CACHE_SIZE`.
+    """
+    text = _TRACE_IDS.get(trace_id)
+    if text is None:
+        hex_id = f"{trace_id:032x}"
+        text = f"1-{hex_id[:8]}-{hex_id[8:]}"
+        if len(_TRACE_IDS) >= _CACHE_SIZE:
+            _TRACE_IDS.clear()
+        _TRACE_IDS[trace_id] = text
+    return text
 
 
 def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object]:
@@ -184,25 +172,41 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
             existing = doc.get("aws")
             doc["aws"] = {**existing, **aws} if isinstance(existing, dict) else aws
     status = None
-    if not _HTTP_KEYS.isdisjoint(attrs):
+    if attrs and not _HTTP_KEYS.isdisjoint(attrs):
         http, status = _http(attrs, kind, used)
         if http:
             doc["http"] = http
-    if "db.system" in attrs:
+    if attrs and "db.system" in attrs:
         doc["sql"] = _block(attrs, _SQL, used)
         doc.setdefault("namespace", "remote")
     set_flags(span, status, doc)
-    cause = cause_of(span, remote=remote_call)
-    if cause:
-        doc["cause"] = cause
-    annotations = _annotations(attrs, options, used)
-    if annotations:
-        doc["annotations"] = annotations
+    if span.events or span.status_code == StatusCode.ERROR:
+        cause = cause_of(span, remote=remote_call)
+        if cause:
+            doc["cause"] = cause
+    if options.annotate_all or options.annotation_keys:
+        annotations = _annotations(attrs, options, used)
+        if annotations:
+            doc["annotations"] = annotations
     metadata: dict[str, object] = {}
-    rest = {key: _jsonable(value) for key, value in attrs.items() if key not in used}
+    # Most values are str/int/bool: kept as they are without a call per value.
+    rest = {
+        key: value if type(value) in _PLAIN else _jsonable(value)
+        for key, value in attrs.items()
+        if key not in used
+    }
     if rest:
         metadata["default"] = rest
-    _otel_extras(span, otel)
+    if (
+        span.events
+        or span.links
+        or span.force_ended
+        or span.status_code == StatusCode.ERROR
+        or span.dropped_attributes
+        or span.dropped_events
+        or span.dropped_links
+    ):
+        _otel_extras(span, otel)
     metadata["otel"] = otel
     doc["metadata"] = metadata
     return doc
@@ -308,19 +312,20 @@ def _otel_extras(span: ReadableSpan, otel: dict[str, object]) -> None:
             }
             for link in span.links
         ]
-    dropped = {
-        name: count
-        for name, count in (
-            ("attributes", span.dropped_attributes),
-            ("events", span.dropped_events),
-            ("links", span.dropped_links),
-        )
-        if count
-    }
+    dropped = _dropped(span)
     if dropped:
         otel["dropped"] = dropped
     if span.force_ended:
         otel["force_ended"] = True
+
+
+def _dropped(span: ReadableSpan) -> dict[str, int]:
+    counts = (
+        ("attributes", span.dropped_attributes),
+        ("events", span.dropped_events),
+        ("links", span.dropped_links),
+    )
+    return {name: count for name, count in counts if count}
 
 
 def _block(
@@ -361,8 +366,13 @@ def _host_of(url: object) -> str | None:
 
 
 def _clean_name(name: str) -> str:
-    cleaned = _NAME_BAD.sub("_", name)[:_NAME_LENGTH].strip()
-    return cleaned or "unknown"
+    cleaned = _NAMES.get(name)
+    if cleaned is None:
+        cleaned = _NAME_BAD.sub("_", name)[:_NAME_LENGTH].strip() or "unknown"
+        if len(_NAMES) >= _CACHE_SIZE:
+            _NAMES.clear()
+        _NAMES[name] = cleaned
+    return cleaned
 
 
 def _jsonable(value: object) -> object:

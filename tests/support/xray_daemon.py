@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import socket
+from collections.abc import Iterator
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-__all__ = ["Datagram", "FakeXRayDaemon"]
+__all__ = ["Datagram", "FakeXRayDaemon", "nested", "walk"]
 
 HEADER = {"format": "json", "version": 1}
 
@@ -37,6 +39,21 @@ class Datagram:
         request = ExportTraceServiceRequest()
         request.ParseFromString(base64.b64decode(self.body[3:], validate=True))
         return prefix, request
+
+
+def walk(
+    doc: dict[str, object], parent: dict[str, object] | None = None
+) -> Iterator[tuple[dict[str, object], dict[str, object] | None]]:
+    """Every document of `doc`'s tree (depth first, through ``subsegments``) with the one enclosing it."""
+    yield doc, parent
+    for child in nested(doc):
+        yield from walk(child, doc)
+
+
+def nested(doc: dict[str, object]) -> list[dict[str, Any]]:
+    """The documents embedded in `doc` (its ``subsegments``), [] when none."""
+    children: list[dict[str, Any]] = doc.get("subsegments", [])  # type: ignore[assignment]
+    return children
 
 
 class FakeXRayDaemon:

@@ -1,0 +1,203 @@
+"""A batch of spans as few X-Ray segment documents: each trace tree nested in one document when it fits.
+
+Why: one document per span costs a JSON encode and a ``sendto`` per span,
+more than twice what the X-Ray SDK spends on the same invocation. The segment
+document format lets a segment or subsegment carry its subsegments inline
+(``subsegments``); an embedded subsegment leaves out ``trace_id``,
+``parent_id`` and ``type``, which X-Ray requires only of a subsegment sent on
+its own. So a span whose parent is in the same batch (same trace, local
+parent) is embedded in its parent's document, and a whole invocation (the
+subsegment tree under the Lambda function segment, or a root segment with its
+subsegments) usually leaves as one datagram.
+
+Splitting: every document is encoded once (`xray_fit.fit_document`, which cuts
+oversized values) and trees are assembled from the encoded bytes, so sizes
+are exact. Bottom-up, a document keeps the children that fit its budget
+(smallest first, which keeps the most of them); each child that does not fit
+leaves as a document of its own subtree, with ``trace_id``, ``parent_id`` and
+``type`` spliced back in: the placement spans had before nesting. Embedded
+documents are fitted with room for those fields, so any subtree can be split
+off. Every span is in exactly one document; spans whose parent is not in the
+batch (it ends later, or was carried over) keep their ``parent_id``.
+"""
+
+from __future__ import annotations
+
+from .. import _guard as guard
+from .. import _stats as stats
+from .xray_fit import fit_document
+from .xray_segments import to_document
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..typing import ReadableSpan
+    from .xray_segments import SegmentOptions
+
+__all__ = ["DETACHED_EXTRA", "encode_documents"]
+
+_OPEN = b',"subsegments":['
+_CLOSE = b"]}"
+
+
+def _detached_prefix(trace_id: object, parent_id: object) -> bytes:
+    """The fields an embedded subsegment needs again when sent on its own (after its ``{``)."""
+    return f'{{"trace_id":"{trace_id}","parent_id":"{parent_id}","type":"subsegment",'.encode()
+
+
+# Trace ids (35 characters) and parent ids (16) have fixed lengths.
+DETACHED_EXTRA = len(_detached_prefix("1-00000000-" + "0" * 24, "0" * 16)) - 1
+
+
+def encode_documents(
+    spans: Sequence[ReadableSpan], options: SegmentOptions, max_bytes: int, *, nest: bool = True
+) -> list[bytes]:
+    """The JSON documents for `spans`, each at most `max_bytes`.
+
+    Args:
+        spans: the batch (live records: read here, never kept).
+        options: the mapping's options (`xray_segments.SegmentOptions`).
+        max_bytes: the most one document may take.
+        nest: embed children in their parent's document; False gives one
+            document per span (the layout before nesting).
+
+    Returns:
+        The documents, a nested tree's split-off subtrees before their root.
+        A span that cannot be converted is counted (``spans_dropped_serialization``),
+        one that cannot be cut to fit is counted (``spans_dropped_oversize``);
+        neither is returned, and its children are sent on their own.
+    """
+    docs = [_convert(span, options) for span in spans]
+    if not nest:
+        return [data for data in (_fit(doc, max_bytes) for doc in docs if doc is not None) if data]
+    return _Trees(spans, docs).encode(max_bytes)
+
+
+class _Trees:
+    """The batch as a forest: parent index per span, children per span, a post-order walk."""
+
+    __slots__ = ("children", "docs", "fields", "ordered", "parent")
+
+    def __init__(self, spans: Sequence[ReadableSpan], docs: list[dict[str, object] | None]) -> None:
+        self.docs = docs
+        index = {(span.trace_id, span.span_id): i for i, span in enumerate(spans) if docs[i] is not None}
+        self.parent = [-1] * len(docs)
+        self.children: dict[int, list[int]] = {}
+        # Spans arrive in the order they ended, children before parents: then the
+        # batch order is already a post-order walk and no walk is needed.
+        self.ordered = True
+        for i, span in enumerate(spans):
+            parent_span_id = span.parent_span_id
+            if docs[i] is None or not parent_span_id or span.parent_is_remote:
+                continue
+            j = index.get((span.trace_id, parent_span_id), -1)
+            if j >= 0 and j != i:
+                self.parent[i] = j
+                self.children.setdefault(j, []).append(i)
+                self.ordered = self.ordered and j > i
+        self.fields: dict[int, tuple[object, object]] = {}  # trace_id, parent_id of embedded documents
+
+    def encode(self, max_bytes: int) -> list[bytes]:
+        """Encode every tree bottom-up; returns the documents to send."""
+        out: list[bytes] = []
+        packed: dict[int, bytes] = {}
+        docs, parents, children, fields = self.docs, self.parent, self.children, self.fields
+        for node in range(len(docs)) if self.ordered else self._post_order():
+            doc = docs[node]
+            if doc is None:
+                continue
+            embedded = parents[node] >= 0
+            budget = max_bytes
+            if embedded:
+                # Sent inside its parent: trace_id, parent_id and type are implied there.
+                fields[node] = (doc.pop("trace_id"), doc.pop("parent_id"))
+                doc.pop("type", None)
+                budget -= DETACHED_EXTRA
+            data = _fit(doc, budget)
+            kid_ids = children.get(node)
+            if kid_ids:
+                kid_ids = [kid for kid in kid_ids if kid in packed]  # not the dropped ones
+                kids = [packed.pop(kid) for kid in kid_ids]
+                if data is None:
+                    out.extend(self._detach(kid, body) for kid, body in zip(kid_ids, kids, strict=True))
+                    continue
+                if kids:
+                    data = self._nest(data, kid_ids, kids, budget, out)
+            if data is None:
+                continue
+            if embedded:
+                packed[node] = data
+            else:
+                out.append(data)
+        return out
+
+    def _nest(
+        self, data: bytes, kid_ids: list[int], kids: list[bytes], budget: int, out: list[bytes]
+    ) -> bytes:
+        """`data` with the children that fit embedded; the others go to `out` on their own."""
+        room = budget - len(data) - len(_OPEN) - 1  # data's "}" moves to the end, after the "]"
+        keep = list(range(len(kids)))
+        if sum(len(body) for body in kids) + len(kids) - 1 > room:
+            chosen: set[int] = set()
+            used = -1  # no comma before the first child
+            for k in sorted(keep, key=lambda k: len(kids[k])):
+                if used + 1 + len(kids[k]) > room:
+                    break
+                used += 1 + len(kids[k])
+                chosen.add(k)
+            stats.incr("xray_subtrees_split", len(kids) - len(chosen))
+            out.extend(self._detach(kid_ids[k], kids[k]) for k in keep if k not in chosen)
+            keep = [k for k in keep if k in chosen]
+        if not keep:
+            return data
+        return data[:-1] + _OPEN + b",".join(kids[k] for k in keep) + _CLOSE
+
+    def _detach(self, node: int, body: bytes) -> bytes:
+        """An embedded document (and its subtree) as a document of its own."""
+        return _detached_prefix(*self.fields[node]) + body[1:]
+
+    def _post_order(self) -> list[int]:
+        """Every span once, children before parents; a parent cycle is cut at its first span."""
+        order: list[int] = []
+        seen = [False] * len(self.docs)
+        roots = [i for i, parent in enumerate(self.parent) if parent < 0]
+        for start in (*roots, *range(len(self.docs))):
+            if seen[start]:
+                continue
+            if self.parent[start] >= 0:  # unreached from any root: ids form a cycle
+                self.children[self.parent[start]].remove(start)
+                self.parent[start] = -1
+            seen[start] = True
+            stack: list[tuple[int, bool]] = [(start, False)]
+            while stack:
+                node, done = stack.pop()
+                if done:
+                    order.append(node)
+                    continue
+                stack.append((node, True))
+                for kid in self.children.get(node, ()):
+                    if not seen[kid]:
+                        seen[kid] = True
+                        stack.append((kid, False))
+        return order
+
+
+def _convert(span: ReadableSpan, options: SegmentOptions) -> dict[str, object] | None:
+    """`to_document`, with a span the mapping fails on counted as a serialization drop."""
+    try:
+        return to_document(span, options)
+    except Exception as exc:  # one odd span must not cost the batch
+        guard.report("xray_document", exc)
+        stats.incr("spans_dropped_serialization")
+        return None
+
+
+def _fit(doc: dict[str, object], max_bytes: int) -> bytes | None:
+    """`fit_document`, with a document JSON cannot take counted as a serialization drop."""
+    try:
+        return fit_document(doc, max_bytes)
+    except Exception as exc:  # a value JSON cannot take, or a bug: one span, not the batch
+        guard.report("xray_document", exc)
+        stats.incr("spans_dropped_serialization")
+        return None
