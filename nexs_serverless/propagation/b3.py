@@ -77,9 +77,12 @@ class B3SinglePropagator:
 
     def extract(self, carrier: object, incoming: Incoming) -> None:
         """Set `incoming.context` from ``b3``, else from ``X-B3-*``."""
+        incoming.context = self.extract_context(carrier, incoming.context)
+
+    def extract_context(self, carrier: object, previous: SpanContext | None) -> SpanContext | None:
+        """The carrier's context when valid, else `previous` (what formats before this one found)."""
         context = parse_single(get(carrier, "b3")) or parse_multi(carrier)
-        if context is not None:
-            incoming.context = context
+        return previous if context is None else context
 
     def inject(self, carrier: object, context: SpanContext | Span, ids: tuple[str, str] | None) -> None:
         """Write ``b3: trace-span-sampled``."""

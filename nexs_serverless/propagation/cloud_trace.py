@@ -54,9 +54,12 @@ class CloudTracePropagator:
 
     def extract(self, carrier: object, incoming: Incoming) -> None:
         """Set `incoming.context` from the carrier's header, when valid."""
+        incoming.context = self.extract_context(carrier, incoming.context)
+
+    def extract_context(self, carrier: object, previous: SpanContext | None) -> SpanContext | None:
+        """The carrier's context when valid, else `previous` (what formats before this one found)."""
         context = parse_header(get(carrier, "x-cloud-trace-context"))
-        if context is not None:
-            incoming.context = context
+        return previous if context is None else context
 
     def inject(self, carrier: object, context: SpanContext | Span, ids: tuple[str, str] | None) -> None:
         """Write ``X-Cloud-Trace-Context``."""

@@ -73,11 +73,14 @@ class RequestIdPropagator:
 
     def extract(self, carrier: object, incoming: Incoming) -> None:
         """Set `incoming.context` from ``Request-Id`` unless the carrier has a ``traceparent``."""
+        incoming.context = self.extract_context(carrier, incoming.context)
+
+    def extract_context(self, carrier: object, previous: SpanContext | None) -> SpanContext | None:
+        """The carrier's context when valid, else `previous` (what formats before this one found)."""
         if get(carrier, "traceparent") is not None:
-            return
+            return previous
         context = parse_header(get(carrier, "request-id"))
-        if context is not None:
-            incoming.context = context
+        return previous if context is None else context
 
     def inject(self, carrier: object, context: SpanContext | Span, ids: tuple[str, str] | None) -> None:
         """Write ``Request-Id: |trace.span.``."""

@@ -42,7 +42,8 @@ __all__ = ["TraceContextPropagator", "format_traceparent", "parse_traceparent", 
 
 MAX_MEMBERS = 32
 _OWS = " \t"
-_VERSION_00 = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")  # the common case, no groups
+# The common case; its groups cut the fields in C, cheaper than three slices in Python.
+_VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
 _KEY_CHARS = r"[a-z0-9_\-*/]"
 _MEMBER = re.compile(
@@ -56,18 +57,19 @@ def parse_traceparent(value: str | None, trace_state: tuple[tuple[str, str], ...
     """The remote context in a ``traceparent`` value (with `trace_state`), or None when it is not valid."""
     if not value:
         return None
-    if len(value) == 55 and _VERSION_00.fullmatch(value) is not None:
+    common = _VERSION_00.fullmatch(value) if len(value) == 55 else None
+    if common is not None:
         # The common case, inlined: this runs for every invocation and every message of a batch.
-        trace_hex = value[3:35]
+        trace_hex, span_hex, flags_hex = common.groups()
         trace_id = int(trace_hex, 16)
-        span_id = int(value[36:52], 16)
+        span_id = int(span_hex, 16)
         if not trace_id or not span_id:
             return None
         _last_trace[0] = (trace_id, trace_hex)  # the hex every injection in this trace reuses
         context: SpanContext = _new(SpanContext)
         _set_trace_id(context, trace_id)
         _set_span_id(context, span_id)
-        _set_flags(context, 1 if value.endswith("01") else int(value[53:], 16) & _KNOWN_FLAGS)
+        _set_flags(context, 1 if flags_hex == "01" else int(flags_hex, 16) & _KNOWN_FLAGS)
         _set_state(context, trace_state)
         _set_remote(context, True)
         return context
@@ -128,6 +130,10 @@ class TraceContextPropagator:
 
     def extract(self, carrier: object, incoming: Incoming) -> None:
         """Set `incoming.context` from the carrier's ``traceparent``, when valid."""
+        incoming.context = self.extract_context(carrier, incoming.context)
+
+    def extract_context(self, carrier: object, context: SpanContext | None) -> SpanContext | None:
+        """The carrier's context when its ``traceparent`` is valid, else `context` (what came before)."""
         # The composite hands over `Headers`; reading it directly saves two calls per invocation.
         if type(carrier) is Headers:
             value = carrier.get("traceparent")
@@ -136,9 +142,8 @@ class TraceContextPropagator:
             value = get(carrier, "traceparent")
             state_value = get(carrier, "tracestate")
         state = parse_tracestate(state_value) if state_value else ()
-        context = parse_traceparent(value, state or ())
-        if context is not None:
-            incoming.context = context
+        found = parse_traceparent(value, state or ())
+        return context if found is None else found
 
     def inject(self, carrier: object, context: SpanContext | Span, ids: tuple[str, str] | None) -> None:
         """Write ``traceparent`` (and ``tracestate`` when there is one)."""

@@ -22,12 +22,11 @@ import re
 from ..config import read_env
 from ..model import SpanContext
 from ._carrier import Headers, get
-from .incoming import _extras, extra
+from .incoming import Incoming, _extras, extra
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..span import Span
-    from .incoming import Incoming
 
 __all__ = ["ENV_VARIABLE", "XRayLambdaPropagator", "XRayPropagator", "format_header", "parse_header"]
 
@@ -109,6 +108,16 @@ class XRayPropagator:
         if header:
             _adopt(incoming, header)
 
+    def extract_context(self, carrier: object, context: SpanContext | None) -> SpanContext | None:
+        """The carrier's context when its X-Ray header is valid, else `context` (kept pairs not read)."""
+        header = (
+            carrier.get("x-amzn-trace-id") if type(carrier) is Headers else get(carrier, "x-amzn-trace-id")
+        )
+        if not header:
+            return context
+        found = parse_header(header)[0]
+        return context if found is None else found
+
     def inject(self, carrier: object, context: SpanContext | Span, ids: tuple[str, str] | None) -> None:
         """Write ``X-Amzn-Trace-Id`` (with this trace's kept ``Lineage`` and other pairs)."""
         if ids is None:
@@ -144,3 +153,9 @@ class XRayLambdaPropagator(XRayPropagator):
         if had_context:
             return
         _adopt(incoming, read_env(ENV_VARIABLE) or None)
+
+    def extract_context(self, carrier: object, context: SpanContext | None) -> SpanContext | None:
+        """As `extract`, for the context only."""
+        incoming = Incoming(context)
+        self.extract(carrier, incoming)
+        return incoming.context
