@@ -363,20 +363,33 @@ def _prepare_thread() -> threading.Thread | None:
     return next((t for t in threading.enumerate() if t.name == "nexs-prepare-exporters"), None)
 
 
-def test_decorating_opens_the_connection_in_the_background(receiver: OTLPReceiver) -> None:
+def test_decorating_opens_the_connection_in_the_background(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """@traced_handler with an OTLP exporter connects during init, off the calling thread."""
     configure(
         exporters=None,
         environ={"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url},
     )
 
+    prepared_on: list[str] = []
+    done = threading.Event()
+    original = OTLPHttpExporter.prepare
+
+    def recording_prepare(self: OTLPHttpExporter) -> None:
+        original(self)
+        prepared_on.append(threading.current_thread().name)
+        done.set()
+
+    monkeypatch.setattr(OTLPHttpExporter, "prepare", recording_prepare)
+
     @traced_handler
     def handler(event: object, context: object) -> str:
         return "ok"
 
-    thread = _prepare_thread()
-    assert thread is not None
-    thread.join(5)
+    # The thread may already have finished, so wait on what it did rather than look it up.
+    assert done.wait(5)
+    assert prepared_on == ["nexs-prepare-exporters"]
     (wrapped,) = runtime.exporters()
     assert isinstance(wrapped, ResilientExporter)
     inner = wrapped.inner
