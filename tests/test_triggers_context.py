@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -11,6 +13,7 @@ from nexs_serverless import SpanKind, baggage, propagation, traced_handler
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.finished import FinishedSpan
 from nexs_serverless.testing import LambdaContext, events, reset
+from nexs_serverless.triggers import source_of
 from nexs_serverless.triggers.step_functions import derived_context
 
 W3C_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -405,3 +408,68 @@ def test_kinesis_base64_of_payload_carrier_round_trips() -> None:
     """The sample's base64 data decodes to the JSON the factories encode (guards the fixture)."""
     data = events.load("kinesis")["Records"][0]["kinesis"]["data"]
     assert json.loads(base64.b64decode(data)) == {"orderId": "42", "status": "placed"}
+
+
+# Which module describes each shipped Lambda event (the other clouds' events are not Lambda's).
+SOURCES = {
+    "alb": ".http",
+    "api-gateway-v1": ".http",
+    "api-gateway-v2": ".http",
+    "function-url": ".http",
+    "dynamodb": ".dynamodb",
+    "eventbridge": ".eventbridge",
+    "eventbridge-scheduled": ".eventbridge",
+    "kinesis": ".kinesis",
+    "s3": ".s3",
+    "sns": ".sns",
+    "sns-sqs": ".sqs",
+    "sqs": ".sqs",
+    "step-functions": ".step_functions",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_each_shipped_event_is_told_apart_by_its_shape(name: str) -> None:
+    assert source_of(events.load(name)) == SOURCES[name]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"order": "42"},
+        [],
+        "text",
+        {"Records": []},
+        {"Records": ["not a record"]},
+        {"Records": [{"eventSource": "aws:unknown"}]},
+        {"requestContext": {"stage": "prod"}},
+        {"detail-type": "x", "source": "y"},
+        {"Execution": {"Id": "arn:aws:lambda:us-east-1:1:function:f"}},
+    ],
+)
+def test_events_of_no_known_shape_have_no_source(event: object) -> None:
+    assert source_of(event) is None
+
+
+def test_an_sns_record_is_known_by_its_sns_object_alone() -> None:
+    assert source_of({"Records": [{"Sns": {"Message": "m"}}]}) == ".sns"
+
+
+_LOADED_SOURCES = """
+import json, sys
+from nexs_serverless.testing import events
+from nexs_serverless.triggers import describe
+describe(events.load(sys.argv[1]) if sys.argv[1] != "none" else {"order": "42"})
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("nexs_serverless.triggers."))))
+"""
+
+
+@pytest.mark.parametrize(("name", "expected"), [("none", []), ("sqs", ["sqs"]), ("api-gateway-v2", ["http"])])
+def test_an_invocation_loads_only_its_own_source_module(name: str, expected: list[str]) -> None:
+    """A cold start pays for the module of its trigger, not for all eight."""
+    out = subprocess.run(
+        [sys.executable, "-c", _LOADED_SOURCES, name], capture_output=True, text=True, check=True
+    )
+    loaded = {module.rsplit(".", 1)[1] for module in json.loads(out.stdout)}
+    sources = {source.lstrip(".") for source in SOURCES.values()}
+    assert sorted(loaded & sources) == expected

@@ -1,9 +1,9 @@
 """What started the invocation: ``faas.trigger``, span kind, name, attributes and parent context.
 
-Each event source is one module with two functions, ``match(event) -> bool``
-and ``describe(event) -> Trigger``, listed once in `_SOURCES` (first match
-wins, most specific first). Modules are imported on the first invocation, not
-at package import.
+Each event source is one module with ``describe(event) -> Trigger``.
+`source_of` tells which one an event comes from by its shape, in one pass and
+without importing any of them, so an invocation loads only its own source's
+module (a cold start pays for one, not eight); unknown events are ``other``.
 
 Where the parent comes from: a source *offers* every context it finds, tagged
 with where it came from (``headers``, ``host``, ``xray``, ``derived``; see
@@ -22,25 +22,21 @@ from ..model import SpanKind
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from types import ModuleType
 
     from ..model import Link, SpanContext
     from ..propagation.incoming import Incoming
     from ..span import Span
 
-__all__ = ["Trigger", "describe"]
+__all__ = ["Trigger", "describe", "source_of"]
 
-_SOURCES: tuple[str, ...] = (
-    ".http",
-    ".sqs",
-    ".sns",
-    ".kinesis",
-    ".dynamodb",
-    ".s3",
-    ".eventbridge",
-    ".step_functions",
-)
+# ``eventSource`` of a batch's first record -> module (SQS and SNS are tested first).
+_RECORD_SOURCES = {
+    "aws:kinesis": ".kinesis",
+    "aws:dynamodb": ".dynamodb",
+    "aws:s3": ".s3",
+}
 _loaded: dict[str, ModuleType] = {}
 
 
@@ -169,13 +165,39 @@ class Trigger:
                 guard.report("trigger_exit", exc)
 
 
-def _sources() -> Iterator[ModuleType]:
-    """The source modules in order, each imported when first reached (an HTTP event loads one)."""
-    for name in _SOURCES:
-        module = _loaded.get(name)
-        if module is None:
-            module = _loaded[name] = importlib.import_module(name, __name__)
-        yield module
+def source_of(event: object) -> str | None:
+    """The module (relative name) that describes `event`, or None for an unknown event.
+
+    - HTTP: a ``requestContext`` with ``httpMethod`` (REST API), ``http``
+      (HTTP API, Function URL) or ``elb`` (ALB);
+    - batches: the first record's ``eventSource`` (SNS: ``EventSource`` or an
+      ``Sns`` object);
+    - EventBridge: ``detail-type``, ``source`` and ``detail``;
+    - Step Functions: an ``Execution`` whose ``Id`` is a states ARN.
+    """
+    if not isinstance(event, dict):
+        return None
+    ctx = event.get("requestContext")
+    if isinstance(ctx, dict) and ("httpMethod" in event or isinstance(ctx.get("http"), dict) or "elb" in ctx):
+        return ".http"
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        first = records[0]
+        source = first.get("eventSource")
+        if source == "aws:sqs":
+            return ".sqs"
+        if first.get("EventSource") == "aws:sns" or isinstance(first.get("Sns"), dict):
+            return ".sns"
+        if type(source) is str and source in _RECORD_SOURCES:
+            return _RECORD_SOURCES[source]
+    if "detail-type" in event and "source" in event and "detail" in event:
+        return ".eventbridge"
+    execution = event.get("Execution")
+    if isinstance(execution, dict):
+        arn = execution.get("Id")
+        if isinstance(arn, str) and arn.startswith("arn:") and ":states:" in arn:
+            return ".step_functions"
+    return None
 
 
 def describe(event: object) -> Trigger:
@@ -184,13 +206,14 @@ def describe(event: object) -> Trigger:
     The returned trigger's parent is resolved from what the event carries
     (``NEXS_CONTEXT_PRECEDENCE``); platforms may offer more and resolve again.
     """
-    trigger: Trigger | None = None
-    for source in _sources():
-        if source.match(event):
-            trigger = source.describe(event)
-            break
-    if trigger is None:
+    name = source_of(event)
+    if name is None:
         trigger = Trigger("other", SpanKind.SERVER)
+    else:
+        module = _loaded.get(name)
+        if module is None:
+            module = _loaded[name] = importlib.import_module(name, __name__)
+        trigger = module.describe(event)
     if trigger.candidates:
         from ..propagation.options import current
 

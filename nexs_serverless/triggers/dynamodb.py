@@ -15,19 +15,9 @@ from ..model import SpanKind
 from . import Trigger
 from ._messages import arn_name
 
-__all__ = ["describe", "match"]
+__all__ = ["describe"]
 
 _OPERATIONS = {"INSERT": "insert", "MODIFY": "edit", "REMOVE": "delete"}
-
-
-def match(event: object) -> bool:
-    """A Lambda event whose first record comes from a DynamoDB stream."""
-    if not isinstance(event, dict):
-        return False
-    records = event.get("Records")
-    if not isinstance(records, list) or not records or not isinstance(records[0], dict):
-        return False
-    return records[0].get("eventSource") == "aws:dynamodb"
 
 
 def describe(event: dict[str, object]) -> Trigger:

@@ -15,14 +15,9 @@ from ..model import SpanKind
 from . import Trigger
 from ._messages import headers_incoming, payload_carrier
 
-__all__ = ["describe", "match"]
+__all__ = ["describe"]
 
 _SCHEDULERS = ("aws.events", "aws.scheduler")
-
-
-def match(event: object) -> bool:
-    """An EventBridge event: ``detail-type``, ``source`` and ``detail`` keys."""
-    return isinstance(event, dict) and "detail-type" in event and "source" in event and "detail" in event
 
 
 def describe(event: dict[str, object]) -> Trigger:

@@ -20,17 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..span import Span
 
-__all__ = ["describe", "match", "record_response"]
-
-
-def match(event: object) -> bool:
-    """API Gateway v1/v2, Function URL or ALB request events."""
-    if not isinstance(event, dict):
-        return False
-    ctx = event.get("requestContext")
-    if not isinstance(ctx, dict):
-        return False
-    return "httpMethod" in event or isinstance(ctx.get("http"), dict) or "elb" in ctx
+__all__ = ["describe", "record_response"]
 
 
 def describe(event: dict[str, object]) -> Trigger:

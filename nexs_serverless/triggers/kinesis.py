@@ -19,19 +19,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..propagation.incoming import Incoming
 
-__all__ = ["describe", "match"]
+__all__ = ["describe"]
 
 _MAX_DECODED = 1024 * 1024  # Kinesis' record limit; anything bigger is not ours to parse
-
-
-def match(event: object) -> bool:
-    """A Lambda event whose first record comes from Kinesis."""
-    if not isinstance(event, dict):
-        return False
-    records = event.get("Records")
-    if not isinstance(records, list) or not records or not isinstance(records[0], dict):
-        return False
-    return records[0].get("eventSource") == "aws:kinesis"
 
 
 def _incoming(record: dict[str, object]) -> Incoming | None:

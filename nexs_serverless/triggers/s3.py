@@ -12,17 +12,7 @@ from __future__ import annotations
 from ..model import SpanKind
 from . import Trigger
 
-__all__ = ["describe", "match"]
-
-
-def match(event: object) -> bool:
-    """A Lambda event whose first record comes from S3."""
-    if not isinstance(event, dict):
-        return False
-    records = event.get("Records")
-    if not isinstance(records, list) or not records or not isinstance(records[0], dict):
-        return False
-    return records[0].get("eventSource") == "aws:s3"
+__all__ = ["describe"]
 
 
 def _operation(event_name: str) -> str:

@@ -14,17 +14,7 @@ from ..model import SpanKind
 from . import Trigger
 from ._messages import arn_name, headers_incoming, sns_attributes
 
-__all__ = ["describe", "match"]
-
-
-def match(event: object) -> bool:
-    """A Lambda event whose first record comes from SNS."""
-    if not isinstance(event, dict):
-        return False
-    records = event.get("Records")
-    if not isinstance(records, list) or not records or not isinstance(records[0], dict):
-        return False
-    return records[0].get("EventSource") == "aws:sns" or isinstance(records[0].get("Sns"), dict)
+__all__ = ["describe"]
 
 
 def describe(event: dict[str, object]) -> Trigger:

@@ -45,17 +45,7 @@ if TYPE_CHECKING:
     from ..propagation.incoming import Incoming
     from ..span import Span
 
-__all__ = ["describe", "match"]
-
-
-def match(event: object) -> bool:
-    """A Lambda event whose first record comes from SQS."""
-    if not isinstance(event, dict):
-        return False
-    records = event.get("Records")
-    if not isinstance(records, list) or not records or not isinstance(records[0], dict):
-        return False
-    return records[0].get("eventSource") == "aws:sqs"
+__all__ = ["describe"]
 
 
 def _found(record: dict[str, object]) -> tuple[dict[str, Incoming], str | None]:

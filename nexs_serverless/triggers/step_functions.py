@@ -22,18 +22,7 @@ from ..model import SpanContext, SpanKind
 from . import Trigger
 from ._messages import headers_incoming, payload_carrier
 
-__all__ = ["derived_context", "describe", "match"]
-
-
-def match(event: object) -> bool:
-    """An event holding a Step Functions context object."""
-    if not isinstance(event, dict):
-        return False
-    execution = event.get("Execution")
-    if not isinstance(execution, dict):
-        return False
-    arn = execution.get("Id")
-    return isinstance(arn, str) and arn.startswith("arn:") and ":states:" in arn
+__all__ = ["derived_context", "describe"]
 
 
 def derived_context(execution_arn: str) -> SpanContext:
