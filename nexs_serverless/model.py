@@ -24,6 +24,17 @@ __all__ = [
     "StatusCode",
 ]
 
+_tuple_new = tuple.__new__
+if not TYPE_CHECKING:  # mypy reads SpanContext's fields from its annotations
+    try:  # the C accessor `collections.namedtuple` uses
+        from _collections import _tuplegetter as _field
+    except ImportError:  # pragma: no cover - other interpreters
+        from operator import itemgetter
+
+        def _field(index, doc):
+            return property(itemgetter(index), doc=doc)
+
+
 INVALID_TRACE_ID = 0
 INVALID_SPAN_ID = 0
 SAMPLED = 0x01
@@ -101,7 +112,7 @@ class _Frozen:
         return f"{type(self).__name__}({fields})"
 
 
-class SpanContext(_Frozen):
+class SpanContext(tuple):  # type: ignore[type-arg]
     """The identity of a span as it crosses process boundaries.
 
     Attributes:
@@ -110,29 +121,42 @@ class SpanContext(_Frozen):
         trace_flags: W3C trace flags; bit 0 is "sampled".
         trace_state: W3C tracestate entries as ``(key, value)`` pairs, in order.
         is_remote: True when the context was extracted from a carrier.
+
+    A tuple, as OpenTelemetry's own ``SpanContext`` is: one is built for every
+    extracted header (each invocation, each message of a batch), and a tuple
+    is built in one C call where a slotted object takes five attribute stores,
+    about 0.5 us of the 5 us extract+inject budget (A/B measured). Immutable
+    and hashable as a tuple is; it equals a context with the same five fields.
     """
 
-    __slots__ = ("is_remote", "span_id", "trace_flags", "trace_id", "trace_state")
+    __slots__ = ()
 
-    trace_id: int
-    span_id: int
-    trace_flags: int
-    trace_state: tuple[tuple[str, str], ...]
-    is_remote: bool
+    if TYPE_CHECKING:  # read-only at run time: the fields are the tuple's items
+        trace_id: int
+        span_id: int
+        trace_flags: int
+        trace_state: tuple[tuple[str, str], ...]
+        is_remote: bool
+    else:
+        trace_id = _field(0, "128-bit trace id; 0 means invalid.")
+        span_id = _field(1, "64-bit span id; 0 means invalid.")
+        trace_flags = _field(2, 'W3C trace flags; bit 0 is "sampled".')
+        trace_state = _field(3, "W3C tracestate entries as (key, value) pairs, in order.")
+        is_remote = _field(4, "True when the context was extracted from a carrier.")
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         trace_id: int,
         span_id: int,
         trace_flags: int = SAMPLED,
         trace_state: tuple[tuple[str, str], ...] = (),
         is_remote: bool = False,
-    ) -> None:
-        object.__setattr__(self, "trace_id", trace_id)
-        object.__setattr__(self, "span_id", span_id)
-        object.__setattr__(self, "trace_flags", trace_flags)
-        object.__setattr__(self, "trace_state", trace_state)
-        object.__setattr__(self, "is_remote", is_remote)
+    ) -> SpanContext:
+        """A context with these fields (the defaults: sampled, no state, local)."""
+        return _tuple_new(cls, (trace_id, span_id, trace_flags, trace_state, is_remote))
+
+    def __getnewargs__(self) -> tuple[object, ...]:
+        return tuple(self)
 
     @property
     def sampled(self) -> bool:
@@ -143,6 +167,22 @@ class SpanContext(_Frozen):
     def is_valid(self) -> bool:
         """Whether both ids are non-zero, as the W3C recommendation requires."""
         return self.trace_id != INVALID_TRACE_ID and self.span_id != INVALID_SPAN_ID
+
+    def __repr__(self) -> str:
+        return (
+            f"SpanContext(trace_id={self[0]!r}, span_id={self[1]!r}, trace_flags={self[2]!r}, "
+            f"trace_state={self[3]!r}, is_remote={self[4]!r})"
+        )
+
+
+def remote_context(
+    trace_id: int, span_id: int, flags: int, trace_state: tuple[tuple[str, str], ...]
+) -> SpanContext:
+    """``SpanContext(trace_id, span_id, flags, trace_state, True)`` without the Python-level `__new__`.
+
+    Extraction runs on every invocation and every message of a batch.
+    """
+    return _tuple_new(SpanContext, (trace_id, span_id, flags, trace_state, True))
 
 
 class Event(_Frozen):

@@ -165,6 +165,29 @@ def test_span_context_rejects_mutation() -> None:
     assert not SpanContext(0, 2).is_valid
 
 
+def test_span_context_fields_defaults_hash_and_copies() -> None:
+    """Fields by name and by default; equal contexts hash alike; pickling and repr keep every field."""
+    import pickle
+
+    ctx = SpanContext(0xABC, 0xDEF)
+    assert (ctx.trace_id, ctx.span_id, ctx.trace_flags, ctx.trace_state, ctx.is_remote) == (
+        0xABC,
+        0xDEF,
+        1,
+        (),
+        False,
+    )
+    remote = SpanContext(1, 2, 0, (("k", "v"),), True)
+    assert not remote.sampled
+    assert hash(remote) == hash(SpanContext(1, 2, 0, (("k", "v"),), True))
+    assert remote != SpanContext(1, 2, 0, (("k", "v"),), False)
+    assert pickle.loads(pickle.dumps(remote)) == remote
+    assert type(pickle.loads(pickle.dumps(remote))) is SpanContext
+    assert repr(remote) == (
+        "SpanContext(trace_id=1, span_id=2, trace_flags=0, trace_state=(('k', 'v'),), is_remote=True)"
+    )
+
+
 def test_exported_span_reads_like_an_opentelemetry_span(exporter: InMemoryExporter) -> None:
     """Exported copies carry context, parent, times, resource and scope under OpenTelemetry's names."""
     from nexs_serverless import flush

@@ -20,18 +20,7 @@ from __future__ import annotations
 import re
 
 from ..model import SpanContext
-from ._carrier import (
-    Headers,
-    _last_trace,
-    _new,
-    _set_flags,
-    _set_remote,
-    _set_span_id,
-    _set_state,
-    _set_trace_id,
-    get,
-    new_context,
-)
+from ._carrier import Headers, _last_trace, get, new_context
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,6 +39,7 @@ _MEMBER = re.compile(
     rf"([a-z]{_KEY_CHARS}{{0,255}}|[a-z0-9]{_KEY_CHARS}{{0,240}}@[a-z]{_KEY_CHARS}{{0,13}})"
     r"=([\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e])"
 )
+_tuple_new = tuple.__new__  # `new_context`, inlined on the common path
 _KNOWN_FLAGS = 0x03  # sampled (Level 1) and random (Level 2); other bits are zeroed
 
 
@@ -66,13 +56,8 @@ def parse_traceparent(value: str | None, trace_state: tuple[tuple[str, str], ...
         if not trace_id or not span_id:
             return None
         _last_trace[0] = (trace_id, trace_hex)  # the hex every injection in this trace reuses
-        context: SpanContext = _new(SpanContext)
-        _set_trace_id(context, trace_id)
-        _set_span_id(context, span_id)
-        _set_flags(context, 1 if flags_hex == "01" else int(flags_hex, 16) & _KNOWN_FLAGS)
-        _set_state(context, trace_state)
-        _set_remote(context, True)
-        return context
+        flags = 1 if flags_hex == "01" else int(flags_hex, 16) & _KNOWN_FLAGS
+        return _tuple_new(SpanContext, (trace_id, span_id, flags, trace_state, True))
     match = _TRACEPARENT.fullmatch(value.strip(_OWS))
     if match is None:
         return None
