@@ -189,7 +189,7 @@ def _count_lost_carryover(exporters: list[object]) -> None:
 
     for exporter in exporters:
         if isinstance(exporter, ResilientExporter):
-            dropped = exporter.carryover.clear()
+            dropped = exporter.discard_carryover()
             if dropped:
                 stats.incr("spans_dropped_reconfigure", dropped)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -397,3 +401,108 @@ def test_reconfiguring_counts_the_carry_over_it_discards() -> None:
     assert stats()["export_spans_carried_over"] == 1
     configure(exporters=[Down()])
     assert stats()["spans_dropped_reconfigure"] == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"failure_threshold": 0},
+        {"cooldown_s": 0.0},
+        {"max_retries": -1},
+        {"backoff_s": -0.1},
+        {"carryover_spans": -1},
+        {"max_batch_spans": 0},
+    ],
+)
+def test_bad_options_raise_before_any_failure(bad: dict[str, Any]) -> None:
+    """Options the breaker, retry or carry-over would refuse raise at once, not at the first failure."""
+    with pytest.raises(ValueError):
+        ResilientExporter(InMemoryExporter(), options=Options(**bad))
+
+
+# Runs in a fresh interpreter (argv[1]: the tests folder, for `support`): a cold start through
+# `@traced_handler` with the OTLP/HTTP exporter built by the background prepare thread, one
+# invocation the receiver accepts, one it answers 503, one after it recovered.
+_COLD_START_SCRIPT = """
+import json, sys, threading
+sys.path.insert(0, sys.argv[1])
+from support.otlp_receiver import Fault, OTLPReceiver
+from nexs_serverless import configure, stats, traced_handler
+
+FAILURE_PATH = (
+    "nexs_serverless.exporters.breaker",
+    "nexs_serverless.exporters.carryover",
+    "nexs_serverless.exporters.errors",
+    "nexs_serverless.exporters.retry",
+    "nexs_serverless.finished",
+)
+
+class Context:
+    aws_request_id = "request-1"
+    def get_remaining_time_in_millis(self):
+        return 30_000
+
+def loaded():
+    return [name for name in FAILURE_PATH if name in sys.modules]
+
+with OTLPReceiver() as receiver:
+    configure(environ={
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url,
+        "NEXS_EXPORT_BACKOFF_MS": "1",
+    })
+    before = loaded()
+
+    @traced_handler
+    def handler(event, context):
+        return "ok"
+
+    for thread in threading.enumerate():
+        if thread.name == "nexs-prepare-exporters":
+            thread.join()
+    handler({}, Context())
+    after_success = loaded()
+    received_after_success = len(receiver.spans())
+    receiver.mode = Fault.status_code(503)
+    handler({}, Context())
+    after_failure = loaded()
+    counters = stats()
+    receiver.mode = None
+    handler({}, Context())
+    print(json.dumps({
+        "before": before,
+        "after_success": after_success,
+        "received_after_success": received_after_success,
+        "after_failure": after_failure,
+        "retries": counters.get("export_retries", 0),
+        "carried_over": counters.get("export_spans_carried_over", 0),
+        "received_at_the_end": len(receiver.spans()),
+        "resent": stats().get("export_spans_resent", 0),
+    }))
+"""
+
+
+def test_failure_path_modules_load_at_the_first_failed_export_only() -> None:
+    """A successful OTLP/HTTP export loads no breaker/retry/carry-over/error module; a 503 does."""
+    done = subprocess.run(
+        [sys.executable, "-c", _COLD_START_SCRIPT, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    report = json.loads(done.stdout)
+    assert report["before"] == []
+    assert report["after_success"] == []
+    assert report["received_after_success"] == 1
+    assert report["after_failure"] == [
+        "nexs_serverless.exporters.breaker",
+        "nexs_serverless.exporters.carryover",
+        "nexs_serverless.exporters.errors",
+        "nexs_serverless.exporters.retry",
+        "nexs_serverless.finished",
+    ]
+    assert report["retries"] == 2  # NEXS_EXPORT_MAX_RETRIES' default, then kept
+    assert report["carried_over"] == 1
+    assert report["received_at_the_end"] == 3  # the kept span went out with the next flush, once
+    assert report["resent"] == 1

@@ -11,13 +11,19 @@
         SERIALIZATION  we could not encode the spans         not retried
         UNKNOWN        anything else                         not retried
 
+`RETRYABLE` classes are retried within the flush; `DROPPED` ones (the back end
+read the spans and refused them, or they cannot be encoded) are not kept for
+a later flush either, since sending them again cannot help.
+
 Exporters raise `ExportError` from their send step; `classify` turns an
-arbitrary exception (socket errors, SDK exceptions) into one.
+arbitrary exception (socket errors, SDK exceptions) into one. Cold start:
+`resilient` and `otlp_http` import this module only when something fails,
+so an export that succeeds never loads it; keep it that way.
 """
 
 from __future__ import annotations
 
-__all__ = ["RETRYABLE", "ErrorClass", "ExportError", "classify", "classify_status"]
+__all__ = ["DROPPED", "RETRYABLE", "ErrorClass", "ExportError", "classify", "classify_status"]
 
 
 class ErrorClass:
@@ -36,6 +42,7 @@ class ErrorClass:
 
 
 RETRYABLE = frozenset({ErrorClass.NETWORK, ErrorClass.TIMEOUT, ErrorClass.THROTTLED, ErrorClass.SERVER})
+DROPPED = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.SERIALIZATION})
 
 
 class ExportError(Exception):

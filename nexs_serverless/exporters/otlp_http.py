@@ -10,6 +10,8 @@ The exporter's seam is `send(spans, timeout_s)`: it either returns how many
 spans the back end rejected or raises an `ExportError` with the failure's
 class. Retries, the circuit breaker and the carry-over buffer belong to
 `resilient.ResilientExporter`, which `adapt` puts around every exporter.
+`errors` is imported only on a failure (cold start: a successful export
+does not load it).
 
 For X-Ray's endpoint (``https://xray.<region>.amazonaws.com/v1/traces``)
 requests are signed with SigV4 by botocore's signer (the Lambda runtime
@@ -31,7 +33,6 @@ from .. import _guard as guard
 from .. import _stats as stats
 from ._http import Connection, split_url
 from .base import ExportResult, send_once
-from .errors import ErrorClass, ExportError, classify, classify_status
 from .otlp_encode import decode_partial_success, encode_spans, iter_fields
 
 TYPE_CHECKING = False
@@ -119,22 +120,30 @@ class OTLPHttpExporter:
             if self.compression == "gzip":
                 body = _gzip(body)
         except Exception as exc:
+            from .errors import ErrorClass, ExportError
+
             raise ExportError(ErrorClass.SERIALIZATION, f"could not encode spans: {exc!r}") from exc
         headers = self._headers
         if self.sigv4_region:
             headers = {**headers, **self._sign(body)}
         if not self._lock.acquire(timeout=max(0.0, timeout_s)):
+            from .errors import ErrorClass, ExportError
+
             raise ExportError(ErrorClass.TIMEOUT, "connection busy past the timeout")
         try:
             response = self._connection.request("POST", self.path, headers, body, timeout_s)
-        except ExportError:
-            raise
         except Exception as exc:
+            from .errors import ExportError, classify
+
+            if isinstance(exc, ExportError):
+                raise
             raise classify(exc) from exc
         finally:
             self._lock.release()
         if 200 <= response.status < 300:
             return self._rejected(response.body)
+        from .errors import ExportError, classify_status
+
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         raise ExportError(
             classify_status(response.status),
@@ -189,6 +198,8 @@ class OTLPHttpExporter:
         try:
             return self._signer_instance().headers(self.endpoint, self._headers, body)
         except Exception as exc:
+            from .errors import ErrorClass, ExportError
+
             raise ExportError(ErrorClass.AUTH, f"SigV4 signing failed: {exc!r}") from exc
 
     def _signer_instance(self) -> _SigV4:
@@ -214,6 +225,8 @@ class _SigV4:
         from botocore.awsrequest import AWSRequest
 
         if self._credentials is None:
+            from .errors import ErrorClass, ExportError
+
             raise ExportError(ErrorClass.AUTH, "no AWS credentials found for SigV4 signing")
         credentials = self._credentials.get_frozen_credentials()
         request = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))

@@ -31,10 +31,16 @@ Settings (`Options.from_settings`, environment in brackets, default after it):
 ``NEXS_EXPORT_MAX_RETRIES`` (2), ``NEXS_EXPORT_BACKOFF_MS`` (50),
 ``NEXS_EXPORT_BACKOFF_MAX_MS`` (1000), ``NEXS_EXPORT_CARRYOVER_SPANS`` (2048),
 ``NEXS_EXPORT_MAX_BATCH_SPANS`` (512).
+
+Cold start: the breaker, the retry policy, the carry-over buffer and the error
+classes only matter once an export has failed, so they are built (and their
+modules imported) at the first failure; until then an export is one `send`
+and a few counters. The settings are still checked when the wrapper is built.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 from .. import _guard as guard
@@ -42,10 +48,6 @@ from .. import _stats as stats
 from .. import config
 from ..context import export_deadline
 from .base import ExportResult
-from .breaker import CircuitBreaker
-from .carryover import CarryOver
-from .errors import ErrorClass, ExportError, classify
-from .retry import RetryPolicy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,6 +56,9 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..typing import ReadableSpan
+    from .breaker import CircuitBreaker
+    from .carryover import CarryOver
+    from .retry import RetryPolicy
 
     class Sender(Protocol):
         """An exporter that reports classified failures (the seam this wrapper drives)."""
@@ -62,12 +67,6 @@ if TYPE_CHECKING:
 
 
 __all__ = ["Options", "ResilientExporter"]
-
-_DROP_CLASSES = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.SERIALIZATION})
-
-
-class _NoTimeLeftError(ExportError):
-    """The flush deadline passed before an attempt: carry over, but do not blame the back end."""
 
 
 class Options:
@@ -82,6 +81,11 @@ class Options:
         carryover_spans: most spans kept for later flushes.
         max_batch_spans: most spans per request.
         timeout_s: the most one flush may spend here when no flush deadline is set.
+
+    Raises:
+        ValueError: for a value the breaker, retry policy or carry-over would
+            refuse. Checked here because those are built only at the first
+            failure, where an error would be swallowed instead of reported.
     """
 
     __slots__ = (
@@ -107,6 +111,16 @@ class Options:
         max_batch_spans: int = 512,
         timeout_s: float = 10.0,
     ) -> None:
+        if type(failure_threshold) is not int or failure_threshold < 1:
+            raise ValueError(f"failure_threshold must be an int >= 1, got {failure_threshold!r}")
+        if not cooldown_s > 0:
+            raise ValueError(f"cooldown_s must be positive, got {cooldown_s!r}")
+        if type(max_retries) is not int or max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        if backoff_s < 0 or max_backoff_s < 0:
+            raise ValueError("backoff delays must not be negative")
+        if type(carryover_spans) is not int or carryover_spans < 0:
+            raise ValueError(f"carryover_spans must be an int >= 0, got {carryover_spans!r}")
         if type(max_batch_spans) is not int or max_batch_spans < 1:
             raise ValueError(f"max_batch_spans must be an int >= 1, got {max_batch_spans!r}")
         self.failure_threshold = failure_threshold
@@ -147,6 +161,9 @@ class ResilientExporter:
             `context.export_deadline` (tests pass a fake clock and set the deadline in it).
         sleep: how to wait between retries.
         random: jitter source, floats in [0, 1).
+
+    Raises:
+        ValueError: for bad `options` (see `Options`).
     """
 
     def __init__(
@@ -163,22 +180,78 @@ class ResilientExporter:
         self.inner = inner
         self.name = name or type(inner).__name__
         self.options = options
-        self.breaker = CircuitBreaker(
-            failure_threshold=options.failure_threshold,
-            cooldown_s=options.cooldown_s,
-            clock=clock,
-            name=self.name,
-        )
-        self.retry = RetryPolicy(
-            max_retries=options.max_retries,
-            base_s=options.backoff_s,
-            max_backoff_s=options.max_backoff_s,
-            random=random,
-        )
-        self.carryover = CarryOver(options.carryover_spans)
         self._clock = clock
         self._sleep = sleep
+        self._random = random
         self._send: Callable[[Sequence[ReadableSpan], float], int] | None = getattr(inner, "send", None)
+        # Built at the first failure (see the properties below). None reads as: breaker closed
+        # with no failure, no retry decided yet, nothing carried over.
+        self._breaker: CircuitBreaker | None = None
+        self._retry: RetryPolicy | None = None
+        self._carryover: CarryOver | None = None
+        # Exports run on several threads (background prepare, extension, main): two first
+        # failures at once must not build two carry-overs and lose the spans kept in one.
+        self._build_lock = threading.Lock()
+
+    # -- the failure-path parts, built on first use -------------------------------------
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker (built on first use: a closed one with no failures does nothing)."""
+        breaker = self._breaker
+        if breaker is None:
+            from .breaker import CircuitBreaker
+
+            with self._build_lock:
+                breaker = self._breaker
+                if breaker is None:
+                    breaker = self._breaker = CircuitBreaker(
+                        failure_threshold=self.options.failure_threshold,
+                        cooldown_s=self.options.cooldown_s,
+                        clock=self._clock,
+                        name=self.name,
+                    )
+        return breaker
+
+    @breaker.setter
+    def breaker(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy (built on first use: only a failed attempt asks it anything)."""
+        retry = self._retry
+        if retry is None:
+            from .retry import RetryPolicy
+
+            with self._build_lock:
+                retry = self._retry
+                if retry is None:
+                    retry = self._retry = RetryPolicy(
+                        max_retries=self.options.max_retries,
+                        base_s=self.options.backoff_s,
+                        max_backoff_s=self.options.max_backoff_s,
+                        random=self._random,
+                    )
+        return retry
+
+    @property
+    def carryover(self) -> CarryOver:
+        """The spans kept for a later flush (built on first use: only a failure keeps any)."""
+        carryover = self._carryover
+        if carryover is None:
+            from .carryover import CarryOver
+
+            with self._build_lock:
+                carryover = self._carryover
+                if carryover is None:
+                    carryover = self._carryover = CarryOver(self.options.carryover_spans)
+        return carryover
+
+    def discard_carryover(self) -> int:
+        """Empty the carry-over, when there is one; the number of spans it held."""
+        carryover = self._carryover
+        return carryover.clear() if carryover is not None else 0
 
     # -- the exporter contract ------------------------------------------------------
 
@@ -191,7 +264,8 @@ class ResilientExporter:
         started = self._clock()
         try:
             deadline = export_deadline() or started + self.options.timeout_s
-            if not self.breaker.allow():
+            breaker = self._breaker
+            if breaker is not None and not breaker.allow():
                 stats.incr("export_skipped_breaker_open")
                 self._carry(spans)
                 return ExportResult.FAILURE
@@ -213,7 +287,7 @@ class ResilientExporter:
             flush_deadline = export_deadline()
             if flush_deadline:
                 deadline = min(deadline, flush_deadline)
-            if len(self.carryover):
+            if self._carryover:  # built and not empty
                 self._deliver((), deadline)
             left_ms = int((deadline - self._clock()) * 1000)
             inner_flush = getattr(self.inner, "force_flush", None)
@@ -221,11 +295,12 @@ class ResilientExporter:
         except Exception as exc:
             guard.report("resilient_force_flush:" + self.name, exc)
             return False
-        return inner_ok and not len(self.carryover)
+        return inner_ok and not self._carryover
 
     def shutdown(self) -> None:
         """Count what is still held as lost, then shut the inner exporter down."""
-        dropped = self.carryover.clear()
+        carryover = self._carryover
+        dropped = carryover.clear() if carryover is not None else 0
         if dropped:
             stats.incr("spans_dropped_shutdown", dropped)
         shutdown = getattr(self.inner, "shutdown", None)
@@ -242,7 +317,8 @@ class ResilientExporter:
 
     def _deliver(self, spans: Sequence[ReadableSpan], deadline: float) -> ExportResult:
         """Carry-over first (oldest first), then `spans`, in batches; stop at the first failure."""
-        carried: list[ReadableSpan] = list(self.carryover.take())
+        carryover = self._carryover
+        carried: list[ReadableSpan] = list(carryover.take()) if carryover is not None else []
         resent = len(carried)
         pending = carried + list(spans) if carried else spans
         batch_size = self.options.max_batch_spans
@@ -253,20 +329,26 @@ class ResilientExporter:
             resent_here = max(0, min(len(batch), resent - start))
             try:
                 rejected = self._send_with_retries(batch, deadline)
-            except ExportError as error:
-                if error.error_class in _DROP_CLASSES:
-                    self.breaker.record_success()  # the back end answered: it is up
-                    stats.incr("spans_dropped_" + error.error_class, len(batch))
+            except Exception as exc:  # an ExportError; anything else is a bug, for `export` to report
+                from .errors import DROPPED, ErrorClass, ExportError
+
+                if not isinstance(exc, ExportError):
+                    raise
+                if exc.error_class in DROPPED:
+                    self._record_success()  # the back end answered: it is up
+                    stats.incr("spans_dropped_" + exc.error_class, len(batch))
                     complete = complete and start + len(batch) <= resent  # only carried ones lost
                     start += batch_size
                     continue
-                if not isinstance(error, _NoTimeLeftError):  # our budget ran out, not the back end
-                    self.breaker.record_failure()
-                if error.error_class == ErrorClass.THROTTLED and error.retry_after_s:
-                    self._honour_retry_after(error.retry_after_s, deadline)
+                self.breaker.record_failure()
+                if exc.error_class == ErrorClass.THROTTLED and exc.retry_after_s:
+                    self._honour_retry_after(exc.retry_after_s, deadline)
                 self._carry(pending[start:], already_carried=max(0, resent - start))
                 return ExportResult.FAILURE
-            self.breaker.record_success()
+            if rejected is None:  # our budget ran out, not the back end: keep the rest, blame nobody
+                self._carry(pending[start:], already_carried=max(0, resent - start))
+                return ExportResult.FAILURE
+            self._record_success()
             stats.incr("export_spans_sent", len(batch) - rejected)
             if rejected:
                 stats.incr("export_spans_rejected", rejected)
@@ -275,27 +357,38 @@ class ResilientExporter:
             start += batch_size
         return ExportResult.SUCCESS if complete else ExportResult.FAILURE
 
-    def _send_with_retries(self, batch: Sequence[ReadableSpan], deadline: float) -> int:
+    def _send_with_retries(self, batch: Sequence[ReadableSpan], deadline: float) -> int | None:
+        """Send `batch`, retrying within `deadline`; how many spans the back end rejected.
+
+        Returns None when the deadline passed before an attempt (nothing to
+        charge the breaker with).
+
+        Raises:
+            ExportError: the last failure, when retrying cannot help or would pass the deadline.
+        """
         retry = 0
         while True:
             timeout_s = deadline - self._clock()
             if timeout_s <= 0:
                 stats.incr("export_deadline_reached")
-                raise _NoTimeLeftError(ErrorClass.TIMEOUT, "flush deadline reached before sending")
+                return None
             try:
                 return self._attempt(batch, timeout_s)
-            except ExportError as exc:  # a classified failure: the seam working as designed
-                error = exc
-                guard.warn_once(
-                    f"export_error:{self.name}:{error.error_class}",
-                    "nexs_serverless: export to %s failed (%s): %s; further failures are only counted",
-                    self.name,
-                    error.error_class,
-                    error,
-                )
-            except Exception as exc:  # an exporter that raised: counted and logged once, with its trace
-                guard.report("export:" + self.name, exc)
-                error = classify(exc)
+            except Exception as exc:
+                from .errors import ExportError, classify
+
+                if isinstance(exc, ExportError):  # a classified failure: the seam working as designed
+                    error = exc
+                    guard.warn_once(
+                        f"export_error:{self.name}:{error.error_class}",
+                        "nexs_serverless: export to %s failed (%s): %s; further failures are only counted",
+                        self.name,
+                        error.error_class,
+                        error,
+                    )
+                else:  # an exporter that raised: counted and logged once, with its trace
+                    guard.report("export:" + self.name, exc)
+                    error = classify(exc)
             stats.incr("export_errors_" + error.error_class)
             if self._send is None:
                 raise error  # export()-only exporters: one attempt (SDK exporters retry on their own)
@@ -313,8 +406,15 @@ class ResilientExporter:
             return int(send(batch, timeout_s) or 0)
         result = self.inner.export(batch)  # type: ignore[attr-defined]
         if getattr(result, "name", "") != "SUCCESS":
+            from .errors import ErrorClass, ExportError
+
             raise ExportError(ErrorClass.UNKNOWN, f"{self.name}.export returned {result!r}")
         return 0
+
+    def _record_success(self) -> None:
+        breaker = self._breaker
+        if breaker is not None:  # else: never failed, nothing to forget
+            breaker.record_success()
 
     def _carry(self, spans: Sequence[ReadableSpan], already_carried: int = 0) -> None:
         if not spans:
