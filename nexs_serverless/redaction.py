@@ -34,12 +34,11 @@ from __future__ import annotations
 
 from . import _stats as stats
 from .model import Event, Link
-from .redaction_detectors import CREDENTIALS, OPT_IN, build, precheck
 from .redaction_keys import EXEMPT, glob, is_secret_key
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from re import Pattern
     from typing import Any
 
@@ -47,7 +46,20 @@ if TYPE_CHECKING:
     from .redaction_detectors import Detector
     from .span import Span
 
-__all__ = ["ACTIONS", "REDACTED", "Redactor", "from_settings", "is_secret_key"]
+__all__ = [
+    "ACTIONS",
+    "CREDENTIALS",
+    "OPT_IN",
+    "REDACTED",
+    "Redactor",
+    "from_settings",
+    "is_secret_key",
+    "may_hold_credentials",
+]
+
+# Detector names (`redaction_detectors` implements them; it loads when a value first needs a scan).
+CREDENTIALS = ("jwt", "aws_access_key", "bearer", "private_key", "assignment")
+OPT_IN = ("email", "phone", "credit_card", "ipv4", "ipv6")
 
 ACTIONS = ("redact", "hash", "drop", "keep")
 REDACTED = "[REDACTED]"
@@ -60,6 +72,30 @@ class _Drop:
 
 
 _DROP = _Drop()
+
+
+def may_hold_credentials(text: str) -> bool:
+    """The trigger test of the default (credential) detectors, unrolled.
+
+    Equivalent to testing each credential detector's triggers; written out
+    because each ``in`` costs one bytecode instead of a call (about 0.4 us
+    against 1.7 us for ``any(map(...))`` on a small Lambda).
+    """
+    return (
+        "=" in text
+        or "eyJ" in text
+        or "AKIA" in text
+        or "ASIA" in text
+        or "earer " in text
+        or "asic " in text
+        or '":' in text
+        or "':" in text
+        or "PRIVATE KEY" in text
+    )
+
+
+def _never(text: str) -> bool:
+    return False
 
 
 class Redactor:
@@ -82,6 +118,7 @@ class Redactor:
 
     __slots__ = (
         "_cache",
+        "_chosen",
         "_clean",
         "_credentials",
         "_detectors",
@@ -133,10 +170,19 @@ class Redactor:
             raise ConfigError("hash_key must be at least 16 bytes")
         self._credentials = credentials
         self._secret_names: dict[str, bool] = {}
-        self._detectors: list[tuple[Detector, str]] = []
-        for name, action in chosen.items():
-            self._detectors.extend((detector, action) for detector in build(name, self._is_secret_name))
-        self._precheck = precheck([detector for detector, _ in self._detectors], set(chosen))
+        # The detectors load at the first value that passes the trigger test (most values never
+        # do): the default set's test is `may_hold_credentials`, which needs no detector module.
+        self._chosen = chosen
+        self._detectors: list[tuple[Detector, str]] | None = None
+        self._precheck: Callable[[str], bool] | None
+        if not chosen:
+            self._precheck = _never
+        elif set(chosen) == set(CREDENTIALS):
+            self._precheck = may_hold_credentials
+        else:
+            from .redaction_detectors import trigger_test
+
+            self._precheck = trigger_test([detector for detector, _ in self._built()])
         # Values already scanned and found clean (most values repeat across warm invocations).
         self._clean: set[str] = set()
         # Shorter values cannot hold a match: "::1" is the shortest (IPv6), "a@b.cd" next.
@@ -152,7 +198,7 @@ class Redactor:
 
     def __call__(self, spans: list[Span]) -> list[Span]:
         """Redact every span of the batch in place; returns the same list."""
-        detectors = self._detectors
+        scanning = bool(self._chosen)
         clean = self._clean
         for span in spans:
             attributes = span.attributes
@@ -162,7 +208,7 @@ class Redactor:
                 span.events = [self._event(event) for event in span.events]
             if span.links:
                 span.links = [self._link(link) for link in span.links]
-            if detectors:
+            if scanning:
                 if span.name not in clean:  # names repeat: usually one set lookup
                     name = self._text(span.name)
                     span.name = name if type(name) is str else REDACTED
@@ -255,6 +301,16 @@ class Redactor:
             self._cache[key] = action
         return action
 
+    def _built(self) -> list[tuple[Detector, str]]:
+        """The chosen detectors with their actions, built once (two threads may both build)."""
+        from .redaction_detectors import build
+
+        detectors: list[tuple[Detector, str]] = []
+        for name, action in self._chosen.items():
+            detectors.extend((detector, action) for detector in build(name, self._is_secret_name))
+        self._detectors = detectors
+        return detectors
+
     def _is_secret_name(self, key: str) -> bool:
         """`is_secret_key` with a bounded cache: names met in ``key=value`` text repeat."""
         names = self._secret_names
@@ -276,7 +332,10 @@ class Redactor:
             clean.add(text)
             return text
         original = text
-        for detector, action in self._detectors:
+        detectors = self._detectors
+        if detectors is None:
+            detectors = self._built()
+        for detector, action in detectors:
             found = detector.spans(text)
             if not found:
                 continue

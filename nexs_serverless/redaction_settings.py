@@ -17,8 +17,7 @@ unless explicitly removed.
 from __future__ import annotations
 
 from .config import ConfigError, Problem, Reader, report
-from .redaction import ACTIONS, Redactor
-from .redaction_detectors import CREDENTIALS, OPT_IN
+from .redaction import ACTIONS, CREDENTIALS, OPT_IN, Redactor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

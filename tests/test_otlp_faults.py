@@ -16,8 +16,10 @@ from nexs_serverless.flushing import shutdown_flush
 from nexs_serverless.testing import LambdaContext
 
 BUDGET_MS = 250
-# Scheduling slack on a shared 2-core machine: the flush must end by its deadline plus this.
-SLACK_S = 0.15
+# Scheduling slack on a shared 2-core machine, whose speed halves at times: the flush must end by
+# its deadline plus this. An unbounded flush still fails: the slow fault answers after 2 s and a
+# hung one never does.
+SLACK_S = 0.75
 
 
 @pytest.fixture

@@ -161,7 +161,7 @@ def test_a_server_that_never_answers_times_out(
     with pytest.raises(ExportError) as caught:
         exporter.send(make_spans(1), 0.3)
     assert caught.value.error_class == ErrorClass.TIMEOUT
-    assert time.monotonic() - started < 0.3 + 0.3
+    assert time.monotonic() - started < 0.3 + 1.2  # slack for a loaded machine; a hang never returns
 
 
 def test_nothing_listening_is_a_retryable_failure() -> None:

@@ -12,9 +12,15 @@ import pytest
 
 from nexs_serverless import ConfigError, redaction_keys, stats, traced_handler, tracer
 from nexs_serverless.exporters import InMemoryExporter
-from nexs_serverless.redaction import Redactor, from_settings, is_secret_key
+from nexs_serverless.redaction import (
+    CREDENTIALS,
+    Redactor,
+    from_settings,
+    is_secret_key,
+    may_hold_credentials,
+)
 from nexs_serverless.redaction_capture import redact_capture
-from nexs_serverless.redaction_detectors import CREDENTIALS, build, luhn_valid, may_hold_credentials
+from nexs_serverless.redaction_detectors import build, luhn_valid
 from nexs_serverless.runtime import runtime
 from nexs_serverless.testing import LambdaContext, reset
 
@@ -412,3 +418,44 @@ def test_redaction_can_be_turned_off(exporter: InMemoryExporter) -> None:
 
     flush()
     assert exporter.get_finished_spans()[0].attributes["password"] == "hunter2"
+
+
+_LAZY_DETECTORS = """
+import json, sys
+from nexs_serverless.redaction import Redactor
+from nexs_serverless.span import Span
+
+def span_with(**attributes):
+    span = Span()
+    span.name = "op"
+    span.status_description = None
+    span.attributes.update(attributes)
+    return span
+
+redactor = Redactor()
+clean = span_with(**{"http.route": "/orders/{id}", "order.items": 3, "cloud.region": "eu-west-1"})
+redactor([clean])
+before = "nexs_serverless.redaction_detectors" in sys.modules
+secret = span_with(note="header Bearer abcdefghijklmnopqrstuvwxyz0123456789")
+redactor([secret])
+print(json.dumps({
+    "before": before,
+    "after": "nexs_serverless.redaction_detectors" in sys.modules,
+    "clean": clean.attributes,
+    "note": secret.attributes["note"],
+}))
+"""
+
+
+def test_default_detectors_load_at_the_first_value_that_may_hold_a_credential() -> None:
+    """Values that pass no trigger test cost no detector module (the first flush stays light)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _LAZY_DETECTORS], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    assert report["before"] is False
+    assert report["clean"] == {"http.route": "/orders/{id}", "order.items": 3, "cloud.region": "eu-west-1"}
+    assert report["after"] is True
+    assert "abcdefghijklmnopqrstuvwxyz0123456789" not in report["note"]
+    assert "[REDACTED:bearer]" in report["note"]
