@@ -473,3 +473,25 @@ def test_an_invocation_loads_only_its_own_source_module(name: str, expected: lis
     loaded = {module.rsplit(".", 1)[1] for module in json.loads(out.stdout)}
     sources = {source.lstrip(".") for source in SOURCES.values()}
     assert sorted(loaded & sources) == expected
+
+
+_DIRECT_INVOKE = """
+import json, os, sys
+os.environ["_X_AMZN_TRACE_ID"] = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+from nexs_serverless.platforms import aws
+from nexs_serverless.runtime import runtime
+from nexs_serverless.testing import LambdaContext
+trigger = aws.describe({"order": "42"}, LambdaContext(), runtime.settings)
+print(json.dumps({
+    "parent": "%032x" % trigger.parent.trace_id,
+    "source": trigger.attributes.get("nexs.context.source"),
+    "messages_loaded": "nexs_serverless.triggers._messages" in sys.modules,
+}))
+"""
+
+
+def test_a_direct_invocation_continues_the_xray_trace_without_loading_message_readers() -> None:
+    """No client context, no event carrier: the X-Ray variable is read and nothing else is loaded."""
+    out = subprocess.run([sys.executable, "-c", _DIRECT_INVOKE], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    assert report == {"parent": "5759e988bd862e3fe1be46a994272793", "source": "xray", "messages_loaded": False}

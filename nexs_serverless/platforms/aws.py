@@ -76,7 +76,6 @@ def describe(event: object, context: object, settings: Settings) -> Trigger:
 def _client_context(context: object) -> Incoming | None:
     """What a direct ``Invoke``'s client context carries (``custom`` and ``w3c`` fields)."""
     from ..propagation._carrier import Headers, text
-    from ..triggers._messages import headers_incoming
 
     carrier = Headers()
     client_context = getattr(context, "client_context", None)
@@ -90,15 +89,19 @@ def _client_context(context: object) -> Incoming | None:
                 converted = text(value)
                 if isinstance(key, str) and converted is not None:
                     carrier[key.lower()] = converted
+    if not carrier:  # the usual case: nothing to read, no reader to load
+        return None
+    from ..triggers._messages import headers_incoming
+
     return headers_incoming(carrier)
 
 
 def _environment_xray() -> Incoming | None:
     """Lambda's per-invocation X-Ray header (``_X_AMZN_TRACE_ID``), when it says sampled."""
     from ..config import read_env
-    from ..triggers._messages import xray_incoming
+    from ..propagation.xray import incoming_from
 
-    incoming = xray_incoming(read_env("_X_AMZN_TRACE_ID"))
+    incoming = incoming_from(read_env("_X_AMZN_TRACE_ID"))
     if incoming is None or incoming.context is None or not incoming.context.sampled:
         return None
     return incoming

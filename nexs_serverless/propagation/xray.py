@@ -28,7 +28,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..span import Span
 
-__all__ = ["ENV_VARIABLE", "XRayLambdaPropagator", "XRayPropagator", "format_header", "parse_header"]
+__all__ = [
+    "ENV_VARIABLE",
+    "XRayLambdaPropagator",
+    "XRayPropagator",
+    "format_header",
+    "incoming_from",
+    "parse_header",
+]
 
 ENV_VARIABLE = "_X_AMZN_TRACE_ID"
 MAX_LENGTH = 4096
@@ -90,6 +97,14 @@ def _adopt(incoming: Incoming, header: str | None) -> bool:
         extras["xray"] = (context.trace_id, kept)
         incoming.extras = extras
     return True
+
+
+def incoming_from(header: object) -> Incoming | None:
+    """An `Incoming` from an X-Ray header value (SQS's ``AWSTraceHeader``, Lambda's variable), or None."""
+    if not isinstance(header, str) or not header:
+        return None
+    incoming = Incoming()
+    return incoming if _adopt(incoming, header) else None
 
 
 class XRayPropagator:

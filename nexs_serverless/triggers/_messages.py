@@ -31,7 +31,6 @@ __all__ = [
     "payload_carrier",
     "sns_attributes",
     "sqs_attributes",
-    "xray_incoming",
 ]
 
 
@@ -101,22 +100,6 @@ def payload_carrier(payload: object) -> Headers | None:
     if not isinstance(carrier, dict):
         return None
     return Headers({str(k).lower(): v for k, v in carrier.items() if isinstance(v, str)})
-
-
-def xray_incoming(header: object) -> Incoming | None:
-    """An `Incoming` from an X-Ray header value (``AWSTraceHeader``), or None."""
-    if not isinstance(header, str) or not header:
-        return None
-    from ..propagation.incoming import Incoming
-    from ..propagation.xray import parse_header
-
-    context, kept = parse_header(header)
-    if context is None:
-        return None
-    incoming = Incoming(context)
-    if kept:
-        incoming.extras = {"xray": (context.trace_id, kept)}
-    return incoming
 
 
 def headers_incoming(carrier: Headers | None) -> Incoming | None:

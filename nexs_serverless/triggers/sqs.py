@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from ..model import SpanKind
 from ..propagation.options import current
+from ..propagation.xray import incoming_from as xray_incoming
 from . import Trigger
 from ._messages import (
     arn_name,
@@ -36,7 +37,6 @@ from ._messages import (
     link,
     sns_attributes,
     sqs_attributes,
-    xray_incoming,
 )
 
 TYPE_CHECKING = False
