@@ -135,7 +135,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[Any], Summary]]
     "propagation": ("bench_propagation.py", [], [], _propagation),
     "sampling": ("bench_sampling.py", [], [], _generic),
     "redaction": ("bench_redaction.py", [], [], _generic),
-    "lambda_coldstart": ("bench_lambda_coldstart.py", [], [], _lambda_coldstart),
+    "lambda_coldstart": ("bench_lambda_coldstart.py", ["--runs", "21"], ["--runs", "7"], _lambda_coldstart),
 }
 
 # The issues' speed budgets: (benchmark, our metric, budget, unit, {peer metric: that peer's time on
