@@ -52,13 +52,15 @@ from .base import ExportResult
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Protocol
+    from typing import Protocol, TypeVar
 
     from ..config import Settings
     from ..typing import ReadableSpan
     from .breaker import CircuitBreaker
     from .carryover import CarryOver
     from .retry import RetryPolicy
+
+    T = TypeVar("T")
 
     class Sender(Protocol):
         """An exporter that reports classified failures (the seam this wrapper drives)."""
@@ -195,23 +197,20 @@ class ResilientExporter:
 
     # -- the failure-path parts, built on first use -------------------------------------
 
+    def _part(self, slot: str, build: Callable[[], T]) -> T:
+        """The part in `slot`, built by `build` under the lock when it is still None."""
+        with self._build_lock:
+            part: T | None = getattr(self, slot)
+            if part is None:
+                part = build()
+                setattr(self, slot, part)
+            return part
+
     @property
     def breaker(self) -> CircuitBreaker:
         """The circuit breaker (built on first use: a closed one with no failures does nothing)."""
         breaker = self._breaker
-        if breaker is None:
-            from .breaker import CircuitBreaker
-
-            with self._build_lock:
-                breaker = self._breaker
-                if breaker is None:
-                    breaker = self._breaker = CircuitBreaker(
-                        failure_threshold=self.options.failure_threshold,
-                        cooldown_s=self.options.cooldown_s,
-                        clock=self._clock,
-                        name=self.name,
-                    )
-        return breaker
+        return breaker if breaker is not None else self._part("_breaker", self._new_breaker)
 
     @breaker.setter
     def breaker(self, breaker: CircuitBreaker) -> None:
@@ -221,32 +220,40 @@ class ResilientExporter:
     def retry(self) -> RetryPolicy:
         """The retry policy (built on first use: only a failed attempt asks it anything)."""
         retry = self._retry
-        if retry is None:
-            from .retry import RetryPolicy
-
-            with self._build_lock:
-                retry = self._retry
-                if retry is None:
-                    retry = self._retry = RetryPolicy(
-                        max_retries=self.options.max_retries,
-                        base_s=self.options.backoff_s,
-                        max_backoff_s=self.options.max_backoff_s,
-                        random=self._random,
-                    )
-        return retry
+        return retry if retry is not None else self._part("_retry", self._new_retry)
 
     @property
     def carryover(self) -> CarryOver:
         """The spans kept for a later flush (built on first use: only a failure keeps any)."""
         carryover = self._carryover
-        if carryover is None:
-            from .carryover import CarryOver
+        return carryover if carryover is not None else self._part("_carryover", self._new_carryover)
 
-            with self._build_lock:
-                carryover = self._carryover
-                if carryover is None:
-                    carryover = self._carryover = CarryOver(self.options.carryover_spans)
-        return carryover
+    def _new_breaker(self) -> CircuitBreaker:
+        from .breaker import CircuitBreaker
+
+        options = self.options
+        return CircuitBreaker(
+            failure_threshold=options.failure_threshold,
+            cooldown_s=options.cooldown_s,
+            clock=self._clock,
+            name=self.name,
+        )
+
+    def _new_retry(self) -> RetryPolicy:
+        from .retry import RetryPolicy
+
+        options = self.options
+        return RetryPolicy(
+            max_retries=options.max_retries,
+            base_s=options.backoff_s,
+            max_backoff_s=options.max_backoff_s,
+            random=self._random,
+        )
+
+    def _new_carryover(self) -> CarryOver:
+        from .carryover import CarryOver
+
+        return CarryOver(self.options.carryover_spans)
 
     def discard_carryover(self) -> int:
         """Empty the carry-over, when there is one; the number of spans it held."""
