@@ -494,4 +494,5 @@ def test_a_direct_invocation_continues_the_xray_trace_without_loading_message_re
     """No client context, no event carrier: the X-Ray variable is read and nothing else is loaded."""
     out = subprocess.run([sys.executable, "-c", _DIRECT_INVOKE], capture_output=True, text=True, check=True)
     report = json.loads(out.stdout)
-    assert report == {"parent": "5759e988bd862e3fe1be46a994272793", "source": "xray", "messages_loaded": False}
+    expected = {"parent": "5759e988bd862e3fe1be46a994272793", "source": "xray", "messages_loaded": False}
+    assert report == expected
