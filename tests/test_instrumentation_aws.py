@@ -221,6 +221,79 @@ def test_kinesis_put_record_carries_the_context_in_json_data(endpoint: str, span
     assert trigger.parent.span_id == put.span_id
 
 
+def test_sns_publish_batch_puts_the_context_on_every_entry(endpoint: str, spans: InMemoryExporter) -> None:
+    """PublishBatch: one span; every entry reaches the SQS subscriber with it, beside its own attributes."""
+    sns, sqs = client("sns", endpoint), client("sqs", endpoint)
+    url, arn = queue(sqs, "from-batch-topic")
+    topic = sns.create_topic(Name="batch-topic")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    entries = [
+        {
+            "Id": str(i),
+            "Message": f"m{i}",
+            "MessageAttributes": {"kind": {"DataType": "String", "StringValue": f"k{i}"}},
+        }
+        for i in range(3)
+    ]
+    with tracer.span("handler"):
+        sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=entries)
+    publish = by_name(finish(spans), "send batch-topic")
+    assert publish.kind == SpanKind.PRODUCER
+    assert publish.attributes["messaging.batch.message_count"] == 3
+    messages = receive_all(sqs, url)
+    assert sorted(m["Body"] for m in messages) == ["m0", "m1", "m2"]
+    for message in messages:
+        attributes = message["MessageAttributes"]
+        assert (
+            attributes["traceparent"]["StringValue"]
+            == f"00-{publish.trace_id:032x}-{publish.span_id:016x}-01"
+        )
+        assert attributes["kind"]["StringValue"] == f"k{message['Body'][1]}"
+    assert entries[0]["MessageAttributes"] == {"kind": {"DataType": "String", "StringValue": "k0"}}
+
+
+def test_kinesis_put_records_carries_the_context_in_every_json_record(
+    endpoint: str, spans: InMemoryExporter
+) -> None:
+    """PutRecords: every JSON-object record carries the context (the trigger links them); others do not."""
+    kinesis = client("kinesis", endpoint)
+    kinesis.create_stream(StreamName="views", ShardCount=1)
+    with tracer.span("handler"):
+        kinesis.put_records(
+            StreamName="views",
+            Records=[
+                {"Data": b'{"page":"/a"}', "PartitionKey": "k"},
+                {"Data": b"[1, 2]", "PartitionKey": "k"},
+                {"Data": b'{"page":"/b"}', "PartitionKey": "k"},
+            ],
+        )
+    put = by_name(finish(spans), "send views")
+    shard = kinesis.describe_stream(StreamName="views")["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName="views", ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    assert [json.loads(r["Data"]).get("page") if r["Data"].startswith(b"{") else None for r in records] == [
+        "/a",
+        None,
+        "/b",
+    ]
+    assert records[1]["Data"] == b"[1, 2]"  # a JSON array has no place for a carrier: left alone
+    event = {
+        "Records": [
+            {
+                "kinesis": {"data": base64.b64encode(r["Data"]).decode(), "partitionKey": "k"},
+                "eventSource": "aws:kinesis",
+                "eventID": f"shardId-000000000000:{i}",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/views",
+            }
+            for i, r in enumerate(records)
+        ]
+    }
+    trigger = describe(event)
+    linked = {(link.context.trace_id, link.context.span_id) for link in trigger.links}
+    assert linked == {(put.trace_id, put.span_id)}
+    assert len(trigger.links) == 2
+
+
 def test_lambda_invoke_and_start_execution_carry_the_context(spans: InMemoryExporter) -> None:
     """Invoke writes ClientContext.custom; StartExecution writes traceHeader and `_nexs` in the input."""
     from botocore.stub import Stubber
