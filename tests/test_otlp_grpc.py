@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,6 +17,7 @@ from grpc_status import rpc_status
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from support.otlp_receiver import free_port
 from support.spans import make_spans
+from support.tls import self_signed
 
 from nexs_serverless.config import from_env
 from nexs_serverless.exporters import create
@@ -197,3 +199,73 @@ def test_grpc_settings() -> None:
     secure = create("otlp_proto_grpc", from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"}))
     assert isinstance(secure, OTLPGrpcExporter)
     assert secure.secure
+
+
+def _tls_collector(
+    tmp_path: Path, *, require_client_cert: bool
+) -> tuple[Collector, grpc.Server, str, str, str, str]:
+    """A TLS gRPC collector on 127.0.0.1 with a self-signed server certificate (and client CA)."""
+    server_dir, client_dir = tmp_path / "server", tmp_path / "client"
+    server_dir.mkdir()
+    client_dir.mkdir()
+    server_cert, server_key = self_signed(server_dir)
+    client_cert, client_key = self_signed(client_dir)
+    servicer = Collector()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
+    credentials = grpc.ssl_server_credentials(
+        [(Path(server_key).read_bytes(), Path(server_cert).read_bytes())],
+        root_certificates=Path(client_cert).read_bytes() if require_client_cert else None,
+        require_client_auth=require_client_cert,
+    )
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    return servicer, server, f"https://127.0.0.1:{port}", server_cert, client_cert, client_key
+
+
+def test_tls_endpoint_with_the_servers_ca(tmp_path: Path) -> None:
+    """https:// uses TLS, verified against OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE."""
+    servicer, server, endpoint, ca, _, _ = _tls_collector(tmp_path, require_client_cert=False)
+    trusted = create(
+        "otlp",
+        from_env(
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": ca,
+            }
+        ),
+    )
+    untrusted = OTLPGrpcExporter(endpoint=endpoint)  # the system CAs do not know our certificate
+    try:
+        assert isinstance(trusted, OTLPGrpcExporter)
+        assert trusted.send(make_spans(2), 5.0) == 0
+        assert servicer.names() == ["span-0", "span-1"]
+        with pytest.raises(ExportError):
+            untrusted.send(make_spans(1), 2.0)
+        assert servicer.names() == ["span-0", "span-1"]
+    finally:
+        trusted.shutdown()
+        untrusted.shutdown()
+        server.stop(None)
+
+
+def test_mutual_tls_sends_the_client_certificate(tmp_path: Path) -> None:
+    """A collector requiring client certificates accepts ours and refuses a client without one."""
+    servicer, server, endpoint, ca, client_cert, client_key = _tls_collector(
+        tmp_path, require_client_cert=True
+    )
+    mutual = OTLPGrpcExporter(
+        endpoint=endpoint, certificate=ca, client_certificate=client_cert, client_key=client_key
+    )
+    anonymous = OTLPGrpcExporter(endpoint=endpoint, certificate=ca)
+    try:
+        assert mutual.send(make_spans(1), 5.0) == 0
+        assert servicer.names() == ["span-0"]
+        with pytest.raises(ExportError):
+            anonymous.send(make_spans(1), 2.0)
+        assert servicer.names() == ["span-0"]
+    finally:
+        mutual.shutdown()
+        anonymous.shutdown()
+        server.stop(None)
