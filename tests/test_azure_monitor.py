@@ -6,15 +6,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.azure_ingestion import IKEY, Answer, FakeIngestion
+from support.canned_http import SilentServer, closed_port
+from support.exporter_spans import SPAN_ID, TRACE_ID, exception_event, make_span
 
 from nexs_serverless import _stats
 from nexs_serverless.config import ConfigError, from_env
 from nexs_serverless.exporters import AzureMonitorExporter, ExportResult, create
 from nexs_serverless.exporters.errors import ErrorClass, ExportError
 from nexs_serverless.model import SpanKind, StatusCode
-from tests.support.azure_ingestion import IKEY, Answer, FakeIngestion
-from tests.support.canned_http import SilentServer, closed_port
-from tests.support.exporter_spans import SPAN_ID, TRACE_ID, exception_event, make_span
 
 Make = Callable[..., AzureMonitorExporter]
 

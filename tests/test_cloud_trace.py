@@ -8,6 +8,9 @@ import grpc
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.trace_v2 import Span as CloudSpan
+from support.canned_http import closed_port
+from support.cloud_trace_server import HANG, FakeCloudTrace
+from support.exporter_spans import SPAN_ID, START_NS, TRACE_ID, exception_event, link_to, make_span
 
 from nexs_serverless import _stats
 from nexs_serverless.config import ConfigError, from_env
@@ -16,9 +19,6 @@ from nexs_serverless.exporters.cloud_trace import MAX_ATTRIBUTES, MAX_SPANS_PER_
 from nexs_serverless.exporters.errors import ErrorClass, ExportError
 from nexs_serverless.exporters.resilient import Options, ResilientExporter
 from nexs_serverless.model import Event, SpanKind, StatusCode
-from tests.support.canned_http import closed_port
-from tests.support.cloud_trace_server import HANG, FakeCloudTrace
-from tests.support.exporter_spans import SPAN_ID, START_NS, TRACE_ID, exception_event, link_to, make_span
 
 Make = Callable[..., CloudTraceExporter]
 

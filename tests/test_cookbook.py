@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.otlp_receiver import Fault, OTLPReceiver
 
 from nexs_serverless import SpanKind
 from nexs_serverless.testing import LambdaContext, SpanRecorder, capture_spans, events
-from tests.support.otlp_receiver import Fault, OTLPReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 COOKBOOK = (ROOT / "docs" / "cookbook.md").read_text()

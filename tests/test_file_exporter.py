@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.exporter_spans import SPAN_ID, START_NS, TRACE_ID, link_to, make_span
 
 from nexs_serverless import _stats
 from nexs_serverless.config import ConfigError, from_env
@@ -15,7 +16,6 @@ from nexs_serverless.exporters import ExportResult, create
 from nexs_serverless.exporters.errors import ErrorClass, ExportError
 from nexs_serverless.exporters.file import LAMBDA_PATH, FileExporter
 from nexs_serverless.model import Event, SpanKind, StatusCode
-from tests.support.exporter_spans import SPAN_ID, START_NS, TRACE_ID, link_to, make_span
 
 Make = Callable[..., FileExporter]
 

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from support.canned_http import CannedServer, Reply, SilentServer, closed_port
+from support.exporter_spans import TRACE_ID, exception_event, make_span
 
 from nexs_serverless import _stats
 from nexs_serverless.exporters import ExportResult, XRayExporter
@@ -15,8 +17,6 @@ from nexs_serverless.exporters.errors import ErrorClass, ExportError
 from nexs_serverless.exporters.resilient import Options, ResilientExporter
 from nexs_serverless.exporters.xray_segments import xray_trace_id
 from nexs_serverless.model import SpanKind, StatusCode
-from tests.support.canned_http import CannedServer, Reply, SilentServer, closed_port
-from tests.support.exporter_spans import TRACE_ID, exception_event, make_span
 
 
 @pytest.fixture(scope="module")

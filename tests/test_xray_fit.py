@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+from support.exporter_spans import exception_event, make_span
+
 from nexs_serverless import _stats
 from nexs_serverless.exporters.otlp_encode import encode_spans
 from nexs_serverless.exporters.xray_fit import MARK, dumps, fit_document, truncate_span
 from nexs_serverless.exporters.xray_segments import SegmentOptions, to_document
-from tests.support.exporter_spans import exception_event, make_span
 
 
 def test_a_document_that_fits_is_serialized_unchanged() -> None:

@@ -6,14 +6,14 @@ import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.exporter_spans import TRACE_ID, make_span
+from support.xray_daemon import nested, walk
 
 from nexs_serverless import _stats
 from nexs_serverless.exporters.xray_fit import MARK
 from nexs_serverless.exporters.xray_pack import DETACHED_EXTRA, encode_documents
 from nexs_serverless.exporters.xray_segments import SegmentOptions, xray_trace_id
 from nexs_serverless.finished import FinishedSpan
-from tests.support.exporter_spans import TRACE_ID, make_span
-from tests.support.xray_daemon import nested, walk
 
 LIMIT = 64_000 - 30
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support.exporter_spans import SPAN_ID, START_NS, TRACE_ID, exception_event, link_to, make_span
 
 from nexs_serverless.exporters.xray_segments import (
     MAX_ANNOTATIONS,
@@ -13,7 +14,6 @@ from nexs_serverless.exporters.xray_segments import (
     xray_trace_id,
 )
 from nexs_serverless.model import Event, SpanKind, StatusCode
-from tests.support.exporter_spans import SPAN_ID, START_NS, TRACE_ID, exception_event, link_to, make_span
 
 ROOT = "1-5759e988-bd862e3fe1be46a994272793"
 LAMBDA_PARENT = "0102030405060708"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from support.exporter_spans import TRACE_ID, make_span
+from support.xray_daemon import HEADER, FakeXRayDaemon, nested, walk
 
 from nexs_serverless import _stats, traced_handler, tracer
 from nexs_serverless.config import ConfigError, from_env
@@ -14,8 +16,6 @@ from nexs_serverless.exporters.xray_segments import xray_trace_id
 from nexs_serverless.exporters.xray_udp import MAX_DATAGRAM_BYTES, parse_daemon_address
 from nexs_serverless.model import SpanKind
 from nexs_serverless.testing import LambdaContext, reset
-from tests.support.exporter_spans import TRACE_ID, make_span
-from tests.support.xray_daemon import HEADER, FakeXRayDaemon, nested, walk
 
 LAMBDA_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0102030405060708;Sampled=1"
 

@@ -18,8 +18,6 @@ import _socket
 import binascii
 import threading
 
-from .errors import ErrorClass, ExportError
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -111,6 +109,8 @@ class DaemonSender:
             try:
                 family, _, _, _, address = _socket.getaddrinfo(self.host, self.port, 0, _socket.SOCK_DGRAM)[0]
             except OSError as exc:
+                from .errors import ErrorClass, ExportError  # failure path only: off the cold start
+
                 raise ExportError(ErrorClass.NETWORK, f"cannot resolve {self.host}: {exc!r}") from exc
             sock = _socket.socket(family, _socket.SOCK_DGRAM)
             sock.setblocking(False)
@@ -130,10 +130,14 @@ class DaemonSender:
         sent = 0
         for datagram in datagrams:
             if len(datagram) > MAX_DATAGRAM_BYTES:
+                from .errors import ErrorClass, ExportError
+
                 raise ExportError(ErrorClass.BAD_REQUEST, f"datagram of {len(datagram)} bytes over the limit")
             try:
                 sock.sendto(datagram, target)
             except OSError as exc:  # a full socket buffer (EAGAIN) included
+                from .errors import ErrorClass, ExportError
+
                 raise ExportError(ErrorClass.NETWORK, f"sendto {self.host}:{self.port}: {exc!r}") from exc
             sent += 1
         return sent
