@@ -27,7 +27,6 @@ README's configuration table gives each one's meaning):
 
 from __future__ import annotations
 
-import logging
 import os
 
 from .attributes import SpanLimits
@@ -321,6 +320,10 @@ def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Probl
 
 def report(problems: list[Problem]) -> None:
     """Log each problem as one warning line naming the variable, the value and the fallback."""
+    if not problems:
+        return
+    import logging  # only with something to say: outside Lambda's runtime, `logging` costs ~10 ms
+
     logger = logging.getLogger("nexs_serverless")
     for problem in problems:
         logger.warning("nexs_serverless: %s", problem)

@@ -10,7 +10,6 @@ the pool, which is why exporters that keep spans store `FinishedSpan` copies.
 from __future__ import annotations
 
 import time
-import traceback
 
 from . import _stats as stats
 from .attributes import DROP, SpanLimits, clean_value
@@ -200,6 +199,8 @@ class Span:
         """Add an OpenTelemetry ``exception`` event (type, message, stack trace)."""
         if self.end_ns:
             return
+        import traceback  # on the first exception only (the Lambda runtime has it loaded already)
+
         exc_type = type(exception)
         module = exc_type.__module__
         qualname = exc_type.__qualname__

@@ -103,3 +103,24 @@ def test_testing_kit_and_cli_are_not_imported_by_the_package() -> None:
     loaded = out.stdout
     for name in ("testing", "cli", "exporters", "propagation", "instrumentation"):
         assert f"'nexs_serverless.{name}" not in loaded
+
+
+def test_outside_lambda_the_import_loads_only_threading_from_the_standard_library() -> None:
+    """Cloud Functions, Azure and scripts have not loaded `logging` or `traceback`: we do not either."""
+    code = """
+import json, sys
+before = set(sys.modules)
+import nexs_serverless
+from nexs_serverless import traced_handler
+
+@traced_handler
+def handler(event, context):
+    return 1
+
+print(json.dumps(sorted(m for m in set(sys.modules) - before if not m.startswith("nexs_serverless"))))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NEXS_"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert not loaded & {"logging", "traceback", "re", "typing", "dataclasses", "enum", "random", "socket"}
+    assert loaded <= {"_contextvars", "_weakrefset", "threading"}
