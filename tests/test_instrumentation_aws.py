@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,7 @@ from nexs_serverless.context import exporting
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.finished import FinishedSpan
 from nexs_serverless.flushing import flush
+from nexs_serverless.runtime import runtime
 from nexs_serverless.testing import reset
 from nexs_serverless.triggers import describe
 
@@ -392,3 +395,93 @@ def test_clients_created_before_instrumenting_are_traced(endpoint: str, spans: I
     with tracer.span("handler"):
         sqs.list_queues()
     assert sorted(span.name for span in finish(spans)) == ["SQS.ListQueues", "handler"]
+
+
+def test_the_first_invocation_leaves_a_stand_in_that_installs_at_the_first_call(
+    endpoint: str, spans: InMemoryExporter
+) -> None:
+    """Auto-install defers the SDK wrapper to the first call, which is traced like any other."""
+    import botocore.client
+
+    instrumentation.uninstrument("botocore", "urllib3")
+    original = botocore.client.BaseClient._make_api_call
+    instrumentation.auto_install(runtime.settings)
+    stand_in = botocore.client.BaseClient._make_api_call
+    assert stand_in is not original
+    assert stand_in.__wrapped__ is original
+    assert not getattr(stand_in, "__nexs_traced__", False)
+    sqs = client("sqs", endpoint)
+    with tracer.span("handler"):
+        sqs.list_queues()
+        sqs.list_queues()
+    wrapper = botocore.client.BaseClient._make_api_call
+    assert getattr(wrapper, "__nexs_traced__", False)
+    assert wrapper.__wrapped__ is original  # the wrapper wraps the SDK's method, not the stand-in
+    names = sorted(span.name for span in finish(spans))
+    assert names == ["SQS.ListQueues", "SQS.ListQueues", "handler"]
+
+
+def test_uninstrument_removes_a_waiting_stand_in(spans: InMemoryExporter) -> None:
+    """A stand-in that never saw a call is taken out by `uninstrument`, leaving the SDK's own method."""
+    import botocore.client
+    import urllib3.connectionpool
+
+    instrumentation.uninstrument("botocore", "urllib3")
+    original = botocore.client.BaseClient._make_api_call
+    original_urlopen = urllib3.connectionpool.HTTPConnectionPool.urlopen
+    instrumentation.auto_install(runtime.settings)
+    assert botocore.client.BaseClient._make_api_call is not original
+    assert urllib3.connectionpool.HTTPConnectionPool.urlopen is not original_urlopen
+    instrumentation.uninstrument("botocore", "urllib3")
+    assert botocore.client.BaseClient._make_api_call is original
+    assert urllib3.connectionpool.HTTPConnectionPool.urlopen is original_urlopen
+
+
+def test_instrument_replaces_a_waiting_stand_in(endpoint: str, spans: InMemoryExporter) -> None:
+    """An explicit `instrument` after auto-install wraps the SDK's method once, not the stand-in."""
+    import botocore.client
+
+    instrumentation.uninstrument("botocore")
+    original = botocore.client.BaseClient._make_api_call
+    instrumentation.auto_install(runtime.settings)
+    instrumentation.instrument("botocore")
+    wrapper = botocore.client.BaseClient._make_api_call
+    assert wrapper.__wrapped__ is original
+    with tracer.span("handler"):
+        client("sqs", endpoint).list_queues()
+    assert sorted(span.name for span in finish(spans)) == ["SQS.ListQueues", "handler"]
+
+
+def test_a_cold_start_without_aws_calls_loads_no_sdk_instrumentation(endpoint: str) -> None:
+    """In a fresh process, the first invocation loads none of the SDK/HTTP instrumentation modules."""
+    code = f"""
+import sys, boto3
+from nexs_serverless import configure, traced_handler
+from nexs_serverless.exporters import InMemoryExporter
+from nexs_serverless.testing import LambdaContext
+exporter = InMemoryExporter()
+configure(exporters=[exporter])
+sqs = boto3.client("sqs", endpoint_url={endpoint!r}, region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+calls = []
+
+@traced_handler
+def handler(event, context):
+    if calls:
+        sqs.list_queues()
+    calls.append(1)
+    return {{"ok": True}}
+
+handler({{}}, LambdaContext())
+lazy = ["nexs_serverless.instrumentation._client", "nexs_serverless.instrumentation.botocore_hooks",
+        "nexs_serverless.instrumentation.urllib3_client"]
+print(sorted(name for name in lazy if name in sys.modules))
+handler({{}}, LambdaContext())
+print(sorted(name for name in lazy if name in sys.modules))
+print(sorted(span.name for span in exporter.get_finished_spans()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after, names = out.stdout.splitlines()[-3:]
+    assert before == "[]"
+    assert "nexs_serverless.instrumentation.botocore_hooks" in after
+    assert "SQS.ListQueues" in names

@@ -197,3 +197,23 @@ def test_powertools_logger_lines_carry_the_trace_id(spans: InMemoryExporter) -> 
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert line["trace_id"] == f"{span.trace_id:032x}"
     assert line["span_id"] == f"{span.span_id:016x}"
+
+
+def test_a_stand_in_from_auto_install_traces_the_first_request(server: str, spans: InMemoryExporter) -> None:
+    """urllib3 after auto-install: the first request installs the wrapper and is itself traced."""
+    import urllib3
+    import urllib3.connectionpool
+
+    from nexs_serverless.runtime import runtime
+
+    instrumentation.uninstrument("urllib3")
+    original = urllib3.connectionpool.HTTPConnectionPool.urlopen
+    instrumentation.auto_install(runtime.settings)
+    assert urllib3.connectionpool.HTTPConnectionPool.urlopen.__wrapped__ is original
+    with tracer.span("handler") as handler:
+        received = json.loads(urllib3.PoolManager().request("GET", f"{server}/first").data)
+    span = client_span(finish(spans))
+    assert span.parent_span_id == handler.span_id
+    assert getattr(urllib3.connectionpool.HTTPConnectionPool.urlopen, "__nexs_traced__", False)
+    headers = {key.lower(): value for key, value in received["headers"].items()}
+    assert headers["traceparent"] == f"00-{span.trace_id:032x}-{span.span_id:016x}-01"

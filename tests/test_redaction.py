@@ -9,6 +9,8 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nexs_serverless import ConfigError, redaction_keys, stats, traced_handler, tracer
 from nexs_serverless.exporters import InMemoryExporter
@@ -168,6 +170,39 @@ def test_every_secret_key_contains_a_key_hint() -> None:
     assert all(any(hint in word for hint in redaction_keys.KEY_HINTS) for word in words)
     keys = ["X-Api-Key", "apiKey", "PRIVATE_KEY", "basic_auth", "db.Passwd", "X-Amz-Security-Token"]
     assert all(is_secret_key(k) and any(h in k.lower() for h in redaction_keys.KEY_HINTS) for k in keys)
+
+
+def _judged_word_by_word(key: str) -> bool:
+    """`is_secret_key` without its hint shortcut: the word-by-word rules alone."""
+    import itertools
+    import re
+
+    words = [word.lower() for word in re.findall(redaction_keys._WORD_PATTERN, key)]
+    if not words or words[-1] in redaction_keys._DESCRIBING:
+        return False
+    if words[-1] == "auth" or not redaction_keys._SECRET_WORDS.isdisjoint(words):
+        return True
+    return any(pair in redaction_keys._SECRET_PAIRS for pair in itertools.pairwise(words))
+
+
+_KEY_PARTS = sorted(
+    redaction_keys._SECRET_WORDS
+    | redaction_keys._DESCRIBING
+    | {"auth", "api", "key", "access", "private", "Key", "API", "Token", "x", "db", "http", "9"}
+)
+
+
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(_KEY_PARTS), st.text(alphabet="aAkKeEyY-_.0", max_size=4)), max_size=5
+    ),
+    st.sampled_from(["", ".", "-", "_"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_hint_shortcut_never_changes_a_verdict(parts: list[str], separator: str) -> None:
+    """Keys without a hint are answered before the word split; the answer is the split's answer."""
+    key = separator.join(parts)
+    assert is_secret_key(key) == _judged_word_by_word(key)
 
 
 @pytest.mark.parametrize(

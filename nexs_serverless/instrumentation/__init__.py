@@ -9,7 +9,11 @@ Automatically, at the first invocation, the instrumentations whose library
 is already imported are installed (``botocore`` when boto3 was imported,
 ``urllib3``, ``httpx``), plus ``logging``, and the OpenTelemetry bridge when
 ``opentelemetry.trace`` is imported; nothing is imported for this, so a
-function that does not use a library pays nothing for it. Names in
+function that does not use a library pays nothing for it. ``botocore`` and
+``urllib3`` are installed in two steps: the first invocation puts a stand-in
+on the one method they wrap, and the first call through it loads the
+instrumentation (three modules) and hands over. A cold start whose first
+invocation makes no AWS or HTTP call does not load them at all. Names in
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` are skipped (automatically only;
 an explicit `instrument` call installs what it is asked for).
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 
 from .. import _guard as guard
 
@@ -46,6 +51,15 @@ _INSTRUMENTATIONS: dict[str, tuple[str, str | None]] = {
     "opentelemetry": ("nexs_serverless.otel", "opentelemetry.trace"),
 }
 
+# Installed on first use by `auto_install`: name -> (module, class, the method its install wraps).
+_ON_FIRST_CALL: dict[str, tuple[str, str, str]] = {
+    "botocore": ("botocore.client", "BaseClient", "_make_api_call"),
+    "urllib3": ("urllib3.connectionpool", "HTTPConnectionPool", "urlopen"),
+}
+# name -> (owner class, method name, the library's own method, our stand-in), while a stand-in waits.
+_standing_in: dict[str, tuple[object, str, object, object]] = {}
+_stand_in_lock = threading.Lock()
+
 
 def instrument(*names: str) -> list[str]:
     """Install the named instrumentations (default: all whose library can be imported).
@@ -63,15 +77,49 @@ def instrument(*names: str) -> list[str]:
 
 
 def _install(name: str) -> bool:
+    _remove_stand_in(name)
     try:
         return bool(importlib.import_module(_INSTRUMENTATIONS[name][0]).install())
     except ImportError:  # the library is not installed
         return False
 
 
+def _stand_in(name: str) -> None:
+    """Put a stand-in on the method `name`'s install wraps; the first call installs it for real."""
+    module_name, class_name, method = _ON_FIRST_CALL[name]
+    owner = getattr(sys.modules[module_name], class_name)
+    original = getattr(owner, method)
+    if getattr(original, "__nexs_traced__", False) or name in _standing_in:  # `_client.Patch`'s mark
+        return  # installed already (`instrument` before the first invocation), or waiting
+
+    def stand_in(self: object, *args: object, **kwargs: object) -> object:
+        with _stand_in_lock:
+            if _standing_in.get(name, (None, None, None, None))[3] is stand_in:
+                _remove_stand_in(name)
+                try:
+                    importlib.import_module(_INSTRUMENTATIONS[name][0]).install()
+                except Exception as exc:
+                    guard.report(f"instrument:{name}", exc)
+        return getattr(owner, method)(self, *args, **kwargs)  # the wrapper now, or the original
+
+    stand_in.__wrapped__ = original  # type: ignore[attr-defined]
+    _standing_in[name] = (owner, method, original, stand_in)
+    setattr(owner, method, stand_in)
+
+
+def _remove_stand_in(name: str) -> None:
+    """Give the library its own method back if our stand-in still holds its place."""
+    entry = _standing_in.pop(name, None)
+    if entry is not None:
+        owner, method, original, stand_in = entry
+        if getattr(owner, method) is stand_in:
+            setattr(owner, method, original)
+
+
 def uninstrument(*names: str) -> None:
     """Remove the named instrumentations (default: all), restoring the libraries' own code."""
     for name in names or tuple(_INSTRUMENTATIONS):
+        _remove_stand_in(name)
         module = sys.modules.get(_INSTRUMENTATIONS[name][0])
         if module is not None:
             module.uninstall()
@@ -87,7 +135,10 @@ def auto_install(settings: Settings) -> list[str]:
         if name in disabled or (trigger is not None and trigger not in sys.modules):
             continue
         try:
-            if importlib.import_module(module_name).install():
+            if name in _ON_FIRST_CALL:
+                _stand_in(name)
+                done.append(name)
+            elif importlib.import_module(module_name).install():
                 done.append(name)
         except Exception as exc:
             guard.report(f"instrument:{name}", exc)
