@@ -401,6 +401,11 @@ class FunctionProcess:
                 "AWS_DEFAULT_REGION": REGION,
                 # awslambdaric polls `next` from a thread on 3.12+ runtimes, so SIGTERM reaches Python.
                 "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+                # Lambda hands the execution role's credentials over in the environment, so boto3
+                # never asks the instance metadata service (which would make a network attempt).
+                "AWS_ACCESS_KEY_ID": "ASIAEXAMPLEEXAMPLE00",
+                "AWS_SECRET_ACCESS_KEY": "example/secret/access/key/for/tests00000",
+                "AWS_SESSION_TOKEN": "example-session-token",
             }
         )
         base.update(env or {})
