@@ -27,7 +27,13 @@ if TYPE_CHECKING:
     from ..span import Span
     from .incoming import Incoming
 
-__all__ = ["TraceContextPropagator", "format_traceparent", "parse_traceparent", "parse_tracestate"]
+__all__ = [
+    "TraceContextPropagator",
+    "format_traceparent",
+    "format_tracestate",
+    "parse_traceparent",
+    "parse_tracestate",
+]
 
 MAX_MEMBERS = 32
 _OWS = " \t"
@@ -106,6 +112,11 @@ def format_traceparent(trace_hex: str, span_hex: str, flags: int) -> str:
     return f"00-{trace_hex}-{span_hex}-01" if flags == 1 else f"00-{trace_hex}-{span_hex}-{flags & 0xFF:02x}"
 
 
+def format_tracestate(state: tuple[tuple[str, str], ...]) -> str:
+    """The ``tracestate`` for a context's entries, the first `MAX_MEMBERS` of them."""
+    return ",".join([f"{key}={value}" for key, value in state[:MAX_MEMBERS]])
+
+
 class TraceContextPropagator:
     """``traceparent``/``tracestate`` (``OTEL_PROPAGATORS=tracecontext``)."""
 
@@ -140,4 +151,4 @@ class TraceContextPropagator:
         )
         state = context.trace_state
         if state:
-            carrier["tracestate"] = ",".join([f"{key}={value}" for key, value in state[:MAX_MEMBERS]])  # type: ignore[index]
+            carrier["tracestate"] = format_tracestate(state)  # type: ignore[index]

@@ -17,8 +17,6 @@ runtime received as ``Lambda-Runtime-Trace-Id``) takes precedence.
 
 from __future__ import annotations
 
-import re
-
 from ..config import read_env
 from ..model import SpanContext
 from ._carrier import Headers, get
@@ -39,8 +37,9 @@ __all__ = [
 
 ENV_VARIABLE = "_X_AMZN_TRACE_ID"
 MAX_LENGTH = 4096
-_ROOT = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
-_PARENT = re.compile(r"[0-9a-fA-F]{16}")
+# Hex digits checked with `str.strip`, not `re`: compiling two patterns cost ~0.4 ms of every cold
+# start, and `int(text, 16)` alone would also take "_", "+", "0x", whitespace and non-ASCII digits.
+_HEX_DIGITS = "0123456789abcdefABCDEF"
 _LOW_96 = (1 << 96) - 1
 # (trace hex, "Root=1-...;Parent=") of the trace last written; one tuple, swapped atomically.
 _last_root: list[tuple[str, str]] = [("", "")]
@@ -63,12 +62,15 @@ def parse_header(header: str | None) -> tuple[SpanContext | None, str]:
         value = value.strip()
         lowered = key.lower()
         if lowered == "root":
-            match = _ROOT.fullmatch(value)
-            if match is None:
+            # "1-" + 8 hex digits (the epoch) + "-" + 24 hex digits
+            if len(value) != 35 or value[:2] != "1-" or value[10] != "-":
                 return None, ""
-            trace_id = int(match.group(1) + match.group(2), 16)
+            digits = value[2:10] + value[11:]
+            if digits.strip(_HEX_DIGITS):
+                return None, ""
+            trace_id = int(digits, 16)
         elif lowered == "parent":
-            if _PARENT.fullmatch(value) is None:
+            if len(value) != 16 or value.strip(_HEX_DIGITS):
                 return None, ""
             span_id = int(value, 16)
         elif lowered == "sampled":
