@@ -95,6 +95,9 @@ def _propagation(data: dict[str, Any]) -> Summary:
 def _lambda_coldstart(data: dict[str, Any]) -> Summary:
     report = data["report"]
     out = {f"{name}_overhead_ms": row["paired_overhead_ms"] for name, row in report.items() if name != "none"}
+    for bound in ("low", "high"):
+        if f"paired_overhead_{bound}_ms" in report["nexs"]:
+            out[f"nexs_overhead_{bound}_ms"] = report["nexs"][f"paired_overhead_{bound}_ms"]
     ours = max(out["nexs_overhead_ms"], 0.1)
     for peer in ("otel", "powertools"):
         if f"{peer}_overhead_ms" in out:

@@ -259,11 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nend-to-end cold start (process start -> response), {args.runs} cold starts each, Python {CURRENT}"
     )
-    print(f"{'variant':<22}{'median ms':>11}{'- none':>9}{'paired':>9}{'CPU ms':>9}{'- none':>9}")
+    header = f"{'variant':<22}{'median ms':>11}{'- none':>9}{'paired':>9}{'95% CI':>16}"
+    print(header + f"{'CPU ms':>9}{'- none':>9}")
     for name, row in report.items():
+        interval = f"{row['paired_overhead_low_ms']:.1f}..{row['paired_overhead_high_ms']:.1f}"
         print(
             f"{name:<22}{row['median_ms']:>11.1f}{row['overhead_ms']:>9.1f}{row['paired_overhead_ms']:>9.1f}"
-            f"{row['cpu_ms']:>9.1f}{row['cpu_overhead_ms']:>9.1f}"
+            f"{interval:>16}{row['cpu_ms']:>9.1f}{row['cpu_overhead_ms']:>9.1f}"
         )
     print(f"\nOTLP requests per variant: {exported}; X-Ray datagrams (powertools): {datagrams}")
     overhead = report["nexs"]["paired_overhead_ms"]
@@ -281,14 +283,32 @@ def summarise(wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict
     report = {}
     for name, values in wall.items():
         median = statistics.median(values)
+        paired = sorted(v - b for v, b in zip(values, wall["none"], strict=True))
+        low, high = median_interval(paired)
         report[name] = {
             "median_ms": median,
             "overhead_ms": median - base,
-            "paired_overhead_ms": statistics.median(v - b for v, b in zip(values, wall["none"], strict=True)),
+            "paired_overhead_ms": statistics.median(paired),
+            "paired_overhead_low_ms": low,
+            "paired_overhead_high_ms": high,
             "cpu_ms": statistics.median(cpu[name]),
             "cpu_overhead_ms": statistics.median(cpu[name]) - base_cpu,
         }
     return report
+
+
+def median_interval(ordered: list[float]) -> tuple[float, float]:
+    """A distribution-free ~95% confidence interval for the median of `ordered` (sorted).
+
+    The k-th smallest and k-th largest samples, k = floor((n - 1.96 sqrt(n)) / 2) (the normal
+    approximation to the binomial): on a machine whose speed drifts, this says whether a
+    budget is clearly met, clearly missed, or within the noise of the run.
+    """
+    n = len(ordered)
+    k = int((n - 1.96 * n**0.5) / 2)
+    if k < 1:
+        return ordered[0], ordered[-1]
+    return ordered[k - 1], ordered[n - k]
 
 
 if __name__ == "__main__":
