@@ -14,6 +14,14 @@ and the testing kit load only when used.
 
 from __future__ import annotations
 
+import os as _os
+
+# In the Lambda layer, the modules below come from one file (see `_preload`); elsewhere there is none.
+if _os.path.exists(__path__[0] + "/_modules.bin"):
+    from ._preload import install as _install_preload
+
+    _install_preload(__path__[0])
+
 from .config import ConfigError
 from .context import current_span, wrap
 from .handler import traced_handler

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import marshal
 import os
 import re
 import shutil
@@ -115,6 +116,7 @@ def build_layer(
         strip(site)
         if interpreter is not None:
             compile_bytecode(interpreter, site)
+            write_module_bundle(site)
         wrapper = stage / WRAPPER
         shutil.copyfile(source_dir / "layer" / WRAPPER, wrapper)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -276,6 +278,55 @@ def compile_bytecode(interpreter: str, site: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if result.returncode != 0:
         raise LayerError(f"compileall failed:\n{result.stdout}\n{result.stderr}")
+
+
+def write_module_bundle(site: Path) -> Path:
+    """Put the compiled code of the package's modules into one file, ``nexs_serverless/_modules.bin``.
+
+    The package's ``__init__`` serves its modules from it (``nexs_serverless/_preload.py`` has
+    the why and the layout), saving the import system's per-module search and file handling at
+    every cold start. The code is the .pyc files' own, so the bundle is as reproducible as they
+    are; those .pyc files are then removed (they would only double the layer's size: a Python
+    that cannot use the bundle cannot use them either). ``__init__`` and ``_preload`` keep theirs
+    and load the usual way.
+
+    Raises:
+        LayerError: when a module has no bytecode or two disagree on the Python version.
+    """
+    package = site / "nexs_serverless"
+    index: dict[str, tuple[bool, str, int, int]] = {}
+    blobs: list[bytes] = []
+    magic: bytes | None = None
+    offset = 0
+    for source in sorted(package.rglob("*.py"), key=lambda path: path.relative_to(site).as_posix()):
+        relative = source.relative_to(site)
+        if relative.as_posix() in ("nexs_serverless/__init__.py", "nexs_serverless/_preload.py"):
+            continue
+        compiled = sorted((source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"))
+        if len(compiled) != 1:
+            raise LayerError(f"expected one .pyc for {relative}, found {len(compiled)}")
+        data = compiled[0].read_bytes()
+        if magic is None:
+            magic = data[:4]
+        elif data[:4] != magic:
+            raise LayerError(f"{compiled[0]} is compiled for another Python version")
+        is_package = source.name == "__init__.py"
+        parts = relative.parent.parts if is_package else relative.with_suffix("").parts
+        code = data[16:]  # after the .pyc header: magic, flags, hash or date and size
+        index[".".join(parts)] = (is_package, relative.as_posix(), offset, len(code))
+        blobs.append(code)
+        offset += len(code)
+        compiled[0].unlink()
+    if magic is None:
+        raise LayerError("no bytecode to bundle")
+    for cache in package.rglob("__pycache__"):
+        if not any(cache.iterdir()):
+            cache.rmdir()
+    head = marshal.dumps(index)
+    bundle = package / "_modules.bin"
+    # The layout `nexs_serverless._preload.install` reads: header, magic, index length, index, code.
+    bundle.write_bytes(b"NXB1" + magic + len(head).to_bytes(4, "little") + head + b"".join(blobs))
+    return bundle
 
 
 def write_zip(stage: Path, target: Path, *, executables: Iterable[str] = ()) -> None:

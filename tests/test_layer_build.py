@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import marshal
 import stat
 import subprocess
 import sys
@@ -64,18 +66,56 @@ def test_core_layer_ships_no_dependencies(core_zip: Path) -> None:
 
 
 def test_bytecode_is_precompiled_for_the_target_with_unchecked_hashes(core_zip: Path) -> None:
-    """Every module has a .pyc for the target Python, hash-based and unchecked (PEP 552)."""
+    """Every module's bytecode ships for the target Python: in the bundle, or (two modules) as .pyc.
+
+    The .pyc files are hash-based and unchecked (PEP 552); the bundle holds the other modules'
+    code under the target's magic number, each module once.
+    """
     tag = f"cpython-{CURRENT.replace('.', '')}"
     names = _names(core_zip)
     sources = [n for n in names if n.endswith(".py")]
     with zipfile.ZipFile(core_zip) as archive:
+        bundle = archive.read("python/nexs_serverless/_modules.bin")
+        index = _bundle_index(bundle)
         for source in sources:
             folder, _, file = source.rpartition("/")
             pyc = f"{folder}/__pycache__/{file[:-3]}.{tag}.pyc"
-            assert pyc in names, pyc
-            flags = int.from_bytes(archive.read(pyc)[4:8], "little")
-            assert flags == 0b01  # hash-based, check_source off
+            relative = source.removeprefix("python/")
+            if relative in ("nexs_serverless/__init__.py", "nexs_serverless/_preload.py"):
+                assert pyc in names, pyc
+                header = archive.read(pyc)
+                assert header[:4] == bundle[4:8]
+                assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, check_source off
+            else:
+                assert pyc not in names, f"{pyc} duplicates the bundle"
+                assert relative in {entry[1] for entry in index.values()}, relative
     assert not [n for n in names if n.endswith(".pyc") and tag not in n]
+    assert bundle[4:8] == importlib.util.MAGIC_NUMBER
+
+
+def _bundle_index(bundle: bytes) -> dict[str, tuple[bool, str, int, int]]:
+    assert bundle[:4] == b"NXB1"
+    length = int.from_bytes(bundle[8:12], "little")
+    index: dict[str, tuple[bool, str, int, int]] = marshal.loads(bundle[12 : 12 + length])
+    return index
+
+
+def test_the_bundle_holds_every_module_but_the_two_that_read_it(core_zip: Path) -> None:
+    """Module names match their files; each code object unmarshals and names its own file."""
+    with zipfile.ZipFile(core_zip) as archive:
+        bundle = archive.read("python/nexs_serverless/_modules.bin")
+        sources = {n.removeprefix("python/") for n in archive.namelist() if n.endswith(".py")}
+    index = _bundle_index(bundle)
+    base = 12 + int.from_bytes(bundle[8:12], "little")
+    assert {entry[1] for entry in index.values()} == sources - {
+        "nexs_serverless/__init__.py",
+        "nexs_serverless/_preload.py",
+    }
+    assert index["nexs_serverless.exporters"][:2] == (True, "nexs_serverless/exporters/__init__.py")
+    assert index["nexs_serverless.span"][:2] == (False, "nexs_serverless/span.py")
+    for name, (_, relative, offset, length) in index.items():
+        code = marshal.loads(bundle[base + offset : base + offset + length])
+        assert code.co_filename == "/opt/python/" + relative, name
 
 
 def test_bytecode_runs_from_the_unpacked_layer(core_zip: Path, tmp_path: Path) -> None:

@@ -1,0 +1,122 @@
+"""This package's modules from one file, when the Lambda layer ships one (``_modules.bin``).
+
+Why: a cold start loads about 40 of our modules, and for each one the import
+system searches the path, stats and opens a ``.pyc``, checks its header and
+builds a loader, in Python code, before the module's own code runs: about
+0.1 ms a module on a small Lambda, a fifth of what the layer adds to a cold
+start (issue 5, measured with `scripts/bench_lambda_coldstart.py`). The layer
+build (`scripts/build_layer.py`) writes the compiled code of every module into
+one file; the package's ``__init__`` reads it once and this finder serves the
+modules from it, each unmarshalled only when imported.
+
+What stays the same: ``__file__``, ``__path__`` and tracebacks name the real
+``.py`` files (shipped next to the bundle); modules the bundle does not hold,
+and every other package, load the usual way. The bundle is used only when its
+bytecode version is this interpreter's; a pip-installed or source checkout has
+no bundle and never loads this module.
+
+File layout: ``NXB1``, the bytecode magic (4 bytes), the index length (4
+bytes, little-endian), the index (`marshal`: module name -> (is_package,
+path relative to the site folder, offset, length)), then the code objects.
+"""
+
+from __future__ import annotations
+
+import _imp
+import marshal
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import CodeType, ModuleType
+
+__all__ = ["FILE_NAME", "HEADER", "BundleFinder", "install", "magic_number"]
+
+FILE_NAME = "_modules.bin"
+HEADER = b"NXB1"
+_ModuleSpec = type(__spec__)  # importlib.machinery.ModuleSpec, without importing importlib's Python parts
+
+
+def magic_number() -> bytes:
+    """This interpreter's bytecode magic (what `importlib.util.MAGIC_NUMBER` re-exports)."""
+    return sys.modules["_frozen_importlib_external"].MAGIC_NUMBER  # type: ignore[no-any-return]
+
+
+class BundleFinder:
+    """A meta path finder and loader for the modules in one bundle file; others fall through.
+
+    Args:
+        site: the folder holding ``nexs_serverless/`` (paths in the index are relative to it).
+        data: the bundle's bytes.
+        index: module name -> (is_package, relative path, offset, length), offsets from `base`.
+        base: where the code objects start in `data`.
+    """
+
+    def __init__(
+        self, site: str, data: memoryview, index: dict[str, tuple[bool, str, int, int]], base: int
+    ) -> None:
+        self._site = site
+        self._data = data
+        self._index = index
+        self._base = base
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        """A spec for `name` when the bundle holds it (and has not served it yet), else None."""
+        entry = self._index.get(name)
+        if entry is None:
+            return None
+        is_package, relative, _, _ = entry
+        origin = self._site + relative
+        # A loader by protocol (create_module, exec_module); `importlib.abc.Loader` costs an import.
+        spec: ModuleSpec = _ModuleSpec(name, self, origin=origin, is_package=is_package)  # type: ignore[arg-type]
+        spec.has_location = True  # sets __file__ (and __cached__) as a file-based module has them
+        if is_package:
+            spec.submodule_search_locations = [origin.rpartition("/")[0]]
+        return spec
+
+    def create_module(self, spec: ModuleSpec) -> None:
+        """The default module object."""
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Run the module's code from the bundle; its entry is dropped (a reload uses the file)."""
+        spec = module.__spec__
+        assert spec is not None
+        assert spec.origin is not None
+        entry = self._index.pop(spec.name, None)
+        if entry is None:
+            raise ImportError(f"{spec.name} was already loaded from the bundle", name=spec.name)
+        _, _, offset, length = entry
+        start = self._base + offset
+        # The bundle is our own bytecode, written by the layer build next to the sources (as a .pyc).
+        code: CodeType = marshal.loads(self._data[start : start + length])  # noqa: S302
+        # Tracebacks and `inspect` name the file where the layer is unpacked, as a .pyc's code does.
+        _imp._fix_co_filename(code, spec.origin)  # type: ignore[attr-defined]
+        exec(code, module.__dict__)  # noqa: S102 - what the import system does with a module's code
+
+
+def install(package_dir: str) -> BundleFinder | None:
+    """Put a `BundleFinder` for ``package_dir/_modules.bin`` first on `sys.meta_path`.
+
+    Returns None (and changes nothing) when the file is missing, malformed, or
+    was compiled for another Python version.
+    """
+    try:
+        with open(package_dir + "/" + FILE_NAME, "rb") as file:
+            data = file.read()
+    except OSError:
+        return None
+    if data[:4] != HEADER or data[4:8] != magic_number():
+        return None
+    length = int.from_bytes(data[8:12], "little")
+    view = memoryview(data)
+    try:
+        index = marshal.loads(view[12 : 12 + length])  # noqa: S302
+    except (EOFError, ValueError, TypeError):
+        return None
+    finder = BundleFinder(package_dir.rpartition("/")[0] + "/", view, index, 12 + length)
+    sys.meta_path.insert(0, finder)
+    return finder

@@ -1,0 +1,153 @@
+"""The layer's module bundle (``_modules.bin``): files, tracebacks and fallbacks stay intact."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.layer import core_layer
+
+
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The core layer unpacked (its ``python/`` folder), as Lambda mounts it under /opt."""
+    folder = tmp_path_factory.mktemp("opt")
+    with zipfile.ZipFile(core_layer(tmp_path_factory)) as archive:
+        archive.extractall(folder)
+    return folder / "python"
+
+
+def _run(site: Path, code: str) -> Any:
+    """Run `code` in a fresh interpreter with `site` first on the path; its last line is JSON."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NEXS_", "AWS_"))}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    prelude = f"import sys\nsys.path.insert(0, {str(site)!r})\n"
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", prelude + code], capture_output=True, text=True, env=env, check=True
+    )
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_modules_come_from_the_bundle_with_their_real_files(unpacked: Path) -> None:
+    """A traced invocation runs on bundled modules; __file__, __path__ and tracebacks name the files."""
+    out = _run(
+        unpacked,
+        """
+import json, traceback
+from nexs_serverless import configure, traced_handler, tracer
+from nexs_serverless.exporters import InMemoryExporter
+from nexs_serverless.propagation import _carrier
+
+exporter = InMemoryExporter()
+configure(exporters=[exporter])
+
+@traced_handler
+def handler(event, context):
+    with tracer.span("work"):
+        return {"statusCode": 200}
+
+result = handler({"rawPath": "/x", "requestContext": {"http": {"method": "GET"}}, "version": "2.0"}, None)
+try:
+    _carrier.hex_ids("not an int", 1)
+except TypeError:
+    frames = traceback.extract_tb(sys.exc_info()[2])
+mods = {n: m for n, m in sys.modules.items() if n.startswith("nexs_serverless")}
+print(json.dumps({
+    "result": result,
+    "spans": sorted(s.name for s in exporter.get_finished_spans()),
+    "loaders": sorted({type(m.__spec__.loader).__name__ for n, m in mods.items()
+                       if n not in ("nexs_serverless", "nexs_serverless._preload")}),
+    "own_loaders": [type(mods[n].__spec__.loader).__name__
+                    for n in ("nexs_serverless", "nexs_serverless._preload")],
+    "span_file": mods["nexs_serverless.span"].__file__,
+    "exporters_path": list(mods["nexs_serverless.exporters"].__path__),
+    "frame_file": frames[-1].filename,
+    "frame_line": frames[-1].line,
+}))
+""",
+    )
+    assert out["result"] == {"statusCode": 200}
+    assert len(out["spans"]) == 2
+    assert "work" in out["spans"]
+    assert out["loaders"] == ["BundleFinder"]
+    assert out["own_loaders"] == ["SourceFileLoader", "SourceFileLoader"]
+    assert out["span_file"] == str(unpacked / "nexs_serverless" / "span.py")
+    assert out["exporters_path"] == [str(unpacked / "nexs_serverless" / "exporters")]
+    assert out["frame_file"] == str(unpacked / "nexs_serverless" / "propagation" / "_carrier.py")
+    assert "%032x" in str(out["frame_line"])  # linecache found the source line through the real file
+
+
+def test_a_module_outside_the_bundle_and_a_reload_use_the_files(unpacked: Path, tmp_path: Path) -> None:
+    """Modules the bundle lacks load from their files; so does one reloaded after the bundle served it."""
+    site = tmp_path / "python"
+    shutil.copytree(unpacked, site)
+    (site / "nexs_serverless" / "exporters" / "added_later.py").write_text("VALUE = 42\n")
+    out = _run(
+        site,
+        """
+import importlib, json
+import nexs_serverless.exporters.added_later as added
+import nexs_serverless.exporters.console as console
+first = type(console.__spec__.loader).__name__
+console = importlib.reload(console)
+print(json.dumps({"added": [added.VALUE, type(added.__spec__.loader).__name__],
+                  "console": [first, type(console.__spec__.loader).__name__]}))
+""",
+    )
+    assert out["added"] == [42, "SourceFileLoader"]
+    assert out["console"] == ["BundleFinder", "SourceFileLoader"]
+
+
+@pytest.mark.parametrize("damage", ["other_python", "not_a_bundle", "truncated_index"])
+def test_a_bundle_this_python_cannot_use_is_ignored(unpacked: Path, tmp_path: Path, damage: str) -> None:
+    """A bundle for another Python version, or a damaged one, leaves every import to the files."""
+    site = tmp_path / "python"
+    shutil.copytree(unpacked, site)
+    bundle = site / "nexs_serverless" / "_modules.bin"
+    data = bytearray(bundle.read_bytes())
+    if damage == "other_python":
+        data[4:6] = (int.from_bytes(data[4:6], "little") + 1).to_bytes(2, "little")
+    elif damage == "not_a_bundle":
+        data[:4] = b"ZIP!"
+    else:
+        del data[20:]
+    bundle.write_bytes(bytes(data))
+    out = _run(
+        site,
+        """
+import json
+from nexs_serverless import traced_handler
+import nexs_serverless.span as span
+print(json.dumps({"loader": type(span.__spec__.loader).__name__,
+                  "finders": [type(f).__name__ for f in sys.meta_path]}))
+""",
+    )
+    assert out["loader"] == "SourceFileLoader"
+    assert "BundleFinder" not in out["finders"]
+
+
+def test_the_bundle_keeps_the_import_lean(unpacked: Path) -> None:
+    """From the standard library, importing the layer's package still adds only what the source tree does."""
+    out = _run(
+        unpacked,
+        """
+import json
+before = set(sys.modules)
+import nexs_serverless
+from nexs_serverless import traced_handler
+
+@traced_handler
+def handler(event, context):
+    return 1
+
+print(json.dumps(sorted(m for m in set(sys.modules) - before if not m.startswith("nexs_serverless"))))
+""",
+    )
+    assert set(out) <= {"_contextvars", "_weakrefset", "threading"}
