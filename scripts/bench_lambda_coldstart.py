@@ -23,6 +23,12 @@ init, and its handler builds a small response. Variants:
 - ``powertools``: Powertools' ``Tracer`` with ``capture_lambda_handler``
   (X-Ray SDK, UDP to a local socket standing in for the X-Ray daemon).
 
+After the rounds, each ``nexs`` variant runs as many cold starts again with
+stopwatches inside the function (``NEXS_ACCOUNTED``): the import, the
+decoration and the first call of the decorated handler. Those medians are
+steadier than the end-to-end difference, which carries the drift of ~600 ms
+of boto3 init, but they miss background work that overlaps them.
+
 Variants run in rounds, in a shuffled order each round, after one warm-up
 round, so that machine noise and order effects hit them alike. Reported per
 variant: the median end-to-end time, the median minus the baseline's, and the
@@ -78,6 +84,50 @@ NEXS = FUNCTION.replace(
     "import boto3\n", "import boto3\nfrom nexs_serverless import traced_handler\n"
 ).replace("def handler(event, context):", "@traced_handler\ndef handler(event, context):")
 
+# The same function with stopwatches around what the layer adds: the import, the decoration
+# and the first call of the decorated handler (its body, ~0.02 ms, included). Timed inside the
+# process, these do not carry the ~600 ms of boto3 init whose drift blurs the end-to-end
+# difference; they leave out a background thread's work that overlaps them.
+NEXS_ACCOUNTED = """\
+import os
+import sys
+import time
+
+import boto3
+
+_started = time.perf_counter()
+from nexs_serverless import traced_handler  # noqa: E402
+
+_import_ms = (time.perf_counter() - _started) * 1000.0
+
+TABLE = os.environ.get("ORDERS_TABLE", "orders")
+dynamodb = boto3.client("dynamodb")
+
+
+def lookup(order_id):
+    return {"id": order_id, "table": TABLE, "region": dynamodb.meta.region_name}
+
+
+_started = time.perf_counter()
+
+
+@traced_handler
+def traced(event, context):
+    return {"statusCode": 200, "body": lookup(event.get("order", "42"))}
+
+
+_decorate_ms = (time.perf_counter() - _started) * 1000.0
+
+
+def handler(event, context):
+    started = time.perf_counter()
+    try:
+        return traced(event, context)
+    finally:
+        first_ms = (time.perf_counter() - started) * 1000.0
+        print(f"NEXS_ACCOUNT {_import_ms:.3f} {_decorate_ms:.3f} {first_ms:.3f}", file=sys.stderr, flush=True)
+"""
+
 POWERTOOLS = (
     FUNCTION.replace("import boto3\n", "import boto3\nfrom aws_lambda_powertools import Tracer\n")
     .replace(
@@ -118,7 +168,7 @@ def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
     folders = {}
     for name, files in {
         "none": {"app.py": FUNCTION},
-        "nexs": {"app.py": NEXS},
+        "nexs": {"app.py": NEXS, "accounted.py": NEXS_ACCOUNTED},
         "otel": {"app.py": FUNCTION, "otel_wrapper.py": OTEL_WRAPPER},
         "powertools": {"app.py": POWERTOOLS},
     }.items():
@@ -204,6 +254,24 @@ def cold_start(spec: dict[str, object], log_path: Path) -> tuple[float, float]:
     return elapsed_ms, cpu_ms
 
 
+def account(spec: dict[str, object], runs: int, folder: Path) -> dict[str, float]:
+    """Medians of the stopwatches `NEXS_ACCOUNTED` prints, over `runs` cold starts of `spec`."""
+    folder.mkdir(exist_ok=True)
+    rows: list[tuple[float, float, float]] = []
+    for index in range(runs):
+        log = folder / f"accounted-{index}.log"
+        cold_start(spec, log)
+        line = next(line for line in log.read_text().splitlines() if line.startswith("NEXS_ACCOUNT "))
+        imported, decorated, first = (float(field) for field in line.split()[1:4])
+        rows.append((imported, decorated, first))
+    return {
+        "inside_import_ms": statistics.median(row[0] for row in rows),
+        "inside_decorate_ms": statistics.median(row[1] for row in rows),
+        "inside_first_ms": statistics.median(row[2] for row in rows),
+        "inside_ms": statistics.median(sum(row) for row in rows),
+    }
+
+
 def _requests_from(receiver: OTLPReceiver, service: str) -> int:
     """OTLP requests whose resource is `service` (each variant exports under its own name)."""
     return sum(
@@ -253,9 +321,24 @@ def main(argv: list[str] | None = None) -> int:
                 wall[name].append(wall_ms)
                 cpu[name].append(cpu_ms)
             print(f"round {round_index + 1}/{args.runs}", file=sys.stderr)
+        inside = {
+            name: account(
+                # its own service name, so the export counts below stay one per measured cold start
+                dict(
+                    specs[name],
+                    handler="accounted.handler",
+                    env={**specs[name]["env"], "OTEL_SERVICE_NAME": f"{name}_accounted"},  # type: ignore[dict-item]
+                ),
+                args.runs,
+                workdir / name,
+            )
+            for name in ("nexs", "nexs_after_response")
+        }
         datagrams = _drain(daemon)
         exported = {name: _requests_from(receiver, name) for name in ("nexs", "nexs_after_response", "otel")}
     report = summarise(wall, cpu)
+    for name, numbers in inside.items():
+        report[name].update(numbers)
     print(
         f"\nend-to-end cold start (process start -> response), {args.runs} cold starts each, Python {CURRENT}"
     )
@@ -266,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name:<22}{row['median_ms']:>11.1f}{row['overhead_ms']:>9.1f}{row['paired_overhead_ms']:>9.1f}"
             f"{interval:>16}{row['cpu_ms']:>9.1f}{row['cpu_overhead_ms']:>9.1f}"
+        )
+    print("\ninside the process (medians; stopwatches around the layer's parts, see NEXS_ACCOUNTED):")
+    for name in inside:
+        row = report[name]
+        print(
+            f"  {name:<22} import {row['inside_import_ms']:.2f} + decorate {row['inside_decorate_ms']:.2f}"
+            f" + first invocation {row['inside_first_ms']:.2f} = {row['inside_ms']:.2f} ms"
         )
     print(f"\nOTLP requests per variant: {exported}; X-Ray datagrams (powertools): {datagrams}")
     overhead = report["nexs"]["paired_overhead_ms"]
