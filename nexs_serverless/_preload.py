@@ -6,8 +6,9 @@ builds a loader, in Python code, before the module's own code runs: about
 0.1 ms a module on a small Lambda, a fifth of what the layer adds to a cold
 start (issue 5, measured with `scripts/bench_lambda_coldstart.py`). The layer
 build (`scripts/build_layer.py`) writes the compiled code of every module into
-one file; the package's ``__init__`` reads it once and this finder serves the
-modules from it, each unmarshalled only when imported.
+one file; the package's ``__init__`` reads its index and this finder serves
+the modules from it, each read (one ``pread``) and unmarshalled only when
+imported. Reading the whole file up front cost more than the search it saves.
 
 What stays the same: ``__file__``, ``__path__`` and tracebacks name the real
 ``.py`` files (shipped next to the bundle); modules the bundle does not hold,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import _imp
 import marshal
+import os
 import sys
 
 TYPE_CHECKING = False
@@ -37,6 +39,7 @@ __all__ = ["FILE_NAME", "HEADER", "BundleFinder", "install", "magic_number"]
 FILE_NAME = "_modules.bin"
 HEADER = b"NXB1"
 _ModuleSpec = type(__spec__)  # importlib.machinery.ModuleSpec, without importing importlib's Python parts
+_CodeType = type(compile("", "", "exec"))  # types.CodeType
 
 
 def magic_number() -> bytes:
@@ -49,16 +52,16 @@ class BundleFinder:
 
     Args:
         site: the folder holding ``nexs_serverless/`` (paths in the index are relative to it).
-        data: the bundle's bytes.
+        descriptor: the bundle, open for reading (kept for the life of the process).
         index: module name -> (is_package, relative path, offset, length), offsets from `base`.
-        base: where the code objects start in `data`.
+        base: where the code objects start in the file.
     """
 
     def __init__(
-        self, site: str, data: memoryview, index: dict[str, tuple[bool, str, int, int]], base: int
+        self, site: str, descriptor: int, index: dict[str, tuple[bool, str, int, int]], base: int
     ) -> None:
         self._site = site
-        self._data = data
+        self._descriptor = descriptor
         self._index = index
         self._base = base
 
@@ -90,33 +93,48 @@ class BundleFinder:
         if entry is None:
             raise ImportError(f"{spec.name} was already loaded from the bundle", name=spec.name)
         _, _, offset, length = entry
-        start = self._base + offset
-        # The bundle is our own bytecode, written by the layer build next to the sources (as a .pyc).
-        code: CodeType = marshal.loads(self._data[start : start + length])  # noqa: S302
+        exec(self._code(spec.origin, offset, length), module.__dict__)  # noqa: S102 - as importlib does
+
+    def _code(self, origin: str, offset: int, length: int) -> CodeType:
+        """The module's code from the bundle; compiled from its source if that part is damaged."""
+        try:
+            data = os.pread(self._descriptor, length, self._base + offset)
+            # The bundle is our own bytecode, written by the layer build next to the sources.
+            code: CodeType = marshal.loads(data)  # noqa: S302
+            if len(data) != length or type(code) is not _CodeType:
+                raise ValueError("short or not code")
+        except (OSError, EOFError, ValueError, TypeError):
+            with open(origin, "rb") as source:
+                return compile(source.read(), origin, "exec", dont_inherit=True)
         # Tracebacks and `inspect` name the file where the layer is unpacked, as a .pyc's code does.
-        _imp._fix_co_filename(code, spec.origin)  # type: ignore[attr-defined]
-        exec(code, module.__dict__)  # noqa: S102 - what the import system does with a module's code
+        _imp._fix_co_filename(code, origin)  # type: ignore[attr-defined]
+        return code
 
 
 def install(package_dir: str) -> BundleFinder | None:
     """Put a `BundleFinder` for ``package_dir/_modules.bin`` first on `sys.meta_path`.
 
     Returns None (and changes nothing) when the file is missing, malformed, or
-    was compiled for another Python version.
+    was compiled for another Python version, or where `os.pread` is missing.
     """
+    pread = getattr(os, "pread", None)
+    if pread is None:
+        return None
     try:
-        with open(package_dir + "/" + FILE_NAME, "rb") as file:
-            data = file.read()
+        descriptor = os.open(package_dir + "/" + FILE_NAME, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return None
-    if data[:4] != HEADER or data[4:8] != magic_number():
-        return None
-    length = int.from_bytes(data[8:12], "little")
-    view = memoryview(data)
     try:
-        index = marshal.loads(view[12 : 12 + length])  # noqa: S302
-    except (EOFError, ValueError, TypeError):
+        head = pread(descriptor, 12, 0)
+        if head[:4] != HEADER or head[4:8] != magic_number():
+            raise ValueError("not a bundle for this Python")
+        length = int.from_bytes(head[8:12], "little")
+        index = marshal.loads(pread(descriptor, length, 12))  # noqa: S302
+        if type(index) is not dict:
+            raise ValueError("no index")
+    except (OSError, EOFError, ValueError, TypeError):
+        os.close(descriptor)
         return None
-    finder = BundleFinder(package_dir.rpartition("/")[0] + "/", view, index, 12 + length)
+    finder = BundleFinder(package_dir.rpartition("/")[0] + "/", descriptor, index, 12 + length)
     sys.meta_path.insert(0, finder)
     return finder

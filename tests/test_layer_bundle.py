@@ -151,3 +151,35 @@ print(json.dumps(sorted(m for m in set(sys.modules) - before if not m.startswith
 """,
     )
     assert set(out) <= {"_contextvars", "_weakrefset", "threading"}
+
+
+def test_a_module_whose_code_is_damaged_in_the_bundle_compiles_from_its_source(
+    unpacked: Path, tmp_path: Path
+) -> None:
+    """A bundle cut short after its index still imports: the missing modules compile from the files."""
+    site = tmp_path / "python"
+    shutil.copytree(unpacked, site)
+    bundle = site / "nexs_serverless" / "_modules.bin"
+    data = bundle.read_bytes()
+    code_start = 12 + int.from_bytes(data[8:12], "little")
+    bundle.write_bytes(data[: code_start + 100])
+    out = _run(
+        site,
+        """
+import json
+from nexs_serverless import configure, traced_handler, tracer
+from nexs_serverless.exporters import InMemoryExporter
+exporter = InMemoryExporter()
+configure(exporters=[exporter])
+
+@traced_handler
+def handler(event, context):
+    with tracer.span("work"):
+        return 7
+
+import nexs_serverless.span as span
+print(json.dumps({"result": handler({}, None), "spans": len(exporter.get_finished_spans()),
+                  "loader": type(span.__spec__.loader).__name__}))
+""",
+    )
+    assert out == {"result": 7, "spans": 2, "loader": "BundleFinder"}
