@@ -73,8 +73,12 @@ ENV_EXTRA = {
 }
 
 
-def sample(code: str, env: dict[str, str]) -> tuple[float, float]:
-    """(in-process ms, whole-process ms) for one fresh interpreter."""
+def sample(code: str, env: dict[str, str], cwd: str) -> tuple[float, float]:
+    """(in-process ms, whole-process ms) for one fresh interpreter.
+
+    `cwd` matters: ``python -c`` puts it first on ``sys.path``, ahead of ``PYTHONPATH``,
+    so it must not hold a ``nexs_serverless`` folder other than the one measured.
+    """
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", PRELUDE + code + EPILOGUE],
@@ -82,6 +86,7 @@ def sample(code: str, env: dict[str, str]) -> tuple[float, float]:
         text=True,
         env=env,
         check=True,
+        cwd=cwd,
     )
     wall = (time.perf_counter() - started) * 1e3
     return float(out.stdout.strip().splitlines()[-1]), wall
@@ -112,6 +117,16 @@ def run(runs: int, variants: list[str]) -> dict[str, dict[str, float]]:
         archive = build_layer(python_version=version, out_dir=Path(tmp), precompile=True)
         with zipfile.ZipFile(archive) as layer:
             layer.extractall(Path(tmp) / "opt")
+        loaded_from = subprocess.run(
+            [sys.executable, "-c", "import nexs_serverless; print(nexs_serverless.__file__)"],
+            capture_output=True,
+            text=True,
+            env={**env, "PYTHONPATH": str(Path(tmp) / "opt" / "python")},
+            check=True,
+            cwd=tmp,
+        ).stdout.strip()
+        if not loaded_from.startswith(tmp):
+            raise RuntimeError(f"the layer's package is shadowed by {loaded_from}")
         layer_env = {
             **env,
             "PYTHONPATH": str(Path(tmp) / "opt" / "python") + os.pathsep + env.get("PYTHONPATH", ""),
@@ -120,10 +135,10 @@ def run(runs: int, variants: list[str]) -> dict[str, dict[str, float]]:
         inproc: dict[str, list[float]] = {name: [] for name in variants}
         wall: dict[str, list[float]] = {name: [] for name in variants}
         for name in variants:  # warm the bytecode caches and the page cache once
-            sample(VARIANTS[name], envs[name])
+            sample(VARIANTS[name], envs[name], tmp)
         for _ in range(runs):
             for name in variants:
-                a, b = sample(VARIANTS[name], envs[name])
+                a, b = sample(VARIANTS[name], envs[name], tmp)
                 inproc[name].append(a)
                 wall[name].append(b)
     base_wall = statistics.median(wall["baseline"]) if "baseline" in wall else 0.0
