@@ -13,10 +13,9 @@ import re
 
 __all__ = ["EXEMPT", "KEY_HINTS", "glob", "is_secret_key"]
 
-# Compiled at the first key that holds a hint, not at import: this module loads at the
-# first invocation's flush, where `re.compile` would cost more than judging its keys.
+# Compiled (and cached by `re`) at the first key that holds a hint, not at import: this module
+# loads at the first invocation's flush, where `re.compile` would cost more than judging its keys.
 _WORD_PATTERN = r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+"
-_word: list[re.Pattern[str]] = []
 _SECRET_WORDS = frozenset(
     {
         "authorization",
@@ -105,9 +104,7 @@ def is_secret_key(key: str) -> bool:
     folded = key.lower()
     if not any(hint in folded for hint in KEY_HINTS):
         return False  # every key accepted below holds a hint (see KEY_HINTS)
-    if not _word:
-        _word.append(re.compile(_WORD_PATTERN))
-    words = [word.lower() for word in _word[0].findall(key)]
+    words = [word.lower() for word in re.findall(_WORD_PATTERN, key)]
     if not words or words[-1] in _DESCRIBING:
         return False
     if words[-1] == "auth" or not _SECRET_WORDS.isdisjoint(words):

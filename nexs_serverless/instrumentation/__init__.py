@@ -94,7 +94,8 @@ def _stand_in(name: str) -> None:
 
     def stand_in(self: object, *args: object, **kwargs: object) -> object:
         with _stand_in_lock:
-            if _standing_in.get(name, (None, None, None, None))[3] is stand_in:
+            entry = _standing_in.get(name)
+            if entry is not None and entry[3] is stand_in:  # the first call: install for real
                 _remove_stand_in(name)
                 try:
                     importlib.import_module(_INSTRUMENTATIONS[name][0]).install()
