@@ -53,6 +53,11 @@ def _core(data: dict[str, Any]) -> Summary:
     out["ratio_opentelemetry_sdk"] = peer / ours
     if out["ours_start_end_us_per_span"]:
         out["ratio_opentelemetry_sdk_start_end"] = peer / 1000 / out["ours_start_end_us_per_span"]
+    quiet = data.get("quiet_ns_per_span", {})  # the medians over samples on a quiet machine
+    if quiet.get("nexs_serverless_start_end_only"):
+        out["ours_start_end_quiet_us_per_span"] = quiet["nexs_serverless_start_end_only"] / 1000
+        quiet_peer = min(v for k, v in quiet.items() if k.startswith("opentelemetry"))
+        out["ratio_opentelemetry_sdk_start_end_quiet"] = quiet_peer / quiet["nexs_serverless_start_end_only"]
     return out
 
 
@@ -86,6 +91,9 @@ def _propagation(data: dict[str, Any]) -> Summary:
         "ours_default_us": data["nexs default (tracecontext,baggage,xray)"]["median_us"],
         "ours_tracecontext_us": data["nexs tracecontext only"]["median_us"],
     }
+    quiet = data["nexs default (tracecontext,baggage,xray)"].get("quiet_median_us")
+    if quiet == quiet and quiet is not None:  # NaN when no sample ran on a quiet machine
+        out["ours_default_quiet_us"] = quiet
     peer = data.get("opentelemetry-api TraceContextTextMapPropagator")
     if peer is not None:
         out["ratio_opentelemetry_tracecontext"] = peer["median_us"] / out["ours_tracecontext_us"]
@@ -129,8 +137,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[Any], Summary]]
     "coldstart": ("bench_coldstart.py", ["--runs", "15"], ["--runs", "5"], _coldstart),
     "core": (
         "bench_core.py",
-        ["--spans", "20000", "--repeat", "15"],
-        ["--spans", "5000", "--repeat", "5"],
+        ["--spans", "2000", "--repeat", "15"],
+        ["--spans", "2000", "--repeat", "5", "--max-seconds", "20"],
         _core,
     ),
     "invocation": ("bench_invocation.py", ["--repeat", "300"], ["--repeat", "60"], _invocation),
@@ -152,7 +160,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[Any], Summary]]
 # besides the raw number each budget is judged on our time rescaled by how much slower the peer
 # ran here than on the reference machine, in the same run: ours * reference / peer_here, which is
 # reference / ratio (ratio = peer_here / ours); of several peers, the highest (least flattering)
-# figure is kept.
+# figure is kept. The micro-benchmarks also report their medians over samples taken while the
+# machine ran at its quiet speed (`machine_speed`): those are judged as extra rows.
 BUDGETS: list[tuple[str, str, float, str, dict[str, float]]] = [
     # issue 2: import + decorate <= 5 ms; OpenTelemetry SDK + OTLP ~170 ms, Powertools ~400 ms
     (
@@ -164,8 +173,16 @@ BUDGETS: list[tuple[str, str, float, str, dict[str, float]]] = [
     ),
     # issue 2: start + end of a span <= 2 us; the OpenTelemetry SDK ~30 us for the same work
     ("core", "ours_start_end_us_per_span", 2.0, "us", {"ratio_opentelemetry_sdk_start_end": 30.0}),
+    (
+        "core",
+        "ours_start_end_quiet_us_per_span",
+        2.0,
+        "us",
+        {"ratio_opentelemetry_sdk_start_end_quiet": 30.0},
+    ),
     # issue 4: extract + inject <= 5 us (no reference figure for a peer: judged raw)
     ("propagation", "ours_default_us", 5.0, "us", {}),
+    ("propagation", "ours_default_quiet_us", 5.0, "us", {}),
     # issue 5: first invocation <= +10 ms; the mission: OpenTelemetry's Lambda instrumentation
     # about +110 ms, Powertools' Tracer about +80 ms, for a function that imports boto3
     ("lambda_coldstart", "nexs_overhead_ms", 10.0, "ms", {"ratio_otel": 110.0, "ratio_powertools": 80.0}),

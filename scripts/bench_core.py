@@ -8,7 +8,12 @@ timing start + end alone (the budget's definition), and the OpenTelemetry
 SDK with a SimpleSpanProcessor and with a BatchSpanProcessor, both to a
 no-op exporter (the cheaper is the peer; its force_flush is timed too).
 
-    python scripts/bench_core.py [--spans 20000] [--repeat 15] [--json out.json]
+Each sample is bracketed by a machine-speed canary (`machine_speed`); besides
+the medians over all samples, the report gives the medians over the samples
+taken while the machine ran at its quiet speed, and sampling goes on until
+every variant has `--repeat` of those (or `--max-seconds` pass).
+
+    python scripts/bench_core.py [--spans 2000] [--repeat 15] [--max-seconds 120] [--json out.json]
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import statistics
 import time
 from collections.abc import Callable, Sequence
+
+from machine_speed import quiet_cut, sample, split
 
 BATCH = 100
 
@@ -105,36 +111,66 @@ VARIANTS: dict[str, Callable[[], Callable[[int], float]]] = {
 }
 
 
-def measure(spans: int, repeat: int, names: list[str]) -> dict[str, float]:
-    """Median ns per span for each variant, samples interleaved."""
+def measure(spans: int, repeat: int, names: list[str], max_seconds: float) -> dict[str, dict[str, float]]:
+    """ns per span for each variant, samples interleaved: medians over all and on a quiet machine."""
     runners = {name: VARIANTS[name]() for name in names}
     for run in runners.values():
         run(spans // 4)  # warm up
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for _ in range(repeat):
-        for name, run in runners.items():
+
+    def timed(run: Callable[[int], float]) -> Callable[[], float]:
+        def one() -> float:
             gc.collect()
-            samples[name].append(run(spans))
-    return {name: statistics.median(values) for name, values in samples.items()}
+            return run(spans)
+
+        return one
+
+    samples = sample(
+        {name: timed(run) for name, run in runners.items()}, repeat, max_seconds, warmup_rounds=1
+    )
+    cut = quiet_cut([canary for rows in samples.values() for canary, _ in rows])
+    return {name: split(rows, cut) for name, rows in samples.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spans", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=15)
+    # Short samples: the machine's quiet spells last from a fraction of a second up.
+    parser.add_argument("--spans", type=int, default=2_000)
+    parser.add_argument("--repeat", type=int, default=15, help="wanted samples, and quiet ones, per variant")
+    parser.add_argument("--max-seconds", type=float, default=120.0)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--json")
     args = parser.parse_args()
     names = [name for name in args.variants.split(",") if name]
-    results = measure(args.spans, args.repeat, names)
+    measured = measure(args.spans, args.repeat, names, args.max_seconds)
+    results = {name: parts["median"] for name, parts in measured.items()}
+    quiet = {name: parts["quiet_median"] for name, parts in measured.items()}
     ours = results.get("nexs_serverless") or next(iter(results.values()))
-    print(f"per span (start+end as current, 3 attributes, flush every {BATCH}): median of {args.repeat}")
-    print(f"{'variant':28} {'us/span':>9} {'x ours':>8}")
+    ours_quiet = quiet.get("nexs_serverless") or next(iter(quiet.values()))
+    first = next(iter(measured.values()))
+    print(f"per span (start+end as current, 3 attributes, flush every {BATCH}): medians")
+    print(
+        f"machine: {first['quiet_canary_ns']:.1f} ns per empty loop iteration when quiet,"
+        f" {first['contended_canary_ns']:.1f} when contended"
+    )
+    print(f"{'variant':32} {'us/span':>9} {'x ours':>8} {'quiet us':>9} {'x ours':>8} {'quiet/all':>10}")
     for name, ns in results.items():
-        print(f"{name:28} {ns / 1000:9.2f} {ns / ours:8.1f}")
+        parts = measured[name]
+        print(
+            f"{name:32} {ns / 1000:9.2f} {ns / ours:8.1f} {quiet[name] / 1000:9.2f}"
+            f" {quiet[name] / ours_quiet:8.1f} {parts['quiet_samples']:4.0f}/{parts['samples']:.0f}"
+        )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"spans": args.spans, "repeat": args.repeat, "ns_per_span": results}, fh, indent=2)
+            json.dump(
+                {
+                    "spans": args.spans,
+                    "repeat": args.repeat,
+                    "ns_per_span": results,
+                    "quiet_ns_per_span": quiet,
+                },
+                fh,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -29,3 +30,45 @@ def test_summarise_pairs_each_round_with_the_baseline_of_that_round() -> None:
     assert report["nexs"]["paired_overhead_ms"] == 5.0
     assert report["nexs"]["paired_overhead_low_ms"] == report["nexs"]["paired_overhead_high_ms"] == 5.0
     assert report["none"]["paired_overhead_ms"] == 0.0
+
+
+def test_quiet_samples_are_those_whose_canary_ran_near_the_fastest() -> None:
+    """The line is `QUIET_MARGIN` over the fastest canary; the split reports both medians."""
+    from machine_speed import QUIET_MARGIN, quiet_cut, split
+
+    samples = [(18.0, 4.0), (19.0, 4.2), (30.0, 7.0), (31.0, 7.4), (29.0, 7.2)]
+    assert quiet_cut([canary for canary, _ in samples]) == 18.0 * QUIET_MARGIN
+    parts = split(samples)
+    assert parts["median"] == 7.0
+    assert parts["quiet_median"] == 4.1
+    assert (parts["quiet_samples"], parts["samples"]) == (2.0, 5.0)
+    assert parts["contended_canary_ns"] == 30.0
+
+
+def test_a_run_that_never_ran_quiet_says_so_rather_than_guessing() -> None:
+    """With a line below every canary, the quiet median is NaN, not the overall one."""
+    from machine_speed import split
+
+    parts = split([(30.0, 7.0), (31.0, 7.5)], cut=20.0)
+    assert parts["quiet_median"] != parts["quiet_median"]
+    assert parts["quiet_samples"] == 0.0
+
+
+def test_sampling_stops_once_every_variant_has_enough_quiet_samples() -> None:
+    """Rounds interleave the variants and drop the warm-up; the wanted count bounds the run."""
+    from machine_speed import sample
+
+    calls: list[str] = []
+
+    def variant(label: str) -> Callable[[], float]:
+        def run() -> float:
+            calls.append(label)
+            return 1.0
+
+        return run
+
+    rows = sample({"a": variant("a"), "b": variant("b")}, wanted=4, max_seconds=30.0, warmup_rounds=2)
+    assert calls[:4] == ["a", "b", "a", "b"]
+    assert all(len(samples) >= 4 for samples in rows.values())
+    assert len(calls) == 2 * (2 + len(rows["a"]))
+    assert all(value == 1.0 for samples in rows.values() for _, value in samples)
