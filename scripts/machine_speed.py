@@ -21,6 +21,7 @@ contended spell can last longer than a fixed number of samples takes.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -67,7 +68,7 @@ def sample(
     """
     samples: dict[str, list[tuple[float, float]]] = {label: [] for label in variants}
     deadline = time.monotonic() + max_seconds
-    for round_index in range(1_000_000):
+    for round_index in itertools.count():
         for label, run in variants.items():
             before = canary_ns()
             value = run()
