@@ -11,8 +11,8 @@ from support.xray_daemon import nested, walk
 
 from nexs_serverless import _stats
 from nexs_serverless.exporters.xray_fit import MARK
-from nexs_serverless.exporters.xray_pack import DETACHED_EXTRA, encode_documents
-from nexs_serverless.exporters.xray_segments import SegmentOptions, xray_trace_id
+from nexs_serverless.exporters.xray_pack import DETACHED_EXTRA, _Trees, _whole_trees, encode_documents
+from nexs_serverless.exporters.xray_segments import SegmentOptions, to_document, xray_trace_id
 from nexs_serverless.finished import FinishedSpan
 
 LIMIT = 64_000 - 30
@@ -153,3 +153,52 @@ def test_any_forest_is_placed_once_under_its_parent_within_the_limit(
         key: (f"{span.parent_span_id:016x}" if span.parent_span_id else None) for key, span in by_id.items()
     }
     assert _placement(tops) == expected
+
+
+@settings(max_examples=80, deadline=None)
+@given(_forests(), st.sampled_from([1_500, 4_000, 20_000, LIMIT]))
+def test_one_encode_of_each_tree_makes_the_bytes_the_splicing_path_makes(
+    spans: list[FinishedSpan], limit: int
+) -> None:
+    """The fast path (a batch whose trees fit) gives byte for byte what per-span encoding gives."""
+
+    def fresh() -> list[dict[str, object]]:  # the splicing path cuts and pops in place
+        return [to_document(span, SegmentOptions()) for span in spans]
+
+    docs = fresh()
+    before = json.dumps(docs, sort_keys=True)
+    whole = _whole_trees(spans, docs, limit)
+    assert json.dumps(docs, sort_keys=True) == before  # left as they were, for the other path
+    if whole is not None:
+        assert whole == _Trees(spans, docs).encode(limit)
+    else:  # declined only because a tree is over the limit (these forests have no cycles)
+        unlimited = _whole_trees(spans, fresh(), 10**9)
+        assert unlimited is not None
+        assert max(len(document) for document in unlimited) > limit
+
+
+def test_a_batch_that_fits_takes_the_one_encode_path() -> None:
+    """A small invocation-shaped batch (root, then its children) is one document from `_whole_trees`."""
+    spans = [make_span(span_id=1)] + [make_span(span_id=i, parent_span_id=1) for i in range(2, 12)]
+    docs = [to_document(span, SegmentOptions()) for span in spans]
+    whole = _whole_trees(spans, docs, LIMIT)
+    assert whole is not None
+    assert len(whole) == 1
+    assert whole == encode_documents(spans, SegmentOptions(), LIMIT)
+    assert len(nested(_decode(whole)[0])) == 10
+
+
+def test_parent_ids_in_a_cycle_leave_the_batch_to_the_splicing_path() -> None:
+    """Spans that are each other's parent have no root: the fast path declines rather than drop them."""
+    spans = [
+        make_span(span_id=1, parent_span_id=2),
+        make_span(span_id=2, parent_span_id=1),
+        make_span(span_id=3),
+    ]
+    docs = [to_document(span, SegmentOptions()) for span in spans]
+    assert _whole_trees(spans, docs, LIMIT) is None
+    assert sorted(_placement(_decode(encode_documents(spans, SegmentOptions(), LIMIT)))) == [
+        f"{1:016x}",
+        f"{2:016x}",
+        f"{3:016x}",
+    ]

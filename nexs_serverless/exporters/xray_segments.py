@@ -47,7 +47,8 @@ _NAME_LENGTH = 200
 _CACHE_SIZE = 256  # trace ids and cleaned names remembered across batches
 _TRACE_IDS: dict[int, str] = {}
 _NAMES: dict[str, str] = {}
-_PLAIN = frozenset((str, int, bool))  # attribute value types JSON takes as they are
+_PLAIN = frozenset((str, int, bool))
+_KIND_NAMES = SpanKind.NAMES  # attribute value types JSON takes as they are
 
 # Characters X-Ray allows in a name: letters, digits, whitespace and _ . : / % & # = + \ - @
 _NAME_BAD = re.compile(r"[^\w\s.:/%&#=+\\\-@]")
@@ -142,7 +143,7 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
         "end_time": (span.end_ns or span.start_ns) / 1e9,
     }
     segment = _place(span, options, doc)
-    otel: dict[str, object] = {"kind": SpanKind.name_of(kind)}
+    otel: dict[str, object] = {"kind": _KIND_NAMES[kind] if 0 <= kind < len(_KIND_NAMES) else "UNKNOWN"}
     if segment:
         service = span.resource.attributes.get("service.name")
         name: object = service or span.name
@@ -158,8 +159,11 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
         doc["namespace"] = "remote"
     else:
         name = span.name
-    doc["name"] = _clean_name(str(name))
-    if doc["name"] != span.name:
+    cleaned = _NAMES.get(name) if type(name) is str else None
+    if cleaned is None:
+        cleaned = _clean_name(str(name))
+    doc["name"] = cleaned
+    if cleaned != span.name:
         otel["span_name"] = span.name
     if aws_call:
         used.update(("rpc.system", "rpc.service"))
@@ -179,7 +183,8 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
     if attrs and "db.system" in attrs:
         doc["sql"] = _block(attrs, _SQL, used)
         doc.setdefault("namespace", "remote")
-    set_flags(span, status, doc)
+    if status is not None or span.status_code == StatusCode.ERROR:
+        set_flags(span, status, doc)
     if span.events or span.status_code == StatusCode.ERROR:
         cause = cause_of(span, remote=remote_call)
         if cause:
@@ -190,11 +195,14 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
             doc["annotations"] = annotations
     metadata: dict[str, object] = {}
     # Most values are str/int/bool: kept as they are without a call per value.
-    rest = {
-        key: value if type(value) in _PLAIN else _jsonable(value)
-        for key, value in attrs.items()
-        if key not in used
-    }
+    if used:
+        rest = {
+            key: value if type(value) in _PLAIN else _jsonable(value)
+            for key, value in attrs.items()
+            if key not in used
+        }
+    else:
+        rest = {key: value if type(value) in _PLAIN else _jsonable(value) for key, value in attrs.items()}
     if rest:
         metadata["default"] = rest
     if (
