@@ -13,9 +13,14 @@ Every variant exports to the same receiver (started as its own process by
   stands in for the X-Ray daemon (its only transport), for scale.
 - ``untraced``: the bare handler, to show the absolute cost.
 
-The figure is the median time of one warm invocation over `--repeat` calls.
+Each variant runs in a worker process of its own (tracers keep process-wide
+state). A sample is the median time of one warm invocation over `--calls`
+calls, with `machine_speed`'s canary timed before and after it in the worker;
+samples are interleaved round by round across the variants until each has
+`--samples` samples on a quiet machine, or `--max-seconds` pass. Reported: the
+median over all samples and over the quiet ones (`machine_speed` says why).
 
-    python scripts/bench_invocation.py [--repeat 300] [--json out.json]
+    python scripts/bench_invocation.py [--calls 40] [--samples 21] [--json out.json]
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from machine_speed import quiet_cut, sample_measured, split  # noqa: E402
 
 EVENT = {"httpMethod": "GET", "resource": "/orders", "path": "/orders", "requestContext": {}, "headers": {}}
 
@@ -161,25 +169,57 @@ def untraced() -> Callable[[], object]:
     return lambda: handler(EVENT, None)
 
 
-def median_ms(call: Callable[[], object], repeat: int) -> float:
+def serve(name: str, endpoint: str, daemon: str, calls: int) -> None:
+    """Worker: build variant `name`, then per line on stdin time `calls` invocations.
+
+    Prints one line per request: the slower of the canaries around the sample
+    (`machine_speed.canary_ns`, run in this process, whose CPU the sample used)
+    and the median ms of one invocation.
+    """
+    from machine_speed import canary_ns
+
+    call = make(name, endpoint, daemon)
     for _ in range(20):
         call()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1000.0
+    for _ in sys.stdin:
+        before = canary_ns()
+        samples = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - started)
+        canary = max(before, canary_ns())
+        print(canary, statistics.median(samples) * 1000.0, flush=True)
 
 
-def run_variant(name: str, repeat: int, endpoint: str, daemon: str) -> float:
-    """One variant in a fresh process (tracers keep global state), returning its median ms."""
-    code = (
-        f"import sys; sys.path.insert(0, {str(ROOT / 'scripts')!r}); import bench_invocation as b;"
-        f"print(b.median_ms(b.make({name!r}, {endpoint!r}, {daemon!r}), {repeat}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+class Worker:
+    """One variant in its own process (tracers keep process-wide state), sampled on request."""
+
+    def __init__(self, name: str, endpoint: str, daemon: str, calls: int) -> None:
+        code = (
+            f"import sys; sys.path.insert(0, {str(ROOT / 'scripts')!r}); import bench_invocation as b;"
+            f"b.serve({name!r}, {endpoint!r}, {daemon!r}, {calls})"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def sample(self) -> tuple[float, float]:
+        """(canary ns, median ms of one invocation) over one sample of calls."""
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker exited with {self.process.wait()}")
+        canary, value = line.split()
+        return float(canary), float(value)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(30)
 
 
 def make(name: str, endpoint: str, daemon: str) -> Callable[[], object]:
@@ -206,7 +246,11 @@ VARIANTS = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--calls", type=int, default=40, help="invocations per sample")
+    parser.add_argument(
+        "--samples", type=int, default=21, help="samples (and quiet samples) wanted per variant"
+    )
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="stop sampling after this long")
     parser.add_argument("--json")
     args = parser.parse_args()
     port_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"nexs-bench-{os.getpid()}.port"
@@ -215,26 +259,69 @@ def main() -> None:
     )
     daemon_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     daemon_socket.bind(("127.0.0.1", 0))
+    daemon_socket.setblocking(False)
     daemon = f"127.0.0.1:{daemon_socket.getsockname()[1]}"
+    workers: dict[str, Worker] = {}
     try:
         for _ in range(100):
             if port_file.exists() and port_file.read_text():
                 break
             time.sleep(0.05)
         endpoint = f"http://127.0.0.1:{port_file.read_text()}/v1/traces"
-        results = {name: run_variant(name, args.repeat, endpoint, daemon) for name in VARIANTS}
+        workers = {name: Worker(name, endpoint, daemon, args.calls) for name in VARIANTS}
+
+        def sampled(worker: Worker) -> Callable[[], tuple[float, float]]:
+            def one() -> tuple[float, float]:
+                _drain(daemon_socket)  # the stand-in daemon keeps no backlog between samples
+                return worker.sample()
+
+            return one
+
+        rows = sample_measured(
+            {name: sampled(worker) for name, worker in workers.items()},
+            args.samples,
+            args.max_seconds,
+            warmup_rounds=2,
+        )
     finally:
+        for worker in workers.values():
+            worker.process.kill()
         server.kill()
         server.wait()
         daemon_socket.close()
         port_file.unlink(missing_ok=True)
-    ours_ms = results["nexs_serverless"]
-    print(f"warm invocation, 10 child spans + flush (median of {args.repeat})")
-    print(f"{'variant':24} {'ms':>8} {'x ours':>8}")
-    for name, value in results.items():
-        print(f"{name:24} {value:8.3f} {value / ours_ms:8.1f}")
+    cut = quiet_cut([canary for samples in rows.values() for canary, _ in samples])
+    parts = {name: split(samples, cut) for name, samples in rows.items()}
+    ours, ours_quiet = parts["nexs_serverless"]["median"], parts["nexs_serverless"]["quiet_median"]
+    calm = [part["quiet_canary_ns"] for part in parts.values() if part["quiet_samples"]]
+    busy = [part["contended_canary_ns"] for part in parts.values() if part["quiet_samples"] < part["samples"]]
+    print(f"warm invocation, 10 child spans + flush: medians of {args.calls}-call samples, interleaved")
+    print(
+        f"machine: {statistics.median(calm) if calm else float('nan'):.1f} ns per empty loop iteration"
+        f" when quiet, {statistics.median(busy) if busy else float('nan'):.1f} when contended"
+    )
+    print(f"{'variant':26} {'ms':>8} {'x ours':>7} {'quiet ms':>9} {'x ours':>7} {'quiet/all':>10}")
+    for name, part in parts.items():
+        print(
+            f"{name:26} {part['median']:8.3f} {part['median'] / ours:7.1f} {part['quiet_median']:9.3f}"
+            f" {part['quiet_median'] / ours_quiet:7.1f} {part['quiet_samples']:5.0f}/{part['samples']:<4.0f}"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"repeat": args.repeat, "ms": results}, indent=2))
+        payload = {
+            "calls": args.calls,
+            "ms": {name: part["median"] for name, part in parts.items()},
+            "quiet_ms": {name: part["quiet_median"] for name, part in parts.items()},
+            "machine": parts,
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+
+
+def _drain(daemon: socket.socket) -> None:
+    try:
+        while daemon.recv(65536):
+            pass
+    except BlockingIOError:
+        pass
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-__all__ = ["QUIET_MARGIN", "canary_ns", "quiet_cut", "sample", "split"]
+__all__ = ["QUIET_MARGIN", "canary_ns", "quiet_cut", "sample", "sample_measured", "split"]
 
 # A canary within this factor of the run's fastest counts as quiet: the two states are ~1.7x
 # apart (about 18 and 30 ns here), the jitter within the quiet state under 15%.
@@ -66,15 +66,39 @@ def sample(
     The first `warmup_rounds` are dropped: they warm caches and the
     specializing interpreter.
     """
+    return sample_measured(
+        {label: _with_canary(run) for label, run in variants.items()}, wanted, max_seconds, warmup_rounds
+    )
+
+
+def _with_canary(run: Callable[[], float]) -> Callable[[], tuple[float, float]]:
+    def measured() -> tuple[float, float]:
+        before = canary_ns()
+        value = run()
+        return max(before, canary_ns()), value  # quiet only if quiet on both sides
+
+    return measured
+
+
+def sample_measured(
+    variants: dict[str, Callable[[], tuple[float, float]]],
+    wanted: int,
+    max_seconds: float,
+    warmup_rounds: int = 3,
+) -> dict[str, list[tuple[float, float]]]:
+    """`sample` for variants that time their own canary: each call returns (canary ns, value).
+
+    For variants that run in worker processes (tracers keep process-wide
+    state): the canary must run where the sample does, as the machine's two
+    vCPUs change speed independently.
+    """
     samples: dict[str, list[tuple[float, float]]] = {label: [] for label in variants}
     deadline = time.monotonic() + max_seconds
     for round_index in itertools.count():
         for label, run in variants.items():
-            before = canary_ns()
-            value = run()
-            canary = max(before, canary_ns())  # quiet only if quiet on both sides
+            measured = run()
             if round_index >= warmup_rounds:
-                samples[label].append((canary, value))
+                samples[label].append(measured)
         if round_index < warmup_rounds:
             continue
         cut = quiet_cut([canary for rows in samples.values() for canary, _ in rows])

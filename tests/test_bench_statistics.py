@@ -72,3 +72,20 @@ def test_sampling_stops_once_every_variant_has_enough_quiet_samples() -> None:
     assert all(len(samples) >= 4 for samples in rows.values())
     assert len(calls) == 2 * (2 + len(rows["a"]))
     assert all(value == 1.0 for samples in rows.values() for _, value in samples)
+
+
+def test_variants_that_time_their_own_canary_are_split_by_it() -> None:
+    """Worker-process variants report (canary, value): contended rounds do not count as quiet."""
+    from machine_speed import sample_measured, split
+
+    canaries = iter([30.0, 18.0, 31.0, 19.0] * 50)
+
+    def run() -> tuple[float, float]:
+        canary = next(canaries)
+        return canary, canary / 10  # a sample as slow as the machine was
+
+    rows = sample_measured({"worker": run}, wanted=3, max_seconds=30.0, warmup_rounds=1)
+    parts = split(rows["worker"])
+    # after the warm-up round (30): 18, 31, 19, 30, 18 -- the third quiet sample ends the run
+    assert [canary for canary, _ in rows["worker"]] == [18.0, 31.0, 19.0, 30.0, 18.0]
+    assert (parts["quiet_median"], parts["median"], parts["quiet_samples"]) == (1.8, 1.9, 3.0)
