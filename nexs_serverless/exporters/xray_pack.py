@@ -10,15 +10,17 @@ parent) is embedded in its parent's document, and a whole invocation (the
 subsegment tree under the Lambda function segment, or a root segment with its
 subsegments) usually leaves as one datagram.
 
-Splitting: every document is encoded once (`xray_fit.fit_document`, which cuts
-oversized values) and trees are assembled from the encoded bytes, so sizes
-are exact. Bottom-up, a document keeps the children that fit its budget
-(smallest first, which keeps the most of them); each child that does not fit
-leaves as a document of its own subtree, with ``trace_id``, ``parent_id`` and
-``type`` spliced back in: the placement spans had before nesting. Embedded
-documents are fitted with room for those fields, so any subtree can be split
-off. Every span is in exactly one document; spans whose parent is not in the
-batch (it ends later, or was carried over) keep their ``parent_id``.
+A batch whose trees each fit in a datagram (the usual invocation) is encoded
+as nested dicts, one encode per tree. Otherwise, splitting: every document is
+encoded once (`xray_fit.fit_document`, which cuts oversized values) and trees
+are assembled from the encoded bytes, so sizes are exact. Bottom-up, a
+document keeps the children that fit its budget (smallest first, which keeps
+the most of them); each child that does not fit leaves as a document of its
+own subtree, with ``trace_id``, ``parent_id`` and ``type`` spliced back in:
+the placement spans had before nesting. Embedded documents are fitted with
+room for those fields, so any subtree can be split off. Every span is in
+exactly one document; spans whose parent is not in the batch (it ends later,
+or was carried over) keep their ``parent_id``.
 """
 
 from __future__ import annotations
@@ -84,11 +86,12 @@ def _whole_trees(
     """Each tree nested as dicts and encoded in one call, or None when any tree does not fit.
 
     The usual batch (one invocation, well under 64 KiB) needs no splitting, and
-    one encode of the tree costs about a fifth of encoding every span on its own
-    and splicing the bytes. The output is what `_Trees.encode` makes of a batch
-    that fits (the ``subsegments`` key last, children in batch order, roots in
-    batch order). `docs` is left as it was, for `_Trees` to take over: on a tree
-    that is too large, parent ids that form a cycle, or a value JSON cannot take.
+    one encode per tree saves the per-span encodes and the byte splicing: about 70
+    us of a warm invocation with 10 child spans (interleaved A/B). The output is
+    what `_Trees.encode` makes of a batch that fits (the ``subsegments`` key last,
+    children in batch order, roots in batch order). `docs` is left as it was, for
+    `_Trees` to take over: on a tree that is too large, parent ids that form a
+    cycle, or a value JSON cannot take.
     """
     index = {(span.trace_id, span.span_id): i for i, span in enumerate(spans)}
     copies = [dict(doc) for doc in docs]
