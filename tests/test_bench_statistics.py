@@ -89,3 +89,22 @@ def test_variants_that_time_their_own_canary_are_split_by_it() -> None:
     # after the warm-up round (30): 18, 31, 19, 30, 18 -- the third quiet sample ends the run
     assert [canary for canary, _ in rows["worker"]] == [18.0, 31.0, 19.0, 30.0, 18.0]
     assert (parts["quiet_median"], parts["median"], parts["quiet_samples"]) == (1.8, 1.9, 3.0)
+
+
+def test_instruction_counts_become_a_budget_row_raw_and_rescaled_by_the_peers() -> None:
+    """The layer's share of the cold start's instructions, as time here and rescaled by each peer."""
+    import bench
+
+    results = {
+        "lambda_coldstart": {"none_ms": 600.0},
+        "lambda_instructions": bench._lambda_instructions(
+            {"summary": {"nexs_share_pct": 3.0, "ratio_otel_instr": 15.0, "ratio_powertools_instr": 10.0}}
+        ),
+    }
+    bench._instructions_as_time(results)
+    assert results["lambda_instructions"]["nexs_share_of_cold_start_ms"] == 18.0
+    row = next(row for row in bench.budgets(results) if row["benchmark"] == "lambda_instructions")
+    # 110 ms / 15 = 7.3 by OpenTelemetry, 80 ms / 10 = 8.0 by Powertools: the less flattering is kept
+    assert (row["measured"], row["rescaled_to_reference"]) == (18.0, 8.0)
+    assert (row["met_raw"], row["met_rescaled"]) == (False, True)
+    assert bench._lambda_instructions({"skipped": "valgrind is not installed"}) == {}

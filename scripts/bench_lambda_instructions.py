@@ -1,0 +1,186 @@
+"""The Lambda cold start in instructions: what each tracer adds, counted, not timed.
+
+Why: on this shared VM the end-to-end cold start (`bench_lambda_coldstart.py`)
+drifts by tens of milliseconds from one sample to the next, ten times the
+layer's budget (issue 5), because every sample carries ~600 ms of boto3 init
+run at whatever speed the machine has at that moment. The number of
+instructions a process executes does not depend on that speed: counted with
+valgrind (cachegrind, no cache simulation) it repeats to within 0.1% across
+runs and hash seeds. So this benchmark counts the instructions of the same
+cold start for each variant, and reports what each tracer adds to the
+untraced function, and the peers' additions as multiples of ours.
+
+One sample: a fresh process set up as Lambda starts one (the same
+environment, layer and function folders as `bench_lambda_coldstart.py`)
+imports `awslambdaric.bootstrap`, imports the handler's module, calls the
+handler once (the tracers export inside the call: ours and OpenTelemetry's to
+a local OTLP receiver, Powertools' to a UDP socket standing in for the X-Ray
+daemon), then leaves with `os._exit` (no shutdown work counted). The runtime
+client's own polling is the same in every variant and left out.
+
+Variants: ``none``; ``none_layer_dir`` (the untraced function with our
+unpacked layer on ``sys.path`` and unused: what any layer costs, because
+every later top-level import also searches its folder); ``nexs``; ``otel``;
+``powertools``. Not counted: the kernel's work (page faults, system calls)
+and waiting (the export's round trip), which the in-function stopwatches of
+`bench_lambda_coldstart.py` include.
+
+    python scripts/bench_lambda_instructions.py [--seeds 0,1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_lambda_coldstart import prepare, variants  # noqa: E402
+from support.otlp_receiver import OTLPReceiver  # noqa: E402
+from support.runtime_api import FunctionProcess  # noqa: E402
+
+# What the issues quote for the peers' first-invocation overhead on their reference machine (ms).
+QUOTED_MS = {"otel": 110.0, "powertools": 80.0}
+TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+# The cold start as the runtime client drives it, minus its polling: bootstrap, the handler's
+# module, one invocation (with the per-invocation X-Ray header the runtime sets), then out.
+DRIVER = """\
+import importlib, os, sys
+sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
+import awslambdaric.bootstrap  # noqa: F401
+
+class Context:
+    function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + function_name
+    memory_limit_in_mb = 512
+    aws_request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
+    log_group_name = "/aws/lambda/" + function_name
+    log_stream_name = "2026/11/28/[$LATEST]0123456789abcdef"
+    client_context = None
+    identity = None
+
+    def get_remaining_time_in_millis(self):
+        return 30000
+
+module, function = os.environ["_HANDLER"].rsplit(".", 1)
+handler = getattr(importlib.import_module(module), function)
+os.environ["_X_AMZN_TRACE_ID"] = TRACE_HEADER
+handler({"order": "42"}, Context())
+sys.stdout.flush()
+os._exit(0)
+""".replace("TRACE_HEADER", repr(TRACE_HEADER))
+
+
+class _Address:
+    """What `FunctionProcess` reads of the Runtime API emulator: its address (never called here)."""
+
+    address = "127.0.0.1:9"
+
+
+def instructions(spec: dict[str, object], seed: str, log: Path) -> int:
+    """Instructions executed by one cold start of `spec` (valgrind's ``I refs``)."""
+    process = FunctionProcess(
+        _Address(),  # type: ignore[arg-type]
+        handler=str(spec["handler"]),
+        task_root=Path(str(spec["task_root"])),
+        opt=spec.get("opt"),  # type: ignore[arg-type]
+        env={**dict(spec["env"]), "PYTHONHASHSEED": seed},  # type: ignore[call-overload]
+        log_path=log,
+    )
+    command = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        sys.executable,
+        "-c",
+        DRIVER,
+    ]
+    done = subprocess.run(
+        command,
+        env=process.env,
+        cwd=process.env["LAMBDA_TASK_ROOT"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"{spec['handler']} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--seeds", default="0,1", help="PYTHONHASHSEED values, one sample each per variant")
+    parser.add_argument("--json", type=Path, help="write the counts and the summary here")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: nothing measured", file=sys.stderr)
+        if args.json:
+            args.json.write_text(json.dumps({"skipped": "valgrind is not installed"}))
+        return 0
+    seeds = args.seeds.split(",")
+    with tempfile.TemporaryDirectory(prefix="nexs-instr-") as tmp, OTLPReceiver() as receiver:
+        workdir = Path(tmp)
+        daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        daemon.bind(("127.0.0.1", 0))
+        opt, folders = prepare(workdir)
+        specs = variants(opt, folders, receiver, f"127.0.0.1:{daemon.getsockname()[1]}")
+        specs.pop("nexs_after_response")  # it registers an extension: that needs the Runtime API
+        specs["none_layer_dir"] = dict(specs["none"], opt=opt)
+        counts: dict[str, list[int]] = {name: [] for name in specs}
+        for seed in seeds:
+            for name, spec in specs.items():
+                counts[name].append(instructions(spec, seed, workdir / f"{name}-{seed}.log"))
+                print(f"seed {seed} {name:<15} {counts[name][-1]:>15,} instructions", file=sys.stderr)
+        exported = len(receiver.requests)
+        daemon.close()
+    if exported < 2 * len(seeds):  # ours and OpenTelemetry's, once per seed
+        raise RuntimeError(f"only {exported} OTLP requests reached the receiver")
+    mean = {name: statistics.mean(values) for name, values in counts.items()}
+    added = {name: mean[name] - mean["none"] for name in mean if name != "none"}
+    ours = added["nexs"]
+    summary: dict[str, float] = {
+        "none_minstr": mean["none"] / 1e6,
+        "nexs_added_minstr": ours / 1e6,
+        "layer_dir_added_minstr": added["none_layer_dir"] / 1e6,
+        "nexs_share_pct": 100.0 * ours / mean["none"],
+        "spread_minstr": max(max(v) - min(v) for v in counts.values()) / 1e6,
+    }
+    for peer, quoted in QUOTED_MS.items():
+        summary[f"{peer}_added_minstr"] = added[peer] / 1e6
+        summary[f"ratio_{peer}_instr"] = added[peer] / ours
+        summary[f"nexs_rescaled_by_{peer}_ms"] = quoted * ours / added[peer]
+    spread, base = summary["spread_minstr"], mean["none"] / 1e6
+    print(f"\nLambda cold start, instructions to the first response, {len(seeds)} hash seeds")
+    print(f"(spread within a variant at most {spread:.2f} M); added to the untraced function's {base:.1f} M:")
+    for name, value in added.items():
+        share = 100.0 * value / mean["none"]
+        print(f"  {name:<15} +{value / 1e6:7.2f} M ({share:5.2f}%)  {value / ours:5.1f}x ours")
+    for peer, quoted in QUOTED_MS.items():
+        print(
+            f"rescaled by {peer} (its first invocation quoted at +{quoted:.0f} ms on the reference machine):"
+            f" ours +{summary[f'nexs_rescaled_by_{peer}_ms']:.1f} ms"
+        )
+    if args.json:
+        args.json.write_text(
+            json.dumps({"seeds": seeds, "instructions": counts, "summary": summary}, indent=1)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
