@@ -96,15 +96,19 @@ def opentelemetry_lambda(endpoint: str) -> Callable[[], object]:
     sys.path.insert(0, folder)
     os.environ["_HANDLER"] = os.environ["ORIG_HANDLER"] = "otel_bench_app.handler"
     os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "bench")
-    from opentelemetry import trace
+    from opentelemetry import metrics, trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.instrumentation.aws_lambda import AwsLambdaInstrumentor
+    from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
+    # The layer's wrapper sets an SDK meter provider too; without one the instrumentation logs a
+    # warning on every invocation that it cannot flush metrics (time the layer would not spend).
+    metrics.set_meter_provider(MeterProvider())
     AwsLambdaInstrumentor().instrument()  # wraps ORIG_HANDLER; force_flush after every invocation
     handler = importlib.import_module("otel_bench_app").handler
     from nexs_serverless.testing import LambdaContext

@@ -41,6 +41,7 @@ median of the per-round differences. The budget (issue 5): ``nexs`` at most
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import resource
@@ -50,6 +51,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,6 +199,25 @@ def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
     return opt, folders
 
 
+@contextlib.contextmanager
+def harness(prefix: str) -> Iterator[tuple[Path, OTLPReceiver, socket.socket, dict[str, dict[str, object]]]]:
+    """A work folder (layer and function folders), an OTLP receiver, a stand-in X-Ray daemon, the specs."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp, OTLPReceiver() as receiver:
+        workdir = Path(tmp)
+        daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            daemon.bind(("127.0.0.1", 0))
+            opt, folders = prepare(workdir)
+            yield (
+                workdir,
+                receiver,
+                daemon,
+                variants(opt, folders, receiver, f"127.0.0.1:{daemon.getsockname()[1]}"),
+            )
+        finally:
+            daemon.close()
+
+
 def variants(
     opt: Path, folders: dict[str, Path], receiver: OTLPReceiver, daemon: str
 ) -> dict[str, dict[str, object]]:
@@ -327,12 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 7:
         parser.error("--runs must be at least 7")
-    with tempfile.TemporaryDirectory(prefix="nexs-bench-") as tmp, OTLPReceiver() as receiver:
-        workdir = Path(tmp)
-        daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        daemon.bind(("127.0.0.1", 0))
-        opt, folders = prepare(workdir)
-        specs = variants(opt, folders, receiver, f"127.0.0.1:{daemon.getsockname()[1]}")
+    with harness("nexs-bench-") as (workdir, receiver, daemon, specs):
         wall: dict[str, list[float]] = {name: [] for name in specs}
         cpu: dict[str, list[float]] = {name: [] for name in specs}
         for name, spec in specs.items():  # warm-up: page cache and pyc files, not recorded

@@ -34,19 +34,16 @@ import argparse
 import json
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_lambda_coldstart import prepare, variants  # noqa: E402
-from support.otlp_receiver import OTLPReceiver  # noqa: E402
+from bench_lambda_coldstart import harness  # noqa: E402
 from support.runtime_api import FunctionProcess  # noqa: E402
 
 # What the issues quote for the peers' first-invocation overhead on their reference machine (ms).
@@ -133,21 +130,15 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps({"skipped": "valgrind is not installed"}))
         return 0
     seeds = args.seeds.split(",")
-    with tempfile.TemporaryDirectory(prefix="nexs-instr-") as tmp, OTLPReceiver() as receiver:
-        workdir = Path(tmp)
-        daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        daemon.bind(("127.0.0.1", 0))
-        opt, folders = prepare(workdir)
-        specs = variants(opt, folders, receiver, f"127.0.0.1:{daemon.getsockname()[1]}")
+    with harness("nexs-instr-") as (workdir, receiver, _, specs):
         specs.pop("nexs_after_response")  # it registers an extension: that needs the Runtime API
-        specs["none_layer_dir"] = dict(specs["none"], opt=opt)
+        specs["none_layer_dir"] = dict(specs["none"], opt=specs["nexs"]["opt"])
         counts: dict[str, list[int]] = {name: [] for name in specs}
         for seed in seeds:
             for name, spec in specs.items():
                 counts[name].append(instructions(spec, seed, workdir / f"{name}-{seed}.log"))
                 print(f"seed {seed} {name:<15} {counts[name][-1]:>15,} instructions", file=sys.stderr)
         exported = len(receiver.requests)
-        daemon.close()
     if exported < 2 * len(seeds):  # ours and OpenTelemetry's, once per seed
         raise RuntimeError(f"only {exported} OTLP requests reached the receiver")
     mean = {name: statistics.mean(values) for name, values in counts.items()}
@@ -165,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         summary[f"ratio_{peer}_instr"] = added[peer] / ours
         summary[f"nexs_rescaled_by_{peer}_ms"] = quoted * ours / added[peer]
     spread, base = summary["spread_minstr"], mean["none"] / 1e6
-    print(f"\nLambda cold start, instructions to the first response, {len(seeds)} hash seeds")
+    print(f"\nLambda cold start, instructions to the first response, hash seeds {', '.join(seeds)}")
     print(f"(spread within a variant at most {spread:.2f} M); added to the untraced function's {base:.1f} M:")
     for name, value in added.items():
         share = 100.0 * value / mean["none"]

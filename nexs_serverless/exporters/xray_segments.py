@@ -47,8 +47,8 @@ _NAME_LENGTH = 200
 _CACHE_SIZE = 256  # trace ids and cleaned names remembered across batches
 _TRACE_IDS: dict[int, str] = {}
 _NAMES: dict[str, str] = {}
-_PLAIN = frozenset((str, int, bool))
-_KIND_NAMES = SpanKind.NAMES  # attribute value types JSON takes as they are
+_PLAIN = frozenset((str, int, bool))  # attribute value types JSON takes as they are
+_KIND_NAMES = SpanKind.NAMES
 
 # Characters X-Ray allows in a name: letters, digits, whitespace and _ . : / % & # = + \ - @
 _NAME_BAD = re.compile(r"[^\w\s.:/%&#=+\\\-@]")
