@@ -207,6 +207,11 @@ class Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
+        # Every worker on the same CPU (they run one at a time): the machine's CPUs change speed
+        # independently, and a worker the scheduler kept on the busier one would never run quiet.
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if len(cpus) > 1:
+            os.sched_setaffinity(self.process.pid, {cpus[-1]})
 
     def sample(self) -> tuple[float, float]:
         """(canary ns, median ms of one invocation) over one sample of calls."""
