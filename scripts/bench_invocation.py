@@ -225,11 +225,6 @@ class Worker:
         canary, value = line.split()
         return float(canary), float(value)
 
-    def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait(30)
-
 
 def make(name: str, endpoint: str, daemon: str) -> Callable[[], object]:
     """The invoke callable of variant `name`."""
