@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 # gc.collect() before timing: the runtime's own imports leave a pending generation-1
 # collection (about 2 ms here) that the first few hundred allocations of *any* code
@@ -62,10 +63,31 @@ VARIANTS: dict[str, str] = {
         "@tracer.capture_lambda_handler\n"
         "def handler(event, context):\n"
         "    return 1\n"
+        # Checked inside the timing but free: the modules are loaded. A mistake here would
+        # time another code path than Lambda's.
+        "from aws_xray_sdk.core import xray_recorder\n"
+        "assert type(xray_recorder.context).__name__ == 'LambdaContext', 'X-Ray SDK not in Lambda mode'\n"
+        "assert 'httpx' not in sys.modules and 'requests' not in sys.modules, 'patched what Lambda lacks'\n"
     ),
 }
 
+# Packages this development venv has and a Lambda Python runtime does not (nor Powertools'
+# layer). Powertools' Tracer patches every library the X-Ray SDK supports that it can import,
+# so here it would import and patch these (about 100 ms): on Lambda it could not.
+NOT_IN_LAMBDA_RUNTIME = ("httpx", "requests")
+
+
+def hide_modules(folder: Path, names: tuple[str, ...] = NOT_IN_LAMBDA_RUNTIME) -> None:
+    """Write modules into `folder` (put first on the path) that fail to import as absent ones do."""
+    for name in names:
+        (folder / f"{name}.py").write_text(
+            f"raise ImportError({name!r} ' is not in the Lambda Python runtime (hidden by the benchmark)')\n"
+        )
+
+
 ENV_EXTRA = {
+    # LAMBDA_TASK_ROOT (set per run to a temporary folder) puts the X-Ray SDK under Powertools
+    # in Lambda mode; without it, it sets up centralised sampling (a botocore session) instead.
     "AWS_LAMBDA_FUNCTION_NAME": "bench",
     "AWS_REGION": "us-east-1",
     "AWS_XRAY_SDK_ENABLED": "true",
@@ -97,11 +119,10 @@ def run(runs: int, variants: list[str]) -> dict[str, dict[str, float]]:
     import os
     import tempfile
     import zipfile
-    from pathlib import Path
 
     from build_layer import build_layer
 
-    env = {**os.environ, **ENV_EXTRA}
+    env = {**os.environ, **ENV_EXTRA, "LAMBDA_TASK_ROOT": tempfile.gettempdir()}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure with bytecode caches, as a layer ships them
     # Import the package from a plain sys.path entry (a layer's /opt/python, or the source
     # tree), not through an editable install's import hook.
@@ -131,7 +152,14 @@ def run(runs: int, variants: list[str]) -> dict[str, dict[str, float]]:
             **env,
             "PYTHONPATH": str(Path(tmp) / "opt" / "python") + os.pathsep + env.get("PYTHONPATH", ""),
         }
-        envs = dict.fromkeys(variants, source_env) | {"nexs_serverless": layer_env}
+        hidden = Path(tmp) / "not-in-lambda"
+        hidden.mkdir()
+        hide_modules(hidden)
+        powertools_env = {**source_env, "PYTHONPATH": str(hidden) + os.pathsep + source_env["PYTHONPATH"]}
+        envs = dict.fromkeys(variants, source_env) | {
+            "nexs_serverless": layer_env,
+            "powertools_tracer": powertools_env,
+        }
         inproc: dict[str, list[float]] = {name: [] for name in variants}
         wall: dict[str, list[float]] = {name: [] for name in variants}
         for name in variants:  # warm the bytecode caches and the page cache once

@@ -1,12 +1,24 @@
 """Per-span cost: start and end as the current span with 3 attributes, against the OpenTelemetry SDK.
 
-Each sample runs `--spans` spans in batches of 100 followed by a flush to a
-no-op exporter (what an invocation does), and reports ns per span including
-its share of the flush (default redaction, pool refill); the result is the
-median of `--repeat` samples. Variants: ours with the pool on and off, ours
-timing start + end alone (the budget's definition), and the OpenTelemetry
-SDK with a SimpleSpanProcessor and with a BatchSpanProcessor, both to a
-no-op exporter (the cheaper is the peer; its force_flush is timed too).
+Each sample runs `--spans` spans in batches of 100, each batch followed by a
+flush to a no-op exporter (what an invocation does); the result is the
+median of `--repeat` samples, in ns per span. What each variant times:
+
+- `nexs_serverless`, `nexs_serverless_pool_off`: ours (pool on / off),
+  start + end *and* its share of the flush (default redaction, export, pool
+  refill).
+- `nexs_serverless_start_end_only`: ours, start + end alone (the budget's
+  definition): only the 100-span loop is timed, the flush after it is not.
+- `opentelemetry_sdk_simple`, `opentelemetry_sdk_batch`: the SDK with a
+  SimpleSpanProcessor / a BatchSpanProcessor to a no-op exporter, start + end
+  *and* `provider.force_flush()` after each batch; the peer of
+  `nexs_serverless` is the cheaper of the two.
+- `opentelemetry_sdk_simple_start_end_only`,
+  `opentelemetry_sdk_batch_start_end_only`: the same two, timed like
+  `nexs_serverless_start_end_only`: only the 100-span loop is timed,
+  `force_flush()` runs outside the timing (the SimpleSpanProcessor still
+  exports each span as it ends: that is its end). The peer of
+  `nexs_serverless_start_end_only` is the cheaper of these two.
 
 Each sample is bracketed by a machine-speed canary (`machine_speed`); besides
 the medians over all samples, the report gives the medians over the samples
@@ -44,6 +56,7 @@ def _ours(pool: bool, only_spans: bool = False) -> Callable[[int], float]:
             return None
 
     def run(n: int) -> float:
+        """Start + end and the flush after each batch, all timed."""
         configure(exporters=[NoOp()], pool_size=256 if pool else 0, environ={})
         span = tracer.span
         started = time.perf_counter_ns()
@@ -71,7 +84,7 @@ def _ours(pool: bool, only_spans: bool = False) -> Callable[[int], float]:
     return spans_only if only_spans else run
 
 
-def _otel(batch: bool) -> Callable[[int], float]:
+def _otel(batch: bool, only_spans: bool = False) -> Callable[[int], float]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
@@ -90,6 +103,7 @@ def _otel(batch: bool) -> Callable[[int], float]:
     tracer = provider.get_tracer("bench")
 
     def run(n: int) -> float:
+        """Start + end and the `force_flush()` after each batch, all timed."""
         span = tracer.start_as_current_span
         started = time.perf_counter_ns()
         for _ in range(n // BATCH):
@@ -99,7 +113,20 @@ def _otel(batch: bool) -> Callable[[int], float]:
             provider.force_flush()
         return (time.perf_counter_ns() - started) / n
 
-    return run
+    def spans_only(n: int) -> float:
+        """Start + end alone, as ours' `spans_only`: the `force_flush()` is left out of the timing."""
+        span = tracer.start_as_current_span
+        spent = 0
+        for _ in range(n // BATCH):
+            started = time.perf_counter_ns()
+            for _ in range(BATCH):
+                with span("op", attributes={"a": 1, "b": "two", "c": 3.0}):
+                    pass
+            spent += time.perf_counter_ns() - started
+            provider.force_flush()
+        return spent / n
+
+    return spans_only if only_spans else run
 
 
 VARIANTS: dict[str, Callable[[], Callable[[int], float]]] = {
@@ -108,7 +135,10 @@ VARIANTS: dict[str, Callable[[], Callable[[int], float]]] = {
     "nexs_serverless_pool_off": lambda: _ours(pool=False),
     "opentelemetry_sdk_simple": lambda: _otel(batch=False),
     "opentelemetry_sdk_batch": lambda: _otel(batch=True),
+    "opentelemetry_sdk_simple_start_end_only": lambda: _otel(batch=False, only_spans=True),
+    "opentelemetry_sdk_batch_start_end_only": lambda: _otel(batch=True, only_spans=True),
 }
+START_END_ONLY = "_start_end_only"  # the suffix of the variants that time start + end alone
 
 
 def measure(spans: int, repeat: int, names: list[str], max_seconds: float) -> dict[str, dict[str, float]]:
@@ -146,19 +176,25 @@ def main() -> None:
     quiet = {name: parts["quiet_median"] for name, parts in measured.items()}
     ours = results.get("nexs_serverless") or next(iter(results.values()))
     ours_quiet = quiet.get("nexs_serverless") or next(iter(quiet.values()))
+    # the start-end-only rows are compared with ours timed the same way
+    ours_start_end = results.get("nexs_serverless" + START_END_ONLY) or ours
+    ours_start_end_quiet = quiet.get("nexs_serverless" + START_END_ONLY) or ours_quiet
     first = next(iter(measured.values()))
     print(f"per span (start+end as current, 3 attributes, flush every {BATCH}): medians")
     print(
         f"machine: {first['quiet_canary_ns']:.1f} ns per empty loop iteration when quiet,"
         f" {first['contended_canary_ns']:.1f} when contended"
     )
-    print(f"{'variant':32} {'us/span':>9} {'x ours':>8} {'quiet us':>9} {'x ours':>8} {'quiet/all':>10}")
+    print(f"{'variant':40} {'us/span':>9} {'x ours':>8} {'quiet us':>9} {'x ours':>8} {'quiet/all':>10}")
     for name, ns in results.items():
         parts = measured[name]
+        start_end = name.endswith(START_END_ONLY)
+        base, base_quiet = (ours_start_end, ours_start_end_quiet) if start_end else (ours, ours_quiet)
         print(
-            f"{name:32} {ns / 1000:9.2f} {ns / ours:8.1f} {quiet[name] / 1000:9.2f}"
-            f" {quiet[name] / ours_quiet:8.1f} {parts['quiet_samples']:4.0f}/{parts['samples']:.0f}"
+            f"{name:40} {ns / 1000:9.2f} {ns / base:8.1f} {quiet[name] / 1000:9.2f}"
+            f" {quiet[name] / base_quiet:8.1f} {parts['quiet_samples']:4.0f}/{parts['samples']:.0f}"
         )
+    print(f"(x ours: the *{START_END_ONLY} rows against nexs_serverless{START_END_ONLY})")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(

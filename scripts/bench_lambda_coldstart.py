@@ -21,7 +21,9 @@ init, and its handler builds a small response. Variants:
   way the OpenTelemetry Lambda layer's wrapper does (ORIG_HANDLER), without
   the other auto-instrumentations (the full layer loads more);
 - ``powertools``: Powertools' ``Tracer`` with ``capture_lambda_handler``
-  (X-Ray SDK, UDP to a local socket standing in for the X-Ray daemon).
+  (X-Ray SDK, UDP to a local socket standing in for the X-Ray daemon). Its
+  function folder hides the packages this venv has and a Lambda runtime does
+  not (`bench_coldstart.NOT_IN_LAMBDA_RUNTIME`), which it would otherwise patch.
 
 After the rounds, each ``nexs`` variant runs as many cold starts again with
 stopwatches inside the function (``NEXS_ACCOUNTED``): the import, the
@@ -35,6 +37,15 @@ variant: the median end-to-end time, the median minus the baseline's, and the
 median of the per-round differences. The budget (issue 5): ``nexs`` at most
 10 ms over ``none``.
 
+On a machine with two CPUs or more, the function process runs on one CPU and
+this process (the emulator, the receiver) on another, so that they do not take
+turns on one core; and the `machine_speed` canary is timed on the function's
+CPU right before each cold start and right after its response. A cold start
+whose two canaries both found that CPU at its quiet speed counts as quiet, and
+the report adds each variant's median over its quiet cold starts (a cold start
+is long enough for the machine to change state in between, so this narrows
+the noise rather than removing it).
+
     python scripts/bench_lambda_coldstart.py [--runs 9] [--json out.json]
 """
 
@@ -43,6 +54,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import resource
 import socket
@@ -58,8 +70,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench_coldstart import hide_modules  # noqa: E402
 from build_layer import build_layer  # noqa: E402
-from machine_speed import split  # noqa: E402
+from machine_speed import canary_ns, quiet_cut, split  # noqa: E402
 from support.otlp_receiver import OTLPReceiver  # noqa: E402
 from support.runtime_api import FunctionProcess, RuntimeAPI  # noqa: E402
 
@@ -161,9 +174,10 @@ OTEL_WRAPPER = """\
 import os
 from importlib import import_module
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.aws_lambda import AwsLambdaInstrumentor
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -171,6 +185,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 provider = TracerProvider(resource=Resource.create({"service.name": os.environ["OTEL_SERVICE_NAME"]}))
 provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
 trace.set_tracer_provider(provider)
+# The layer's wrapper sets an SDK meter provider too; without one the instrumentation logs a
+# warning at every invocation that it cannot flush metrics.
+metrics.set_meter_provider(MeterProvider())
 AwsLambdaInstrumentor().instrument()
 
 _module, _function = os.environ["ORIG_HANDLER"].rsplit(".", 1)
@@ -196,6 +213,7 @@ def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
         for file, text in files.items():
             (folder / file).write_text(text)
         folders[name] = folder
+    hide_modules(folders["powertools"])
     return opt, folders
 
 
@@ -255,13 +273,37 @@ def variants(
     }
 
 
-def cold_start(spec: dict[str, object], log_path: Path) -> tuple[float, float]:
-    """One cold start: ms from process start to the posted response, and the process's CPU ms.
+def _cpus() -> tuple[set[int], set[int]] | None:
+    """(this process's CPUs, the function's CPU) when there are two or more to keep apart."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return (set(cpus[:-1]), {cpus[-1]}) if len(cpus) > 1 else None
+
+
+def _canary_on(cpus: set[int] | None) -> float:
+    """`canary_ns` run on `cpus` (this thread moves there and back), or where it is."""
+    if cpus is None:
+        return canary_ns()
+    home = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        return canary_ns()
+    finally:
+        os.sched_setaffinity(0, home)
+
+
+def cold_start(spec: dict[str, object], log_path: Path) -> tuple[float, float, float]:
+    """One cold start: ms from process start to the posted response, the process's CPU ms, a canary.
 
     The CPU time (user + system of the reaped child) is the steadier figure on
     a shared machine; for ``nexs_after_response`` it also counts the export
-    done after the response.
+    done after the response. The canary is the slower of the two timed on the
+    function's CPU before the start and after the response (`machine_speed`).
     """
+    placement = _cpus()
+    function_cpus = placement[1] if placement else None
+    canary = _canary_on(function_cpus)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with RuntimeAPI() as api:
         invocation = api.submit(
@@ -278,18 +320,22 @@ def cold_start(spec: dict[str, object], log_path: Path) -> tuple[float, float]:
         )
         started = time.monotonic()
         process.start()
+        if function_cpus is not None and process.process is not None:
+            # Set before the interpreter has started up (Popen returns once exec succeeded).
+            os.sched_setaffinity(process.process.pid, function_cpus)
         try:
             if not invocation.finished.wait(60):
                 raise RuntimeError(f"no response; log:\n{process.output()}")
             if invocation.response is None:
                 raise RuntimeError(f"error {invocation.error}; log:\n{process.output()}")
             elapsed_ms = (invocation.posted_at - started) * 1000.0
+            canary = max(canary, _canary_on(function_cpus))
             api.wait_idle(10)  # let an after-response export finish before the process goes
         finally:
             process.kill()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_ms = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000.0
-    return elapsed_ms, cpu_ms
+    return elapsed_ms, cpu_ms, canary
 
 
 def account(spec: dict[str, object], runs: int, folder: Path) -> dict[str, float]:
@@ -348,18 +394,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 7:
         parser.error("--runs must be at least 7")
+    placement = _cpus()
+    if placement is not None:  # before the harness starts its threads: they inherit it
+        os.sched_setaffinity(0, placement[0])
     with harness("nexs-bench-") as (workdir, receiver, daemon, specs):
         wall: dict[str, list[float]] = {name: [] for name in specs}
         cpu: dict[str, list[float]] = {name: [] for name in specs}
+        canaries: dict[str, list[float]] = {name: [] for name in specs}
         for name, spec in specs.items():  # warm-up: page cache and pyc files, not recorded
             cold_start(spec, workdir / f"{name}-warmup.log")
         for round_index in range(args.runs):
             order = list(specs)
             random.Random(round_index).shuffle(order)  # no variant always runs first or last
             for name in order:
-                wall_ms, cpu_ms = cold_start(specs[name], workdir / f"{name}-{round_index}.log")
+                wall_ms, cpu_ms, canary = cold_start(specs[name], workdir / f"{name}-{round_index}.log")
                 wall[name].append(wall_ms)
                 cpu[name].append(cpu_ms)
+                canaries[name].append(canary)
             print(f"round {round_index + 1}/{args.runs}", file=sys.stderr)
         inside = {
             name: account(
@@ -376,19 +427,26 @@ def main(argv: list[str] | None = None) -> int:
         }
         datagrams = _drain(daemon)
         exported = {name: _requests_from(receiver, name) for name in ("nexs", "nexs_after_response", "otel")}
-    report = summarise(wall, cpu)
+    # Every traced cold start (the rounds and the warm-up) exported: a tracer that sent nothing
+    # would have been timed doing less than it does on Lambda.
+    counts = {**exported, "powertools": datagrams}
+    short = {name: count for name, count in counts.items() if count < args.runs + 1}
+    if short:
+        raise RuntimeError(f"fewer exports than cold starts ({args.runs + 1}): {short}")
+    report = summarise(wall, cpu, canaries)
     for name, numbers in inside.items():
         report[name].update(numbers)
     print(
         f"\nend-to-end cold start (process start -> response), {args.runs} cold starts each, Python {CURRENT}"
     )
     header = f"{'variant':<22}{'median ms':>11}{'- none':>9}{'paired':>9}{'95% CI':>16}"
-    print(header + f"{'CPU ms':>9}{'- none':>9}")
+    print(header + f"{'CPU ms':>9}{'- none':>9}{'quiet ms':>10}{'- none':>9}{'quiet':>7}")
     for name, row in report.items():
         interval = f"{row['paired_overhead_low_ms']:.1f}..{row['paired_overhead_high_ms']:.1f}"
         print(
             f"{name:<22}{row['median_ms']:>11.1f}{row['overhead_ms']:>9.1f}{row['paired_overhead_ms']:>9.1f}"
             f"{interval:>16}{row['cpu_ms']:>9.1f}{row['cpu_overhead_ms']:>9.1f}"
+            f"{row['quiet_median_ms']:>10.1f}{row['quiet_overhead_ms']:>9.1f}{row['quiet_runs']:>7.0f}"
         )
     print("\ninside the process (medians; stopwatches around the layer's parts, see NEXS_ACCOUNTED):")
     for name in inside:
@@ -404,14 +462,33 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "within" if overhead <= BUDGET_MS else "OVER"
     print(f"nexs overhead {overhead:.1f} ms (paired median): {verdict} the {BUDGET_MS:.0f} ms budget")
     if args.json:
-        payload = {"python": CURRENT, "runs": args.runs, "wall": wall, "cpu": cpu, "report": report}
+        payload = {
+            "python": CURRENT,
+            "runs": args.runs,
+            "wall": wall,
+            "cpu": cpu,
+            "canary_ns": canaries,
+            "report": report,
+        }
         args.json.write_text(json.dumps(payload, indent=1))
     return 0
 
 
-def summarise(wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    """Per variant: median wall and CPU ms, and their overhead over ``none`` (plain and per round)."""
+def summarise(
+    wall: dict[str, list[float]], cpu: dict[str, list[float]], canaries: dict[str, list[float]]
+) -> dict[str, dict[str, float]]:
+    """Per variant: median wall and CPU ms, and their overhead over ``none`` (plain and per round).
+
+    Also the median wall time over the cold starts whose canaries found the
+    machine quiet (one line for all variants: `machine_speed.quiet_cut`), and
+    its difference from the baseline's (NaN when either has none).
+    """
     base, base_cpu = statistics.median(wall["none"]), statistics.median(cpu["none"])
+    cut = quiet_cut([canary for values in canaries.values() for canary in values])
+    quiet = {
+        name: split(list(zip(canaries[name], values, strict=True)), cut) for name, values in wall.items()
+    }
+    base_quiet = quiet["none"]["quiet_median"]
     report = {}
     for name, values in wall.items():
         median = statistics.median(values)
@@ -425,6 +502,9 @@ def summarise(wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict
             "paired_overhead_high_ms": high,
             "cpu_ms": statistics.median(cpu[name]),
             "cpu_overhead_ms": statistics.median(cpu[name]) - base_cpu,
+            "quiet_median_ms": quiet[name]["quiet_median"],
+            "quiet_overhead_ms": quiet[name]["quiet_median"] - base_quiet,
+            "quiet_runs": quiet[name]["quiet_samples"],
         }
     return report
 

@@ -26,10 +26,28 @@ def test_summarise_pairs_each_round_with_the_baseline_of_that_round() -> None:
     """Per-round differences cancel a drift that moves every variant of a round alike."""
     none = [100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0]
     ours = [value + 5.0 for value in none]
-    report = summarise({"none": none, "nexs": ours}, {"none": none, "nexs": ours})
+    canaries = [18.0] * len(none)
+    report = summarise(
+        {"none": none, "nexs": ours}, {"none": none, "nexs": ours}, {"none": canaries, "nexs": canaries}
+    )
     assert report["nexs"]["paired_overhead_ms"] == 5.0
     assert report["nexs"]["paired_overhead_low_ms"] == report["nexs"]["paired_overhead_high_ms"] == 5.0
     assert report["none"]["paired_overhead_ms"] == 0.0
+
+
+def test_summarise_compares_the_quiet_cold_starts_of_each_variant() -> None:
+    """Contended cold starts (slow canary) are left out of the quiet medians, one line for all."""
+    none = [600.0, 900.0, 610.0, 950.0]
+    ours = [615.0, 700.0, 990.0, 628.0]
+    report = summarise(
+        {"none": none, "nexs": ours},
+        {"none": none, "nexs": ours},
+        {"none": [18.0, 30.0, 19.0, 31.0], "nexs": [18.5, 18.0, 29.0, 19.0]},
+    )
+    assert report["none"]["quiet_median_ms"] == 605.0
+    assert report["nexs"]["quiet_median_ms"] == 628.0
+    assert report["nexs"]["quiet_overhead_ms"] == 23.0
+    assert (report["none"]["quiet_runs"], report["nexs"]["quiet_runs"]) == (2.0, 3.0)
 
 
 def test_quiet_samples_are_those_whose_canary_ran_near_the_fastest() -> None:
