@@ -186,6 +186,53 @@ def test_repeated_string_attributes_use_the_cache_correctly() -> None:
     assert [type(attrs(span.attributes)["k"]) for span in got] == [str, bool, str, int]
 
 
+def test_a_key_whose_values_never_repeat_stops_filling_the_cache() -> None:
+    """Ids are encoded right every time, but only the first values of their key are cached."""
+    from nexs_serverless.exporters import otlp_encode
+
+    otlp_encode._attr_cache.clear()
+    otlp_encode._key_misses.clear()
+    limit = otlp_encode._KEY_MISS_LIMIT
+    spans = [
+        make_span(span_id=index + 1, attributes={"order.id": f"o-{index}", "http.method": "GET"})
+        for index in range(limit + 50)
+    ]
+    got = all_spans(decode(encode_spans(spans)))
+    assert [attrs(span.attributes) for span in got] == [
+        {"order.id": f"o-{index}", "http.method": "GET"} for index in range(limit + 50)
+    ]
+    cached_ids = [value for key, value in otlp_encode._attr_cache if key == "order.id"]
+    assert len(cached_ids) == limit
+    assert ("http.method", "GET") in otlp_encode._attr_cache  # a repeating value stays cached
+
+
+def test_a_full_cache_is_cleared_and_every_key_may_fill_it_again() -> None:
+    """Clearing bounds memory; the per-key counts go with it, so no key is shut out for good."""
+    from nexs_serverless.exporters import otlp_encode
+
+    otlp_encode._attr_cache.clear()
+    otlp_encode._key_misses.clear()
+    limit = otlp_encode._KEY_MISS_LIMIT
+    keys = otlp_encode._KV_CACHE_MAX // limit
+    spans = [
+        make_span(span_id=1 + key * limit + index, attributes={f"k{key}": f"v{index}"})
+        for key in range(keys)
+        for index in range(limit)
+    ]
+    encode_spans(spans)
+    assert len(otlp_encode._attr_cache) == otlp_encode._KV_CACHE_MAX
+    spent = make_span(span_id=10**6, attributes={"k0": "more"})  # k0 has used its share
+    assert attrs(all_spans(decode(encode_spans([spent])))[0].attributes) == {"k0": "more"}
+    assert ("k0", "more") not in otlp_encode._attr_cache
+    assert len(otlp_encode._attr_cache) == otlp_encode._KV_CACHE_MAX
+    other = make_span(span_id=10**6 + 1, attributes={"other": "fresh"})
+    assert attrs(all_spans(decode(encode_spans([other])))[0].attributes) == {"other": "fresh"}
+    assert list(otlp_encode._attr_cache) == [("other", "fresh")]
+    encode_spans([spent])
+    assert ("k0", "more") in otlp_encode._attr_cache
+    assert otlp_encode._key_misses == {"other": 1, "k0": 1}
+
+
 def test_unencodable_values_are_converted_not_raised() -> None:
     """Ints beyond int64 become digits, lone surrogates become '?', bytes and maps keep their type."""
     span = make_span(
