@@ -11,7 +11,7 @@ the modules from it, each read (one ``pread``) and unmarshalled only when
 imported. Reading the whole file up front cost more than the search it saves.
 
 What stays the same: ``__file__``, ``__path__`` and tracebacks name the real
-``.py`` files (shipped next to the bundle); modules the bundle does not hold,
+``.py`` files (shipped next to the bundle; ``__cached__`` names the bundle); modules the bundle does not hold,
 and every other package, load the usual way. The bundle is used only when its
 bytecode version is this interpreter's; a pip-installed or source checkout has
 no bundle and never loads this module.
@@ -68,6 +68,7 @@ class BundleFinder:
         self._descriptor = descriptor
         self._index = index
         self._base = base
+        self._bundle = site + "nexs_serverless/" + FILE_NAME
 
     def find_spec(
         self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
@@ -81,6 +82,9 @@ class BundleFinder:
         # A loader by protocol (create_module, exec_module); `importlib.abc.Loader` costs an import.
         spec: ModuleSpec = _ModuleSpec(name, self, origin=origin, is_package=is_package)  # type: ignore[arg-type]
         spec.has_location = True  # sets __file__ (and __cached__) as a file-based module has them
+        # `__cached__` names where the code came from. Left unset, importlib would derive a
+        # `__pycache__` path (which the layer does not ship) in Python code for every module.
+        spec.cached = self._bundle
         if is_package:
             spec.submodule_search_locations = [origin.rpartition("/")[0]]
         return spec

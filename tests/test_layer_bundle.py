@@ -74,6 +74,7 @@ print(json.dumps({
     "own_loaders": [type(mods[n].__spec__.loader).__name__
                     for n in ("nexs_serverless", "nexs_serverless._preload")],
     "span_file": mods["nexs_serverless.span"].__file__,
+    "span_cached": mods["nexs_serverless.span"].__cached__,
     "exporters_path": list(mods["nexs_serverless.exporters"].__path__),
     "frame_file": frames[-1].filename,
     "frame_line": frames[-1].line,
@@ -86,6 +87,7 @@ print(json.dumps({
     assert out["loaders"] == ["BundleFinder"]
     assert out["own_loaders"] == ["SourceFileLoader", "SourceFileLoader"]
     assert out["span_file"] == str(unpacked / "nexs_serverless" / "span.py")
+    assert out["span_cached"] == str(unpacked / "nexs_serverless" / "_modules.bin")  # its code
     assert out["exporters_path"] == [str(unpacked / "nexs_serverless" / "exporters")]
     assert out["frame_file"] == str(unpacked / "nexs_serverless" / "propagation" / "_carrier.py")
     assert "%032x" in str(out["frame_line"])  # linecache found the source line through the real file
