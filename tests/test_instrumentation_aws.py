@@ -297,36 +297,125 @@ def test_kinesis_put_records_carries_the_context_in_every_json_record(
     assert len(trigger.links) == 2
 
 
-def test_lambda_invoke_and_start_execution_carry_the_context(spans: InMemoryExporter) -> None:
-    """Invoke writes ClientContext.custom; StartExecution writes traceHeader and `_nexs` in the input."""
-    from botocore.stub import Stubber
+def moto_config(endpoint: str, update: dict[str, Any] | None = None) -> dict[str, Any]:
+    """moto's user config (``/moto-api/config``), after POSTing `update` when given."""
+    import urllib.request
 
-    lambda_client = client("lambda", "http://127.0.0.1:9")
-    sfn = client("stepfunctions", "http://127.0.0.1:9")
-    sent: list[dict[str, Any]] = []
-    # Runs after our injection hook (registered first on the client's first call): sees the final parameters.
+    data = json.dumps(update).encode() if update is not None else None
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/config", data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        config: dict[str, Any] = json.loads(response.read())
+    return config
+
+
+@pytest.fixture
+def docker_free_lambda(endpoint: str) -> Iterator[str]:
+    """moto's Lambda without Docker (Invoke answers with the payload); the config is restored afterwards.
+
+    moto's config is process-wide (the server runs in this process), hence the restore.
+    """
+    before = moto_config(endpoint)["lambda"]
+    assert moto_config(endpoint, {"lambda": {"use_docker": False}})["lambda"] == {"use_docker": False}
+    try:
+        yield endpoint
+    finally:
+        moto_config(endpoint, {"lambda": before})
+
+
+def test_lambda_invoke_and_start_execution_carry_the_context(
+    docker_free_lambda: str, spans: InMemoryExporter
+) -> None:
+    """Invoke sends ClientContext.custom; StartExecution sends traceHeader and `_nexs` in the input."""
+    import io
+    import zipfile
+
+    endpoint = docker_free_lambda
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = client("iam", endpoint).create_role(
+        RoleName="nexs-invoke", AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("index.py", "def handler(event, context):\n    return event\n")
+    lambda_client, sfn = client("lambda", endpoint), client("stepfunctions", endpoint)
+    lambda_client.create_function(
+        FunctionName="charge",
+        Runtime="python3.11",
+        Role=role,
+        Handler="index.handler",
+        Code={"ZipFile": code.getvalue()},
+    )
+    machine = sfn.create_state_machine(
+        name="orders",
+        roleArn=role,
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}),
+    )["stateMachineArn"]
+    invoked: list[Any] = []
+    started: list[Any] = []
+    # `before-send` sees the request as it goes out: serialized, signed, about to reach moto.
+    # (The handler must return None: anything else would be taken as the response.)
     lambda_client.meta.events.register(
-        "before-parameter-build.lambda.Invoke", lambda params, **_: sent.append(params)
+        "before-send.lambda.Invoke", lambda request, **_: invoked.append(request)
     )
-    sfn.meta.events.register(
-        "before-parameter-build.sfn.StartExecution", lambda params, **_: sent.append(params)
-    )
-    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:orders"
-    with Stubber(lambda_client) as lambda_stub, Stubber(sfn) as sfn_stub:
-        lambda_stub.add_response("invoke", {"StatusCode": 200})
-        sfn_stub.add_response("start_execution", {"executionArn": machine + ":1", "startDate": "2026-11-28"})
-        with tracer.span("handler"):
-            lambda_client.invoke(FunctionName="charge", Payload=b"{}")
-            sfn.start_execution(stateMachineArn=machine, input=json.dumps({"orderId": "42"}))
+    sfn.meta.events.register("before-send.sfn.StartExecution", lambda request, **_: started.append(request))
+    with tracer.span("handler") as handler:
+        answer = lambda_client.invoke(FunctionName="charge", Payload=b'{"amount": 5}')
+        execution = sfn.start_execution(
+            stateMachineArn=machine, input=json.dumps({"orderId": "42", "items": [1, 2]})
+        )
     finished = finish(spans)
     invoke, start = by_name(finished, "Lambda.Invoke"), by_name(finished, "SFN.StartExecution")
+    trace = f"{handler.trace_id:032x}"
+    xray_root = f"Root=1-{trace[:8]}-{trace[8:]}"
+
+    assert answer["StatusCode"] == 200
+    assert json.loads(answer["Payload"].read()) == {"amount": 5}
     assert invoke.kind == SpanKind.CLIENT
+    assert invoke.trace_id == handler.trace_id
+    assert invoke.parent_span_id == handler.span_id
+    assert invoke.attributes["rpc.service"] == "Lambda"
+    assert invoke.attributes["rpc.method"] == "Invoke"
     assert invoke.attributes["faas.invoked_name"] == "charge"
+    assert invoke.attributes["faas.invoked_provider"] == "aws"
+    assert invoke.attributes["aws.request_id"]
+    assert invoke.attributes["http.response.status_code"] == 200
+    (request,) = invoked
+    header = request.headers["X-Amz-Client-Context"]
+    assert "x-amz-client-context" in request.headers["Authorization"].decode()  # signed with the request
+    assert json.loads(base64.b64decode(header)) == {
+        "custom": {
+            "traceparent": f"00-{trace}-{invoke.span_id:016x}-01",
+            "X-Amzn-Trace-Id": f"{xray_root};Parent={invoke.span_id:016x};Sampled=1",
+        }
+    }
+
+    assert start.kind == SpanKind.CLIENT
+    assert start.trace_id == handler.trace_id
+    assert start.parent_span_id == handler.span_id
+    assert start.attributes["rpc.service"] == "SFN"
+    assert start.attributes["rpc.method"] == "StartExecution"
     assert start.attributes["aws.step_functions.state_machine.arn"] == machine
-    custom = json.loads(base64.b64decode(sent[0]["ClientContext"]))["custom"]
-    assert custom["traceparent"] == f"00-{invoke.trace_id:032x}-{invoke.span_id:016x}-01"
-    assert f"Parent={start.span_id:016x}" in sent[1]["traceHeader"]
-    assert json.loads(sent[1]["input"])["_nexs"]["traceparent"].endswith(f"{start.span_id:016x}-01")
+    assert start.attributes["aws.request_id"]
+    (sent,) = started
+    body = json.loads(sent.body)
+    assert body["traceHeader"] == f"{xray_root};Parent={start.span_id:016x};Sampled=1"
+    stored = sfn.describe_execution(executionArn=execution["executionArn"])["input"]
+    assert json.loads(stored) == {
+        "orderId": "42",
+        "items": [1, 2],
+        "_nexs": {"traceparent": f"00-{trace}-{start.span_id:016x}-01"},
+    }
 
 
 def test_a_failed_call_is_an_error_span_and_the_error_propagates(
