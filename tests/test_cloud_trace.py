@@ -140,13 +140,33 @@ def test_large_batches_are_split_across_calls(trace_api: FakeCloudTrace, make_ex
     assert [len(r.spans) for r in trace_api.requests] == [MAX_SPANS_PER_CALL, 5]
 
 
-def test_the_client_is_built_once_and_reused(trace_api: FakeCloudTrace, make_exporter: Make) -> None:
+def test_the_client_is_built_once_and_reused(
+    trace_api: FakeCloudTrace, make_exporter: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Warm exports reuse the same client (and channel)."""
+    from google.cloud.trace_v2.services import trace_service
+
+    real_client, real_channel = trace_service.TraceServiceClient, grpc.insecure_channel
+    built: list[object] = []
+    channels: list[object] = []
+
+    def counting_client(*args: object, **kwargs: object) -> object:
+        built.append(real_client(*args, **kwargs))
+        return built[-1]
+
+    def counting_channel(target: str) -> object:
+        channels.append(real_channel(target))
+        return channels[-1]
+
+    monkeypatch.setattr(trace_service, "TraceServiceClient", counting_client)
+    monkeypatch.setattr(grpc, "insecure_channel", counting_channel)
     exporter = make_exporter()
-    exporter.export([make_span()])
-    client = exporter._client
-    exporter.export([make_span()])
-    assert exporter._client is client
+    assert exporter.export([make_span()]) is ExportResult.SUCCESS
+    assert exporter.export([make_span()]) is ExportResult.SUCCESS
+    assert len(built) == 1
+    assert len(channels) == 1
+    assert exporter._client is not None
+    assert exporter._client is built[0]
     assert len(trace_api.requests) == 2
 
 

@@ -265,8 +265,26 @@ def test_sigterm_handler_flushes_then_defers_to_the_previous_one(api: RuntimeAPI
 
 
 def test_ignored_sigterm_stays_ignored() -> None:
-    """When SIGTERM was ignored before us, deferring does nothing."""
-    extension.defer(signal.SIG_IGN, signal.SIGTERM, None)
+    """With SIGTERM ignored before us, each SIGTERM flushes and the process lives on, handler kept."""
+    code = (
+        "import os, signal\n"
+        "from nexs_serverless import extension, stats, tracer\n"
+        "from nexs_serverless.testing import reset\n"
+        "reset(environ={'OTEL_TRACES_EXPORTER': 'console'})\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "extension._install_sigterm_handler()\n"
+        "ours = signal.getsignal(signal.SIGTERM)\n"
+        "tracer.span('first-words').end()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "tracer.span('second-words').end()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"  # a reset to SIG_DFL by the first one would end us here
+        "print('still alive', stats()['sigterm_flushes'], signal.getsignal(signal.SIGTERM) is ours)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "first-words" in result.stdout
+    assert "second-words" in result.stdout
+    assert "still alive 2 True" in result.stdout
 
 
 def test_default_sigterm_still_terminates_the_process(tmp_path: Path) -> None:
