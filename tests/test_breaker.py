@@ -133,9 +133,9 @@ def test_only_one_thread_gets_the_probe(clock: FakeClock) -> None:
 
 def test_bad_breaker_arguments_raise() -> None:
     """A threshold below 1 or a non-positive cool-down is a ValueError."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="failure_threshold must be an int >= 1, got 0"):
         CircuitBreaker(failure_threshold=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cooldown_s must be positive, got 0"):
         CircuitBreaker(cooldown_s=0)
 
 
@@ -172,7 +172,7 @@ def test_retries_stop_at_max_and_honour_retry_after() -> None:
 
 def test_bad_retry_arguments_raise() -> None:
     """Negative counts or delays are a ValueError."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_retries must be an int >= 0, got -1"):
         RetryPolicy(max_retries=-1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="backoff delays must not be negative"):
         RetryPolicy(base_s=-0.1)

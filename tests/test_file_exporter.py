@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -141,18 +142,59 @@ def test_a_line_larger_than_the_file_bound_is_dropped(tmp_path: Path, make_expor
     assert _stats.snapshot()["spans_dropped_oversize"] == 1
 
 
-def test_an_unwritable_path_is_an_auth_failure_and_never_raises(tmp_path: Path, make_exporter: Make) -> None:
-    """A file the process may not write fails the export as AUTH, counted, without raising."""
-    if os.geteuid() == 0:
-        pytest.skip("root may write anywhere")
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    exporter = make_exporter(str(locked / "spans.jsonl"))
-    with pytest.raises(ExportError) as caught:
+# Runs in a fresh interpreter (argv[1]: the tests folder, for `support`). Root writes anywhere, so
+# a root process first becomes "nobody" (uid and gid 65534: a change it cannot undo, hence a
+# process of its own); any other user stays who it is. Then a FileExporter writes into a
+# directory of its own made read-only, and the script reports what the exporter did.
+_UNWRITABLE_PATH_SCRIPT = """
+import json, os, shutil, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+from support.exporter_spans import make_span
+from nexs_serverless import _stats
+from nexs_serverless.exporters.errors import ExportError
+from nexs_serverless.exporters.file import FileExporter
+
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+home = tempfile.mkdtemp()
+locked = os.path.join(home, "locked")
+os.mkdir(locked, 0o500)
+exporter = FileExporter(os.path.join(locked, "spans.jsonl"))
+try:
+    try:
         exporter.send([make_span()], 1.0)
-    assert caught.value.error_class == ErrorClass.AUTH
-    assert exporter.export([make_span()]) is ExportResult.FAILURE
-    assert _stats.snapshot()["export_errors_auth"] == 1
+        sent = "no error"
+    except ExportError as exc:
+        sent = exc.error_class
+    exported = exporter.export([make_span()]).name
+finally:
+    exporter.shutdown()
+    os.chmod(locked, 0o700)
+    shutil.rmtree(home)
+print(json.dumps({"euid": os.geteuid(), "send": sent, "export": exported, "counters": _stats.snapshot()}))
+"""
+
+
+def test_an_unwritable_path_is_an_auth_failure_and_never_raises() -> None:
+    """A file the process may not write fails the export as AUTH, counted, without raising.
+
+    Run as an unprivileged user, also when the suite runs as root (for whom no path is unwritable).
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _UNWRITABLE_PATH_SCRIPT, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["euid"] != 0
+    assert report["send"] == ErrorClass.AUTH  # send() raises the classified error
+    assert report["export"] == ExportResult.FAILURE.name  # export() returns it, never raises
+    assert report["counters"]["export_errors_auth"] == 1  # counted once, by export(), as other exporters do
 
 
 def test_a_directory_in_place_of_the_file_is_a_server_class_failure(

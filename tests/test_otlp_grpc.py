@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -157,13 +156,18 @@ def test_resource_exhausted_with_retry_info_is_throttling(
 def test_a_server_that_never_answers_times_out(
     collector: tuple[Collector, str], exporter: OTLPGrpcExporter
 ) -> None:
-    """DEADLINE_EXCEEDED after the timeout given, classified TIMEOUT."""
+    """DEADLINE_EXCEEDED after the timeout given, classified TIMEOUT.
+
+    The server gives the hung call up only after 5 s, as CANCELLED (a SERVER error): a client that
+    ignored its 0.3 s timeout would fail with that instead, so the class proves the timeout ended it.
+    """
     collector[0].fail_with.append("hang")
-    started = time.monotonic()
     with pytest.raises(ExportError) as caught:
         exporter.send(make_spans(1), 0.3)
     assert caught.value.error_class == ErrorClass.TIMEOUT
-    assert time.monotonic() - started < 0.3 + 1.2  # slack for a loaded machine; a hang never returns
+    cause = caught.value.__cause__
+    assert isinstance(cause, grpc.Call)
+    assert cause.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 def test_nothing_listening_is_a_retryable_failure() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -404,20 +405,20 @@ def test_reconfiguring_counts_the_carry_over_it_discards() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "message"),
     [
-        {"failure_threshold": 0},
-        {"cooldown_s": 0.0},
-        {"max_retries": -1},
-        {"backoff_s": -0.1},
-        {"carryover_spans": -1},
-        {"max_batch_spans": 0},
+        ({"failure_threshold": 0}, "failure_threshold must be an int >= 1, got 0"),
+        ({"cooldown_s": 0.0}, "cooldown_s must be positive, got 0.0"),
+        ({"max_retries": -1}, "max_retries must be an int >= 0, got -1"),
+        ({"backoff_s": -0.1}, "backoff delays must not be negative"),
+        ({"carryover_spans": -1}, "carryover_spans must be an int >= 0, got -1"),
+        ({"max_batch_spans": 0}, "max_batch_spans must be an int >= 1, got 0"),
     ],
 )
-def test_bad_options_raise_before_any_failure(bad: dict[str, Any]) -> None:
+def test_bad_options_raise_before_any_failure(bad: dict[str, Any], message: str) -> None:
     """Options the breaker, retry or carry-over would refuse raise at once, not at the first failure."""
-    with pytest.raises(ValueError):
-        ResilientExporter(InMemoryExporter(), options=Options(**bad))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Options(**bad)
 
 
 # Runs in a fresh interpreter (argv[1]: the tests folder, for `support`): a cold start through

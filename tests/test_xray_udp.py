@@ -237,6 +237,7 @@ def test_otlp_mode_splits_a_huge_batch_and_cuts_an_oversized_span(
     big = next(s for s in decoded if int.from_bytes(s.span_id, "big") == 0xBEEF)
     marks = {kv.key: [v.string_value for v in kv.value.array_value.values] for kv in big.attributes}
     assert marks["nexs.truncated"] == ["body"]
+    assert spans[-1].attributes == {"body": "b" * 200_000}  # cut on a copy: the caller's span is intact
 
 
 def test_the_two_address_form_picks_the_udp_address(

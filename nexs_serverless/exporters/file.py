@@ -85,7 +85,7 @@ class FileExporter:
             self.send(spans, 0.0)
         except Exception as exc:
             error = classify(exc)
-            stats.incr("file_export_errors_" + error.error_class)
+            stats.incr("export_errors_" + error.error_class)  # the name every exporter counts under
             guard.warn_once("file:" + error.error_class, "nexs_serverless: file export failed: %s", error)
             return ExportResult.FAILURE
         return ExportResult.SUCCESS
