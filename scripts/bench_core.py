@@ -35,13 +35,38 @@ import gc
 import json
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from machine_speed import quiet_cut, sample, split
 
 BATCH = 100
 
 
+def _loop(span: Callable[..., Any], flush: Callable[[], object], flush_timed: bool) -> Callable[[int], float]:
+    """ns per span over `n` spans in batches of `BATCH`, each batch followed by `flush`.
+
+    One loop for every variant, so that ours and the SDK's are timed by the same
+    code: with `flush_timed` the flushes count, else only the batches of spans do.
+    """
+
+    def run(n: int) -> float:
+        start = span  # a local, not a closure cell, in the timed loop
+        spent = 0
+        started = time.perf_counter_ns()
+        for _ in range(n // BATCH):
+            batch_started = time.perf_counter_ns()
+            for _ in range(BATCH):
+                with start("op", attributes={"a": 1, "b": "two", "c": 3.0}):
+                    pass
+            spent += time.perf_counter_ns() - batch_started
+            flush()
+        return (time.perf_counter_ns() - started) / n if flush_timed else spent / n
+
+    return run
+
+
 def _ours(pool: bool, only_spans: bool = False) -> Callable[[int], float]:
+    """Ours with the pool on or off; `only_spans` leaves the flush (redaction, export, pool refill) out."""
     from nexs_serverless import configure, flush, tracer
     from nexs_serverless.exporters import ExportResult
 
@@ -55,36 +80,17 @@ def _ours(pool: bool, only_spans: bool = False) -> Callable[[int], float]:
         def shutdown(self) -> None:
             return None
 
+    loop = _loop(tracer.span, flush, flush_timed=not only_spans)
+
     def run(n: int) -> float:
-        """Start + end and the flush after each batch, all timed."""
         configure(exporters=[NoOp()], pool_size=256 if pool else 0, environ={})
-        span = tracer.span
-        started = time.perf_counter_ns()
-        for _ in range(n // BATCH):
-            for _ in range(BATCH):
-                with span("op", attributes={"a": 1, "b": "two", "c": 3.0}):
-                    pass
-            flush()
-        return (time.perf_counter_ns() - started) / n
+        return loop(n)
 
-    def spans_only(n: int) -> float:
-        """Start + end alone: the flush (redaction, export, pool refill) is left out of the timing."""
-        configure(exporters=[NoOp()], pool_size=256 if pool else 0, environ={})
-        span = tracer.span
-        spent = 0
-        for _ in range(n // BATCH):
-            started = time.perf_counter_ns()
-            for _ in range(BATCH):
-                with span("op", attributes={"a": 1, "b": "two", "c": 3.0}):
-                    pass
-            spent += time.perf_counter_ns() - started
-            flush()
-        return spent / n
-
-    return spans_only if only_spans else run
+    return run
 
 
 def _otel(batch: bool, only_spans: bool = False) -> Callable[[int], float]:
+    """The SDK with a Simple- or BatchSpanProcessor; `only_spans` leaves its `force_flush()` out."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
@@ -101,32 +107,7 @@ def _otel(batch: bool, only_spans: bool = False) -> Callable[[int], float]:
     processor = BatchSpanProcessor(NoOp()) if batch else SimpleSpanProcessor(NoOp())
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("bench")
-
-    def run(n: int) -> float:
-        """Start + end and the `force_flush()` after each batch, all timed."""
-        span = tracer.start_as_current_span
-        started = time.perf_counter_ns()
-        for _ in range(n // BATCH):
-            for _ in range(BATCH):
-                with span("op", attributes={"a": 1, "b": "two", "c": 3.0}):
-                    pass
-            provider.force_flush()
-        return (time.perf_counter_ns() - started) / n
-
-    def spans_only(n: int) -> float:
-        """Start + end alone, as ours' `spans_only`: the `force_flush()` is left out of the timing."""
-        span = tracer.start_as_current_span
-        spent = 0
-        for _ in range(n // BATCH):
-            started = time.perf_counter_ns()
-            for _ in range(BATCH):
-                with span("op", attributes={"a": 1, "b": "two", "c": 3.0}):
-                    pass
-            spent += time.perf_counter_ns() - started
-            provider.force_flush()
-        return spent / n
-
-    return spans_only if only_spans else run
+    return _loop(tracer.start_as_current_span, provider.force_flush, flush_timed=not only_spans)
 
 
 VARIANTS: dict[str, Callable[[], Callable[[int], float]]] = {
