@@ -12,6 +12,8 @@ encoded string attributes, and re-exporting the same spans would hit that
 cache every time (the SDK has no such cache). The batches, and the SDK's
 native `ReadableSpan` copies of them, are built in advance, outside the
 timing; the encode-only columns get a fresh set of batches of their own.
+Ours and the SDK's take turns, batch by batch (`medians_interleaved`), so
+that both see the same machine states.
 The last rows time one invocation's export (10 spans) against a dead
 endpoint: ours with the breaker open, the SDK's exporter with its own
 defaults.
@@ -102,6 +104,34 @@ def median_ms(
     return statistics.median(samples) * 1000.0
 
 
+def medians_interleaved(
+    calls: dict[str, tuple[Callable[[list[object]], object], Sequence[list[object]]]], warmup: int = WARMUP
+) -> dict[str, float]:
+    """`median_ms` for several (fn, batches), taking turns batch by batch.
+
+    This machine alternates between a quiet and a contended speed over seconds
+    (`machine_speed`); timing one exporter's calls after the other's would
+    compare two machine states. Turn by turn, both see the same ones.
+    """
+    count = min(len(batches) for _, batches in calls.values())
+    if count <= warmup:
+        raise ValueError(f"{count} batches leave none to time after {warmup} warm-up calls")
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    gc.collect()
+    gc.freeze()
+    try:
+        for index in range(count):
+            for name, (fn, batches) in calls.items():
+                gc.collect()  # no collection debt from the other's garbage lands in this call
+                started = time.perf_counter()
+                fn(batches[index])
+                if index >= warmup:
+                    samples[name].append(time.perf_counter() - started)
+    finally:
+        gc.unfreeze()
+    return {name: statistics.median(values) * 1000.0 for name, values in samples.items()}
+
+
 def make_spans(count: int, tag: str) -> list[object]:
     """One invocation's `count` spans; `tag` makes its per-invocation values (`order.id`) its own."""
     from nexs_serverless import tracer
@@ -177,15 +207,17 @@ def main() -> None:
             # one batch per call, fresh values every time; the export pair and the
             # encode pair each get their own set, so neither meets values the other cached
             spans, readable = make_batches(count, WARMUP + repeats, f"export{count}")
-            ours_ms = median_ms(export_ours, spans)
-            sdk_ms = median_ms(export_sdk, readable)
+            exports = medians_interleaved({"ours": (export_ours, spans), "sdk": (export_sdk, readable)})
+            ours_ms, sdk_ms = exports["ours"], exports["sdk"]
             del spans, readable
             spans, readable = make_batches(count, WARMUP + repeats, f"encode{count}")
-            ours_encode = median_ms(encode_spans, spans)  # type: ignore[arg-type]
-            sdk_encode_ms = median_ms(
-                lambda readable: sdk_encode(readable).SerializeToString(),  # type: ignore[arg-type]
-                readable,
+            encodes = medians_interleaved(
+                {
+                    "ours": (encode_spans, spans),  # type: ignore[dict-item]
+                    "sdk": (lambda batch: sdk_encode(batch).SerializeToString(), readable),  # type: ignore[arg-type]
+                }
             )
+            ours_encode, sdk_encode_ms = encodes["ours"], encodes["sdk"]
             del spans, readable
             rows.append(
                 {
