@@ -12,8 +12,9 @@ import gzip
 import http.server
 import socket
 import threading
+from typing import TypeVar
 
-__all__ = ["CannedServer", "Reply", "Request", "SilentServer", "closed_port"]
+__all__ = ["CannedServer", "LocalServer", "Reply", "Request", "SilentServer", "closed_port"]
 
 
 class Reply:
@@ -35,12 +36,16 @@ class Request:
         self.body = body
 
 
-class CannedServer:
-    """Answers requests with queued replies on a random port of 127.0.0.1."""
+_Server = TypeVar("_Server", bound="LocalServer")
 
-    def __init__(self, *replies: Reply) -> None:
-        self.replies = list(replies) or [Reply()]
-        self.requests: list[Request] = []
+
+class LocalServer:
+    """A threaded HTTP server on a free port of 127.0.0.1 that hands each POST to `answer`.
+
+    The plumbing `CannedServer` and `fault_proxy.FaultProxy` share.
+    """
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         server = self
 
@@ -49,12 +54,8 @@ class CannedServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                if self.headers.get("Content-Encoding") == "gzip" or body[:2] == b"\x1f\x8b":
-                    body = gzip.decompress(body)
-                reply = server._record(
-                    Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                reply = server.answer(Request("POST", self.path, headers, self.rfile.read(length)))
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -71,15 +72,14 @@ class CannedServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
 
+    def answer(self, request: Request) -> Reply:
+        """The reply to `request` (called on the server's threads)."""
+        raise NotImplementedError
+
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``."""
         return f"http://127.0.0.1:{self.port}"
-
-    def _record(self, request: Request) -> Reply:
-        with self._lock:
-            self.requests.append(request)
-            return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
 
     def close(self) -> None:
         """Stop serving."""
@@ -87,11 +87,29 @@ class CannedServer:
         self._httpd.server_close()
         self._thread.join()
 
-    def __enter__(self) -> CannedServer:
+    def __enter__(self: _Server) -> _Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class CannedServer(LocalServer):
+    """Answers requests with queued replies on a random port of 127.0.0.1."""
+
+    def __init__(self, *replies: Reply) -> None:
+        self.replies = list(replies) or [Reply()]
+        self.requests: list[Request] = []
+        super().__init__()
+
+    def answer(self, request: Request) -> Reply:
+        """Keep the request (its body un-gzipped) and pop the next reply (the last one repeats)."""
+        body = request.body
+        if request.headers.get("content-encoding") == "gzip" or body[:2] == b"\x1f\x8b":
+            request = Request(request.method, request.path, request.headers, gzip.decompress(body))
+        with self._lock:
+            self.requests.append(request)
+            return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
 
 
 class SilentServer:

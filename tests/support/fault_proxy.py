@@ -11,11 +11,9 @@ read what the real server (moto) stored from the requests that got through.
 from __future__ import annotations
 
 import http.client
-import http.server
-import threading
 from urllib.parse import urlsplit
 
-from .canned_http import Reply, Request
+from .canned_http import LocalServer, Reply, Request
 
 __all__ = ["Exchange", "FaultProxy"]
 
@@ -32,7 +30,7 @@ class Exchange:
         self.forwarded = forwarded
 
 
-class FaultProxy:
+class FaultProxy(LocalServer):
     """Answers the first requests with `faults`, then forwards everything to `upstream`."""
 
     def __init__(self, upstream: str, *faults: Reply, timeout_s: float = 30.0) -> None:
@@ -41,46 +39,16 @@ class FaultProxy:
         self._timeout_s = timeout_s
         self.faults = list(faults)
         self.exchanges: list[Exchange] = []
-        self._lock = threading.Lock()
-        proxy = self
+        super().__init__()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                request = Request("POST", self.path, headers, self.rfile.read(length))
-                reply, forwarded = proxy._answer(request)
-                with proxy._lock:  # kept before answering: the client may look as soon as it is answered
-                    proxy.exchanges.append(Exchange(request, reply.status, forwarded))
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.port: int = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def _answer(self, request: Request) -> tuple[Reply, bool]:
+    def answer(self, request: Request) -> Reply:
+        """The next fault, or the upstream's answer; the exchange is kept before it is answered."""
         with self._lock:
             fault = self.faults.pop(0) if self.faults else None
-        if fault is not None:
-            return fault, False
-        return self._forward(request), True
+        reply, forwarded = (fault, False) if fault is not None else (self._forward(request), True)
+        with self._lock:  # kept before answering: the client may look as soon as it is answered
+            self.exchanges.append(Exchange(request, reply.status, forwarded))
+        return reply
 
     def _forward(self, request: Request) -> Reply:
         connection = http.client.HTTPConnection(*self._upstream, timeout=self._timeout_s)
@@ -93,15 +61,3 @@ class FaultProxy:
             return Reply(response.status, body, kept)
         finally:
             connection.close()
-
-    def close(self) -> None:
-        """Stop serving."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> FaultProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
