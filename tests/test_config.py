@@ -129,3 +129,31 @@ def test_environment_is_not_mutated() -> None:
     before = dict(os.environ)
     configure(service_name="x")
     assert dict(os.environ) == before
+
+
+@pytest.mark.parametrize(
+    ("value", "disabled", "problem"),
+    [
+        ("botocore, HTTPX", {"botocore", "httpx"}, False),
+        ("requests", {"urllib3"}, False),  # OpenTelemetry's name; our urllib3 instrumentation covers it
+        ("boto3,logging", {"logging"}, True),
+        ("flask", set(), True),
+    ],
+)
+def test_disabled_instrumentations_are_read_and_unknown_names_are_named(
+    value: str, disabled: set[str], problem: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """OTEL_PYTHON_DISABLED_INSTRUMENTATIONS: known names disable, an unknown one gets a line."""
+    from nexs_serverless.propagation.options import PropagationOptions
+
+    settings = load({"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": value})[0]
+    with caplog.at_level(logging.WARNING, logger="nexs_serverless"):
+        options = PropagationOptions(settings)
+    assert options.disabled_instrumentations == disabled
+    lines = [record.getMessage() for record in caplog.records]
+    if problem:
+        assert len(lines) == 1
+        assert f"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS={value!r}" in lines[0]
+        assert "botocore, urllib3, httpx, logging, opentelemetry" in lines[0]
+    else:
+        assert lines == []

@@ -66,6 +66,21 @@ def test_platform_detection_and_override(environ: dict[str, str], expected: str)
     assert platforms.detect(config.load(environ)[0]) == expected
 
 
+def test_an_unknown_platform_is_named_once_and_detection_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    """NEXS_PLATFORM=amazon gets one warning naming the variable, the value and the choices."""
+    from nexs_serverless import _guard
+
+    _guard.forget()
+    settings = config.load({"AWS_LAMBDA_FUNCTION_NAME": "f", "NEXS_PLATFORM": "amazon"})[0]
+    with caplog.at_level("WARNING", logger="nexs_serverless"):
+        assert platforms.detect(settings) == "aws_lambda"
+        assert platforms.detect(settings) == "aws_lambda"
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 1
+    assert "NEXS_PLATFORM='amazon'" in lines[0]
+    assert "aws_lambda, gcp_cloud_functions, azure_functions" in lines[0]
+
+
 def test_gcp_resource_attributes_come_from_the_environment() -> None:
     """K_SERVICE, K_REVISION, FUNCTION_TARGET and GOOGLE_CLOUD_PROJECT become cloud/faas attributes."""
     assert platforms.resource_attributes(config.load(GCP_ENV)[0]) == {

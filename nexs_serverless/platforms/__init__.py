@@ -48,10 +48,22 @@ def detect(settings: Settings) -> str:
     forced = _ALIASES.get(forced, forced)
     if forced in _MODULES:
         return forced
+    if forced:
+        _unknown_platform(settings.env("NEXS_PLATFORM"))
     for name in _MODULES:
         if load(name).detect(settings):
             return name
     return ""
+
+
+def _unknown_platform(value: str) -> None:
+    """One warning line per process for a ``NEXS_PLATFORM`` that names no platform; detection goes on."""
+    from .. import _guard as guard
+    from ..config import Problem
+
+    expected = "one of " + ", ".join([*_MODULES, *_ALIASES])
+    problem = Problem("NEXS_PLATFORM", value, expected, "the platform detected from the environment")
+    guard.warn_once("config:NEXS_PLATFORM", "nexs_serverless: %s", problem)
 
 
 def current(settings: Settings) -> ModuleType:

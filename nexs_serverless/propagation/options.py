@@ -25,12 +25,14 @@
   Functions ``input``), as a ``_nexs`` key, when the payload is a JSON object.
 - ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (empty): comma list of
   instrumentations not to install automatically (``botocore``, ``urllib3``,
-  ``httpx``, ``logging``, ``opentelemetry``), as OpenTelemetry names it.
+  ``httpx``, ``logging``, ``opentelemetry``), as OpenTelemetry names it;
+  ``requests`` counts as ``urllib3``, which instruments it. Other names are
+  ignored with one warning line, as for any bad value.
 """
 
 from __future__ import annotations
 
-from ..config import Reader, report
+from ..config import Problem, Reader, report
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ __all__ = ["SOURCES", "PropagationOptions", "current"]
 SOURCES = ("headers", "host", "xray", "derived")
 SQS_MODES = ("links", "per_message")
 INSTRUMENTATIONS = ("botocore", "urllib3", "httpx", "logging", "opentelemetry")
+_INSTRUMENTATION_ALIASES = {"requests": "urllib3"}  # OpenTelemetry's name; our urllib3 one covers it
 PAYLOAD_KEY = "_nexs"
 
 
@@ -56,11 +59,22 @@ class PropagationOptions:
         )
         self.sqs_mode = reader.choice("NEXS_SQS_MODE", default="links", choices=SQS_MODES)
         self.payload_injection = reader.boolean("NEXS_PAYLOAD_INJECTION", default=True)
-        raw = settings.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
-        self.disabled_instrumentations = frozenset(
-            name.strip().lower() for name in raw.split(",") if name.strip()
-        )
+        self.disabled_instrumentations = _disabled(settings, reader.problems)
         report(reader.problems)
+
+
+def _disabled(settings: Settings, problems: list[Problem]) -> frozenset[str]:
+    """The instrumentations ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` names; unknown names are a problem."""
+    variable = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+    raw = settings.environ.get(variable, "")
+    names = [name.strip().lower() for name in raw.split(",") if name.strip()]
+    resolved = [_INSTRUMENTATION_ALIASES.get(name, name) for name in names]
+    known = frozenset(name for name in resolved if name in INSTRUMENTATIONS)
+    unknown = [name for name in resolved if name not in INSTRUMENTATIONS]
+    if unknown:
+        expected = "a comma list of " + ", ".join(INSTRUMENTATIONS) + " (requests for urllib3)"
+        problems.append(Problem(variable, raw, expected, ",".join(sorted(known)) or "none disabled"))
+    return known
 
 
 _cache: list[tuple[object, PropagationOptions | None]] = [(None, None)]
