@@ -48,7 +48,6 @@ _CACHE_SIZE = 256  # trace ids and cleaned names remembered across batches
 _TRACE_IDS: dict[int, str] = {}
 _NAMES: dict[str, str] = {}
 _PLAIN = frozenset((str, int, bool))  # attribute value types JSON takes as they are
-_KIND_NAMES = SpanKind.NAMES
 
 # Characters X-Ray allows in a name: letters, digits, whitespace and _ . : / % & # = + \ - @
 _NAME_BAD = re.compile(r"[^\w\s.:/%&#=+\\\-@]")
@@ -143,7 +142,7 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
         "end_time": (span.end_ns or span.start_ns) / 1e9,
     }
     segment = _place(span, options, doc)
-    otel: dict[str, object] = {"kind": _KIND_NAMES[kind] if 0 <= kind < len(_KIND_NAMES) else "UNKNOWN"}
+    otel: dict[str, object] = {"kind": SpanKind.name_of(kind)}
     if segment:
         service = span.resource.attributes.get("service.name")
         name: object = service or span.name
@@ -159,9 +158,7 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
         doc["namespace"] = "remote"
     else:
         name = span.name
-    cleaned = _NAMES.get(name) if type(name) is str else None
-    if cleaned is None:
-        cleaned = _clean_name(str(name))
+    cleaned = _clean_name(name if type(name) is str else str(name))
     doc["name"] = cleaned
     if cleaned != span.name:
         otel["span_name"] = span.name
@@ -195,14 +192,11 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
             doc["annotations"] = annotations
     metadata: dict[str, object] = {}
     # Most values are str/int/bool: kept as they are without a call per value.
-    if used:
-        rest = {
-            key: value if type(value) in _PLAIN else _jsonable(value)
-            for key, value in attrs.items()
-            if key not in used
-        }
-    else:
-        rest = {key: value if type(value) in _PLAIN else _jsonable(value) for key, value in attrs.items()}
+    rest = {
+        key: value if type(value) in _PLAIN else _jsonable(value)
+        for key, value in attrs.items()
+        if key not in used
+    }
     if rest:
         metadata["default"] = rest
     if (
