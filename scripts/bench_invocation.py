@@ -281,9 +281,9 @@ def main() -> None:
 
         def sampled(name: str, worker: Worker) -> Callable[[], tuple[float, float]]:
             def one() -> tuple[float, float]:
-                _drain(daemon_socket)  # the stand-in daemon keeps no backlog between samples
+                drain(daemon_socket)  # the stand-in daemon keeps no backlog between samples
                 result = worker.sample()
-                datagrams[name] += _drain(daemon_socket)
+                datagrams[name] += drain(daemon_socket)
                 return result
 
             return one
@@ -330,8 +330,8 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(payload, indent=2))
 
 
-def _drain(daemon: socket.socket) -> int:
-    """Read what the stand-in daemon holds; the number of datagrams."""
+def drain(daemon: socket.socket) -> int:
+    """Read what a non-blocking stand-in X-Ray daemon holds; the number of datagrams."""
     count = 0
     try:
         while daemon.recv(65536):

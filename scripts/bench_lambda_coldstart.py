@@ -71,6 +71,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_coldstart import hide_modules  # noqa: E402
+from bench_invocation import drain  # noqa: E402
 from build_layer import build_layer  # noqa: E402
 from machine_speed import canary_ns, quiet_cut, split  # noqa: E402
 from support.otlp_receiver import OTLPReceiver  # noqa: E402
@@ -374,19 +375,6 @@ def _requests_from(receiver: OTLPReceiver, service: str) -> int:
     )
 
 
-def _drain(daemon: socket.socket) -> int:
-    """Datagrams the stand-in X-Ray daemon received."""
-    daemon.setblocking(False)
-    count = 0
-    try:
-        while daemon.recv(65536):
-            count += 1
-    except BlockingIOError:
-        pass
-    daemon.close()
-    return count
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=9, help="cold starts per variant (at least 7)")
@@ -425,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             for name in ("nexs", "nexs_after_response")
         }
-        datagrams = _drain(daemon)
+        daemon.setblocking(False)
+        datagrams = drain(daemon)
         exported = {name: _requests_from(receiver, name) for name in ("nexs", "nexs_after_response", "otel")}
     # Every traced cold start (the rounds and the warm-up) exported: a tracer that sent nothing
     # would have been timed doing less than it does on Lambda.
