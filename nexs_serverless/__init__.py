@@ -16,11 +16,30 @@ from __future__ import annotations
 
 import os as _os
 
-# In the Lambda layer, the modules below come from one file (see `_preload`); elsewhere there is none.
+# In the Lambda layer, the modules below come from one file (see `_preload`), loaded at once in
+# the order they import each other; elsewhere there is none. `tests/test_layer_bundle.py` checks
+# that this list is what the imports below load.
 if _os.path.exists(__path__[0] + "/_modules.bin"):
     from ._preload import install as _install_preload
 
-    _install_preload(__path__[0])
+    _install_preload(
+        __path__[0],
+        now=[
+            f"{__name__}.{name}"
+            for name in (
+                "_stats",
+                "attributes",
+                "config",
+                "model",
+                "context",
+                "span",
+                "pool",
+                "runtime",
+                "handler",
+                "tracing",
+            )
+        ],
+    )
 
 from .config import ConfigError
 from .context import current_span, wrap

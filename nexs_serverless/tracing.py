@@ -2,8 +2,8 @@
 
 `Tracer.span` is the per-span hot path, budgeted at 2 us for start and end
 with three attributes (README, "Speed"): it fills the pooled record inline,
-takes ids from a C generator, and checks attribute types with one identity
-test each; everything unusual falls through to the slower, safe methods.
+takes ids from a C generator, and checks each attribute's type with one set
+lookup; everything unusual falls through to the slower, safe methods.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["Tracer", "tracer"]
 
 _time_ns = time.time_ns
+_get_current = _current.get  # bound once: see `span._set_current`
+_PLAIN_TYPES = frozenset((str, int, float, bool))  # attribute value types stored as given
 
 
 def _load_ids(bits: int) -> int:
@@ -133,7 +135,7 @@ class Tracer:
         if rt.disabled:
             return _DISABLED
         if parent is None:
-            parent = _current.get()
+            parent = _get_current()
         elif parent is _ROOT:
             parent = None
         if parent is None:
@@ -180,8 +182,7 @@ class Tracer:
             attrs = span.attributes
             if len(attributes) <= rt.plain_attribute_limit:
                 for key, value in attributes.items():
-                    t = type(value)
-                    if (t is str or t is int or t is float or t is bool) and type(key) is str and key:
+                    if type(value) in _PLAIN_TYPES and type(key) is str and key:
                         attrs[key] = value  # type: ignore[assignment]
                     else:
                         span.set_attribute(key, value)

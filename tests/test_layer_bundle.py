@@ -182,3 +182,97 @@ print(json.dumps({"result": handler({}, None), "spans": len(exporter.get_finishe
 """,
     )
     assert out == {"result": {"statusCode": 200}, "spans": 2, "loader": "BundleFinder"}
+
+
+IMPORT_AUDIT = """
+import json
+through_import_system = []
+
+def audit(event, args):
+    if event == "import" and str(args[0]).startswith("nexs_serverless"):
+        through_import_system.append(args[0])
+
+sys.addaudithook(audit)
+from nexs_serverless import traced_handler
+
+@traced_handler
+def handler(event, context):
+    return 1
+
+print(json.dumps({
+    "through_import_system": through_import_system,
+    "loaded": sorted(n for n in sys.modules if n.startswith("nexs_serverless")),
+    "span_loader": type(sys.modules["nexs_serverless.span"].__spec__.loader).__name__,
+}))
+"""
+
+
+def test_the_import_loads_its_modules_at_once_and_only_those(unpacked: Path, tmp_path: Path) -> None:
+    """`import nexs_serverless` runs its modules from the bundle without the import system's search.
+
+    The audit event ``import`` fires for every module the import system looks for: from the layer
+    only the package and `_preload` (which load the usual way) may pass through it; and the
+    modules loaded are exactly those a source checkout's import loads, so `__init__`'s list is
+    neither short (a module would go through the search) nor long (a module loaded for nothing).
+    """
+    layer = _run(unpacked, IMPORT_AUDIT)
+    source_site = tmp_path / "source"
+    source_site.mkdir()
+    shutil.copytree(Path(__file__).resolve().parents[1] / "nexs_serverless", source_site / "nexs_serverless")
+    (source_site / "nexs_serverless" / "_modules.bin").unlink(missing_ok=True)
+    source = _run(source_site, IMPORT_AUDIT)
+    assert layer["through_import_system"] == ["nexs_serverless", "nexs_serverless._preload"]
+    assert layer["span_loader"] == "BundleFinder"
+    assert set(layer["loaded"]) == set(source["loaded"]) | {"nexs_serverless._preload"}
+    assert "nexs_serverless.span" in source["through_import_system"]  # the audit does see submodules
+
+
+def _replace_in_bundle(bundle: Path, name: str, source: str) -> None:
+    """Give module `name` in `bundle` the compiled `source` (appended; the index points at it)."""
+    import marshal
+
+    data = bundle.read_bytes()
+    length = int.from_bytes(data[8:12], "little")
+    index = marshal.loads(data[12 : 12 + length])
+    code = marshal.dumps(compile(source, index[name][1], "exec"))
+    body = data[12 + length :]
+    index[name] = (index[name][0], index[name][1], len(body), len(code))
+    head = marshal.dumps(index)
+    bundle.write_bytes(data[:8] + len(head).to_bytes(4, "little") + head + body + code)
+
+
+def test_a_module_that_raises_while_loaded_at_once_fails_the_import_as_usual(
+    unpacked: Path, tmp_path: Path
+) -> None:
+    """The error reaches the importer unchanged, and the half-run module is not left in sys.modules."""
+    site = tmp_path / "python"
+    shutil.copytree(unpacked, site)
+    _replace_in_bundle(
+        site / "nexs_serverless" / "_modules.bin",
+        "nexs_serverless.model",
+        "raise LookupError('broken model')\n",
+    )
+    out = _run(
+        site,
+        """
+import json, traceback
+try:
+    import nexs_serverless
+except LookupError as error:
+    frames = traceback.extract_tb(error.__traceback__)
+    print(json.dumps({
+        "error": str(error),
+        "last_frame": frames[-1].filename,
+        "model_left": "nexs_serverless.model" in sys.modules,
+        "loaded_before": "nexs_serverless.config" in sys.modules,
+        "package_left": "nexs_serverless" in sys.modules,
+    }))
+""",
+    )
+    assert out == {
+        "error": "broken model",
+        "last_frame": str(site / "nexs_serverless" / "model.py"),
+        "model_left": False,
+        "loaded_before": True,
+        "package_left": False,
+    }
