@@ -31,7 +31,6 @@ if _os.path.exists(__path__[0] + "/_modules.bin"):
                 "attributes",
                 "config",
                 "model",
-                "context",
                 "span",
                 "pool",
                 "runtime",
@@ -42,7 +41,6 @@ if _os.path.exists(__path__[0] + "/_modules.bin"):
     )
 
 from .config import ConfigError
-from .context import current_span, wrap
 from .handler import traced_handler
 from .model import Link, SpanContext, SpanKind, StatusCode
 from .runtime import VERSION as __version__  # noqa: N811
@@ -54,6 +52,8 @@ from .tracing import Tracer, tracer
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import baggage as baggage
+    from .context import current_span as current_span
+    from .context import wrap as wrap
     from .flushing import flush as flush
     from .instrumentation import instrument as instrument
     from .propagation import extract as extract
@@ -82,13 +82,16 @@ __all__ = [
 ]
 
 
-# Public names whose modules load on first use (none is needed to trace a handler).
+# Public names whose modules load on first use (none is needed to decorate a handler; `context`
+# loads with the first span, see `span._bind_context`).
 _LAZY = {
     "baggage": ("nexs_serverless.baggage", None),
+    "current_span": ("nexs_serverless.context", "current_span"),
     "extract": ("nexs_serverless.propagation", "extract"),
     "flush": ("nexs_serverless.flushing", "flush"),
     "inject": ("nexs_serverless.propagation", "inject"),
     "instrument": ("nexs_serverless.instrumentation", "instrument"),
+    "wrap": ("nexs_serverless.context", "wrap"),
 }
 
 

@@ -13,7 +13,6 @@ import time
 
 from . import _stats as stats
 from .attributes import DROP, SpanLimits, clean_value
-from .context import _current
 from .model import Event, InstrumentationScope, Link, Resource, SpanContext, StatusCode
 
 TYPE_CHECKING = False
@@ -27,11 +26,37 @@ if TYPE_CHECKING:
 __all__ = ["NonRecordingSpan", "Span"]
 
 _time_ns = time.time_ns
-# The context variable's methods, bound once. Called as `_current.set(...)`, CPython 3.11 looks
-# the method up as an attribute on every call (it takes a name imported with `from` for a
-# module) and allocates a bound method each time: 3% of a span start + end, measured.
-_set_current = _current.set
-_reset_current = _current.reset
+
+
+def _bind_context() -> None:
+    """First use only: load the context variables and bind their methods here.
+
+    Why not at import: `context` needs `_contextvars`, an extension module that
+    costs a path search and a `dlopen`, about 0.4 ms of the import budget; no
+    span is current before the first one starts. Bound once because called as
+    ``_current.set(...)`` CPython 3.11 looks the method up on every call (it
+    takes a name imported with ``from`` for a module) and allocates a bound
+    method each time: 3% of a span start + end, measured.
+    """
+    global _set_current, _reset_current
+    from .context import _current
+
+    _reset_current = _current.reset
+    _set_current = _current.set
+
+
+def _first_set(value: Span | SpanContext | None) -> Token[Span | SpanContext | None]:
+    _bind_context()
+    return _set_current(value)
+
+
+def _first_reset(token: Token[Span | SpanContext | None]) -> None:
+    _bind_context()
+    _reset_current(token)
+
+
+_set_current: Callable[[Span | SpanContext | None], Token[Span | SpanContext | None]] = _first_set
+_reset_current: Callable[[Token[Span | SpanContext | None]], None] = _first_reset
 # A class attribute read (`StatusCode.UNSET`) is not specialised by CPython 3.11: read once here
 # for the two places that run for every pooled record (allocation and reset).
 _UNSET = StatusCode.UNSET

@@ -12,7 +12,6 @@ import functools
 import time
 
 from . import _stats as stats
-from .context import _current, current_span, wrap
 from .model import SpanContext, SpanKind
 from .runtime import runtime
 from .span import NonRecordingSpan, Span
@@ -30,7 +29,22 @@ if TYPE_CHECKING:
 __all__ = ["Tracer", "tracer"]
 
 _time_ns = time.time_ns
-_get_current = _current.get  # bound once: see `span._set_current`
+
+
+def _load_context() -> Span | SpanContext | None:
+    """First call only: load the context variables, bind `_get_current` and read it.
+
+    See `span._bind_context` for why not at import.
+    """
+    global _get_current
+    from .context import _current
+
+    _get_current = _current.get
+    return _current.get()
+
+
+# The current span or remote context; rebinds itself to the context variable's `get` on first use.
+_get_current: Callable[[], Span | SpanContext | None] = _load_context
 _PLAIN_TYPES = frozenset((str, int, float, bool))  # attribute value types stored as given
 
 
@@ -198,10 +212,14 @@ class Tracer:
 
     def current_span(self) -> Span | None:
         """The innermost active span, or None."""
+        from .context import current_span
+
         return current_span()
 
     def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Bind `fn` to the current context (for `ThreadPoolExecutor.submit` and threads)."""
+        from .context import wrap
+
         return wrap(fn)
 
     if TYPE_CHECKING:

@@ -159,7 +159,7 @@ def handler(event, context):
 print(json.dumps(sorted(m for m in set(sys.modules) - before if not m.startswith("nexs_serverless"))))
 """,
     )
-    assert set(out) <= {"_contextvars", "_weakrefset", "threading"}
+    assert set(out) <= {"_weakrefset", "threading"}
 
 
 def test_a_module_whose_code_is_damaged_in_the_bundle_compiles_from_its_source(

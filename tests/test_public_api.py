@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import nexs_serverless
 
 EXPECTED = [
@@ -123,4 +125,58 @@ print(json.dumps(sorted(m for m in set(sys.modules) - before if not m.startswith
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     loaded = set(json.loads(out.stdout))
     assert not loaded & {"logging", "traceback", "re", "typing", "dataclasses", "enum", "random", "socket"}
-    assert loaded <= {"_contextvars", "_weakrefset", "threading"}
+    assert loaded <= {"_weakrefset", "threading"}
+
+
+FIRST_SPAN = """
+import json, sys
+from nexs_serverless import SpanContext, configure, traced_handler, tracer
+from nexs_serverless.exporters import InMemoryExporter
+
+
+@traced_handler
+def handler(event, context):
+    return 1
+
+
+after_import = sorted(m for m in ("_contextvars", "nexs_serverless.context") if m in sys.modules)
+configure(exporters=[InMemoryExporter()])
+if sys.argv[1] == "remote":  # a context made current before any span, as an invocation does
+    from nexs_serverless.context import _current
+
+    _current.set(SpanContext(0xABC, 0xDEF, 1, (), True))
+with tracer.span("outer") as outer:
+    with tracer.span("inner") as inner:
+        inner_current = tracer.current_span() is inner
+    outer_current = tracer.current_span() is outer
+print(json.dumps({
+    "after_import": after_import,
+    "outer": [outer.trace_id, outer.parent_span_id, outer.parent_is_remote],
+    "inner_parent": inner.parent_span_id == outer.span_id and inner.trace_id == outer.trace_id,
+    "currents": [inner_current, outer_current, tracer.current_span() is None],
+    "loaded": "_contextvars" in sys.modules,
+}))
+"""
+
+
+@pytest.mark.parametrize("parent", ["none", "remote"])
+def test_the_context_variables_load_with_the_first_span(parent: str) -> None:
+    """Import and decoration leave `_contextvars` (an extension module) unloaded; the first span loads it.
+
+    The first span's start and its ``with`` bind the context variable's methods on first use:
+    nesting, the current span and a remote parent made current before any span all work.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NEXS_"))}
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_SPAN, parent], capture_output=True, text=True, env=env, check=True
+    )
+    result = json.loads(out.stdout)
+    assert result["after_import"] == []
+    assert result["inner_parent"] is True
+    assert result["currents"] == [True, True, True]
+    assert result["loaded"] is True
+    if parent == "remote":
+        assert result["outer"] == [0xABC, 0xDEF, True]
+    else:
+        assert result["outer"][1:] == [0, False]
+        assert result["outer"][0] != 0
