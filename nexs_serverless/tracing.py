@@ -2,8 +2,9 @@
 
 `Tracer.span` is the per-span hot path, budgeted at 2 us for start and end
 with three attributes (README, "Speed"): it fills the pooled record inline,
-takes ids from a C generator, and checks each attribute's type with one set
-lookup; everything unusual falls through to the slower, safe methods.
+takes ids from a C generator, and checks the attributes in one compiled pass
+(`_speedups.c`; without it, one set lookup per attribute type); everything
+unusual falls through to the slower, safe methods.
 """
 
 from __future__ import annotations
@@ -46,6 +47,31 @@ def _load_context() -> Span | SpanContext | None:
 # The current span or remote context; rebinds itself to the context variable's `get` on first use.
 _get_current: Callable[[], Span | SpanContext | None] = _load_context
 _PLAIN_TYPES = frozenset((str, int, float, bool))  # attribute value types stored as given
+
+
+def _no_copy(dest: dict[str, object], src: Mapping[str, object]) -> bool:
+    """The pure-Python stand-in for `_speedups.copy_plain`: copies nothing, so the loop checks."""
+    return False
+
+
+def _load_copy_plain(dest: dict[str, object], src: Mapping[str, object]) -> bool:
+    """First call only: bind `_copy_plain` to the compiled check, or to `_no_copy` without it.
+
+    Loaded on the first span with attributes, not at import: loading a shared
+    library costs a `dlopen` (0.1-0.3 ms) that the import budget does not have.
+    """
+    global _copy_plain
+    try:
+        from ._speedups import copy_plain
+    except (ImportError, OSError):  # not built (no compiler, another interpreter), or unloadable here
+        copy_plain = _no_copy
+    _copy_plain = copy_plain
+    return copy_plain(dest, src)
+
+
+# `_copy_plain(attrs, attributes)`: copy when every item is a plain attribute (one C pass over
+# the dict, `_speedups.c`); False leaves `attrs` alone and the span's loop checks item by item.
+_copy_plain: Callable[[dict[str, object], Mapping[str, object]], bool] = _load_copy_plain
 
 
 def _load_ids(bits: int) -> int:
@@ -195,11 +221,12 @@ class Tracer:
         if attributes:
             attrs = span.attributes
             if len(attributes) <= rt.plain_attribute_limit:
-                for key, value in attributes.items():
-                    if type(value) in _PLAIN_TYPES and type(key) is str and key:
-                        attrs[key] = value  # type: ignore[assignment]
-                    else:
-                        span.set_attribute(key, value)
+                if not _copy_plain(attrs, attributes):  # type: ignore[arg-type]
+                    for key, value in attributes.items():
+                        if type(value) in _PLAIN_TYPES and type(key) is str and key:
+                            attrs[key] = value  # type: ignore[assignment]
+                        else:
+                            span.set_attribute(key, value)
             else:
                 span.set_attributes(attributes)
         if links:

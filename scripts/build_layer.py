@@ -17,6 +17,13 @@ entry points and licences). Precompiling writes ``unchecked-hash`` bytecode
 (PEP 552) with the target interpreter, because /opt is read-only on Lambda: the
 runtime could not cache what it compiles, and would compile on every cold start.
 
+The span start's attribute check (``nexs_serverless/_speedups.c``, one
+function against the stable ABI) is compiled into ``_speedups.abi3.so`` when
+this machine builds for the target's architecture (a C compiler and Python's
+headers, one binary for every Python 3.10+); otherwise the layer ships without
+it and the package uses its Python loop (same results, about 0.4 us more per
+span). A ``.so`` left in the source tree by ``pip install -e`` is never copied.
+
 Reproducible: entries sorted, timestamps fixed (1980-01-01), permissions fixed
 (0644, 0755 for the wrapper), bytecode with hash-based invalidation and
 ``PYTHONHASHSEED=0``: the same inputs give a byte-identical zip.
@@ -35,10 +42,12 @@ import argparse
 import glob
 import marshal
 import os
+import platform
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -59,6 +68,8 @@ STRIP_SUFFIXES = (".pyc", ".pyo", ".pyi", ".pyx", ".pxd", ".pxi", ".c", ".h", ".
 DIST_INFO_KEEP = ("METADATA", "entry_points.txt", "licenses", "LICENSE", "LICENCE", "COPYING", "NOTICE")
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 WRAPPER = "nexs-handler"
+SPEEDUPS = "_speedups.abi3.so"  # the stable-ABI name every CPython 3.10+ on Linux loads
+HOST_ARCH = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine())
 SAM_ZIP = "nexs-serverless-layer.zip"  # the stable name template.yaml points at
 
 
@@ -114,6 +125,7 @@ def build_layer(
         if requirements:
             pip_install(requirements, site, python_version, arch)
         strip(site)
+        compile_speedups(source_dir / "nexs_serverless" / "_speedups.c", site / "nexs_serverless", arch)
         if interpreter is not None:
             compile_bytecode(interpreter, site)
             write_module_bundle(site)
@@ -192,7 +204,8 @@ def find_interpreter(python_version: str) -> str:
 
 def copy_package(source: Path, destination: Path) -> None:
     """The package's sources, without the parts a function never imports."""
-    ignore = shutil.ignore_patterns(*PACKAGE_EXCLUDES, *PACKAGE_FILE_EXCLUDES, "*.pyc")
+    # "*.so": an in-place build's binary is for this machine, not the target (see `compile_speedups`).
+    ignore = shutil.ignore_patterns(*PACKAGE_EXCLUDES, *PACKAGE_FILE_EXCLUDES, "*.pyc", "*.so")
 
     def ignore_top_level_only(directory: str, names: list[str]) -> set[str]:
         ignored = set(ignore(directory, names))
@@ -201,6 +214,31 @@ def copy_package(source: Path, destination: Path) -> None:
         return ignored
 
     shutil.copytree(source, destination, ignore=ignore_top_level_only)
+
+
+def compile_speedups(source: Path, package: Path, arch: str) -> Path | None:
+    """Compile the attribute check into ``package/_speedups.abi3.so`` when this machine can, for `arch`.
+
+    Returns None (the layer ships pure Python) when the target's architecture is not this
+    machine's, or there is no C compiler or no ``Python.h``. Flags are fixed and nothing
+    path-dependent is kept (no debug information, symbols stripped), so the binary, like
+    the zip, is the same from one build to the next.
+
+    Raises:
+        LayerError: when a compiler is there and fails.
+    """
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    include = sysconfig.get_paths()["include"]
+    if arch != HOST_ARCH or compiler is None or not (Path(include) / "Python.h").is_file():
+        return None
+    target = package / SPEEDUPS
+    command = [compiler, "-shared", "-fPIC", "-O2", "-g0", "-s", "-DNDEBUG", f"-I{include}"]
+    command += [str(source), "-o", str(target)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LayerError(f"compiling {source.name} failed:\n{result.stdout}\n{result.stderr}")
+    target.chmod(0o644)
+    return target
 
 
 def pip_install(requirements: Iterable[str], target: Path, python_version: str, arch: str) -> None:
@@ -373,7 +411,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 precompile=not args.no_precompile,
             )
             size = path.stat().st_size
-            print(f"{path}  {size:>10,d} bytes  {size / 1024 / 1024:6.2f} MiB")
+            with zipfile.ZipFile(path) as archive:
+                compiled = f"python/nexs_serverless/{SPEEDUPS}" in archive.namelist()
+            part = "compiled attribute check" if compiled else "pure Python (no compiler for this arch here)"
+            print(f"{path}  {size:>10,d} bytes  {size / 1024 / 1024:6.2f} MiB  {part}")
             if args.sam:
                 shutil.copyfile(path, path.parent / SAM_ZIP)
                 print(f"{path.parent / SAM_ZIP}  (for sam build / sam deploy)")

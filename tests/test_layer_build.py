@@ -147,6 +147,35 @@ def test_core_layer_fits_the_size_budget(core_zip: Path) -> None:
     assert core_zip.stat().st_size <= build.CORE_BUDGET_BYTES
 
 
+def test_the_attribute_check_is_compiled_for_this_machines_arch(core_zip: Path) -> None:
+    """On this x86_64 machine the core layer ships `_speedups.abi3.so`, and not its C source."""
+    assert build.HOST_ARCH == "x86_64"  # the core layer the tests build is x86_64
+    with zipfile.ZipFile(core_zip) as archive:
+        info = archive.getinfo("python/nexs_serverless/_speedups.abi3.so")
+        names = archive.namelist()
+    assert (info.external_attr >> 16) & 0o777 == 0o644
+    assert info.file_size > 0
+    assert "python/nexs_serverless/_speedups.c" not in names
+    assert [name for name in names if name.endswith(".so")] == ["python/nexs_serverless/_speedups.abi3.so"]
+
+
+def test_another_arch_ships_the_pure_python_check(tmp_path: Path) -> None:
+    """No compiler for arm64 here: that layer has no binary and the package uses its Python loop."""
+    path = build.build_layer(python_version="3.12", arch="arm64", out_dir=tmp_path, precompile=False)
+    assert not [name for name in _names(path) if name.endswith(".so")]
+
+
+def test_a_binary_left_in_the_source_tree_is_not_copied(tmp_path: Path) -> None:
+    """`pip install -e` builds `_speedups` in place, for this machine: the layer compiles its own."""
+    source = tmp_path / "src" / "nexs_serverless"
+    source.mkdir(parents=True)
+    (source / "__init__.py").write_text("")
+    (source / "_speedups.abi3.so").write_bytes(b"in-place build")
+    (source / "_speedups.cpython-311-x86_64-linux-gnu.so").write_bytes(b"another")
+    build.copy_package(source, tmp_path / "out" / "nexs_serverless")
+    assert [path.name for path in (tmp_path / "out" / "nexs_serverless").iterdir()] == ["__init__.py"]
+
+
 def test_source_only_layer_has_no_bytecode(tmp_path: Path) -> None:
     """precompile=False ships sources only (no interpreter needed)."""
     path = build.build_layer(python_version="3.13", arch="arm64", out_dir=tmp_path, precompile=False)
@@ -242,6 +271,7 @@ def test_cli_prints_the_built_zip_and_its_size(tmp_path: Path) -> None:
     zip_path = next(tmp_path.glob("*.zip"))
     assert str(zip_path) in result.stdout
     assert f"{zip_path.stat().st_size:,d} bytes" in result.stdout
+    assert "compiled attribute check" in result.stdout  # x86_64, this machine's arch
 
 
 def test_cli_sam_option_writes_the_stable_name_the_template_uses(tmp_path: Path) -> None:

@@ -1,0 +1,3 @@
+from collections.abc import Mapping
+
+def copy_plain(dest: dict[str, object], src: Mapping[str, object], /) -> bool: ...
