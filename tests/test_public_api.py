@@ -103,7 +103,7 @@ def test_testing_kit_and_cli_are_not_imported_by_the_package() -> None:
     code = "import sys, nexs_serverless; print([m for m in sys.modules if m.startswith('nexs_serverless.')])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = out.stdout
-    for name in ("testing", "cli", "exporters", "propagation", "instrumentation"):
+    for name in ("testing", "cli", "exporters", "propagation", "instrumentation", "_speedups", "context"):
         assert f"'nexs_serverless.{name}" not in loaded
 
 
