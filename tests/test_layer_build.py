@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import marshal
 import stat
 import subprocess
@@ -292,3 +293,44 @@ def test_cli_sam_option_writes_the_stable_name_the_template_uses(tmp_path: Path)
     versioned = next(p for p in tmp_path.glob("*.zip") if p.name != "nexs-serverless-layer.zip")
     assert (tmp_path / "nexs-serverless-layer.zip").read_bytes() == versioned.read_bytes()
     assert "ContentUri: dist/nexs-serverless-layer.zip" in (ROOT / "template.yaml").read_text()
+
+
+def _interpreters() -> dict[str, str]:
+    """The supported Pythons this machine has (pyenv's or on PATH), by version."""
+
+    def find(version: str) -> str | None:
+        try:
+            return str(build.find_interpreter(version))
+        except build.LayerError:
+            return None
+
+    return {version: path for version in build.PYTHON_VERSIONS if (path := find(version)) is not None}
+
+
+def test_one_compiled_check_serves_every_python_it_meets(core_zip: Path, tmp_path: Path) -> None:
+    """The stable-ABI binary of the core layer loads and checks attributes on each Python 3.10+ here."""
+    with zipfile.ZipFile(core_zip) as archive:
+        archive.extractall(tmp_path)
+    site = tmp_path / "python"
+    code = f"""
+import json, sys
+sys.path.insert(0, {str(site)!r})
+from nexs_serverless import configure, tracer, tracing
+from nexs_serverless.exporters import InMemoryExporter
+configure(exporters=[InMemoryExporter()], environ={{}})
+with tracer.span("op", attributes={{"a": 1, "b": "two", "c": None}}) as span:
+    pass
+print(json.dumps([type(tracing._copy_plain).__name__, sys.modules["nexs_serverless._speedups"].__file__,
+                  dict(span.attributes), span.dropped_attributes]))
+"""
+    interpreters = _interpreters()
+    assert CURRENT in interpreters
+    assert len(interpreters) >= 2, f"only {sorted(interpreters)}: the stable ABI needs another Python to show"
+    for version, interpreter in sorted(interpreters.items()):
+        out = subprocess.run([interpreter, "-I", "-c", code], capture_output=True, text=True, check=True)
+        assert json.loads(out.stdout) == [
+            "builtin_function_or_method",
+            str(site / "nexs_serverless" / "_speedups.abi3.so"),
+            {"a": 1, "b": "two"},
+            1,
+        ], version
