@@ -133,6 +133,8 @@ class BundleFinder:
             if spec is None:
                 continue
             with lock(name):
+                if name in modules:  # another thread imported it while this one waited for the lock
+                    continue
                 module = _ModuleType(name)
                 module.__spec__ = spec
                 module.__loader__ = self  # type: ignore[assignment]
