@@ -3,7 +3,7 @@
 `Tracer.span` is the per-span hot path, budgeted at 2 us for start and end
 with three attributes (README, "Speed"): it fills the pooled record inline,
 takes ids from a C generator, and checks the attributes in one compiled pass
-(`_speedups.c`; without it, one set lookup per attribute type); everything
+(`_speedups.c`; without it, one identity test per attribute type); everything
 unusual falls through to the slower, safe methods.
 """
 
@@ -46,7 +46,18 @@ def _load_context() -> Span | SpanContext | None:
 
 # The current span or remote context; rebinds itself to the context variable's `get` on first use.
 _get_current: Callable[[], Span | SpanContext | None] = _load_context
-_PLAIN_TYPES = frozenset((str, int, float, bool))  # attribute value types stored as given
+
+
+def _load_wrap(fn: Callable[P, R]) -> Callable[P, R]:
+    """First call only: bind `_wrap` to `context.wrap` (an import per call costs 2-3 us)."""
+    global _wrap
+    from .context import wrap
+
+    _wrap = wrap
+    return wrap(fn)
+
+
+_wrap: Callable[[Callable[P, R]], Callable[P, R]] = _load_wrap
 
 
 def _no_copy(dest: dict[str, object], src: Mapping[str, object]) -> bool:
@@ -222,8 +233,10 @@ class Tracer:
             attrs = span.attributes
             if len(attributes) <= rt.plain_attribute_limit:
                 if not _copy_plain(attrs, attributes):  # type: ignore[arg-type]
+                    # Identity tests: a set lookup would hash the class, which runs a metaclass's code.
                     for key, value in attributes.items():
-                        if type(value) in _PLAIN_TYPES and type(key) is str and key:
+                        t = type(value)
+                        if (t is str or t is int or t is float or t is bool) and type(key) is str and key:
                             attrs[key] = value  # type: ignore[assignment]
                         else:
                             span.set_attribute(key, value)
@@ -239,15 +252,14 @@ class Tracer:
 
     def current_span(self) -> Span | None:
         """The innermost active span, or None."""
-        from .context import current_span
-
-        return current_span()
+        value = _get_current()
+        if value is None or not hasattr(value, "end"):  # a remote parent is no span
+            return None
+        return value  # type: ignore[return-value]
 
     def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Bind `fn` to the current context (for `ThreadPoolExecutor.submit` and threads)."""
-        from .context import wrap
-
-        return wrap(fn)
+        return _wrap(fn)
 
     if TYPE_CHECKING:
 

@@ -19,10 +19,12 @@ runtime could not cache what it compiles, and would compile on every cold start.
 
 The span start's attribute check (``nexs_serverless/_speedups.c``, one
 function against the stable ABI) is compiled into ``_speedups.abi3.so`` when
-this machine builds for the target's architecture (a C compiler and Python's
-headers, one binary for every Python 3.10+); otherwise the layer ships without
-it and the package uses its Python loop (same results, about 0.4 us more per
-span). A ``.so`` left in the source tree by ``pip install -e`` is never copied.
+this machine is Linux with glibc and has the target's architecture, a C
+compiler and Python's headers (one binary for every Python 3.10+), and, when
+the target interpreter is here, only if that interpreter loads it; otherwise
+(or when compiling fails: a warning) the layer ships without it and the package
+uses its Python loop (same results, about 0.4 us more per span). A binary left
+in the source tree by ``pip install -e`` is never copied.
 
 Reproducible: entries sorted, timestamps fixed (1980-01-01), permissions fixed
 (0644, 0755 for the wrapper), bytecode with hash-based invalidation and
@@ -125,7 +127,9 @@ def build_layer(
         if requirements:
             pip_install(requirements, site, python_version, arch)
         strip(site)
-        compile_speedups(source_dir / "nexs_serverless" / "_speedups.c", site / "nexs_serverless", arch)
+        compile_speedups(
+            source_dir / "nexs_serverless" / "_speedups.c", site / "nexs_serverless", arch, interpreter
+        )
         if interpreter is not None:
             compile_bytecode(interpreter, site)
             write_module_bundle(site)
@@ -205,7 +209,7 @@ def find_interpreter(python_version: str) -> str:
 def copy_package(source: Path, destination: Path) -> None:
     """The package's sources, without the parts a function never imports."""
     # "*.so": an in-place build's binary is for this machine, not the target (see `compile_speedups`).
-    ignore = shutil.ignore_patterns(*PACKAGE_EXCLUDES, *PACKAGE_FILE_EXCLUDES, "*.pyc", "*.so")
+    ignore = shutil.ignore_patterns(*PACKAGE_EXCLUDES, *PACKAGE_FILE_EXCLUDES, "*.pyc", "*.so", "*.pyd")
 
     def ignore_top_level_only(directory: str, names: list[str]) -> set[str]:
         ignored = set(ignore(directory, names))
@@ -216,27 +220,48 @@ def copy_package(source: Path, destination: Path) -> None:
     shutil.copytree(source, destination, ignore=ignore_top_level_only)
 
 
-def compile_speedups(source: Path, package: Path, arch: str) -> Path | None:
+def compile_speedups(source: Path, package: Path, arch: str, interpreter: str | None = None) -> Path | None:
     """Compile the attribute check into ``package/_speedups.abi3.so`` when this machine can, for `arch`.
 
-    Returns None (the layer ships pure Python) when the target's architecture is not this
-    machine's, or there is no C compiler or no ``Python.h``. Flags are fixed and nothing
-    path-dependent is kept (no debug information, symbols stripped), so the binary, like
-    the zip, is the same from one build to the next.
-
-    Raises:
-        LayerError: when a compiler is there and fails.
+    Only on Linux with glibc, the platform Lambda runs (a macOS or musl binary would not
+    load there), for the target's architecture when it is this machine's, and with a C
+    compiler and ``Python.h``. When `interpreter` (the target's) is given, the binary must
+    load in it. Otherwise, or when compiling fails, returns None: the layer ships pure
+    Python, the same spans a little slower, and a failure is reported on stderr. Flags are
+    fixed and nothing path-dependent is kept (no debug information, symbols stripped), so
+    on a given machine the binary, like the zip, is the same from one build to the next.
     """
     compiler = shutil.which("cc") or shutil.which("gcc")
     include = sysconfig.get_paths()["include"]
-    if arch != HOST_ARCH or compiler is None or not (Path(include) / "Python.h").is_file():
+    linux_glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    if not linux_glibc or arch != HOST_ARCH or compiler is None or not (Path(include) / "Python.h").is_file():
         return None
     target = package / SPEEDUPS
     command = [compiler, "-shared", "-fPIC", "-O2", "-g0", "-s", "-DNDEBUG", f"-I{include}"]
     command += [str(source), "-o", str(target)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise LayerError(f"compiling {source.name} failed:\n{result.stdout}\n{result.stderr}")
+        target.unlink(missing_ok=True)
+        print(
+            f"build_layer: compiling {source.name} failed, shipping pure Python:\n{result.stderr}",
+            file=sys.stderr,
+        )
+        return None
+    if interpreter is not None:
+        check = (
+            "import importlib.util as u; s = u.spec_from_file_location('nexs_serverless._speedups', "
+            f"{str(target)!r}); m = u.module_from_spec(s); s.loader.exec_module(m); "
+            "assert m.copy_plain({}, {'a': 1}) is True"
+        )
+        loaded = subprocess.run([interpreter, "-I", "-c", check], capture_output=True, text=True, check=False)
+        if loaded.returncode != 0:
+            target.unlink()
+            print(
+                f"build_layer: {SPEEDUPS} does not load in {interpreter}, shipping pure Python:\n"
+                f"{loaded.stderr}",
+                file=sys.stderr,
+            )
+            return None
     target.chmod(0o644)
     return target
 

@@ -161,9 +161,41 @@ def test_the_attribute_check_is_compiled_for_this_machines_arch(core_zip: Path) 
 
 
 def test_another_arch_ships_the_pure_python_check(tmp_path: Path) -> None:
-    """No compiler for arm64 here: that layer has no binary and the package uses its Python loop."""
-    path = build.build_layer(python_version="3.12", arch="arm64", out_dir=tmp_path, precompile=False)
+    """No compiler for the other arch here: that layer has no binary and the package uses its Python loop."""
+    other = next(arch for arch in build.ARCHES if arch != build.HOST_ARCH)
+    path = build.build_layer(python_version="3.12", arch=other, out_dir=tmp_path, precompile=False)
     assert not [name for name in _names(path) if name.endswith(".so")]
+
+
+SPEEDUPS_SOURCE = ROOT / "nexs_serverless" / "_speedups.c"
+
+
+def test_the_compiled_check_is_built_and_loaded_by_the_target_interpreter(tmp_path: Path) -> None:
+    """Compiled here, for this arch, and loaded by the interpreter it is for."""
+    built = build.compile_speedups(SPEEDUPS_SOURCE, tmp_path, build.HOST_ARCH, sys.executable)
+    assert built == tmp_path / build.SPEEDUPS
+    assert stat.S_IMODE(built.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("failure", ["compiler", "interpreter", "macos"])
+def test_a_check_that_cannot_be_built_or_loaded_leaves_pure_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], failure: str
+) -> None:
+    """A failing compiler, a binary the target cannot load, or a non-Linux machine: no binary, no error."""
+    interpreter = sys.executable
+    if failure == "compiler":
+        monkeypatch.setattr(build.shutil, "which", lambda name: "/bin/false")
+    elif failure == "interpreter":
+        interpreter = "/bin/false"
+    else:
+        monkeypatch.setattr(build.sys, "platform", "darwin")
+    assert build.compile_speedups(SPEEDUPS_SOURCE, tmp_path, build.HOST_ARCH, interpreter) is None
+    assert list(tmp_path.iterdir()) == []
+    reported = capsys.readouterr().err
+    if failure == "macos":
+        assert reported == ""  # nothing to report: Lambda's binaries cannot be built there
+    else:
+        assert "shipping pure Python" in reported
 
 
 def test_a_binary_left_in_the_source_tree_is_not_copied(tmp_path: Path) -> None:

@@ -280,3 +280,43 @@ except LookupError as error:
         "loaded_before": True,
         "package_left": False,
     }
+
+
+def test_a_module_another_thread_imports_meanwhile_is_not_run_twice(unpacked: Path) -> None:
+    """Between `load()`'s look at sys.modules and its module lock, another thread imports the module.
+
+    `load()` looks again under the lock and keeps that module: one module object, bound on
+    the package, and no "already loaded from the bundle" error. (The interleaving is forced
+    by wrapping importlib's lock manager, which `load()` takes for each module.)
+    """
+    out = _run(
+        unpacked,
+        """
+import importlib, json, threading
+import _frozen_importlib as bootstrap
+
+real = bootstrap._ModuleLockManager
+main = threading.main_thread()
+other = []
+
+class Interleaving:
+    def __init__(self, name):
+        self.name, self.inner = name, real(name)
+    def __enter__(self):
+        if self.name == "nexs_serverless.config" and threading.current_thread() is main and not other:
+            thread = threading.Thread(target=lambda: other.append(importlib.import_module(self.name)))
+            thread.start()
+            thread.join()
+        return self.inner.__enter__()
+    def __exit__(self, *exc):
+        return self.inner.__exit__(*exc)
+
+bootstrap._ModuleLockManager = Interleaving
+import nexs_serverless
+config = sys.modules["nexs_serverless.config"]
+print(json.dumps({"other_thread_got_it": bool(other), "same": other[0] is config,
+                  "bound": nexs_serverless.config is config,
+                  "loader": type(config.__spec__.loader).__name__}))
+""",
+    )
+    assert out == {"other_thread_got_it": True, "same": True, "bound": True, "loader": "BundleFinder"}

@@ -125,24 +125,38 @@ def python_loop() -> Iterator[None]:
         tracing._copy_plain = saved
 
 
-def _recorded(attributes: dict[Any, Any]) -> tuple[list[tuple[str, str, object]], int]:
+def _recorded(
+    attributes: dict[Any, Any], environ: dict[str, str] | None = None
+) -> tuple[list[tuple[str, str, object]], int]:
     """The span's attributes in order, each with its type's name (so that 1, 1.0 and True differ)."""
     exporter = InMemoryExporter()
-    configure(exporters=[exporter], environ={})
+    configure(exporters=[exporter], environ=environ or {})
     with tracer.span("op", attributes=attributes) as span:
         pass
     return [(k, type(v).__name__, v) for k, v in span.attributes.items()], span.dropped_attributes
 
 
-@given(st.dictionaries(_KEYS, _VALUES, max_size=6))
-@settings(max_examples=150, deadline=None)
-def test_spans_record_the_same_attributes_with_or_without_it(src: dict[Any, Any]) -> None:
-    """Compiled or not, a span keeps, converts and drops the same attributes."""
-    compiled = _recorded(src)
+# Half plain (the only input the compiled copy takes), half anything (the loop's share).
+_PLAIN_DICTS = st.dictionaries(
+    st.text(min_size=1, max_size=4), st.one_of(st.text(max_size=6), st.integers(), st.floats(), st.booleans())
+)
+_ANY_DICTS = st.one_of(_PLAIN_DICTS, st.dictionaries(_KEYS, _VALUES, max_size=6))
+_LIMITS = st.sampled_from(
+    [{}, {"OTEL_ATTRIBUTE_COUNT_LIMIT": "2"}, {"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "3"}]
+)
+
+
+@given(_ANY_DICTS, _LIMITS)
+@settings(max_examples=300, deadline=None)
+def test_spans_record_the_same_attributes_with_or_without_it(
+    src: dict[Any, Any], limits: dict[str, str]
+) -> None:
+    """Compiled or not, a span keeps, converts, truncates and drops the same attributes."""
+    compiled = _recorded(src, limits)
     saved = tracing._copy_plain
     tracing._copy_plain = tracing._no_copy
     try:
-        pure = _recorded(src)
+        pure = _recorded(src, limits)
     finally:
         tracing._copy_plain = saved
     assert compiled == pure
@@ -172,3 +186,31 @@ print(json.dumps({"bound": tracing._copy_plain.__name__, "attributes": span.attr
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NEXS_"))}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert json.loads(out.stdout) == {"bound": "_no_copy", "attributes": {"a": 1, "b": "two"}, "dropped": 1}
+
+
+class _EqMeta(type):
+    """A metaclass with `__eq__` and no `__hash__`: its classes cannot be hashed."""
+
+    def __eq__(cls, other: object) -> bool:
+        return cls is other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _Odd(metaclass=_EqMeta):
+    def __str__(self) -> str:
+        return "odd"
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_value_whose_class_cannot_be_hashed_is_converted_not_raised(compiled: bool) -> None:
+    """The type checks compare classes by identity: no metaclass code runs, nothing reaches the caller."""
+    saved = tracing._copy_plain
+    if not compiled:
+        tracing._copy_plain = tracing._no_copy
+    try:
+        attributes, dropped = _recorded({"odd": _Odd(), "n": 1})
+    finally:
+        tracing._copy_plain = saved
+    assert attributes == [("odd", "str", "odd"), ("n", "int", 1)]
+    assert dropped == 0
