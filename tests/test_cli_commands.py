@@ -63,6 +63,16 @@ def test_config_check_clean_environment() -> None:
     assert "(no NEXS_* or OTEL_* variable: every setting is its default)" in result.output
 
 
+def test_config_check_says_whether_the_attribute_check_is_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report names the compiled check's file, or says the spans run the Python loop."""
+    from nexs_serverless import _speedups
+
+    compiled = dict(check({}).parts)["attribute check"]
+    assert compiled == f"compiled ({_speedups.__file__})"
+    monkeypatch.setitem(sys.modules, "nexs_serverless._speedups", None)  # as where it is not built
+    assert dict(check({}).parts)["attribute check"].startswith("pure Python")
+
+
 def test_config_check_reports_an_invalid_value_and_exits_1() -> None:
     """An invalid value is an error naming variable, value and fallback; its setting shows the default."""
     result = run("config", "check", "--no-color", env={"NEXS_FLUSH_TIMEOUT_MS": "soon"})

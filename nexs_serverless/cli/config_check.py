@@ -15,6 +15,7 @@ another tool), by looking for the name in the package's source.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from pathlib import Path
@@ -179,6 +180,20 @@ def _build(report: Report) -> None:
     report.parts.append(("stages", ", ".join(_describe(stage) for stage in stages) or "(none)"))
     exporters = rt.exporters()
     report.parts.append(("exporters", ", ".join(_describe(item) for item in exporters) or "(none)"))
+    report.parts.append(("attribute check", _attribute_check()))
+
+
+def _attribute_check() -> str:
+    """Whether spans check their attributes with the compiled function here.
+
+    An arm64 layer built on x86_64, or an install without a C compiler, runs the
+    Python loop instead: the same spans, a little slower.
+    """
+    try:  # as `tracing` loads it (through sys.modules, not the package's attribute)
+        speedups = importlib.import_module("nexs_serverless._speedups")
+    except (ImportError, OSError):
+        return "pure Python (nexs_serverless/_speedups is not built for this interpreter)"
+    return f"compiled ({speedups.__file__})"
 
 
 def _dry_run(report: Report, environ: Mapping[str, str]) -> None:
