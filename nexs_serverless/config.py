@@ -17,7 +17,7 @@ README's configuration table gives each one's meaning):
 - ``OTEL_[SPAN_]ATTRIBUTE_COUNT_LIMIT``, ``OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT``,
   ``OTEL_SPAN_EVENT_COUNT_LIMIT``, ``OTEL_SPAN_LINK_COUNT_LIMIT``,
   ``OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT``, ``OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`` (128; length unlimited).
-- ``NEXS_SPAN_POOL_SIZE`` (256), ``NEXS_MAX_BUFFERED_SPANS`` (4096),
+- ``NEXS_SPAN_POOL_SIZE`` (32), ``NEXS_MAX_BUFFERED_SPANS`` (4096),
   ``NEXS_FLUSH_TIMEOUT_MS`` (1000), ``NEXS_FLUSH_SAFETY_MARGIN_MS`` (50),
   ``NEXS_TIMEOUT_GUARD_MS`` (250), ``NEXS_PROACTIVE_INIT_MS`` (10000),
   ``NEXS_CAPTURE_EVENT`` / ``NEXS_CAPTURE_RESPONSE`` (false), ``NEXS_CAPTURE_MAX_LENGTH`` (4096).
@@ -303,7 +303,7 @@ def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Probl
             "OTEL_PROPAGATORS", default=("tracecontext", "baggage", "xray"), choices=PROPAGATOR_NAMES
         ),
         limits=limits,
-        pool_size=r.integer("NEXS_SPAN_POOL_SIZE", default=256),
+        pool_size=r.integer("NEXS_SPAN_POOL_SIZE", default=32),
         max_buffered_spans=r.integer("NEXS_MAX_BUFFERED_SPANS", default=4096, minimum=1),
         flush_timeout_ms=r.integer("NEXS_FLUSH_TIMEOUT_MS", default=1000, minimum=1),
         flush_safety_margin_ms=r.integer("NEXS_FLUSH_SAFETY_MARGIN_MS", default=50),

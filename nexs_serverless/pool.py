@@ -52,14 +52,19 @@ class SpanPool:
     Args:
         size: records allocated now (``NEXS_SPAN_POOL_SIZE``; 0 turns the pool off).
         max_size: most records kept after release, so a burst cannot pin memory
-            (default four times `size`).
+            (default four times `size`, and at least 1024).
+
+    Pre-warming is kept small (32 by default): each record costs about 3 k
+    instructions at import, and a cold start's first invocation rarely starts
+    more spans than that. After the first flush, records come back from the
+    buffer, so warm invocations find the pool as full as they left it.
     """
 
     __slots__ = ("_baseline", "max_size", "misses", "records", "recycled", "size")
 
     def __init__(self, size: int, max_size: int | None = None) -> None:
         self.size = size
-        self.max_size = max_size if max_size is not None else 4 * size
+        self.max_size = max_size if max_size is not None else (4 * max(size, 256) if size else 0)
         self.records: list[Span] = [Span() for _ in range(size)]
         self.misses = 0
         self.recycled = 0

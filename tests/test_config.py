@@ -20,7 +20,7 @@ def test_defaults_without_environment() -> None:
     assert settings.exporters == ("console",)
     assert settings.sampler == "parentbased_always_on"
     assert settings.propagators == ("tracecontext", "baggage", "xray")
-    assert settings.pool_size == 256
+    assert settings.pool_size == 32
     assert settings.flush_timeout_ms == 1000
     assert settings.limits.attribute_count == 128
     assert settings.limits.attribute_value_length is None

@@ -139,11 +139,11 @@ import json
 from nexs_serverless import traced_handler
 import nexs_serverless.span as span
 print(json.dumps({"loader": type(span.__spec__.loader).__name__,
-                  "finders": [type(f).__name__ for f in sys.meta_path]}))
+                  "finders": sorted({type(f).__name__ for f in sys.path_importer_cache.values()})}))
 """,
     )
     assert out["loader"] == "SourceFileLoader"
-    assert "BundleFinder" not in out["finders"]
+    assert not {"PackageFolder", "FolderFinder"} & set(out["finders"])
 
 
 def test_the_bundle_keeps_the_import_lean(unpacked: Path) -> None:
@@ -320,3 +320,106 @@ print(json.dumps({"other_thread_got_it": bool(other), "same": other[0] is config
 """,
     )
     assert out == {"other_thread_got_it": True, "same": True, "bound": True, "loader": "BundleFinder"}
+
+
+def test_the_bundle_is_asked_only_for_the_package_s_own_modules(unpacked: Path) -> None:
+    """Its finders sit on the package's folders, not on `sys.meta_path`: other imports never call it."""
+    out = _run(
+        unpacked,
+        """
+import json
+import nexs_serverless
+from nexs_serverless import _preload
+
+asked = []
+original = _preload.BundleFinder.find_spec
+def spy(self, name, *args):
+    asked.append(name)
+    return original(self, name, *args)
+_preload.BundleFinder.find_spec = spy
+
+import csv, xml.dom.minidom  # not imported yet: searched through the path
+import nexs_serverless.exporters.console
+from nexs_serverless.propagation import b3
+folders = {path: type(finder).__name__ for path, finder in sys.path_importer_cache.items()
+           if path.startswith(nexs_serverless.__path__[0])}
+print(json.dumps({"asked": asked, "folders": folders,
+                  "meta_path": [type(f).__name__ for f in sys.meta_path]}))
+""",
+    )
+    assert {"nexs_serverless.exporters.console", "nexs_serverless.propagation.b3"} <= set(out["asked"])
+    assert all(name.startswith("nexs_serverless.") for name in out["asked"])  # never csv, xml, ...
+    assert "BundleFinder" not in out["meta_path"]
+    package = str(unpacked / "nexs_serverless")
+    assert out["folders"][package] == "PackageFolder"
+    assert out["folders"][package + "/exporters"] == "PackageFolder"
+    assert out["folders"][package + "/propagation"] == "PackageFolder"
+
+
+def test_the_layer_folder_answers_misses_itself_and_still_finds_what_it_holds(
+    unpacked: Path, tmp_path: Path
+) -> None:
+    """After the import, the folder's `FileFinder` sees only names the folder has, including ones added later."""
+    site = tmp_path / "python"
+    shutil.copytree(unpacked, site)
+    (site / "other_layer_module.py").write_text("VALUE = 1\n")
+    (site / "other_layer_package").mkdir()
+    (site / "other_layer_package" / "__init__.py").write_text("VALUE = 2\n")
+    (site / "namespace_part").mkdir()
+    (site / "namespace_part" / "inner.py").write_text("VALUE = 3\n")
+    out = _run(
+        site,
+        f"""
+import importlib.util, json, os, time
+import nexs_serverless
+folder = sys.path_importer_cache[{str(site)!r}]
+asked = []
+files = folder._finder
+original = files.find_spec
+def spy(name, target=None):
+    asked.append(name)
+    return original(name, target)
+files.find_spec = spy
+
+import csv, xml.dom.minidom  # misses in the layer folder: answered without the FileFinder
+import other_layer_module, other_layer_package, namespace_part.inner
+found = [other_layer_module.VALUE, other_layer_package.VALUE, namespace_part.inner.VALUE]
+missing = importlib.util.find_spec("not_there_at_all")
+with open({str(site / "added_later.py")!r}, "w") as added:
+    added.write("VALUE = 4\\n")
+os.utime({str(site)!r}, ns=(time.time_ns(), time.time_ns() + 10**9))  # the folder's mtime moves on
+import added_later
+print(json.dumps({{"finder": type(folder).__name__, "asked": asked, "found": found + [added_later.VALUE],
+                  "missing": missing is None}}))
+""",
+    )
+    assert out["finder"] == "FolderFinder"
+    assert out["found"] == [1, 2, 3, 4]
+    assert out["missing"] is True
+    # Only the names the folder holds reached its FileFinder: csv, xml, not_there_at_all did not.
+    assert sorted(out["asked"]) == ["added_later", "namespace_part", "other_layer_module", "other_layer_package"]
+
+
+def test_the_layer_folder_finder_refreshes_on_invalidate_caches(tmp_path: Path) -> None:
+    """`importlib.invalidate_caches()` makes it list the folder again, as it does a `FileFinder`."""
+    import importlib.machinery
+
+    from nexs_serverless._preload import FolderFinder
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "first.py").write_text("")
+    loaders = importlib.machinery.FileFinder.path_hook(
+        (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES)
+    )
+    finder = FolderFinder(loaders(str(folder)))
+    assert finder.find_spec("first") is not None
+    assert finder.find_spec("second") is None
+    mtime = os.stat(folder).st_mtime_ns
+    (folder / "second.py").write_text("")
+    os.utime(folder, ns=(mtime, mtime))  # the same mtime: only an invalidation can reveal the file
+    assert finder.find_spec("second") is None
+    finder.invalidate_caches()
+    spec = finder.find_spec("second")
+    assert spec is not None
+    assert spec.origin == str(folder / "second.py")

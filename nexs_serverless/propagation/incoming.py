@@ -47,11 +47,14 @@ class Incoming:
 
 
 def activate(incoming: Incoming) -> tuple[object, object]:
-    """Make `incoming`'s baggage and extras current; returns tokens for `deactivate`."""
-    from .. import baggage
+    """Make `incoming`'s baggage and extras current; returns tokens for `deactivate`.
 
+    `baggage` loads only when there is some: most invocations carry none.
+    """
     baggage_token: object = None
     if incoming.baggage is not None:
+        from .. import baggage
+
         baggage_token = baggage.attach(incoming.baggage)
     extras_token = _extras.set(incoming.extras)
     return baggage_token, extras_token
@@ -59,10 +62,10 @@ def activate(incoming: Incoming) -> tuple[object, object]:
 
 def deactivate(tokens: tuple[object, object]) -> None:
     """Undo `activate`."""
-    from .. import baggage
-
     baggage_token, extras_token = tokens
     if baggage_token is not None:
+        from .. import baggage
+
         baggage.detach(baggage_token)  # type: ignore[arg-type]
     try:
         _extras.reset(extras_token)  # type: ignore[arg-type]
