@@ -26,9 +26,14 @@ and every other package, load the usual way. The bundle is used only when its
 bytecode version is this interpreter's; a pip-installed or source checkout has
 no bundle and never loads this module.
 
-File layout: ``NXB1``, the bytecode magic (4 bytes), the index length (4
+File layout: ``NXB2``, the bytecode magic (4 bytes), the index length (4
 bytes, little-endian), the index (`marshal`: module name -> (is_package,
-path relative to the site folder, offset, length)), then the code objects.
+path relative to the site folder, offset, length, dependencies)), then the
+code objects. A module's dependencies are the bundled modules its code
+imports unconditionally at module level, parents first (found by the layer
+build); they are loaded through `BundleFinder.load` before its code runs, so
+one import statement that reaches the bundle costs the import system's
+search once, not once per module it pulls in.
 """
 
 from __future__ import annotations
@@ -57,9 +62,12 @@ __all__ = [
 ]
 
 FILE_NAME = "_modules.bin"
-HEADER = b"NXB1"
+HEADER = b"NXB2"
 _ModuleSpec = type(__spec__)  # importlib.machinery.ModuleSpec, without importing importlib's Python parts
 _ModuleType = type(sys)
+if TYPE_CHECKING:
+    # An index entry: is_package, path relative to the site folder, offset, length, dependencies.
+    _Entry = tuple[bool, str, int, int, tuple[str, ...]]
 
 
 def magic_number() -> bytes:
@@ -78,12 +86,17 @@ class BundleFinder:
     Args:
         site: the folder holding ``nexs_serverless/`` (paths in the index are relative to it).
         descriptor: the bundle, open for reading (kept for the life of the process).
-        index: module name -> (is_package, relative path, offset, length), offsets from `base`.
+        index: module name -> (is_package, relative path, offset, length, dependencies),
+            offsets from `base`.
         base: where the code objects start in the file.
     """
 
     def __init__(
-        self, site: str, descriptor: int, index: dict[str, tuple[bool, str, int, int]], base: int
+        self,
+        site: str,
+        descriptor: int,
+        index: dict[str, tuple[bool, str, int, int, tuple[str, ...]]],
+        base: int,
     ) -> None:
         self._site = site
         self._descriptor = descriptor
@@ -98,7 +111,7 @@ class BundleFinder:
         entry = self._index.get(name)
         if entry is None:
             return None
-        is_package, relative, _, _ = entry
+        is_package, relative = entry[0], entry[1]
         origin = self._site + relative
         # A loader by protocol (create_module, exec_module); `importlib.abc.Loader` costs an import.
         spec: ModuleSpec = _ModuleSpec(name, self, origin=origin, is_package=is_package)  # type: ignore[arg-type]
@@ -121,7 +134,9 @@ class BundleFinder:
         entry = self._index.pop(spec.name, None)
         if entry is None:
             raise ImportError(f"{spec.name} was already loaded from the bundle", name=spec.name)
-        _, _, offset, length = entry
+        _, _, offset, length, dependencies = entry
+        if dependencies:
+            self.load(dependencies)
         exec(self._code(spec.origin, offset, length), module.__dict__)  # noqa: S102 - as importlib does
 
     def load(self, names: Sequence[str]) -> None:
@@ -336,12 +351,8 @@ def install(package_dir: str, now: Sequence[str] = ()) -> BundleFinder | None:
     site = package_dir.rpartition("/")[0]
     finder = BundleFinder(site + "/", descriptor, index, 12 + length)
     cache = sys.path_importer_cache
-    folders = [package_dir] + [
-        site + "/" + relative.rpartition("/")[0]
-        for is_package, relative, _, _ in index.values()
-        if is_package
-    ]
-    for folder in folders:
+    subpackages = [site + "/" + entry[1].rpartition("/")[0] for entry in index.values() if entry[0]]
+    for folder in [package_dir, *subpackages]:
         cache[folder] = PackageFolder(finder, folder, cache.get(folder))
     speed_up_folder(site)
     finder.load(now)

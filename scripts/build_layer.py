@@ -41,6 +41,7 @@ Also callable: ``build_layer(python_version="3.12", arch="arm64", extras=("grpc"
 from __future__ import annotations
 
 import argparse
+import ast
 import glob
 import marshal
 import os
@@ -343,6 +344,10 @@ def compile_bytecode(interpreter: str, site: Path) -> None:
         raise LayerError(f"compileall failed:\n{result.stdout}\n{result.stderr}")
 
 
+# The package's own loader and what runs it: they load the usual way, before the bundle can.
+_LOADED_AS_FILES = ("nexs_serverless/__init__.py", "nexs_serverless/_preload.py")
+
+
 def write_module_bundle(site: Path) -> Path:
     """Put the compiled code of the package's modules into one file, ``nexs_serverless/_modules.bin``.
 
@@ -357,14 +362,19 @@ def write_module_bundle(site: Path) -> Path:
         LayerError: when a module has no bytecode or two disagree on the Python version.
     """
     package = site / "nexs_serverless"
-    index: dict[str, tuple[bool, str, int, int]] = {}
+    index: dict[str, tuple[bool, str, int, int, tuple[str, ...]]] = {}
     blobs: list[bytes] = []
     magic: bytes | None = None
     offset = 0
-    for source in sorted(package.rglob("*.py"), key=lambda path: path.relative_to(site).as_posix()):
+    sources = [
+        source
+        for source in sorted(package.rglob("*.py"), key=lambda path: path.relative_to(site).as_posix())
+        if source.relative_to(site).as_posix()
+        not in ("nexs_serverless/__init__.py", "nexs_serverless/_preload.py")
+    ]
+    names = {_module_name(source.relative_to(site)) for source in sources}
+    for source in sources:
         relative = source.relative_to(site)
-        if relative.as_posix() in ("nexs_serverless/__init__.py", "nexs_serverless/_preload.py"):
-            continue
         compiled = sorted((source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"))
         if len(compiled) != 1:
             raise LayerError(f"expected one .pyc for {relative}, found {len(compiled)}")
@@ -374,9 +384,10 @@ def write_module_bundle(site: Path) -> Path:
         elif data[:4] != magic:
             raise LayerError(f"{compiled[0]} is compiled for another Python version")
         is_package = source.name == "__init__.py"
-        parts = relative.parent.parts if is_package else relative.with_suffix("").parts
+        name = _module_name(relative)
         code = data[16:]  # after the .pyc header: magic, flags, hash or date and size
-        index[".".join(parts)] = (is_package, relative.as_posix(), offset, len(code))
+        deps = module_dependencies(source.read_text(encoding="utf-8"), name, is_package, names)
+        index[name] = (is_package, relative.as_posix(), offset, len(code), deps)
         blobs.append(code)
         offset += len(code)
         compiled[0].unlink()
@@ -388,8 +399,44 @@ def write_module_bundle(site: Path) -> Path:
     head = marshal.dumps(index)
     bundle = package / "_modules.bin"
     # The layout `nexs_serverless._preload.install` reads: header, magic, index length, index, code.
-    bundle.write_bytes(b"NXB1" + magic + len(head).to_bytes(4, "little") + head + b"".join(blobs))
+    bundle.write_bytes(b"NXB2" + magic + len(head).to_bytes(4, "little") + head + b"".join(blobs))
     return bundle
+
+
+def _module_name(relative: Path) -> str:
+    """``nexs_serverless.exporters`` for ``nexs_serverless/exporters/__init__.py``, and so on."""
+    parts = relative.parent.parts if relative.name == "__init__.py" else relative.with_suffix("").parts
+    return ".".join(parts)
+
+
+def module_dependencies(source: str, name: str, is_package: bool, bundled: set[str]) -> tuple[str, ...]:
+    """The bundled modules `source` imports unconditionally at module level, parents first, in order.
+
+    What the bundle loads before running a module's code (`_preload.BundleFinder`), without
+    the import system's search; imports inside functions, ``if`` and ``try`` blocks are left
+    to run as written, since they may not happen.
+    """
+    package = name if is_package else name.rpartition(".")[0]
+    found: list[str] = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            candidates = [target] + [f"{target}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        else:
+            continue
+        for candidate in candidates:
+            parts = candidate.split(".")
+            for end in range(1, len(parts) + 1):
+                module = ".".join(parts[:end])
+                if module in bundled and module != name and module not in found:
+                    found.append(module)
+    return tuple(found)
 
 
 def write_zip(stage: Path, target: Path, *, executables: Iterable[str] = ()) -> None:

@@ -94,10 +94,10 @@ def test_bytecode_is_precompiled_for_the_target_with_unchecked_hashes(core_zip: 
     assert bundle[4:8] == importlib.util.MAGIC_NUMBER
 
 
-def _bundle_index(bundle: bytes) -> dict[str, tuple[bool, str, int, int]]:
-    assert bundle[:4] == b"NXB1"
+def _bundle_index(bundle: bytes) -> dict[str, tuple[bool, str, int, int, tuple[str, ...]]]:
+    assert bundle[:4] == b"NXB2"
     length = int.from_bytes(bundle[8:12], "little")
-    index: dict[str, tuple[bool, str, int, int]] = marshal.loads(bundle[12 : 12 + length])
+    index: dict[str, tuple[bool, str, int, int, tuple[str, ...]]] = marshal.loads(bundle[12 : 12 + length])
     return index
 
 
@@ -114,9 +114,68 @@ def test_the_bundle_holds_every_module_but_the_two_that_read_it(core_zip: Path) 
     }
     assert index["nexs_serverless.exporters"][:2] == (True, "nexs_serverless/exporters/__init__.py")
     assert index["nexs_serverless.span"][:2] == (False, "nexs_serverless/span.py")
-    for name, (_, relative, offset, length) in index.items():
+    for name, (_, relative, offset, length, _) in index.items():
         code = marshal.loads(bundle[base + offset : base + offset + length])
         assert code.co_filename == "/opt/python/" + relative, name
+
+
+def test_the_bundle_records_each_module_s_module_level_imports(core_zip: Path) -> None:
+    """What the bundle loads before a module's code: its bundled module-level imports, parents first."""
+    with zipfile.ZipFile(core_zip) as archive:
+        index = _bundle_index(archive.read("python/nexs_serverless/_modules.bin"))
+    # invocation.py imports these at module level (`from .x import y`); its function-level ones
+    # (triggers, tenancy...) are not loaded ahead.
+    assert index["nexs_serverless.invocation"][4] == (
+        "nexs_serverless._guard",
+        "nexs_serverless._stats",
+        "nexs_serverless._watchdog",
+        "nexs_serverless.context",
+        "nexs_serverless.flushing",
+        "nexs_serverless.handler",
+        "nexs_serverless.model",
+        "nexs_serverless.platforms",
+        "nexs_serverless.runtime",
+        "nexs_serverless.tracing",
+    )
+    # A submodule comes after its package; names the bundle lacks (the package itself) are left out.
+    xray = index["nexs_serverless.platforms.aws"][4]
+    assert xray.index("nexs_serverless.propagation") < xray.index("nexs_serverless.propagation._carrier")
+    assert all(name in index for entry in index.values() for name in entry[4])
+    assert all(name not in entry[4] for name, entry in index.items())
+
+
+def test_module_dependencies_reads_only_unconditional_module_level_imports() -> None:
+    """Imports in functions, ``if`` (TYPE_CHECKING) and ``try`` blocks may not run: not loaded ahead."""
+    bundled = {"pkg.a", "pkg.b", "pkg.c", "pkg.sub", "pkg.sub.d", "pkg.sub.e", "pkg.f", "pkg.g"}
+    source = """
+from __future__ import annotations
+import os
+from . import a
+from .b import thing
+from .sub.d import other as renamed
+import pkg.sub.e
+from .. import outside
+if TYPE_CHECKING:
+    from .c import Hint
+try:
+    from .f import maybe
+except ImportError:
+    maybe = None
+def later():
+    from .g import lazily
+"""
+    assert build.module_dependencies(source, "pkg.mod", False, bundled) == (
+        "pkg.a",
+        "pkg.b",
+        "pkg.sub",
+        "pkg.sub.d",
+        "pkg.sub.e",
+    )
+    # In a package's __init__, "." is the package itself; ".." its parent.
+    assert build.module_dependencies("from . import d\nfrom .. import a\n", "pkg.sub", True, bundled) == (
+        "pkg.sub.d",
+        "pkg.a",
+    )
 
 
 def test_bytecode_runs_from_the_unpacked_layer(core_zip: Path, tmp_path: Path) -> None:

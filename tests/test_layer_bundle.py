@@ -240,7 +240,7 @@ def _replace_in_bundle(bundle: Path, name: str, source: str) -> None:
     index = marshal.loads(data[12 : 12 + length])
     code = marshal.dumps(compile(source, index[name][1], "exec"))
     body = data[12 + length :]
-    index[name] = (index[name][0], index[name][1], len(body), len(code))
+    index[name] = (index[name][0], index[name][1], len(body), len(code), index[name][4])
     head = marshal.dumps(index)
     bundle.write_bytes(data[:8] + len(head).to_bytes(4, "little") + head + body + code)
 
@@ -359,7 +359,7 @@ print(json.dumps({"asked": asked, "folders": folders,
 def test_the_layer_folder_answers_misses_itself_and_still_finds_what_it_holds(
     unpacked: Path, tmp_path: Path
 ) -> None:
-    """After the import, the folder's `FileFinder` sees only names the folder has, including ones added later."""
+    """After the import, the folder's `FileFinder` sees only names the folder has, even ones added later."""
     site = tmp_path / "python"
     shutil.copytree(unpacked, site)
     (site / "other_layer_module.py").write_text("VALUE = 1\n")
@@ -397,7 +397,8 @@ print(json.dumps({{"finder": type(folder).__name__, "asked": asked, "found": fou
     assert out["found"] == [1, 2, 3, 4]
     assert out["missing"] is True
     # Only the names the folder holds reached its FileFinder: csv, xml, not_there_at_all did not.
-    assert sorted(out["asked"]) == ["added_later", "namespace_part", "other_layer_module", "other_layer_package"]
+    holds = ["added_later", "namespace_part", "other_layer_module", "other_layer_package"]
+    assert sorted(out["asked"]) == holds
 
 
 def test_the_layer_folder_finder_refreshes_on_invalidate_caches(tmp_path: Path) -> None:
