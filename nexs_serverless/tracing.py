@@ -65,13 +65,25 @@ def _no_copy(dest: dict[str, object], src: Mapping[str, object]) -> bool:
     return False
 
 
-def _load_copy_plain(dest: dict[str, object], src: Mapping[str, object]) -> bool:
-    """First call only: bind `_copy_plain` to the compiled check, or to `_no_copy` without it.
+# Spans with attributes checked by the Python loop before the compiled check loads.
+COMPILED_CHECK_AFTER = 256
+_python_checks = 0
 
-    Loaded on the first span with attributes, not at import: loading a shared
-    library costs a `dlopen` (0.1-0.3 ms) that the import budget does not have.
+
+def _load_copy_plain(dest: dict[str, object], src: Mapping[str, object]) -> bool:
+    """Until `COMPILED_CHECK_AFTER` spans: leave the check to the loop; then bind the compiled one.
+
+    Why not at import, nor at the first span: loading the shared library costs
+    0.3-0.4 ms (a search of the package's folder and a `dlopen`), and saves
+    about 0.4 us a span, so it pays for itself after about a thousand spans. A
+    cold start's first invocation starts a handful. The count is approximate
+    under threads, which is all it needs to be. Without the module (no
+    compiler at install, another interpreter) `_no_copy` takes its place.
     """
-    global _copy_plain
+    global _copy_plain, _python_checks
+    _python_checks += 1
+    if _python_checks < COMPILED_CHECK_AFTER:
+        return False
     try:
         from ._speedups import copy_plain
     except (ImportError, OSError):  # not built (no compiler, another interpreter), or unloadable here

@@ -14,7 +14,12 @@ init, and its handler builds a small response. Variants:
 - ``nexs``: ``@traced_handler`` from the core layer (built for this Python,
   precompiled, unpacked into a temporary /opt), OTLP/HTTP to the receiver,
   flush on return (the export is inside the measured time);
-- ``nexs_after_response``: the same with ``NEXS_FLUSH_MODE=after_response``
+- ``nexs_first``: the same function importing ``nexs_serverless`` before boto3
+  (the layer's folder then answers boto3's import misses itself);
+- ``nexs_zero_code``: the untraced function under the zero-code wrapper
+  (``AWS_LAMBDA_EXEC_WRAPPER=/opt/nexs-handler``), which also imports the
+  package before the function's module;
+- ``nexs_after_response``: ``nexs`` with ``NEXS_FLUSH_MODE=after_response``
   (the export happens after the response);
 - ``otel``: opentelemetry-instrumentation-aws-lambda with the SDK, a
   BatchSpanProcessor and the OTLP/HTTP exporter to the receiver, set up the
@@ -35,7 +40,8 @@ Variants run in rounds, in a shuffled order each round, after one warm-up
 round, so that machine noise and order effects hit them alike. Reported per
 variant: the median end-to-end time, the median minus the baseline's, and the
 median of the per-round differences. The budget (issue 5): ``nexs`` at most
-10 ms over ``none``.
+10 ms over ``none``; the verdict needs the paired interval, not just its
+median, on one side of it (`verdict`).
 
 On a machine with two CPUs or more, the function process runs on one CPU and
 this process (the emulator, the receiver) on another, so that they do not take
@@ -100,6 +106,13 @@ def handler(event, context):
 NEXS = FUNCTION.replace(
     "import boto3\n", "import boto3\nfrom nexs_serverless import traced_handler\n"
 ).replace("def handler(event, context):", "@traced_handler\ndef handler(event, context):")
+
+# The same, importing this package before boto3 (as README advises): the layer's folder then
+# answers boto3's import misses itself (`_preload.FolderFinder`).
+NEXS_FIRST = NEXS.replace(
+    "import boto3\nfrom nexs_serverless import traced_handler\n",
+    "from nexs_serverless import traced_handler\n\nimport boto3\n",
+)
 
 # The same function with stopwatches around what the layer adds: the import, the decoration
 # and the first call of the decorated handler (its body, ~0.02 ms, included). Timed inside the
@@ -206,6 +219,7 @@ def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
     for name, files in {
         "none": {"app.py": FUNCTION},
         "nexs": {"app.py": NEXS, "accounted.py": NEXS_ACCOUNTED},
+        "nexs_first": {"app.py": NEXS_FIRST},
         "otel": {"app.py": FUNCTION, "otel_wrapper.py": OTEL_WRAPPER},
         "powertools": {"app.py": POWERTOOLS},
     }.items():
@@ -249,6 +263,20 @@ def variants(
             "task_root": folders["nexs"],
             "opt": opt,
             "env": {**otlp, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_SERVICE_NAME": "nexs"},
+        },
+        "nexs_first": {
+            "handler": "app.handler",
+            "task_root": folders["nexs_first"],
+            "opt": opt,
+            "env": {**otlp, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_SERVICE_NAME": "nexs_first"},
+        },
+        # The untraced function, traced by the zero-code wrapper (AWS_LAMBDA_EXEC_WRAPPER).
+        "nexs_zero_code": {
+            "handler": "app.handler",
+            "task_root": folders["none"],
+            "opt": opt,
+            "wrapper": opt / "nexs-handler",
+            "env": {**otlp, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_SERVICE_NAME": "nexs_zero_code"},
         },
         "nexs_after_response": {
             "handler": "app.handler",
@@ -316,6 +344,7 @@ def cold_start(spec: dict[str, object], log_path: Path) -> tuple[float, float, f
             handler=str(spec["handler"]),
             task_root=Path(str(spec["task_root"])),
             opt=spec.get("opt"),  # type: ignore[arg-type]
+            wrapper=spec.get("wrapper"),  # type: ignore[arg-type]
             env=dict(spec["env"]),  # type: ignore[call-overload]
             log_path=log_path,
         )
@@ -415,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         daemon.setblocking(False)
         datagrams = drain(daemon)
-        exported = {name: _requests_from(receiver, name) for name in ("nexs", "nexs_after_response", "otel")}
+        exported = {
+            name: _requests_from(receiver, name) for name in specs if name.startswith(("nexs", "otel"))
+        }
     # Every traced cold start (the rounds and the warm-up) exported: a tracer that sent nothing
     # would have been timed doing less than it does on Lambda.
     counts = {**exported, "powertools": datagrams}
@@ -447,9 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             " on a quiet machine"
         )
     print(f"\nOTLP requests per variant: {exported}; X-Ray datagrams (powertools): {datagrams}")
-    overhead = report["nexs"]["paired_overhead_ms"]
-    verdict = "within" if overhead <= BUDGET_MS else "OVER"
-    print(f"nexs overhead {overhead:.1f} ms (paired median): {verdict} the {BUDGET_MS:.0f} ms budget")
+    print(verdict(report["nexs"]))
     if args.json:
         payload = {
             "python": CURRENT,
@@ -461,6 +490,29 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(payload, indent=1))
     return 0
+
+
+def verdict(row: dict[str, float]) -> str:
+    """The budget's verdict from the paired interval and the stopwatches, never from a median alone.
+
+    A paired median inside the budget with an interval reaching past it is
+    noise, not a pass: met needs the whole interval within the budget, over
+    needs the whole interval past it or the in-function stopwatches alone
+    past it (they leave out the layer's folder and the background work, so
+    the end-to-end figure can only be larger).
+    """
+    low, high = row["paired_overhead_low_ms"], row["paired_overhead_high_ms"]
+    paired = row["paired_overhead_ms"]
+    inside = row.get("inside_ms", float("nan"))
+    head = f"nexs overhead {paired:.1f} ms (paired median, 95% interval {low:.1f}..{high:.1f} ms), "
+    head += f"{inside:.1f} ms inside the function: "
+    if inside > BUDGET_MS:
+        return head + f"OVER the {BUDGET_MS:.0f} ms budget (the in-function time alone is past it)"
+    if high <= BUDGET_MS:
+        return head + f"within the {BUDGET_MS:.0f} ms budget"
+    if low > BUDGET_MS:
+        return head + f"OVER the {BUDGET_MS:.0f} ms budget"
+    return head + f"inconclusive (the interval spans the {BUDGET_MS:.0f} ms budget)"
 
 
 def summarise(

@@ -20,10 +20,14 @@ client's own polling is the same in every variant and left out.
 
 Variants: ``none``; ``none_layer_dir`` (the untraced function with our
 unpacked layer on ``sys.path`` and unused: what any layer costs, because
-every later top-level import also searches its folder); ``nexs``; ``otel``;
-``powertools``. Not counted: the kernel's work (page faults, system calls)
-and waiting (the export's round trip), which the in-function stopwatches of
-`bench_lambda_coldstart.py` include.
+every later top-level import also searches its folder); ``nexs``;
+``nexs_first`` (the package imported before boto3) and ``nexs_zero_code``
+(the untraced function wrapped by ``nexs_serverless.wrapper``, as
+``/opt/nexs-handler`` arranges): after the package's import the layer's
+folder answers import misses itself; ``otel``; ``powertools``. Not counted:
+the kernel's work (page faults, system calls) and waiting (the export's
+round trip), which the in-function stopwatches of `bench_lambda_coldstart.py`
+include.
 
     python scripts/bench_lambda_instructions.py [--seeds 0,1] [--json out.json]
 """
@@ -88,12 +92,15 @@ class _Address:
 
 def instructions(spec: dict[str, object], seed: str, log: Path) -> int:
     """Instructions executed by one cold start of `spec` (valgrind's ``I refs``)."""
+    handler, env = str(spec["handler"]), {**dict(spec["env"]), "PYTHONHASHSEED": seed}  # type: ignore[call-overload]
+    if spec.get("wrapper"):  # what /opt/nexs-handler does before it execs the runtime
+        handler, env["NEXS_ORIGINAL_HANDLER"] = "nexs_serverless.wrapper.handler", handler
     process = FunctionProcess(
         _Address(),  # type: ignore[arg-type]
-        handler=str(spec["handler"]),
+        handler=handler,
         task_root=Path(str(spec["task_root"])),
         opt=spec.get("opt"),  # type: ignore[arg-type]
-        env={**dict(spec["env"]), "PYTHONHASHSEED": seed},  # type: ignore[call-overload]
+        env=env,
         log_path=log,
     )
     command = [
@@ -146,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                         raise RuntimeError("powertools sent no datagram to the X-Ray daemon") from None
         # Each traced variant exported from every cold start counted: one that sent nothing
         # would have been counted doing less than it does on Lambda.
-        exported = {name: _requests_from(receiver, name) for name in ("nexs", "otel")}
+        exported = {
+            name: _requests_from(receiver, name) for name in specs if name.startswith(("nexs", "otel"))
+        }
     if min(exported.values()) < len(seeds):
         raise RuntimeError(f"OTLP requests per variant {exported}, for {len(seeds)} cold starts each")
     mean = {name: statistics.mean(values) for name, values in counts.items()}
@@ -156,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "none_minstr": mean["none"] / 1e6,
         "nexs_added_minstr": ours / 1e6,
         "layer_dir_added_minstr": added["none_layer_dir"] / 1e6,
+        "nexs_first_added_minstr": added["nexs_first"] / 1e6,
+        "nexs_zero_code_added_minstr": added["nexs_zero_code"] / 1e6,
         "nexs_share_pct": 100.0 * ours / mean["none"],
         "spread_minstr": max(max(v) - min(v) for v in counts.values()) / 1e6,
     }

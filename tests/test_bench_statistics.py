@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from bench_lambda_coldstart import median_interval, summarise
+from bench_lambda_coldstart import median_interval, summarise, verdict
 
 
 def test_the_median_interval_is_the_binomial_order_statistics() -> None:
@@ -126,3 +126,21 @@ def test_instruction_counts_become_a_budget_row_raw_and_rescaled_by_the_peers() 
     assert (row["measured"], row["rescaled_to_reference"]) == (18.0, 8.0)
     assert (row["met_raw"], row["met_rescaled"]) == (False, True)
     assert bench._lambda_instructions({"skipped": "valgrind is not installed"}) == {}
+
+
+def _row(low: float, median: float, high: float, inside: float) -> dict[str, float]:
+    return {
+        "paired_overhead_low_ms": low,
+        "paired_overhead_ms": median,
+        "paired_overhead_high_ms": high,
+        "inside_ms": inside,
+    }
+
+
+def test_the_verdict_needs_the_whole_interval_on_one_side_of_the_budget() -> None:
+    """A median inside the budget with an interval past it is noise, not a pass."""
+    assert verdict(_row(2.0, 5.0, 9.0, 6.0)).endswith("within the 10 ms budget")
+    assert verdict(_row(11.0, 14.0, 20.0, 9.0)).endswith("OVER the 10 ms budget")
+    assert "inconclusive" in verdict(_row(-44.0, -10.0, 83.0, 9.0))
+    # The stopwatches inside the function leave work out: past the budget alone, the verdict is over.
+    assert "OVER" in verdict(_row(-44.0, -10.0, 83.0, 12.8))

@@ -409,8 +409,9 @@ sys.path.insert(0, {str(site)!r})
 from nexs_serverless import configure, tracer, tracing
 from nexs_serverless.exporters import InMemoryExporter
 configure(exporters=[InMemoryExporter()], environ={{}})
-with tracer.span("op", attributes={{"a": 1, "b": "two", "c": None}}) as span:
-    pass
+for _ in range(tracing.COMPILED_CHECK_AFTER):
+    with tracer.span("op", attributes={{"a": 1, "b": "two", "c": None}}) as span:
+        pass
 print(json.dumps([type(tracing._copy_plain).__name__, sys.modules["nexs_serverless._speedups"].__file__,
                   dict(span.attributes), span.dropped_attributes]))
 """

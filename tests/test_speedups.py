@@ -114,6 +114,19 @@ def test_a_mapping_that_is_not_a_dict_is_left_to_the_loop() -> None:
         _speedups.copy_plain({})  # type: ignore[call-arg]
 
 
+def _bind(check: Any) -> Any:
+    """Bind `check` as the span's attribute check; returns what was bound before."""
+    saved = tracing._copy_plain
+    tracing._copy_plain = check
+    return saved
+
+
+def _compiled() -> Any:
+    from nexs_serverless import _speedups
+
+    return _speedups.copy_plain
+
+
 @pytest.fixture
 def python_loop() -> Iterator[None]:
     """Start spans with the pure-Python check, as where `_speedups` is not built."""
@@ -152,10 +165,10 @@ def test_spans_record_the_same_attributes_with_or_without_it(
     src: dict[Any, Any], limits: dict[str, str]
 ) -> None:
     """Compiled or not, a span keeps, converts, truncates and drops the same attributes."""
-    compiled = _recorded(src, limits)
-    saved = tracing._copy_plain
-    tracing._copy_plain = tracing._no_copy
+    saved = _bind(_compiled())
     try:
+        compiled = _recorded(src, limits)
+        tracing._copy_plain = tracing._no_copy
         pure = _recorded(src, limits)
     finally:
         tracing._copy_plain = saved
@@ -178,8 +191,9 @@ sys.modules["nexs_serverless._speedups"] = None  # what an interpreter without t
 from nexs_serverless import configure, tracer, tracing
 from nexs_serverless.exporters import InMemoryExporter
 configure(exporters=[InMemoryExporter()], environ={})
-with tracer.span("op", attributes={"a": 1, "b": "two", "c": None}) as span:
-    pass
+for _ in range(tracing.COMPILED_CHECK_AFTER):  # the span that would load the compiled check
+    with tracer.span("op", attributes={"a": 1, "b": "two", "c": None}) as span:
+        pass
 print(json.dumps({"bound": tracing._copy_plain.__name__, "attributes": span.attributes,
                   "dropped": span.dropped_attributes}))
 """
@@ -205,12 +219,33 @@ class _Odd(metaclass=_EqMeta):
 @pytest.mark.parametrize("compiled", [True, False])
 def test_a_value_whose_class_cannot_be_hashed_is_converted_not_raised(compiled: bool) -> None:
     """The type checks compare classes by identity: no metaclass code runs, nothing reaches the caller."""
-    saved = tracing._copy_plain
-    if not compiled:
-        tracing._copy_plain = tracing._no_copy
+    saved = _bind(_compiled() if compiled else tracing._no_copy)
     try:
         attributes, dropped = _recorded({"odd": _Odd(), "n": 1})
     finally:
         tracing._copy_plain = saved
     assert attributes == [("odd", "str", "odd"), ("n", "int", 1)]
     assert dropped == 0
+
+
+def test_the_compiled_check_loads_after_the_first_spans_not_with_them() -> None:
+    """A cold start's few spans use the Python loop: loading the library costs more than it saves them."""
+    code = """
+import json, sys
+from nexs_serverless import configure, tracer, tracing
+from nexs_serverless.exporters import InMemoryExporter
+configure(exporters=[InMemoryExporter()], environ={})
+seen = []
+for index in range(tracing.COMPILED_CHECK_AFTER + 1):
+    with tracer.span("op", attributes={"a": 1, "b": "two"}) as span:
+        pass
+    seen.append(["nexs_serverless._speedups" in sys.modules, type(tracing._copy_plain).__name__,
+                 dict(span.attributes)])
+print(json.dumps([seen[0], seen[-3], seen[-1]]))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NEXS_"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    first, before, after = json.loads(out.stdout)
+    assert first == [False, "function", {"a": 1, "b": "two"}]
+    assert before == [False, "function", {"a": 1, "b": "two"}]
+    assert after == [True, "builtin_function_or_method", {"a": 1, "b": "two"}]
