@@ -404,9 +404,14 @@ def write_module_bundle(site: Path) -> Path:
 
 
 def _module_name(relative: Path) -> str:
-    """``nexs_serverless.exporters`` for ``nexs_serverless/exporters/__init__.py``, and so on."""
+    """``nexs_serverless.exporters`` for ``nexs_serverless/exporters/__init__.py``, and so on.
+
+    Interned: the index names a module once as a key and again in others' dependencies, and
+    `marshal` writes a repeated object as a back-reference, so the same object keeps the index
+    (read at every cold start) half the size.
+    """
     parts = relative.parent.parts if relative.name == "__init__.py" else relative.with_suffix("").parts
-    return ".".join(parts)
+    return sys.intern(".".join(parts))
 
 
 def module_dependencies(source: str, name: str, is_package: bool, bundled: set[str]) -> tuple[str, ...]:
@@ -435,7 +440,7 @@ def module_dependencies(source: str, name: str, is_package: bool, bundled: set[s
             for end in range(1, len(parts) + 1):
                 module = ".".join(parts[:end])
                 if module in bundled and module != name and module not in found:
-                    found.append(module)
+                    found.append(sys.intern(module))
     return tuple(found)
 
 
