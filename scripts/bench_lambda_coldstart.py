@@ -68,7 +68,6 @@ import statistics
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,7 +77,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_coldstart import hide_modules  # noqa: E402
 from bench_invocation import drain  # noqa: E402
-from build_layer import build_layer  # noqa: E402
+from build_layer import build_layer, unpack  # noqa: E402
 from machine_speed import canary_ns, quiet_cut, split  # noqa: E402
 from support.otlp_receiver import OTLPReceiver  # noqa: E402
 from support.runtime_api import FunctionProcess, RuntimeAPI  # noqa: E402
@@ -213,8 +212,7 @@ def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
     """Build and unpack the layer; write each variant's function folder."""
     archive = build_layer(python_version=CURRENT, arch="x86_64", out_dir=workdir / "dist", precompile=True)
     opt = workdir / "opt"
-    with zipfile.ZipFile(archive) as layer:
-        layer.extractall(opt)
+    unpack(archive, opt)  # keeps /opt/nexs-handler executable, as Lambda does
     folders = {}
     for name, files in {
         "none": {"app.py": FUNCTION},

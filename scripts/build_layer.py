@@ -48,6 +48,7 @@ import os
 import platform
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -442,6 +443,19 @@ def module_dependencies(source: str, name: str, is_package: bool, bundled: set[s
                 if module in bundled and module != name and module not in found:
                     found.append(sys.intern(module))
     return tuple(found)
+
+
+def unpack(archive: Path, destination: Path) -> None:
+    """Extract `archive` as Lambda does: each file under `destination` with the mode the zip records.
+
+    `zipfile.extractall` drops the modes, and ``/opt/nexs-handler`` must stay executable.
+    """
+    with zipfile.ZipFile(archive) as layer:
+        for info in layer.infolist():
+            target = destination / info.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(layer.read(info))
+            target.chmod(stat.S_IMODE(info.external_attr >> 16) or 0o644)
 
 
 def write_zip(stage: Path, target: Path, *, executables: Iterable[str] = ()) -> None:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.layer import core_layer
+from support.layer import build, core_layer
 from support.otlp_receiver import Fault, OTLPReceiver
 from support.runtime_api import FunctionProcess, RuntimeAPI
 
@@ -34,21 +32,11 @@ XRAY_HEADERS = [
 ]
 
 
-def unpack(archive_path: Path, destination: Path) -> None:
-    """Extract like Lambda: files land under `destination` with the modes the zip records."""
-    with zipfile.ZipFile(archive_path) as archive:
-        for info in archive.infolist():
-            target = destination / info.filename
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(info))
-            target.chmod(stat.S_IMODE(info.external_attr >> 16) or 0o644)
-
-
 @pytest.fixture(scope="module")
 def opt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The core layer for this interpreter, unpacked into a temporary /opt."""
     folder = tmp_path_factory.mktemp("opt")
-    unpack(core_layer(tmp_path_factory), folder)
+    build.unpack(core_layer(tmp_path_factory), folder)
     return folder
 
 

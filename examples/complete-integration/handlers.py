@@ -14,14 +14,18 @@ requests are imported (the layer instruments them at the first invocation).
 
 from __future__ import annotations
 
+# isort: off
+# First, before boto3: the layer's folder then answers the misses of every later import itself
+# (README, "Quick start").
+from nexs_serverless import traced_handler, tracer
+
+# isort: on
 import json
 import os
 from typing import Any
 
 import boto3
 import requests
-
-from nexs_serverless import traced_handler, tracer
 
 sqs = boto3.client("sqs")  # made at import, as usual: instrumented all the same
 
