@@ -45,7 +45,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from importlib.machinery import ModuleSpec
     from types import CodeType, ModuleType
     from typing import Any
@@ -161,7 +161,9 @@ class BundleFinder:
             if spec is None:
                 continue
             with lock(name):
-                if name in modules:  # another thread imported it while this one waited for the lock
+                # Another thread imported it while this one waited for the lock, or tried and
+                # failed (its entry is gone): the module's own import statement will say why.
+                if name in modules or name not in self._index:
                     continue
                 module = _ModuleType(name)
                 module.__spec__ = spec
@@ -233,6 +235,15 @@ class PackageFolder:
         if self._files is not None:
             self._files.invalidate_caches()
 
+    def iter_modules(self, prefix: str = "") -> Iterator[tuple[str, bool]]:
+        """What `pkgutil.iter_modules` lists here: the folder's modules (the bundle holds the same)."""
+        import pkgutil
+
+        files = self._files
+        if files is None:
+            files = self._files = _path_finder(self.path)
+        return pkgutil.iter_importer_modules(files, prefix)  # type: ignore[no-any-return,attr-defined]
+
     def __repr__(self) -> str:
         return f"PackageFolder({self.path!r})"
 
@@ -248,27 +259,33 @@ def _path_finder(path: str) -> Any:
 
 
 class FolderFinder:
-    """Stands in for the path finder of the folder that holds this package (the layer's ``/opt/python``).
+    """Answers import misses for the folder that holds this package (the layer's ``/opt/python``).
 
     Why: that folder sits before the standard library on Lambda's `sys.path`, so
     every later import of a top-level module the folder does not have (``json``,
     ``botocore``...) asks its `FileFinder` first, and a `FileFinder` miss runs
-    about 50 k instructions of the import system's Python code (five file names
-    joined and tried). ``import boto3`` misses about a hundred times: 5.5 M
-    instructions, a fifth of what the layer added to a cold start. This finder
-    answers a miss from the folder's names in one set lookup, after the same
-    modification-time check `FileFinder` makes, and hands every other name to
-    the `FileFinder` it replaced, so what imports find is unchanged.
+    about 45 k instructions of the import system's Python code (five file names
+    joined and tried): ``import boto3`` misses about a hundred times, 4.5 M
+    instructions, of which this saves 3.3 M. It answers a miss from the
+    folder's names in one set lookup, after the same modification-time check
+    `FileFinder` makes, and hands every other name to the `FileFinder`'s own
+    search, so what imports find is unchanged.
+
+    It is installed on that `FileFinder` (`speed_up_folder` replaces the
+    instance's `find_spec` and `invalidate_caches`), so `sys.path_importer_cache`
+    still holds a `FileFinder`: `pkgutil` and `pkg_resources` recognise finders
+    by class, and list the folder's modules and distributions as before.
 
     It only helps imports made after ``import nexs_serverless`` (the zero-code
     wrapper, or a function that imports this package first).
     """
 
-    __slots__ = ("_finder", "_mtime", "_names", "path")
+    __slots__ = ("_find", "_invalidate", "_mtime", "_names", "path")
 
     def __init__(self, finder: Any) -> None:
-        self._finder = finder
         self.path: str = finder.path
+        self._find = finder.find_spec
+        self._invalidate = finder.invalidate_caches
         self._mtime = -2.0
         self._names: frozenset[str] = frozenset()
 
@@ -282,12 +299,12 @@ class FolderFinder:
             self._refresh(mtime)
         if fullname.rpartition(".")[2] not in self._names:
             return None
-        return self._finder.find_spec(fullname, target)  # type: ignore[no-any-return]
+        return self._find(fullname, target)  # type: ignore[no-any-return]
 
     def invalidate_caches(self) -> None:
         """What `importlib.invalidate_caches` calls: list the folder again on the next lookup."""
         self._mtime = -2.0
-        self._finder.invalidate_caches()
+        self._invalidate()
 
     def _refresh(self, mtime: float) -> None:
         try:
@@ -303,17 +320,19 @@ class FolderFinder:
 
 
 def speed_up_folder(site: str) -> FolderFinder | None:
-    """Put a `FolderFinder` in front of `site`'s `FileFinder` in `sys.path_importer_cache`.
+    """Install a `FolderFinder` on `site`'s `FileFinder` (in `sys.path_importer_cache`).
 
     Nothing changes when `site` has no `FileFinder` there (another kind of path
-    entry, or not imported through yet) or when ``PYTHONCASEOK`` asks imports
-    to ignore case, which this finder's exact set lookup would not.
+    entry, or not imported through yet), when one is installed already, or when
+    ``PYTHONCASEOK`` asks imports to ignore case, which the exact set lookup
+    would not.
     """
-    finder = sys.path_importer_cache.get(site)
-    if type(finder).__name__ != "FileFinder" or "PYTHONCASEOK" in os.environ:
+    finder: Any = sys.path_importer_cache.get(site)
+    if type(finder).__name__ != "FileFinder" or "PYTHONCASEOK" in os.environ or "find_spec" in vars(finder):
         return None
     stand_in = FolderFinder(finder)
-    sys.path_importer_cache[site] = stand_in
+    finder.find_spec = stand_in.find_spec
+    finder.invalidate_caches = stand_in.invalidate_caches
     return stand_in
 
 

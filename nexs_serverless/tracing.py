@@ -71,18 +71,19 @@ _python_checks = 0
 
 
 def _load_copy_plain(dest: dict[str, object], src: Mapping[str, object]) -> bool:
-    """Until `COMPILED_CHECK_AFTER` spans: leave the check to the loop; then bind the compiled one.
+    """For the first `COMPILED_CHECK_AFTER` spans: leave the check to the loop; then bind the compiled one.
 
     Why not at import, nor at the first span: loading the shared library costs
-    0.3-0.4 ms (a search of the package's folder and a `dlopen`), and saves
-    about 0.4 us a span, so it pays for itself after about a thousand spans. A
-    cold start's first invocation starts a handful. The count is approximate
-    under threads, which is all it needs to be. Without the module (no
-    compiler at install, another interpreter) `_no_copy` takes its place.
+    0.3-0.4 ms (a search of the package's folder and a `dlopen`) and saves
+    about 0.4 us a span, so it pays for itself after about a thousand spans.
+    Waiting for 256 keeps it out of a cold start's first invocation (a handful
+    of spans) and still binds it early in a busy process's life. The count is
+    approximate under threads, which is all it needs to be. Without the module
+    (no compiler at install, another interpreter) `_no_copy` takes its place.
     """
     global _copy_plain, _python_checks
     _python_checks += 1
-    if _python_checks < COMPILED_CHECK_AFTER:
+    if _python_checks <= COMPILED_CHECK_AFTER:
         return False
     try:
         from ._speedups import copy_plain

@@ -243,8 +243,9 @@ BUDGETS: list[tuple[str, str, float, str, dict[str, float]]] = [
     ("propagation", "ours_default_quiet_us", 5.0, "us", {}),
     # issue 5: first invocation <= +10 ms; the mission: OpenTelemetry's Lambda instrumentation
     # about +110 ms, Powertools' Tracer about +80 ms, for a function that imports boto3
-    ("lambda_coldstart", "nexs_overhead_ms", 10.0, "ms", {"ratio_otel": 110.0, "ratio_powertools": 80.0}),
-    ("lambda_coldstart", "nexs_quiet_overhead_ms", 10.0, "ms", {}),
+    # End to end, judged by its paired 95% interval (`INTERVALS`), not rescaled: a peer's ratio to a
+    # difference that is mostly noise says nothing about the reference machine.
+    ("lambda_coldstart", "nexs_overhead_ms", 10.0, "ms", {}),
     # the same budget on the layer's own time inside the function (import, decorate, first call)
     (
         "lambda_coldstart",
@@ -266,6 +267,11 @@ BUDGETS: list[tuple[str, str, float, str, dict[str, float]]] = [
 ]
 
 
+# Metrics measured with a 95% interval (low, high): met only when the whole interval is within
+# the budget, not met when all of it is past it, inconclusive otherwise.
+INTERVALS = {"nexs_overhead_ms": ("nexs_overhead_low_ms", "nexs_overhead_high_ms")}
+
+
 def budgets(results: dict[str, Summary]) -> list[dict[str, Any]]:
     """Each budget: the raw number, the number rescaled to the reference machine, verdicts."""
     rows = []
@@ -276,19 +282,31 @@ def budgets(results: dict[str, Summary]) -> list[dict[str, Any]]:
         ours = summary[metric]
         rescaled = [ref / summary[ratio] for ratio, ref in references.items() if summary.get(ratio)]
         normalised = max(rescaled) if rescaled else None
-        rows.append(
-            {
-                "benchmark": bench,
-                "metric": metric,
-                "budget": budget,
-                "unit": unit,
-                "measured": ours,
-                "rescaled_to_reference": normalised,
-                "met_raw": ours <= budget,
-                "met_rescaled": (normalised if normalised is not None else ours) <= budget,
-            }
-        )
+        row: dict[str, Any] = {
+            "benchmark": bench,
+            "metric": metric,
+            "budget": budget,
+            "unit": unit,
+            "measured": ours,
+            "rescaled_to_reference": normalised,
+            "met_raw": ours <= budget,
+            "met_rescaled": (normalised if normalised is not None else ours) <= budget,
+        }
+        bounds = INTERVALS.get(metric)
+        if bounds and all(bound in summary for bound in bounds):
+            low, high = (summary[bound] for bound in bounds)
+            row["interval"] = [low, high]
+            row["met_raw"] = row["met_rescaled"] = high <= budget
+            row["inconclusive"] = low <= budget < high
+        rows.append(row)
     return rows
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if row.get("inconclusive"):
+        low, high = row["interval"]
+        return f"inconclusive (95% interval {low:.1f}..{high:.1f})"
+    return f"{'met' if row['met_rescaled'] else 'NOT met'}{'' if row['met_raw'] else ' (raw: not met)'}"
 
 
 QUICK = ("coldstart", "core", "invocation")
@@ -378,7 +396,7 @@ def main() -> int:
         print(
             f"  {row['benchmark']:18} {row['metric']:30} budget {row['budget']:5.1f} {row['unit']:2}"
             f"  measured {row['measured']:8.2f}  rescaled {shown}"
-            f"  {'met' if row['met_rescaled'] else 'NOT met'}{'' if row['met_raw'] else ' (raw: not met)'}"
+            f"  {_verdict(row)}"
         )
     if args.plot:
         plot(results, Path(args.plot))

@@ -374,6 +374,17 @@ def write_module_bundle(site: Path) -> Path:
         not in ("nexs_serverless/__init__.py", "nexs_serverless/_preload.py")
     ]
     names = {_module_name(source.relative_to(site)) for source in sources}
+    graph = acyclic(
+        {
+            _module_name(source.relative_to(site)): module_dependencies(
+                source.read_text(encoding="utf-8"),
+                _module_name(source.relative_to(site)),
+                source.name == "__init__.py",
+                names,
+            )
+            for source in sources
+        }
+    )
     for source in sources:
         relative = source.relative_to(site)
         compiled = sorted((source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"))
@@ -387,8 +398,7 @@ def write_module_bundle(site: Path) -> Path:
         is_package = source.name == "__init__.py"
         name = _module_name(relative)
         code = data[16:]  # after the .pyc header: magic, flags, hash or date and size
-        deps = module_dependencies(source.read_text(encoding="utf-8"), name, is_package, names)
-        index[name] = (is_package, relative.as_posix(), offset, len(code), deps)
+        index[name] = (is_package, relative.as_posix(), offset, len(code), graph[name])
         blobs.append(code)
         offset += len(code)
         compiled[0].unlink()
@@ -413,6 +423,29 @@ def _module_name(relative: Path) -> str:
     """
     parts = relative.parent.parts if relative.name == "__init__.py" else relative.with_suffix("").parts
     return sys.intern(".".join(parts))
+
+
+def acyclic(graph: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """`graph` without the dependencies that lead back to their module (import cycles).
+
+    Loading a dependency before its module's code runs is what an import at the
+    top would do, except in a cycle: there the other module would meet this one
+    empty, where the import system would show it everything defined above the
+    import line. Such a dependency is left to the module's own import statement.
+    """
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = {start}, [start]
+        while todo:
+            for following in graph.get(todo.pop(), ()):
+                if following == goal:
+                    return True
+                if following not in seen:
+                    seen.add(following)
+                    todo.append(following)
+        return False
+
+    return {name: tuple(dep for dep in deps if not reaches(dep, name)) for name, deps in graph.items()}
 
 
 def module_dependencies(source: str, name: str, is_package: bool, bundled: set[str]) -> tuple[str, ...]:

@@ -144,3 +144,20 @@ def test_the_verdict_needs_the_whole_interval_on_one_side_of_the_budget() -> Non
     assert "inconclusive" in verdict(_row(-44.0, -10.0, 83.0, 9.0))
     # The stopwatches inside the function leave work out: past the budget alone, the verdict is over.
     assert "OVER" in verdict(_row(-44.0, -10.0, 83.0, 12.8))
+
+
+def test_the_end_to_end_budget_row_is_judged_by_its_interval() -> None:
+    """A paired median under the budget with an interval past it is inconclusive, not met."""
+    import bench
+
+    noisy = {"nexs_overhead_ms": -17.5, "nexs_overhead_low_ms": -64.2, "nexs_overhead_high_ms": 35.2}
+    row = next(
+        row for row in bench.budgets({"lambda_coldstart": noisy}) if row["metric"] == "nexs_overhead_ms"
+    )
+    assert (row["inconclusive"], row["met_raw"], row["met_rescaled"]) == (True, False, False)
+    assert bench._verdict(row) == "inconclusive (95% interval -64.2..35.2)"
+    clear = {"nexs_overhead_ms": 4.0, "nexs_overhead_low_ms": 1.0, "nexs_overhead_high_ms": 8.0}
+    row = next(
+        row for row in bench.budgets({"lambda_coldstart": clear}) if row["metric"] == "nexs_overhead_ms"
+    )
+    assert bench._verdict(row) == "met"

@@ -144,6 +144,27 @@ def test_the_bundle_records_each_module_s_module_level_imports(core_zip: Path) -
     assert all(name not in entry[4] for name, entry in index.items())
 
 
+def test_a_dependency_that_imports_its_module_back_is_left_to_the_import_statement() -> None:
+    """In an import cycle the other module must meet this one as the import system shows it."""
+    graph = {"a": ("b", "c"), "b": ("a",), "c": ("d",), "d": (), "p": ("p.x",), "p.x": ("p", "d")}
+    assert build.acyclic(graph) == {"a": ("c",), "b": (), "c": ("d",), "d": (), "p": (), "p.x": ("d",)}
+
+
+def test_no_recorded_dependency_leads_back_to_its_module(core_zip: Path) -> None:
+    """The bundle's dependency lists are cycle-free, so loading them first never changes a cycle."""
+    with zipfile.ZipFile(core_zip) as archive:
+        index = _bundle_index(archive.read("python/nexs_serverless/_modules.bin"))
+    for name, entry in index.items():
+        todo, seen = list(entry[4]), set(entry[4])
+        while todo:
+            current = todo.pop()
+            assert current != name, f"{name} is reachable from its own dependencies"
+            for following in index[current][4]:
+                if following not in seen:
+                    seen.add(following)
+                    todo.append(following)
+
+
 def test_module_dependencies_reads_only_unconditional_module_level_imports() -> None:
     """Imports in functions, ``if`` (TYPE_CHECKING) and ``try`` blocks may not run: not loaded ahead."""
     bundled = {"pkg.a", "pkg.b", "pkg.c", "pkg.sub", "pkg.sub.d", "pkg.sub.e", "pkg.f", "pkg.g"}
@@ -409,7 +430,7 @@ sys.path.insert(0, {str(site)!r})
 from nexs_serverless import configure, tracer, tracing
 from nexs_serverless.exporters import InMemoryExporter
 configure(exporters=[InMemoryExporter()], environ={{}})
-for _ in range(tracing.COMPILED_CHECK_AFTER):
+for _ in range(tracing.COMPILED_CHECK_AFTER + 1):
     with tracer.span("op", attributes={{"a": 1, "b": "two", "c": None}}) as span:
         pass
 print(json.dumps([type(tracing._copy_plain).__name__, sys.modules["nexs_serverless._speedups"].__file__,

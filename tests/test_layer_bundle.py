@@ -67,7 +67,7 @@ except TypeError:
     frames = traceback.extract_tb(sys.exc_info()[2])
 spans = sorted(s.name for s in exporter.get_finished_spans())
 from nexs_serverless import tracing
-for _ in range(tracing.COMPILED_CHECK_AFTER):  # enough spans to load the compiled attribute check
+for _ in range(tracing.COMPILED_CHECK_AFTER + 1):  # enough spans to load the compiled check
     with tracer.span("more", attributes={"k": 1}):
         pass
 mods = {n: m for n, m in sys.modules.items() if n.startswith("nexs_serverless")}
@@ -378,13 +378,13 @@ def test_the_layer_folder_answers_misses_itself_and_still_finds_what_it_holds(
 import importlib.util, json, os, time
 import nexs_serverless
 folder = sys.path_importer_cache[{str(site)!r}]
+stand_in = folder.find_spec.__self__  # the FolderFinder installed on the folder's FileFinder
 asked = []
-files = folder._finder
-original = files.find_spec
+original = stand_in._find  # the FileFinder's own search
 def spy(name, target=None):
     asked.append(name)
     return original(name, target)
-files.find_spec = spy
+stand_in._find = spy
 
 import csv, xml.dom.minidom  # misses in the layer folder: answered without the FileFinder
 import other_layer_module, other_layer_package, namespace_part.inner
@@ -394,11 +394,11 @@ with open({str(site / "added_later.py")!r}, "w") as added:
     added.write("VALUE = 4\\n")
 os.utime({str(site)!r}, ns=(time.time_ns(), time.time_ns() + 10**9))  # the folder's mtime moves on
 import added_later
-print(json.dumps({{"finder": type(folder).__name__, "asked": asked, "found": found + [added_later.VALUE],
-                  "missing": missing is None}}))
+print(json.dumps({{"finder": [type(folder).__name__, type(stand_in).__name__], "asked": asked,
+                  "found": found + [added_later.VALUE], "missing": missing is None}}))
 """,
     )
-    assert out["finder"] == "FolderFinder"
+    assert out["finder"] == ["FileFinder", "FolderFinder"]
     assert out["found"] == [1, 2, 3, 4]
     assert out["missing"] is True
     # Only the names the folder holds reached its FileFinder: csv, xml, not_there_at_all did not.
@@ -429,3 +429,53 @@ def test_the_layer_folder_finder_refreshes_on_invalidate_caches(tmp_path: Path) 
     spec = finder.find_spec("second")
     assert spec is not None
     assert spec.origin == str(folder / "second.py")
+
+
+def test_pkgutil_and_pkg_resources_still_list_the_layer_folder_and_the_package(
+    unpacked: Path, tmp_path: Path
+) -> None:
+    """The finders that tools recognise by class stay `FileFinder`s or answer `iter_modules` themselves."""
+    site = tmp_path / "python"
+    shutil.copytree(unpacked, site)
+    (site / "other_layer_module.py").write_text("")
+    (site / "demo-1.0.dist-info").mkdir()
+    (site / "demo-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+    out = _run(
+        site,
+        f"""
+import json, pkgutil, warnings
+import nexs_serverless, nexs_serverless.exporters
+warnings.simplefilter("ignore")
+import pkg_resources
+print(json.dumps({{
+    "site": sorted(name for _, name, _ in pkgutil.iter_modules([{str(site)!r}])),
+    "package": sorted(name for _, name, _ in pkgutil.iter_modules(nexs_serverless.__path__)),
+    "exporters": sorted(name for _, name, _ in pkgutil.walk_packages(nexs_serverless.exporters.__path__)),
+    "distributions": sorted(d.project_name for d in pkg_resources.find_distributions({str(site)!r})),
+}}))
+""",
+    )
+    assert out["site"] == ["nexs_serverless", "other_layer_module"]
+    assert {"handler", "span", "tracing", "propagation", "exporters"} <= set(out["package"])
+    assert {"otlp_http", "console", "resilient"} <= set(out["exporters"])
+    assert out["distributions"] == ["demo"]
+
+
+def test_a_module_another_thread_failed_to_load_is_left_to_the_import_system(unpacked: Path) -> None:
+    """`load` finds the entry gone (a failed load elsewhere): it skips, and an import reads the file."""
+    out = _run(
+        unpacked,
+        """
+import json
+import nexs_serverless
+finder = sys.path_importer_cache[nexs_serverless.__path__[0]]._bundle
+name = "nexs_serverless.exporters.console"
+finder.load(["nexs_serverless.exporters"])
+finder._index.pop(name)  # what a load that raised in another thread leaves behind
+finder.load([name])  # no "already loaded from the bundle" error
+skipped = name not in sys.modules
+import nexs_serverless.exporters.console as console
+print(json.dumps([skipped, type(console.__spec__.loader).__name__]))
+""",
+    )
+    assert out == [True, "SourceFileLoader"]

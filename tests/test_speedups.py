@@ -191,7 +191,7 @@ sys.modules["nexs_serverless._speedups"] = None  # what an interpreter without t
 from nexs_serverless import configure, tracer, tracing
 from nexs_serverless.exporters import InMemoryExporter
 configure(exporters=[InMemoryExporter()], environ={})
-for _ in range(tracing.COMPILED_CHECK_AFTER):  # the span that would load the compiled check
+for _ in range(tracing.COMPILED_CHECK_AFTER + 1):  # the span that would load the compiled check
     with tracer.span("op", attributes={"a": 1, "b": "two", "c": None}) as span:
         pass
 print(json.dumps({"bound": tracing._copy_plain.__name__, "attributes": span.attributes,
