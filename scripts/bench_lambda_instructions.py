@@ -48,18 +48,19 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_lambda_coldstart import _requests_from, harness  # noqa: E402
-from support.runtime_api import FunctionProcess  # noqa: E402
+from support.runtime_api import BOOTSTRAP, FunctionProcess  # noqa: E402
 
 # What the issues quote for the peers' first-invocation overhead on their reference machine (ms).
 QUOTED_MS = {"otel": 110.0, "powertools": 80.0}
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
-# The cold start as the runtime client drives it, minus its polling: bootstrap, the handler's
-# module, one invocation (with the per-invocation X-Ray header the runtime sets), then out.
-DRIVER = """\
-import importlib, os, sys
-sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
-import awslambdaric.bootstrap  # noqa: F401
+# The cold start as the runtime client drives it, minus its polling: the runtime's bootstrap
+# (its imports, then the layer's folders and the task root on the path), the handler's module,
+# one invocation (with the per-invocation X-Ray header the runtime sets), then out.
+DRIVER = (
+    BOOTSTRAP.rpartition("main([")[0]
+    + """\
+import importlib
 
 class Context:
     function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
@@ -82,6 +83,7 @@ handler({"order": "42"}, Context())
 sys.stdout.flush()
 os._exit(0)
 """.replace("TRACE_HEADER", repr(TRACE_HEADER))
+)
 
 
 class _Address:

@@ -37,19 +37,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BOOTSTRAP", "FunctionProcess", "Invocation", "RuntimeAPI"]
+__all__ = ["BOOTSTRAP", "OPT_VARIABLE", "FunctionProcess", "Invocation", "RuntimeAPI"]
 
 FUNCTION_NAME = "nexs-test-function"
 REGION = "us-east-1"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION_NAME}"
 _POLL_S = 0.02  # the server and waiters re-check for close() this often; not a timing assumption
 
-# What /var/runtime/bootstrap does in the managed Python runtime: put the task root first
-# on the path and run the runtime interface client on the handler named by _HANDLER.
+# What /var/runtime/bootstrap.py does in the managed Python runtime: import the runtime
+# interface client, then (when PYTHONPATH is unset) put the layers' folders on the path, then
+# the task root before them, and run the client on the handler named by _HANDLER. The layers'
+# folders join the path after the interpreter's start-up and the client's imports, as on
+# Lambda, so their import misses are not charged to a layer. `OPT_VARIABLE` says where the
+# test's /opt is (Lambda's is /opt itself).
+OPT_VARIABLE = "NEXS_TEST_OPT"
 BOOTSTRAP = (
     "import os, sys\n"
-    "sys.path.insert(0, os.environ['LAMBDA_TASK_ROOT'])\n"
     "from awslambdaric.__main__ import main\n"
+    f"opt = os.environ.get({OPT_VARIABLE!r})\n"
+    "if opt and 'PYTHONPATH' not in os.environ:\n"
+    "    version = '%d.%d' % sys.version_info[:2]\n"
+    "    sys.path.insert(0, opt + '/python')\n"
+    "    sys.path.insert(0, opt + '/python/lib/python' + version + '/site-packages')\n"
+    "sys.path.insert(0, os.environ['LAMBDA_TASK_ROOT'])\n"
     "main([sys.argv[0], os.environ['_HANDLER']])\n"
 )
 
@@ -364,7 +374,8 @@ class FunctionProcess:
         api: the emulator it talks to.
         handler: the function's handler setting (``_HANDLER``), e.g. ``app.handler``.
         task_root: the function's code (``LAMBDA_TASK_ROOT``).
-        opt: an unpacked layer (``/opt``): ``opt/python`` goes on the path; None runs without a layer.
+        opt: an unpacked layer (``/opt``): ``opt/python`` goes on the path as the runtime puts it
+            there (`BOOTSTRAP`); None runs without a layer.
         wrapper: an ``AWS_LAMBDA_EXEC_WRAPPER`` script to start the runtime through.
         env: extra environment variables (the function's configuration).
         log_path: where the process's stdout and stderr go.
@@ -384,13 +395,14 @@ class FunctionProcess:
     ) -> None:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NEXS_", "AWS_", "_X_"))}
         base.pop("PYTHONPATH", None)
-        paths = [str(task_root)] + ([str(opt / "python")] if opt is not None else [])
+        base.pop(OPT_VARIABLE, None)
+        if opt is not None:
+            base[OPT_VARIABLE] = str(opt)
         base.update(
             {
                 "AWS_LAMBDA_RUNTIME_API": api.address,
                 "_HANDLER": handler,
                 "LAMBDA_TASK_ROOT": str(task_root),
-                "PYTHONPATH": os.pathsep.join(paths),
                 "PYTHONDONTWRITEBYTECODE": "1",  # /opt and /var/task are read-only on Lambda
                 "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
