@@ -266,7 +266,7 @@ class FolderFinder:
     ``botocore``...) asks its `FileFinder` first, and a `FileFinder` miss runs
     about 45 k instructions of the import system's Python code (five file names
     joined and tried): ``import boto3`` misses about a hundred times, 4.5 M
-    instructions, of which this saves 3.3 M. It answers a miss from the
+    instructions, of which this saves about 3 M. It answers a miss from the
     folder's names in one set lookup, after the same modification-time check
     `FileFinder` makes, and hands every other name to the `FileFinder`'s own
     search, so what imports find is unchanged.

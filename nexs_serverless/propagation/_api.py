@@ -33,16 +33,6 @@ if TYPE_CHECKING:
         Callable[[object, Span | SpanContext, tuple[str, str] | None], None],
     ]
 
-__all__ = [
-    "CompositePropagator",
-    "Incoming",
-    "composite",
-    "extract",
-    "extract_incoming",
-    "fields",
-    "inject",
-]
-
 # OTEL_PROPAGATORS name -> "module:Class"; kept equal to config.PROPAGATOR_NAMES minus "none".
 _FORMATS: dict[str, str] = {
     "tracecontext": ".tracecontext:TraceContextPropagator",
