@@ -479,3 +479,33 @@ print(json.dumps([skipped, type(console.__spec__.loader).__name__]))
 """,
     )
     assert out == [True, "SourceFileLoader"]
+
+
+def test_the_folder_finder_is_installed_once_and_not_where_case_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second install leaves the first in place; ``PYTHONCASEOK`` keeps the plain `FileFinder`."""
+    import importlib.machinery
+
+    from nexs_serverless._preload import FolderFinder, speed_up_folder
+
+    (tmp_path / "module_here.py").write_text("")
+    site = str(tmp_path)
+    hook = importlib.machinery.FileFinder.path_hook(
+        (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES)
+    )
+    monkeypatch.setitem(sys.path_importer_cache, site, hook(site))
+    monkeypatch.setenv("PYTHONCASEOK", "1")
+    assert speed_up_folder(site) is None
+    monkeypatch.delenv("PYTHONCASEOK")
+    first = speed_up_folder(site)
+    assert isinstance(first, FolderFinder)
+    assert speed_up_folder(site) is None  # already installed: not wrapped twice
+    finder = sys.path_importer_cache[site]
+    assert type(finder) is importlib.machinery.FileFinder
+    assert finder.find_spec("not_here") is None
+    spec = finder.find_spec("module_here")
+    assert spec is not None
+    assert spec.origin == str(tmp_path / "module_here.py")
+    monkeypatch.setitem(sys.path_importer_cache, "/no/such/entry", None)
+    assert speed_up_folder("/no/such/entry") is None  # not a FileFinder: nothing to do
