@@ -95,7 +95,7 @@ class BundleFinder:
         self,
         site: str,
         descriptor: int,
-        index: dict[str, tuple[bool, str, int, int, tuple[str, ...]]],
+        index: dict[str, _Entry],
         base: int,
     ) -> None:
         self._site = site
@@ -223,12 +223,8 @@ class PackageFolder:
         spec = self._bundle.find_spec(fullname)
         if spec is not None:
             return spec
-        files = self._files
-        if files is None:
-            files = self._files = _path_finder(self.path)
-            if files is None:
-                return None
-        return files.find_spec(fullname, target)  # type: ignore[no-any-return]
+        files = self._files_finder()
+        return None if files is None else files.find_spec(fullname, target)
 
     def invalidate_caches(self) -> None:
         """Passed on to the files' finder (`importlib.invalidate_caches`)."""
@@ -239,23 +235,22 @@ class PackageFolder:
         """What `pkgutil.iter_modules` lists here: the folder's modules (the bundle holds the same)."""
         import pkgutil
 
+        return pkgutil.iter_importer_modules(self._files_finder(), prefix)  # type: ignore[no-any-return,attr-defined]
+
+    def _files_finder(self) -> Any:
+        """The folder's own finder, made on first need as `sys.path_hooks` would make it, or None."""
         files = self._files
         if files is None:
-            files = self._files = _path_finder(self.path)
-        return pkgutil.iter_importer_modules(files, prefix)  # type: ignore[no-any-return,attr-defined]
+            for hook in sys.path_hooks:
+                try:
+                    files = self._files = hook(self.path)
+                    break
+                except ImportError:  # the next hook, as the import system tries them
+                    continue
+        return files
 
     def __repr__(self) -> str:
         return f"PackageFolder({self.path!r})"
-
-
-def _path_finder(path: str) -> Any:
-    """The finder `sys.path_hooks` give `path` (as the import system would make it), or None."""
-    for hook in sys.path_hooks:
-        try:
-            return hook(path)
-        except ImportError:  # noqa: PERF203 - as the import system tries them, once per folder
-            continue
-    return None
 
 
 class FolderFinder:

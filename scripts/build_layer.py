@@ -367,25 +367,21 @@ def write_module_bundle(site: Path) -> Path:
     blobs: list[bytes] = []
     magic: bytes | None = None
     offset = 0
-    sources = [
-        source
+    sources = {
+        _module_name(source.relative_to(site)): source
         for source in sorted(package.rglob("*.py"), key=lambda path: path.relative_to(site).as_posix())
         if source.relative_to(site).as_posix()
         not in ("nexs_serverless/__init__.py", "nexs_serverless/_preload.py")
-    ]
-    names = {_module_name(source.relative_to(site)) for source in sources}
+    }
     graph = acyclic(
         {
-            _module_name(source.relative_to(site)): module_dependencies(
-                source.read_text(encoding="utf-8"),
-                _module_name(source.relative_to(site)),
-                source.name == "__init__.py",
-                names,
+            name: module_dependencies(
+                source.read_text(encoding="utf-8"), name, source.name == "__init__.py", set(sources)
             )
-            for source in sources
+            for name, source in sources.items()
         }
     )
-    for source in sources:
+    for name, source in sources.items():
         relative = source.relative_to(site)
         compiled = sorted((source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"))
         if len(compiled) != 1:
@@ -396,7 +392,6 @@ def write_module_bundle(site: Path) -> Path:
         elif data[:4] != magic:
             raise LayerError(f"{compiled[0]} is compiled for another Python version")
         is_package = source.name == "__init__.py"
-        name = _module_name(relative)
         code = data[16:]  # after the .pyc header: magic, flags, hash or date and size
         index[name] = (is_package, relative.as_posix(), offset, len(code), graph[name])
         blobs.append(code)
