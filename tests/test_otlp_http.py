@@ -431,3 +431,50 @@ def test_console_exporter_starts_no_thread() -> None:
         return None
 
     assert _prepare_thread() is None
+
+
+def test_a_send_never_outlasts_the_exporters_timeout(receiver: OTLPReceiver) -> None:
+    """``OTEL_EXPORTER_OTLP_TIMEOUT`` caps each request even when the flush has longer.
+
+    Behind `ResilientExporter` a send is offered the whole flush budget (5 s here); the
+    exporter's own 0.3 s must still bound the wait on a back end that never answers.
+    """
+    receiver.misbehave(Fault.hang())
+    otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=0.3)
+    started = time.monotonic()
+    with pytest.raises(ExportError) as caught:
+        otlp.send(make_spans(1), 5.0)
+    assert caught.value.error_class == ErrorClass.TIMEOUT
+    assert time.monotonic() - started < 2.5  # not the 5 s offered
+    otlp.shutdown()
+
+
+def test_waiting_for_the_connection_comes_out_of_the_send_budget(receiver: OTLPReceiver) -> None:
+    """A send queued behind another (or behind the background `prepare`) has its budget, not two.
+
+    The first send holds the connection for its whole 1 s timeout against a hung
+    receiver; the second, started 0.1 s later, used to wait ~0.9 s for it and then take
+    a fresh second: ~1.9 s in all.
+    """
+    receiver.misbehave(Fault.hang(), Fault.hang())
+    otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=1.0)
+    first_outcome: list[object] = []
+
+    def send_first() -> None:
+        try:
+            first_outcome.append(otlp.send(make_spans(1), 1.0))
+        except ExportError as exc:
+            first_outcome.append(exc)
+
+    first = threading.Thread(target=send_first, daemon=True)
+    first.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    with pytest.raises(ExportError) as caught:
+        otlp.send(make_spans(1), 1.0)
+    took = time.monotonic() - started
+    first.join(HANG_GUARD_S)
+    assert caught.value.error_class == ErrorClass.TIMEOUT
+    assert [type(outcome) for outcome in first_outcome] == [ExportError]
+    assert took < 1.45, f"the second send took {took:.2f} s for a 1 s budget"
+    otlp.shutdown()

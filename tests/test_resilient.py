@@ -507,3 +507,49 @@ def test_failure_path_modules_load_at_the_first_failed_export_only() -> None:
     assert report["carried_over"] == 1
     assert report["received_at_the_end"] == 3  # the kept span went out with the next flush, once
     assert report["resent"] == 1
+
+
+def test_a_probe_that_never_reached_the_back_end_is_given_back(clock: FakeClock) -> None:
+    """A half-open breaker's probe taken by a flush with no time left, or nothing to send, is freed.
+
+    Otherwise the breaker would stay half-open with its probe out, skip every later
+    export, and the back end's recovery would never be noticed.
+    """
+    sender = FakeSender(clock, err(ErrorClass.NETWORK))
+    wrapped = wrap(sender, clock, max_retries=0, failure_threshold=1)
+    export(wrapped, clock, make_spans(1, "a"))
+    assert wrapped.breaker.state == OPEN
+    clock.now += 10  # the cool-down is over: the next export probes
+    export(wrapped, clock, make_spans(1, "b"), budget_s=0.0)  # past its deadline before an attempt
+    export(wrapped, clock, [])  # then nothing to send (tail sampling kept nothing)
+    assert export(wrapped, clock, make_spans(1, "c")) is ExportResult.SUCCESS
+    assert wrapped.breaker.state == CLOSED
+    assert sender.delivered == ["a-0", "b-0", "c-0"]
+
+
+@pytest.mark.parametrize("error_class", [ErrorClass.THROTTLED, ErrorClass.SERVER])
+def test_retry_after_holds_off_later_flushes_when_not_waited_out(clock: FakeClock, error_class: str) -> None:
+    """A 429 or a 503 naming a pause: when this flush gives up, the next ones wait for it too.
+
+    Here the pause (2 s) fits the budget but no retry is left; before, only a 429 whose
+    pause passed the deadline held later flushes off, so they kept hitting the back end.
+    """
+    sender = FakeSender(clock, err(error_class, retry_after_s=2.0))
+    wrapped = wrap(sender, clock, max_retries=0)
+    assert export(wrapped, clock, make_spans(1, "a"), budget_s=5.0) is ExportResult.FAILURE
+    clock.now += 1.9
+    export(wrapped, clock, make_spans(1, "b"), budget_s=5.0)
+    assert len(sender.batches) == 1
+    assert stats()["export_deferred_retry_after"] == 1
+    clock.now += 0.1
+    assert export(wrapped, clock, make_spans(1, "c")) is ExportResult.SUCCESS
+    assert sender.delivered == ["a-0", "b-0", "c-0"]
+
+
+def test_a_rejected_count_past_the_batch_is_capped(clock: FakeClock) -> None:
+    """A back end claiming more rejected spans than it was sent cannot make the sent count negative."""
+    sender = FakeSender(clock, 10)
+    wrapped = wrap(sender, clock)
+    export(wrapped, clock, make_spans(2))
+    assert stats()["export_spans_rejected"] == 2
+    assert stats().get("export_spans_sent", 0) == 0

@@ -116,6 +116,17 @@ class CircuitBreaker:
             self._probing = True
             return True
 
+    def release(self) -> None:
+        """The probe let through by `allow` never reached the back end: let the next caller probe.
+
+        A flush with no time left before its first attempt, or with nothing to
+        send, learns nothing about the back end; without this the breaker would
+        stay half-open with its probe out, and skip every later export.
+        """
+        if self._probing:
+            with self._lock:
+                self._probing = False
+
     def record_success(self) -> None:
         """The back end answered: close (a successful probe) and forget past failures."""
         if self._state == CLOSED and not self._failures:

@@ -100,8 +100,9 @@ class OTLPGrpcExporter:
 
         call = self._callable()
         compression = grpc.Compression.Gzip if self.compression == "gzip" else None
+        timeout = max(0.001, min(timeout_s, self.timeout_s))  # the flush's budget, at most our own
         try:
-            reply = call(body, timeout=max(0.001, timeout_s), metadata=self.metadata, compression=compression)  # type: ignore[operator]
+            reply = call(body, timeout=timeout, metadata=self.metadata, compression=compression)  # type: ignore[operator]
         except grpc.RpcError as exc:
             raise _classify_rpc(exc) from exc
         except Exception as exc:

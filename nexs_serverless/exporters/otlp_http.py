@@ -28,6 +28,7 @@ names and defaults): ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``
 from __future__ import annotations
 
 import threading
+import time
 
 from .. import _guard as guard
 from .. import _stats as stats
@@ -126,12 +127,20 @@ class OTLPHttpExporter:
         headers = self._headers
         if self.sigv4_region:
             headers = {**headers, **self._sign(body)}
-        if not self._lock.acquire(timeout=max(0.0, timeout_s)):
+        # The flush's budget, never more than this exporter's own timeout (OTEL_EXPORTER_OTLP_TIMEOUT);
+        # waiting for the connection (another send, the background `prepare`) comes out of it.
+        deadline = time.monotonic() + min(timeout_s, self.timeout_s)
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             from .errors import ErrorClass, ExportError
 
             raise ExportError(ErrorClass.TIMEOUT, "connection busy past the timeout")
         try:
-            response = self._connection.request("POST", self.path, headers, body, timeout_s)
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                from .errors import ErrorClass, ExportError
+
+                raise ExportError(ErrorClass.TIMEOUT, "connection busy past the timeout")
+            response = self._connection.request("POST", self.path, headers, body, left_s)
         except Exception as exc:
             from .errors import ExportError, classify
 

@@ -272,11 +272,20 @@ class ResilientExporter:
         try:
             deadline = export_deadline() or started + self.options.timeout_s
             breaker = self._breaker
-            if breaker is not None and not breaker.allow():
+            if breaker is None:
+                return self._deliver(spans, deadline)
+            if not breaker.allow():
                 stats.incr("export_skipped_breaker_open")
                 self._carry(spans)
                 return ExportResult.FAILURE
-            return self._deliver(spans, deadline)
+            from .breaker import CLOSED  # loaded with the breaker, at the first failure
+
+            probing = breaker.state != CLOSED  # this export holds the half-open breaker's probe
+            try:
+                return self._deliver(spans, deadline)
+            finally:
+                if probing:  # answered: already recorded; not tried (no time, nothing to send): freed
+                    breaker.release()
         except Exception as exc:  # a bug here must not reach the handler
             guard.report("resilient_export:" + self.name, exc)
             return ExportResult.FAILURE
@@ -337,7 +346,7 @@ class ResilientExporter:
             try:
                 rejected = self._send_with_retries(batch, deadline)
             except Exception as exc:  # an ExportError; anything else is a bug, for `export` to report
-                from .errors import DROPPED, ErrorClass, ExportError
+                from .errors import DROPPED, ExportError
 
                 if not isinstance(exc, ExportError):
                     raise
@@ -348,13 +357,14 @@ class ResilientExporter:
                     start += batch_size
                     continue
                 self.breaker.record_failure()
-                if exc.error_class == ErrorClass.THROTTLED and exc.retry_after_s:
-                    self._honour_retry_after(exc.retry_after_s, deadline)
+                if exc.retry_after_s:  # 429 or 503 alike: the back end named its pause
+                    self._honour_retry_after(exc.retry_after_s)
                 self._carry(pending[start:], already_carried=max(0, resent - start))
                 return ExportResult.FAILURE
             if rejected is None:  # our budget ran out, not the back end: keep the rest, blame nobody
                 self._carry(pending[start:], already_carried=max(0, resent - start))
                 return ExportResult.FAILURE
+            rejected = min(rejected, len(batch))  # a back end's count past the batch is its error
             self._record_success()
             stats.incr("export_spans_sent", len(batch) - rejected)
             if rejected:
@@ -431,8 +441,11 @@ class ResilientExporter:
         if fresh > 0:
             stats.incr("export_spans_carried_over", fresh)
 
-    def _honour_retry_after(self, retry_after_s: float, deadline: float) -> None:
-        """The back end asked for a pause longer than this flush: skip it until then."""
-        if self._clock() + retry_after_s >= deadline:
-            stats.incr("export_deferred_retry_after")
-            self.breaker.trip(retry_after_s)
+    def _honour_retry_after(self, retry_after_s: float) -> None:
+        """The back end asked for a pause this flush did not wait out: skip the exporter until then.
+
+        Reached when a retry would pass the deadline or none is left; either way
+        the next flush must not come back before the back end said it may.
+        """
+        stats.incr("export_deferred_retry_after")
+        self.breaker.trip(retry_after_s)
