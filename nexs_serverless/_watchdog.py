@@ -2,8 +2,7 @@
 
 Arming costs a lock and, only when the timer thread would otherwise sleep past
 the new due time, one notify: consecutive warm invocations do not wake the
-thread. A fired callback runs in the timer thread; a stale one (its
-invocation already disarmed) never runs.
+thread. A fired callback runs in the timer thread; a disarmed one never runs.
 """
 
 from __future__ import annotations
@@ -21,22 +20,25 @@ __all__ = ["Watchdog", "watchdog"]
 
 
 class Watchdog:
-    """Runs at most one pending callback at its due `time.monotonic()` value."""
+    """Runs each armed callback at its due `time.monotonic()` value, unless disarmed first.
+
+    Usually one is pending (the current invocation's); a traced handler called
+    from inside another (a router calling decorated handlers) arms a second,
+    and disarming it must leave the outer one's guard in place.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._due: float | None = None
-        self._callback: Callable[[], None] | None = None
+        self._pending: dict[int, tuple[float, Callable[[], None]]] = {}
         self._generation = 0
         self._sleeping_until: float | None = None  # None: asleep without timeout, or not started
         self._thread: threading.Thread | None = None
 
     def arm(self, due: float, callback: Callable[[], None]) -> int:
-        """Schedule `callback` at `due`, replacing any pending one; returns a ticket."""
+        """Schedule `callback` at `due`; returns the ticket that `disarm` takes."""
         with self._cond:
             self._generation += 1
-            self._due = due
-            self._callback = callback
+            self._pending[self._generation] = (due, callback)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="nexs-timeout-guard", daemon=True)
                 self._thread.start()
@@ -45,31 +47,33 @@ class Watchdog:
             return self._generation
 
     def disarm(self, ticket: int) -> None:
-        """Cancel the callback armed with `ticket` (no-op if it already ran or was replaced)."""
+        """Cancel the callback armed with `ticket` (no-op if it already ran)."""
         with self._cond:
-            if ticket == self._generation:
-                self._due = None
-                self._callback = None
+            self._pending.pop(ticket, None)
+
+    def pending(self) -> int:
+        """How many callbacks wait to run (for tests and diagnostics)."""
+        with self._cond:
+            return len(self._pending)
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._due is None:
+                while not self._pending:
                     self._sleeping_until = None
                     self._cond.wait()
-                delay = self._due - time.monotonic()
+                ticket = min(self._pending, key=lambda key: self._pending[key][0])
+                due, callback = self._pending[ticket]
+                delay = due - time.monotonic()
                 if delay > 0:
-                    self._sleeping_until = self._due
+                    self._sleeping_until = due
                     self._cond.wait(delay)
                     continue
-                callback = self._callback
-                self._due = None
-                self._callback = None
-            if callback is not None:
-                try:
-                    callback()
-                except Exception as exc:
-                    guard.report("timeout_guard", exc)
+                del self._pending[ticket]
+            try:
+                callback()
+            except Exception as exc:
+                guard.report("timeout_guard", exc)
 
 
 watchdog = Watchdog()

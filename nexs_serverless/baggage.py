@@ -97,6 +97,13 @@ def attach(values: Entries) -> Token[Entries]:
     return _entries.set(values)
 
 
+def restore(values: Mapping[str, tuple[str, str]] | None) -> None:
+    """Make `values` (None: none) the current baggage again, if it changed since."""
+    wanted = _EMPTY if values is None else values
+    if _entries.get() is not wanted:
+        _entries.set(wanted)  # type: ignore[arg-type]  # a value `entries` returned: our own dict
+
+
 def detach(token: Token[Entries]) -> None:
     """Restore the baggage that was current before `attach`."""
     try:

@@ -165,16 +165,19 @@ class Reader:
 
         return bool(self._parse(names, default, "true or false", parse))
 
-    def integer(self, *names: str, default: int, minimum: int = 0) -> int:
-        """The first set variable of `names` as an integer >= `minimum`."""
+    def integer(self, *names: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+        """The first set variable of `names` as an integer >= `minimum` (and <= `maximum`, if given)."""
 
         def parse(raw: str) -> int:
             value = int(raw)
-            if value < minimum:
+            if value < minimum or (maximum is not None and value > maximum):
                 raise ValueError(raw)
             return value
 
-        value: int = self._parse(names, default, f"an integer >= {minimum}", parse)  # type: ignore[assignment]
+        expected = f"an integer >= {minimum}"
+        if maximum is not None:
+            expected = f"an integer from {minimum} to {maximum}"
+        value: int = self._parse(names, default, expected, parse)  # type: ignore[assignment]
         return value
 
     def optional_integer(self, *names: str, minimum: int = 0) -> int | None:
@@ -262,6 +265,7 @@ SAMPLER_NAMES = (
     "parentbased_traceidratio",
 )
 FLUSH_MODES = ("return", "after_response")
+_HOUR_MS = 3_600_000
 PROPAGATOR_NAMES = (
     "tracecontext",
     "baggage",
@@ -292,8 +296,11 @@ def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Probl
         event_attribute_count=r.integer("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", default=128),
         link_attribute_count=r.integer("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", default=128),
     )
+    # Both read, so that a bad value of either is reported even when the other disables.
+    disabled = r.boolean("OTEL_SDK_DISABLED", default=False)
+    disabled = r.boolean("NEXS_DISABLED", default=False) or disabled
     settings = Settings(
-        disabled=r.boolean("OTEL_SDK_DISABLED", default=False) or r.boolean("NEXS_DISABLED", default=False),
+        disabled=disabled,
         service_name=env.get("OTEL_SERVICE_NAME") or None,
         resource_attributes=r.key_values("OTEL_RESOURCE_ATTRIBUTES"),
         exporters=r.names("OTEL_TRACES_EXPORTER", default=("console",), choices=EXPORTER_NAMES),
@@ -305,10 +312,12 @@ def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Probl
         limits=limits,
         pool_size=r.integer("NEXS_SPAN_POOL_SIZE", default=32),
         max_buffered_spans=r.integer("NEXS_MAX_BUFFERED_SPANS", default=4096, minimum=1),
-        flush_timeout_ms=r.integer("NEXS_FLUSH_TIMEOUT_MS", default=1000, minimum=1),
-        flush_safety_margin_ms=r.integer("NEXS_FLUSH_SAFETY_MARGIN_MS", default=50),
+        # An hour at most: longer than any platform lets an invocation run (Lambda 15 min, Cloud
+        # Functions 60 min); a larger value is a typo, and past ~292 years `Lock.acquire` overflows.
+        flush_timeout_ms=r.integer("NEXS_FLUSH_TIMEOUT_MS", default=1000, minimum=1, maximum=_HOUR_MS),
+        flush_safety_margin_ms=r.integer("NEXS_FLUSH_SAFETY_MARGIN_MS", default=50, maximum=_HOUR_MS),
         flush_mode=r.choice("NEXS_FLUSH_MODE", default="return", choices=FLUSH_MODES),
-        timeout_guard_ms=r.integer("NEXS_TIMEOUT_GUARD_MS", default=250),
+        timeout_guard_ms=r.integer("NEXS_TIMEOUT_GUARD_MS", default=250, maximum=_HOUR_MS),
         proactive_init_ms=r.integer("NEXS_PROACTIVE_INIT_MS", default=10_000, minimum=1),
         capture_event=r.boolean("NEXS_CAPTURE_EVENT", default=False),
         capture_response=r.boolean("NEXS_CAPTURE_RESPONSE", default=False),

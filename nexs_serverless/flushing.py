@@ -8,6 +8,7 @@ never holds the invocation longer than it was given.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from . import _guard as guard
@@ -36,8 +37,9 @@ def flush(budget_ms: float | None = None, *, reason: str = "manual") -> int:
     if budget_ms is None:
         budget_ms = rt.settings.flush_timeout_ms
     started = time.monotonic()
-    deadline = started + max(0.0, budget_ms) / 1000.0
-    if not rt.flush_lock.acquire(timeout=max(0.0, budget_ms) / 1000.0):
+    budget_s = min(max(0.0, budget_ms) / 1000.0, _MAX_WAIT_S)  # `Lock.acquire` overflows past that
+    deadline = started + budget_s
+    if not rt.flush_lock.acquire(timeout=budget_s):
         stats.incr("flush_lock_timeouts")
         return 0
     try:
@@ -58,6 +60,8 @@ def flush(budget_ms: float | None = None, *, reason: str = "manual") -> int:
         if reason in _PER_INVOCATION and "NEXS_STATS_LOG_EVERY" in rt.settings.environ:
             _log_stats()
 
+
+_MAX_WAIT_S = float(threading.TIMEOUT_MAX)
 
 # Flush reasons that end one invocation (they drive ``NEXS_STATS_LOG_EVERY``).
 _PER_INVOCATION = frozenset({"return", "after_response"})

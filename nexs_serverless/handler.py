@@ -36,17 +36,19 @@ class ProcessState:
     module-global cold-start flag they must patch.
     """
 
-    __slots__ = ("exit_hook_installed", "import_monotonic", "invocations")
+    __slots__ = ("active", "exit_hook_installed", "import_monotonic", "invocations")
 
     def __init__(self) -> None:
         self.import_monotonic = time.monotonic()
         self.invocations = 0
+        self.active = 0  # traced calls begun and not finished (more than one: nested)
         self.exit_hook_installed = False
 
     def reset(self) -> None:
         """Make the next invocation a cold start again."""
         self.import_monotonic = time.monotonic()
         self.invocations = 0
+        self.active = 0
 
 
 process = ProcessState()

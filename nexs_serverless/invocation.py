@@ -94,6 +94,7 @@ def begin(
             root.set_attribute("nexs.event", _captured(event, settings.capture_max_length))
         capture_response = options.capture_response
         token = _current.set(root)
+        process.active += 1
         try:
             invocation = Invocation(
                 root,
@@ -106,7 +107,9 @@ def begin(
             trigger.enter(root)
             _arm_timeout_guard(invocation, settings.timeout_guard_ms)
         except Exception:
-            # Untraced from here on: leave no current span behind, and no root that never ends.
+            # Untraced from here on: leave no current span or baggage behind, no root that never ends.
+            process.active -= 1
+            trigger.exit(root)
             _current.reset(token)
             root.end()
             raise
@@ -149,6 +152,7 @@ def finish(invocation: Invocation | None, options: Options) -> None:
             _handed_over(None)
         return
     try:
+        process.active -= 1
         if invocation.ticket:
             watchdog.disarm(invocation.ticket)
         invocation.trigger.exit(invocation.root)
@@ -158,7 +162,11 @@ def finish(invocation: Invocation | None, options: Options) -> None:
         except ValueError:
             _current.set(None)
         settings = runtime.settings
-        if settings.flush_mode == "after_response" and _handed_over(invocation.context):
+        # After the response, a traced handler called from inside another (same request id)
+        # leaves the hand-over to the outer one: handing over now would flush while it still runs.
+        if settings.flush_mode == "after_response" and (
+            process.active > 0 or _handed_over(invocation.context)
+        ):
             return
         budget = float(options.flush_timeout_ms or settings.flush_timeout_ms)
         remaining = invocation.platform.remaining_ms(invocation.context)

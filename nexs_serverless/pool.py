@@ -126,7 +126,15 @@ class SpanBuffer:
         self.max_spans = max_spans
 
     def take_ended(self) -> list[Span]:
-        """Remove and return the ended spans; running ones stay buffered."""
+        """Remove and return the ended spans; running ones stay buffered.
+
+        Running spans may hold at most half the buffer. Past that, the oldest
+        are ended now, marked ``nexs.force_ended`` (as the timeout guard marks
+        what it ends) and returned with the rest: a span the handler never
+        ended (an exception skipped its `end`) would otherwise stay for the
+        life of the process, and enough of them would leave no room for the
+        spans of later invocations.
+        """
         spans = self.spans
         count = len(spans)
         if not count:
@@ -135,7 +143,20 @@ class SpanBuffer:
         del spans[:count]
         ended = [span for span in batch if span.end_ns]
         if len(ended) != count:
-            spans.extend(span for span in batch if not span.end_ns)
+            running = [span for span in batch if not span.end_ns]
+            excess = len(running) - self.max_spans // 2
+            if excess > 0:
+                from time import time_ns
+
+                now = time_ns()
+                for span in running[:excess]:
+                    span.set_attribute("nexs.force_ended", True)
+                    span.force_ended = True
+                    span.end(now)
+                ended.extend(running[:excess])
+                stats.incr("spans_force_ended_abandoned", excess)
+                running = running[excess:]
+            spans.extend(running)
         return ended
 
     def running(self) -> list[Span]:

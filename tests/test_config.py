@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from nexs_serverless import ConfigError, configure, traced_handler
+from nexs_serverless import ConfigError, configure, flush, traced_handler, tracer
 from nexs_serverless.config import load
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.runtime import runtime
@@ -30,7 +30,8 @@ def test_defaults_without_environment() -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("NEXS_FLUSH_TIMEOUT_MS", "soon", "an integer >= 1"),
+        ("NEXS_FLUSH_TIMEOUT_MS", "soon", "an integer from 1 to 3600000"),
+        ("NEXS_FLUSH_TIMEOUT_MS", "10000000000000", "an integer from 1 to 3600000"),
         ("NEXS_SPAN_POOL_SIZE", "-3", "an integer >= 0"),
         ("OTEL_SDK_DISABLED", "maybe", "true or false"),
         ("OTEL_TRACES_SAMPLER", "sometimes", "one of always_on"),
@@ -59,6 +60,25 @@ def test_bad_environment_value_is_named_and_falls_back(variable: str, value: str
     assert getattr(settings, field) == getattr(defaults, field)
 
 
+def test_both_switches_are_read_when_one_already_disables() -> None:
+    """A bad ``NEXS_DISABLED`` is reported even when ``OTEL_SDK_DISABLED=true`` already disables."""
+    settings, problems = load({"OTEL_SDK_DISABLED": "true", "NEXS_DISABLED": "bogus"})
+    assert settings.disabled
+    assert [problem.variable for problem in problems] == ["NEXS_DISABLED"]
+    settings, problems = load({"OTEL_SDK_DISABLED": "false", "NEXS_DISABLED": "on"})
+    assert settings.disabled
+    assert problems == []
+
+
+def test_flush_budget_past_what_a_lock_can_wait_is_bounded(exporter: InMemoryExporter) -> None:
+    """`flush` with a budget past `threading.TIMEOUT_MAX` still exports (it used to raise OverflowError)."""
+    configure(exporters=[exporter])
+    with tracer.span("one"):
+        pass
+    assert flush(1e20) == 1
+    assert [span.name for span in exporter.get_finished_spans()] == ["one"]
+
+
 def test_bad_environment_is_logged_and_the_handler_still_runs(caplog: pytest.LogCaptureFixture) -> None:
     """configure() from a bad environment logs one line per problem; invocations work."""
     memory = InMemoryExporter()
@@ -66,7 +86,8 @@ def test_bad_environment_is_logged_and_the_handler_still_runs(caplog: pytest.Log
         configure(exporters=[memory], environ={"NEXS_FLUSH_TIMEOUT_MS": "soon"})
     (record,) = [r for r in caplog.records if "NEXS_FLUSH_TIMEOUT_MS" in r.getMessage()]
     assert (
-        "invalid NEXS_FLUSH_TIMEOUT_MS='soon' (expected an integer >= 1); using 1000" in record.getMessage()
+        "invalid NEXS_FLUSH_TIMEOUT_MS='soon' (expected an integer from 1 to 3600000); using 1000"
+        in record.getMessage()
     )
 
     @traced_handler

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -472,7 +473,7 @@ def test_timeout_guard_does_not_fire_for_fast_invocations(exporter: InMemoryExpo
     for _ in range(3):
         handler({}, LambdaContext(timeout_ms=2000))
     # Each guard would fire ~1.75 s after its call: returning must have cancelled it, not left it pending.
-    assert (watchdog._due, watchdog._callback) == (None, None)
+    assert watchdog.pending() == 0
     assert "timeout_guard_fired" not in stats()
     assert all("nexs.timed_out" not in s.attributes for s in exporter.get_finished_spans())
 
@@ -500,3 +501,100 @@ def test_failure_after_the_root_started_leaves_no_current_span(
     assert seen == [None]
     assert current_span() is None
     assert stats()["internal_errors"] == 1
+
+
+def test_a_nested_traced_call_keeps_the_outer_timeout_guard(exporter: InMemoryExporter) -> None:
+    """The timeout guard of the outer invocation still fires after a nested traced call returned.
+
+    The watchdog held one callback: the inner call's `arm` replaced the outer's and its
+    `disarm` then cancelled it, so the outer invocation ran past its deadline unguarded.
+    """
+    configure(exporters=[exporter], timeout_guard_ms=250)
+
+    @traced_handler(name="inner")
+    def inner(event: object, context: object) -> str:
+        return "inner"
+
+    @traced_handler(name="outer")
+    def outer(event: object, context: object) -> bool:
+        inner(event, context)
+        with tracer.span("slow"):
+            waited_until = time.monotonic() + 5.0  # the guard is due ~0.05 s in
+            while "timeout_guard_fired" not in stats() and time.monotonic() < waited_until:
+                time.sleep(0.01)
+            return "timeout_guard_fired" in stats()
+
+    assert outer({}, LambdaContext(timeout_ms=300)) is True
+    assert stats()["timeout_guard_fired"] == 1
+    assert watchdog.pending() == 0
+
+
+def test_baggage_set_by_a_handler_does_not_reach_the_next_invocation(exporter: InMemoryExporter) -> None:
+    """What a handler puts in the baggage is gone when it returns, whether or not its trigger carried any."""
+    from nexs_serverless import baggage
+
+    configure(exporters=[exporter])
+    seen: list[dict[str, str]] = []
+
+    @traced_handler
+    def handler(event: dict[str, str], context: object) -> str:
+        seen.append(baggage.get_all())
+        if "tenant" in event:
+            baggage.set("tenant.id", event["tenant"])
+        return "ok"
+
+    handler({"tenant": "acme"}, LambdaContext())
+    handler({}, LambdaContext())
+    assert seen == [{}, {}]
+    assert baggage.get_all() == {}
+
+
+def test_a_failed_begin_leaves_no_incoming_baggage_behind(
+    exporter: InMemoryExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When setup fails after the trigger's baggage was adopted, the baggage is put back too."""
+    from nexs_serverless import baggage
+
+    def broken_arm(due: float, callback: object) -> int:
+        raise RuntimeError("timer thread could not start")
+
+    configure(exporters=[exporter], timeout_guard_ms=250)
+    monkeypatch.setattr(watchdog, "arm", broken_arm)  # failure injection, after the trigger's enter
+    seen: list[dict[str, str]] = []
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        seen.append(baggage.get_all())
+        return "ok"
+
+    carrying = {**API_V1, "headers": {**API_V1["headers"], "baggage": "tenant.id=acme"}}  # type: ignore[dict-item]
+    assert handler(carrying, LambdaContext()) == "ok"
+    assert handler({}, LambdaContext()) == "ok"
+    assert seen == [{}, {}]
+    assert baggage.get_all() == {}
+
+
+def test_spans_never_ended_cannot_crowd_out_later_invocations(exporter: InMemoryExporter) -> None:
+    """Running spans keep at most half the buffer; past that the oldest are ended, marked and exported."""
+    configure(exporters=[exporter], max_buffered_spans=50)
+
+    @traced_handler
+    def handler(event: dict[str, bool], context: object) -> str:
+        if event.get("leak"):
+            tracer.start_span("never-ended")  # as when an exception skips `end`
+        else:
+            for index in range(3):
+                with tracer.span(f"child-{index}"):
+                    pass
+        return "ok"
+
+    for _ in range(50):
+        handler({"leak": True}, LambdaContext())
+    exported = len(exporter.get_finished_spans())
+    for _ in range(5):
+        handler({}, LambdaContext())
+    assert len(exporter.get_finished_spans()) - exported == 5 * 4  # every root and child
+    assert "spans_dropped_buffer_full" not in stats()
+    abandoned = [s for s in exporter.get_finished_spans() if s.name == "never-ended"]
+    assert len(abandoned) == stats()["spans_force_ended_abandoned"] == 50 - 25
+    assert all(s.attributes["nexs.force_ended"] is True for s in abandoned)

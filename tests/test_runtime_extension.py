@@ -354,3 +354,32 @@ def test_a_failure_while_serving_does_not_stop_the_loop(api: RuntimeAPI) -> None
     _stop(ext, api)
     taking.join(5)
     runtime_side.close()
+
+
+def test_a_nested_traced_handler_leaves_the_hand_over_to_the_outer_one(api: RuntimeAPI) -> None:
+    """A decorated handler called from inside another (same request id) does not hand over.
+
+    Before, the inner one's hand-over released the extension's wait while the outer
+    handler still ran: the flush took only the inner root, and the outer's own
+    hand-over stayed queued (its root waited for a later invocation).
+    """
+    memory = InMemoryExporter()
+    _configure(api, memory)
+
+    @traced_handler(name="inner")
+    def inner(event: object, context: object) -> int:
+        return 1
+
+    @traced_handler(name="outer")
+    def outer(event: object, context: object) -> int:
+        inner(event, context)
+        return 2
+
+    ext = extension.active()
+    assert ext is not None
+    assert outer({}, LambdaContext(aws_request_id="r-1")) == 2
+    assert memory.get_finished_spans() == []
+    ext.serve(_event("r-1"))
+    assert sorted(s.name for s in memory.get_finished_spans()) == ["inner", "outer"]
+    assert list(ext._handed) == []  # nothing left to release a later invocation early
+    _stop(ext, api)

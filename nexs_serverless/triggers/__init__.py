@@ -16,13 +16,14 @@ span as ``nexs.context.source``.
 from __future__ import annotations
 
 import importlib
+import sys
 
 from .. import _guard as guard
 from ..model import SpanKind
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from types import ModuleType
 
     from ..model import Link, SpanContext
@@ -38,6 +39,7 @@ _RECORD_SOURCES = {
     "aws:s3": ".s3",
 }
 _loaded: dict[str, ModuleType] = {}
+_BAGGAGE = __name__.rpartition(".")[0] + ".baggage"  # loaded only by code that uses baggage
 
 
 class Trigger:
@@ -58,6 +60,7 @@ class Trigger:
     """
 
     __slots__ = (
+        "_baggage",
         "_tokens",
         "attributes",
         "candidates",
@@ -97,6 +100,7 @@ class Trigger:
         self.candidates: dict[str, Incoming] = {}
         self.carried: Incoming | None = None
         self._tokens: tuple[object, object] | None = None
+        self._baggage: Mapping[str, tuple[str, str]] | None = None
 
     def offer(self, source: str, incoming: Incoming | None) -> None:
         """Record what `source` carried; the first offer per source stays."""
@@ -142,27 +146,38 @@ class Trigger:
                 from ..propagation.incoming import activate
 
                 self._tokens = activate(self.carried)
+            else:  # what the handler sets must not outlive it: `exit` puts this back
+                baggage = sys.modules.get(_BAGGAGE)
+                self._baggage = baggage.entries() if baggage is not None else None
             if self.on_start is not None:
                 self.on_start(root)
         except Exception as exc:
             guard.report("trigger_enter", exc)
 
     def exit(self, root: Span) -> None:
-        """The root span is about to end: run `on_end`, restore the baggage. Never raises."""
+        """The root span is about to end: run `on_end`, restore the baggage. Never raises.
+
+        The baggage goes back to what it was before `enter`, whether the trigger
+        carried some or the handler set its own: the next invocation starts clean.
+        """
         try:
             if self.on_end is not None:
                 self.on_end(root)
         except Exception as exc:
             guard.report("trigger_exit", exc)
         tokens = self._tokens
-        if tokens is not None:
-            self._tokens = None
-            try:
+        try:
+            if tokens is not None:
+                self._tokens = None
                 from ..propagation.incoming import deactivate
 
                 deactivate(tokens)
-            except Exception as exc:
-                guard.report("trigger_exit", exc)
+            else:
+                baggage = sys.modules.get(_BAGGAGE)
+                if baggage is not None:  # not loaded: nobody can have set any
+                    baggage.restore(self._baggage)
+        except Exception as exc:
+            guard.report("trigger_exit", exc)
 
 
 def source_of(event: object) -> str | None:
