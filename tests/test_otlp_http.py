@@ -6,6 +6,7 @@ import datetime
 import hashlib
 import hmac
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -478,3 +479,106 @@ def test_waiting_for_the_connection_comes_out_of_the_send_budget(receiver: OTLPR
     assert [type(outcome) for outcome in first_outcome] == [ExportError]
     assert took < 1.45, f"the second send took {took:.2f} s for a 1 s budget"
     otlp.shutdown()
+
+
+def test_configured_headers_cannot_forge_the_request_head(
+    receiver: OTLPReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A percent-decoded CR/LF in OTEL_EXPORTER_OTLP_HEADERS is refused by name; the other headers go out.
+
+    Before, ``api-key=abc%0D%0AX-Injected:%20yes`` put a second header of the
+    setting's choosing on the wire, and a value beyond Latin-1 made every send
+    fail as a serialization error (every batch dropped); now such a value goes
+    out as its UTF-8 bytes.
+    """
+    with caplog.at_level(logging.WARNING, logger="nexs_serverless"):
+        settings = from_env(
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url,
+                "OTEL_EXPORTER_OTLP_HEADERS": "api-key=abc%0D%0AX-Injected:%20yes,x-tenant=%E2%9C%93,ok=1",
+            }
+        )
+        otlp = create("otlp_proto_http", settings)
+    assert isinstance(otlp, OTLPHttpExporter)
+    assert otlp.send(make_spans(1), 2.0) == 0
+    (received,) = receiver.requests
+    assert "x-injected" not in received.headers
+    assert "api-key" not in received.headers
+    assert received.headers["ok"] == "1"
+    assert received.headers["x-tenant"].encode("latin-1").decode("utf-8") == "✓"
+    (warning,) = [r.getMessage() for r in caplog.records if "OTEL_EXPORTER_OTLP_HEADERS" in r.getMessage()]
+    assert "api-key=" in warning
+    otlp.shutdown()
+
+
+def test_a_malformed_traces_endpoint_falls_back_to_the_general_one(caplog: pytest.LogCaptureFixture) -> None:
+    """An unusable signal endpoint is reported and skipped, as if unset: the general endpoint applies."""
+    with caplog.at_level(logging.WARNING, logger="nexs_serverless"):
+        settings = from_env(
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://general:4318",
+            }
+        )
+        otlp = create("otlp_proto_http", settings)
+    assert isinstance(otlp, OTLPHttpExporter)
+    assert otlp.endpoint == "http://general:4318/v1/traces"
+    (warning,) = [r.getMessage() for r in caplog.records if "TRACES_ENDPOINT" in r.getMessage()]
+    assert "using 'http://general:4318/v1/traces'" in warning
+
+
+def test_over_tls_the_prepared_connection_is_kept_and_a_closed_one_replaced(tmp_path: Path) -> None:
+    """TLS 1.3 session tickets make a live idle connection readable: it is still reused.
+
+    Before, `prepare()`'s connection was judged closed at the first send and a second
+    handshake paid for; a connection the server really closed must still be replaced.
+    """
+    cert, key = self_signed(tmp_path)
+    with OTLPReceiver(tls=(cert, key)) as server:
+        otlp = OTLPHttpExporter(endpoint=server.url, certificate=cert)
+        otlp.prepare()
+        time.sleep(0.2)  # the tickets arrive after the handshake
+        otlp.send(make_spans(1, "first"), 2.0)
+        otlp.send(make_spans(1, "second"), 2.0)
+        assert otlp._connection.connects == 1
+        server.misbehave(Fault.accept_then_close())
+        otlp.send(make_spans(1, "third"), 2.0)
+        time.sleep(0.05)  # let the server's close reach us
+        otlp.send(make_spans(1, "fourth"), 2.0)
+        assert server.span_names() == ["first-0", "second-0", "third-0", "fourth-0"]
+        assert otlp._connection.connects == 2
+        otlp.shutdown()
+
+
+def test_an_answer_sent_before_the_body_was_read_is_the_error_reported() -> None:
+    """A server that answers 413 after the head and closes: a permanent 413, not a network error.
+
+    The client's write then fails with a reset; the answer is already waiting in its
+    receive buffer. Read as "connection closed", the batch was retried, charged to
+    the breaker and carried over, where it blocked newer spans.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_early() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+            )
+            time.sleep(0.05)
+
+    server = threading.Thread(target=answer_early, daemon=True)
+    server.start()
+    otlp = OTLPHttpExporter(endpoint=f"http://127.0.0.1:{listener.getsockname()[1]}/v1/traces")
+    spans = make_spans(400, attributes={"blob": "x" * 20_000})  # ~8 MB: far more than the socket buffers
+    try:
+        with pytest.raises(ExportError) as caught:
+            otlp.send(spans, 5.0)
+    finally:
+        server.join(5)
+        listener.close()
+        otlp.shutdown()
+    assert (caught.value.error_class, caught.value.status) == (ErrorClass.BAD_REQUEST, 413)

@@ -151,7 +151,11 @@ class Connection:
         lines = [f"{method} {path} HTTP/1.1", "Host: " + self.host_header]
         lines.extend(f"{name}: {value}" for name, value in headers.items())
         lines.append(f"Content-Length: {len(body)}")
-        payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        head = "\r\n".join(lines) + "\r\n\r\n"
+        try:
+            payload = head.encode("latin-1") + body
+        except UnicodeEncodeError:  # a configured header value beyond Latin-1: its UTF-8 bytes
+            payload = head.encode("utf-8") + body
         sock = self._sock
         reused = sock is not None
         if sock is not None and self._stale(sock):
@@ -181,12 +185,36 @@ class Connection:
     # -- internals ----------------------------------------------------------------
 
     def _stale(self, sock: _socket.socket) -> bool:
-        """An idle kept connection is readable only if the server closed it (or misbehaved)."""
+        """An idle kept connection is readable only if the server closed it (or misbehaved).
+
+        Over TLS 1.3 the server's session tickets arrive after the handshake and make
+        a live connection readable too: a non-blocking read tells them (no data yet)
+        from a close or stray bytes, so the connection `prepare` opened is kept.
+        """
         try:
             readable, _, _ = select.select([sock], [], [], 0)
         except (OSError, ValueError):
             return True
-        return bool(readable)
+        if not readable:
+            return False
+        if type(sock).__name__ != "SSLSocket":
+            return True
+        import ssl  # loaded already: `sock` is one of its sockets
+
+        timeout = sock.gettimeout()
+        try:
+            sock.setblocking(False)
+            sock.recv(1)  # b"" (closed) or a byte nobody asked for: either way, not reusable
+        except ssl.SSLWantReadError:
+            return False  # only TLS records (session tickets) were waiting: alive
+        except (OSError, ValueError):
+            return True
+        finally:
+            try:
+                sock.settimeout(timeout)
+            except OSError:
+                pass
+        return True
 
     def _resolve(self) -> list[tuple[int, tuple[object, ...]]]:
         addresses = self._addresses
@@ -239,7 +267,12 @@ class Connection:
         try:
             sock.sendall(payload)
         except (BrokenPipeError, ConnectionResetError):
-            raise _NoResponseError from None
+            # A server may answer before reading the whole body (413, 401) and close: its
+            # answer is then waiting to be read, and says more than "connection closed".
+            early = self._early_response(sock, deadline)
+            if early is None:
+                raise _NoResponseError from None
+            return early
         reader = _Reader(sock, deadline)
         while True:
             status, headers, keep_alive = _read_head(reader)
@@ -263,6 +296,18 @@ class Connection:
         if not keep_alive or reader.has_extra():
             self.close()
         return Response(status, headers, body)
+
+    def _early_response(self, sock: _socket.socket, deadline: float) -> Response | None:
+        """The final response a server sent before closing on our unsent body, if one can be read."""
+        try:
+            reader = _Reader(sock, deadline)
+            status, headers, _ = _read_head(reader)
+            while 100 <= status < 200:
+                status, headers, _ = _read_head(reader)
+        except Exception:  # nothing readable (the usual dead keep-alive), or not HTTP
+            return None
+        self.close()  # the body is unread and the server is gone: never reused
+        return Response(status, headers, b"")
 
 
 class _NoResponseError(Exception):

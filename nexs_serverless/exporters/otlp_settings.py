@@ -77,7 +77,7 @@ def read(settings: Settings, *, grpc: bool) -> Options:
     options = Options(
         protocol="grpc" if use_grpc else "http/protobuf",
         endpoint=endpoint,
-        headers=reader.key_values(*_names("HEADERS")),
+        headers=_headers(settings, reader),
         timeout_s=reader.integer(*_names("TIMEOUT"), default=10_000, minimum=1) / 1000.0,
         compression=reader.choice(*_names("COMPRESSION"), default="none", choices=("none", "gzip")),
         certificate=_string(settings, "CERTIFICATE"),
@@ -90,7 +90,12 @@ def read(settings: Settings, *, grpc: bool) -> Options:
 
 
 def _endpoint(settings: Settings, reader: config.Reader, grpc: bool, insecure: bool) -> str:
-    default = GRPC_DEFAULT if grpc else HTTP_DEFAULT
+    """The signal's endpoint, else the general one (with ``/v1/traces`` for HTTP), else the default.
+
+    A malformed value is reported and the next setting is tried, as if it were unset.
+    """
+    chosen = GRPC_DEFAULT if grpc else HTTP_DEFAULT
+    malformed: list[tuple[str, str]] = []
     signal_name, general_name = _names("ENDPOINT")
     for name, is_signal in ((signal_name, True), (general_name, False)):
         raw = settings.env(name).strip()
@@ -104,7 +109,43 @@ def _endpoint(settings: Settings, reader: config.Reader, grpc: bool, insecure: b
         try:
             split_url(url)
         except ValueError:
-            reader.problems.append(config.Problem(name, raw, "an http:// or https:// URL", default))
-            return default
-        return url
-    return default
+            malformed.append((name, raw))
+            continue
+        chosen = url
+        break
+    for name, raw in malformed:
+        reader.problems.append(config.Problem(name, raw, "an http:// or https:// URL", chosen))
+    return chosen
+
+
+# RFC 9110 token characters: what a header name may hold.
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _headers(settings: Settings, reader: config.Reader) -> dict[str, str]:
+    """The configured headers, without those that would break (or forge) the request's head.
+
+    Values are percent-decoded, so ``%0D%0A`` would otherwise end the header and
+    start another one of the setting's choosing. Each header left out is reported.
+    """
+    headers = reader.key_values(*_names("HEADERS"))
+    bad = [
+        name
+        for name, value in headers.items()
+        if not name
+        or not _TOKEN.issuperset(name)
+        or any((character < " " and character != "\t") or character == "\x7f" for character in value)
+    ]
+    if bad:
+        variable = next(name for name in _names("HEADERS") if settings.env(name).strip())
+        for name in bad:
+            value = headers.pop(name)
+            reader.problems.append(
+                config.Problem(
+                    variable,
+                    f"{name}={value}",
+                    "header names that are tokens and values without control characters",
+                    "the other headers",
+                )
+            )
+    return headers
