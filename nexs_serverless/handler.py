@@ -149,6 +149,22 @@ def _drop_own_frame(exc: BaseException) -> None:
         exc.__traceback__ = tb.tb_next
 
 
+def _is_async(fn: object) -> bool:
+    """Whether calling `fn` returns a coroutine (its root span must last until that finishes).
+
+    A coroutine function, a `functools.partial` of one, or an object whose
+    ``__call__`` is one.
+    """
+    target = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    code = getattr(target, "__code__", None)
+    if code is None:
+        call = type(target).__call__ if callable(target) else None
+        code = getattr(call, "__code__", None)
+    return bool(getattr(code, "co_flags", 0) & _CO_COROUTINE)
+
+
 def _decorate(fn: Callable[P, R], options: Options) -> Callable[P, R]:
     if getattr(fn, _MARK, False) or runtime.settings.disabled:
         return fn
@@ -162,7 +178,7 @@ def _decorate(fn: Callable[P, R], options: Options) -> Callable[P, R]:
 
         start()
     wrapper: Callable[..., Any]
-    if getattr(getattr(fn, "__code__", None), "co_flags", 0) & _CO_COROUTINE:
+    if _is_async(fn):
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             machinery = _machinery[0] if _machinery else _invocation()

@@ -145,14 +145,12 @@ class Runtime:
 
     def _prepare(self) -> None:
         try:
-            for exporter in self.exporters():
-                prepare = getattr(exporter, "prepare", None)
-                if prepare is not None:
-                    prepare()
-        except Exception as exc:  # a dead back end is reported again by the first flush
-            from . import _guard as guard
-
-            guard.report("prepare_exporters", exc)
+            exporters = self.exporters()
+        except Exception as exc:  # the first flush builds them again and reports what fails
+            exporters = []
+            _report_prepare(exc)
+        for exporter in exporters:  # one that cannot prepare does not keep the others from it
+            _prepare_one(exporter)
 
     def set_exporters(self, exporters: Sequence[object] | None) -> None:
         """Use `exporters` instead of ``OTEL_TRACES_EXPORTER`` (None: back to the environment)."""
@@ -180,6 +178,21 @@ class Runtime:
 
 
 # OTEL_TRACES_EXPORTER names whose exporters connect to a back end (see `prepare_exporters`).
+def _prepare_one(exporter: object) -> None:
+    try:
+        prepare = getattr(exporter, "prepare", None)
+        if prepare is not None:
+            prepare()
+    except Exception as exc:  # a dead back end is reported again by the first flush
+        _report_prepare(exc)
+
+
+def _report_prepare(exc: Exception) -> None:
+    from . import _guard as guard
+
+    guard.report("prepare_exporters", exc)
+
+
 _NETWORK_EXPORTERS = frozenset({"otlp", "otlp_proto_http", "otlp_proto_grpc"})
 
 

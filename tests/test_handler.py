@@ -367,6 +367,29 @@ def test_async_handlers_are_traced(exporter: InMemoryExporter) -> None:
     assert spans["awaited"].parent_span_id == _root(exporter).span_id
 
 
+def test_partials_and_objects_with_async_call_are_traced_as_async(exporter: InMemoryExporter) -> None:
+    """A `functools.partial` of a coroutine function, or an object with ``async def __call__``,
+    gets its root span around the awaited work, not around the creation of the coroutine."""
+    import functools
+
+    async def handle(prefix: str, event: object, context: object) -> str:
+        with tracer.span("awaited"):
+            await asyncio.sleep(0)
+        return prefix
+
+    class Handler:
+        async def __call__(self, event: object, context: object) -> str:
+            return await handle("object", event, context)
+
+    for fn, name in ((functools.partial(handle, "partial"), "partial"), (Handler(), "object")):
+        exporter.clear()
+        traced = traced_handler(name="root")(fn)
+        assert asyncio.run(traced({}, LambdaContext())) == name
+        spans = {s.name: s for s in exporter.get_finished_spans()}
+        assert spans["awaited"].parent_span_id == spans["root"].span_id
+        assert spans["root"].end_time >= spans["awaited"].end_time
+
+
 class _SlowExporter:
     """On its first export, blocks for as long as the flush deadline allows; then it is fast."""
 

@@ -243,9 +243,12 @@ def test_https_with_unknown_certificate_fails(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     with OTLPReceiver(tls=(cert, key)) as server:
         otlp = OTLPHttpExporter(endpoint=server.url)
-        with pytest.raises(ExportError):
+        with pytest.raises(ExportError) as caught:
             otlp.send(make_spans(1), 2.0)
         assert server.requests == []
+    # Not a network error to retry: the certificate will be as unknown on the next attempt.
+    assert caught.value.error_class == ErrorClass.AUTH
+    assert not caught.value.retryable
 
 
 def _verify_sigv4(method: str, path: str, headers: dict[str, str], body: bytes, secret: str) -> str:

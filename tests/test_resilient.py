@@ -553,3 +553,38 @@ def test_a_rejected_count_past_the_batch_is_capped(clock: FakeClock) -> None:
     export(wrapped, clock, make_spans(2))
     assert stats()["export_spans_rejected"] == 2
     assert stats().get("export_spans_sent", 0) == 0
+
+
+def test_a_retry_after_pause_is_capped(clock: FakeClock) -> None:
+    """A back end asking for an absurd pause (a typo, a bug) stops exports for 15 minutes at most."""
+    sender = FakeSender(clock, err(ErrorClass.THROTTLED, retry_after_s=1e20))
+    wrapped = wrap(sender, clock, max_retries=0)
+    export(wrapped, clock, make_spans(1, "a"))
+    clock.now += 899
+    export(wrapped, clock, make_spans(1, "b"))
+    assert len(sender.batches) == 1
+    clock.now += 1
+    assert export(wrapped, clock, make_spans(1, "c")) is ExportResult.SUCCESS
+    assert sender.delivered == ["a-0", "b-0", "c-0"]
+
+
+def test_an_exporter_that_cannot_prepare_does_not_keep_the_next_from_it() -> None:
+    """The background preparation goes on past an exporter whose `prepare` raises (counted once)."""
+    prepared: list[str] = []
+
+    class Preparing(InMemoryExporter):
+        def __init__(self, name: str, fails: bool) -> None:
+            super().__init__()
+            self.name, self.fails = name, fails
+
+        def prepare(self) -> None:
+            if self.fails:
+                raise OSError("connection refused")
+            prepared.append(self.name)
+
+    configure(exporters=[Preparing("first", fails=True), Preparing("second", fails=False)])
+    from nexs_serverless.runtime import runtime
+
+    runtime._prepare()
+    assert prepared == ["second"]
+    assert stats()["internal_errors"] == 1

@@ -266,7 +266,9 @@ class Connection:
         _settimeout(sock, deadline)
         try:
             sock.sendall(payload)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError as exc:
+            if not _closed(exc):
+                raise
             # A server may answer before reading the whole body (413, 401) and close: its
             # answer is then waiting to be read, and says more than "connection closed".
             early = self._early_response(sock, deadline)
@@ -310,6 +312,14 @@ class Connection:
         return Response(status, headers, b"")
 
 
+def _closed(exc: OSError) -> bool:
+    """Whether `exc` says the peer closed the connection (plain, or TLS without its close alert)."""
+    return isinstance(exc, (BrokenPipeError, ConnectionResetError)) or type(exc).__name__ in (
+        "SSLEOFError",
+        "SSLZeroReturnError",
+    )
+
+
 class _NoResponseError(Exception):
     """The connection was closed before any byte of a response (a stale keep-alive)."""
 
@@ -336,8 +346,8 @@ class _Reader:
         _settimeout(self.sock, self.deadline)
         try:
             chunk = self.sock.recv(_READ_SIZE)
-        except ConnectionResetError:
-            if not self.received:
+        except OSError as exc:
+            if not self.received and _closed(exc):
                 raise _NoResponseError from None
             raise
         if not chunk:

@@ -32,6 +32,7 @@ __all__ = ["CLOSED", "HALF_OPEN", "OPEN", "CircuitBreaker"]
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
+MAX_PAUSE_S = 900.0  # the longest pause a back end may ask for (Retry-After): Lambda's longest run
 
 
 class CircuitBreaker:
@@ -156,8 +157,9 @@ class CircuitBreaker:
         with self._lock:
             self._probing = False
             self._open()
-            if cooldown_s is not None:
-                self._opened_at = self._clock() + max(0.0, cooldown_s) - self.cooldown_s
+            if cooldown_s is not None:  # at most MAX_PAUSE_S: a back end's typo must not end exporting
+                pause_s = min(max(0.0, cooldown_s), MAX_PAUSE_S)
+                self._opened_at = self._clock() + pause_s - self.cooldown_s
 
     def _open(self) -> None:
         previous = self._state

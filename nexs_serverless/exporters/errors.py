@@ -95,6 +95,8 @@ def classify(exc: BaseException) -> ExportError:
         return exc
     if isinstance(exc, TimeoutError):
         return ExportError(ErrorClass.TIMEOUT, repr(exc))
+    if type(exc).__name__ == "SSLCertVerificationError":  # the certificate will not change: no retry
+        return ExportError(ErrorClass.AUTH, repr(exc))
     if isinstance(exc, (ConnectionError, OSError)):
         return ExportError(ErrorClass.NETWORK, repr(exc))
     if isinstance(exc, (ValueError, TypeError, UnicodeError, OverflowError)):
