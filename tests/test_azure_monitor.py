@@ -160,6 +160,31 @@ def test_items_refused_in_a_partial_success_are_counted(
     assert [e["data"]["baseData"]["id"] for e in ingestion.envelopes] == [f"{1:016x}"]  # type: ignore[index]
 
 
+@pytest.mark.parametrize(
+    ("item_errors", "rejected", "arrived"),
+    [
+        ([(5, 400)], 0, [1, 2]),
+        ([(-1, 400)], 0, [1, 2]),
+        ([(0, 503), (7, 503)], 1, [2]),
+    ],
+)
+def test_item_errors_naming_no_sent_envelope_are_ignored_and_counted(
+    ingestion: FakeIngestion,
+    make_exporter: Make,
+    item_errors: list[tuple[int, int]],
+    rejected: int,
+    arrived: list[int],
+) -> None:
+    """A 206 index naming no envelope maps to no span: the accepted batch succeeds, never resent."""
+    ingestion.answers.append(Answer(206, item_errors=item_errors))
+    exporter = make_exporter()
+    assert exporter.export([make_span(span_id=1), make_span(span_id=2)]) is ExportResult.SUCCESS
+    counters = _stats.snapshot()
+    assert counters.get("export_spans_rejected", 0) == rejected
+    assert counters["export_response_undecodable"] == 1
+    assert [e["data"]["baseData"]["id"] for e in ingestion.envelopes] == [f"{i:016x}" for i in arrived]  # type: ignore[index]
+
+
 def test_every_item_refused_with_a_retryable_status_is_a_failure(
     ingestion: FakeIngestion, make_exporter: Make
 ) -> None:

@@ -134,6 +134,19 @@ def test_cloud_trace_limits_are_applied_and_counted(trace_api: FakeCloudTrace, m
     assert (len(value.value), value.truncated_byte_count) == (256, 44)
 
 
+def test_annotations_keep_four_attributes_and_count_the_rest(
+    trace_api: FakeCloudTrace, make_exporter: Make
+) -> None:
+    """The v2 API allows 4 attributes per annotation: an event's others are counted as dropped."""
+    event = Event("cache.miss", START_NS + 5, {f"a{i}": i for i in range(10)}, 1)
+    make_exporter().export([make_span(events=(event,))])
+    [got] = trace_api.spans()
+    assert isinstance(got, CloudSpan)
+    attributes = got.time_events.time_event[0].annotation.attributes
+    assert sorted(attributes.attribute_map) == ["a0", "a1", "a2", "a3"]  # a map: no order on the wire
+    assert attributes.dropped_attributes_count == 10 - 4 + 1
+
+
 def test_large_batches_are_split_across_calls(trace_api: FakeCloudTrace, make_exporter: Make) -> None:
     """More than 1000 spans take several BatchWriteSpans calls, every span sent once."""
     make_exporter().export([make_span(span_id=i + 1) for i in range(MAX_SPANS_PER_CALL + 5)])

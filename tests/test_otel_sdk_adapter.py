@@ -5,15 +5,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind as OTelKind
 from opentelemetry.trace import StatusCode as OTelStatus
+from support.exporter_spans import make_span
 
 from nexs_serverless import Link, SpanContext, SpanKind, configure, flush, stats, traced_handler, tracer
-from nexs_serverless.exporters.otel_sdk import to_readable_span
+from nexs_serverless.exporters import ExportResult
+from nexs_serverless.exporters.otel_sdk import OTelSDKExporter, to_readable_span
 from nexs_serverless.testing import LambdaContext
 
 
@@ -110,3 +113,22 @@ def test_to_readable_span_keeps_remote_parent_flag() -> None:
     assert readable.parent is not None
     assert readable.parent.is_remote
     assert readable.context.trace_state.get("a") == "b"
+
+
+def test_a_span_the_conversion_fails_on_is_counted_and_the_rest_delivered() -> None:
+    """A kind outside OpenTelemetry's range drops that span only, counted, and export does not raise."""
+    sdk = InMemorySpanExporter()
+    result = OTelSDKExporter(sdk).export([make_span(span_id=1), make_span(span_id=2, kind=7)])
+    assert result is ExportResult.SUCCESS
+    assert [span.context.span_id for span in sdk.get_finished_spans()] == [1]
+    assert stats()["spans_dropped_serialization"] == 1
+
+
+def test_no_thread_for_the_export_is_a_failure_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the worker thread cannot start (process limits), export reports FAILURE instead of raising."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert OTelSDKExporter(InMemorySpanExporter()).export([make_span()]) is ExportResult.FAILURE

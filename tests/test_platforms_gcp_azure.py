@@ -92,6 +92,23 @@ def test_gcp_resource_attributes_come_from_the_environment() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {"FUNCTION_NAME": "orders", "GCP_PROJECT": "p", "FUNCTION_REGION": "us-central1"},
+            "gcp_cloud_functions",
+        ),
+        ({"K_SERVICE": "orders", "FUNCTION_TARGET": "handle"}, "gcp_cloud_functions"),
+        ({"K_SERVICE": "orders"}, "gcp_cloud_run"),
+    ],
+)
+def test_gcp_cloud_platform_names_either_functions_generation(environ: dict[str, str], expected: str) -> None:
+    """Both generations' markers (FUNCTION_NAME + GCP_PROJECT, FUNCTION_TARGET) are Cloud Functions."""
+    attrs = platforms.resource_attributes(config.load(environ)[0])
+    assert attrs["cloud.platform"] == expected
+
+
 def test_azure_resource_attributes_come_from_the_environment() -> None:
     """Site, region, instance, memory and the resource id built from the App Service variables."""
     assert platforms.resource_attributes(config.load(AZURE_ENV)[0]) == {

@@ -94,6 +94,21 @@ def test_a_root_of_another_trace_is_not_attached_to_this_invocation() -> None:
     assert "parent_id" not in doc
 
 
+def test_in_lambda_a_remote_parent_of_another_trace_makes_a_segment() -> None:
+    """A caller's traceparent (not the invocation's trace) gives a segment linked to it, as outside Lambda."""
+    span = make_span(trace_id=TRACE_ID + 1, parent_span_id=0xCD, parent_is_remote=True, kind=SpanKind.SERVER)
+    doc = to_document(span, _lambda())
+    assert "type" not in doc
+    assert (doc["parent_id"], doc["name"]) == (f"{0xCD:016x}", "orders")
+
+
+def test_in_lambda_a_remote_parent_of_the_invocation_trace_hangs_under_the_function_segment() -> None:
+    """A remote parent in the invocation's trace (e.g. the caller's) yields to the function segment."""
+    span = make_span(parent_span_id=0xCD, parent_is_remote=True, kind=SpanKind.SERVER)
+    doc = to_document(span, _lambda())
+    assert (doc["type"], doc["parent_id"]) == ("subsegment", LAMBDA_PARENT)
+
+
 @pytest.mark.parametrize(
     ("status", "span_status", "flags"),
     [
@@ -158,6 +173,36 @@ def test_star_annotates_every_scalar_attribute_up_to_the_limit() -> None:
     doc = to_document(make_span(attributes=attrs), SegmentOptions(("*",)))
     assert len(doc["annotations"]) == MAX_ANNOTATIONS  # type: ignore[arg-type]
     assert len(doc["metadata"]["default"]) == 10  # type: ignore[index,arg-type]
+
+
+def test_annotation_keys_keep_only_ascii_letters_digits_and_underscore() -> None:
+    """X-Ray refuses non-ASCII annotation keys, so every other character becomes an underscore."""
+    doc = to_document(make_span(attributes={"größe": 3, "x²": 1}), SegmentOptions(("*",)))
+    assert doc["annotations"] == {"gr__e": 3, "x_": 1}
+
+
+def test_attributes_whose_keys_clean_alike_keep_both_values() -> None:
+    """The first such key is the annotation; the other's value stays in metadata instead of being lost."""
+    doc = to_document(make_span(attributes={"order.id": "A", "order_id": "B"}), SegmentOptions(("*",)))
+    assert doc["annotations"] == {"order_id": "A"}
+    assert doc["metadata"]["default"] == {"order_id": "B"}  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"http.request.method": "GET", "server.address": "api.example.com"},
+        {"http.method": "GET", "http.target": "/orders?id=7"},
+    ],
+)
+def test_server_url_parts_that_make_no_url_stay_in_metadata(attributes: dict[str, str]) -> None:
+    """A host without a path (or a target without a host) builds no URL, so it is kept as metadata."""
+    doc = to_document(make_span(kind=SpanKind.SERVER, attributes=attributes), SegmentOptions())
+    assert doc["http"] == {"request": {"method": "GET"}}
+    [(key, value)] = [
+        item for item in attributes.items() if item[0] not in ("http.method", "http.request.method")
+    ]
+    assert doc["metadata"]["default"] == {key: value}  # type: ignore[index]
 
 
 def test_server_http_block_is_built_from_semantic_conventions() -> None:

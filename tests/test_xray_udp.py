@@ -15,7 +15,7 @@ from nexs_serverless.exporters.errors import ErrorClass, ExportError
 from nexs_serverless.exporters.xray_segments import xray_trace_id
 from nexs_serverless.exporters.xray_udp import MAX_DATAGRAM_BYTES, parse_daemon_address
 from nexs_serverless.model import SpanKind
-from nexs_serverless.testing import LambdaContext, reset
+from nexs_serverless.testing import LambdaContext, events, reset
 
 LAMBDA_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0102030405060708;Sampled=1"
 
@@ -357,3 +357,28 @@ def test_a_traced_lambda_handler_hangs_under_the_function_segment(
     [root] = _run_traced_lambda(daemon, monkeypatch)
     assert root["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
     assert (root["type"], root["parent_id"]) == ("subsegment", "0102030405060708")
+
+
+def test_a_lambda_root_continuing_a_w3c_caller_is_a_segment_of_the_caller_trace(
+    daemon: FakeXRayDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: a traceparent from another trace makes the root a segment, not the caller's subsegment."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", LAMBDA_HEADER)
+    reset(
+        environ={
+            "OTEL_TRACES_EXPORTER": "xray",
+            "AWS_LAMBDA_FUNCTION_NAME": "orders",
+            "AWS_XRAY_DAEMON_ADDRESS": daemon.address,
+        }
+    )
+
+    @traced_handler
+    def handler(event: dict[str, object], context: object) -> dict[str, object]:
+        return {"statusCode": 200}
+
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    handler(events.api_gateway_v2(headers={"traceparent": caller, "x-amzn-trace-id": None}), LambdaContext())
+    [root] = [d.document() for d in daemon.receive()]
+    assert root["trace_id"] == "1-0af76519-16cd43dd8448eb211c80319c"
+    assert root["parent_id"] == "b7ad6b7169203331"
+    assert "type" not in root

@@ -199,17 +199,32 @@ def _envelopes(sdk: Any, spans: Sequence[ReadableSpan]) -> tuple[list[Any], list
 
 
 def _rejected_spans(response: Any, owner: list[int]) -> int:
-    """Spans with an envelope the service refused (HTTP 206); all refused and retryable raises."""
+    """Spans with an envelope the service refused (HTTP 206); all refused and retryable raises.
+
+    An item error whose ``index`` names no envelope we sent (missing, negative,
+    past the end) cannot be tied to a span: it is ignored and the reply counted
+    as ``export_response_undecodable``. Raising instead would report the batch
+    as failed after the service accepted it, and a retry would duplicate it.
+    """
     errors = list(getattr(response, "errors", None) or ())
     if not errors:
         return 0
-    statuses = [getattr(error, "status_code", None) for error in errors]
-    if len(errors) >= len(owner) and all(status in _RETRYABLE_ITEM_STATUSES for status in statuses):
+    mapped: dict[int, object] = {}
+    for error in errors:
+        index = getattr(error, "index", None)
+        if type(index) is int and 0 <= index < len(owner):
+            mapped[index] = getattr(error, "status_code", None)
+    if len(mapped) < len(errors):
+        stats.incr("export_response_undecodable")
+    statuses = list(mapped.values())
+    if (
+        mapped
+        and len(mapped) == len(owner)
+        and all(status in _RETRYABLE_ITEM_STATUSES for status in statuses)
+    ):
         status = next(s for s in statuses if isinstance(s, int))
         raise ExportError(classify_status(status), f"every item refused with {status}", status=status)
-    refused = {owner[error.index] for error in errors if isinstance(getattr(error, "index", None), int)}
-    refused.discard(-1)
-    return len(refused)
+    return len({owner[index] for index in mapped})
 
 
 def classify_azure_error(exc: BaseException) -> ExportError:

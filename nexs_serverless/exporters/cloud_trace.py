@@ -10,7 +10,8 @@ The mapping follows what OpenTelemetry's own Cloud Trace exporter does:
   resource's ``service.name``. Cloud Trace keeps 32 attributes per span, 128
   bytes of key and 256 of value: the rest is cut here and counted in
   ``dropped_attributes_count`` / ``truncated_byte_count``.
-- events become time-event annotations (32 kept), links links (128 kept),
+- events become time-event annotations (32 kept, 4 attributes each: the
+  API's limit, the rest counted in ``dropped_attributes_count``), links links (128 kept),
   status ERROR ``google.rpc.Status`` code 2 (UNKNOWN) with the description,
   and the first exception's Python stack the span's ``stack_trace``.
 
@@ -49,6 +50,7 @@ __all__ = ["CloudTraceExporter", "classify_gcp_error", "from_settings"]
 
 MAX_ATTRIBUTES = 32
 MAX_ANNOTATIONS = 32
+MAX_ANNOTATION_ATTRIBUTES = 4  # the v2 API's limit per annotation (a span's is MAX_ATTRIBUTES)
 MAX_LINKS = 128
 MAX_FRAMES = 64
 MAX_SPANS_PER_CALL = 1000
@@ -225,7 +227,9 @@ def to_span_pb(span: ReadableSpan, project: str) -> Any:
                     time=_timestamp(timestamp_pb2, event.timestamp_ns),
                     annotation=span_type.TimeEvent.Annotation(
                         description=_string(event.name, _VALUE_BYTES),
-                        attributes=_attributes(span_type, event.attributes, event.dropped_attributes),
+                        attributes=_attributes(
+                            span_type, event.attributes, event.dropped_attributes, MAX_ANNOTATION_ATTRIBUTES
+                        ),
                     ),
                 )
                 for event in kept
@@ -256,13 +260,16 @@ def to_span_pb(span: ReadableSpan, project: str) -> Any:
     return span_type(**fields)
 
 
-def _attributes(span_type: Any, attributes: Mapping[str, object], dropped: int) -> Any:
+def _attributes(
+    span_type: Any, attributes: Mapping[str, object], dropped: int, limit: int = MAX_ATTRIBUTES
+) -> Any:
+    """The first `limit` attributes (the API's cap where they go); the rest added to `dropped`."""
     from google.cloud import trace_v2
 
     value_type = trace_v2.AttributeValue.pb()
     out: dict[str, object] = {}
     for key, value in attributes.items():
-        if len(out) >= MAX_ATTRIBUTES:
+        if len(out) >= limit:
             dropped += 1
             continue
         name = key.encode("utf-8", "replace")[:_KEY_BYTES].decode("utf-8", "ignore")

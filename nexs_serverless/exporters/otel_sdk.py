@@ -41,8 +41,16 @@ class OTelSDKExporter:
         self.timeout_ms = timeout_ms
 
     def export(self, spans: Sequence[Span | FinishedSpan]) -> ExportResult:
-        """Convert, export in a worker thread, wait at most until the deadline."""
-        converted = [to_readable_span(span) for span in spans]
+        """Convert, export in a worker thread, wait at most until the deadline.
+
+        A span the conversion fails on (e.g. a kind outside OpenTelemetry's
+        range) is left out and counted (``spans_dropped_serialization``): it
+        would fail every retry, and must not cost the rest of the batch.
+        Never raises.
+        """
+        converted = [readable for readable in (_convert(span) for span in spans) if readable is not None]
+        if not converted:
+            return ExportResult.SUCCESS  # nothing left to send; any drops are counted
         outcome: list[bool] = []
 
         def run() -> None:
@@ -54,7 +62,11 @@ class OTelSDKExporter:
                 outcome.append(False)
 
         worker = threading.Thread(target=run, name="nexs-otel-export", daemon=True)
-        worker.start()
+        try:
+            worker.start()
+        except RuntimeError as exc:  # no thread to be had (resource limits): a failed export, not a crash
+            guard.report("otel_sdk_exporter", exc)
+            return ExportResult.FAILURE
         worker.join(remaining_export_s(self.timeout_ms / 1000))
         if worker.is_alive():
             stats.incr("export_overran")
@@ -68,6 +80,16 @@ class OTelSDKExporter:
     def shutdown(self) -> None:
         """Delegates to the SDK exporter."""
         self.exporter.shutdown()  # type: ignore[attr-defined]
+
+
+def _convert(span: Span | FinishedSpan) -> object | None:
+    """`to_readable_span`, with a span it fails on counted as a serialization drop."""
+    try:
+        return to_readable_span(span)
+    except Exception as exc:  # one odd span must not cost the batch
+        guard.report("otel_sdk_convert", exc)
+        stats.incr("spans_dropped_serialization")
+        return None
 
 
 def to_readable_span(span: Span | FinishedSpan) -> object:

@@ -60,8 +60,8 @@ class XRayExporter:
             `daemon_address` is given, the API otherwise).
         daemon_address: the daemon's UDP address (default ``127.0.0.1:2000``).
         annotation_keys: attribute keys recorded as indexed annotations (``"*"``: all).
-        in_lambda: the process is a Lambda function: remote parents and the
-            invocation's ``_X_AMZN_TRACE_ID`` name the function segment.
+        in_lambda: the process is a Lambda function: roots in the trace of the
+            invocation's ``_X_AMZN_TRACE_ID`` hang under the function segment it names.
         region: the API's region (default: boto3's resolution).
         endpoint_url: another API endpoint (a local emulator, a VPC endpoint).
         timeout_ms: the most one API call may take, capped by the flush budget.

@@ -7,10 +7,11 @@ OpenTelemetry Collector's ``awsxray`` exporter does with the same data:
   OpenTelemetry trace id split after 8 hex digits (X-Ray reads those as the
   epoch second; it accepts W3C ids written this way), the document id is the
   span id in 16 hex digits.
-- segment or subsegment: inside a traced Lambda invocation every span is a
-  subsegment (roots hang under the function segment that Lambda records,
-  named by ``_X_AMZN_TRACE_ID``); elsewhere a local root, or a span whose
-  parent is remote, is a segment named after ``service.name``.
+- segment or subsegment: inside a traced Lambda invocation every span of the
+  invocation's trace is a subsegment (roots hang under the function segment
+  that Lambda records, named by ``_X_AMZN_TRACE_ID``); elsewhere, and for a
+  root of another trace (a caller's W3C ``traceparent``), a local root or a
+  span whose parent is remote is a segment named after ``service.name``.
 - ``fault`` (5xx or status ERROR), ``error`` (4xx), ``throttle`` (429); ``cause``
   from the ``exception`` events, with the Python stack parsed into frames
   (`xray_cause`).
@@ -51,7 +52,9 @@ _PLAIN = frozenset((str, int, bool))  # attribute value types JSON takes as they
 
 # Characters X-Ray allows in a name: letters, digits, whitespace and _ . : / % & # = + \ - @
 _NAME_BAD = re.compile(r"[^\w\s.:/%&#=+\\\-@]")
-_KEY_BAD = re.compile(r"\W")
+# Annotation keys X-Ray takes: ASCII letters, digits and underscore only (``\W`` is
+# Unicode-aware and would let any letter through).
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_]")
 
 _ORIGINS = {
     "aws_lambda": "AWS::Lambda::Function",
@@ -93,8 +96,9 @@ class SegmentOptions:
 
     Attributes:
         annotation_keys: attribute keys recorded as annotations (``"*"``: every scalar attribute).
-        in_lambda: the process runs in Lambda, where remote parents are the function segment.
-        lambda_segment: the invocation's function segment, from ``_X_AMZN_TRACE_ID``.
+        in_lambda: the process runs in Lambda (placement itself goes by `lambda_segment`).
+        lambda_segment: the invocation's function segment, from ``_X_AMZN_TRACE_ID``:
+            roots of its trace become its subsegments.
     """
 
     __slots__ = ("annotate_all", "annotation_keys", "in_lambda", "lambda_segment")
@@ -223,18 +227,16 @@ def _place(span: ReadableSpan, options: SegmentOptions, doc: dict[str, object]) 
         doc["parent_id"] = f"{parent:016x}"
         doc["type"] = "subsegment"
         return False
-    if parent:
-        doc["parent_id"] = f"{parent:016x}"
-        # In Lambda a remote parent is the function segment (the xray-lambda propagator),
-        # unless this very invocation is unsampled and Lambda recorded no segment.
-        if options.in_lambda and not (in_traced_invocation and lam is not None and not lam.sampled):
-            doc["type"] = "subsegment"
-            return False
-        return True
     if in_traced_invocation and lam is not None and lam.sampled:
+        # A root of the invocation's trace (whatever carried its parent in) belongs
+        # under the function segment Lambda records for this invocation; a parent
+        # from another trace (e.g. the caller's ``traceparent``) has no segment
+        # here to hang under, so such a root is a segment linked to it, as outside Lambda.
         doc["parent_id"] = lam.parent_id
         doc["type"] = "subsegment"
         return False
+    if parent:
+        doc["parent_id"] = f"{parent:016x}"
     return True
 
 
@@ -247,12 +249,16 @@ def _http(
         request["method"] = method
     url = _first(attrs, _HTTP_URL, used)
     if url is None and kind == SpanKind.SERVER and method is not None:
-        host = _first(attrs, _HOST, used)
+        # Parts are marked used only once the URL is built: a host without a path
+        # (or the reverse) stays in metadata rather than vanishing.
+        parts: set[str] = set()
+        host = _first(attrs, _HOST, parts)
         path = attrs.get("url.path")
-        target = _first(attrs, _TARGET, used) or (
+        target = _first(attrs, _TARGET, parts) or (
             f"{path}?{attrs['url.query']}" if path is not None and "url.query" in attrs else path
         )
         if host is not None and target is not None:
+            used.update(parts)
             used.update(key for key in ("url.path", "url.query") if key in attrs)
             url = f"{_first(attrs, _SCHEME, used) or 'https'}://{host}{target}"
     if url is not None:
@@ -288,9 +294,12 @@ def _annotations(
             continue
         if isinstance(value, float) and not math.isfinite(value):  # not JSON
             continue
+        name = _KEY_BAD.sub("_", key)
+        if name in out:  # another key cleaned to the same name: this value stays in metadata
+            continue
         if isinstance(value, str) and len(value) > MAX_ANNOTATION_VALUE:
             value = value[:MAX_ANNOTATION_VALUE]
-        out[_KEY_BAD.sub("_", key)] = value
+        out[name] = value
         used.add(key)
     return out
 

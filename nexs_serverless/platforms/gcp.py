@@ -13,7 +13,8 @@ front end sets on every request, used when no configured format found one.
 
 Resource attributes follow OpenTelemetry's cloud/FaaS conventions:
 ``cloud.provider=gcp``, ``cloud.platform`` ``gcp_cloud_functions`` (with
-``FUNCTION_TARGET``) or ``gcp_cloud_run``, ``faas.name`` from ``K_SERVICE``
+``FUNCTION_TARGET``, or 1st gen's ``FUNCTION_NAME`` and ``GCP_PROJECT``) or
+``gcp_cloud_run``, ``faas.name`` from ``K_SERVICE``
 (``FUNCTION_NAME`` on 1st gen), ``faas.version`` from ``K_REVISION``,
 ``cloud.account.id`` from ``GOOGLE_CLOUD_PROJECT`` (``GCP_PROJECT``),
 ``cloud.region`` from ``FUNCTION_REGION`` when set (1st gen). The platform
@@ -51,7 +52,12 @@ def detect(settings: Settings) -> bool:
 
 def resource_attributes(settings: Settings) -> dict[str, object]:
     """``cloud.*`` and ``faas.*`` resource attributes from the environment."""
-    platform = "gcp_cloud_functions" if settings.env("FUNCTION_TARGET") else "gcp_cloud_run"
+    # 2nd gen sets FUNCTION_TARGET; 1st gen (python37) only FUNCTION_NAME and GCP_PROJECT.
+    # K_SERVICE alone is a Cloud Run service.
+    functions = settings.env("FUNCTION_TARGET") or (
+        settings.env("FUNCTION_NAME") and settings.env("GCP_PROJECT")
+    )
+    platform = "gcp_cloud_functions" if functions else "gcp_cloud_run"
     attrs: dict[str, object] = {"cloud.provider": "gcp", "cloud.platform": platform}
     for key, variables in (
         ("faas.name", ("K_SERVICE", "FUNCTION_NAME", "FUNCTION_TARGET")),
