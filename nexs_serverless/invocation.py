@@ -213,6 +213,11 @@ def _cold_start_attributes(attrs: dict[str, object], proactive_ms: int, init_typ
     if init_type == "provisioned-concurrency":
         attrs["faas.coldstart"] = False
         attrs["nexs.init.type"] = "provisioned-concurrency"
+    elif init_type == "snap-start":
+        # Restored from a snapshot taken after init, however long ago: the first call of this
+        # environment is still its cold (restore) start, and the time since import means nothing.
+        attrs["faas.coldstart"] = True
+        attrs["nexs.init.type"] = "snap-start"
     elif waited_ms > proactive_ms:
         attrs["faas.coldstart"] = False
         attrs["nexs.init.type"] = "proactive"

@@ -195,6 +195,23 @@ def test_provisioned_concurrency_is_not_a_cold_start(exporter: InMemoryExporter)
     assert attrs["nexs.init.type"] == "provisioned-concurrency"
 
 
+def test_the_first_call_after_a_snapstart_restore_is_a_cold_start(exporter: InMemoryExporter) -> None:
+    """AWS_LAMBDA_INITIALIZATION_TYPE=snap-start: the snapshot's init was long ago, yet the first
+    call of the restored environment is its cold start (it was labelled proactive before)."""
+    configure(exporters=[exporter], environ={"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
+    process.import_monotonic -= 3600.0  # the snapshot was taken an hour before the restore
+
+    @traced_handler
+    def handler(event: object, context: object) -> None:
+        return None
+
+    handler({}, LambdaContext())
+    handler({}, LambdaContext())
+    first, second = (span.attributes for span in exporter.get_finished_spans())
+    assert (first["faas.coldstart"], first["nexs.init.type"]) == (True, "snap-start")
+    assert second["faas.coldstart"] is False
+
+
 def test_return_value_passes_through_unchanged(exporter: InMemoryExporter) -> None:
     """The handler's return value is the very object the handler returned."""
     sentinel = {"statusCode": 200, "body": object()}
