@@ -17,6 +17,7 @@ from nexs_serverless.context import exporting
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.finished import FinishedSpan
 from nexs_serverless.flushing import flush
+from nexs_serverless.instrumentation import aws_operations
 from nexs_serverless.runtime import runtime
 from nexs_serverless.testing import reset
 from nexs_serverless.triggers import describe
@@ -197,6 +198,81 @@ def test_put_events_carries_the_context_in_the_detail_and_trace_header(
     assert trigger.parent is not None
     assert trigger.parent.span_id == put.span_id
     assert detail == {"orderId": "42"}
+
+
+def test_put_events_sends_the_detail_text_unchanged_but_for_the_carrier(
+    endpoint: str, spans: InMemoryExporter
+) -> None:
+    """The carrier goes before the closing brace; numbers a JSON round trip would change are kept."""
+    events_client = client("events", endpoint)
+    captured: list[dict[str, Any]] = []
+    events_client.meta.events.register(
+        "before-call.eventbridge.PutEvents", lambda params, **_: captured.append(params)
+    )
+    detail = '{"amount": 1e400, "price": 0.10000000000000000555, "id": 12345678901234567890.0}\n'
+    with tracer.span("handler"):
+        events_client.put_events(Entries=[{"Source": "s", "DetailType": "t", "Detail": detail}])
+    put = by_name(finish(spans), "send default")
+    (entry,) = json.loads(captured[0]["body"])["Entries"]
+    carrier = f'"_nexs":{{"traceparent":"00-{put.trace_id:032x}-{put.span_id:016x}-01"}}'
+    assert entry["Detail"] == detail[:-2] + "," + carrier + "}\n"
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "field", "document", "expected"),
+    [
+        ("Kinesis", "PutRecord", "Data", b'{"n": 1e400}', b'{"n": 1e400,CARRIER}'),
+        (
+            "Kinesis",
+            "PutRecord",
+            "Data",
+            bytearray(b'{"a": [1, {"b": 2.50}]} \n'),
+            b'{"a": [1, {"b": 2.50}],CARRIER} \n',
+        ),
+        ("SFN", "StartExecution", "input", "{ }\r\n", "{ CARRIER}\r\n"),
+        (
+            "SFN",
+            "StartExecution",
+            "input",
+            '{"big": 123456789012345678901234567890}',
+            '{"big": 123456789012345678901234567890,CARRIER}',
+        ),
+    ],
+    ids=["bytes", "bytearray", "empty-object", "big-integer"],
+)
+def test_payload_carrier_is_inserted_and_every_other_byte_kept(
+    spans: InMemoryExporter, service: str, operation: str, field: str, document: object, expected: str | bytes
+) -> None:
+    """Kinesis data, Step Functions input: `_nexs` goes before the closing brace, every other byte kept."""
+    params: dict[str, Any] = {field: document}
+    with tracer.span("handler") as span:
+        aws_operations.inject_context(service, operation, params)
+    carrier = f'"_nexs":{{"traceparent":"00-{span.trace_id:032x}-{span.span_id:016x}-01"}}'
+    if isinstance(expected, bytes):
+        assert params[field] == expected.replace(b"CARRIER", carrier.encode())
+    else:
+        assert params[field] == expected.replace("CARRIER", carrier)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"[1, 2]",
+        '{"a": 1} trailing',
+        "{'a': 1}",
+        '{"_nexs": {}}',
+        '{"a":' + "[" * 100_000 + "]" * 100_000 + "}",
+    ],
+    ids=["array", "trailing-text", "not-json", "has-carrier", "too-deep"],
+)
+def test_a_payload_that_is_not_one_json_object_is_sent_unchanged(
+    spans: InMemoryExporter, document: object
+) -> None:
+    """Not one JSON object, already carrying `_nexs`, or too deep to parse: the payload is left as it is."""
+    params: dict[str, Any] = {"Data": document}
+    with tracer.span("handler"):
+        aws_operations.inject_context("Kinesis", "PutRecord", params)
+    assert params["Data"] is document
 
 
 def test_kinesis_put_record_carries_the_context_in_json_data(endpoint: str, spans: InMemoryExporter) -> None:

@@ -6,15 +6,18 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from support.clouds import echo, http_server
 
-from nexs_serverless import SpanKind, StatusCode, baggage, instrumentation, tracer
+from nexs_serverless import SpanKind, StatusCode, baggage, instrumentation, traced_handler, tracer
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.finished import FinishedSpan
 from nexs_serverless.flushing import flush
-from nexs_serverless.testing import reset
+from nexs_serverless.testing import LambdaContext, events, reset
+
+XRAY_HEADER = "Root=1-6749f3a0-5759e988bd862e3fe1be46a9;Parent=53995c3f42cd8ad8;Sampled=1"
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +169,61 @@ def test_callers_headers_object_is_not_modified(server: str, spans: InMemoryExpo
     with tracer.span("handler"):
         urllib3.PoolManager().request("GET", server, headers=headers)
     assert headers == {"Accept": "text/plain"}
+
+
+def test_a_relative_url_with_a_scheme_in_its_query_is_completed_from_the_pool(
+    server: str, spans: InMemoryExporter
+) -> None:
+    """``/login?next=https://...`` is relative: url.full and server.* come from the pool's address."""
+    import urllib3
+
+    url = f"{server}/login?next=https://app.example.com/home"
+    with tracer.span("handler"):
+        urllib3.PoolManager().request("GET", url)
+    span = client_span(finish(spans))
+    assert span.attributes["url.full"] == url
+    assert span.attributes["server.address"] == "127.0.0.1"
+    assert span.attributes["server.port"] == int(server.rsplit(":", 1)[1])
+
+
+def test_a_baggage_header_the_caller_sets_is_sent_when_none_is_current(
+    server: str, spans: InMemoryExporter
+) -> None:
+    """With no baggage current, the request's own ``baggage`` header goes out unchanged, with traceparent."""
+    import urllib3
+
+    with tracer.span("handler"):
+        response = urllib3.PoolManager().request("GET", server, headers={"baggage": "tenant=acme"})
+    headers = {key.lower(): value for key, value in json.loads(response.data)["headers"].items()}
+    assert headers["baggage"] == "tenant=acme"
+    assert "traceparent" in headers
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        ("baggage", "tenant=acme;note=a\r\nX-Injected: 1"),
+        ("X-Amzn-Trace-Id", f"{XRAY_HEADER};Note=a\r\nX-Injected: 1"),
+    ],
+)
+def test_a_cr_lf_in_a_received_header_never_reaches_an_outgoing_request(
+    server: str, spans: InMemoryExporter, attribute: str, value: str
+) -> None:
+    """A CR/LF in a baggage property or an unknown X-Ray pair is left out: the handler's own request works."""
+    import urllib3
+
+    event = events.sqs(messages=["one"])
+    event["Records"][0]["messageAttributes"][attribute] = {"stringValue": value, "dataType": "String"}
+
+    @traced_handler
+    def handler(event: object, context: object) -> Any:
+        return json.loads(urllib3.PoolManager().request("GET", server).data)
+
+    received = handler(event, LambdaContext())
+    headers = {key.lower(): value for key, value in received["headers"].items()}
+    assert "x-injected" not in headers
+    assert headers.get("baggage") == ("tenant=acme" if attribute == "baggage" else None)
+    assert headers["x-amzn-trace-id"].endswith(";Sampled=1")
 
 
 def test_log_records_carry_the_current_trace(

@@ -93,6 +93,47 @@ def test_an_invalid_context_writes_only_the_baggage() -> None:
     assert carrier == {"baggage": "tenant=acme"}
 
 
+# `inject` removes a caller's header only to write its own in its place (any case variant of it).
+
+INJECT_ORDERS = ["tracecontext,baggage,xray", "b3,baggage,tracecontext"]  # default path, general path
+
+
+def _inject(by_method: bool, carrier: dict[str, str], context: SpanContext | None) -> None:
+    if by_method:
+        propagation.composite().inject(carrier, context)
+    else:
+        propagation.inject(carrier, context)
+
+
+@pytest.mark.parametrize("order", INJECT_ORDERS)
+@pytest.mark.parametrize("by_method", [False, True])
+def test_inject_keeps_the_callers_baggage_when_none_is_current(order: str, by_method: bool) -> None:
+    """With no baggage current, the caller's own ``Baggage`` header stays beside the trace headers."""
+    reset(environ={"OTEL_PROPAGATORS": order})
+    carrier = {"Baggage": "tenant=acme", "Traceparent": "old", "other": "x"}
+    _inject(by_method, carrier, SpanContext(TRACE, SPAN, 1))
+    assert carrier["Baggage"] == "tenant=acme"
+    assert carrier["traceparent"] == TRACEPARENT
+    assert "Traceparent" not in carrier
+
+
+@pytest.mark.parametrize("order", INJECT_ORDERS)
+@pytest.mark.parametrize("by_method", [False, True])
+def test_inject_keeps_the_callers_trace_headers_without_a_valid_context(order: str, by_method: bool) -> None:
+    """With no valid context, the caller's trace headers stay; the current baggage replaces its own."""
+    reset(environ={"OTEL_PROPAGATORS": order})
+    carrier = {"Traceparent": TRACEPARENT, "X-B3-TraceId": "1", "BAGGAGE": "old=1", "other": "x"}
+    baggage.set("tenant", "acme")
+    _inject(by_method, carrier, SpanContext(0, SPAN, 1))
+    baggage.clear()
+    assert carrier == {
+        "Traceparent": TRACEPARENT,
+        "X-B3-TraceId": "1",
+        "other": "x",
+        "baggage": "tenant=acme",
+    }
+
+
 # The default formats' own paths: `extract` reads a plain dict in one function, `inject` writes
 # ``traceparent`` inline. They must give what the general per-format path gives.
 

@@ -74,6 +74,20 @@ def test_baggage_that_would_cross_the_size_limit_is_left_out_whole() -> None:
     assert header == "big=" + "x" * 8000 + ",small=z"
 
 
+@pytest.mark.parametrize(
+    "prop",
+    ["note=a\r\nX-Injected: 1", "p\nq", "bad key=1", "p=a b", "p=\x00", 'p="x"', "p=é", "=v", ""],
+)
+def test_baggage_properties_that_break_the_grammar_are_left_out(prop: str) -> None:
+    """A property with a control character, a space, a quote or no key is dropped; its member is kept."""
+    assert parse_baggage(f"k=v;ttl=30;{prop};flag") == {"k": ("v", "ttl=30;flag")}
+
+
+def test_baggage_metadata_set_through_the_api_is_checked_before_it_is_written() -> None:
+    """Metadata the application sets is written only as far as it follows the grammar."""
+    assert format_baggage({"k": ("v", "ttl=30\r\nX-Injected: 1;flag"), "j": ("w", "a,b")}) == "k=v;flag,j=w"
+
+
 def test_baggage_api_sets_gets_and_removes_in_the_current_context() -> None:
     """`set`, `get`, `get_all`, `remove` and `clear` act on the current context."""
     baggage.set("tenant", "acme")
@@ -128,6 +142,17 @@ def test_xray_lineage_and_unknown_keys_are_kept_but_self_is_not() -> None:
         f"Self=1-67891234-12456789abcdef012345678;{XRAY};Lineage=a87bd80c:1|68fd508a:5;Foo=bar"
     )
     assert kept == "Lineage=a87bd80c:1|68fd508a:5;Foo=bar"
+
+
+@pytest.mark.parametrize(
+    "pair",
+    ["Note=a\r\nX-Injected: 1", "Note=a b", "Note=a=b", "Note=x,y", "Note=é", "Note=\x7f", "Bad Key=1"],
+)
+def test_xray_unknown_pairs_unsafe_in_a_header_are_dropped(pair: str) -> None:
+    """An unknown pair is kept only with a token key and a visible-ASCII value free of separators."""
+    context, kept = parse_xray(f"{XRAY};Lineage=a87bd80c:1;{pair};Foo=bar")
+    assert context == SpanContext(XRAY_TRACE, 0x53995C3F42CD8AD8, 1, (), True)
+    assert kept == "Lineage=a87bd80c:1;Foo=bar"
 
 
 @pytest.mark.parametrize(("sampled", "flags"), [("1", 1), ("0", 0), ("?", 0), (None, 0)])

@@ -13,7 +13,7 @@ from nexs_serverless import SpanKind, baggage, propagation, traced_handler
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.finished import FinishedSpan
 from nexs_serverless.testing import LambdaContext, events, reset
-from nexs_serverless.triggers import source_of
+from nexs_serverless.triggers import describe, source_of
 from nexs_serverless.triggers.step_functions import derived_context
 
 W3C_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -408,6 +408,80 @@ def test_kinesis_base64_of_payload_carrier_round_trips() -> None:
     """The sample's base64 data decodes to the JSON the factories encode (guards the fixture)."""
     data = events.load("kinesis")["Records"][0]["kinesis"]["data"]
     assert json.loads(base64.b64decode(data)) == {"orderId": "42", "status": "placed"}
+
+
+@pytest.mark.parametrize("source", ["sqs", "kinesis"])
+def test_json_too_deep_to_parse_is_no_context_and_the_invocation_is_traced(source: str) -> None:
+    """A payload whose nesting makes the JSON parser raise RecursionError reads as no context."""
+    deep = '{"a":' + "[" * 100_000 + "]" * 100_000 + "}"
+    if source == "sqs":  # the body is read for an SNS notification when the attributes carry nothing
+        event = events.sqs(messages=["one"], trace_headers=False)
+        event["Records"][0]["body"] = deep
+    else:
+        event = events.kinesis(records=[{"orderId": "1"}])
+        event["Records"][0]["kinesis"]["data"] = base64.b64encode(deep.encode()).decode()
+    (root,) = run(event)
+    assert not root.parent_span_id
+    assert not root.links
+
+
+def test_rest_api_header_lines_repeated_in_multi_value_headers_are_all_read() -> None:
+    """tracestate and baggage sent on two lines count in full, not only the last line `headers` keeps."""
+    event = events.api_gateway_v1(headers={"X-Amzn-Trace-Id": None})
+    event["headers"].update(tracestate="vendorb=2", baggage="b=2")
+    event["multiValueHeaders"].update(tracestate=["vendora=1", "vendorb=2"], baggage=["a=1", "b=2"])
+    trigger = describe(event)
+    assert trigger.parent is not None
+    assert trigger.parent.trace_state == (("vendora", "1"), ("vendorb", "2"))
+    assert trigger.candidates["headers"].baggage == {"a": ("1", ""), "b": ("2", "")}
+
+
+def test_alb_multi_value_headers_and_query_give_the_http_attributes() -> None:
+    """An ALB with multi-value headers on sends only the multi-value maps: host, agent, scheme, query read."""
+    event = events.load("alb")
+    event["multiValueHeaders"] = {key: [value] for key, value in event.pop("headers").items()}
+    event["multiValueHeaders"]["x-forwarded-proto"] = ["http"]
+    del event["queryStringParameters"]
+    event["multiValueQueryStringParameters"] = {"verbose": ["1"], "id": ["7", "8"]}
+    (root,) = run(event)
+    assert f"{root.trace_id:032x}" == W3C_TRACE
+    assert root.attributes["server.address"] == "lambda-alb-123578498.us-east-1.elb.amazonaws.com"
+    assert str(root.attributes["user_agent.original"]).startswith("Mozilla/5.0")
+    assert root.attributes["url.scheme"] == "http"
+    assert root.attributes["url.query"] == "verbose=1&id=7&id=8"
+
+
+@pytest.mark.parametrize("case", ["own-after", "own-before", "variant-only"])
+def test_sqs_message_attribute_names_are_case_sensitive(case: str) -> None:
+    """An application's own ``TraceParent`` never replaces ``traceparent``; alone, a variant is read."""
+    event = events.sqs(messages=["one"])
+    record = event["Records"][0]
+    record["attributes"].pop("AWSTraceHeader")
+    real = record["messageAttributes"]["traceparent"]
+    own = {"stringValue": "legacy-app-value", "dataType": "String"}
+    record["messageAttributes"] = {
+        "own-after": {"traceparent": real, "TraceParent": own},
+        "own-before": {"TraceParent": own, "traceparent": real},
+        "variant-only": {"Traceparent": real},
+    }[case]
+    (root,) = run(event)
+    assert f"{root.trace_id:032x}" == "6749f3a05759e988bd862e3fe1be46a9"
+
+
+def test_sns_message_attribute_names_are_case_sensitive() -> None:
+    """SNS attribute names too: a later ``TraceParent`` does not replace ``traceparent``."""
+    (root,) = run(events.sns(attributes={"TraceParent": "legacy-app-value"}))
+    assert f"{root.trace_id:032x}" == W3C_TRACE
+
+
+@pytest.mark.parametrize("created", [1e20, -1e20, float("inf"), float("nan"), 10**30])
+def test_dynamodb_creation_time_out_of_range_is_left_out(created: float) -> None:
+    """A stream timestamp beyond what the clock can convert drops only ``faas.document.time``."""
+    event = events.dynamodb()
+    event["Records"][0]["dynamodb"]["ApproximateCreationDateTime"] = created
+    (root,) = run(event)
+    assert "faas.document.time" not in root.attributes
+    assert root.attributes["db.system.name"] == "aws.dynamodb"
 
 
 # Which module describes each shipped Lambda event (the other clouds' events are not Lambda's).

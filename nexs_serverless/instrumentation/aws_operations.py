@@ -18,7 +18,12 @@ the context travels, per operation (parameters are copied, never mutated):
   (X-Ray), and a ``_nexs`` carrier in a JSON-object ``input``.
 - Kinesis ``PutRecord``/``PutRecords``: a ``_nexs`` carrier in JSON-object ``Data``.
 
-Payload carriers follow ``NEXS_PAYLOAD_INJECTION`` (default true).
+Payload carriers follow ``NEXS_PAYLOAD_INJECTION`` (default true). A JSON
+text gets the carrier inserted before its closing brace, every other byte as
+the application wrote it: parsing and re-serialising would change its values
+(``1e400`` would become ``Infinity``, which is not JSON; long decimals and big
+numbers would lose digits). A payload that is not one JSON object is sent
+unchanged.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ _SEND = {
 }
 _SYSTEMS = {"SQS": "aws_sqs", "SNS": "aws_sns", "EventBridge": "aws_eventbridge", "Kinesis": "aws_kinesis"}
 _PRIORITY = ("traceparent", "tracestate", "baggage")
+_JSON_SPACE = " \t\n\r"  # RFC 8259 section 2: the only whitespace after a JSON text
 
 
 def _tail(value: object, separator: str) -> str | None:
@@ -143,11 +149,23 @@ def _payload(document: object, headers: dict[str, str]) -> object:
     if parsed is None or PAYLOAD_KEY in parsed:
         return document
     carrier = {name: value for name, value in headers.items() if name.lower() != "x-amzn-trace-id"}
-    updated = {**parsed, PAYLOAD_KEY: carrier}
     if isinstance(document, dict):
-        return updated
-    text = json.dumps(updated, separators=(",", ":"))
-    return text.encode("utf-8") if isinstance(document, (bytes, bytearray)) else text
+        return {**parsed, PAYLOAD_KEY: carrier}
+    member = f"{json.dumps(PAYLOAD_KEY)}:{json.dumps(carrier, separators=(',', ':'))}"
+    if parsed:
+        member = "," + member
+    if isinstance(document, str):
+        end = len(document.rstrip(_JSON_SPACE)) - 1
+        if document[end] != "}":
+            return document
+        return document[:end] + member + document[end:]
+    if not isinstance(document, (bytes, bytearray)):
+        return document
+    data = bytes(document)
+    end = len(data.rstrip(_JSON_SPACE.encode())) - 1
+    if data[end : end + 1] != b"}":
+        return document
+    return data[:end] + member.encode("ascii") + data[end:]
 
 
 def _xray(headers: dict[str, str]) -> str | None:

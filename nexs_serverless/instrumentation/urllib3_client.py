@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 __all__ = ["install", "uninstall"]
 
 _patch = Patch()
+# RFC 3986 section 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+_SCHEME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
+
+
+def _is_absolute(url: str) -> bool:
+    """Whether `url` starts with ``scheme://`` (a proxied request), not merely holds ``://`` later.
+
+    A relative URL may carry ``://`` in its query (``/login?next=https://...``).
+    """
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme[:1].isalpha() and scheme.isascii() and not scheme.strip(_SCHEME_CHARS)
 
 
 def install() -> bool:
@@ -41,7 +52,7 @@ def install() -> bool:
         if not _patch.enabled or in_http_call.get() or not should_trace():
             return original(self, method, url, body, headers, *args, **kwargs)
         try:
-            full = url if "://" in url else f"{self.scheme}://{self.host}:{self.port}{url}"
+            full = url if _is_absolute(url) else f"{self.scheme}://{self.host}:{self.port}{url}"
             name, attrs = http_attributes(method, full)
             span = tracer.span(name, kind=CLIENT, attributes=attrs)
             source = headers if headers is not None else self.headers

@@ -73,8 +73,8 @@ class CompositePropagator:
         "_dict_context",
         "_extractors",
         "_injectors",
-        "_lower_fields",
         "_plain_injectors",
+        "_trace_fields",
         "_w3c_then_xray",
         "fields",
         "names",
@@ -89,7 +89,15 @@ class CompositePropagator:
         for propagator in self.propagators:
             seen.extend(field for field in propagator.fields if field not in seen)  # type: ignore[attr-defined]
         self.fields = tuple(seen)
-        self._lower_fields = frozenset(field.lower() for field in seen)
+        # What the trace formats write, every one of them, whenever the context is valid (and only
+        # then): the names `inject` clears of the caller's own variants first. Baggage clears its
+        # own name, when it writes (`BaggagePropagator.inject`).
+        self._trace_fields = frozenset(
+            field.lower()
+            for propagator in self.propagators
+            if propagator.name != "baggage"  # type: ignore[attr-defined]
+            for field in propagator.fields  # type: ignore[attr-defined]
+        )
         self._extractors = tuple(propagator.extract for propagator in self.propagators)  # type: ignore[attr-defined]
         # `extract_context` needs no baggage nor kept extras: each format's `extract_context`
         # takes the context found so far and returns it or its own, with no `Incoming` built.
@@ -140,7 +148,13 @@ class CompositePropagator:
         return context
 
     def inject(self, carrier: object, context: Span | SpanContext | None) -> None:
-        """Write `context` (skipped when invalid) and the current baggage into `carrier`."""
+        """Write `context` (skipped when invalid) and the current baggage into `carrier`.
+
+        A plain dict loses the keys that differ only in case from a name written
+        (``Traceparent`` gives way to ``traceparent``); a format that writes nothing
+        leaves the caller's own header alone (a ``baggage`` set by hand stays when no
+        baggage is current, a ``traceparent`` when the context is invalid).
+        """
         ids = None
         if context is not None:
             trace_id = context.trace_id
@@ -149,8 +163,8 @@ class CompositePropagator:
                 if cached_id != trace_id:
                     trace_hex = hex_ids(trace_id, context.span_id)[0]
                 ids = (trace_hex, "%016x" % context.span_id)  # noqa: UP031 - faster than an f-string
-        if type(carrier) is dict and carrier:
-            drop_variants(carrier, self._lower_fields)
+        if ids is not None and type(carrier) is dict and carrier:
+            drop_variants(carrier, self._trace_fields)
         for inject_into in self._injectors if _baggage_entries.get() else self._plain_injectors:
             inject_into(carrier, context, ids)
 
@@ -244,7 +258,9 @@ def extract_incoming(carrier: object) -> Incoming:
 def inject(carrier: object, context: Span | SpanContext | None = None) -> None:
     """Write `context` (default: the current span) and the current baggage into `carrier`.
 
-    Nothing is written for the trace when there is no valid context; never raises.
+    Nothing is written for the trace when there is no valid context, and then the
+    caller's own trace headers stay (as its ``baggage`` stays when none is current;
+    see `CompositePropagator.inject`); never raises.
     """
     try:
         if context is None:
@@ -264,8 +280,8 @@ def inject(carrier: object, context: Span | SpanContext | None = None) -> None:
                         trace_hex = hex_ids(trace_id, span_id)[0]
                     span_hex = "%016x" % span_id  # noqa: UP031 - faster than an f-string
                     ids = (trace_hex, span_hex)
-        if type(carrier) is dict and carrier:
-            drop_variants(carrier, cached._lower_fields)
+        if ids is not None and type(carrier) is dict and carrier:
+            drop_variants(carrier, cached._trace_fields)
         if _baggage_entries.get():
             for inject_into in cached._injectors:
                 inject_into(carrier, context, ids)

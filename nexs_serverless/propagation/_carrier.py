@@ -75,8 +75,9 @@ def get(carrier: object, name: str) -> str | None:
 def drop_variants(carrier: dict[object, object], names: frozenset[str]) -> None:
     """Remove keys of a plain dict that differ only in case from `names` (given lower case).
 
-    Called once before writing, so a carrier that arrived with ``Traceparent``
-    does not leave with both ``Traceparent`` and ``traceparent``.
+    Called before writing `names`, and only then, so a carrier that arrived with
+    ``Traceparent`` does not leave with both ``Traceparent`` and ``traceparent``,
+    and one whose header nothing replaces keeps it.
     """
     for key in [k for k in carrier if type(k) is str and k.lower() in names]:
         del carrier[key]

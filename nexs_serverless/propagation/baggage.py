@@ -11,7 +11,12 @@ Grammar and limits from the W3C Baggage specification:
   partial list-members"), counted as ``baggage_dropped``.
 - A malformed member is skipped; the others are kept.
 
-Properties are kept verbatim as the entry's metadata and written back.
+Properties (``;key`` or ``;key=value``, the same key and value grammar) are
+kept as the entry's metadata and written back; a property that breaks the
+grammar (a control character, a CR/LF that would split the header, a
+separator inside a value) is left out, its member kept. The metadata the
+application sets through `nexs_serverless.baggage` is checked the same way
+on the way out, so nothing written can make the caller's request invalid.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import re
 
 from .. import _stats as stats
 from ..baggage import _entries
-from ._carrier import Headers, get
+from ._carrier import Headers, drop_variants, get
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
     from ..span import Span
     from .incoming import Incoming
 
-__all__ = ["BaggagePropagator", "format_baggage", "parse_baggage"]
+__all__ = ["BaggagePropagator", "format_baggage", "parse_baggage", "valid_properties"]
 
 MAX_MEMBERS = 64
 MAX_BYTES = 8192
@@ -39,6 +44,7 @@ _KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 # Characters that may stay as they are in a value; everything else is percent-encoded.
 _SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"
+_NAMES = frozenset(("baggage",))
 
 
 def parse_baggage(header: str | None) -> dict[str, tuple[str, str]] | None:
@@ -69,8 +75,29 @@ def parse_baggage(header: str | None) -> dict[str, tuple[str, str]] | None:
         except UnicodeDecodeError:
             continue
         entries.pop(key, None)
-        entries[key] = (decoded, properties.strip(_OWS))
+        entries[key] = (decoded, valid_properties(properties) if properties else "")
     return entries or None
+
+
+def valid_properties(properties: str) -> str:
+    """The properties of `properties` that follow the grammar, ``;``-joined (OWS around them removed).
+
+    Runs only for members that have properties: most carry none.
+    """
+    kept: list[str] = []
+    for raw in properties.split(";"):
+        key, sep, value = raw.partition("=")
+        key = key.strip(_OWS)
+        if _KEY.fullmatch(key) is None:
+            continue
+        if sep:
+            value = value.strip(_OWS)
+            if _VALUE.fullmatch(value) is None:
+                continue
+            kept.append(f"{key}={value}")
+        else:
+            kept.append(key)
+    return ";".join(kept)
 
 
 def format_baggage(values: Mapping[str, tuple[str, str]]) -> str | None:
@@ -81,8 +108,9 @@ def format_baggage(values: Mapping[str, tuple[str, str]]) -> str | None:
     size = 0
     for key, (value, metadata) in values.items():
         member = f"{key}={quote(value, safe=_SAFE)}"
-        if metadata and "," not in metadata:
-            member += ";" + metadata
+        properties = valid_properties(metadata) if metadata else ""  # the API takes any text
+        if properties:
+            member += ";" + properties
         added = len(member) + (1 if parts else 0)
         if len(parts) >= MAX_MEMBERS or size + added > MAX_BYTES:
             stats.incr("baggage_dropped")
@@ -108,9 +136,14 @@ class BaggagePropagator:
                 incoming.baggage = entries
 
     def inject(self, carrier: object, context: SpanContext | Span, ids: tuple[str, str] | None) -> None:
-        """Write the current baggage (whatever the span context)."""
+        """Write the current baggage (whatever the span context), replacing any ``Baggage`` variant.
+
+        The caller's own ``baggage`` is replaced only when there is some to write.
+        """
         current = _entries.get()
         if current:
             header = format_baggage(current)
             if header:
+                if type(carrier) is dict:
+                    drop_variants(carrier, _NAMES)
                 carrier["baggage"] = header  # type: ignore[index]

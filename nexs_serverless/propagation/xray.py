@@ -5,9 +5,12 @@ The header is ``;``-separated ``key=value`` pairs (X-Ray developer guide,
 ``Parent`` the 64-bit parent id, ``Sampled`` ``1``/``0`` (anything else, or
 missing, reads as not sampled, as OpenTelemetry's propagator does).
 ``Lineage`` (Lambda's recursive-loop counter) and keys we do not know are
-kept and written back for the same trace; ``Self`` names the previous hop
-(ALB) and is not forwarded. A pair without ``=``, a bad ``Root`` or
-``Parent``, or a header without both, gives no context.
+kept and written back for the same trace, when their key is an RFC 9110
+token and their value visible ASCII without ``;``, ``=`` or ``,`` (anything
+else, a CR/LF above all, would corrupt or split the outgoing header: such a
+pair is left out, the context kept); ``Self`` names the previous hop (ALB)
+and is not forwarded. A pair without ``=``, a bad ``Root`` or ``Parent``,
+or a header without both, gives no context.
 
 ``xray-lambda`` (OpenTelemetry semantic conventions, "AWS Lambda",
 "xray-lambda propagator"): like ``xray``, and when no propagator before it
@@ -41,6 +44,11 @@ MAX_LENGTH = 4096
 # start, and `int(text, 16)` alone would also take "_", "+", "0x", whitespace and non-ASCII digits.
 _HEX_DIGITS = "0123456789abcdefABCDEF"
 _LOW_96 = (1 << 96) - 1
+# What a kept pair may hold, also checked with `str.strip`: a key is an RFC 9110 token; a value is
+# visible ASCII (the tokens' characters and RFC 9110's delimiters) but the header's own separators
+# (";" and "=") and the list separator (",").
+_TCHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_FIELD_VALUE = _TCHARS + '"()/:<>?@[\\]{}'
 # (trace hex, "Root=1-...;Parent=") of the trace last written; one tuple, swapped atomically.
 _last_root: list[tuple[str, str]] = [("", "")]
 
@@ -75,7 +83,7 @@ def parse_header(header: str | None) -> tuple[SpanContext | None, str]:
             span_id = int(value, 16)
         elif lowered == "sampled":
             flags = 1 if value == "1" else 0
-        elif lowered != "self" and key:
+        elif lowered != "self" and key and not key.strip(_TCHARS) and not value.strip(_FIELD_VALUE):
             kept.append(f"{key}={value}")
     if not trace_id or not span_id:
         return None, ""

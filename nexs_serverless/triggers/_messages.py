@@ -47,27 +47,33 @@ def arn_name(arn: object, *, after: str = ":") -> str | None:
 
 def sqs_attributes(attributes: object) -> Headers:
     """SQS ``messageAttributes`` (Lambda's ``{"stringValue": ..., "dataType": ...}``) as a carrier."""
-    out = Headers()
-    if not isinstance(attributes, dict):
-        return out
-    for name, value in attributes.items():
-        if isinstance(name, str) and isinstance(value, dict):
-            text = value.get("stringValue", value.get("StringValue"))
-            if isinstance(text, str):
-                out[name.lower()] = text
-    return out
+    return _attributes(attributes, "stringValue", "StringValue")
 
 
 def sns_attributes(attributes: object) -> Headers:
     """SNS ``MessageAttributes`` (``{"Type": "String", "Value": ...}``) as a carrier."""
+    return _attributes(attributes, "Value", "StringValue")
+
+
+def _attributes(attributes: object, field: str, other_field: str) -> Headers:
+    """Message attributes as a carrier: the exact (lower-case) name first, another case only without it.
+
+    Message attribute names are case-sensitive (they are not HTTP headers), so
+    an application's own ``TraceParent`` is another attribute than the
+    ``traceparent`` a propagator wrote, and must not replace it; it stands in
+    only when there is no attribute of the exact name (a producer that wrote
+    ``Traceparent``), the first such variant winning.
+    """
     out = Headers()
     if not isinstance(attributes, dict):
         return out
     for name, value in attributes.items():
         if isinstance(name, str) and isinstance(value, dict):
-            text = value.get("Value", value.get("StringValue"))
+            text = value.get(field, value.get(other_field))
             if isinstance(text, str):
-                out[name.lower()] = text
+                lower = name.lower()
+                if lower == name or (lower not in attributes and lower not in out):
+                    out[lower] = text
     return out
 
 
@@ -86,7 +92,7 @@ def json_object(payload: object) -> dict[str, object] | None:
         return None
     try:
         parsed = json.loads(payload)
-    except ValueError:
+    except Exception:  # ValueError, and RecursionError for deep nesting: no context, never a failure
         return None
     return parsed if isinstance(parsed, dict) else None
 

@@ -36,7 +36,10 @@ def describe(event: dict[str, object]) -> Trigger:
     change = records[0].get("dynamodb") if records else None
     created = change.get("ApproximateCreationDateTime") if isinstance(change, dict) else None
     if isinstance(created, (int, float)) and not isinstance(created, bool):
-        attrs["faas.document.time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
+        try:
+            attrs["faas.document.time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
+        except (OverflowError, OSError, ValueError):
+            pass  # beyond time_t (1e20, inf) or NaN: the attribute is left out
     if len(records) > 1:
         attrs["nexs.batch.record_count"] = len(records)
     name = f"{operation or 'process'} {table}" if table else None

@@ -6,7 +6,13 @@ Attributes follow OpenTelemetry's HTTP server conventions; the span is named
 
 The request headers are the ``headers`` source of the parent context, read
 with ``OTEL_PROPAGATORS`` (REST APIs and ALB may send ``multiValueHeaders``
-instead of, or besides, ``headers``; both are read, case-insensitively).
+instead of, or besides, ``headers``; both are read, case-insensitively). A
+header sent on several lines is in full only in ``multiValueHeaders`` (the
+REST API's ``headers`` keeps the last line), so the lines found there are
+joined with ``,`` (RFC 9110 section 5.3; W3C ``tracestate`` and ``baggage``
+are lists) and win. The attributes read from headers and the query come
+from the multi-value maps when the single-value ones are absent (an ALB
+target group with multi-value headers on sends only those).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ def describe(event: dict[str, object]) -> Trigger:
     ctx: dict[str, object] = event["requestContext"]  # type: ignore[assignment]
     http = ctx.get("http")
     headers = _lower_keys(event.get("headers"))
+    carrier = _carrier(event, headers)
+    fields = headers or carrier  # single-value headers for attributes; ALB may send only multi ones
     attrs: dict[str, object] = {}
     route: str | None = None
     if isinstance(http, dict):  # HTTP API (payload 2.0) or Function URL
@@ -52,10 +60,9 @@ def describe(event: dict[str, object]) -> Trigger:
         identity = ctx.get("identity")
         if isinstance(identity, dict) and identity.get("sourceIp"):
             attrs["client.address"] = str(identity["sourceIp"])
-        if headers.get("user-agent"):
-            attrs["user_agent.original"] = headers["user-agent"]
-        params = event.get("queryStringParameters")
-        query = "&".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else None
+        if fields.get("user-agent"):
+            attrs["user_agent.original"] = fields["user-agent"]
+        query = _query(event)
         source = "alb" if "elb" in ctx else "api_gateway_v1"
     attrs["http.request.method"] = method or "_OTHER"
     attrs["url.path"] = path
@@ -63,29 +70,39 @@ def describe(event: dict[str, object]) -> Trigger:
         attrs["url.query"] = str(query)
     if route:
         attrs["http.route"] = route
-    host = headers.get("host") or ctx.get("domainName")
+    host = fields.get("host") or ctx.get("domainName")
     if host:
         attrs["server.address"] = str(host)
-    scheme = headers.get("x-forwarded-proto")
+    scheme = fields.get("x-forwarded-proto")
     attrs["url.scheme"] = scheme or "https"
     attrs["nexs.trigger.source"] = source
     name = f"{method} {route}" if route else method or None
     trigger = Trigger("http", SpanKind.SERVER, name=name, attributes=attrs, on_result=record_response)
-    trigger.offer("headers", headers_incoming(_carrier(event, headers)))
+    trigger.offer("headers", headers_incoming(carrier))
     return trigger
 
 
 def _carrier(event: dict[str, object], headers: dict[str, str]) -> Headers:
-    """Every request header, lower-case names; ``headers`` wins over ``multiValueHeaders``."""
-    carrier = Headers()
+    """Every request header, lower-case names; ``multiValueHeaders`` (all lines, ``,``-joined) wins."""
+    carrier = Headers(headers)
     multi = event.get("multiValueHeaders")
     if isinstance(multi, dict):
         for key, values in multi.items():
             value = text(values)
             if isinstance(key, str) and value is not None:
                 carrier[key.lower()] = value
-    carrier.update(headers)
     return carrier
+
+
+def _query(event: dict[str, object]) -> str | None:
+    """The query of a REST API or ALB event: ``queryStringParameters``, else the multi-value map."""
+    params = event.get("queryStringParameters")
+    if isinstance(params, dict):
+        return "&".join(f"{k}={v}" for k, v in params.items())
+    multi = event.get("multiValueQueryStringParameters")
+    if isinstance(multi, dict):
+        return "&".join(f"{k}={v}" for k, values in multi.items() if isinstance(values, list) for v in values)
+    return None
 
 
 def record_response(span: Span, result: object) -> None:
