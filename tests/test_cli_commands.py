@@ -77,7 +77,9 @@ def test_config_check_reports_an_invalid_value_and_exits_1() -> None:
     """An invalid value is an error naming variable, value and fallback; its setting shows the default."""
     result = run("config", "check", "--no-color", env={"NEXS_FLUSH_TIMEOUT_MS": "soon"})
     assert result.exit_code == 1
-    assert "✗ invalid NEXS_FLUSH_TIMEOUT_MS='soon' (expected an integer >= 1); using 1000" in result.output
+    assert "✗ invalid NEXS_FLUSH_TIMEOUT_MS='soon' (expected an integer from 1 to 3600000); using 1000" in (
+        result.output
+    )
     line = next(line for line in result.output.splitlines() if line.strip().startswith("flush_timeout_ms"))
     assert line.split() == ["flush_timeout_ms", "1000", "default", "(NEXS_FLUSH_TIMEOUT_MS", "invalid)"]
 
