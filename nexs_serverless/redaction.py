@@ -32,6 +32,7 @@ values cost a dict lookup, a length test and one substring pass
 
 from __future__ import annotations
 
+from . import _guard as guard
 from . import _stats as stats
 from .model import Event, Link
 from .redaction_keys import EXEMPT, glob, is_secret_key
@@ -65,6 +66,7 @@ ACTIONS = ("redact", "hash", "drop", "keep")
 REDACTED = "[REDACTED]"
 _MAX_CACHED_KEYS = 4096
 _MAX_CLEAN_VALUES = 2048
+_MAX_CLEAN_LENGTH = 1024
 
 
 class _Drop:
@@ -90,6 +92,8 @@ def may_hold_credentials(text: str) -> bool:
         or "asic " in text
         or '":' in text
         or "':" in text
+        or '" :' in text  # pretty-printed JSON (Jackson): "password" : "..."
+        or "' :" in text
         or "PRIVATE KEY" in text
     )
 
@@ -197,10 +201,24 @@ class Redactor:
     # -- the stage ---------------------------------------------------------------------
 
     def __call__(self, spans: list[Span]) -> list[Span]:
-        """Redact every span of the batch in place; returns the same list."""
-        scanning = bool(self._chosen)
-        clean = self._clean
-        for span in spans:
+        """Redact every span of the batch in place; returns the spans to export.
+
+        A span this stage fails on is left out (counted, reported once), never
+        exported as it was: one odd span must neither leak its own values nor
+        stop the redaction of the spans after it.
+        """
+        kept: list[Span] | None = None
+        for index, span in enumerate(spans):
+            if self._redacted(span):
+                if kept is not None:
+                    kept.append(span)
+            elif kept is None:
+                kept = spans[:index]
+        return spans if kept is None else kept
+
+    def _redacted(self, span: Span) -> bool:
+        """Redact one span in place; False (reported, counted) when that failed."""
+        try:
             attributes = span.attributes
             if attributes:
                 self.redact_attributes(attributes)
@@ -208,14 +226,24 @@ class Redactor:
                 span.events = [self._event(event) for event in span.events]
             if span.links:
                 span.links = [self._link(link) for link in span.links]
-            if scanning:
-                if span.name not in clean:  # names repeat: usually one set lookup
-                    name = self._text(span.name)
-                    span.name = name if type(name) is str else REDACTED
-                if span.status_description:
-                    description = self._text(span.status_description)
-                    span.status_description = description if type(description) is str else REDACTED
-        return spans
+            if self._chosen:
+                name = span.name
+                if type(name) is not str:  # an Enum or other object given as the name
+                    name = span.name = str(name)
+                if name not in self._clean:  # names repeat: usually one set lookup
+                    text = self._text(name)
+                    span.name = text if type(text) is str else REDACTED
+                description = span.status_description
+                if description:
+                    if type(description) is not str:  # an exception object given as the description
+                        description = str(description)
+                    text = self._text(description)
+                    span.status_description = text if type(text) is str else REDACTED
+        except Exception as exc:
+            guard.report("redaction", exc)
+            stats.incr("spans_dropped_redaction_failed")
+            return False
+        return True
 
     def redact_attributes(self, attributes: dict[str, Any]) -> None:
         """Apply the rules to one attribute dict in place (dropped keys are removed)."""
@@ -260,12 +288,19 @@ class Redactor:
 
     # -- single values (captured events use these) --------------------------------------
 
-    def key_action(self, key: str) -> str | None:
-        """The key rule for `key` (redact, hash, drop, keep), or None: detectors decide."""
+    def key_action(self, key: str, name: str | None = None) -> str | None:
+        """The key rule for `key` (redact, hash, drop, keep), or None: detectors decide.
+
+        `name`: for a path into a captured object (``body.passwordPolicy.minimumLength``),
+        its last key. Configured rules match the path; the built-in judgement of
+        secret names reads only `name`, since a secret parent is redacted whole before
+        its children are reached, and a parent that only describes one
+        (``passwordPolicy``) must not taint them.
+        """
         try:
             return self._cache[key]
         except KeyError:
-            return self._classify(key)
+            return self._classify(key, name)
 
     def redact_text(self, text: str) -> str | None:
         """`text` with the detectors applied; None when a ``drop`` detector matched."""
@@ -286,7 +321,7 @@ class Redactor:
 
     # -- pieces --------------------------------------------------------------------------
 
-    def _classify(self, key: str) -> str | None:
+    def _classify(self, key: str, name: str | None = None) -> str | None:
         action: str | None = None
         for pattern, rule_action in self._key_rules:
             if pattern.fullmatch(key):
@@ -295,7 +330,7 @@ class Redactor:
         else:
             if key in EXEMPT:
                 action = "keep"
-            elif self._credentials and is_secret_key(key):
+            elif self._credentials and is_secret_key(key if name is None else name):
                 action = "redact"
         if len(self._cache) < _MAX_CACHED_KEYS:
             self._cache[key] = action
@@ -310,6 +345,15 @@ class Redactor:
             detectors.extend((detector, action) for detector in build(name, self._is_secret_name))
         self._detectors = detectors
         return detectors
+
+    def _remember_clean(self, text: str) -> None:
+        """Skip `text`'s scan next time, if short: the set holds at most 2048 values of 1 KiB."""
+        if len(text) > _MAX_CLEAN_LENGTH:  # a long value costs its scan each time, not its memory
+            return
+        clean = self._clean
+        if len(clean) >= _MAX_CLEAN_VALUES:
+            clean.clear()
+        clean.add(text)
 
     def _is_secret_name(self, key: str) -> bool:
         """`is_secret_key` with a bounded cache: names met in ``key=value`` text repeat."""
@@ -327,9 +371,7 @@ class Redactor:
             return text
         precheck = self._precheck
         if precheck is not None and not precheck(text):
-            if len(clean) >= _MAX_CLEAN_VALUES:
-                clean.clear()
-            clean.add(text)
+            self._remember_clean(text)
             return text
         original = text
         detectors = self._detectors
@@ -353,9 +395,7 @@ class Redactor:
             pieces.append(text[last:])
             text = "".join(pieces)
         if text is original:
-            if len(clean) >= _MAX_CLEAN_VALUES:
-                clean.clear()
-            clean.add(text)
+            self._remember_clean(text)
         return text
 
     def _sequence(self, values: list[object] | tuple[object, ...]) -> object:

@@ -92,7 +92,7 @@ class _Walk:
             name = str(key)
             child = f"{path}.{name}" if path else name
             self.left -= len(name) + 4
-            action = redactor.key_action(child)
+            action = redactor.key_action(child, name)
             if action is None:
                 out[name] = self.value(item, child, depth + 1)
             elif action == "keep":

@@ -231,11 +231,11 @@ _ALREADY_MASKED = ("[REDACTED", "hmac:")
 
 
 # ``"key": value`` / ``'key' = value`` (quoted key, colon or equals) or ``key=value``
-# (bare key, equals only: a bare ``key:`` is a URL scheme or an ARN part far more often),
-# then a quoted or bare value.
+# (bare key, equals only: a bare ``key:`` is a URL scheme or an ARN part far more often;
+# brackets allowed, as form fields write ``user[password]=``), then a quoted or bare value.
 _ASSIGNMENT = (
     r"(?<![\w.-])(?:([\"'])(?P<qkey>[A-Za-z_][\w.-]{0,63})\1[ \t]*[=:]"
-    r"|(?P<key>[A-Za-z_][\w.-]{0,63})[ \t]*=)"
+    r"|(?P<key>[A-Za-z_][\w.\[\]-]{0,63})[ \t]*=)"
     r"[ \t]*(?:\"(?P<dq>(?:[^\"\\]|\\.)*)\"|'(?P<sq>[^']*)'|(?P<bare>[^\s\"'&,;}\]]+))"
 )
 
@@ -246,12 +246,12 @@ class _Assignment(Detector):
     __slots__ = ("_is_secret",)
 
     def __init__(self, is_secret: Callable[[str], bool]) -> None:
-        super().__init__("assignment", _ASSIGNMENT, triggers=("=", '":', "':"))
+        super().__init__("assignment", _ASSIGNMENT, triggers=("=", '":', "':", '" :', "' :"))
         self._is_secret = is_secret
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """The value part of each assignment whose key names a secret."""
-        if "=" not in text and '":' not in text and "':" not in text:
+        if not any(trigger in text for trigger in self.triggers):
             return []
         # The regex costs microseconds on a URL; most texts with '=' name no secret at all.
         lowered = text.lower()

@@ -34,7 +34,14 @@ _SECRET_WORDS = frozenset(
         "privatekey",
     }
 )
-_SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key")})
+_SECRET_PAIRS = frozenset(
+    {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"), ("pass", "word")}
+)
+# One lower-case word that ends in one of these names a credential too (``authtoken``,
+# ``refreshtoken``, ``clientsecret``, ``dbpassword``); ``key`` is not here (``cachekey``).
+_SECRET_ENDINGS = ("token", "secret", "password", "passwd")
+# And these, written as one word ("secret key" and "access key" as one).
+_SECRET_JOINED = frozenset({"secretkey", "accesskey"})
 # A trailing word that makes the key describe the secret rather than hold it.
 _DESCRIBING = frozenset(
     {
@@ -56,6 +63,7 @@ _DESCRIBING = frozenset(
         "present",
         "hint",
         "policy",
+        "validity",
         "url",
     }
 )
@@ -97,8 +105,9 @@ def is_secret_key(key: str) -> bool:
 
     The key is split into words (``x-api-key`` -> x, api, key; ``apiKey`` ->
     api, key). It names a credential when a word is one of Authorization,
-    Cookie, password, secret, token, signature, credential(s)..., or two
-    adjacent words make api/access/private/secret key, unless the last word
+    Cookie, password, secret, token, signature, credential(s)..., or ends in
+    token/secret/password (``authtoken``), or two adjacent words make
+    api/access/private/secret key or pass word, unless the last word
     only describes the secret (``token_type``, ``secret.arn``, ``access_key_id``).
     """
     folded = key.lower()
@@ -107,7 +116,9 @@ def is_secret_key(key: str) -> bool:
     words = [word.lower() for word in re.findall(_WORD_PATTERN, key)]
     if not words or words[-1] in _DESCRIBING:
         return False
-    if words[-1] == "auth" or not _SECRET_WORDS.isdisjoint(words):
+    if words[-1] == "auth" or not _SECRET_WORDS.isdisjoint(words) or not _SECRET_JOINED.isdisjoint(words):
+        return True
+    if any(word.endswith(_SECRET_ENDINGS) for word in words):
         return True
     return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
 

@@ -365,7 +365,10 @@ def route_exporters(exporters: list[object], settings: Settings) -> list[object]
     except ValueError as exc:
         reader.problems.append(
             Problem(
-                "NEXS_TENANT_EXPORTERS", raw[:120], f"a JSON object tenant -> exporter ({exc})", "no routing"
+                "NEXS_TENANT_EXPORTERS",
+                f"<{len(raw)} characters, not shown: they may hold credentials>",
+                f"a JSON object tenant -> exporter ({exc})",
+                "no routing",
             )
         )
         report(reader.problems)
@@ -381,13 +384,22 @@ def route_exporters(exporters: list[object], settings: Settings) -> list[object]
             reader.problems.append(
                 Problem(
                     "NEXS_TENANT_EXPORTERS",
-                    f"{tenant}: {spec!r}"[:120],
+                    _shown(tenant, spec),
                     f"an exporter name or {{'exporter': name, 'env': {{...}}}} ({exc})",
                     "this tenant's spans dropped",
                 )
             )
     report(reader.problems)
     return [TenantRouter(routes, exporters, copy_to_default=copy)]
+
+
+def _shown(tenant: object, spec: object) -> str:
+    """A tenant's exporter spec as a warning may show it: the names, never the env's values."""
+    if isinstance(spec, dict):
+        env = spec.get("env")
+        names = sorted(str(name) for name in env) if isinstance(env, dict) else []
+        return f"{tenant}: exporter {spec.get('exporter')!r}, env {names} (values not shown)"[:200]
+    return f"{tenant}: {spec!r}"[:120]  # a bare exporter name
 
 
 def _exporter_spec(spec: object) -> tuple[str, dict[str, str]]:

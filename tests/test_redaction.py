@@ -182,6 +182,10 @@ def _judged_word_by_word(key: str) -> bool:
         return False
     if words[-1] == "auth" or not redaction_keys._SECRET_WORDS.isdisjoint(words):
         return True
+    if not redaction_keys._SECRET_JOINED.isdisjoint(words):
+        return True
+    if any(word.endswith(redaction_keys._SECRET_ENDINGS) for word in words):
+        return True
     return any(pair in redaction_keys._SECRET_PAIRS for pair in itertools.pairwise(words))
 
 
@@ -223,6 +227,14 @@ def test_the_hint_shortcut_never_changes_a_verdict(parts: list[str], separator: 
         "basic_auth",
         "X-Amz-Signature",
         "headers.Authorization",
+        "authtoken",
+        "accesstoken",
+        "refreshtoken",
+        "clientsecret",
+        "secretkey",
+        "accesskey",
+        "passWord",
+        "dbpassword",
     ],
 )
 def test_credential_key_names(key: str) -> None:
@@ -243,6 +255,10 @@ def test_credential_key_names(key: str) -> None:
         "author",
         "cookie_count",
         "http.route",
+        "cachekey",
+        "passwordPolicy",
+        "tokenValidity",
+        "max_tokens",
     ],
 )
 def test_keys_that_only_describe_a_secret_are_not_credentials(key: str) -> None:
@@ -327,6 +343,78 @@ def test_bad_arguments_raise_config_error(kwargs: dict[str, Any], message: str) 
     """Unknown detectors or actions and short hash keys fail at construction."""
     with pytest.raises(ConfigError, match=message):
         Redactor(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("user[password]=hunter2&user[name]=bob", "user[password]=[REDACTED:assignment]&user[name]=bob"),
+        ('{"password" : "hunter2"}', '{"password" : "[REDACTED:assignment]"}'),
+        ("accesstoken=abcdef123456", "accesstoken=[REDACTED:assignment]"),
+    ],
+)
+def test_form_fields_and_pretty_printed_json_are_read_as_assignments(text: str, expected: str) -> None:
+    """Rails/PHP form fields (``user[password]=``) and Jackson's ``"key" : value`` hold secrets too."""
+    attributes = {"http.request.body": text}
+    Redactor().redact_attributes(attributes)
+    assert attributes == {"http.request.body": expected}
+
+
+def test_an_odd_span_name_or_description_does_not_stop_the_redaction(exporter: InMemoryExporter) -> None:
+    """An Enum as a span name, an exception as a status description: the batch is still redacted.
+
+    Before, the stage raised on the first such span, the flush caught it, and every span
+    after it in the batch was exported with its secrets.
+    """
+    import enum
+
+    from nexs_serverless import StatusCode
+
+    class Operation(enum.Enum):
+        CHARGE = "charge"
+
+    reset(exporters=[exporter])
+
+    @traced_handler
+    def handler(event: object, context: object) -> None:
+        with tracer.span(Operation.CHARGE):  # type: ignore[arg-type]
+            pass
+        with tracer.span("other") as span:
+            span.set_status(StatusCode.ERROR, ValueError("password=hunter2"))  # type: ignore[arg-type]
+        with tracer.span(
+            "db", attributes={"db.password": "hunter2", "url.full": "https://x/?api_key=abc123"}
+        ):
+            pass
+
+    handler({}, LambdaContext())
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert spans["db"].attributes["db.password"] == "[REDACTED]"
+    assert spans["db"].attributes["url.full"] == "https://x/?api_key=[REDACTED:assignment]"
+    assert spans["other"].status_description == "password=[REDACTED:assignment]"
+    assert "Operation.CHARGE" in spans
+
+
+def test_long_clean_values_are_not_remembered() -> None:
+    """The set of values found clean keeps short ones only: 2048 values of 100 KB would be 200 MB."""
+    redactor = Redactor()
+    for i in range(50):
+        redactor.redact_attributes({"payload": f"{i:04d}" + "x=1 " * 25_000})
+    assert redactor._clean == set()
+    redactor.redact_attributes({"payload": "x=1 short and clean"})
+    assert redactor._clean == {"x=1 short and clean"}
+
+
+def test_capture_judges_each_key_by_its_own_name() -> None:
+    """Children of a key that describes a secret (``passwordPolicy``) keep their values and types;
+    a key that holds one (``credentials``) is still redacted whole."""
+    event = {
+        "passwordPolicy": {"minimumLength": 8, "requireSymbols": True},
+        "credentials": {"user": "bob", "pass": "hunter2"},
+    }
+    captured = redact_capture(event, runtime.settings)
+    assert isinstance(captured, dict)
+    assert captured["passwordPolicy"] == {"minimumLength": 8, "requireSymbols": True}
+    assert captured["credentials"] == "[REDACTED]"
 
 
 def test_key_and_clean_value_caches_are_bounded() -> None:

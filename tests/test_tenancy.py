@@ -197,6 +197,25 @@ def test_environment_routing_builds_exporters_and_drops_unbuildable_tenants(
     assert stats()["tenant_spans_unroutable"] == 2
 
 
+def test_a_tenant_exporter_that_cannot_be_built_is_reported_without_its_credentials(
+    exporter: InMemoryExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning names the tenant, the exporter and the env's variables, never their values."""
+    secret = "authorization=Bearer sk_live_51HxSECRETabcdef"
+    table = {"acme": {"exporter": "otlp", "env": {"OTEL_EXPORTER_OTLP_HEADERS": secret}, "region": "eu"}}
+    messages = []
+    for raw in (json.dumps(table), json.dumps(table)[:-1]):  # one that cannot be built; invalid JSON
+        caplog.clear()
+        reset(environ={"NEXS_TENANT_EXPORTERS": raw}, exporters=[exporter])
+        with caplog.at_level(logging.WARNING, logger="nexs_serverless"):
+            runtime.exporters()
+        (message,) = [r.getMessage() for r in caplog.records if "NEXS_TENANT_EXPORTERS" in r.getMessage()]
+        messages.append(message)
+    assert not any("sk_live" in message for message in messages)
+    assert "acme: exporter 'otlp', env ['OTEL_EXPORTER_OTLP_HEADERS'] (values not shown)" in messages[0]
+    assert "characters, not shown" in messages[1]
+
+
 def test_traced_handler_tags_every_span_and_applies_tenant_sampling(exporter: InMemoryExporter) -> None:
     """End to end: tenant.id from a header on every span; a per-tenant policy keeps only that tenant."""
     rules = {"ratio": 0.0, "tenants": {"vip": {"ratio": 1.0}}}
