@@ -42,7 +42,7 @@ __all__ = ["Invocation", "begin", "fail", "finish", "succeed"]
 class Invocation:
     """What one call needs to finish what `begin` started (lives in the wrapper's locals)."""
 
-    __slots__ = ("capture_response", "context", "platform", "root", "ticket", "token", "trigger")
+    __slots__ = ("capture_response", "context", "nested", "platform", "root", "ticket", "token", "trigger")
 
     def __init__(
         self,
@@ -60,6 +60,9 @@ class Invocation:
         self.context = context
         self.ticket = 0
         self.capture_response = capture_response
+        # Called from inside another invocation's handler (a router calling decorated handlers):
+        # the outer one flushes, or hands over, the whole trace when it returns.
+        self.nested = False
 
 
 def begin(
@@ -93,6 +96,7 @@ def begin(
         if capture_event if capture_event is not None else settings.capture_event:
             root.set_attribute("nexs.event", _captured(event, settings.capture_max_length))
         capture_response = options.capture_response
+        nested = process.active > 0 and _current.get() is not None
         token = _current.set(root)
         process.active += 1
         try:
@@ -104,6 +108,7 @@ def begin(
                 capture_response if capture_response is not None else settings.capture_response,
                 platform,
             )
+            invocation.nested = nested
             trigger.enter(root)
             _arm_timeout_guard(invocation, settings.timeout_guard_ms)
         except Exception:
@@ -161,12 +166,13 @@ def finish(invocation: Invocation | None, options: Options) -> None:
             _current.reset(invocation.token)
         except ValueError:
             _current.set(None)
+        if invocation.nested:
+            # The outer invocation flushes (or hands over) when it returns: flushing now would split
+            # the trace (tail sampling would judge half of it), and handing over would let the
+            # extension flush while the outer handler still runs.
+            return
         settings = runtime.settings
-        # After the response, a traced handler called from inside another (same request id)
-        # leaves the hand-over to the outer one: handing over now would flush while it still runs.
-        if settings.flush_mode == "after_response" and (
-            process.active > 0 or _handed_over(invocation.context)
-        ):
+        if settings.flush_mode == "after_response" and _handed_over(invocation.context):
             return
         budget = float(options.flush_timeout_ms or settings.flush_timeout_ms)
         remaining = invocation.platform.remaining_ms(invocation.context)

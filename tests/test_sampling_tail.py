@@ -189,14 +189,56 @@ def test_tenant_policy_overrides_the_default() -> None:
 
 
 def test_late_spans_follow_the_remembered_decision_of_their_trace() -> None:
-    """A span ending after its root was flushed is dropped or kept as its trace was; unknown traces pass."""
+    """A span ending after its root was flushed is dropped or kept as its trace was; a span of a
+    trace not decided yet waits for it, and goes out undecided after MAX_WAIT_FLUSHES flushes."""
     stage = sampler({"ratio": 0.0, "rules": [{"when": "error", "span": "root"}]})
     dropped, kept = invocation(), invocation(status=StatusCode.ERROR)
     assert stage(dropped) == []
     assert len(stage(kept)) == 2
     late = [FakeSpan(dropped[0].trace_id, 9, parent=2), FakeSpan(kept[0].trace_id, 9, parent=2)]
     stranger = FakeSpan(12345, 9, parent=2)
-    assert stage([*late, stranger]) == [late[1], stranger]  # type: ignore[list-item]
+    assert stage([*late, stranger]) == [late[1]]  # type: ignore[list-item]
+    assert stage([]) == []
+    assert stage([]) == []
+    assert stage([]) == [stranger]  # type: ignore[comparison-overlap]  # three flushes later
+    assert stats()["tail_waited_out"] == 1
+
+
+def test_spans_that_end_before_their_root_wait_for_its_decision() -> None:
+    """Concurrent invocations: a flush at the end of one takes the other's ended, failed child
+    while its root still runs. The child waits, and its error keeps its whole invocation.
+
+    Before, the child went out alone (undecided) and its root was dropped later, its
+    group no longer holding the error: a partial trace.
+    """
+    stage = sampler({"ratio": 0.0, "rules": [{"when": "error"}]})
+    first, second = invocation(), invocation()
+    root = second[1]
+    failed_child = FakeSpan(root.trace_id, 7, parent=root.span_id, status=StatusCode.ERROR)
+    assert stage([*first, failed_child]) == []  # type: ignore[list-item]  # first dropped; the child waits
+    assert stage(second) == [failed_child, *second]  # type: ignore[comparison-overlap]
+    assert root.attributes["sampling.rule"] == "error"
+
+
+def test_a_trace_is_kept_whole_when_any_of_its_invocations_is() -> None:
+    """Two invocations of one trace (a traced handler calling another, or a later call of a kept
+    trace): the error in one keeps the other."""
+    stage = sampler({"ratio": 0.0, "rules": [{"when": "error"}]})
+    trace_id = 0xABC << 64 | 0x123
+    http = {"faas.trigger": "http"}
+    inner_root = FakeSpan(trace_id, 20, parent=11, attributes=dict(http))
+    inner_child = FakeSpan(trace_id, 21, parent=20)
+    outer_child = FakeSpan(trace_id, 11, parent=10, status=StatusCode.ERROR)
+    outer_root = FakeSpan(trace_id, 10, parent=99, remote=True, attributes=dict(http))
+    batch = [inner_root, inner_child, outer_child, outer_root]  # the inner one decided first
+    assert stage(batch) == batch  # type: ignore[arg-type]
+    assert inner_root.attributes["sampling.rule"] == "same_trace"
+    later = [
+        FakeSpan(trace_id, 30, parent=99, remote=True, attributes=dict(http)),
+        FakeSpan(trace_id, 31, parent=30),
+    ]
+    assert stage(later) == later  # type: ignore[arg-type]
+    assert later[0].attributes["sampling.rule"] == "same_trace"
 
 
 def test_owners_groups_nested_spans_under_their_invocation_root() -> None:
@@ -301,3 +343,27 @@ def test_traced_handler_keeps_failed_invocations_and_drops_the_rest(exporter: In
     assert step.parent_span_id == root.span_id
     assert step.status_code == StatusCode.ERROR
     assert stats()["tail_dropped"] == 1
+
+
+def test_a_traced_handler_called_from_another_is_judged_with_it(exporter: InMemoryExporter) -> None:
+    """The inner call does not flush on its own: the outer one's error keeps both, and nothing is
+    split. Before, the inner call's flush judged it alone (dropped), the outer's failed child went
+    with that verdict, and the outer root was then dropped too: nothing was exported."""
+    reset(
+        environ={"NEXS_TAIL_SAMPLING_RULES": json.dumps({"rules": [{"when": "error"}], "ratio": 0.0})},
+        exporters=[exporter],
+    )
+
+    @traced_handler(name="inner")
+    def inner(event: object, context: object) -> str:
+        return "ok"
+
+    @traced_handler(name="outer")
+    def outer(event: object, context: object) -> str:
+        with tracer.span("validate") as span:
+            span.set_status(StatusCode.ERROR, "invalid card")
+        return inner(event, context)
+
+    assert outer({}, LambdaContext()) == "ok"
+    assert sorted(span.name for span in exporter.get_finished_spans()) == ["inner", "outer", "validate"]
+    assert stats()["flushes_return"] == 1

@@ -8,8 +8,14 @@ pipeline stage: it groups the flushed batch by invocation
 root has a ``tenant.id`` with a policy of its own), records the decision on
 the root (``sampling.rule``, ``sampling.probability``) and returns the spans of
 the kept invocations. Spans that arrive after their root was decided (a thread
-that outlived its invocation) follow the remembered decision of their trace;
-spans of a trace never decided here pass through.
+that outlived its invocation) follow the remembered decision of their trace.
+Spans that arrive before it (their root still running: a flush at the end of
+another, concurrent invocation, or a manual flush) wait for it, and join its
+decision: an error among them keeps the whole trace. A trace is judged as one:
+when several invocations of it are in a batch (a traced handler calling
+another), or when it was kept before, all of it is kept if any part is. Spans
+that waited `MAX_WAIT_FLUSHES` flushes, or that do not fit in
+`MAX_WAITING_SPANS`, go out undecided (``tail_waited_out``).
 
 Limitations: the decision is per function. A trace that crosses functions is
 kept whole only when each function keeps it; ratio decisions agree (they
@@ -45,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["TailSampler", "from_settings", "load_document"]
 
 _MAX_FILE_BYTES = 64 * 1024
+MAX_WAIT_FLUSHES = 3
+MAX_WAITING_SPANS = 2048
 
 
 class TailSampler:
@@ -56,7 +64,7 @@ class TailSampler:
         memory: trace ids whose decision is remembered for late spans.
     """
 
-    __slots__ = ("_kept", "_memory", "_seen", "policy", "tenants")
+    __slots__ = ("_flushes", "_kept", "_memory", "_seen", "_waiting", "_waiting_spans", "policy", "tenants")
 
     def __init__(
         self, policy: Policy, tenants: Mapping[str, Policy] | None = None, *, memory: int = 1024
@@ -66,6 +74,10 @@ class TailSampler:
         self._memory = BoundedMemory(memory)
         self._seen = 0
         self._kept = 0
+        self._flushes = 0
+        # trace id -> (flush when the first span began to wait, the spans), oldest first
+        self._waiting: dict[int, tuple[int, list[Span]]] = {}
+        self._waiting_spans = 0
 
     @classmethod
     def from_document(cls, document: object, *, clock: Callable[[], float] = time.monotonic) -> TailSampler:
@@ -78,38 +90,86 @@ class TailSampler:
         return cls(policy, tenants)
 
     def __call__(self, spans: list[Span]) -> list[Span]:
-        """The spans of the kept invocations, in batch order."""
+        """The spans of the kept invocations (and of traces decided earlier that were kept)."""
+        self._flushes += 1
         owner = owners(spans)
         first = owner[0] if owner else ORPHAN
-        if first != ORPHAN and owner.count(first) == len(owner):  # one invocation: the usual batch
+        if not self._waiting and first != ORPHAN and owner.count(first) == len(owner):
+            # One invocation and nothing waiting: the usual batch.
             if self._decide(spans[first], spans):
                 return spans
             stats.incr("tail_spans_dropped", len(spans))
             return []
         members: dict[int, list[Span]] = {}
-        for index, root in enumerate(owner):
-            if root != ORPHAN:
-                members.setdefault(root, []).append(spans[index])
-        verdict: dict[int, bool] = {}
-        for root_index, group in members.items():
-            verdict[root_index] = self._decide(spans[root_index], group)
+        for index, root_index in enumerate(owner):
+            if root_index != ORPHAN:
+                members.setdefault(root_index, []).append(spans[index])
+        # Decide each invocation with the spans of its trace that waited for it, then keep a trace
+        # whole when any of its invocations is kept.
+        waiting = self._waiting
+        early: list[Span] = []
+        traces: dict[int, bool] = {}
+        decided: list[tuple[Span, bool]] = []
+        for root_index, members_of_root in members.items():
+            root = spans[root_index]
+            group = members_of_root
+            waited = waiting.pop(root.trace_id, None)
+            if waited is not None:
+                self._waiting_spans -= len(waited[1])
+                early.extend(waited[1])
+                group = waited[1] + members_of_root
+            keep = self._decide(root, group)
+            decided.append((root, keep))
+            traces[root.trace_id] = traces.get(root.trace_id, False) or keep
         memory = self._memory
-        kept: list[Span] = []
-        dropped = 0
+        for root, keep in decided:
+            if not keep and traces[root.trace_id]:  # another invocation of its trace was kept
+                root.attributes["sampling.rule"] = "same_trace"
+                root.attributes["sampling.probability"] = 1.0
+                memory.put(root.trace_id, True)
+        kept: list[Span] = [span for span in early if traces[span.trace_id]]
+        dropped = len(early) - len(kept)
         for index, span in enumerate(spans):
-            root = owner[index]
-            if root != ORPHAN:
-                keep = verdict[root]
+            trace_id = span.trace_id
+            if owner[index] != ORPHAN or trace_id in traces:  # (an orphan: its parent was not here)
+                keep = traces[trace_id]
             else:
-                remembered = memory.get(span.trace_id)
-                keep = True if remembered is None else bool(remembered)
+                remembered = memory.get(trace_id)
+                if remembered is None:  # its root still runs: wait for it
+                    self._wait(span)
+                    continue
+                keep = bool(remembered)
             if keep:
                 kept.append(span)
             else:
                 dropped += 1
+        kept.extend(self._waited_out())
         if dropped:
             stats.incr("tail_spans_dropped", dropped)
         return kept
+
+    def _wait(self, span: Span) -> None:
+        entry = self._waiting.get(span.trace_id)
+        if entry is None:
+            self._waiting[span.trace_id] = (self._flushes, [span])
+        else:
+            entry[1].append(span)
+        self._waiting_spans += 1
+
+    def _waited_out(self) -> list[Span]:
+        """Spans that waited too long, or the oldest beyond the bound: they go out undecided."""
+        out: list[Span] = []
+        waiting = self._waiting
+        while waiting:
+            trace_id, (since, held) = next(iter(waiting.items()))
+            if self._flushes - since < MAX_WAIT_FLUSHES and self._waiting_spans <= MAX_WAITING_SPANS:
+                break
+            del waiting[trace_id]
+            self._waiting_spans -= len(held)
+            out.extend(held)
+        if out:
+            stats.incr("tail_waited_out", len(out))
+        return out
 
     def _decide(self, root: Span, group: list[Span]) -> bool:
         policy = self.policy
@@ -127,12 +187,20 @@ class TailSampler:
             self._kept += 1
             stats.incr("tail_kept")
             stats.incr("tail_kept_" + name)
-        else:
+        # A trace with several invocations in one instance is kept if any of them is: one kept
+        # earlier keeps this one too.
+        previous = self._memory.get(root.trace_id)
+        if not keep and previous is True:
+            keep = True
+            root.attributes["sampling.rule"] = "same_trace"
+            root.attributes["sampling.probability"] = 1.0
+            self._kept += 1
+            stats.incr("tail_kept")
+            stats.incr("tail_kept_same_trace")
+        elif not keep:
             stats.incr("tail_dropped")
         stats.observe("tail_rate", self._kept / self._seen)
-        # A trace with several invocations in one instance is kept if any of them is.
-        previous = self._memory.get(root.trace_id)
-        self._memory.put(root.trace_id, keep or previous is True)
+        self._memory.put(root.trace_id, keep)
         return keep
 
 
