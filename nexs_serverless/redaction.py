@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 # Detector names (`redaction_detectors` implements them; it loads when a value first needs a scan).
-CREDENTIALS = ("jwt", "aws_access_key", "bearer", "private_key", "assignment")
+CREDENTIALS = ("jwt", "aws_access_key", "bearer", "url_password", "private_key", "assignment")
 OPT_IN = ("email", "phone", "credit_card", "ipv4", "ipv6")
 
 ACTIONS = ("redact", "hash", "drop", "keep")
@@ -95,6 +95,7 @@ def may_hold_credentials(text: str) -> bool:
         or '" :' in text  # pretty-printed JSON (Jackson): "password" : "..."
         or "' :" in text
         or "PRIVATE KEY" in text
+        or "@" in text  # a password in a URL's user information
     )
 
 
@@ -110,7 +111,7 @@ class Redactor:
         detectors: detector name -> action (redact, hash, drop; ``off`` removes
             a credential detector). Names: ``email``, ``phone``, ``credit_card``,
             ``ip``/``ipv4``/``ipv6``, and the credential ones ``jwt``,
-            ``aws_access_key``, ``bearer``, ``private_key``, ``assignment``.
+            ``aws_access_key``, ``bearer``, ``url_password``, ``private_key``, ``assignment``.
         keys: glob pattern (``*`` and ``?``, case-insensitive, whole key) ->
             action (redact, hash, drop, keep); the first match wins, before the
             built-in names.

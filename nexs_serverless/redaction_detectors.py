@@ -200,6 +200,14 @@ _PATTERNS: dict[str, tuple[str, tuple[str, ...], Callable[[re.Match[str]], bool]
         None,
         1,
     ),
+    # The password of a URL's user information (``postgres://app:<password>@db``,
+    # ``redis://:<password>@cache``): keep the scheme, user and host.
+    "url_password": (
+        r"(?<![\w+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s/:@]*:([^\s/@]+)@",
+        ("@",),
+        None,
+        1,
+    ),
     "private_key": (
         r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY-----|$)",
         ("PRIVATE KEY",),

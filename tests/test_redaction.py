@@ -53,6 +53,14 @@ CASES: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
         ],
         ["the bearer of bad news", "Bearer short", "basic idea"],
     ),
+    "url_password": (
+        [
+            ("postgres://app:s3cr3t-pw@db.example.com:5432/orders", "s3cr3t-pw"),
+            ("redis://:hunter2secret@cache:6379/0", "hunter2secret"),
+            ("error connecting to https://admin:hunter2@api.example.com/x", "hunter2"),
+        ],
+        ["mailto:bob@example.com", "https://bob@example.com/x", "user@host:22", "https://example.com/@me"],
+    ),
     "private_key": (
         [
             (
