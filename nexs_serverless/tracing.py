@@ -215,10 +215,16 @@ class Tracer:
             trace_id = parent.trace_id  # type: ignore[attr-defined]
             parent_id = parent.span_id  # type: ignore[attr-defined]
             trace_state = parent.trace_state  # type: ignore[attr-defined]
-            remote = type(parent) is SpanContext
-            if remote and rt.sampler is not None:
-                flags = 1 if rt.sampler.should_sample(trace_id, parent) else 0  # type: ignore[arg-type]
+            if type(parent) is SpanContext:  # a context, not one of our spans
+                # Only an extracted context is remote and goes to the sampler; a local one (another
+                # SDK's span, through the bridge) is followed as our own spans are.
+                remote = parent.is_remote
+                if remote and rt.sampler is not None:
+                    flags = 1 if rt.sampler.should_sample(trace_id, parent) else 0
+                else:
+                    flags = parent.trace_flags
             else:
+                remote = False
                 flags = parent.trace_flags  # type: ignore[attr-defined]
             if not flags & 1:
                 return _unsampled(name, kind, trace_id, parent_id, flags, trace_state, remote)

@@ -14,7 +14,10 @@ A missing or malformed handler fails at init, reported through the runtime's
 for that handler (``Runtime.MalformedHandlerName``,
 ``Runtime.ImportModuleError``, ``Runtime.HandlerNotFound``,
 ``Runtime.UserCodeSyntaxError``, ``Runtime.BuiltInModuleConflict``), so a
-broken deployment reads the same with and without the layer.
+broken deployment reads the same with and without the layer. An error the
+user's module raises while imported reaches the runtime as that error too,
+even an ``AttributeError``, which would otherwise escape ``__getattr__`` as a
+missing ``handler`` here.
 
 Environment: ``NEXS_ORIGINAL_HANDLER`` (set by ``/opt/nexs-handler``) and every
 variable `traced_handler` reads.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 
 from .handler import traced_handler
 from .runtime import runtime
@@ -70,9 +74,30 @@ def __getattr__(name: str) -> object:
     # PEP 562: resolved when the runtime does getattr(module, "handler"), i.e. during init.
     if name != "handler":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    loaded = load_handler(runtime.settings.env(HANDLER_VARIABLE))
+    try:
+        loaded = load_handler(runtime.settings.env(HANDLER_VARIABLE))
+    except AttributeError as exc:
+        # Escaping __getattr__, it would read as "no attribute 'handler'": the runtime's getattr
+        # would report Runtime.HandlerNotFound on this module instead of the user's error.
+        raise fault(type(exc).__name__, str(exc), _user_frames(exc)) from exc
     globals()["handler"] = loaded
     return loaded
+
+
+def _user_frames(exc: BaseException) -> list[str]:
+    """`exc`'s stack lines as the runtime formats an init error, starting past this module's frames.
+
+    Without the layer the runtime drops its own bootstrap frames, so the trace starts where the
+    import begins; dropping ours makes the layer's report match it line for line (frames rebuilt
+    without column positions, as the runtime's own are, so no ``^^^`` lines).
+    """
+    frames = [
+        traceback.FrameSummary(f.filename, f.lineno, f.name, line=f.line)
+        for f in traceback.extract_tb(exc.__traceback__)
+    ]
+    while frames and frames[0].filename == __file__:
+        del frames[0]
+    return traceback.format_list(frames)
 
 
 def load_handler(spec: str) -> Callable[..., Any]:

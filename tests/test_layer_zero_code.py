@@ -219,3 +219,34 @@ def test_importing_the_wrapper_loads_nothing_of_the_user() -> None:
     env = {**os.environ, "NEXS_ORIGINAL_HANDLER": "no_such_module.handler"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert result.stdout.strip() == "False"
+
+
+def test_attribute_error_while_importing_reads_as_without_the_layer(tmp_path: Path) -> None:
+    """An AttributeError raised by the user's module at import is that error, not a missing handler.
+
+    The runtime's getattr on the wrapper module would take it for "no attribute 'handler'"
+    (Runtime.HandlerNotFound); init/error must carry what the runtime posts without the layer.
+    """
+    from support.runtime_api import FunctionProcess, RuntimeAPI
+
+    (tmp_path / "attr_error.py").write_text(
+        "import os\nTABLE = os.environ.NOPE\n\n\ndef handler(event, context):\n    return 1\n"
+    )
+    runs = [
+        ("without", "attr_error.handler", {}),
+        ("with", wrapper.WRAPPER_HANDLER, {wrapper.HANDLER_VARIABLE: "attr_error.handler"}),
+    ]
+    posted: dict[str, tuple[Any, ...]] = {}
+    for name, handler, env in runs:
+        log = tmp_path / f"{name}.log"
+        with (
+            RuntimeAPI() as api,
+            FunctionProcess(api, handler=handler, task_root=tmp_path, log_path=log, env=env),
+        ):
+            assert api.wait_init_error()
+            assert api.init_error is not None
+            posted[name] = (api.init_error, api.init_error_type)
+    error, header = posted["with"]
+    assert (error["errorType"], header) == ("AttributeError", "AttributeError")
+    assert error["errorMessage"] == "'_Environ' object has no attribute 'NOPE'"
+    assert posted["with"] == posted["without"]  # the stack trace too, line for line

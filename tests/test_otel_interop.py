@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
 
-from nexs_serverless import SpanKind, StatusCode, tracer
+from nexs_serverless import SpanKind, StatusCode, configure, tracer
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.finished import FinishedSpan
 from nexs_serverless.flushing import flush
@@ -166,3 +167,138 @@ def test_first_invocation_installs_the_provider_when_opentelemetry_is_imported()
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.strip() == "NexsTracerProvider ['from-library', 'test-function']"
+
+
+# -- the Span API as the OpenTelemetry SDK implements it (the SDK is the oracle) ---------------
+
+
+def _sdk_span(run: Callable[[trace.Tracer], None]) -> ReadableSpan:
+    """The one span `run` makes with the OpenTelemetry SDK, as its exporters receive it."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    run(provider.get_tracer("oracle"))
+    (span,) = exporter.get_finished_spans()
+    return span
+
+
+def _our_span(run: Callable[[trace.Tracer], None], spans: InMemoryExporter) -> FinishedSpan:
+    """The one span `run` makes through our provider."""
+    run(OTEL)
+    flush()
+    (span,) = spans.get_finished_spans()
+    return span
+
+
+@pytest.mark.parametrize(
+    "unset",
+    [trace.StatusCode.UNSET, trace.Status(trace.StatusCode.UNSET)],
+    ids=["code", "status"],
+)
+def test_setting_unset_after_error_is_ignored_as_the_sdk_does(
+    spans: InMemoryExporter, unset: trace.StatusCode | trace.Status
+) -> None:
+    """UNSET SHOULD be ignored (API spec): an instrumentation's reset must not wipe the ERROR set before."""
+
+    def run(otel: trace.Tracer) -> None:
+        span = otel.start_span("op")
+        span.set_status(trace.Status(trace.StatusCode.ERROR, "bad"))
+        span.set_status(unset)
+        span.end()
+
+    sdk = _sdk_span(run)
+    ours = _our_span(run, spans)
+    assert (ours.status_code, ours.status_description) == (
+        sdk.status.status_code.value,
+        sdk.status.description,
+    )
+    assert ours.status_code == StatusCode.ERROR
+
+
+@pytest.mark.parametrize("escaped", [True, False])
+def test_record_exception_keeps_timestamp_and_escaped_as_the_sdk_does(
+    spans: InMemoryExporter, escaped: bool
+) -> None:
+    """The event is at the given time and says whether the exception escaped, as the SDK's does."""
+
+    def run(otel: trace.Tracer) -> None:
+        span = otel.start_span("op")
+        span.record_exception(ValueError("x"), {"extra": 1}, timestamp=1_234_567, escaped=escaped)
+        span.end()
+
+    sdk = _sdk_span(run).events[0]
+    ours = _our_span(run, spans).events[0]
+    assert ours.timestamp == sdk.timestamp == 1_234_567
+    keys = ("exception.type", "exception.message", "exception.escaped", "extra")
+    assert {key: ours.attributes[key] for key in keys} == {key: sdk.attributes[key] for key in keys}
+
+
+def test_record_exception_without_a_timestamp_is_stamped_now(spans: InMemoryExporter) -> None:
+    """No timestamp: the event is stamped when recorded, within the span."""
+    span = OTEL.start_span("op")
+    span.record_exception(ValueError("x"))
+    span.end()
+    done = finish(spans)["op"]
+    assert done.start_time <= done.events[0].timestamp <= done.end_time
+    assert done.events[0].attributes["exception.escaped"] == "False"
+
+
+INVALID = trace.INVALID_SPAN_CONTEXT
+WITH_STATE = trace.SpanContext(0, 0, is_remote=False, trace_state=trace.TraceState([("vendor", "v")]))
+VALID = trace.SpanContext(0x1, 0x2, is_remote=True, trace_flags=trace.TraceFlags(1))
+
+
+@pytest.mark.parametrize("at_start", [True, False], ids=["start_span", "add_link"])
+def test_links_are_kept_as_the_sdk_keeps_them(spans: InMemoryExporter, at_start: bool) -> None:
+    """An invalid context with attributes or a trace state is still a link (spec: SHOULD be recorded)."""
+    given = [
+        (INVALID, {"reason": "no-parent"}),  # kept: says why there is no context
+        (WITH_STATE, None),  # kept: carries a trace state
+        (INVALID, None),  # dropped: says nothing
+        (VALID, {"k": "v"}),
+    ]
+
+    def run(otel: trace.Tracer) -> None:
+        if at_start:
+            otel.start_span("op", links=[trace.Link(c, a) for c, a in given]).end()
+        else:
+            span = otel.start_span("op")
+            for context, attributes in given:
+                span.add_link(context, attributes)
+            span.end()
+
+    sdk = [
+        (link.context.span_id, dict(link.context.trace_state), dict(link.attributes or {}))
+        for link in _sdk_span(run).links
+    ]
+    ours = [
+        (link.context.span_id, dict(link.context.trace_state), dict(link.attributes))
+        for link in _our_span(run, spans).links
+    ]
+    assert ours == sdk
+    assert len(ours) == 3
+
+
+@pytest.mark.parametrize("sdk_sampled", [True, False], ids=["sampled", "unsampled"])
+def test_our_span_under_a_local_sdk_span_has_a_local_parent(sdk_sampled: bool) -> None:
+    """Another SDK's span in this process is a local parent: not remote, and followed as our spans are.
+
+    The sampler decides for new traces and remote parents only. Ours says the opposite of the
+    SDK's here, and the local parent's decision wins: its child is recorded exactly when it is.
+    """
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+
+    exporter = InMemoryExporter()
+    configure(sampler="always_off" if sdk_sampled else "always_on", exporters=[exporter])
+    app = TracerProvider(sampler=ALWAYS_ON if sdk_sampled else ALWAYS_OFF).get_tracer("app")
+    with app.start_as_current_span("sdk-span") as outer, tracer.span("ours") as ours:
+        pass
+    assert ours.parent_span_id == outer.get_span_context().span_id
+    assert ours.parent_is_remote is False
+    flush()
+    assert [span.name for span in exporter.get_finished_spans()] == (["ours"] if sdk_sampled else [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from typing import Any
 
 import pytest
 
@@ -259,6 +260,40 @@ def test_s3_object() -> None:
     assert record["s3"]["bucket"] == {**record["s3"]["bucket"], "name": "b", "arn": "arn:aws:s3:::b"}
     assert (record["s3"]["object"]["key"], record["s3"]["object"]["size"]) == ("k.txt", 3)
     assert record["eventName"] == "ObjectRemoved:Delete"
+
+
+def test_s3_key_is_url_encoded_as_s3_sends_it() -> None:
+    """S3 notifications carry the key ``quote_plus``-encoded; the tracer reads back the stored key."""
+    key = "reports/2026 Q1/my file+v1 (final).csv"
+    event = events.s3(key=key)
+    assert event["Records"][0]["s3"]["object"]["key"] == "reports/2026+Q1/my+file%2Bv1+%28final%29.csv"
+    assert triggers.describe(event).attributes["aws.s3.key"] == key
+
+
+@pytest.mark.parametrize("factory", [events.api_gateway_v2, events.function_url])
+def test_payload_2_cookies_are_in_cookies_not_a_header(factory: Any) -> None:
+    """Payload 2.0 delivers request cookies as ``cookies`` (``name=value`` each) and no cookie header."""
+    event = factory(headers={"Cookie": "session=abc; theme=dark;", "X-Other": "1"})
+    assert event["cookies"] == ["session=abc", "theme=dark"]
+    assert not any(name.lower() == "cookie" for name in event["headers"])
+    assert event["headers"]["x-other"] == "1"
+    assert "cookies" not in factory(headers={"cookie": None})  # None removes them, as for headers
+
+
+BINARY = bytes(range(256))  # not UTF-8: a lossy decode cannot give it back
+
+
+@pytest.mark.parametrize("name", ["api-gateway-v1", "api-gateway-v2", "function-url", "alb"])
+def test_binary_http_bodies_are_base64_encoded(name: str) -> None:
+    """Bytes are binary: base64 with ``isBase64Encoded``, as API Gateway, ALB and Function URLs send them."""
+    factory = getattr(events, name.replace("-", "_"))
+    event = factory(body=BINARY)
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == BINARY
+    if "content-length" in event["headers"]:
+        assert event["headers"]["content-length"] == str(len(BINARY))
+    text = factory(body={"a": 1})
+    assert (text["body"], text["isBase64Encoded"]) == ('{"a":1}', False)
 
 
 def test_gcp_http_becomes_a_flask_request() -> None:

@@ -170,6 +170,18 @@ def test_unsampled_roots_propagate_context_but_record_nothing(exporter: InMemory
     assert exporter.get_finished_spans() == []
 
 
+def test_local_context_parent_is_followed_not_sampled(exporter: InMemoryExporter) -> None:
+    """A context that was not extracted (is_remote False) is a local parent: kept local, no sampler asked."""
+    configure(sampler="always_off", exporters=[exporter])
+    with tracer.span("local", parent=SpanContext(5, 6, 1, (), False)) as local:
+        pass
+    with tracer.span("remote", parent=SpanContext(7, 8, 1, (), True)) as remote:
+        pass
+    assert (local.parent_is_remote, remote.parent_is_remote) == (False, True)
+    assert flush() == 1  # always_off decides for the remote parent only
+    assert [span.name for span in exporter.get_finished_spans()] == ["local"]
+
+
 def test_remote_unsampled_parent_is_honoured(exporter: InMemoryExporter) -> None:
     """Parent-based sampling follows the remote parent's sampled flag."""
     with tracer.span("continued", parent=SpanContext(5, 6, 0, (), True)) as span:

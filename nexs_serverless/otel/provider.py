@@ -14,7 +14,7 @@ from __future__ import annotations
 from opentelemetry import trace
 from opentelemetry.util._decorator import _agnosticcontextmanager
 
-from ..model import Link
+from ..model import Event, Link
 from ..tracing import Tracer, tracer
 from .bridge import to_our_context, to_ours
 
@@ -29,6 +29,16 @@ if TYPE_CHECKING:
     from ..span import Span
 
 __all__ = ["NexsTracer", "NexsTracerProvider", "SpanAdapter"]
+
+
+def _keeps_link(context: trace.SpanContext, attributes: types.Attributes) -> bool:
+    """Whether OpenTelemetry records this link: a valid context, or an invalid one that still says something.
+
+    The spec says a link with an invalid context but with attributes or a trace state SHOULD be
+    recorded (it can carry why there is no parent, e.g. a message without trace headers); the SDK
+    keeps exactly these.
+    """
+    return bool(context.is_valid or attributes or context.trace_state)
 
 
 def otel_context(span: Span | SpanContext, *, remote: bool = False) -> trace.SpanContext:
@@ -69,8 +79,8 @@ class SpanAdapter(trace.Span):
         self.span.add_event(name, attributes, timestamp)
 
     def add_link(self, context: trace.SpanContext, attributes: types.Attributes = None) -> None:
-        """Add a link to a valid context."""
-        if context.is_valid:
+        """Add a link, kept under the rule OpenTelemetry's SDK applies (`_keeps_link`)."""
+        if _keeps_link(context, attributes):
             self.span.add_link(to_our_context(context), attributes)
 
     def update_name(self, name: str) -> None:
@@ -82,11 +92,18 @@ class SpanAdapter(trace.Span):
         return self.span.is_recording()
 
     def set_status(self, status: trace.Status | trace.StatusCode, description: str | None = None) -> None:
-        """Set the status; OpenTelemetry's codes have our values."""
+        """Set the status; OpenTelemetry's codes have our values.
+
+        UNSET is ignored, as the API says it SHOULD be (the SDK does): instrumentations reset a
+        span to UNSET, and that must not wipe an ERROR set before. Our own `Span.set_status`
+        accepts UNSET, so the rule is applied here, for OpenTelemetry callers only.
+        """
         if isinstance(status, trace.Status):
-            self.span.set_status(status.status_code.value, status.description)
+            code, description = status.status_code, status.description
         else:
-            self.span.set_status(status.value, description)
+            code = status
+        if code is not trace.StatusCode.UNSET:
+            self.span.set_status(code.value, description)
 
     def record_exception(
         self,
@@ -95,8 +112,26 @@ class SpanAdapter(trace.Span):
         timestamp: int | None = None,
         escaped: bool = False,
     ) -> None:
-        """Add an ``exception`` event."""
-        self.span.record_exception(exception, attributes)
+        """Add an ``exception`` event, with ``exception.escaped`` and at `timestamp` as the SDK records it.
+
+        ``exception.escaped`` is the SDK's text ``"True"``/``"False"``, so spans read the same
+        whichever provider made them; the caller's `attributes` still override it.
+        """
+        attrs: dict[str, object] = {"exception.escaped": str(escaped)}
+        if attributes:
+            attrs.update(attributes)
+        span = self.span
+        if not timestamp:  # now, as our add_event reads 0 too
+            span.record_exception(exception, attrs)
+            return
+        # Our record_exception stamps "now"; re-stamp the event it appended (none when the span has
+        # ended or is at its event limit). Rare enough (an explicit timestamp) to cost nothing else.
+        before = len(span.events)
+        span.record_exception(exception, attrs)
+        events = span.events
+        if len(events) > before and isinstance(events, list):
+            last = events[-1]
+            events[-1] = Event(last.name, timestamp, last.attributes, last.dropped_attributes)
 
     def end(self, end_time: int | None = None) -> None:
         """End the span (ns since the epoch, default now)."""
@@ -134,7 +169,7 @@ class NexsTracer(trace.Tracer):
         our_links = [
             Link(to_our_context(link.context), dict(link.attributes or {}))  # type: ignore[arg-type]
             for link in links or ()
-            if link.context.is_valid
+            if _keeps_link(link.context, link.attributes)
         ]
         span = tracer.span(
             name,

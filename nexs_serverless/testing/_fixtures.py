@@ -8,6 +8,7 @@ mutates its event cannot leak into the next.
 
 from __future__ import annotations
 
+import base64
 import json
 from importlib import resources
 
@@ -17,7 +18,18 @@ if TYPE_CHECKING:
     from importlib.abc import Traversable
     from typing import Any
 
-__all__ = ["KEEP", "body_text", "clone", "finish", "load", "merge", "merge_headers", "names", "source"]
+__all__ = [
+    "KEEP",
+    "body_text",
+    "clone",
+    "finish",
+    "http_body",
+    "load",
+    "merge",
+    "merge_headers",
+    "names",
+    "source",
+]
 
 KEEP: Any = object()  # "argument not given", for factory arguments where None means something
 
@@ -99,12 +111,26 @@ def merge_headers(headers: dict[str, Any], changes: Mapping[str, str | None] | N
 
 
 def body_text(body: object) -> str | None:
-    """A request or message body as the platform delivers it: text (JSON for dicts and lists)."""
+    """A message body as the platform delivers it: text (JSON for dicts and lists).
+
+    Message bodies (SQS, SNS) are text, so bytes are decoded; HTTP bodies go through `http_body`.
+    """
     if body is None or isinstance(body, str):
         return body
     if isinstance(body, (bytes, bytearray)):
         return bytes(body).decode("utf-8", "replace")
     return json.dumps(body, separators=(",", ":"))
+
+
+def http_body(body: object) -> tuple[str | None, bool]:
+    """An HTTP request body and its ``isBase64Encoded`` flag, as API Gateway, ALB and Function URLs send them.
+
+    Bytes are binary content: the platforms base64-encode it and set the flag, so a handler that
+    decodes ``body`` when the flag is set gets the exact bytes back. Anything else is text.
+    """
+    if isinstance(body, (bytes, bytearray)):
+        return base64.b64encode(body).decode("ascii"), True
+    return body_text(body), False
 
 
 def finish(event: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from urllib.parse import quote_plus
 
 from ._fixtures import body_text, clone, load
 from ._fixtures import finish as _finish
@@ -238,7 +239,8 @@ def s3(
 
     Args:
         bucket: bucket name (and ARN).
-        key: object key.
+        key: object key as stored; the record carries it URL-encoded as S3 sends it (``quote_plus``,
+            ``/`` kept: ``my file+v1.csv`` is ``my+file%2Bv1.csv``), which the tracer decodes.
         size: object size in bytes.
         event_name: such as ``ObjectCreated:Put`` or ``ObjectRemoved:Delete``.
         overrides: merged into the event last.
@@ -249,7 +251,7 @@ def s3(
         record["s3"]["bucket"]["name"] = bucket
         record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
     if key:
-        record["s3"]["object"]["key"] = key
+        record["s3"]["object"]["key"] = quote_plus(key, safe="/")
     if size is not None:
         record["s3"]["object"]["size"] = size
     if event_name:

@@ -21,8 +21,8 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from ._fixtures import KEEP as _KEEP
-from ._fixtures import body_text, load, merge_headers, names
 from ._fixtures import finish as _finish
+from ._fixtures import http_body, load, merge_headers, names
 from ._other_clouds import azure_http, gcp_http, gcp_pubsub
 from ._records import dynamodb, eventbridge, kinesis, s3, sns, sqs
 
@@ -75,7 +75,7 @@ def api_gateway_v1(
         headers: merged over the sample's headers (None removes one).
         query: query string parameters (replace the sample's).
         path_parameters: values of the template's parameters.
-        body: request body (dicts and lists are JSON-encoded).
+        body: request body (dicts and lists are JSON-encoded, bytes base64-encoded).
         overrides: merged into the event last.
     """
     event = load("api-gateway-v1")
@@ -98,7 +98,7 @@ def api_gateway_v1(
         event["queryStringParameters"] = dict(query) or None
         event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
     if body is not _KEEP:
-        event["body"] = body_text(body)
+        event["body"], event["isBase64Encoded"] = http_body(body)
     return _finish(event, overrides)
 
 
@@ -122,15 +122,33 @@ def _http_v2(
             f"{http['method']} {route or path or event['routeKey'].split(' ', 1)[-1]}"
         )
     if headers:  # HTTP APIs and Function URLs deliver header names in lower case
-        merge_headers(event["headers"], {key.lower(): value for key, value in headers.items()})
+        lowered = {key.lower(): value for key, value in headers.items()}
+        if "cookie" in lowered:
+            _set_cookies(event, lowered.pop("cookie"))
+        merge_headers(event["headers"], lowered)
     if query is not None:
         event["rawQueryString"] = urlencode(dict(query))
         event["queryStringParameters"] = dict(query) or None
     if body is not _KEEP:
-        event["body"] = text = body_text(body)
-        if "content-length" in event["headers"]:
-            event["headers"]["content-length"] = str(len((text or "").encode()))
+        text, event["isBase64Encoded"] = http_body(body)
+        event["body"] = text
+        if "content-length" in event["headers"]:  # the request's size, not its base64 text's
+            raw = bytes(body) if isinstance(body, (bytes, bytearray)) else (text or "").encode()
+            event["headers"]["content-length"] = str(len(raw))
     return event
+
+
+def _set_cookies(event: Event, header: str | None) -> None:
+    """Put a ``Cookie`` header where payload 2.0 has request cookies: ``cookies``, one ``name=value`` each.
+
+    API Gateway HTTP APIs and Function URLs send no cookie header, so a test reading cookies the
+    way production delivers them must find them there (None, or no cookie, leaves no ``cookies``).
+    """
+    cookies = [part.strip() for part in (header or "").split(";") if part.strip()]
+    if cookies:
+        event["cookies"] = cookies
+    else:
+        event.pop("cookies", None)
 
 
 def api_gateway_v2(
@@ -149,9 +167,10 @@ def api_gateway_v2(
         method: HTTP method.
         path: request path (``rawPath``).
         route: route template for ``routeKey`` (default: the path).
-        headers: merged over the sample's headers (lower-cased; None removes one).
+        headers: merged over the sample's headers (lower-cased; None removes one); a ``Cookie``
+            header replaces ``cookies`` instead, as payload 2.0 delivers it.
         query: query string parameters (replace the sample's).
-        body: request body (dicts and lists are JSON-encoded).
+        body: request body (dicts and lists are JSON-encoded, bytes base64-encoded).
         overrides: merged into the event last.
     """
     return _finish(_http_v2("api-gateway-v2", method, path, route, headers, query, body), overrides)
@@ -190,5 +209,6 @@ def alb(
     if query is not None:
         event["queryStringParameters"] = dict(query)
     if body is not _KEEP:
-        event["body"] = body_text(body) or ""
+        text, event["isBase64Encoded"] = http_body(body)
+        event["body"] = text or ""
     return _finish(event, overrides)
