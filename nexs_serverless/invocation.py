@@ -88,7 +88,7 @@ def begin(
         _cold_start_attributes(
             attrs, settings.proactive_init_ms, settings.env("AWS_LAMBDA_INITIALIZATION_TYPE")
         )
-        span_name = options.name or trigger.name or str(attrs.get("faas.name") or fn.__qualname__)
+        span_name = options.name or trigger.name or str(attrs.get("faas.name") or _name_of(fn))
         root = tracer.span(
             span_name, kind=trigger.kind, attributes=attrs, links=trigger.links, parent=trigger.parent
         )
@@ -206,6 +206,12 @@ def _auto_instrument(settings: Settings) -> None:
         auto_install(settings)
     except Exception as exc:
         guard.report("auto_instrument", exc)
+
+
+def _name_of(fn: object) -> str:
+    """The handler's name for its root span: a callable object or a partial has no ``__qualname__``."""
+    name = getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", None)
+    return str(name or type(fn).__qualname__)
 
 
 def _cold_start_attributes(attrs: dict[str, object], proactive_ms: int, init_type: str) -> None:

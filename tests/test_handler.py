@@ -212,6 +212,29 @@ def test_the_first_call_after_a_snapstart_restore_is_a_cold_start(exporter: InMe
     assert second["faas.coldstart"] is False
 
 
+def test_callable_objects_and_partials_get_a_root_span_named_after_them(exporter: InMemoryExporter) -> None:
+    """Outside Lambda (no function name), a handler without ``__qualname__`` still gets its root span.
+
+    Before, building the span name raised inside the tracer: the call ran untraced.
+    """
+    import functools
+
+    class Handler:
+        def __call__(self, event: object, context: object) -> str:
+            return "ok"
+
+    def handle(prefix: str, event: object, context: object) -> str:
+        return prefix
+
+    configure(exporters=[exporter], environ={})
+    assert traced_handler(Handler())({}, object()) == "ok"
+    assert traced_handler(functools.partial(handle, "p"))({}, object()) == "p"
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert names[0].endswith("Handler")
+    assert names[1].endswith("handle")
+    assert "internal_errors" not in stats()
+
+
 def test_return_value_passes_through_unchanged(exporter: InMemoryExporter) -> None:
     """The handler's return value is the very object the handler returned."""
     sentinel = {"statusCode": 200, "body": object()}
