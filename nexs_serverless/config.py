@@ -28,6 +28,7 @@ README's configuration table gives each one's meaning):
 from __future__ import annotations
 
 import os
+import sys
 
 from .attributes import SpanLimits
 
@@ -282,7 +283,7 @@ PROPAGATOR_NAMES = (
 
 def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Problem]]:
     """Parse `environ` (default `os.environ`) into settings plus the problems found."""
-    env = dict(os.environ if environ is None else environ)
+    env = _environ_snapshot() if environ is None else dict(environ)
     r = Reader(env)
     limits = SpanLimits(
         attribute_count=r.integer(
@@ -336,6 +337,24 @@ def report(problems: list[Problem]) -> None:
     logger = logging.getLogger("nexs_serverless")
     for problem in problems:
         logger.warning("nexs_serverless: %s", problem)
+
+
+def _environ_snapshot() -> dict[str, str]:
+    """`dict(os.environ)`, decoded in one pass where CPython keeps the raw bytes.
+
+    ``dict(os.environ)`` runs four Python-level calls per variable (its iterator,
+    ``__getitem__`` and two decodes); a Lambda environment has about 40, and this
+    runs at every cold start. The bytes mapping behind `os.environ` on POSIX
+    decodes the same way (the file-system encoding, ``surrogateescape``).
+    """
+    data = getattr(os.environ, "_data", None)
+    if os.name != "posix" or type(data) is not dict:
+        return dict(os.environ)
+    encoding = sys.getfilesystemencoding()
+    return {
+        key.decode(encoding, "surrogateescape"): value.decode(encoding, "surrogateescape")
+        for key, value in data.items()
+    }
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:

@@ -183,7 +183,11 @@ def _prepare_one(exporter: object) -> None:
         prepare = getattr(exporter, "prepare", None)
         if prepare is not None:
             prepare()
-    except Exception as exc:  # a dead back end is reported again by the first flush
+    except OSError:  # a back end not reachable yet: counted; the first flush classifies and logs it
+        from . import _stats as stats
+
+        stats.incr("prepare_failed")
+    except Exception as exc:  # anything else is a bug: reported once, with its trace
         _report_prepare(exc)
 
 

@@ -178,3 +178,18 @@ def test_disabled_instrumentations_are_read_and_unknown_names_are_named(
         assert "botocore, urllib3, httpx, logging, opentelemetry" in lines[0]
     else:
         assert lines == []
+
+
+def test_the_environment_snapshot_is_what_os_environ_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-pass snapshot of the process environment equals ``dict(os.environ)``, also for values
+    set after start, non-ASCII ones and bytes that are not UTF-8 (kept as surrogate escapes)."""
+    import os
+
+    from nexs_serverless.config import _environ_snapshot
+
+    monkeypatch.setenv("NEXS_TEST_SNAPSHOT", "größe ✓")
+    monkeypatch.setitem(os.environ, "NEXS_TEST_SURROGATE", b"\xff\xfe".decode("utf-8", "surrogateescape"))
+    snapshot = _environ_snapshot()
+    assert snapshot == dict(os.environ)
+    assert snapshot["NEXS_TEST_SNAPSHOT"] == "größe ✓"
+    assert load()[0].environ == snapshot

@@ -579,7 +579,7 @@ def test_an_exporter_that_cannot_prepare_does_not_keep_the_next_from_it() -> Non
 
         def prepare(self) -> None:
             if self.fails:
-                raise OSError("connection refused")
+                raise RuntimeError("a bug in this exporter's prepare")
             prepared.append(self.name)
 
     configure(exporters=[Preparing("first", fails=True), Preparing("second", fails=False)])
@@ -588,3 +588,22 @@ def test_an_exporter_that_cannot_prepare_does_not_keep_the_next_from_it() -> Non
     runtime._prepare()
     assert prepared == ["second"]
     assert stats()["internal_errors"] == 1
+
+
+def test_a_back_end_not_reachable_at_prepare_is_counted_not_reported_as_a_bug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Connection refused while preparing is the first flush's to classify and log: no traceback now."""
+
+    class Refusing(InMemoryExporter):
+        def prepare(self) -> None:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    configure(exporters=[Refusing()])
+    from nexs_serverless.runtime import runtime
+
+    with caplog.at_level(logging.WARNING, logger="nexs_serverless"):
+        runtime._prepare()
+    assert stats()["prepare_failed"] == 1
+    assert "internal_errors" not in stats()
+    assert caplog.records == []
