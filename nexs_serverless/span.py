@@ -9,6 +9,7 @@ the pool, which is why exporters that keep spans store `FinishedSpan` copies.
 
 from __future__ import annotations
 
+import sys
 import time
 
 from . import _stats as stats
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from .attributes import AttributeValue
+
+    _Token = Token["Span | SpanContext | None"]
 
 __all__ = ["NonRecordingSpan", "Span"]
 
@@ -60,6 +63,10 @@ _reset_current: Callable[[Token[Span | SpanContext | None]], None] = _first_rese
 # A class attribute read (`StatusCode.UNSET`) is not specialised by CPython 3.11: read once here
 # for the two places that run for every pooled record (allocation and reset).
 _UNSET = StatusCode.UNSET
+# References to a span's attribute dict while `Span.reset` runs: the span's slot, the local name,
+# `getrefcount`'s argument. More means someone kept the mapping.
+_ATTRIBUTES_HELD_HERE = 3
+_getrefcount = sys.getrefcount
 
 
 class _State:
@@ -151,12 +158,21 @@ class Span:
         self.dropped_events = 0
         self.dropped_links = 0
         self.force_ended = False
-        self._token: Token[Span | SpanContext | None] | None = None
+        self._token: _Token | None = None  # from the (outermost) `with` that made it current
 
     def reset(self) -> None:
-        """Return the record to its freshly-allocated state (the pool calls this)."""
+        """Return the record to its freshly-allocated state (the pool calls this).
+
+        The attribute dict is emptied in place only when nothing else holds it: a
+        mapping someone kept (``span.attributes``) must not be emptied, nor filled
+        with the next span's values.
+        """
         self.end_ns = 0
-        self.attributes.clear()
+        attributes = self.attributes
+        if _getrefcount(attributes) > _ATTRIBUTES_HELD_HERE:
+            self.attributes = {}
+        else:
+            attributes.clear()
         if self.events:
             self.events = ()
         if self.links:
@@ -175,12 +191,16 @@ class Span:
         """Set one attribute; a bad value is converted or dropped and counted, never raised."""
         if self.end_ns:
             return
+        if type(key) is not str or not key:  # before the lookup: an unhashable key would raise there
+            self.dropped_attributes += 1
+            stats.incr("attributes_dropped")
+            return
         attrs = self.attributes
         if key not in attrs and len(attrs) >= state.limits.attribute_count:
             self.dropped_attributes += 1
             return
         cleaned = clean_value(value, state.limits.attribute_value_length)
-        if cleaned is DROP or type(key) is not str or not key:
+        if cleaned is DROP:
             self.dropped_attributes += 1
             stats.incr("attributes_dropped")
             return
@@ -249,8 +269,11 @@ class Span:
         self.add_event("exception", event_attrs)
 
     def set_status(self, code: int, description: str | None = None) -> None:
-        """Set the status (a `StatusCode`); OK is final, a description is kept only with ERROR."""
-        if self.end_ns or self.status_code == StatusCode.OK or code not in (0, 1, 2):
+        """Set the status (a `StatusCode`); OK is final, a description is kept only with ERROR.
+
+        UNSET is ignored, as OpenTelemetry's API says: it would wipe an ERROR set earlier.
+        """
+        if self.end_ns or self.status_code == StatusCode.OK or code not in (1, 2):
             return
         self.status_code = code
         self.status_description = description if code == StatusCode.ERROR else None
@@ -272,7 +295,13 @@ class Span:
     # -- context manager --------------------------------------------------------
 
     def __enter__(self) -> Span:
-        self._token = _set_current(self)
+        if self._token is None:
+            self._token = _set_current(self)
+        else:
+            # Entered again inside its own `with`: current again, and the outermost token kept, so
+            # that the first exit (which ends the span) restores what the outermost `with` replaced.
+            # Overwriting it left the span current after every `with` had exited.
+            _set_current(self)
         return self
 
     def __exit__(
@@ -281,7 +310,9 @@ class Span:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None and not self.end_ns:
+        # Exceptions that are not errors (GeneratorExit, a cancelled task, SystemExit) end the
+        # span as they are, as OpenTelemetry's `use_span` does.
+        if exc is not None and not self.end_ns and isinstance(exc, Exception):
             self.record_exception(exc)
             if self.status_code == StatusCode.UNSET:
                 self.set_status(

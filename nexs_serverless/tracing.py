@@ -216,6 +216,8 @@ class Tracer:
             parent_id = parent.span_id  # type: ignore[attr-defined]
             trace_state = parent.trace_state  # type: ignore[attr-defined]
             if type(parent) is SpanContext:  # a context, not one of our spans
+                if not (trace_id and parent_id):  # an invalid context parents nothing: a new trace
+                    return self.span(name, kind, attributes, links, start_ns, _ROOT)
                 # Only an extracted context is remote and goes to the sampler; a local one (another
                 # SDK's span, through the bridge) is followed as our own spans are.
                 remote = parent.is_remote
@@ -309,8 +311,11 @@ class Tracer:
 
         Works bare (``@tracer.capture``) or with options
         (``@tracer.capture(name="price")``), on plain and ``async def``
-        functions and on (async) generators, whose span covers the iteration.
-        Exceptions are recorded and re-raised unchanged.
+        functions and on (async) generators, whose span covers the iteration:
+        it is current while the generator's own code runs, not while it is
+        paused (the caller's spans stay the caller's), and ``send``/``throw``
+        (``asend``/``athrow``) reach the generator. Exceptions are recorded and
+        re-raised unchanged.
         """
         if fn is None:
 
@@ -319,6 +324,18 @@ class Tracer:
 
             return decorate
         return _capture(self, fn, name or fn.__qualname__, kind, attributes)
+
+
+_context_variable: list[Any] = []
+
+
+def _current_variable() -> Any:
+    """The current-span context variable (`context._current`), loaded once, on first need."""
+    if not _context_variable:
+        from .context import _current
+
+        _context_variable.append(_current)
+    return _context_variable[0]
 
 
 def _capture(
@@ -341,16 +358,73 @@ def _capture(
     elif flags & _CO_ASYNC_GENERATOR:
 
         async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with start(span_name, kind=kind, attributes=attributes):
-                async for item in fn(*args, **kwargs):  # type: ignore[attr-defined]
-                    yield item
+            span = start(span_name, kind=kind, attributes=attributes)
+            _current = _current_variable()
+            agen: Any = fn(*args, **kwargs)
+            step: Any = agen.asend
+            arg: Any = None
+            try:
+                while True:
+                    token = _current.set(span)  # current while the generator's own code runs
+                    try:
+                        value = await step(arg)
+                    except StopAsyncIteration:
+                        break
+                    finally:
+                        _current.reset(token)
+                    try:
+                        arg = yield value
+                        step = agen.asend
+                    except GeneratorExit:
+                        token = _current.set(span)
+                        try:
+                            await agen.aclose()
+                        finally:
+                            _current.reset(token)
+                        raise
+                    except BaseException as exc:  # athrow(): passed on, as `async for` would not
+                        step, arg = agen.athrow, exc
+            except BaseException as exc:
+                span.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            span.__exit__(None, None, None)
 
         wrapper = async_gen_wrapper
     elif flags & _CO_GENERATOR:
 
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with start(span_name, kind=kind, attributes=attributes):
-                return (yield from fn(*args, **kwargs))  # type: ignore[misc]
+            span = start(span_name, kind=kind, attributes=attributes)
+            _current = _current_variable()
+            gen: Any = fn(*args, **kwargs)
+            step: Any = gen.send
+            arg: Any = None
+            try:
+                while True:
+                    token = _current.set(span)  # current while the generator's own code runs
+                    try:
+                        value = step(arg)
+                    except StopIteration as stop:
+                        result = stop.value
+                        break
+                    finally:
+                        _current.reset(token)
+                    try:
+                        arg = yield value
+                        step = gen.send
+                    except GeneratorExit:
+                        token = _current.set(span)
+                        try:
+                            gen.close()
+                        finally:
+                            _current.reset(token)
+                        raise
+                    except BaseException as exc:  # throw(): passed on, as `yield from` does
+                        step, arg = gen.throw, exc
+            except BaseException as exc:
+                span.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            span.__exit__(None, None, None)
+            return result
 
         wrapper = gen_wrapper
     else:

@@ -6,7 +6,7 @@ import enum
 
 import pytest
 
-from nexs_serverless import SpanContext, StatusCode, configure, stats, tracer
+from nexs_serverless import SpanContext, StatusCode, configure, flush, stats, tracer
 from nexs_serverless.exporters import InMemoryExporter
 
 
@@ -203,3 +203,32 @@ def test_exported_span_reads_like_an_opentelemetry_span(exporter: InMemoryExport
     assert exported.start_time <= exported.end_time
     assert exported.resource.attributes["telemetry.sdk.name"] == "nexs_serverless"
     assert exported.instrumentation_scope.name == "nexs_serverless"
+
+
+def test_setting_unset_keeps_an_error() -> None:
+    """OpenTelemetry's API: a status of UNSET is ignored, it does not wipe an ERROR set earlier."""
+    with tracer.span("s") as span:
+        span.set_status(StatusCode.ERROR, "db down")
+        span.set_status(StatusCode.UNSET)
+    assert (span.status_code, span.status_description) == (StatusCode.ERROR, "db down")
+
+
+def test_an_unhashable_attribute_key_is_dropped_not_raised() -> None:
+    """A key that cannot be looked up (a list) is dropped and counted like any invalid key."""
+    with tracer.span("s") as span:
+        span.set_attribute(["k"], 1)  # type: ignore[arg-type]
+    assert span.dropped_attributes == 1
+    assert span.attributes == {}
+
+
+def test_attributes_kept_by_the_user_survive_the_span_records_reuse(exporter: InMemoryExporter) -> None:
+    """A kept ``span.attributes`` mapping is neither emptied nor filled by the next span (pool reuse)."""
+    configure(exporters=[exporter])
+    with tracer.span("a", attributes={"user": "alice"}) as first:
+        pass
+    kept = first.attributes
+    del first
+    flush()
+    with tracer.span("b", attributes={"user": "bob", "secret": "x"}):
+        pass
+    assert kept == {"user": "alice"}

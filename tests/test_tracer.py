@@ -255,3 +255,116 @@ def test_pool_off_still_records() -> None:
         span.set_attribute("k", 1)
     assert span.attributes == {"k": 1}
     assert runtime.pool.free == 0
+
+
+def test_a_captured_generator_is_current_only_while_it_runs(exporter: InMemoryExporter) -> None:
+    """While paused, the caller's span is current; closing it later leaves no span current behind.
+
+    Before, the generator's span stayed current for its caller between items (the caller's
+    next spans nested under it), and its close reset the context to an ended span, which
+    then parented the next invocation's root.
+    """
+    seen_inside: list[str] = []
+
+    @tracer.capture
+    def rows() -> Iterator[int]:
+        seen_inside.append(current_span().name)  # type: ignore[union-attr]
+        yield 1
+        seen_inside.append(current_span().name)  # type: ignore[union-attr]
+        yield 2
+
+    with tracer.span("handler") as handler:
+        items = rows()
+        assert next(items) == 1
+        assert current_span() is handler
+        with tracer.span("sibling") as sibling:
+            pass
+        assert next(items) == 2
+    items.close()
+    assert current_span() is None
+    with tracer.span("next-root") as root:
+        pass
+    assert [name.rpartition(".")[2] for name in seen_inside] == ["rows", "rows"]
+    assert sibling.parent_span_id == handler.span_id
+    assert root.parent_span_id == 0
+
+
+def test_send_and_throw_reach_a_captured_generator() -> None:
+    """`send`/`throw` and `asend`/`athrow` pass through the capture, as `yield from` passes them."""
+
+    @tracer.capture
+    def doubler() -> Iterator[int]:
+        received = yield 0
+        try:
+            yield received * 2
+        except ValueError:
+            yield -1
+
+    @tracer.capture
+    async def adoubler():  # type: ignore[no-untyped-def]
+        received = yield 0
+        try:
+            yield received * 2
+        except ValueError:
+            yield -1
+
+    sync = doubler()
+    assert (next(sync), sync.send(6), sync.throw(ValueError("retry"))) == (0, 12, -1)
+
+    async def drive() -> tuple[int, int, int]:
+        agen = adoubler()
+        return (await agen.__anext__(), await agen.asend(6), await agen.athrow(ValueError("retry")))
+
+    assert asyncio.run(drive()) == (0, 12, -1)
+
+
+def test_exits_that_are_not_errors_leave_the_status_unset(exporter: InMemoryExporter) -> None:
+    """Breaking out of a captured generator (GeneratorExit) or a cancelled task is not an error."""
+
+    @tracer.capture
+    def produce() -> Iterator[int]:
+        yield from range(10)
+
+    for item in produce():
+        if item == 2:
+            break
+
+    async def poll() -> None:
+        with tracer.span("poll"):
+            await asyncio.sleep(10)
+
+    async def cancel() -> None:
+        task = asyncio.ensure_future(poll())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel())
+    flush()
+    for name in ("produce", "poll"):
+        span = next(s for s in exporter.get_finished_spans() if s.name.rpartition(".")[2] == name)
+        assert (span.status_code, span.events) == (0, ()), name
+
+
+def test_a_span_entered_twice_leaves_nothing_current_after_its_blocks() -> None:
+    """The same span in two nested `with` blocks: current inside, nothing left current after.
+
+    Before, the inner enter overwrote the outer one's token, so after both blocks the
+    (ended) span stayed current and parented the spans that followed.
+    """
+    with tracer.span("outer") as outer:
+        span = tracer.span("work")
+        with span:
+            with span:
+                assert current_span() is span
+        assert current_span() is outer
+    assert current_span() is None
+
+
+def test_an_invalid_parent_context_starts_a_new_trace() -> None:
+    """``parent=SpanContext(0, 0)`` parents nothing: a fresh trace id, no parent."""
+    with tracer.span("fresh", parent=SpanContext(0, 0, is_remote=True)) as span:
+        pass
+    assert span.trace_id != 0
+    assert span.parent_span_id == 0
