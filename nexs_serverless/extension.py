@@ -27,6 +27,16 @@ When the API is not there (not on Lambda, or registration refused) `start`
 returns False, logs one line, and `hand_over` returns False so the wrapper
 flushes on return as usual.
 
+"After the response" means after the runtime posted it. The wrapper returns
+before the runtime client serialises and posts the result, so a hand-over from
+the wrapper let the flush race the post (a large response reached the caller
+after the export). When `start` runs inside the runtime's own init
+(``awslambdaric.bootstrap``, which loads the handler's module), it wraps the
+bootstrap's ``handle_event_request``, which calls the handler and posts its
+result or error: the hand-over then happens when that returns. A traced call
+that the runtime did not dispatch (a warm-up call at import) flushes on return,
+so it cannot release the wait of the next invocation early.
+
 Environment: ``AWS_LAMBDA_RUNTIME_API`` (host:port of the API, set by Lambda),
 ``NEXS_FLUSH_MODE``, ``NEXS_FLUSH_TIMEOUT_MS``, ``NEXS_FLUSH_SAFETY_MARGIN_MS``.
 
@@ -37,6 +47,7 @@ module): no `socket`, `http.client` or `urllib` on the cold path.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -80,7 +91,7 @@ class Extension:
         identifier: the ``Lambda-Extension-Identifier`` returned by register.
     """
 
-    __slots__ = ("_cond", "_handed", "connection", "identifier", "running", "thread")
+    __slots__ = ("_budget_ms", "_cond", "_handed", "connection", "identifier", "running", "thread")
 
     def __init__(self, connection: Connection, identifier: str) -> None:
         self.connection = connection
@@ -89,6 +100,7 @@ class Extension:
         self.thread: threading.Thread | None = None
         self._cond = threading.Condition(threading.Lock())
         self._handed: deque[str | None] = deque(maxlen=_HANDED_KEEP)
+        self._budget_ms: float | None = None
 
     def launch(self) -> None:
         """Start the event loop in a daemon thread (it asks for the first event at once)."""
@@ -96,10 +108,15 @@ class Extension:
         self.thread = threading.Thread(target=self.run, name="nexs-extension", daemon=True)
         self.thread.start()
 
-    def hand_over(self, request_id: str | None) -> None:
-        """Tell the loop that invocation `request_id` has returned (None: whichever is pending)."""
+    def hand_over(self, request_id: str | None, budget_ms: float | None = None) -> None:
+        """Tell the loop that invocation `request_id` has returned (None: whichever is pending).
+
+        `budget_ms`: the handler's own flush budget (``@traced_handler(flush_timeout_ms=...)``),
+        else ``NEXS_FLUSH_TIMEOUT_MS`` applies.
+        """
         with self._cond:
             self._handed.append(request_id)
+            self._budget_ms = budget_ms
             self._cond.notify()
 
     def run(self) -> None:
@@ -158,7 +175,8 @@ class Extension:
                     stats.incr("extension_handover_missed")
                     break
                 self._cond.wait(wait_s)
-        budget_ms = min(float(settings.flush_timeout_ms), (deadline_s - margin_s - clock()) * 1000.0)
+        wanted_ms = self._budget_ms or float(settings.flush_timeout_ms)
+        budget_ms = min(wanted_ms, (deadline_s - margin_s - clock()) * 1000.0)
         flush(max(budget_ms, 0.0), reason="after_response")
 
     def _take(self, request_id: object) -> bool:
@@ -218,15 +236,78 @@ def start(settings: Settings | None = None) -> bool:
         _install_sigterm_handler()
     except Exception as exc:
         guard.report("extension_sigterm", exc)
+    try:
+        _wrap_runtime_dispatch()
+    except Exception as exc:  # hand over from the wrapper, as before
+        guard.report("extension_dispatch", exc)
     return True
 
 
-def hand_over(request_id: str | None) -> bool:
-    """Give the ended spans of invocation `request_id` to the extension; False: flush now yourself."""
+def hand_over(request_id: str | None, budget_ms: float | None = None) -> bool:
+    """Give the ended spans of invocation `request_id` to the extension; False: flush now yourself.
+
+    Called when the wrapper returns. Where the runtime's dispatch is wrapped (see the
+    module docstring) the hand-over of a dispatched invocation waits for the post
+    instead (True, nothing queued now), and a call the runtime did not dispatch gets
+    False: it flushes on return.
+    """
     extension = active()
     if extension is None:
         return False
-    extension.hand_over(request_id)
+    if _dispatch.wrapped:
+        if not _dispatch.active:
+            return False
+        _dispatch.budget_ms = budget_ms
+        return True
+    extension.hand_over(request_id, budget_ms)
+    return True
+
+
+class _Dispatch:
+    """Whether the runtime's ``handle_event_request`` is wrapped, and the call it is in."""
+
+    __slots__ = ("active", "budget_ms", "wrapped")
+
+    def __init__(self) -> None:
+        self.wrapped = False
+        self.active = False
+        self.budget_ms: float | None = None
+
+
+_dispatch = _Dispatch()
+_RUNTIME_BOOTSTRAP = "awslambdaric.bootstrap"
+
+
+def _wrap_runtime_dispatch() -> bool:
+    """Hand over after the runtime posted each response: wrap its dispatch, when it is our caller.
+
+    Only from inside the runtime's own init (its ``run`` is on the stack, loading the
+    handler's module): anywhere else (tests, another runtime) nothing changes.
+    """
+    bootstrap = sys.modules.get(_RUNTIME_BOOTSTRAP)
+    original = getattr(bootstrap, "handle_event_request", None)
+    if original is None or _dispatch.wrapped:
+        return _dispatch.wrapped
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") != _RUNTIME_BOOTSTRAP:
+        frame = frame.f_back
+    if frame is None:
+        return False
+
+    def handle_event_request(*args: object, **kwargs: object) -> object:
+        request_id = kwargs.get("invoke_id", args[2] if len(args) > 2 else None)
+        _dispatch.active, _dispatch.budget_ms = True, None
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _dispatch.active = False
+            extension = active()
+            if extension is not None:  # the result or error is posted: the caller has it
+                extension.hand_over(request_id if isinstance(request_id, str) else None, _dispatch.budget_ms)
+
+    handle_event_request.__wrapped__ = original  # type: ignore[attr-defined]
+    bootstrap.handle_event_request = handle_event_request  # type: ignore[union-attr]
+    _dispatch.wrapped = True
     return True
 
 

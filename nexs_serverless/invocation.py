@@ -172,7 +172,9 @@ def finish(invocation: Invocation | None, options: Options) -> None:
             # extension flush while the outer handler still runs.
             return
         settings = runtime.settings
-        if settings.flush_mode == "after_response" and _handed_over(invocation.context):
+        if settings.flush_mode == "after_response" and _handed_over(
+            invocation.context, options.flush_timeout_ms
+        ):
             return
         budget = float(options.flush_timeout_ms or settings.flush_timeout_ms)
         remaining = invocation.platform.remaining_ms(invocation.context)
@@ -183,12 +185,12 @@ def finish(invocation: Invocation | None, options: Options) -> None:
         guard.report("finish_invocation", exc)
 
 
-def _handed_over(context: object) -> bool:
+def _handed_over(context: object, budget_ms: int | None = None) -> bool:
     """After-response mode: the extension thread flushes (False: not running, flush now)."""
     try:
         from .extension import hand_over
 
-        return hand_over(getattr(context, "aws_request_id", None))
+        return hand_over(getattr(context, "aws_request_id", None), budget_ms)
     except Exception as exc:
         guard.report("hand_over", exc)
         return False

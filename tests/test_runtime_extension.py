@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.runtime_api import RuntimeAPI
@@ -382,4 +383,31 @@ def test_a_nested_traced_handler_leaves_the_hand_over_to_the_outer_one(api: Runt
     ext.serve(_event("r-1"))
     assert sorted(s.name for s in memory.get_finished_spans()) == ["inner", "outer"]
     assert list(ext._handed) == []  # nothing left to release a later invocation early
+    _stop(ext, api)
+
+
+def test_the_decorators_flush_budget_applies_after_the_response(api: RuntimeAPI) -> None:
+    """``@traced_handler(flush_timeout_ms=...)`` bounds the extension's flush as it bounds a flush on
+    return (before, the extension used NEXS_FLUSH_TIMEOUT_MS whatever the decorator said)."""
+    from nexs_serverless.context import remaining_export_s
+
+    allowed_s: list[float] = []
+
+    class Measuring(InMemoryExporter):
+        def export(self, spans: Any) -> Any:
+            allowed_s.append(remaining_export_s(60.0))  # the flush's deadline, as exporters see it
+            return super().export(spans)
+
+    _configure(api, Measuring())
+
+    @traced_handler(flush_timeout_ms=100)
+    def handler(event: object, context: object) -> str:
+        return "ok"
+
+    ext = extension.active()
+    assert ext is not None
+    assert handler({}, LambdaContext(aws_request_id="r-1")) == "ok"
+    ext.serve(_event("r-1"))
+    (allowed,) = allowed_s
+    assert 0 < allowed <= 0.1  # not NEXS_FLUSH_TIMEOUT_MS's 1 s
     _stop(ext, api)

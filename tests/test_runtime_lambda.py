@@ -376,3 +376,47 @@ def test_missing_handler_setting_fails_init_with_a_precise_message(opt: Path, tm
         error_type, message, _, header = init_error(api)
     assert error_type == header == "Runtime.MalformedHandlerName"
     assert "NEXS_ORIGINAL_HANDLER is empty" in message
+
+
+WARM_AND_LARGE = """\
+from nexs_serverless import traced_handler, tracer
+
+
+@traced_handler
+def handler(event, context):
+    with tracer.span("work-%d" % event["n"]):
+        pass
+    return {"blob": ["x" * 100] * event["items"]}
+
+
+handler({"n": 0, "items": 1}, None)  # a warm-up call during init, outside any invocation
+"""
+
+
+def test_after_response_exports_after_the_runtime_posted_and_a_warm_up_call_releases_nothing(
+    api: RuntimeAPI, receiver: OTLPReceiver, opt: Path, tmp_path: Path
+) -> None:
+    """The hand-over waits for the runtime's post, and a traced call the runtime did not dispatch
+    flushes on return.
+
+    Before, the wrapper handed over when the handler returned, before the runtime had
+    serialised and posted the result: with a ~5 MB response the export reached the back end
+    first. And a warm-up call at import left a hand-over queued that released the first real
+    invocation's wait at once, so its spans went out only with the next invocation.
+    """
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "app.py").write_text(WARM_AND_LARGE)
+    env = {"NEXS_FLUSH_MODE": "after_response"}
+    with start(api, tmp_path, handler="app.handler", task_root=task, opt=opt, receiver=receiver, env=env):
+        assert receiver.wait_for_requests(1)  # the warm-up call's span, flushed during init
+        for n, items in ((1, 50_000), (2, 10)):
+            before = len(receiver.requests)
+            invocation = api.invoke({"n": n, "items": items})
+            assert len(invocation.json()["blob"]) == items
+            assert api.wait_idle()
+            assert receiver.wait_for_requests(before + 1)
+            first_export = receiver.requests[before]
+            assert first_export.arrived_at > invocation.posted_at  # after the caller had the response
+            names = {span.name for received in receiver.requests[before:] for span in received.spans()}
+            assert f"work-{n}" in names

@@ -111,6 +111,7 @@ class Received:
     """One request as the receiver saw it."""
 
     def __init__(self, path: str, headers: dict[str, str], body: bytes, fault: Fault | None) -> None:
+        self.arrived_at = time.monotonic()  # for ordering checks against other local servers
         self.path = path
         self.headers = headers
         self.body = body
