@@ -228,3 +228,13 @@ def test_layer_never_imports_the_cli() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_config_check_never_prints_credentials() -> None:
+    """Header values (API keys) and the redaction hash key are masked in the text and JSON reports."""
+    env = {"OTEL_EXPORTER_OTLP_HEADERS": "api-key=SuperSecret123", "NEXS_REDACTION_HASH_KEY": "k" * 32}
+    for arguments in (("config", "check", "--no-color"), ("config", "check", "--json")):
+        result = run(*arguments, env=env)
+        assert "SuperSecret123" not in result.output
+        assert "k" * 32 not in result.output
+        assert "OTEL_EXPORTER_OTLP_HEADERS" in result.output

@@ -7,8 +7,10 @@
     nexs-serverless layer build --python 3.12 --arch arm64 --extras grpc
     nexs-serverless bench -- --quick
 
-Exit status: 0 on success; 1 when the handler raised or the configuration
-has errors; 2 for a usage error (bad option, missing handler, event or script).
+Exit status: 0 on success; 1 when the handler raised, the configuration has
+errors, or a command could not do its work (a layer that cannot be built, a
+missing benchmark script); 2 for a usage error click reports (a bad option or
+argument, a missing handler or event).
 """
 
 from __future__ import annotations

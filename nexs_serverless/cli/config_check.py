@@ -254,7 +254,7 @@ def check(environ: Mapping[str, str]) -> Report:
     for variable in sorted(environ):
         if not variable.startswith(("NEXS_", "OTEL_")):
             continue
-        report.variables.append((variable, environ[variable]))
+        report.variables.append((variable, _shown(variable, environ[variable])))
         if variable not in names and not variable.startswith(prefixes):
             report.warnings.append(f"{variable} is not read by nexs_serverless (a typo, or another tool's?)")
     if settings.disabled:
@@ -264,6 +264,20 @@ def check(environ: Mapping[str, str]) -> Report:
     if settings.sampler == "always_off":
         report.warnings.append("OTEL_TRACES_SAMPLER=always_off: no trace is sampled")
     return report
+
+
+# Variables whose values are credentials (API keys in headers, the redaction hash key) or may hold
+# some (tenant exporter settings): a report printed in a CI log must not show them.
+_SECRET_VALUES = ("_HEADERS", "_CLIENT_KEY", "NEXS_REDACTION_HASH_KEY", "NEXS_TENANT_EXPORTERS")
+
+
+def _shown(variable: str, value: str) -> str:
+    """`value` as the report shows it: masked for a variable that holds credentials."""
+    from ..redaction_keys import is_secret_key
+
+    if variable.endswith(_SECRET_VALUES) or is_secret_key(variable):
+        return f"<{len(value)} characters, not shown>"
+    return value
 
 
 def _paint(text: str, code: str, color: bool) -> str:
