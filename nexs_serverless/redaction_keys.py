@@ -84,6 +84,7 @@ EXEMPT = frozenset(
         "cloud.region",
         "cloud.account.id",
         "cloud.resource_id",
+        "aws.lambda.invoked_arn",
         "faas.name",
         "faas.version",
         "faas.instance",

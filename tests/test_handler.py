@@ -125,11 +125,29 @@ def test_root_span_has_faas_and_cloud_attributes(exporter: InMemoryExporter) -> 
     assert attrs["cloud.platform"] == "aws_lambda"
     assert attrs["cloud.region"] == "eu-west-1"
     assert attrs["cloud.account.id"] == "111122223333"
-    assert attrs["cloud.resource_id"] == "arn:aws:lambda:eu-west-1:111122223333:function:orders"
+    # the function's ARN qualified by the version that ran; the ARN as invoked is kept as well
+    assert attrs["cloud.resource_id"] == "arn:aws:lambda:eu-west-1:111122223333:function:orders:7"
+    assert attrs["aws.lambda.invoked_arn"] == "arn:aws:lambda:eu-west-1:111122223333:function:orders"
     assert attrs["faas.trigger"] == "other"
     resource = _root(exporter).resource.attributes
     assert resource["service.name"] == "orders"
     assert resource["cloud.region"] == "eu-west-1"
+
+
+def test_an_alias_in_the_invoked_arn_gives_way_to_the_version_that_ran(exporter: InMemoryExporter) -> None:
+    """Invoked through alias ``prod`` (version 7 today): cloud.resource_id names version 7, not the
+    alias, as the semantic conventions ask; aws.lambda.invoked_arn keeps the ARN as invoked."""
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        return "ok"
+
+    context = LambdaContext(function_name="orders", function_version="7")
+    context.invoked_function_arn = "arn:aws:lambda:eu-west-1:111122223333:function:orders:prod"
+    handler({}, context)
+    attrs = _root(exporter).attributes
+    assert attrs["cloud.resource_id"] == "arn:aws:lambda:eu-west-1:111122223333:function:orders:7"
+    assert attrs["aws.lambda.invoked_arn"] == "arn:aws:lambda:eu-west-1:111122223333:function:orders:prod"
 
 
 def test_child_spans_are_children_of_the_invocation_root(exporter: InMemoryExporter) -> None:

@@ -128,8 +128,13 @@ def invocation_attributes(event: object, context: object, settings: Settings) ->
     arn = getattr(context, "invoked_function_arn", None)
     if arn:
         arn = str(arn)
-        attrs["cloud.resource_id"] = arn
+        attrs["aws.lambda.invoked_arn"] = arn
         parts = arn.split(":")
+        # The function's ARN, qualified by the version that ran: an alias (the invoked ARN's
+        # suffix) names whichever version it points at today (semantic conventions, "cloud").
+        function_arn = ":".join(parts[:7])
+        version = attrs.get("faas.version")
+        attrs["cloud.resource_id"] = f"{function_arn}:{version}" if version else function_arn
         if len(parts) > 4 and parts[4]:
             attrs["cloud.account.id"] = parts[4]
         if len(parts) > 3 and parts[3] and "cloud.region" not in attrs:
