@@ -275,3 +275,42 @@ def test_a_stand_in_from_auto_install_traces_the_first_request(server: str, span
     assert getattr(urllib3.connectionpool.HTTPConnectionPool.urlopen, "__nexs_traced__", False)
     headers = {key.lower(): value for key, value in received["headers"].items()}
     assert headers["traceparent"] == f"00-{span.trace_id:032x}-{span.span_id:016x}-01"
+
+
+def test_an_ipv6_host_is_written_in_brackets(spans: InMemoryExporter) -> None:
+    """urllib3 keeps an IPv6 host without brackets; the span's URL must have them (and a server
+    address and port), as httpx's spans do."""
+    import http.server
+    import socket
+    import threading
+
+    import requests
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    try:
+        server = Server(("::1", 0), Answer)
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        with tracer.span("handler"):
+            assert requests.get(f"http://[::1]:{port}/a?b=1", timeout=5).text == "ok"
+    finally:
+        server.shutdown()
+        server.server_close()
+    attributes = client_span(finish(spans)).attributes
+    assert attributes["url.full"] == f"http://[::1]:{port}/a?b=1"
+    assert (attributes["server.address"], attributes["server.port"]) == ("::1", port)

@@ -52,7 +52,7 @@ def install() -> bool:
         if not _patch.enabled or in_http_call.get() or not should_trace():
             return original(self, method, url, body, headers, *args, **kwargs)
         try:
-            full = url if _is_absolute(url) else f"{self.scheme}://{self.host}:{self.port}{url}"
+            full = url if _is_absolute(url) else f"{self.scheme}://{_host_part(self.host)}:{self.port}{url}"
             name, attrs = http_attributes(method, full)
             span = tracer.span(name, kind=CLIENT, attributes=attrs)
             source = headers if headers is not None else self.headers
@@ -84,3 +84,8 @@ def install() -> bool:
 def uninstall() -> None:
     """Restore urllib3's method."""
     _patch.restore()
+
+
+def _host_part(host: str) -> str:
+    """`host` as a URL writes it: urllib3 keeps an IPv6 address without its brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
