@@ -98,10 +98,12 @@ def _convert(value: object, max_length: int | None) -> AttributeValue | _Drop:
             stats.incr("attributes_dropped")
             return DROP
         if isinstance(value, _PRIMITIVES):  # subclasses: IntEnum, str enums, numpy-free floats
+            # An enum member converts to its value: str() of a str enum is "Region.EU".
+            plain = getattr(value, "_value_", value)
             for base in (bool, int, float, str):
                 if isinstance(value, base):
                     stats.incr("attributes_converted")
-                    return clean_value(base(value), max_length)
+                    return clean_value(base(plain), max_length)
         if isinstance(value, (list, tuple)):
             return _convert_sequence(value, max_length)
         if isinstance(value, (bytes, bytearray)):

@@ -18,6 +18,10 @@ class Level(enum.IntEnum):
     HIGH = 3
 
 
+class Region(str, enum.Enum):
+    EU = "eu-west-1"
+
+
 class Unprintable:
     def __str__(self) -> str:
         raise RuntimeError("no")
@@ -46,6 +50,7 @@ def test_other_values_are_converted_and_counted() -> None:
     with tracer.span("s") as span:
         span.set_attribute("level", Level.HIGH)
         span.set_attribute("color", Color.RED)
+        span.set_attribute("region", Region.EU)
         span.set_attribute("raw", b"caf\xc3\xa9")
         span.set_attribute("mixed", [1, "a"])
         span.set_attribute("numbers", [1, 2.5])
@@ -54,6 +59,7 @@ def test_other_values_are_converted_and_counted() -> None:
     assert attrs["level"] == 3
     assert type(attrs["level"]) is int
     assert attrs["color"] == "Color.RED"
+    assert attrs["region"] == "eu-west-1"  # a str enum: its value (str() of it is "Region.EU")
     assert attrs["raw"] == "café"
     assert attrs["mixed"] == ("1", "a")
     assert attrs["numbers"] == (1.0, 2.5)

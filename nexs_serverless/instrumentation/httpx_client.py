@@ -2,8 +2,10 @@
 
 ``HTTPTransport.handle_request`` and ``AsyncHTTPTransport.handle_async_request``
 are wrapped once, so each request actually sent (each redirect hop too) has
-its own span; the request object is httpx's own per-request copy, so its
-headers are written directly.
+its own span. The context is written into the headers of the request being
+sent: httpx builds that request per call, except with ``client.send(request)``,
+where it is the caller's own object (as OpenTelemetry's httpx instrumentation
+does too; a later send of it replaces those headers).
 """
 
 from __future__ import annotations
