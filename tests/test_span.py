@@ -64,7 +64,7 @@ def test_other_values_are_converted_and_counted() -> None:
     assert attrs["mixed"] == ("1", "a")
     assert attrs["numbers"] == (1.0, 2.5)
     assert attrs["obj"] == "{'k': 1}"
-    assert stats()["attributes_converted"] == 6
+    assert stats()["attributes_converted"] == 7
 
 
 def test_unusable_values_are_dropped_and_counted() -> None:
