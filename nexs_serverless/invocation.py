@@ -264,7 +264,10 @@ def _arm_timeout_guard(invocation: Invocation, margin_ms: int) -> None:
             f"invocation timed out (timeout guard flushed {margin_ms} ms before the deadline)",
         )
         now = time.time_ns()
+        trace_id = root.trace_id
         for span in runtime.buffer.running():
+            if span.trace_id != trace_id:  # another request's (Cloud Run, Azure: concurrent requests)
+                continue
             span.set_attribute("nexs.force_ended", True)
             span.force_ended = True
             span.end(now)

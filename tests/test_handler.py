@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nexs_serverless import StatusCode, configure, stats, traced_handler, tracer
+from nexs_serverless import StatusCode, configure, flush, stats, traced_handler, tracer
 from nexs_serverless._watchdog import watchdog
 from nexs_serverless.context import remaining_export_s
 from nexs_serverless.exporters import ExportResult, InMemoryExporter
@@ -541,6 +541,41 @@ def test_timeout_guard_flushes_before_the_deadline() -> None:
     assert "timed out" in (root.status_description or "")
     assert stats()["timeout_guard_fired"] == 1
     assert len([s for s in exporter.get_finished_spans() if s.name == "slow-query"]) == 1
+
+
+def test_the_timeout_guard_ends_only_its_own_invocations_spans() -> None:
+    """A request served concurrently (Cloud Run, Azure) keeps its running spans when another
+    request's guard fires; before, the guard ended every running span of the process."""
+    exporter = _SignallingExporter()
+    configure(exporters=[exporter], timeout_guard_ms=250)
+    other_started = threading.Event()
+    release_other = threading.Event()
+
+    def other_request() -> None:
+        with tracer.span("other-request", parent=tracer.ROOT):
+            other_started.set()
+            release_other.wait(5.0)
+
+    other = threading.Thread(target=other_request)
+    other.start()
+    assert other_started.wait(5.0)
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        with tracer.span("slow-query"):
+            exporter.received.wait(5.0)  # until the guard has flushed
+        return "late"
+
+    try:
+        assert handler({}, LambdaContext(timeout_ms=300)) == "late"
+    finally:
+        release_other.set()
+        other.join(5.0)
+    flush()
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert spans["slow-query"].attributes["nexs.force_ended"] is True
+    assert "nexs.force_ended" not in spans["other-request"].attributes
+    assert not spans["other-request"].force_ended
 
 
 def test_timeout_guard_does_not_fire_for_fast_invocations(exporter: InMemoryExporter) -> None:
