@@ -145,9 +145,39 @@ def fail(invocation: Invocation | None, exc: BaseException) -> None:
     try:
         root = invocation.root
         root.record_exception(exc)
+        status = _http_status_of(exc) if invocation.trigger.trigger == "http" else None
+        if status is not None:
+            # An HTTP error the framework answers with (Flask's ``abort(404)``, a werkzeug
+            # HTTPException): the response's status, and ERROR only for a server error, as
+            # for a returned response (4xx is the client's error on a server span).
+            root.set_attribute("http.response.status_code", status)
+            if status < 500:
+                return
         root.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
     except Exception as err:
         guard.report("record_exception", err)
+
+
+# Exceptions a web framework turns into a response with their own status (the first attribute
+# named is the status): Flask's `abort` (functions-framework on Cloud Run functions), Starlette's.
+_FRAMEWORK_HTTP_ERRORS = {
+    ("werkzeug.exceptions", "HTTPException"): "code",
+    ("starlette.exceptions", "HTTPException"): "status_code",
+}
+
+
+def _http_status_of(exc: BaseException) -> int | None:
+    """The status a web framework answers `exc` with, when it is one of its HTTP errors.
+
+    Only those: on Lambda an exception's ``code`` says nothing about the response (API
+    Gateway answers 502 for any unhandled exception).
+    """
+    for cls in type(exc).__mro__:
+        attribute = _FRAMEWORK_HTTP_ERRORS.get((cls.__module__, cls.__name__))
+        if attribute is not None:
+            code = getattr(exc, attribute, None)
+            return code if type(code) is int and 400 <= code <= 599 else None
+    return None
 
 
 def finish(invocation: Invocation | None, options: Options) -> None:
