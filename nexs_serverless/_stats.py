@@ -7,15 +7,20 @@ Counters live as long as the process, so they add up across warm invocations.
 
 from __future__ import annotations
 
+from _thread import allocate_lock
+
 __all__ = ["incr", "observe", "reset", "snapshot"]
 
 _counters: dict[str, int] = {}
 _gauges: dict[str, float] = {}
+# A read-add-write is not atomic: threads dropping spans at once lost counts without it.
+_lock = allocate_lock()
 
 
 def incr(name: str, amount: int = 1) -> None:
     """Add `amount` to counter `name` (created at 0)."""
-    _counters[name] = _counters.get(name, 0) + amount
+    with _lock:
+        _counters[name] = _counters.get(name, 0) + amount
 
 
 def observe(name: str, value: float) -> None:
@@ -28,7 +33,8 @@ def observe(name: str, value: float) -> None:
 
 def snapshot() -> dict[str, float]:
     """A copy of every counter and gauge."""
-    out: dict[str, float] = dict(_counters)
+    with _lock:
+        out: dict[str, float] = dict(_counters)
     out.update(_gauges)
     return out
 

@@ -14,6 +14,7 @@ import time
 from . import _guard as guard
 from . import _stats as stats
 from .context import exporting
+from .handler import process
 from .runtime import runtime
 
 TYPE_CHECKING = False
@@ -43,7 +44,7 @@ def flush(budget_ms: float | None = None, *, reason: str = "manual") -> int:
         stats.incr("flush_lock_timeouts")
         return 0
     try:
-        taken = rt.buffer.take_ended()
+        taken = rt.buffer.take_ended(process.live_traces)
         if not taken:
             return 0
         stats.incr("flushes_" + reason)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
+from _thread import allocate_lock
 
 from .runtime import runtime
 
@@ -36,19 +37,40 @@ class ProcessState:
     module-global cold-start flag they must patch.
     """
 
-    __slots__ = ("active", "exit_hook_installed", "import_monotonic", "invocations")
+    __slots__ = ("_lock", "active", "exit_hook_installed", "import_monotonic", "invocations", "live_traces")
 
     def __init__(self) -> None:
         self.import_monotonic = time.monotonic()
         self.invocations = 0
         self.active = 0  # traced calls begun and not finished (more than one: nested)
         self.exit_hook_installed = False
+        # trace id -> invocations of it begun and not finished: their running spans are in use,
+        # never "abandoned" (`SpanBuffer.take_ended`), however many requests run at once.
+        self.live_traces: dict[int, int] = {}
+        self._lock = allocate_lock()
 
     def reset(self) -> None:
         """Make the next invocation a cold start again."""
         self.import_monotonic = time.monotonic()
         self.invocations = 0
         self.active = 0
+        self.live_traces.clear()
+
+    def began(self, trace_id: int) -> None:
+        """An invocation of `trace_id` started."""
+        with self._lock:
+            live = self.live_traces
+            live[trace_id] = live.get(trace_id, 0) + 1
+
+    def ended(self, trace_id: int) -> None:
+        """An invocation of `trace_id` finished."""
+        with self._lock:
+            live = self.live_traces
+            left = live.get(trace_id, 0) - 1
+            if left > 0:
+                live[trace_id] = left
+            else:
+                live.pop(trace_id, None)
 
 
 process = ProcessState()

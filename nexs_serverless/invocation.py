@@ -99,6 +99,7 @@ def begin(
         nested = process.active > 0 and _current.get() is not None
         token = _current.set(root)
         process.active += 1
+        process.began(root.trace_id)
         try:
             invocation = Invocation(
                 root,
@@ -114,6 +115,7 @@ def begin(
         except Exception:
             # Untraced from here on: leave no current span or baggage behind, no root that never ends.
             process.active -= 1
+            process.ended(root.trace_id)
             trigger.exit(root)
             _current.reset(token)
             root.end()
@@ -188,10 +190,15 @@ def finish(invocation: Invocation | None, options: Options) -> None:
         return
     try:
         process.active -= 1
+        process.ended(invocation.root.trace_id)
         if invocation.ticket:
             watchdog.disarm(invocation.ticket)
         invocation.trigger.exit(invocation.root)
         invocation.root.end()
+        # Nothing here holds the root from now on, so that the flush can give its record back to
+        # the pool (a record something still references is never reused): every warm invocation
+        # allocated a new root before.
+        del invocation.root
         try:
             _current.reset(invocation.token)
         except ValueError:

@@ -29,7 +29,7 @@ from .span import Span
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Container, Iterable
 
 __all__ = ["SpanBuffer", "SpanPool"]
 
@@ -125,15 +125,17 @@ class SpanBuffer:
         self.spans: list[Span] = []
         self.max_spans = max_spans
 
-    def take_ended(self) -> list[Span]:
+    def take_ended(self, live_traces: Container[int] = ()) -> list[Span]:
         """Remove and return the ended spans; running ones stay buffered.
 
         Running spans may hold at most half the buffer. Past that, the oldest
+        that no running invocation owns (their trace is not in `live_traces`)
         are ended now, marked ``nexs.force_ended`` (as the timeout guard marks
         what it ends) and returned with the rest: a span the handler never
         ended (an exception skipped its `end`) would otherwise stay for the
         life of the process, and enough of them would leave no room for the
-        spans of later invocations.
+        spans of later invocations. Spans of requests still running (many at
+        once on Cloud Run or Azure) are never ended here.
         """
         spans = self.spans
         count = len(spans)
@@ -149,13 +151,19 @@ class SpanBuffer:
                 from time import time_ns
 
                 now = time_ns()
-                for span in running[:excess]:
-                    span.set_attribute("nexs.force_ended", True)
-                    span.force_ended = True
-                    span.end(now)
-                ended.extend(running[:excess])
-                stats.incr("spans_force_ended_abandoned", excess)
-                running = running[excess:]
+                abandoned: list[Span] = []
+                for span in running:
+                    if len(abandoned) >= excess:
+                        break
+                    if span.trace_id not in live_traces:
+                        span.set_attribute("nexs.force_ended", True)
+                        span.force_ended = True
+                        span.end(now)
+                        abandoned.append(span)
+                if abandoned:
+                    ended.extend(abandoned)
+                    stats.incr("spans_force_ended_abandoned", len(abandoned))
+                    running = [span for span in running if not span.end_ns]
             spans.extend(running)
         return ended
 

@@ -91,6 +91,8 @@ class Runtime:
         self._exporters = None
         self._prepared = False
         self._platform_module = None
+        if self._stages:
+            _count_lost_waiting(self._stages)
         self._stages = None
 
     def platform_module(self) -> ModuleType:
@@ -184,8 +186,6 @@ def _prepare_one(exporter: object) -> None:
         if prepare is not None:
             prepare()
     except OSError:  # a back end not reachable yet: counted; the first flush classifies and logs it
-        from . import _stats as stats
-
         stats.incr("prepare_failed")
     except Exception as exc:  # anything else is a bug: reported once, with its trace
         _report_prepare(exc)
@@ -198,6 +198,15 @@ def _report_prepare(exc: Exception) -> None:
 
 
 _NETWORK_EXPORTERS = frozenset({"otlp", "otlp_proto_http", "otlp_proto_grpc"})
+
+
+def _count_lost_waiting(stages: list[Stage]) -> None:
+    """Reconfiguring rebuilds the stages: spans a tail sampler held for a decision are lost, and counted."""
+    for stage in stages:
+        discard = getattr(stage, "discard_waiting", None)
+        dropped = discard() if discard is not None else 0
+        if dropped:
+            stats.incr("spans_dropped_reconfigure", dropped)
 
 
 def _count_lost_carryover(exporters: list[object]) -> None:

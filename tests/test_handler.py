@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import time
 from typing import Any
@@ -714,3 +715,98 @@ def test_spans_never_ended_cannot_crowd_out_later_invocations(exporter: InMemory
     abandoned = [s for s in exporter.get_finished_spans() if s.name == "never-ended"]
     assert len(abandoned) == stats()["spans_force_ended_abandoned"] == 50 - 25
     assert all(s.attributes["nexs.force_ended"] is True for s in abandoned)
+
+
+def test_baggage_set_under_a_carried_context_does_not_reach_the_next_request(
+    exporter: InMemoryExporter,
+) -> None:
+    """A request carrying a traceparent but no baggage: what its handler sets is gone afterwards.
+
+    Before, adopting the carried context skipped the baggage snapshot, and one request's
+    baggage reached the next request served by the same thread (and its outgoing calls).
+    """
+    from nexs_serverless import baggage
+
+    configure(exporters=[exporter])
+    seen: list[dict[str, str]] = []
+
+    @traced_handler
+    def handler(event: dict[str, Any], context: object) -> str:
+        seen.append(baggage.get_all())
+        baggage.set("user", event["headers"]["x-user"])
+        return "ok"
+
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    for user in ("alice", "bob"):
+        event = {**API_V1, "headers": {**API_V1["headers"], "traceparent": traceparent, "x-user": user}}
+        handler(event, LambdaContext())
+    assert seen == [{}, {}]
+    assert baggage.get_all() == {}
+
+
+def test_counters_add_up_under_threads() -> None:
+    """Drops counted from many threads at once are all counted (a read-add-write lost some)."""
+    from nexs_serverless import _stats
+
+    def bump() -> None:
+        for _ in range(20_000):
+            _stats.incr("test_threads_counted")
+
+    threads = [threading.Thread(target=bump) for _ in range(8)]
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(previous)
+    assert stats()["test_threads_counted"] == 8 * 20_000
+
+
+def test_running_spans_of_requests_in_flight_are_never_force_ended(exporter: InMemoryExporter) -> None:
+    """Past half the buffer, only running spans no running invocation owns are ended: many
+    concurrent requests (Cloud Run, Azure) keep theirs, whatever another request's flush finds."""
+
+    async def serve(count: int) -> None:
+        gate = asyncio.Event()
+
+        @traced_handler
+        async def handler(event: object, context: object) -> str:
+            with tracer.span("work"):
+                await gate.wait()
+            return "ok"
+
+        requests = [asyncio.ensure_future(handler({}, LambdaContext())) for _ in range(count)]
+        await asyncio.sleep(0.05)  # every request started and waits, its two spans running
+        flush()  # another request's flush, with the running spans past half the buffer
+        gate.set()
+        await asyncio.gather(*requests)
+
+    configure(exporters=[exporter], max_buffered_spans=40)
+    asyncio.run(serve(15))
+    flush()
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 30
+    assert not any(span.force_ended for span in spans)
+    assert "spans_force_ended_abandoned" not in stats()
+
+
+def test_warm_invocations_reuse_their_root_records(exporter: InMemoryExporter) -> None:
+    """The root's record goes back to the pool at the end of each invocation (before, the invocation
+    still held it during the flush, so every warm invocation allocated a new root)."""
+    configure(exporters=[exporter])
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        return "ok"
+
+    from nexs_serverless.runtime import runtime
+
+    handler({}, LambdaContext())  # warm-up
+    misses, recycled = runtime.pool.misses, runtime.pool.recycled
+    for _ in range(200):
+        handler({}, LambdaContext())
+    assert runtime.pool.misses - misses <= 1
+    assert runtime.pool.recycled - recycled >= 190

@@ -367,3 +367,18 @@ def test_a_traced_handler_called_from_another_is_judged_with_it(exporter: InMemo
     assert outer({}, LambdaContext()) == "ok"
     assert sorted(span.name for span in exporter.get_finished_spans()) == ["inner", "outer", "validate"]
     assert stats()["flushes_return"] == 1
+
+
+def test_spans_waiting_for_a_decision_are_counted_when_reconfigured_away(exporter: InMemoryExporter) -> None:
+    """configure() rebuilds the stages: spans the tail sampler held are counted as dropped."""
+    from nexs_serverless import configure
+    from nexs_serverless.runtime import runtime
+
+    reset(
+        environ={"NEXS_TAIL_SAMPLING_RULES": json.dumps({"rules": [{"when": "error"}], "ratio": 0.0})},
+        exporters=[exporter],
+    )
+    (stage,) = [stage for stage in runtime.stages() if isinstance(stage, TailSampler)]
+    stage([FakeSpan(0xABC, 7, parent=1)])  # type: ignore[list-item]  # its root still runs: it waits
+    configure(exporters=[exporter])
+    assert stats()["spans_dropped_reconfigure"] == 1

@@ -148,6 +148,13 @@ class TailSampler:
             stats.incr("tail_spans_dropped", dropped)
         return kept
 
+    def discard_waiting(self) -> int:
+        """Forget the spans waiting for their root's decision (a reconfiguration); how many."""
+        count = self._waiting_spans
+        self._waiting.clear()
+        self._waiting_spans = 0
+        return count
+
     def _wait(self, span: Span) -> None:
         entry = self._waiting.get(span.trace_id)
         if entry is None:

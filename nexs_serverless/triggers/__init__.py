@@ -142,13 +142,14 @@ class Trigger:
     def enter(self, root: Span) -> None:
         """The root span is current: adopt the carried baggage, run `on_start`. Never raises."""
         try:
+            # What the handler sets must not outlive it: `exit` puts this back (also when the
+            # trigger carried a context but no baggage, which `activate` leaves alone).
+            baggage = sys.modules.get(_BAGGAGE)
+            self._baggage = baggage.entries() if baggage is not None else None
             if self.carried is not None:
                 from ..propagation.incoming import activate
 
                 self._tokens = activate(self.carried)
-            else:  # what the handler sets must not outlive it: `exit` puts this back
-                baggage = sys.modules.get(_BAGGAGE)
-                self._baggage = baggage.entries() if baggage is not None else None
             if self.on_start is not None:
                 self.on_start(root)
         except Exception as exc:
@@ -172,10 +173,9 @@ class Trigger:
                 from ..propagation.incoming import deactivate
 
                 deactivate(tokens)
-            else:
-                baggage = sys.modules.get(_BAGGAGE)
-                if baggage is not None:  # not loaded: nobody can have set any
-                    baggage.restore(self._baggage)
+            baggage = sys.modules.get(_BAGGAGE)
+            if baggage is not None:  # not loaded: nobody can have set any
+                baggage.restore(self._baggage)
         except Exception as exc:
             guard.report("trigger_exit", exc)
 
