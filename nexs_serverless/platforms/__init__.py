@@ -7,9 +7,11 @@ Azure), and can be forced with ``NEXS_PLATFORM`` (``aws_lambda``, ``gcp_cloud_fu
 same functions; adding one is a module and a line in `_MODULES`.
 
 Unless forced, a call whose arguments are a platform's own objects (a Flask
-request or a CloudEvent from ``functions-framework``, an ``azure.functions``
-request or message) is handled by that platform whatever the environment says
-(`for_call`): a function run locally or in tests is still described right.
+or Starlette request, a CloudEvent or a background event's context from
+``functions-framework``, an ``azure.functions`` request or message) is handled
+by that platform whatever the environment says (`for_call`): a function run
+locally or in tests is still described right. A ``NEXS_PLATFORM`` naming no
+platform forces nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _ALIASES = {"aws": "aws_lambda", "gcp": "gcp_cloud_functions", "azure": "azure_f
 _CLAIMS: tuple[tuple[str, str], ...] = (
     ("flask", "gcp_cloud_functions"),
     ("werkzeug", "gcp_cloud_functions"),
+    ("starlette", "gcp_cloud_functions"),  # functions_framework.aio
     ("cloudevents", "gcp_cloud_functions"),
     ("functions_framework", "gcp_cloud_functions"),
     ("google.cloud.functions", "gcp_cloud_functions"),
@@ -42,10 +45,15 @@ _CLAIMS: tuple[tuple[str, str], ...] = (
 )
 
 
+def _forced(settings: Settings) -> str:
+    """The platform ``NEXS_PLATFORM`` names, canonical, or the raw value when it names none."""
+    forced = settings.env("NEXS_PLATFORM").strip().lower()
+    return _ALIASES.get(forced, forced)
+
+
 def detect(settings: Settings) -> str:
     """The platform name from ``NEXS_PLATFORM`` or the environment, or '' when unknown."""
-    forced = settings.env("NEXS_PLATFORM").strip().lower()
-    forced = _ALIASES.get(forced, forced)
+    forced = _forced(settings)
     if forced in _MODULES:
         return forced
     if forced:
@@ -92,13 +100,18 @@ def for_call(
 ) -> ModuleType:
     """The platform for one call: `default` unless the arguments are another platform's objects.
 
-    A forced ``NEXS_PLATFORM`` always wins. The check looks at the type of
-    the first positional argument and of keyword arguments (the Azure worker
-    passes bindings by name), never importing anything.
+    A forced ``NEXS_PLATFORM`` always wins (an invalid one forces nothing, as
+    in `detect`). The check runs on every call, so it only looks at the types
+    of the first two positional arguments (the second is a legacy background
+    function's context, or the request after a method's ``self``) and of
+    keyword arguments (the Azure worker passes bindings by name), never
+    importing anything.
     """
-    if settings.env("NEXS_PLATFORM"):
+    if settings.env("NEXS_PLATFORM") and _forced(settings) in _MODULES:
         return default
     name = _claim(args[0]) if args else None
+    if name is None and len(args) > 1:
+        name = _claim(args[1])
     if name is None:
         for value in kwargs.values():
             name = _claim(value)

@@ -3,8 +3,9 @@
 Calls: the worker passes bindings by parameter name, e.g.
 ``main(req: func.HttpRequest, context: func.Context)``; `split` finds the
 trigger object (``HttpRequest``, ``QueueMessage``, ``ServiceBusMessage``,
-``EventHubEvent``, or a list of messages/events) and the ``Context`` among
-positional and keyword arguments, by shape (nothing is imported).
+``EventHubEvent``, or a list of messages/events, ``TimerRequest``, a blob's
+``InputStream``) and the ``Context`` among positional and keyword arguments,
+by shape (nothing is imported).
 
 Parent context (``NEXS_CONTEXT_PRECEDENCE``): ``headers`` are the request
 headers, or a message's application properties (``traceparent``, or Azure
@@ -20,8 +21,10 @@ Resource attributes: ``cloud.provider=azure``, ``cloud.platform=azure_functions`
 ``faas.name`` (``WEBSITE_SITE_NAME``), ``cloud.account.id`` and
 ``cloud.resource_id`` from ``WEBSITE_OWNER_NAME``/``WEBSITE_RESOURCE_GROUP``. Per
 invocation, ``faas.name`` is ``<app>/<function>`` as the conventions define for
-Azure, and ``faas.invocation_id`` the context's invocation id. The worker gives
-no deadline: `remaining_ms` is None.
+Azure, ``cloud.resource_id`` the invoked function's own id
+(``.../sites/<app>/functions/<function>``, as the FaaS span conventions ask;
+the resource keeps the app's), and ``faas.invocation_id`` the context's
+invocation id. The worker gives no deadline: `remaining_ms` is None.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object
 
 
 def _kind(value: object) -> str:
-    """``http``, ``servicebus``, ``eventhubs``, ``queue`` or ``other``, by shape."""
+    """By shape: ``servicebus``, ``eventhubs``, ``queue``, or ``http``/``timer``/``datasource``/``other``."""
     if isinstance(value, list) and value:
         return _kind(value[0])
     if hasattr(value, "method") and hasattr(value, "url") and hasattr(value, "get_body"):
@@ -103,6 +106,10 @@ def _kind(value: object) -> str:
         return "eventhubs"
     if hasattr(value, "dequeue_count") and hasattr(value, "pop_receipt"):
         return "queue"
+    if hasattr(value, "past_due"):  # func.TimerRequest
+        return "timer"
+    if hasattr(value, "uri") and hasattr(value, "length") and hasattr(value, "read"):  # a blob's InputStream
+        return "datasource"
     return "other"
 
 
@@ -117,8 +124,8 @@ def describe(event: object, context: object, settings: Settings) -> Trigger:
 
         request: Any = event
         trigger = http_trigger(str(request.method or ""), str(request.url or ""), request.headers)
-    elif kind == "other":
-        trigger = Trigger("other", SpanKind.SERVER)
+    elif kind in ("other", "timer", "datasource"):
+        trigger = Trigger(kind, SpanKind.SERVER)
     else:
         trigger = _messages(kind, event if isinstance(event, list) else [event])
     trigger.offer("host", _host(context))
@@ -211,7 +218,7 @@ def _messages(kind: str, messages: list[Any]) -> Trigger:
 
 
 def invocation_attributes(event: object, context: object, settings: Settings) -> dict[str, object]:
-    """The resource attributes plus ``faas.invocation_id`` and ``faas.name`` (``app/function``)."""
+    """The resource attributes plus ``faas.invocation_id``, and the function's ``faas.name`` and id."""
     attrs = resource_attributes(settings)
     invocation_id = getattr(context, "invocation_id", None)
     if isinstance(invocation_id, str) and invocation_id:
@@ -220,6 +227,8 @@ def invocation_attributes(event: object, context: object, settings: Settings) ->
     if isinstance(function, str) and function:
         site = settings.env("WEBSITE_SITE_NAME")
         attrs["faas.name"] = f"{site}/{function}" if site else function
+        if "cloud.resource_id" in attrs:
+            attrs["cloud.resource_id"] = f"{attrs['cloud.resource_id']}/functions/{function}"
     return attrs
 
 

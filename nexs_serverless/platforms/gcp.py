@@ -1,13 +1,17 @@
 """Google Cloud Functions / Cloud Run functions (``functions-framework``).
 
-Calls: an HTTP function receives a Flask request, a CloudEvent function a
-``CloudEvent`` (Pub/Sub push through Eventarc: the message with its
-attributes in ``data``), a legacy background function ``(data, context)``.
+Calls: an HTTP function receives a Flask request (a Starlette one under
+``functions_framework.aio``), a CloudEvent function a ``CloudEvent`` (Pub/Sub
+push through Eventarc: the message with its attributes in ``data``), a
+legacy background function ``(data, context)``; a decorated method gets
+``self`` first, so `split` finds them by shape, not by position.
 
 Parent context (``NEXS_CONTEXT_PRECEDENCE``): ``headers`` are the request
 headers, or for Pub/Sub the message attributes (OpenTelemetry SDKs write
-``traceparent``; Google's client libraries ``googclient_traceparent``) and
-the CloudEvent's Distributed Tracing extension (``traceparent``), read with
+``traceparent``; Google's client libraries ``googclient_traceparent``, used
+only when there is no ``traceparent``, the name the publisher's own
+propagator chose) over the CloudEvent's Distributed Tracing extension
+(``traceparent``), read with
 ``OTEL_PROPAGATORS``; ``host`` is ``X-Cloud-Trace-Context``, which Google's
 front end sets on every request, used when no configured format found one.
 
@@ -77,14 +81,31 @@ def resource_attributes(settings: Settings) -> dict[str, object]:
 
 
 def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object]:
-    """``fn(request)``, ``fn(cloud_event)`` or ``fn(data, context)``."""
+    """``fn(request)``, ``fn(cloud_event)`` or ``fn(data, context)``, after ``self`` for a method.
+
+    A request or CloudEvent is found wherever it is; a background event is the
+    argument before its context (``event_type``), so ``self`` is never taken
+    for the event.
+    """
+    values = (*args, *kwargs.values())
+    for value in values:
+        if _is_request(value) or callable(getattr(value, "get_attributes", None)):
+            return value, None
+    for index, value in enumerate(values):
+        if isinstance(getattr(value, "event_type", None), str):
+            return (values[index - 1] if index else kwargs.get("data")), value
     event = args[0] if args else next(iter(kwargs.values()), None)
     context = args[1] if len(args) > 1 else kwargs.get("context")
     return event, context
 
 
 def _is_request(event: object) -> bool:
-    return hasattr(event, "headers") and hasattr(event, "method") and hasattr(event, "environ")
+    """A Flask request (WSGI ``environ``) or a Starlette one (ASGI ``scope``, ``functions_framework.aio``)."""
+    return (
+        hasattr(event, "headers")
+        and hasattr(event, "method")
+        and (hasattr(event, "environ") or (hasattr(event, "url") and hasattr(event, "scope")))
+    )
 
 
 def _cloud_event_attributes(event: object) -> dict[str, object] | None:
@@ -119,11 +140,14 @@ def describe(event: object, context: object, settings: Settings) -> Trigger:
 def _http(request: Any, settings: Settings) -> Trigger:
     from ..triggers._web import http_trigger
 
+    client = getattr(request, "remote_addr", None)  # Flask; Starlette has client=(host, port)
+    if client is None:
+        client = getattr(getattr(request, "client", None), "host", None)
     trigger = http_trigger(
         str(getattr(request, "method", "") or ""),
         str(getattr(request, "url", "") or ""),
         request.headers,
-        client=getattr(request, "remote_addr", None),
+        client=client if isinstance(client, str) else None,
     )
     if "cloud_trace" not in settings.propagators and "gcp" not in settings.propagators:
         from ..propagation._carrier import get
@@ -137,14 +161,23 @@ def _http(request: Any, settings: Settings) -> Trigger:
 
 
 def _message_carrier(attributes: object, extensions: dict[str, object]) -> Headers:
-    """Pub/Sub message attributes over the CloudEvent's tracing extension; ``googclient_`` stripped."""
+    """Pub/Sub message attributes over the CloudEvent's tracing extension; ``googclient_`` stripped.
+
+    Both ``traceparent`` and ``googclient_traceparent`` may be set (an
+    OpenTelemetry propagator and Google's client library in one publisher):
+    the plain names win whatever the attributes' order, and the ``googclient_``
+    ones are then dropped, so a traceparent never meets another's tracestate.
+    """
     carrier = Headers()
     for key in ("traceparent", "tracestate"):
         value = extensions.get(key)
         if isinstance(value, str):
             carrier[key] = value
-    for key, value in headers_from(attributes).items():
-        carrier[key.removeprefix("googclient_")] = value
+    found = headers_from(attributes)
+    google = {key: value for key, value in found.items() if key.startswith("googclient_")}
+    carrier.update((key, value) for key, value in found.items() if key not in google)
+    if "traceparent" not in found:
+        carrier.update((key.removeprefix("googclient_"), value) for key, value in google.items())
     return carrier
 
 
@@ -186,27 +219,55 @@ def _cloud_event(attributes: dict[str, object], data: object) -> Trigger:
         )
         trigger.offer("headers", _incoming(_message_carrier(message.get("attributes"), attributes)))
         return trigger
-    trigger_kind = "datasource" if ".storage." in kind or ".firestore." in kind else "other"
+    trigger_kind = "datasource" if _is_datasource(kind) else "other"
     trigger = Trigger(trigger_kind, SpanKind.SERVER, name=kind or None, attributes=attrs)
     trigger.offer("headers", _incoming(_message_carrier(None, attributes)))
     return trigger
 
 
+def _is_datasource(event_type: str) -> bool:
+    """Cloud Storage, Firestore or Firebase Realtime Database, in CloudEvent or legacy names.
+
+    ``google.cloud.firestore.document.v1.written`` and the legacy
+    ``providers/cloud.firestore/eventTypes/document.write`` name the same
+    source, so ``/`` counts as a dot and whole name parts are matched.
+    """
+    dotted = f".{event_type.replace('/', '.')}."
+    return any(part in dotted for part in (".storage.", ".firestore.", ".firebase.database."))
+
+
 def _background(data: object, context: object) -> Trigger | None:
-    """A 1st-gen background function: ``(data, context)`` with ``context.event_type``."""
+    """A 1st-gen background function: ``(data, context)`` with ``context.event_type``.
+
+    Described as the same event's CloudEvent form is: a Pub/Sub message gets
+    its topic (from ``context.resource``) and id (``context.event_id``).
+    """
     from ..triggers import Trigger
 
     event_type = getattr(context, "event_type", None)
     if not isinstance(event_type, str):
         return None
     if "pubsub" in event_type:
+        resource = getattr(context, "resource", None)
+        name = resource.get("name") if isinstance(resource, dict) else resource
+        topic = name.rsplit("/topics/", 1)[-1] if isinstance(name, str) and "/topics/" in name else None
+        attrs: dict[str, object] = {
+            "messaging.system": "gcp_pubsub",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+        }
+        if topic:
+            attrs["messaging.destination.name"] = topic
+        message_id = getattr(context, "event_id", None)
+        if isinstance(message_id, str) and message_id:
+            attrs["messaging.message.id"] = message_id
         trigger = Trigger(
-            "pubsub", SpanKind.CONSUMER, name="process", attributes={"messaging.system": "gcp_pubsub"}
+            "pubsub", SpanKind.CONSUMER, name=f"process {topic}" if topic else "process", attributes=attrs
         )
         attributes = data.get("attributes") if isinstance(data, dict) else None
         trigger.offer("headers", _incoming(_message_carrier(attributes, {})))
         return trigger
-    return Trigger("datasource" if "storage" in event_type else "other", SpanKind.SERVER, name=event_type)
+    return Trigger("datasource" if _is_datasource(event_type) else "other", SpanKind.SERVER, name=event_type)
 
 
 def invocation_attributes(event: object, context: object, settings: Settings) -> dict[str, object]:

@@ -3,8 +3,8 @@
 Shared by the Google Cloud Functions (Flask request) and Azure Functions
 (``HttpRequest``) platforms: OpenTelemetry's HTTP server attributes from the
 method, URL and headers, the ``headers`` context candidate, and the response
-status (``status_code`` of a response object, or the second item of a
-``(body, status)`` tuple as Flask allows; 5xx sets status ERROR).
+status (``status_code`` of a response object, or what Flask makes of a
+returned tuple; 5xx sets status ERROR).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def http_trigger(method: str, url: str, headers: object, *, client: str | None =
         attrs["url.query"] = parts.query
     host = carrier.get("host") or parts.netloc
     if host:
-        name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+        name, port = _host_and_port(host)
         attrs["server.address"] = name or host
         if port.isdigit():
             attrs["server.port"] = int(port)
@@ -52,16 +52,49 @@ def http_trigger(method: str, url: str, headers: object, *, client: str | None =
     return trigger
 
 
+def _host_and_port(host: str) -> tuple[str, str]:
+    """``host[:port]`` split; an IPv6 literal comes bracketed (RFC 3986) and leaves without brackets."""
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        return name, rest[1:] if rest.startswith(":") else ""
+    if host.count(":") == 1:  # more than one colon: an unbracketed IPv6 address, no port to split off
+        name, _, port = host.rpartition(":")
+        return name, port
+    return host, ""
+
+
+def _status_code(status: object) -> int | None:
+    """A status as Flask takes one: an int (``HTTPStatus`` too) or text like ``"503 SERVICE UNAVAILABLE"``."""
+    if isinstance(status, bytes):
+        status = status.decode("latin-1")
+    if isinstance(status, str):
+        token = (status.split(None, 1) or [""])[0]
+        return int(token) if token.isdigit() else None
+    if isinstance(status, int) and not isinstance(status, bool):
+        return int(status)
+    return None
+
+
 def record_status(span: Span, result: object) -> None:
-    """The handler's HTTP status → ``http.response.status_code``; 5xx is an error."""
-    code = getattr(result, "status_code", None)
-    if code is None and isinstance(result, tuple) and len(result) >= 2:
-        code = result[1]
-    if code is None and isinstance(result, (str, bytes, dict, list)):
-        code = 200  # Flask turns a plain body into 200 OK
-    if isinstance(code, str) and code.isdigit():
-        code = int(code)
-    if type(code) is not int:
+    """The handler's HTTP status → ``http.response.status_code``; 5xx is an error.
+
+    A returned tuple is read as Flask reads it: ``(body, status, headers)``,
+    ``(body, status)``, or ``(body, headers)`` where the status is the body's own
+    (200 for a plain body), so the span shows the code the client got.
+    """
+    status: object = None
+    if isinstance(result, tuple) and len(result) in (2, 3):
+        body, second = result[0], result[1]
+        # Flask: a mapping or sequence in second place of a pair is the headers, not a status.
+        if len(result) == 3 or not (isinstance(second, (list, tuple)) or hasattr(second, "items")):
+            status = second
+        result = body
+    if status is None:
+        status = getattr(result, "status_code", None)
+    if status is None and isinstance(result, (str, bytes, dict, list)):
+        status = 200  # Flask turns a plain body into 200 OK
+    code = _status_code(status)
+    if code is None:
         return
     span.set_attribute("http.response.status_code", code)
     if code >= 500:
