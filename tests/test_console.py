@@ -81,3 +81,21 @@ def test_console_colours_only_when_asked() -> None:
 
     flush()
     assert "\x1b[1m" in stream.getvalue()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+def test_a_stray_surrogate_or_a_narrow_stream_never_costs_the_batch(encoding: str) -> None:
+    """A span name with a lone surrogate (from the environment's ``surrogateescape``) or a stream
+    that cannot write the tree's lines: written with replacements, SUCCESS (it failed the batch)."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding=encoding, errors="strict")
+    exporter = ConsoleExporter(stream=stream, color=False)
+    configure(exporters=[exporter])
+    with tracer.span("bad \udcff name"):
+        pass
+    from nexs_serverless import flush, stats
+
+    flush()
+    stream.flush()
+    assert b"name" in raw.getvalue()
+    assert "spans_dropped_serialization" not in stats()

@@ -251,3 +251,33 @@ def test_bad_size_in_the_environment_falls_back_with_one_warning(caplog: pytest.
     assert isinstance(exporter, FileExporter)
     assert exporter.max_bytes == 10 * 1024 * 1024
     assert [r.getMessage() for r in caplog.records if "NEXS_FILE_MAX_BYTES" in r.getMessage()]
+
+
+_READ_ONLY_SCRIPT = """
+import sys
+sys.path[:0] = [sys.argv[2], sys.argv[2] + "/support"]
+from support.spans import make_spans
+from nexs_serverless.exporters.errors import ExportError
+from nexs_serverless.exporters.file import FileExporter
+try:
+    FileExporter(sys.argv[1]).send(make_spans(1), 1.0)
+except ExportError as exc:
+    print(exc.error_class)
+"""
+
+
+def test_a_read_only_file_system_is_an_auth_failure(tmp_path: Path) -> None:
+    """EROFS (Lambda's /var/task for a relative NEXS_FILE_PATH) will never be written: AUTH, not
+    retried (it was SERVER: backoff sleeps in every flush until the breaker opened)."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    tests = str(Path(__file__).parent)
+    child = f"{sys.executable} -c '{_READ_ONLY_SCRIPT}' {mount}/spans.jsonl {tests}"
+    script = f"mount -t tmpfs -o ro none {mount} && {child}"
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    if done.returncode != 0 and "unshare" in done.stderr + done.stdout:
+        pytest.skip(f"no private mount namespace here: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ErrorClass.AUTH

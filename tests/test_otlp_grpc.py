@@ -273,3 +273,37 @@ def test_mutual_tls_sends_the_client_certificate(tmp_path: Path) -> None:
         mutual.shutdown()
         anonymous.shutdown()
         server.stop(None)
+
+
+def test_headers_grpc_refuses_are_left_out_and_the_rest_sent(
+    collector: tuple[Collector, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A header gRPC would refuse on every call (a '+' in its name, a non-ASCII value) is left out and
+    named once; a '-bin' header goes as bytes. Before, every export failed, spans were carried over
+    and resent forever, and nothing named the setting."""
+    import logging
+
+    servicer, endpoint = collector
+    headers = {"api+key": "abc", "x-tok": "café", "x-trace-bin": "abc", "x-tenant": "t1"}
+    with caplog.at_level(logging.WARNING, logger="nexs_serverless"):
+        otlp = OTLPGrpcExporter(endpoint=endpoint, headers=headers)
+    try:
+        assert otlp.send(make_spans(1), 5.0) == 0
+    finally:
+        otlp.shutdown()
+    assert servicer.names() == ["span-0"]
+    assert servicer.metadata[0]["x-tenant"] == "t1"
+    assert "api+key" not in servicer.metadata[0]
+    assert "x-tok" not in servicer.metadata[0]
+    warnings = " ".join(record.getMessage() for record in caplog.records)
+    assert "'api+key'" in warnings
+    assert "'x-tok'" in warnings
+
+
+def test_an_unreadable_certificate_names_the_setting_and_is_not_retried(tmp_path: Path) -> None:
+    """A TLS file that cannot be read is a setting to fix (AUTH), not a network failure to retry."""
+    otlp = OTLPGrpcExporter(endpoint="https://127.0.0.1:4317", certificate=str(tmp_path / "missing.pem"))
+    with pytest.raises(ExportError) as caught:
+        otlp.send(make_spans(1), 1.0)
+    assert caught.value.error_class == ErrorClass.AUTH
+    assert "OTEL_EXPORTER_OTLP_CERTIFICATE" in str(caught.value)

@@ -249,7 +249,19 @@ def test_the_two_address_form_picks_the_udp_address(
     assert len(daemon.receive()) == 1
 
 
-@pytest.mark.parametrize("address", ["localhost", "host:port", "a:1 b:2", "udp:h:0", ""])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "localhost",
+        "host:port",
+        "a:1 b:2",
+        "udp:h:0",
+        "",
+        "tcp:127.0.0.1:2000",
+        "127.0.0.1:2000:2000",
+        "::1:2000",
+    ],
+)
 def test_parse_daemon_address_rejects_malformed_values(address: str) -> None:
     """Anything but host:port (or the tcp/udp pair) is refused."""
     with pytest.raises(ValueError, match=r"expected|no udp"):
@@ -382,3 +394,17 @@ def test_a_lambda_root_continuing_a_w3c_caller_is_a_segment_of_the_caller_trace(
     assert root["trace_id"] == "1-0af76519-16cd43dd8448eb211c80319c"
     assert root["parent_id"] == "b7ad6b7169203331"
     assert "type" not in root
+
+
+def test_one_address_may_name_its_protocol_and_ipv6_is_bracketed() -> None:
+    """``udp:host:port`` alone names the daemon (before, the host read as ``udp:127.0.0.1``)."""
+    assert parse_daemon_address("udp:127.0.0.1:2000") == ("127.0.0.1", 2000)
+    assert parse_daemon_address("[::1]:2000") == ("::1", 2000)
+
+
+def test_a_host_name_the_codec_refuses_is_a_network_failure(make_exporter: type[XRayExporter]) -> None:
+    """``a..b`` makes the name lookup raise UnicodeError: a NETWORK failure, not an escaped error."""
+    exporter = make_exporter(daemon_address="a..b:2000")
+    with pytest.raises(ExportError) as caught:
+        exporter.send([make_span()], 1.0)
+    assert caught.value.error_class == ErrorClass.NETWORK

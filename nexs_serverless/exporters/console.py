@@ -61,7 +61,12 @@ class ConsoleExporter:
         """Write the tree of `spans`."""
         stream = self._stream or sys.stdout
         color = self._color if self._color is not None else _isatty(stream)
-        stream.write(format_trees(spans, verbose=self._verbose, color=color))
+        text = format_trees(spans, verbose=self._verbose, color=color)
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:  # a stray surrogate, or a stream that cannot write the tree's lines
+            encoding = getattr(stream, "encoding", None) or "utf-8"
+            stream.write(text.encode(encoding, "replace").decode(encoding, "replace"))
         stream.flush()
         return ExportResult.SUCCESS
 

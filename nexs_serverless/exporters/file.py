@@ -23,6 +23,7 @@ Environment (read from the settings snapshot by `from_settings`):
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -106,6 +107,8 @@ class FileExporter:
                 raise ExportError(ErrorClass.AUTH, f"{self.path}: {exc}") from exc
             except OSError as exc:
                 self._close()
+                if exc.errno == errno.EROFS:  # Lambda's /var/task: writing will never work here
+                    raise ExportError(ErrorClass.AUTH, f"{self.path}: {exc}") from exc
                 raise ExportError(ErrorClass.SERVER, f"{self.path}: {exc}") from exc
 
     def _write(self, lines: list[bytes]) -> None:

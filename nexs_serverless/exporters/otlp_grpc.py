@@ -80,7 +80,7 @@ class OTLPGrpcExporter:
         self.secure = scheme == "https"
         self.timeout_s = float(timeout_s)
         self.compression = compression
-        self.metadata = tuple((str(k).lower(), str(v)) for k, v in (headers or {}).items())
+        self.metadata = _metadata(headers or {})
         self._tls_files = (certificate, client_certificate, client_key)
         self._lock = threading.Lock()
         self._channel: object = None
@@ -164,10 +164,50 @@ class OTLPGrpcExporter:
 
 
 def _read(path: str | None) -> bytes | None:
+    """A TLS file's bytes; a file that cannot be read is a setting to fix, not a network failure."""
     if not path:
         return None
-    with open(path, "rb") as handle:
-        return handle.read()
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ExportError(
+            ErrorClass.AUTH,
+            f"cannot read the TLS file {path!r} (OTEL_EXPORTER_OTLP_CERTIFICATE, _CLIENT_CERTIFICATE or "
+            f"_CLIENT_KEY): {exc.strerror or exc}",
+        ) from None
+
+
+# gRPC metadata keys: lower-case letters, digits and "-_."; values printable ASCII (binary values
+# under a "-bin" key). gRPC refuses any other pair on every call, so such a header would fail
+# every export; it is left out and named once instead.
+_KEY_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def _metadata(headers: Mapping[str, str]) -> tuple[tuple[str, str | bytes], ...]:
+    pairs: list[tuple[str, str | bytes]] = []
+    for raw_key, raw_value in headers.items():
+        key, value = str(raw_key).lower(), str(raw_value)
+        if not key or not _KEY_CHARACTERS.issuperset(key) or key.startswith("grpc-"):
+            _refuse(key, "its name is not a gRPC metadata key")
+        elif key.endswith("-bin"):
+            pairs.append((key, value.encode("utf-8")))
+        elif not (value.isascii() and value.isprintable()):
+            _refuse(key, "its value is not printable ASCII (gRPC takes such values under a '-bin' key)")
+        else:
+            pairs.append((key, value))
+    return tuple(pairs)
+
+
+def _refuse(key: str, why: str) -> None:
+    from .. import _guard as guard
+
+    guard.warn_once(
+        "grpc_header:" + key,
+        "nexs_serverless: OTEL_EXPORTER_OTLP_HEADERS: header %r left out of gRPC calls: %s",
+        key,
+        why,
+    )
 
 
 def _classify_rpc(exc: Exception) -> ExportError:

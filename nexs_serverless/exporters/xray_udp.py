@@ -60,9 +60,16 @@ def parse_daemon_address(value: str) -> tuple[str, int]:
         text = chosen[0][4:]
     elif len(parts) != 1:
         raise ValueError(f"expected host:port, got {value!r}")
+    elif text.lower().startswith("udp:"):  # one address, with its protocol named
+        text = text[4:]
+    elif text.lower().startswith("tcp:"):
+        raise ValueError(f"no udp: address in {value!r}")
     host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
+    # A colon left in the host is a second port or an IPv6 address written without brackets.
+    valid_port = port.isdigit() and 0 < int(port) < 65536
+    if not sep or not host or (":" in host and not bracketed) or not valid_port:
         raise ValueError(f"expected host:port, got {value!r}")
     return host, int(port)
 
@@ -108,7 +115,7 @@ class DaemonSender:
                 return sock, target
             try:
                 family, _, _, _, address = _socket.getaddrinfo(self.host, self.port, 0, _socket.SOCK_DGRAM)[0]
-            except OSError as exc:
+            except (OSError, UnicodeError) as exc:  # UnicodeError: a name the IDNA codec refuses (a..b)
                 from .errors import ErrorClass, ExportError  # failure path only: off the cold start
 
                 raise ExportError(ErrorClass.NETWORK, f"cannot resolve {self.host}: {exc!r}") from exc
