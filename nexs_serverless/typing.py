@@ -10,11 +10,13 @@ path imports it at run time; the package refers to it under
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .attributes import AttributeValue
 from .exporters.base import ExportResult
 from .model import Event, InstrumentationScope, Link, Resource, SpanContext
+
+if TYPE_CHECKING:  # `attributes` defines the alias for type checkers only (it costs `typing` at run time)
+    from .attributes import AttributeValue
 
 __all__ = ["ReadableSpan", "Sampler", "SpanExporter", "SpanSink"]
 

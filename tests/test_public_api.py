@@ -180,3 +180,23 @@ def test_the_context_variables_load_with_the_first_span(parent: str) -> None:
     else:
         assert result["outer"][1:] == [0, False]
         assert result["outer"][0] != 0
+
+
+def test_the_protocols_module_imports_as_its_docstring_shows() -> None:
+    """``from nexs_serverless.typing import ReadableSpan, SpanExporter`` works at run time (it raised
+    ImportError: the attribute alias it imported exists for type checkers only), and our exporters
+    satisfy the protocol."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from nexs_serverless.typing import ReadableSpan, SpanExporter\n"
+            "from nexs_serverless.exporters import InMemoryExporter\n"
+            "assert isinstance(InMemoryExporter(), SpanExporter)\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
