@@ -65,3 +65,23 @@ def test_wrong_parent(nexs_spans):
         ]
     )
     result.stdout.no_fnmatch_line("*recorder.py*")  # helper frames are hidden from the traceback
+
+
+def test_reset_starts_every_counter_at_zero() -> None:
+    """After `reset`, `stats()` has no count left from earlier work, the pool's included (its hits
+    and recycles carried over before, though the docs promise counters start at zero)."""
+    from nexs_serverless import stats, traced_handler
+    from nexs_serverless.exporters import InMemoryExporter
+    from nexs_serverless.testing import LambdaContext, reset
+
+    reset(exporters=[InMemoryExporter()])
+
+    @traced_handler
+    def handler(event: object, context: object) -> str:
+        return "ok"
+
+    for _ in range(3):
+        handler({}, LambdaContext())
+    reset(exporters=[InMemoryExporter()])
+    counts = {name: value for name, value in stats().items() if name != "pool_free" and value}
+    assert counts == {}

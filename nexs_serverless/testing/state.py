@@ -7,6 +7,7 @@ import sys
 
 from .. import _guard, _stats
 from ..handler import process
+from ..pool import SpanPool
 from ..runtime import configure, runtime
 from .recorder import SpanRecorder
 
@@ -27,6 +28,7 @@ def reset(*, environ: Mapping[str, str] | None = None, exporters: list[object] |
     """
     runtime.buffer.drop_all()
     _stats.reset()
+    runtime.pool = SpanPool(runtime.pool.size)  # its hit, miss and recycle counts start at zero too
     _guard.forget()
     process.reset()
     configure(exporters=exporters, environ=environ if environ is not None else {})
