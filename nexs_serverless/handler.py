@@ -92,6 +92,10 @@ class Options:
             raise ValueError(f"flush_timeout_ms must be a positive int, got {flush_timeout_ms!r}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"name must be a non-empty str, got {name!r}")
+        # Capture is a privacy choice: "false" is a truthy string, so only True, False or None.
+        for option, value in (("capture_response", capture_response), ("capture_event", capture_event)):
+            if value is not None and type(value) is not bool:
+                raise ValueError(f"{option} must be True, False or None, got {value!r}")
         self.name = name
         self.capture_response = capture_response
         self.capture_event = capture_event
@@ -145,7 +149,17 @@ def traced_handler(
     """
     options = Options(name, capture_response, capture_event, flush_timeout_ms)
     if fn is None:
-        return lambda f: _decorate(f, options)
+        return lambda f: _decorate_any(f, options)
+    decorated: Callable[P, R] = _decorate_any(fn, options)
+    return decorated
+
+
+def _decorate_any(fn: Any, options: Options) -> Any:
+    """`_decorate`, keeping a ``staticmethod`` or ``classmethod`` one (``@traced_handler`` above it)."""
+    if isinstance(fn, (staticmethod, classmethod)):
+        return type(fn)(_decorate(fn.__func__, options))
+    if not callable(fn):
+        raise ValueError(f"traced_handler decorates a callable, got {fn!r}")
     return _decorate(fn, options)
 
 
@@ -178,8 +192,8 @@ def _is_async(fn: object) -> bool:
     ``__call__`` is one.
     """
     target = fn
-    while isinstance(target, functools.partial):
-        target = target.func
+    while isinstance(target, (functools.partial, staticmethod, classmethod)):
+        target = target.func if isinstance(target, functools.partial) else target.__func__
     code = getattr(target, "__code__", None)
     if code is None:
         call = type(target).__call__ if callable(target) else None

@@ -328,19 +328,27 @@ def configure(
     Raises:
         ConfigError: for a value that cannot be used.
     """
+    if environ is not None and not _is_text_mapping(environ):
+        raise config.ConfigError("configure(environ=...) takes a mapping of str to str")
     base = config.from_env(environ)
     changes: dict[str, object] = {}
+    hour_ms = 3_600_000  # as the environment's NEXS_FLUSH_TIMEOUT_MS and NEXS_TIMEOUT_GUARD_MS
     checks: tuple[tuple[str, object, Callable[[Any], bool]], ...] = (
         ("service_name", service_name, lambda v: isinstance(v, str) and bool(v)),
         ("pool_size", pool_size, lambda v: _is_int(v, 0)),
         ("max_buffered_spans", max_buffered_spans, lambda v: _is_int(v, 1)),
-        ("flush_timeout_ms", flush_timeout_ms, lambda v: _is_int(v, 1)),
-        ("timeout_guard_ms", timeout_guard_ms, lambda v: _is_int(v, 0)),
+        ("flush_timeout_ms", flush_timeout_ms, lambda v: _is_int(v, 1) and v <= hour_ms),
+        ("timeout_guard_ms", timeout_guard_ms, lambda v: _is_int(v, 0) and v <= hour_ms),
         ("capture_event", capture_event, lambda v: isinstance(v, bool)),
         ("capture_response", capture_response, lambda v: isinstance(v, bool)),
         ("disabled", disabled, lambda v: isinstance(v, bool)),
         ("sampler", sampler, lambda v: v in config.SAMPLER_NAMES),
-        ("sampler_arg", sampler_arg, lambda v: isinstance(v, (int, float)) and 0 <= v <= 1),
+        (
+            "sampler_arg",
+            sampler_arg,
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
+        ),
+        ("resource_attributes", resource_attributes, _is_attribute_mapping),
     )
     for name, value, check in checks:
         if value is None:
@@ -352,10 +360,27 @@ def configure(
         changes["resource_attributes"] = {**base.resource_attributes, **dict(resource_attributes)}
     settings = base.replace(**changes)
     if exporters is not _UNSET:
-        if exporters is not None and not _is_exporter_list(exporters):
-            raise config.ConfigError("configure(exporters=...) takes a list of exporter objects")
-        runtime.set_exporters(exporters)  # type: ignore[arg-type]
+        if exporters is not None:
+            if isinstance(exporters, (str, bytes)) or not hasattr(exporters, "__iter__"):
+                raise config.ConfigError("configure(exporters=...) takes a list of exporter objects")
+            exporters = list(exporters)  # once: a generator can be read once
+            if not _is_exporter_list(exporters):
+                raise config.ConfigError("configure(exporters=...) takes a list of exporter objects")
+        runtime.set_exporters(exporters)
     runtime.apply(settings)
+
+
+def _is_text_mapping(value: object) -> bool:
+    items = getattr(value, "items", None)
+    return callable(items) and all(type(k) is str and type(v) is str for k, v in items())
+
+
+def _is_attribute_mapping(value: object) -> bool:
+    """Resource attributes: str keys, values of the attribute types (no arbitrary objects)."""
+    items = getattr(value, "items", None)
+    return callable(items) and all(
+        type(k) is str and k and isinstance(v, (str, bool, int, float)) for k, v in items()
+    )
 
 
 def _is_int(value: object, minimum: int) -> bool:

@@ -193,3 +193,21 @@ def test_the_environment_snapshot_is_what_os_environ_holds(monkeypatch: pytest.M
     assert snapshot == dict(os.environ)
     assert snapshot["NEXS_TEST_SNAPSHOT"] == "größe ✓"
     assert load()[0].environ == snapshot
+
+
+def test_configure_reads_an_exporter_generator_once_and_refuses_odd_arguments() -> None:
+    """A generator of exporters is kept (its items were used up by the check before); resource
+    attributes, environ and durations are checked as the environment's are."""
+    memory = InMemoryExporter()
+    configure(exporters=(exporter for exporter in [memory]))
+    assert runtime.exporters()[0].inner is memory  # type: ignore[attr-defined]
+    for bad in (
+        {"resource_attributes": {"k": object()}},
+        {"resource_attributes": {1: "v"}},
+        {"environ": {"OTEL_SERVICE_NAME": 1}},
+        {"sampler_arg": True},
+        {"flush_timeout_ms": 10**20},
+        {"timeout_guard_ms": 10**20},
+    ):
+        with pytest.raises(ConfigError):
+            configure(**bad)  # type: ignore[arg-type]

@@ -810,3 +810,46 @@ def test_warm_invocations_reuse_their_root_records(exporter: InMemoryExporter) -
         handler({}, LambdaContext())
     assert runtime.pool.misses - misses <= 1
     assert runtime.pool.recycled - recycled >= 190
+
+
+def test_a_decorated_method_reads_the_event_and_context_after_self(exporter: InMemoryExporter) -> None:
+    """``def handle(self, event, context)``: the same root as for a function (it took `self` for the
+    event: trigger `other`, no FaaS attributes, the caller's context lost)."""
+
+    class Handler:
+        @traced_handler
+        def handle(self, event: object, context: object) -> str:
+            return "ok"
+
+    assert Handler().handle(API_V1, LambdaContext(aws_request_id="req-1")) == "ok"
+    attributes = _root(exporter).attributes
+    assert (attributes["faas.trigger"], attributes["faas.invocation_id"]) == ("http", "req-1")
+
+
+@pytest.mark.parametrize("option", ["capture_event", "capture_response"])
+def test_capture_options_must_be_booleans(option: str) -> None:
+    """``capture_event="false"`` is a truthy string: refused at decoration, never capturing."""
+    with pytest.raises(ValueError, match=option):
+        traced_handler(**{option: "false"})  # type: ignore[call-overload]
+
+
+def test_static_and_class_methods_are_decorated_as_such(exporter: InMemoryExporter) -> None:
+    """``@traced_handler`` above ``@staticmethod`` keeps a staticmethod (it became a plain function
+    that bound `self`), and an async one is traced as async (its root ended before it ran)."""
+
+    class Service:
+        @traced_handler
+        @staticmethod
+        def handle(event: object, context: object) -> str:
+            return "sync"
+
+        @traced_handler
+        @staticmethod
+        async def handle_async(event: object, context: object) -> str:
+            await asyncio.sleep(0.01)
+            return "async"
+
+    assert Service().handle({}, LambdaContext()) == "sync"
+    assert asyncio.run(Service.handle_async({}, LambdaContext())) == "async"
+    slow = exporter.get_finished_spans()[-1]
+    assert (slow.end_ns - slow.start_ns) >= 5_000_000  # the root covered the awaited 10 ms

@@ -302,3 +302,33 @@ def test_our_span_under_a_local_sdk_span_has_a_local_parent(sdk_sampled: bool) -
     assert ours.parent_is_remote is False
     flush()
     assert [span.name for span in exporter.get_finished_spans()] == (["ours"] if sdk_sampled else [])
+
+
+def test_an_exception_leaving_a_start_span_block_is_recorded_as_the_sdk_records_it(
+    spans: InMemoryExporter,
+) -> None:
+    """``with tracer.start_span(...)`` (not only ``start_as_current_span``): ERROR and an
+    ``exception`` event, unless `start_span` was told not to; the API's own ``__exit__`` only ended."""
+    otel = NexsTracerProvider().get_tracer("lib")
+    with pytest.raises(ValueError, match="boom"), otel.start_span("recorded"):
+        raise ValueError("boom")
+    with (
+        pytest.raises(ValueError, match="quiet"),
+        otel.start_span("not-recorded", record_exception=False, set_status_on_exception=False),
+    ):
+        raise ValueError("quiet")
+    finished = finish(spans)
+    recorded, quiet = finished["recorded"], finished["not-recorded"]
+    assert recorded.status_code == StatusCode.ERROR
+    assert [event.name for event in recorded.events] == ["exception"]
+    assert recorded.events[0].attributes["exception.escaped"] == "True"
+    assert (quiet.status_code, quiet.events) == (StatusCode.UNSET, ())
+
+
+def test_the_provider_force_flush_exports_what_has_ended(spans: InMemoryExporter) -> None:
+    """``provider.force_flush()`` (OpenTelemetry's Lambda instrumentation calls it before returning)
+    exports the ended spans; the provider had none, so they waited while Lambda froze the process."""
+    provider = NexsTracerProvider()
+    provider.get_tracer("lib").start_span("ended").end()
+    assert provider.force_flush(1000) is True
+    assert [span.name for span in spans.get_finished_spans()] == ["ended"]

@@ -21,6 +21,7 @@ from .bridge import to_our_context, to_ours
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
+    from types import TracebackType
 
     from opentelemetry.context import Context
     from opentelemetry.util import types
@@ -55,9 +56,30 @@ def otel_context(span: Span | SpanContext, *, remote: bool = False) -> trace.Spa
 class SpanAdapter(trace.Span):
     """One of our spans, seen through OpenTelemetry's ``Span`` interface."""
 
-    def __init__(self, span: Span) -> None:
+    def __init__(
+        self, span: Span, record_exception: bool = True, set_status_on_exception: bool = True
+    ) -> None:
         self.span = span
         self._context: trace.SpanContext | None = None
+        self._record_exception = record_exception
+        self._set_status_on_exception = set_status_on_exception
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """End the span; an exception leaving the block is recorded and sets ERROR, as the SDK does.
+
+        (The API's own `Span.__exit__` only ends, so ``with tracer.start_span(...)`` lost them.)
+        """
+        if exc_val is not None and self.is_recording():
+            if self._record_exception:
+                self.record_exception(exc_val, escaped=True)
+            if self._set_status_on_exception:
+                self.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        self.end()
 
     def get_span_context(self) -> trace.SpanContext:
         """The span's ids, flags and trace state."""
@@ -179,7 +201,7 @@ class NexsTracer(trace.Tracer):
             start_ns=start_time,
             parent=parent,
         )
-        return SpanAdapter(span)
+        return SpanAdapter(span, record_exception, set_status_on_exception)
 
     @_agnosticcontextmanager
     def start_as_current_span(
@@ -217,3 +239,18 @@ class NexsTracerProvider(trace.TracerProvider):
     ) -> trace.Tracer:
         """A tracer for one instrumentation library."""
         return NexsTracer(instrumenting_module_name, instrumenting_library_version)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Export what has ended, within `timeout_millis`, as the SDK's provider does.
+
+        OpenTelemetry's Lambda instrumentation calls it before its handler returns; without
+        it the spans waited in the buffer while Lambda froze the process.
+        """
+        from ..flushing import flush
+
+        flush(float(timeout_millis), reason="otel_force_flush")
+        return True
+
+    def shutdown(self) -> None:
+        """Export what has ended (the process is about to go)."""
+        self.force_flush()

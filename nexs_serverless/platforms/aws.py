@@ -52,7 +52,13 @@ def resource_attributes(settings: Settings) -> dict[str, object]:
 
 
 def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object]:
-    """``handler(event, context)``: the event and the Lambda context object."""
+    """``handler(event, context)``: the event and the Lambda context object.
+
+    A decorated method (``self, event, context``) has one argument more: the
+    event and the context are then the last two.
+    """
+    if len(args) > 2:
+        return args[-2], args[-1]
     event = args[0] if args else kwargs.get("event")
     context = args[1] if len(args) > 1 else kwargs.get("context")
     return event, context
