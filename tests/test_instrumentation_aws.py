@@ -650,3 +650,70 @@ print(sorted(span.name for span in exporter.get_finished_spans()))
     assert before == "[]"
     assert "nexs_serverless.instrumentation.botocore_hooks" in after
     assert "SQS.ListQueues" in names
+
+
+def test_a_wrapper_stacked_on_the_stand_in_does_not_loop(endpoint: str, spans: InMemoryExporter) -> None:
+    """Another library wrapping ``_make_api_call`` after the first invocation put our stand-in
+    there (the X-Ray SDK's ``patch``, a wrapt wrapper): every later call recursed for ever."""
+    import botocore.client
+
+    instrumentation.uninstrument("botocore", "urllib3")
+    instrumentation.auto_install(runtime.settings)  # the stand-in, as at the first invocation
+    owner = botocore.client.BaseClient
+    ours = owner._make_api_call
+
+    def theirs(self: Any, *args: Any, **kwargs: Any) -> Any:  # what a later patch installs
+        return ours(self, *args, **kwargs)
+
+    owner._make_api_call = theirs  # type: ignore[method-assign]
+    try:
+        sqs = client("sqs", endpoint)
+        assert sqs.list_queues()["ResponseMetadata"]["HTTPStatusCode"] == 200  # installs ours for real
+        with tracer.span("handler"):  # then through ours, theirs, the stand-in: to the original
+            assert sqs.list_queues()["ResponseMetadata"]["HTTPStatusCode"] == 200
+    finally:
+        instrumentation.uninstrument("botocore")
+        owner._make_api_call = ours.__wrapped__ if hasattr(ours, "__wrapped__") else ours  # type: ignore[method-assign]
+    assert "ListQueues" in {span.attributes.get("rpc.method") for span in finish(spans)}
+
+
+def test_put_events_without_a_detail_stays_without_one(endpoint: str, spans: InMemoryExporter) -> None:
+    """An entry with no ``Detail`` is sent as it was (a ``Detail: None`` made up here failed botocore's
+    validation, so the user's call raised)."""
+    events = client("events", endpoint)
+    entries = [{"Source": "orders", "DetailType": "placed"}]
+    untraced = events.put_events(Entries=entries)
+    with tracer.span("handler"):
+        traced = events.put_events(Entries=entries)  # raised ParamValidationError before
+    assert traced["FailedEntryCount"] == untraced["FailedEntryCount"]
+
+
+def test_a_record_at_the_kinesis_limit_has_no_carrier(endpoint: str, spans: InMemoryExporter) -> None:
+    """A 1 MiB record (data and partition key) has no room for the carrier: sent unchanged, counted."""
+    from nexs_serverless import stats
+
+    kinesis = client("kinesis", endpoint)
+    kinesis.create_stream(StreamName="limit", ShardCount=1)
+    key = "k"
+    data = b'{"blob": "' + b"x" * (1024 * 1024 - len(key) - 12) + b'"}'
+    assert len(data) + len(key) == 1024 * 1024
+    with tracer.span("handler"):
+        answer = kinesis.put_records(StreamName="limit", Records=[{"Data": data, "PartitionKey": key}])
+    assert answer["FailedRecordCount"] == 0
+    assert stats()["carrier_skipped_size"] == 1
+
+
+def test_dynamodb_spans_name_the_system_and_every_table(endpoint: str, spans: InMemoryExporter) -> None:
+    """``db.system`` on every DynamoDB span; a batch names its tables too."""
+    dynamodb = client("dynamodb", endpoint)
+    dynamodb.create_table(
+        TableName="orders",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    with tracer.span("handler"):
+        dynamodb.batch_write_item(RequestItems={"orders": [{"PutRequest": {"Item": {"id": {"S": "1"}}}}]})
+    batch = by_name(finish(spans), "DynamoDB.BatchWriteItem")
+    assert batch.attributes["db.system"] == "dynamodb"
+    assert tuple(batch.attributes["aws.dynamodb.table_names"]) == ("orders",)

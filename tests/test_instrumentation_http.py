@@ -314,3 +314,27 @@ def test_an_ipv6_host_is_written_in_brackets(spans: InMemoryExporter) -> None:
     attributes = client_span(finish(spans)).attributes
     assert attributes["url.full"] == f"http://[::1]:{port}/a?b=1"
     assert (attributes["server.address"], attributes["server.port"]) == ("::1", port)
+
+
+def test_a_log_call_naming_trace_id_itself_keeps_working_and_its_value(spans: InMemoryExporter) -> None:
+    """``extra={"trace_id": ...}`` or a LoggerAdapter's ``span_id``: the call logs with the caller's
+    value (Logger.makeRecord raised KeyError into the caller once our factory had set them)."""
+    import io
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s %(trace_id)s %(span_id)s"))
+    log = logging.getLogger("nexs.test.extra")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        with tracer.span("handler") as span:
+            log.info("a", extra={"trace_id": "from-app"})
+            logging.LoggerAdapter(log, {"span_id": "from-adapter"}).info("b")
+        log.info("c", extra={"trace_sampled": "no span here"})
+    finally:
+        log.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == f"a from-app {span.span_id:016x}"
+    assert lines[1] == f"b {span.trace_id:032x} from-adapter"
+    assert lines[2] == "c None None"

@@ -93,15 +93,22 @@ def _stand_in(name: str) -> None:
         return  # installed already (`instrument` before the first invocation), or waiting
 
     def stand_in(self: object, *args: object, **kwargs: object) -> object:
+        on_top = False
         with _stand_in_lock:
             entry = _standing_in.get(name)
             if entry is not None and entry[3] is stand_in:  # the first call: install for real
+                on_top = getattr(owner, method) is stand_in
                 _remove_stand_in(name)
                 try:
                     importlib.import_module(_INSTRUMENTATIONS[name][0]).install()
                 except Exception as exc:
                     guard.report(f"instrument:{name}", exc)
-        return getattr(owner, method)(self, *args, **kwargs)  # the wrapper now, or the original
+        if on_top:  # nobody wrapped the stand-in: our wrapper, just installed, around the original
+            return getattr(owner, method)(self, *args, **kwargs)
+        # Another library wrapped the stand-in after we put it there (the X-Ray SDK's patch, a
+        # wrapt wrapper): our wrapper now sits above theirs, which calls this; going back to the
+        # method on the class would go round that loop for ever.
+        return original(self, *args, **kwargs)
 
     stand_in.__wrapped__ = original  # type: ignore[attr-defined]
     _standing_in[name] = (owner, method, original, stand_in)

@@ -97,8 +97,11 @@ def describe(service: str, operation: str, params: dict[str, Any]) -> tuple[str,
         arn = params.get("stateMachineArn")
         if isinstance(arn, str):
             attrs["aws.step_functions.state_machine.arn"] = arn
-    elif service == "DynamoDB" and isinstance(params.get("TableName"), str):
-        attrs["aws.dynamodb.table_names"] = [params["TableName"]]
+    elif service == "DynamoDB":
+        attrs["db.system"] = "dynamodb"
+        tables = _dynamodb_tables(params)
+        if tables:
+            attrs["aws.dynamodb.table_names"] = tables
     elif service == "S3":
         for key, name in (("Bucket", "aws.s3.bucket"), ("Key", "aws.s3.key")):
             if isinstance(params.get(key), str):
@@ -139,8 +142,30 @@ def _with_attributes(existing: object, headers: dict[str, str], typed: str) -> d
     return attributes if added else None
 
 
-def _payload(document: object, headers: dict[str, str]) -> object:
-    """`document` (a JSON-object text, bytes or dict) with the ``_nexs`` carrier; else unchanged."""
+def _payload(document: object, headers: dict[str, str], limit: int | None = None) -> object:
+    """`document` (a JSON-object text, bytes or dict) with the ``_nexs`` carrier; else unchanged.
+
+    `limit`: the service's size limit for it, in bytes: a document the carrier would push
+    past it is sent as it was (counted: ``carrier_skipped_size``), the user's call untouched.
+    """
+    carried = _with_carrier(document, headers)
+    if limit is not None and carried is not document and _size(carried) > limit:
+        from .. import _stats as stats
+
+        stats.incr("carrier_skipped_size")
+        return document
+    return carried
+
+
+def _size(document: object) -> int:
+    if isinstance(document, (bytes, bytearray)):
+        return len(document)
+    if isinstance(document, str):
+        return len(document.encode("utf-8", "surrogatepass"))
+    return len(json.dumps(document, separators=(",", ":"), default=str).encode("utf-8"))
+
+
+def _with_carrier(document: object, headers: dict[str, str]) -> object:
     if not current().payload_injection:
         return document
     from ..triggers._messages import json_object
@@ -166,6 +191,33 @@ def _payload(document: object, headers: dict[str, str]) -> object:
     if data[end : end + 1] != b"}":
         return document
     return data[:end] + member.encode("ascii") + data[end:]
+
+
+def _dynamodb_tables(params: dict[str, Any]) -> list[str]:
+    """The tables a call names: ``TableName``, a batch's ``RequestItems``, a transaction's items."""
+    if isinstance(params.get("TableName"), str):
+        return [params["TableName"]]
+    items = params.get("RequestItems")
+    if isinstance(items, dict):
+        return sorted(name for name in items if isinstance(name, str))
+    tables: set[str] = set()
+    for item in params.get("TransactItems") or ():
+        if isinstance(item, dict):
+            for action in item.values():
+                if isinstance(action, dict) and isinstance(action.get("TableName"), str):
+                    tables.add(action["TableName"])
+    return sorted(tables)
+
+
+# The services' size limits for what the carrier is added to (AWS quotas).
+_KINESIS_RECORD_BYTES = 1024 * 1024  # data blob and partition key together
+_EVENTBRIDGE_ENTRY_BYTES = 256 * 1024
+_SFN_INPUT_BYTES = 256 * 1024
+
+
+def _kinesis_limit(record: dict[str, Any]) -> int:
+    key = record.get("PartitionKey")
+    return _KINESIS_RECORD_BYTES - (len(key.encode("utf-8")) if isinstance(key, str) else 0)
 
 
 def _xray(headers: dict[str, str]) -> str | None:
@@ -246,7 +298,9 @@ def inject_context(service: str, operation: str, params: dict[str, Any]) -> None
         entries = []
         for entry in params["Entries"]:
             if isinstance(entry, dict):
-                updated = {**entry, "Detail": _payload(entry.get("Detail"), headers)}
+                updated = dict(entry)
+                if "Detail" in entry:  # a Detail made up here (None) fails botocore's validation
+                    updated["Detail"] = _payload(entry["Detail"], headers, _EVENTBRIDGE_ENTRY_BYTES)
                 if xray and not entry.get("TraceHeader"):
                     updated["TraceHeader"] = xray
                 entries.append(updated)
@@ -263,13 +317,15 @@ def inject_context(service: str, operation: str, params: dict[str, Any]) -> None
         if xray and "traceHeader" not in params:
             params["traceHeader"] = xray
         if "input" in params:
-            params["input"] = _payload(params["input"], headers)
-    elif key == ("Kinesis", "PutRecord"):
-        params["Data"] = _payload(params.get("Data"), _headers())
+            params["input"] = _payload(params["input"], headers, _SFN_INPUT_BYTES)
+    elif key == ("Kinesis", "PutRecord") and "Data" in params:
+        params["Data"] = _payload(params["Data"], _headers(), _kinesis_limit(params))
     elif key == ("Kinesis", "PutRecords") and isinstance(params.get("Records"), list):
         headers = _headers()
         params["Records"] = [
-            {**r, "Data": _payload(r.get("Data"), headers)} if isinstance(r, dict) else r
+            {**r, "Data": _payload(r["Data"], headers, _kinesis_limit(r))}
+            if isinstance(r, dict) and "Data" in r
+            else r
             for r in params["Records"]
         ]
 

@@ -11,6 +11,12 @@ keys, so its lines gain ``trace_id``/``span_id``; a plain format can use
 ``%(trace_id)s``. The factory chains to whatever factory was installed
 before (OpenTelemetry's logging instrumentation included) and `uninstall`
 puts that one back.
+
+A log call that names one of these itself (``extra={"trace_id": ...}``, a
+``LoggerAdapter``'s ``extra``) keeps its own value: ``Logger.makeRecord``
+refuses to overwrite an attribute the factory set (a KeyError into the
+caller's code), so while installed it takes those keys out of ``extra`` and
+sets them on the record afterwards.
 """
 
 from __future__ import annotations
@@ -27,7 +33,35 @@ if TYPE_CHECKING:
 __all__ = ["install", "uninstall"]
 
 _MARK = "__nexs_traced__"
+_KEYS = frozenset({"trace_id", "span_id", "trace_sampled"})
 _state: dict[str, object] = {}
+
+
+def _wrap_make_record() -> None:
+    """Let a log call's own ``trace_id``/``span_id``/``trace_sampled`` win over the factory's."""
+    original = logging.Logger.makeRecord
+    if getattr(original, _MARK, False):
+        return
+
+    def makeRecord(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:  # noqa: N802
+        # (name, level, fn, lno, msg, args, exc_info, func, extra, sinfo): `Logger._log` passes all
+        positional = len(args) > 8
+        extra = args[8] if positional else kwargs.get("extra")
+        if not extra or _KEYS.isdisjoint(extra):
+            return original(self, *args, **kwargs)
+        theirs = {key: value for key, value in extra.items() if key in _KEYS}
+        rest = {key: value for key, value in extra.items() if key not in _KEYS}
+        if positional:
+            args = (*args[:8], rest, *args[9:])
+        else:
+            kwargs["extra"] = rest
+        record = original(self, *args, **kwargs)
+        record.__dict__.update(theirs)
+        return record
+
+    setattr(makeRecord, _MARK, True)
+    _state["make_record"] = original
+    logging.Logger.makeRecord = makeRecord  # type: ignore[method-assign]
 
 
 def install() -> bool:
@@ -49,12 +83,16 @@ def install() -> bool:
 
     setattr(record_factory, _MARK, True)
     _state["previous"] = previous
+    _wrap_make_record()
     logging.setLogRecordFactory(record_factory)
     return True
 
 
 def uninstall() -> None:
-    """Put back the factory that was there before `install`."""
+    """Put back the factory that was there before `install`, and `Logger.makeRecord`."""
     previous = _state.pop("previous", None)
     if previous is not None and getattr(logging.getLogRecordFactory(), _MARK, False):
         logging.setLogRecordFactory(previous)  # type: ignore[arg-type]
+    make_record = _state.pop("make_record", None)
+    if make_record is not None and getattr(logging.Logger.makeRecord, _MARK, False):
+        logging.Logger.makeRecord = make_record  # type: ignore[method-assign,assignment]
