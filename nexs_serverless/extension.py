@@ -128,7 +128,7 @@ class Extension:
         """
         while True:
             try:
-                event = self.next_event()
+                event = self._next_event_retried()
             except Exception as exc:
                 # The environment is going away or the API broke: flush on return from now on.
                 self.running = False
@@ -141,6 +141,21 @@ class Extension:
                     self.serve(event)
             except Exception as exc:
                 guard.report("extension_serve", exc)
+
+    def _next_event_retried(self) -> dict[str, object]:
+        """`next_event`, tried again after a failure before giving up (`_NEXT_RETRY_DELAYS_S`).
+
+        Lambda counts a registered extension until the environment ends: one that stopped
+        asking for events would leave every later invoke phase open until the function's
+        timeout, so one failed ``next`` (a transient error) must not end the loop.
+        """
+        for delay_s in _NEXT_RETRY_DELAYS_S:
+            try:
+                return self.next_event()
+            except Exception:  # noqa: PERF203 - once per failure, not a hot loop
+                stats.incr("extension_next_retries")
+                time.sleep(delay_s)
+        return self.next_event()
 
     def next_event(self) -> dict[str, object]:
         """Block until Lambda sends the next lifecycle event."""
@@ -188,6 +203,7 @@ class Extension:
         return False
 
 
+_NEXT_RETRY_DELAYS_S = (0.05, 0.25, 1.0)
 _active: list[Extension] = []
 _attempted: list[bool] = []
 

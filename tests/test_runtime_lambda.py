@@ -420,3 +420,22 @@ def test_after_response_exports_after_the_runtime_posted_and_a_warm_up_call_rele
             assert first_export.arrived_at > invocation.posted_at  # after the caller had the response
             names = {span.name for received in receiver.requests[before:] for span in received.spans()}
             assert f"work-{n}" in names
+
+
+def test_after_response_survives_a_transient_extension_next_failure(
+    api: RuntimeAPI, receiver: OTLPReceiver, opt: Path, tmp_path: Path
+) -> None:
+    """The extension's first ``event/next`` fails once: it asks again, and the invocations still end
+    with the response and their export (a loop that stopped on it would leave Lambda waiting for
+    the extension until each invocation's timeout)."""
+    api.failing_extension_nexts = 1
+    env = {"NEXS_FLUSH_MODE": "after_response"}
+    with start(
+        api, tmp_path, handler="handler.handler", task_root=HELLO, opt=opt, receiver=receiver, env=env
+    ):
+        for _ in range(2):
+            invocation = api.invoke(HELLO_EVENT.encode(), timeout_ms=20_000)
+            assert invocation.json()["statusCode"] == 200
+            assert api.wait_idle(10)
+    assert api.failing_extension_nexts == 0
+    assert len(roots(receiver)) == 2

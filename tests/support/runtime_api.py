@@ -112,6 +112,7 @@ class RuntimeAPI:
 
     def __init__(self, *, extensions_api: bool = True) -> None:
         self.extensions_api = extensions_api
+        self.failing_extension_nexts = 0  # answer that many extension nexts with a 500 first
         self.invocations: list[Invocation] = []
         self.registrations: list[Registration] = []
         self.init_error: dict[str, Any] | None = None
@@ -326,6 +327,10 @@ def _handler_class(api: RuntimeAPI) -> type[BaseHTTPRequestHandler]:
                 identifier = self.headers.get("Lambda-Extension-Identifier", "")
                 if identifier not in {r.identifier for r in api.registrations}:
                     self._send(403, {"errorType": "Extension.Unknown"})
+                    return
+                if api.failing_extension_nexts > 0:  # a transient failure a test asked for
+                    api.failing_extension_nexts -= 1
+                    self._send(500, {"errorType": "Emulator.TransientFailure"})
                     return
                 inv = api._extension_next(identifier)
                 if inv is None:
