@@ -190,17 +190,22 @@ def test_tenant_policy_overrides_the_default() -> None:
 
 def test_late_spans_follow_the_remembered_decision_of_their_trace() -> None:
     """A span ending after its root was flushed is dropped or kept as its trace was; a span of a
-    trace not decided yet waits for it, and goes out undecided after MAX_WAIT_FLUSHES flushes."""
-    stage = sampler({"ratio": 0.0, "rules": [{"when": "error", "span": "root"}]})
+    trace not decided yet waits for it, and goes out undecided after MAX_WAIT_S seconds (in time,
+    not flushes: with concurrent requests every return is a flush)."""
+    now = [100.0]
+    stage = TailSampler.from_document(
+        {"ratio": 0.0, "rules": [{"when": "error", "span": "root"}]}, clock=lambda: now[0]
+    )
     dropped, kept = invocation(), invocation(status=StatusCode.ERROR)
     assert stage(dropped) == []
     assert len(stage(kept)) == 2
     late = [FakeSpan(dropped[0].trace_id, 9, parent=2), FakeSpan(kept[0].trace_id, 9, parent=2)]
     stranger = FakeSpan(12345, 9, parent=2)
     assert stage([*late, stranger]) == [late[1]]  # type: ignore[list-item]
-    assert stage([]) == []
-    assert stage([]) == []
-    assert stage([]) == [stranger]  # type: ignore[comparison-overlap]  # three flushes later
+    for _ in range(10):  # many flushes in little time (concurrent requests): it still waits
+        assert stage([]) == []
+    now[0] += 30.0
+    assert stage([]) == [stranger]  # type: ignore[comparison-overlap]
     assert stats()["tail_waited_out"] == 1
 
 

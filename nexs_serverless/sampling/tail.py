@@ -14,7 +14,7 @@ another, concurrent invocation, or a manual flush) wait for it, and join its
 decision: an error among them keeps the whole trace. A trace is judged as one:
 when several invocations of it are in a batch (a traced handler calling
 another), or when it was kept before, all of it is kept if any part is. Spans
-that waited `MAX_WAIT_FLUSHES` flushes, or that do not fit in
+that waited `MAX_WAIT_S` seconds, or that do not fit in
 `MAX_WAITING_SPANS`, go out undecided (``tail_waited_out``).
 
 Limitations: the decision is per function. A trace that crosses functions is
@@ -51,7 +51,9 @@ if TYPE_CHECKING:
 __all__ = ["TailSampler", "from_settings", "load_document"]
 
 _MAX_FILE_BYTES = 64 * 1024
-MAX_WAIT_FLUSHES = 3
+# How long spans wait for their root's decision. In seconds, not flushes: with concurrent
+# requests (Cloud Run, Azure) every request's return is a flush, so a count ran out in moments.
+MAX_WAIT_S = 30.0
 MAX_WAITING_SPANS = 2048
 
 
@@ -64,19 +66,24 @@ class TailSampler:
         memory: trace ids whose decision is remembered for late spans.
     """
 
-    __slots__ = ("_flushes", "_kept", "_memory", "_seen", "_waiting", "_waiting_spans", "policy", "tenants")
+    __slots__ = ("_clock", "_kept", "_memory", "_seen", "_waiting", "_waiting_spans", "policy", "tenants")
 
     def __init__(
-        self, policy: Policy, tenants: Mapping[str, Policy] | None = None, *, memory: int = 1024
+        self,
+        policy: Policy,
+        tenants: Mapping[str, Policy] | None = None,
+        *,
+        memory: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy
         self.tenants = dict(tenants or {})
         self._memory = BoundedMemory(memory)
         self._seen = 0
         self._kept = 0
-        self._flushes = 0
-        # trace id -> (flush when the first span began to wait, the spans), oldest first
-        self._waiting: dict[int, tuple[int, list[Span]]] = {}
+        self._clock = clock
+        # trace id -> (when the first span began to wait, the spans), oldest first
+        self._waiting: dict[int, tuple[float, list[Span]]] = {}
         self._waiting_spans = 0
 
     @classmethod
@@ -87,11 +94,10 @@ class TailSampler:
             ConfigError: for an invalid document.
         """
         policy, tenants = parse(document, clock=clock)
-        return cls(policy, tenants)
+        return cls(policy, tenants, clock=clock)
 
     def __call__(self, spans: list[Span]) -> list[Span]:
         """The spans of the kept invocations (and of traces decided earlier that were kept)."""
-        self._flushes += 1
         owner = owners(spans)
         first = owner[0] if owner else ORPHAN
         if not self._waiting and first != ORPHAN and owner.count(first) == len(owner):
@@ -158,7 +164,7 @@ class TailSampler:
     def _wait(self, span: Span) -> None:
         entry = self._waiting.get(span.trace_id)
         if entry is None:
-            self._waiting[span.trace_id] = (self._flushes, [span])
+            self._waiting[span.trace_id] = (self._clock(), [span])
         else:
             entry[1].append(span)
         self._waiting_spans += 1
@@ -167,9 +173,10 @@ class TailSampler:
         """Spans that waited too long, or the oldest beyond the bound: they go out undecided."""
         out: list[Span] = []
         waiting = self._waiting
+        now = self._clock() if waiting else 0.0
         while waiting:
             trace_id, (since, held) = next(iter(waiting.items()))
-            if self._flushes - since < MAX_WAIT_FLUSHES and self._waiting_spans <= MAX_WAITING_SPANS:
+            if now - since < MAX_WAIT_S and self._waiting_spans <= MAX_WAITING_SPANS:
                 break
             del waiting[trace_id]
             self._waiting_spans -= len(held)
