@@ -42,7 +42,9 @@ def is_token(name: object) -> bool:
 
 
 def get(name: str) -> str | None:
-    """The value of baggage entry `name` in the current context, or None."""
+    """The value of baggage entry `name` in the current context, or None (also for a non-str name)."""
+    if type(name) is not str:
+        return None
     entry = _entries.get().get(name)
     return None if entry is None else entry[0]
 
@@ -74,9 +76,9 @@ def set(name: str, value: str, *, metadata: str = "") -> None:
 
 
 def remove(name: str) -> None:
-    """Remove entry `name` from the current context (absent: nothing happens)."""
+    """Remove entry `name` from the current context (absent, or not a str: nothing happens)."""
     current = _entries.get()
-    if name in current:
+    if type(name) is str and name in current:
         updated = dict(current)
         del updated[name]
         _entries.set(updated)

@@ -402,3 +402,14 @@ def test_extract_incoming_carries_baggage_and_extras() -> None:
 def test_headers_with_byte_values_are_read() -> None:
     """Byte header values (raw HTTP servers) are read as Latin-1 text."""
     assert propagation.extract({b"traceparent": b"x", "traceparent": TRACEPARENT.encode()}) is not None
+
+
+def test_baggage_lookups_with_a_name_that_is_not_a_string_find_nothing() -> None:
+    """``baggage.get([])`` / ``remove([])`` answer as for an absent name (they raised TypeError)."""
+    baggage.set("tenant", "acme")
+    try:
+        assert baggage.get([]) is None  # type: ignore[arg-type]
+        baggage.remove([])  # type: ignore[arg-type]
+        assert baggage.get_all() == {"tenant": "acme"}
+    finally:
+        baggage.clear()
