@@ -717,3 +717,28 @@ def test_dynamodb_spans_name_the_system_and_every_table(endpoint: str, spans: In
     batch = by_name(finish(spans), "DynamoDB.BatchWriteItem")
     assert batch.attributes["db.system"] == "dynamodb"
     assert tuple(batch.attributes["aws.dynamodb.table_names"]) == ("orders",)
+
+
+def test_an_event_bus_named_by_its_arn_is_named_by_its_name() -> None:
+    """``EventBusName`` may be the bus's ARN: the span names the bus, not the whole ARN."""
+    arn = "arn:aws:events:eu-west-1:123456789012:event-bus/orders"
+    name, _, attributes = aws_operations.describe(
+        "EventBridge", "PutEvents", {"Entries": [{"EventBusName": arn}]}
+    )
+    assert name == "send orders"
+    assert attributes["messaging.destination.name"] == "orders"
+
+
+def test_the_callers_own_client_context_entries_win(spans: InMemoryExporter) -> None:
+    """A ``traceparent`` the caller put in ``ClientContext.custom`` stays (ours is added only where the
+    caller has none, as for SQS and SNS attributes); before, ours overwrote it."""
+    custom = {"TraceParent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01", "tenant": "acme"}
+    encoded = base64.b64encode(json.dumps({"custom": custom}).encode()).decode()
+    params: dict[str, Any] = {"FunctionName": "charge", "ClientContext": encoded}
+    with tracer.span("handler"):
+        aws_operations.inject_context("Lambda", "Invoke", params)
+    sent = json.loads(base64.b64decode(params["ClientContext"]))["custom"]
+    assert sent["TraceParent"] == custom["TraceParent"]
+    assert "traceparent" not in sent
+    assert sent["tenant"] == "acme"
+    assert "X-Amzn-Trace-Id" in sent  # ours, where the caller had none

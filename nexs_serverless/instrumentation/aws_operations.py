@@ -83,7 +83,9 @@ def describe(service: str, operation: str, params: dict[str, Any]) -> tuple[str,
     elif service == "EventBridge":
         entries = params.get("Entries")
         first = entries[0] if isinstance(entries, list) and entries and isinstance(entries[0], dict) else {}
-        destination = str(first.get("EventBusName") or "default")
+        bus = str(first.get("EventBusName") or "default")
+        # A bus may be named by its ARN (arn:aws:events:<region>:<account>:event-bus/<name>).
+        destination = (_tail(bus, "/") or bus) if bus.startswith("arn:") else bus
     elif service == "Kinesis":
         stream = params.get("StreamName") or _tail(params.get("StreamARN"), "/")
         if isinstance(stream, str):
@@ -269,7 +271,9 @@ def _client_context(encoded: object, headers: dict[str, str]) -> str | None:
             return None
         document = parsed
     custom = dict(document["custom"]) if isinstance(document.get("custom"), dict) else {}
-    custom.update(headers)
+    # The caller's own entries win, whatever their case (as for SQS and SNS attributes).
+    own = {str(name).lower() for name in custom}
+    custom.update({name: value for name, value in headers.items() if name.lower() not in own})
     text = base64.b64encode(json.dumps({**document, "custom": custom}).encode("utf-8")).decode("ascii")
     if len(text) > MAX_CLIENT_CONTEXT:
         stats.incr("propagation_skipped_client_context_limit")
