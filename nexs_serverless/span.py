@@ -258,7 +258,8 @@ class Span:
         module = exc_type.__module__
         qualname = exc_type.__qualname__
         event_attrs: dict[str, object] = {
-            "exception.type": qualname if module in ("builtins", "__main__") else f"{module}.{qualname}",
+            # Fully qualified but for built-ins, as OpenTelemetry's SDK writes it ("__main__.Foo").
+            "exception.type": qualname if module == "builtins" else f"{module}.{qualname}",
             "exception.message": _safe_str(exception),
             "exception.stacktrace": "".join(
                 traceback.format_exception(exc_type, exception, exception.__traceback__)

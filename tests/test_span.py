@@ -238,3 +238,21 @@ def test_attributes_kept_by_the_user_survive_the_span_records_reuse(exporter: In
     with tracer.span("b", attributes={"user": "bob", "secret": "x"}):
         pass
     assert kept == {"user": "alice"}
+
+
+def test_exception_type_is_qualified_as_the_sdk_qualifies_it() -> None:
+    """A class of the script being run is ``__main__.Foo`` (we wrote ``Foo``); built-ins stay bare."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    class FooError(Exception):
+        pass
+
+    FooError.__module__ = "__main__"
+    sdk_span = TracerProvider().get_tracer("x").start_span("s")
+    sdk_span.record_exception(FooError("x"))
+    with tracer.span("s") as span:
+        span.record_exception(FooError("x"))
+        span.record_exception(ValueError("y"))
+    ours = [event.attributes["exception.type"] for event in span.events]
+    assert ours == [sdk_span.events[0].attributes["exception.type"], "ValueError"]
+    assert ours[0].startswith("__main__.")
