@@ -7,6 +7,8 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# An editable install writes no bytecode: compile it, so imports measure as an installed package's.
+.venv/bin/python -m compileall -q nexs_serverless
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
