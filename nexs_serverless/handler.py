@@ -59,12 +59,14 @@ class ProcessState:
     def began(self, trace_id: int) -> None:
         """An invocation of `trace_id` started."""
         with self._lock:
+            self.active += 1
             live = self.live_traces
             live[trace_id] = live.get(trace_id, 0) + 1
 
     def ended(self, trace_id: int) -> None:
         """An invocation of `trace_id` finished."""
         with self._lock:
+            self.active -= 1
             live = self.live_traces
             left = live.get(trace_id, 0) - 1
             if left > 0:

@@ -98,7 +98,6 @@ def begin(
         capture_response = options.capture_response
         nested = process.active > 0 and _current.get() is not None
         token = _current.set(root)
-        process.active += 1
         process.began(root.trace_id)
         try:
             invocation = Invocation(
@@ -114,7 +113,6 @@ def begin(
             _arm_timeout_guard(invocation, settings.timeout_guard_ms)
         except Exception:
             # Untraced from here on: leave no current span or baggage behind, no root that never ends.
-            process.active -= 1
             process.ended(root.trace_id)
             trigger.exit(root)
             _current.reset(token)
@@ -189,7 +187,6 @@ def finish(invocation: Invocation | None, options: Options) -> None:
             _handed_over(None)
         return
     try:
-        process.active -= 1
         process.ended(invocation.root.trace_id)
         if invocation.ticket:
             watchdog.disarm(invocation.ticket)

@@ -179,7 +179,6 @@ class Runtime:
         return _routed(built, self.settings)
 
 
-# OTEL_TRACES_EXPORTER names whose exporters connect to a back end (see `prepare_exporters`).
 def _prepare_one(exporter: object) -> None:
     try:
         prepare = getattr(exporter, "prepare", None)
@@ -197,6 +196,7 @@ def _report_prepare(exc: Exception) -> None:
     guard.report("prepare_exporters", exc)
 
 
+# OTEL_TRACES_EXPORTER names whose exporters connect to a back end (see `prepare_exporters`).
 _NETWORK_EXPORTERS = frozenset({"otlp", "otlp_proto_http", "otlp_proto_grpc"})
 
 
