@@ -88,8 +88,10 @@ def may_hold_credentials(text: str) -> bool:
         or "eyJ" in text
         or "AKIA" in text
         or "ASIA" in text
-        or "earer " in text
-        or "asic " in text
+        or "earer" in text
+        or "EARER" in text
+        or "asic" in text
+        or "ASIC" in text
         or '":' in text
         or "':" in text
         or '" :' in text  # pretty-printed JSON (Jackson): "password" : "..."

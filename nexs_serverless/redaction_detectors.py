@@ -193,10 +193,12 @@ _PATTERNS: dict[str, tuple[str, tuple[str, ...], Callable[[re.Match[str]], bool]
     "jwt": (r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", ("eyJ",), None, 0),
     # Long-term (AKIA) and temporary (ASIA) access key ids; other prefixes are not secrets.
     "aws_access_key": (r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])", ("AKIA", "ASIA"), None, 0),
-    # RFC 9110 credentials after an auth scheme: keep the scheme, hide the token.
+    # RFC 9110 credentials after an auth scheme: keep the scheme, hide the token. A scheme is
+    # case-insensitive (``BEARER``) and whitespace follows it (a tab too); the triggers name
+    # the capitalised and upper-case spellings, which is how clients write them.
     "bearer": (
-        r"\b(?:[Bb]earer|[Bb]asic)\s+([A-Za-z0-9._~+/=-]{8,})",
-        ("earer ", "asic "),
+        r"\b(?i:bearer|basic)\s+([A-Za-z0-9._~+/=-]{8,})",
+        ("earer", "EARER", "asic", "ASIC"),
         None,
         1,
     ),

@@ -50,8 +50,12 @@ CASES: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
         [
             ("Authorization: Bearer abcdef123456.xyz", "abcdef123456.xyz"),
             ("Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+            # Auth schemes are case-insensitive (RFC 9110 11.1), and any whitespace may follow.
+            ("AUTHORIZATION: BEARER abcdef123456.xyz", "abcdef123456.xyz"),
+            ("authorization: bearer\tabcdef123456.xyz", "abcdef123456.xyz"),
+            ("BASIC dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
         ],
-        ["the bearer of bad news", "Bearer short", "basic idea"],
+        ["the bearer of bad news", "Bearer short", "basic idea", "BASICALLY fine", "a nearer wearer"],
     ),
     "url_password": (
         [
