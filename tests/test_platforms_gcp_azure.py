@@ -124,9 +124,9 @@ def test_azure_resource_attributes_come_from_the_environment() -> None:
     }
 
 
-def test_arguments_of_another_platform_are_described_by_it() -> None:
-    """In a Lambda environment, a handler called with a Flask request is still a Google HTTP function."""
-    exporter = export({"AWS_LAMBDA_FUNCTION_NAME": "lambda-fn"})
+def test_arguments_of_another_platform_are_described_by_it_off_platform() -> None:
+    """With no platform in the environment (a local run, a test), a Flask request means Google."""
+    exporter = export({})
 
     @traced_handler
     def handle(request: object) -> str:
@@ -136,6 +136,25 @@ def test_arguments_of_another_platform_are_described_by_it() -> None:
     root = only_root(exporter)
     assert root.attributes["cloud.provider"] == "gcp"
     assert root.attributes["faas.trigger"] == "http"
+
+
+def test_the_detected_platform_wins_over_the_arguments_types() -> None:
+    """In a Lambda environment, a route called with a web framework's request is a Lambda invocation.
+
+    Claiming it for Google made the span say ``cloud.provider=gcp`` under a
+    resource that says ``aws_lambda``.
+    """
+    exporter = export({"AWS_LAMBDA_FUNCTION_NAME": "lambda-fn", "AWS_REGION": "eu-west-1"})
+
+    @traced_handler
+    def handle(request: object) -> str:
+        return "ok"
+
+    assert handle(native.flask_request(events.load("gcp-http"))) == "ok"
+    root = only_root(exporter)
+    assert root.resource.attributes["cloud.platform"] == "aws_lambda"
+    assert root.attributes.get("cloud.provider", "aws") == "aws"
+    assert root.attributes.get("cloud.platform", "aws_lambda") == "aws_lambda"
 
 
 # -- Google Cloud Functions -----------------------------------------------------------

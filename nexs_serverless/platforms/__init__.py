@@ -6,12 +6,15 @@ Azure), and can be forced with ``NEXS_PLATFORM`` (``aws_lambda``, ``gcp_cloud_fu
 ``azure_functions``, or ``aws``/``gcp``/``azure``). Each platform is one module with the
 same functions; adding one is a module and a line in `_MODULES`.
 
-Unless forced, a call whose arguments are a platform's own objects (a Flask
-or Starlette request, a CloudEvent or a background event's context from
-``functions-framework``, an ``azure.functions`` request or message) is handled
-by that platform whatever the environment says (`for_call`): a function run
-locally or in tests is still described right. A ``NEXS_PLATFORM`` naming no
-platform forces nothing.
+Where neither ``NEXS_PLATFORM`` nor the environment names a platform, a call
+whose arguments are a platform's own objects (a Flask or Starlette request, a
+CloudEvent or a background event's context from ``functions-framework``, an
+``azure.functions`` request or message) is handled by that platform
+(`for_call`): a function run locally or in tests is still described right.
+On a detected platform its environment wins: a FastAPI route decorated inside
+a Lambda function is a Lambda invocation, and its span must not say Google
+Cloud while its resource says AWS. A ``NEXS_PLATFORM`` naming no platform
+forces nothing.
 """
 
 from __future__ import annotations
@@ -101,11 +104,11 @@ def for_call(
     """The platform for one call: `default` unless the arguments are another platform's objects.
 
     A forced ``NEXS_PLATFORM`` always wins (an invalid one forces nothing, as
-    in `detect`). The check runs on every call, so it only looks at the types
-    of the first two positional arguments (the second is a legacy background
-    function's context, or the request after a method's ``self``) and of
-    keyword arguments (the Azure worker passes bindings by name), never
-    importing anything.
+    in `detect`), and so does a platform the environment names. The check runs
+    on every call, so it only looks at the types of the first two positional
+    arguments (the second is a legacy background function's context, or the
+    request after a method's ``self``) and of keyword arguments (the Azure
+    worker passes bindings by name), never importing anything.
     """
     if settings.env("NEXS_PLATFORM") and _forced(settings) in _MODULES:
         return default
@@ -117,7 +120,7 @@ def for_call(
             name = _claim(value)
             if name is not None:
                 break
-    if name is None or default.__name__.endswith(_MODULES[name]):
+    if name is None or default.__name__.endswith(_MODULES[name]) or detect(settings):
         return default
     return load(name)
 
