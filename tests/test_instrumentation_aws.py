@@ -742,3 +742,63 @@ def test_the_callers_own_client_context_entries_win(spans: InMemoryExporter) -> 
     assert "traceparent" not in sent
     assert sent["tenant"] == "acme"
     assert "X-Amzn-Trace-Id" in sent  # ours, where the caller had none
+
+
+def test_a_message_at_a_size_limit_goes_without_our_attributes(
+    endpoint: str, spans: InMemoryExporter
+) -> None:
+    """SQS counts message attributes in a message's size: ours never push one past 256 KiB (or 1 MiB).
+
+    The message goes as the application wrote it, with the X-Ray system
+    attribute (not counted in the size), and the skip is counted; a smaller
+    message still carries ``traceparent``.
+    """
+    from nexs_serverless import stats
+
+    sqs = client("sqs", endpoint)
+    url, _ = queue(sqs, "orders-at-limit")
+    own = {"kind": {"DataType": "String", "StringValue": "order"}}
+    body = "x" * (256 * 1024 - len("kind") - len("String") - len("order") - 10)
+    with tracer.span("handler"):
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=own)
+        sqs.send_message(QueueUrl=url, MessageBody="small", MessageAttributes=own)
+    messages = {m["Body"]: m for m in receive_all(sqs, url)}
+    assert set(messages[body]["MessageAttributes"]) == {"kind"}
+    assert "AWSTraceHeader" in messages[body]["Attributes"]
+    assert set(messages["small"]["MessageAttributes"]) == {"kind", "traceparent"}
+    assert stats()["carrier_skipped_size"] == 1
+
+
+def test_a_batch_at_its_size_limit_goes_without_our_attributes(
+    endpoint: str, spans: InMemoryExporter
+) -> None:
+    """A batch's messages count together: ours are left off every entry when they would pass the limit."""
+    from nexs_serverless import stats
+
+    sqs = client("sqs", endpoint)
+    url, _ = queue(sqs, "orders-batch-at-limit")
+    half = "y" * (128 * 1024 - 20)
+    with tracer.span("handler"):
+        sqs.send_message_batch(
+            QueueUrl=url, Entries=[{"Id": "1", "MessageBody": half}, {"Id": "2", "MessageBody": half}]
+        )
+    received = receive_all(sqs, url)
+    assert len(received) == 2
+    assert all("traceparent" not in m.get("MessageAttributes", {}) for m in received)
+    assert stats()["carrier_skipped_size"] == 1
+
+
+def test_sns_messages_are_kept_within_256_kib() -> None:
+    """An SNS message that our attributes would push past 256 KiB keeps its own attributes only."""
+    from nexs_serverless import stats
+
+    reset()
+    body = "z" * (256 * 1024 - 8)
+    with tracer.span("handler"):
+        near = {"TopicArn": "arn:aws:sns:us-east-1:123456789012:orders", "Message": body}
+        aws_operations.inject_context("SNS", "Publish", near)
+        small = {"TopicArn": "arn:aws:sns:us-east-1:123456789012:orders", "Message": "small"}
+        aws_operations.inject_context("SNS", "Publish", small)
+    assert "MessageAttributes" not in near
+    assert "traceparent" in small["MessageAttributes"]
+    assert stats()["carrier_skipped_size"] == 1

@@ -10,7 +10,13 @@ the context travels, per operation (parameters are copied, never mutated):
   carries across services), plus the ``OTEL_PROPAGATORS`` headers as message
   attributes while they fit in SQS's limit of 10 (``traceparent`` first);
   what does not fit is left out and counted (``propagation_skipped_attribute_limit``).
-- SNS ``Publish``/``PublishBatch``: message attributes, same limit.
+  A message's attributes count towards its size: when ours would push a
+  message, or a batch, past a size limit it was within, they are left out
+  (``carrier_skipped_size``) and the message goes as the application wrote it.
+  A queue's limit is its own setting (256 KiB by default for years, 1 MiB at
+  most now): messages are kept from crossing either. The system attribute is
+  not counted in the size and always goes.
+- SNS ``Publish``/``PublishBatch``: message attributes, same limits (256 KiB).
 - EventBridge ``PutEvents``: each entry's ``TraceHeader`` (X-Ray), and a
   ``_nexs`` carrier in a JSON-object ``Detail``.
 - Lambda ``Invoke``: ``ClientContext.custom`` (base64 JSON, 3583 bytes at most).
@@ -235,12 +241,74 @@ def _xray(headers: dict[str, str]) -> str | None:
     return format_header(span.trace_id, span.span_id, span.trace_flags)
 
 
+# SQS counts a message's body and attributes (names, types, values) against the queue's
+# MaximumMessageSize (256 KiB by default until 2025; 1 MiB, the most, since), and a batch's
+# messages together against the same; SNS counts them against 256 KiB.
+_MESSAGE_LIMITS = (256 * 1024, 1024 * 1024)
+
+
+def _message_bytes(entry: dict[str, Any], body_key: str) -> int:
+    """What SQS and SNS count of a message: its body and its message attributes."""
+    body = entry.get(body_key)
+    size = _size(body) if isinstance(body, (str, bytes, bytearray)) else 0
+    attributes = entry.get("MessageAttributes")
+    if isinstance(attributes, dict):
+        for name, value in attributes.items():
+            size += len(str(name).encode("utf-8", "surrogatepass"))
+            if isinstance(value, dict):
+                for part in ("DataType", "StringValue", "BinaryValue"):
+                    item = value.get(part)
+                    if isinstance(item, str):
+                        size += len(item.encode("utf-8", "surrogatepass"))
+                    elif isinstance(item, (bytes, bytearray)):
+                        size += len(item)
+    return size
+
+
+def _crosses_limit(before: int, after: int) -> bool:
+    """True when growing a message from `before` to `after` bytes passes a limit it was within."""
+    return any(before <= limit < after for limit in _MESSAGE_LIMITS)
+
+
+def _sized(original: dict[str, Any], carried: dict[str, Any], body_key: str) -> dict[str, Any]:
+    """`carried`, or `original`'s message attributes back when ours would pass a size limit."""
+    if carried.get("MessageAttributes") is original.get("MessageAttributes"):
+        return carried
+    if not _crosses_limit(_message_bytes(original, body_key), _message_bytes(carried, body_key)):
+        return carried
+    stats.incr("carrier_skipped_size")
+    return _own_attributes(original, carried)
+
+
+def _own_attributes(original: dict[str, Any], carried: dict[str, Any]) -> dict[str, Any]:
+    """`carried` with `original`'s message attributes (none when it had none)."""
+    kept = dict(carried)
+    if "MessageAttributes" in original:
+        kept["MessageAttributes"] = original["MessageAttributes"]
+    else:
+        kept.pop("MessageAttributes", None)
+    return kept
+
+
+def _batch(entries: list[Any], carried: list[Any], body_key: str) -> list[Any]:
+    """The batch with our attributes, or each entry's own back when they would pass a batch limit."""
+    pairs = list(zip(entries, carried, strict=True))
+    messages = [(e, c) for e, c in pairs if isinstance(e, dict) and isinstance(c, dict)]
+    before = sum(_message_bytes(e, body_key) for e, _ in messages)
+    after = sum(_message_bytes(c, body_key) for _, c in messages)
+    if not _crosses_limit(before, after):
+        return carried
+    stats.incr("carrier_skipped_size")
+    return [_own_attributes(e, c) if isinstance(e, dict) and isinstance(c, dict) else c for e, c in pairs]
+
+
 def _sqs_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    original = entry
     entry = dict(entry)
     rest = {name: value for name, value in headers.items() if name != "X-Amzn-Trace-Id"}
     attributes = _with_attributes(entry.get("MessageAttributes"), rest, "DataType")
     if attributes is not None:
-        entry["MessageAttributes"] = attributes
+        entry = _sized(original, {**entry, "MessageAttributes": attributes}, "MessageBody")
     system = (
         dict(entry["MessageSystemAttributes"])
         if isinstance(entry.get("MessageSystemAttributes"), dict)
@@ -255,7 +323,9 @@ def _sqs_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]
 
 def _sns_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
     attributes = _with_attributes(entry.get("MessageAttributes"), headers, "DataType")
-    return {**entry, "MessageAttributes": attributes} if attributes is not None else entry
+    if attributes is None:
+        return entry
+    return _sized(entry, {**entry, "MessageAttributes": attributes}, "Message")
 
 
 def _client_context(encoded: object, headers: dict[str, str]) -> str | None:
@@ -288,14 +358,16 @@ def inject_context(service: str, operation: str, params: dict[str, Any]) -> None
         params.update(_sqs_entry(params, _headers()))
     elif key == ("SQS", "SendMessageBatch") and isinstance(params.get("Entries"), list):
         headers = _headers()
-        params["Entries"] = [_sqs_entry(e, headers) if isinstance(e, dict) else e for e in params["Entries"]]
+        entries = params["Entries"]
+        carried = [_sqs_entry(e, headers) if isinstance(e, dict) else e for e in entries]
+        params["Entries"] = _batch(entries, carried, "MessageBody")
     elif key == ("SNS", "Publish"):
         params.update(_sns_entry(params, _headers()))
     elif key == ("SNS", "PublishBatch") and isinstance(params.get("PublishBatchRequestEntries"), list):
         headers = _headers()
-        params["PublishBatchRequestEntries"] = [
-            _sns_entry(e, headers) if isinstance(e, dict) else e for e in params["PublishBatchRequestEntries"]
-        ]
+        entries = params["PublishBatchRequestEntries"]
+        carried = [_sns_entry(e, headers) if isinstance(e, dict) else e for e in entries]
+        params["PublishBatchRequestEntries"] = _batch(entries, carried, "Message")
     elif key == ("EventBridge", "PutEvents") and isinstance(params.get("Entries"), list):
         headers = _headers()
         xray = _xray(headers)
