@@ -21,7 +21,10 @@ own back end without ever reaching another tenant's.
 
 Environment: ``NEXS_TENANT_ID_FROM`` (none), ``NEXS_TENANT_DEFAULT`` (none),
 ``NEXS_TENANT_EXPORTERS`` (JSON ``{"acme": "otlp"}`` or
-``{"acme": {"exporter": "otlp", "env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "..."}}}``),
+``{"acme": {"exporter": "otlp", "env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "..."}}}``, or a list of
+these per tenant; an ``env`` that names an OTLP endpoint inherits none of the function's OTLP
+endpoint, header or certificate variables, so the operator's credentials never go to a tenant's
+back end),
 ``NEXS_TENANT_COPY_TO_DEFAULT`` (false: routed tenants' spans skip the defaults).
 """
 
@@ -35,11 +38,11 @@ from . import _stats as stats
 from .config import ConfigError
 from .context import export_deadline
 from .exporters.base import ExportResult
-from .sampling.invocations import ORPHAN, BoundedMemory, owners
+from .sampling.invocations import ORPHAN, BoundedMemory, is_root, owners
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from .config import Settings
     from .span import Span
@@ -50,6 +53,8 @@ KEY = "tenant.id"
 MAX_LENGTH = 128
 _PATH_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\[(['\"])(.*?)\3\]")
 _MAX_BODY = 1 << 20
+# Most ancestors walked up to find a running root's tenant (a cycle cannot hold a stamp forever).
+_MAX_DEPTH = 256
 
 
 class TenantSource:
@@ -106,7 +111,7 @@ def _follow(value: object, steps: Sequence[str | int]) -> object:
 
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
         if isinstance(step, int):
             value = value[step] if isinstance(value, list) and -len(value) <= step < len(value) else None
@@ -118,17 +123,22 @@ def _follow(value: object, steps: Sequence[str | int]) -> object:
 
 
 def _header(event: object, name: str) -> object:
-    headers = event.get("headers") if isinstance(event, dict) else getattr(event, "headers", None)
-    if isinstance(headers, dict):
-        for key, value in headers.items():
-            if str(key).lower() == name:
-                return value
-        many = event.get("multiValueHeaders") if isinstance(event, dict) else None
+    if isinstance(event, dict):
+        headers = event.get("headers")
+        if isinstance(headers, dict):
+            for key, value in headers.items():
+                if str(key).lower() == name:
+                    return value
+        # API Gateway REST sends both; an ALB with multi-value headers on sends only this one.
+        many = event.get("multiValueHeaders")
         if isinstance(many, dict):
             for key, values in many.items():
                 if str(key).lower() == name and isinstance(values, list) and values:
                     return values[0]
-        return None
+        if isinstance(headers, dict) or isinstance(many, dict):
+            return None
+    else:
+        headers = getattr(event, "headers", None)
     getter = getattr(headers, "get", None)  # Flask / Azure request objects: case-insensitive
     return getter(name) if callable(getter) else None
 
@@ -150,6 +160,8 @@ def _claim(event: object, name: str) -> object:
 
 def _valid(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    if isinstance(value, int) and value.bit_length() > 430:  # over 128 digits (str() would raise past 4300)
         return None
     text = str(value).strip()
     return text if 0 < len(text) <= MAX_LENGTH and text.isprintable() else None
@@ -215,14 +227,21 @@ def annotate(attributes: dict[str, object], event: object, settings: Settings) -
 class TenantStamp:
     """Copies each invocation root's ``tenant.id`` to every span of the invocation (a stage).
 
+    A span whose root is not in the batch takes its trace's remembered tenant
+    (its root was flushed earlier) or, when its root still runs (concurrent
+    requests: another request's flush took this span first), the tenant of
+    its nearest running ancestor that has one.
+
     Args:
         memory: trace ids whose tenant is remembered for spans that end after their root.
+        running: the spans still running (default: the tracer's buffer).
     """
 
-    __slots__ = ("_memory",)
+    __slots__ = ("_memory", "_running")
 
-    def __init__(self, memory: int = 1024) -> None:
+    def __init__(self, memory: int = 1024, running: Callable[[], Iterable[Span]] | None = None) -> None:
         self._memory = BoundedMemory(memory)
+        self._running = running
 
     def __call__(self, spans: list[Span]) -> list[Span]:
         """Stamp in place; returns the same list."""
@@ -234,15 +253,48 @@ class TenantStamp:
                 tenant = span.attributes.get(KEY)
                 if tenant is not None:
                     memory.put(span.trace_id, tenant)
+        unresolved: list[Span] = []
         for index, span in enumerate(spans):
             attributes = span.attributes
             if KEY in attributes:
                 continue
             root = owner[index]
             inherited = spans[root].attributes.get(KEY) if root != ORPHAN else memory.get(span.trace_id)
-            if type(inherited) is str:
-                attributes[KEY] = inherited
+            if inherited is not None:  # a root's own value, whatever its type: the router str()s it
+                attributes[KEY] = inherited  # type: ignore[assignment]
+            elif root == ORPHAN:
+                unresolved.append(span)
+        if unresolved:
+            self._from_running(spans, unresolved)
         return spans
+
+    def _from_running(self, spans: list[Span], unresolved: list[Span]) -> None:
+        """Stamp spans whose root still runs with the tenant of their nearest running ancestor."""
+        traces = {span.trace_id for span in unresolved}
+        running = self._running() if self._running is not None else _running_spans()
+        index = {span.span_id: span for span in running if span.trace_id in traces}
+        if not index:
+            return
+        index.update((span.span_id, span) for span in spans if span.trace_id in traces)
+        for span in unresolved:
+            parent = index.get(span.parent_span_id)
+            for _ in range(_MAX_DEPTH):
+                if parent is None or parent.trace_id != span.trace_id:
+                    break
+                tenant = parent.attributes.get(KEY)
+                if tenant is not None:
+                    span.attributes[KEY] = tenant
+                    break
+                if is_root(parent):
+                    break
+                parent = index.get(parent.parent_span_id)
+
+
+def _running_spans() -> list[Span]:
+    """The spans in the tracer's buffer: those still running, and any ended since the flush began."""
+    from .runtime import runtime
+
+    return list(runtime.buffer.spans)
 
 
 class TenantRouter:
@@ -299,13 +351,14 @@ class TenantRouter:
         return ExportResult.SUCCESS if ok else ExportResult.FAILURE
 
     def _send(self, exporters: list[object], spans: list[Span], label: str) -> bool:
+        # Every target is called even past the deadline, as `flush` calls its exporters: each is a
+        # `ResilientExporter`, which keeps what it has no time to send in its carry-over for the
+        # next flush. Skipping one lost that tenant's spans whenever an earlier one used the budget.
         ok = True
         deadline = export_deadline()
         for exporter in exporters:
             if deadline and time.monotonic() >= deadline:
-                stats.incr("exports_skipped_deadline")
-                ok = False
-                continue
+                stats.incr("exports_past_deadline")
             try:
                 result = exporter.export(spans)  # type: ignore[attr-defined]
             except Exception as exc:
@@ -354,12 +407,14 @@ def route_exporters(exporters: list[object], settings: Settings) -> list[object]
     import json
 
     from .config import Problem, Reader, report
-    from .exporters import create
 
     reader = Reader(settings.environ)
     copy = reader.boolean("NEXS_TENANT_COPY_TO_DEFAULT", default=False)
     try:
-        table = json.loads(raw)
+        try:
+            table = json.loads(raw)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
         if not isinstance(table, dict):
             raise ValueError("expected an object")
     except ValueError as exc:
@@ -374,23 +429,38 @@ def route_exporters(exporters: list[object], settings: Settings) -> list[object]
         report(reader.problems)
         return exporters
     routes: dict[str, list[object]] = {}
-    for tenant, spec in table.items():
-        routes[str(tenant)] = []
-        try:
-            name, env = _exporter_spec(spec)
-            tenant_settings = settings.replace(environ={**settings.environ, **env})
-            routes[str(tenant)].append(create(name, tenant_settings))
-        except Exception as exc:
-            reader.problems.append(
-                Problem(
-                    "NEXS_TENANT_EXPORTERS",
-                    _shown(tenant, spec),
-                    f"an exporter name or {{'exporter': name, 'env': {{...}}}} ({exc})",
-                    "this tenant's spans dropped",
+    for tenant, specs in table.items():
+        route = routes[str(tenant)] = []
+        for spec in specs if isinstance(specs, list) else [specs]:
+            built = _build(spec, settings)
+            if isinstance(built, Exception):
+                reader.problems.append(
+                    Problem(
+                        "NEXS_TENANT_EXPORTERS",
+                        _shown(tenant, spec),
+                        f"an exporter name or {{'exporter': name, 'env': {{...}}}}, or a list ({built})",
+                        "not built: the tenant's spans go to its other exporters, if any, else are dropped",
+                    )
                 )
+            else:
+                route.append(built)
+        if isinstance(specs, list) and not specs:
+            reader.problems.append(
+                Problem("NEXS_TENANT_EXPORTERS", f"{tenant}: []", "at least one exporter", "spans dropped")
             )
     report(reader.problems)
     return [TenantRouter(routes, exporters, copy_to_default=copy)]
+
+
+def _build(spec: object, settings: Settings) -> object:
+    """One tenant exporter from its spec, or the exception that stopped it."""
+    from .exporters import create
+
+    try:
+        name, env = _exporter_spec(spec)
+        return create(name, settings.replace(environ=_tenant_environ(settings.environ, env)))
+    except Exception as exc:
+        return exc
 
 
 def _shown(tenant: object, spec: object) -> str:
@@ -400,6 +470,27 @@ def _shown(tenant: object, spec: object) -> str:
         names = sorted(str(name) for name in env) if isinstance(env, dict) else []
         return f"{tenant}: exporter {spec.get('exporter')!r}, env {names} (values not shown)"[:200]
     return f"{tenant}: {spec!r}"[:120]  # a bare exporter name
+
+
+# The OTLP variables that say where spans go and with which credentials. A tenant's env that names
+# its own endpoint inherits none of them: the operator's TRACES_ENDPOINT would win over the tenant's
+# ENDPOINT (its spans to the operator's back end), and the operator's headers (an API key) or client
+# key would go to the tenant's.
+_OTLP_DESTINATION = tuple(
+    f"OTEL_EXPORTER_OTLP_{signal}{setting}"
+    for signal in ("", "TRACES_")
+    for setting in ("ENDPOINT", "HEADERS", "CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE")
+)
+
+
+def _tenant_environ(environ: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """The environment a tenant's exporter reads: the function's, its own `env` over it."""
+    merged = dict(environ)
+    if any(name in env for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        for name in _OTLP_DESTINATION:
+            merged.pop(name, None)
+    merged.update(env)
+    return merged
 
 
 def _exporter_spec(spec: object) -> tuple[str, dict[str, str]]:

@@ -45,14 +45,16 @@ class TraceIdRatio:
         ratio: fraction from 0.0 to 1.0.
 
     Raises:
-        ValueError: when `ratio` is outside [0, 1].
+        ValueError: when `ratio` is not a number within [0, 1] (NaN, a string
+            and a bool are not).
     """
 
     __slots__ = ("bound", "description", "ratio")
 
     def __init__(self, ratio: float) -> None:
-        if not 0.0 <= ratio <= 1.0:
-            raise ValueError(f"sampling ratio must be within [0, 1], got {ratio!r}")
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"sampling ratio must be a number within [0, 1], got {ratio!r}")
+        ratio = float(ratio)
         self.ratio = ratio
         self.bound = round(ratio * (_LOW_64 + 1))
         self.description = f"traceidratio{{{ratio}}}"

@@ -69,16 +69,18 @@ def _walk_pending(spans: Sequence[ReadableSpan], index: dict[int, int], owner: l
         if owner[i] != _PENDING:
             continue
         path = [i]
+        on_path = {i}  # a set: a deep chain listed child first must not cost its depth squared
         current = i
         while True:
             parent = index.get(spans[current].parent_span_id)
-            if parent is None or parent in path or spans[parent].trace_id != spans[current].trace_id:
+            if parent is None or parent in on_path or spans[parent].trace_id != spans[current].trace_id:
                 found = ORPHAN
                 break
             if owner[parent] != _PENDING:
                 found = owner[parent]
                 break
             path.append(parent)
+            on_path.add(parent)
             current = parent
         for member in path:
             owner[member] = found

@@ -283,8 +283,8 @@ def _scope(doc: dict[str, object], where: str, default: str) -> bool:
 
 def _number(value: object, where: str, *, minimum: float, maximum: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value <= maximum:
-        bounds = f"from {minimum:g} to {maximum:g}" if minimum > float("-inf") else "a number"
-        raise ConfigError(f"{where}: expected a number {bounds}, got {value!r}")
+        bounds = f" from {minimum:g} to {maximum:g}" if minimum > float("-inf") else ""
+        raise ConfigError(f"{where}: expected a number{bounds}, got {value!r}")
     return float(value)
 
 

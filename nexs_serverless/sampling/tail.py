@@ -55,6 +55,7 @@ _MAX_FILE_BYTES = 64 * 1024
 # requests (Cloud Run, Azure) every request's return is a flush, so a count ran out in moments.
 MAX_WAIT_S = 30.0
 MAX_WAITING_SPANS = 2048
+_SAME_TRACE = "same_trace"
 
 
 class TailSampler:
@@ -102,7 +103,10 @@ class TailSampler:
         first = owner[0] if owner else ORPHAN
         if not self._waiting and first != ORPHAN and owner.count(first) == len(owner):
             # One invocation and nothing waiting: the usual batch.
-            if self._decide(spans[first], spans):
+            root = spans[first]
+            keep, name = self._judge(root, spans)
+            self._count(root, keep, name)
+            if keep:
                 return spans
             stats.incr("tail_spans_dropped", len(spans))
             return []
@@ -115,7 +119,7 @@ class TailSampler:
         waiting = self._waiting
         early: list[Span] = []
         traces: dict[int, bool] = {}
-        decided: list[tuple[Span, bool]] = []
+        decided: list[tuple[Span, bool, str]] = []
         for root_index, members_of_root in members.items():
             root = spans[root_index]
             group = members_of_root
@@ -124,15 +128,19 @@ class TailSampler:
                 self._waiting_spans -= len(waited[1])
                 early.extend(waited[1])
                 group = waited[1] + members_of_root
-            keep = self._decide(root, group)
-            decided.append((root, keep))
+            keep, name = self._judge(root, group)
+            decided.append((root, keep, name))
             traces[root.trace_id] = traces.get(root.trace_id, False) or keep
-        memory = self._memory
-        for root, keep in decided:
-            if not keep and traces[root.trace_id]:  # another invocation of its trace was kept
-                root.attributes["sampling.rule"] = "same_trace"
+        # Counted once the trace's verdict is known: an invocation another one of its trace keeps
+        # is counted kept (same_trace), not dropped.
+        for root, judged, rule in decided:
+            if not judged and traces[root.trace_id]:
+                root.attributes["sampling.rule"] = _SAME_TRACE
                 root.attributes["sampling.probability"] = 1.0
-                memory.put(root.trace_id, True)
+                self._count(root, True, _SAME_TRACE)
+            else:
+                self._count(root, judged, rule)
+        memory = self._memory
         kept: list[Span] = [span for span in early if traces[span.trace_id]]
         dropped = len(early) - len(kept)
         for index, span in enumerate(spans):
@@ -185,37 +193,37 @@ class TailSampler:
             stats.incr("tail_waited_out", len(out))
         return out
 
-    def _decide(self, root: Span, group: list[Span]) -> bool:
+    def _judge(self, root: Span, group: list[Span]) -> tuple[bool, str]:
+        """Whether the invocation is kept and the rule that kept it, recorded on the root."""
         policy = self.policy
         tenant = root.attributes.get("tenant.id")
         if tenant is not None and self.tenants:
             policy = self.tenants.get(str(tenant), policy)
         decision = policy.decide(root, group)
-        self._seen += 1
-        stats.incr("tail_invocations")
-        keep = decision is not None
         if decision is not None:
             name, probability = decision
-            root.attributes["sampling.rule"] = name
-            root.attributes["sampling.probability"] = probability
+        elif self._memory.get(root.trace_id) is True:
+            # A trace with several invocations in one instance is kept if any of them is: one kept
+            # earlier keeps this one too.
+            name, probability = _SAME_TRACE, 1.0
+        else:
+            return False, ""
+        root.attributes["sampling.rule"] = name
+        root.attributes["sampling.probability"] = probability
+        return True, name
+
+    def _count(self, root: Span, keep: bool, name: str) -> None:
+        """Count the verdict and remember it for the trace's later spans and invocations."""
+        self._seen += 1
+        stats.incr("tail_invocations")
+        if keep:
             self._kept += 1
             stats.incr("tail_kept")
             stats.incr("tail_kept_" + name)
-        # A trace with several invocations in one instance is kept if any of them is: one kept
-        # earlier keeps this one too.
-        previous = self._memory.get(root.trace_id)
-        if not keep and previous is True:
-            keep = True
-            root.attributes["sampling.rule"] = "same_trace"
-            root.attributes["sampling.probability"] = 1.0
-            self._kept += 1
-            stats.incr("tail_kept")
-            stats.incr("tail_kept_same_trace")
-        elif not keep:
+        else:
             stats.incr("tail_dropped")
         stats.observe("tail_rate", self._kept / self._seen)
         self._memory.put(root.trace_id, keep)
-        return keep
 
 
 def load_document(settings: Settings) -> tuple[str, object] | None:
@@ -240,18 +248,22 @@ def load_document(settings: Settings) -> tuple[str, object] | None:
             raise ValueError(f"cannot read {path!r} ({exc.strerror})") from None
         if len(data) > _MAX_FILE_BYTES:
             raise ValueError(f"{path!r} is larger than {_MAX_FILE_BYTES} bytes")
-        raw = data.decode("utf-8", "replace")
+        raw = data.decode("utf-8-sig", "replace")  # a BOM (Windows editors) is not JSON
     try:
         return variable, json.loads(raw)
     except ValueError as exc:
         raise ValueError(f"invalid JSON ({exc})") from None
+    except RecursionError:  # "[[[[..." deeper than the interpreter's stack: it broke every flush
+        raise ValueError("invalid JSON (nested too deeply)") from None
 
 
 def from_settings(settings: Settings) -> TailSampler | None:
     """The tail sampler the environment configures, or None (off, or invalid: logged once)."""
     from ..config import ConfigError, Problem, report
 
-    variable = "NEXS_TAIL_SAMPLING_RULES"
+    # The variable in use, known before reading: a file that fails must be named as the file.
+    rules = settings.environ.get("NEXS_TAIL_SAMPLING_RULES", "").strip()
+    variable = "NEXS_TAIL_SAMPLING_RULES" if rules else "NEXS_TAIL_SAMPLING_FILE"
     try:
         found = load_document(settings)
         if found is None:
