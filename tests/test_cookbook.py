@@ -177,3 +177,15 @@ def test_testing_recipe_catches_a_broken_handler(nexs_spans: SpanRecorder) -> No
     namespace["handler"] = handler
     with pytest.raises(AssertionError, match="trace shape differs"):
         namespace["test_checkout"](nexs_spans)
+
+
+def test_tenant_recipe_stamps_every_span_with_its_invocations_tenant() -> None:
+    """Tenants recipe: each invocation's spans carry the tenant its request named, and only that one."""
+    namespace = run_block("tenants")
+    tenants = {(span.name, span.attributes.get("tenant.id")) for span in namespace["spans"].spans}
+    assert tenants == {
+        ("POST /orders", "acme"),
+        ("load-orders", "acme"),
+        ("POST /orders", "globex"),
+        ("load-orders", "globex"),
+    }
