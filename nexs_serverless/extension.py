@@ -16,7 +16,8 @@ The platform's rules (AWS docs, "Lambda Extensions API"):
   external ones. At shutdown, Lambda sends SIGTERM to the runtime when an
   extension is registered and SIGKILLs it 500 ms later (internal extensions
   only): `start` installs a SIGTERM handler that flushes what is left within
-  `SHUTDOWN_BUDGET_MS` and then defers to the previous handler. The Python
+  `SHUTDOWN_BUDGET_MS` and then defers to the previous handler (put back in
+  front at each dispatch when the function replaced it after `start`). The Python
   runtime delivers SIGTERM to Python code on 3.12+ only (older runtimes block
   the main thread in C while waiting for the next event).
 - The invoke phase, extension time included, ends at the function's timeout:
@@ -313,6 +314,7 @@ def _wrap_runtime_dispatch() -> bool:
     def handle_event_request(*args: object, **kwargs: object) -> object:
         request_id = kwargs.get("invoke_id", args[2] if len(args) > 2 else None)
         _dispatch.active, _dispatch.budget_ms = True, None
+        _keep_sigterm_handler()
         try:
             return original(*args, **kwargs)
         finally:
@@ -353,6 +355,23 @@ def connect(api: str) -> Connection:
     return Connection(scheme, host, port)
 
 
+_sigterm_installed: list[Callable[[int, FrameType | None], None]] = []  # ours, once installed
+
+
+def _keep_sigterm_handler() -> None:
+    """Put our SIGTERM handler back in front when user code replaced it after `start` (main thread).
+
+    A handler the function installs after the decoration (at the end of its module, or in a
+    library it imports later) would otherwise replace ours: what is left would not be flushed
+    before Lambda's SIGKILL. Ours then runs first and defers to that one, as to any other.
+    """
+    try:
+        if _sigterm_installed and _signal.getsignal(_signal.SIGTERM) is not _sigterm_installed[0]:
+            _install_sigterm_handler()
+    except Exception as exc:
+        guard.report("extension_sigterm", exc)
+
+
 def _install_sigterm_handler() -> None:
     """Flush on SIGTERM, then do what the previous handler would have done."""
     if threading.current_thread() is not threading.main_thread():
@@ -372,6 +391,7 @@ def _install_sigterm_handler() -> None:
         defer(previous, signum, frame)
 
     _signal.signal(_signal.SIGTERM, on_sigterm)
+    _sigterm_installed[:] = [on_sigterm]
 
 
 def defer(previous: object, signum: int, frame: FrameType | None) -> None:

@@ -16,8 +16,10 @@ for that handler (``Runtime.MalformedHandlerName``,
 ``Runtime.UserCodeSyntaxError``, ``Runtime.BuiltInModuleConflict``), so a
 broken deployment reads the same with and without the layer. An error the
 user's module raises while imported reaches the runtime as that error too,
-even an ``AttributeError``, which would otherwise escape ``__getattr__`` as a
-missing ``handler`` here.
+with the stack the runtime would show (none of this module's frames), even an
+``AttributeError``, which would otherwise escape ``__getattr__`` as a missing
+``handler`` here. A handler that is not callable is handed over untraced: the
+runtime then fails each invocation on it, as it does without the layer.
 
 Environment: ``NEXS_ORIGINAL_HANDLER`` (set by ``/opt/nexs-handler``) and every
 variable `traced_handler` reads.
@@ -35,6 +37,7 @@ from .runtime import runtime
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import TracebackType
     from typing import Any
 
 __all__ = ["HANDLER_VARIABLE", "HandlerError", "load_handler", "resolve"]
@@ -80,8 +83,23 @@ def __getattr__(name: str) -> object:
         # Escaping __getattr__, it would read as "no attribute 'handler'": the runtime's getattr
         # would report Runtime.HandlerNotFound on this module instead of the user's error.
         raise fault(type(exc).__name__, str(exc), _user_frames(exc)) from exc
+    except Exception as exc:
+        # Any other error of the user's module (a KeyError for a missing environment variable)
+        # goes on as it is, without our frames on top of its stack: the runtime reports its
+        # stack from the import on, as without the layer. (A bare `raise` keeps the traceback
+        # set here on Python 3.11+; 3.10 adds this frame back.)
+        exc.__traceback__ = _past_own_frames(exc.__traceback__)
+        raise
     globals()["handler"] = loaded
     return loaded
+
+
+def _past_own_frames(tb: TracebackType | None) -> TracebackType | None:
+    """`tb` from its first entry outside this module (all of it when every entry is ours)."""
+    first = tb
+    while first is not None and first.tb_frame.f_code.co_filename == __file__:
+        first = first.tb_next
+    return first if first is not None else tb
 
 
 def _user_frames(exc: BaseException) -> list[str]:
@@ -101,7 +119,7 @@ def _user_frames(exc: BaseException) -> list[str]:
 
 
 def load_handler(spec: str) -> Callable[..., Any]:
-    """The function named by `spec`, wrapped with `traced_handler`.
+    """The function named by `spec`, wrapped with `traced_handler` (anything not callable: as it is).
 
     Raises:
         Exception: the runtime's ``FaultException`` (or `HandlerError` outside
@@ -120,7 +138,13 @@ def load_handler(spec: str) -> Callable[..., Any]:
             f"nexs-handler: {HANDLER_VARIABLE}={spec!r} names the wrapper itself; "
             "set it to your function's handler (module.function).",
         )
-    return traced_handler(resolve(spec.strip()))
+    function: object = resolve(spec.strip())  # whatever the module holds under that name
+    if callable(function):
+        return traced_handler(function)
+    # Not callable: the runtime loads it all the same and fails each invocation with "'X' object
+    # is not callable"; `traced_handler` would refuse it at init, or (None) take it for its own
+    # options form and hand the runtime a decorator instead.
+    return function  # type: ignore[return-value]
 
 
 def resolve(spec: str) -> Callable[..., Any]:
