@@ -10,7 +10,13 @@ classified (401/403 AUTH, 429 THROTTLED with ``Retry-After``, 5xx SERVER,
 connection errors NETWORK, read timeouts TIMEOUT), the call gets the time left
 in the flush budget, and the Azure pipeline's own retries are switched off
 (``retry_total=0``; the resilience layer decides). A partial success (HTTP 206)
-counts the items the service refused as rejected.
+counts the items the service refused as rejected. A redirect (307/308, which
+the SDK's pipeline leaves to its caller) is followed as the SDK's own
+``export()`` follows it, between hosts under one of Azure Monitor's ingestion
+domains (or to the same endpoint), the new host kept for later calls; the
+calls share one budget. Another port on the same host, or any other host, is
+not followed (BAD_REQUEST, naming the ``Location``). A span the SDK's mapping fails on is left out and counted
+(``spans_dropped_serialization``), not the batch.
 
 Offline storage (the SDK writes failed envelopes to a temp directory and
 re-sends them later) is off: Lambda's and many containers' disks are
@@ -18,7 +24,9 @@ ephemeral or read-only, and our carry-over buffer already keeps unsent spans.
 With ``NEXS_AZURE_OFFLINE_STORAGE=true`` it is on, and then the SDK owns the
 retry of what failed with a retryable error: those envelopes go to its disk
 storage (counted as ``spans_stored_offline``) instead of being reported as a
-failure, and stored envelopes are re-sent after the next success.
+failure, as do the items of a 206 refused with a retryable status, and
+stored envelopes are re-sent after the next success (by the SDK, with its
+own per-call timeout: that re-send is not bounded by the flush budget).
 
 The Azure SDK starts background telemetry of its own (statsbeat, the
 OneSettings control plane) when constructed; it honours its environment
@@ -37,6 +45,7 @@ Environment (read from the settings snapshot by `from_settings`):
 from __future__ import annotations
 
 import threading
+import time
 
 from .. import _guard as guard
 from .. import _stats as stats
@@ -54,8 +63,11 @@ if TYPE_CHECKING:
 
 __all__ = ["AzureMonitorExporter", "classify_azure_error", "from_settings"]
 
-# Per-item statuses of a 206 that the SDK would retry (its _RETRYABLE_STATUS_CODES).
-_RETRYABLE_ITEM_STATUSES = frozenset({408, 429, 439, 500, 502, 503, 504})
+# Per-item statuses of a 206 that the SDK would retry (its _RETRYABLE_STATUS_CODES but the
+# 401/403 of Entra ID tokens; 402/439, quota spent "over an extended time", it drops).
+_RETRYABLE_ITEM_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_REDIRECTS = (307, 308)
+_MAX_REDIRECTS = 3  # per call; the SDK's own limit is per exporter and larger, but each costs budget
 
 
 class AzureMonitorExporter:
@@ -110,7 +122,7 @@ class AzureMonitorExporter:
         return send_once("Azure Monitor", self.send, spans, self.timeout_ms / 1000)
 
     def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
-        """One ingestion call within `timeout_s`; returns how many spans the service refused.
+        """One ingestion call within `timeout_s` (redirects followed); returns how many spans were refused.
 
         Raises:
             ExportError: classified (see `classify_azure_error`).
@@ -124,25 +136,58 @@ class AzureMonitorExporter:
         except Exception as exc:  # a connection string or option the SDK refuses
             raise ExportError(ErrorClass.BAD_REQUEST, f"could not build the Azure exporter: {exc!r}") from exc
         envelopes, owner = _envelopes(sdk, spans)
-        try:
-            response = sdk.client.track(envelopes, connection_timeout=timeout_s, read_timeout=timeout_s)
-        except Exception as exc:
-            error = classify_azure_error(exc)
-            if self.offline_storage and error.retryable and sdk.storage is not None:
-                try:
-                    sdk.storage.put([envelope.as_dict() for envelope in envelopes])
-                except Exception as storage_exc:
-                    guard.report("azure_offline_storage", storage_exc)
-                    raise error from exc
-                stats.incr("spans_stored_offline", len(spans))
-                return 0
-            raise error from exc
-        rejected = _rejected_spans(response, owner)
-        if self.offline_storage and sdk.storage is not None:
+        if not envelopes:
+            return 0  # every span failed the mapping: counted there
+        deadline = time.monotonic() + timeout_s  # the calls' budget (building the SDK is not a call)
+        redirects = 0
+        while True:
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                raise ExportError(ErrorClass.TIMEOUT, "the flush budget ran out following a redirect")
+            try:
+                response = sdk.client.track(envelopes, connection_timeout=left_s, read_timeout=left_s)
+                break
+            except Exception as exc:
+                if redirects < _MAX_REDIRECTS and _follow_redirect(sdk, exc):
+                    redirects += 1
+                    continue
+                error = classify_azure_error(exc)
+                if self.offline_storage and error.retryable and sdk.storage is not None:
+                    self._store(sdk, envelopes, len(spans), error)
+                    return 0
+                raise error from exc
+        refused = _refused(response, len(owner))
+        complete = not refused
+        if refused and self.offline_storage and sdk.storage is not None:
+            retry = [index for index, status in refused.items() if status in _RETRYABLE_ITEM_STATUSES]
+            stored = {owner[index] for index in retry}
+            if retry and self._store(sdk, [envelopes[index] for index in retry], len(stored), None):
+                for index in retry:  # what the SDK's export() would store for later: stored, not refused
+                    del refused[index]
+        elif (
+            refused
+            and len(refused) == len(owner)
+            and all(status in _RETRYABLE_ITEM_STATUSES for status in refused.values())
+        ):
+            status = next(s for s in refused.values() if isinstance(s, int))
+            raise ExportError(classify_status(status), f"every item refused with {status}", status=status)
+        if complete and self.offline_storage and sdk.storage is not None:  # as the SDK: after a full success
             drain = getattr(sdk, "_transmit_from_storage", None)
             if drain is not None:
                 drain()
-        return rejected
+        return len({owner[index] for index in refused})
+
+    def _store(self, sdk: Any, envelopes: list[Any], span_count: int, error: ExportError | None) -> bool:
+        """Hand `envelopes` to the SDK's offline storage; whether it took them (else `error` is raised)."""
+        try:
+            sdk.storage.put([envelope.as_dict() for envelope in envelopes])
+        except Exception as storage_exc:
+            guard.report("azure_offline_storage", storage_exc)
+            if error is not None:
+                raise error from storage_exc
+            return False
+        stats.incr("spans_stored_offline", span_count)
+        return True
 
     def prepare(self) -> Any:
         """The Azure SDK exporter, built once (imports the Azure SDK)."""
@@ -182,24 +227,30 @@ class AzureMonitorExporter:
 
 
 def _envelopes(sdk: Any, spans: Sequence[ReadableSpan]) -> tuple[list[Any], list[int]]:
-    """The SDK's envelopes for `spans` and, for each, the index of the span it came from."""
+    """The SDK's envelopes for `spans` and, for each, the index of the span it came from.
+
+    A span the conversion or the SDK's mapping fails on is left out and
+    counted (``spans_dropped_serialization``): it would fail every retry.
+    """
     from .otel_sdk import to_readable_span
 
     envelopes: list[Any] = []
     owner: list[int] = []
-    try:
-        for index, span in enumerate(spans):
+    for index, span in enumerate(spans):
+        try:
             readable = to_readable_span(span)  # type: ignore[arg-type]
             batch = [sdk._span_to_envelope(readable), *sdk._span_events_to_envelopes(readable)]
-            envelopes.extend(batch)
-            owner.extend([index] * len(batch))
-    except Exception as exc:
-        raise ExportError(ErrorClass.SERIALIZATION, f"could not convert spans: {exc!r}") from exc
+        except Exception as exc:  # one odd span must not cost the batch
+            guard.report("azure_convert", exc)
+            stats.incr("spans_dropped_serialization")
+            continue
+        envelopes.extend(batch)
+        owner.extend([index] * len(batch))
     return envelopes, owner
 
 
-def _rejected_spans(response: Any, owner: list[int]) -> int:
-    """Spans with an envelope the service refused (HTTP 206); all refused and retryable raises.
+def _refused(response: Any, sent: int) -> dict[int, object]:
+    """The envelopes a 206 refused: index -> item status.
 
     An item error whose ``index`` names no envelope we sent (missing, negative,
     past the end) cannot be tied to a span: it is ignored and the reply counted
@@ -208,23 +259,47 @@ def _rejected_spans(response: Any, owner: list[int]) -> int:
     """
     errors = list(getattr(response, "errors", None) or ())
     if not errors:
-        return 0
-    mapped: dict[int, object] = {}
+        return {}
+    refused: dict[int, object] = {}
     for error in errors:
         index = getattr(error, "index", None)
-        if type(index) is int and 0 <= index < len(owner):
-            mapped[index] = getattr(error, "status_code", None)
-    if len(mapped) < len(errors):
+        if type(index) is int and 0 <= index < sent:
+            refused[index] = getattr(error, "status_code", None)
+    if len(refused) < len(errors):
         stats.incr("export_response_undecodable")
-    statuses = list(mapped.values())
-    if (
-        mapped
-        and len(mapped) == len(owner)
-        and all(status in _RETRYABLE_ITEM_STATUSES for status in statuses)
-    ):
-        status = next(s for s in statuses if isinstance(s, int))
-        raise ExportError(classify_status(status), f"every item refused with {status}", status=status)
-    return len({owner[index] for index in mapped})
+    return refused
+
+
+def _follow_redirect(sdk: Any, exc: BaseException) -> bool:
+    """For a 307/308 to a host the SDK would follow, point its client there; whether it did.
+
+    The SDK's rule (``_is_same_registered_domain``): both hosts under one of
+    Azure Monitor's ingestion domains, so a ``Location`` cannot send the
+    telemetry (and an Entra ID token) anywhere else. Stricter than the SDK on
+    one point: another port on the same host is not followed (no ingestion
+    endpoint moves that way; a local proxy's other ports are not ours to use).
+    """
+    if getattr(exc, "status_code", None) not in _REDIRECTS:
+        return False
+    from urllib.parse import urlsplit
+
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    try:
+        target = urlsplit(str(headers.get("Location") or headers.get("location") or ""))
+        config = sdk.client._config
+        current = urlsplit(str(config.host))
+        same_host = (current.hostname or "") == (target.hostname or "")
+    except (AttributeError, ValueError):
+        return False
+    if target.scheme not in ("http", "https") or not target.netloc:
+        return False
+    if target.netloc != current.netloc:
+        trusted = getattr(sdk, "_is_same_registered_domain", None)
+        if same_host or trusted is None or not trusted(current.netloc, target.netloc):
+            return False
+    config.host = f"{target.scheme}://{target.netloc}"
+    stats.incr("export_redirects_followed")
+    return True
 
 
 def classify_azure_error(exc: BaseException) -> ExportError:
@@ -239,7 +314,7 @@ def classify_azure_error(exc: BaseException) -> ExportError:
         status = exc.status_code
         headers = getattr(exc.response, "headers", None) or {}
         retry_after = _seconds(headers.get("Retry-After") or headers.get("retry-after"))
-        if status in (307, 308):
+        if status in _REDIRECTS:  # not followed: too many, or to a host the SDK would not trust
             return ExportError(
                 ErrorClass.BAD_REQUEST,
                 f"redirected to {headers.get('Location')}: use it as the IngestionEndpoint",

@@ -7,13 +7,19 @@ The mapping follows what OpenTelemetry's own Cloud Trace exporter does:
 - attributes become Cloud Trace attributes (strings, ints, bools; floats and
   lists as text), the HTTP ones under the keys the console knows
   (``/http/method``, ``/http/status_code``, ...), plus ``g.co/agent`` and the
-  resource's ``service.name``. Cloud Trace keeps 32 attributes per span, 128
-  bytes of key and 256 of value: the rest is cut here and counted in
-  ``dropped_attributes_count`` / ``truncated_byte_count``.
+  resource's ``service.name`` (these two always kept). Cloud Trace keeps 32
+  attributes per span, 128 bytes of key and 256 of value: the rest is cut here
+  and counted in ``dropped_attributes_count`` / ``truncated_byte_count`` (so is
+  an attribute whose key collides with another's once mapped or cut).
 - events become time-event annotations (32 kept, 4 attributes each: the
   API's limit, the rest counted in ``dropped_attributes_count``), links links (128 kept),
   status ERROR ``google.rpc.Status`` code 2 (UNKNOWN) with the description,
-  and the first exception's Python stack the span's ``stack_trace``.
+  and the first exception's Python stack the span's ``stack_trace`` (the
+  exception raised last when it chains others; file names cut at 256 bytes).
+- text that is not valid Unicode (a lone surrogate from ``surrogateescape``)
+  is sent with ``?`` in its place: protobuf refuses it, and one such span
+  must not cost the batch. A span that cannot be converted at all is left
+  out and counted (``spans_dropped_serialization``).
 
 Messages are raw protobuf objects wrapped once (proto-plus conversions are
 slow). The client is built once and reused; each call gets the time left in
@@ -32,7 +38,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
+from .. import _guard as guard
+from .. import _stats as stats
 from ..config import ConfigError
 from ..model import StatusCode
 from .base import ExportResult, send_once
@@ -57,7 +66,8 @@ MAX_SPANS_PER_CALL = 1000
 _KEY_BYTES = 128
 _VALUE_BYTES = 256
 _NAME_BYTES = 128
-_FRAME_BYTES = 1024
+_FUNCTION_BYTES = 1024  # StackFrame.function_name
+_FILE_BYTES = 256  # StackFrame.file_name
 # OpenTelemetry attribute -> the label Cloud Trace's console shows for it.
 _LABELS = {
     **dict.fromkeys(("http.method", "http.request.method"), "/http/method"),
@@ -70,6 +80,7 @@ _LABELS = {
     "http.request_content_length": "/http/request/size",
 }
 _FRAME = re.compile(r'^\s*File "([^"]*)", line (\d+), in (.*)$', re.MULTILINE)
+_TRACEBACK_HEADER = "Traceback (most recent call last):"
 _PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "GCP_PROJECT")
 
 
@@ -116,7 +127,10 @@ class CloudTraceExporter:
         return send_once("Cloud Trace", self.send, spans, self.timeout_ms / 1000)
 
     def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
-        """One ``BatchWriteSpans`` call per 1000 spans, within `timeout_s`; returns 0 (nothing is rejected).
+        """``BatchWriteSpans`` calls of at most 1000 spans, all within `timeout_s`; returns 0.
+
+        A span that cannot be converted is left out and counted
+        (``spans_dropped_serialization``); it is not "rejected" by the back end.
 
         Raises:
             ExportError: classified (see `classify_gcp_error`).
@@ -130,19 +144,23 @@ class CloudTraceExporter:
         try:
             client = self._get_client()
             project = self._project()
-            converted = [to_span_pb(span, project) for span in spans]
         except ExportError:
             raise
         except Exception as exc:
             raise classify_gcp_error(exc) from exc
+        converted = [pb for pb in (_convert(span, project) for span in spans) if pb is not None]
+        deadline = time.monotonic() + timeout_s  # the calls' budget (building the client is not a call)
         request_type = trace_v2.BatchWriteSpansRequest
         for start in range(0, len(converted), MAX_SPANS_PER_CALL):
+            left_s = deadline - time.monotonic()  # one budget for every call, not one each
+            if left_s <= 0:
+                raise ExportError(ErrorClass.TIMEOUT, "the flush budget ran out between calls")
             raw = request_type.pb()(
                 name=f"projects/{project}", spans=converted[start : start + MAX_SPANS_PER_CALL]
             )
             try:
                 client.batch_write_spans(  # type: ignore[attr-defined]
-                    request=request_type.wrap(raw), timeout=timeout_s, retry=None
+                    request=request_type.wrap(raw), timeout=left_s, retry=None
                 )
             except Exception as exc:
                 raise classify_gcp_error(exc) from exc
@@ -192,6 +210,16 @@ class CloudTraceExporter:
             transport.close()
 
 
+def _convert(span: ReadableSpan, project: str) -> Any:
+    """`to_span_pb`, with a span it fails on counted as a serialization drop (None)."""
+    try:
+        return to_span_pb(span, project)
+    except Exception as exc:  # one odd span must not cost the batch
+        guard.report("cloud_trace_convert", exc)
+        stats.incr("spans_dropped_serialization")
+        return None
+
+
 def to_span_pb(span: ReadableSpan, project: str) -> Any:
     """The raw protobuf ``google.devtools.cloudtrace.v2.Span`` for `span`."""
     from google.cloud import trace_v2
@@ -200,19 +228,25 @@ def to_span_pb(span: ReadableSpan, project: str) -> Any:
 
     span_type = trace_v2.Span.pb()
     span_hex = f"{span.span_id:016x}"
-    attrs: dict[str, object] = {}
+    # The agent and the service come first, so that the 32-attribute cut never takes them.
+    attrs: dict[str, object] = {"g.co/agent": f"nexs_serverless {span.instrumentation_scope.version}"}
+    service = span.attributes.get("service.name", span.resource.attributes.get("service.name"))
+    if service is not None:
+        attrs["service.name"] = service
+    dropped = span.dropped_attributes
     for key, value in span.attributes.items():
-        attrs.setdefault(_LABELS.get(key, key), value)
-    if "service.name" in span.resource.attributes:
-        attrs.setdefault("service.name", span.resource.attributes["service.name"])
-    attrs["g.co/agent"] = f"nexs_serverless {span.instrumentation_scope.version}"
+        label = _LABELS.get(key, key)
+        if label not in attrs:
+            attrs[label] = value
+        elif key != "service.name":  # two keys for one label (http.method, http.request.method)
+            dropped += 1
     fields: dict[str, object] = {
         "name": f"projects/{project}/traces/{span.trace_id:032x}/spans/{span_hex}",
         "span_id": span_hex,
         "display_name": _string(span.name, _NAME_BYTES),
         "start_time": _timestamp(timestamp_pb2, span.start_ns),
         "end_time": _timestamp(timestamp_pb2, span.end_ns or span.start_ns),
-        "attributes": _attributes(span_type, attrs, span.dropped_attributes),
+        "attributes": _attributes(span_type, attrs, dropped),
         "span_kind": span.kind + 1 if 0 <= span.kind < 5 else 0,
     }
     if span.parent_span_id:
@@ -251,7 +285,7 @@ def to_span_pb(span: ReadableSpan, project: str) -> Any:
             dropped_links_count=len(links) - len(kept_links) + span.dropped_links,
         )
     if span.status_code == StatusCode.ERROR:
-        fields["status"] = status_pb2.Status(code=2, message=span.status_description or "")
+        fields["status"] = status_pb2.Status(code=2, message=_valid(span.status_description or ""))
     elif span.status_code == StatusCode.OK:
         fields["status"] = status_pb2.Status(code=0)
     stack = _stack_trace(span)
@@ -263,16 +297,20 @@ def to_span_pb(span: ReadableSpan, project: str) -> Any:
 def _attributes(
     span_type: Any, attributes: Mapping[str, object], dropped: int, limit: int = MAX_ATTRIBUTES
 ) -> Any:
-    """The first `limit` attributes (the API's cap where they go); the rest added to `dropped`."""
+    """The first `limit` attributes (the API's cap where they go); the rest added to `dropped`.
+
+    A key cut to 128 bytes that then equals a key already kept is dropped (and
+    counted) rather than silently replacing that one.
+    """
     from google.cloud import trace_v2
 
     value_type = trace_v2.AttributeValue.pb()
     out: dict[str, object] = {}
     for key, value in attributes.items():
-        if len(out) >= limit:
+        name = key.encode("utf-8", "replace")[:_KEY_BYTES].decode("utf-8", "ignore")
+        if len(out) >= limit or name in out:
             dropped += 1
             continue
-        name = key.encode("utf-8", "replace")[:_KEY_BYTES].decode("utf-8", "ignore")
         if isinstance(value, bool):
             out[name] = value_type(bool_value=value)
         elif isinstance(value, int) and -(1 << 63) <= value < (1 << 63):
@@ -285,13 +323,31 @@ def _attributes(
 
 
 def _string(text: str, limit: int) -> Any:
-    """A ``TruncatableString`` of at most `limit` UTF-8 bytes, with the bytes cut counted."""
+    """A ``TruncatableString`` of at most `limit` UTF-8 bytes, with the bytes cut counted.
+
+    Cut on a character boundary, as the API asks; a lone surrogate becomes ``?``.
+    """
     from google.cloud import trace_v2
 
-    data = text.encode("utf-8", "replace")
-    kept = data[:limit].decode("utf-8", "ignore") if len(data) > limit else text
-    cut = len(data) - len(kept.encode("utf-8", "replace"))
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # protobuf refuses it; replaced here, the span still goes out
+        data = text.encode("utf-8", "replace")
+        text = data.decode("utf-8")
+    if len(data) <= limit:
+        return trace_v2.TruncatableString.pb()(value=text, truncated_byte_count=0)
+    kept = data[:limit].decode("utf-8", "ignore")
+    cut = len(data) - len(kept.encode("utf-8"))
     return trace_v2.TruncatableString.pb()(value=kept, truncated_byte_count=cut)
+
+
+def _valid(text: str) -> str:
+    """`text` with any lone surrogate replaced by ``?`` (protobuf strings must be valid UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _timestamp(timestamp_pb2: Any, ns: int) -> Any:
@@ -299,12 +355,20 @@ def _timestamp(timestamp_pb2: Any, ns: int) -> Any:
 
 
 def _stack_trace(span: ReadableSpan) -> Any:
-    """The first exception's stack (most recent call first), or None."""
+    """The first exception's stack (most recent call first), or None.
+
+    ``exception.stacktrace`` is ``traceback.format_exception`` text: with
+    chained exceptions (``raise ... from``, or raised while handling another)
+    it holds one traceback per exception, the raised one last. Only that last
+    one is the stack at the time of the error; the others' frames would make
+    it look deeper than it was.
+    """
     for event in span.events:
         text = event.attributes.get("exception.stacktrace") if event.name == "exception" else None
         if not isinstance(text, str):
             continue
-        frames = _FRAME.findall(text)
+        header = text.rfind(_TRACEBACK_HEADER)
+        frames = _FRAME.findall(text, header if header >= 0 else 0)
         if not frames:
             return None
         from google.cloud import trace_v2
@@ -316,8 +380,8 @@ def _stack_trace(span: ReadableSpan) -> Any:
             stack_frames=stack_type.StackFrames(
                 frame=[
                     stack_type.StackFrame(
-                        function_name=_string(label.strip(), _FRAME_BYTES),
-                        file_name=_string(path, _FRAME_BYTES),
+                        function_name=_string(label.strip(), _FUNCTION_BYTES),
+                        file_name=_string(path, _FILE_BYTES),
                         line_number=int(line),
                     )
                     for path, line, label in kept

@@ -10,8 +10,16 @@ The file is bounded: when the next line would take it past ``max_bytes`` it is
 rotated (``spans.jsonl`` -> ``spans.jsonl.1`` -> ... up to ``backups`` old
 files), or, with ``backups=0``, further spans are dropped and counted
 (``spans_dropped_file_full``). A line longer than ``max_bytes`` on its own is
-dropped (``spans_dropped_oversize``). Lines are flushed to the OS after each
-export (not fsync'ed: this is a debugging aid, not a journal).
+dropped (``spans_dropped_oversize``). Each export's lines reach the OS in
+one unbuffered write (not fsync'ed: this is a debugging aid, not a journal).
+
+Every line is whole: when a write fails part way (a full disk), what it
+wrote is cut off again before the error is reported, so the next line does
+not start in the middle of a broken one. The file's size is read from the
+file before each export, and a file renamed or deleted behind the exporter's
+back (``rm spans.jsonl`` between two runs of a local server, another process
+rotating it) is followed: writing goes on at the path, not into the old file.
+Exports from several threads are serialised by a lock.
 
 Environment (read from the settings snapshot by `from_settings`):
 
@@ -52,7 +60,7 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 3
 # One encoder for every line: json.dumps with options builds a new one per call.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-_tail_cache: list[object] = []
+_tail_cache: list[tuple[object, object, str]] = []  # one entry: (resource, scope, text)
 
 
 class FileExporter:
@@ -122,23 +130,32 @@ class FileExporter:
                 if self.backups == 0:
                     stats.incr("spans_dropped_file_full")
                     continue
-                out.write(b"".join(pending))
+                _append(out, pending)
                 pending.clear()
                 out = self._rotate()
             pending.append(line)
             self._size += len(line)
-        if pending:
-            out.write(b"".join(pending))
-        out.flush()
+        _append(out, pending)
 
     def _open(self) -> BinaryIO:
+        """The open file, reopened when `path` no longer names it; `_size` read from the file."""
         out = self._file
-        if out is None:
-            directory = os.path.dirname(self.path)
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-            out = self._file = open(self.path, "ab")  # noqa: SIM115 - kept open across invocations
-            self._size = out.tell()
+        if out is not None:
+            try:
+                named = os.stat(self.path)
+            except FileNotFoundError:
+                named = None
+            held = os.fstat(out.fileno())
+            if named is not None and (named.st_ino, named.st_dev) == (held.st_ino, held.st_dev):
+                self._size = held.st_size  # another writer may have appended
+                return out
+            self._close()  # deleted or renamed behind our back: write at the path again
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        # Unbuffered: a failed write leaves nothing in a buffer to be written later, past the cut.
+        out = self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open across invocations
+        self._size = os.fstat(out.fileno()).st_size
         return out
 
     def _rotate(self) -> BinaryIO:
@@ -155,7 +172,10 @@ class FileExporter:
     def _close(self) -> None:
         out, self._file = self._file, None
         if out is not None:
-            out.close()
+            try:
+                out.close()
+            except OSError:  # unbuffered: nothing was pending; the descriptor is released anyway
+                pass
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Lines are flushed after every export: always True."""
@@ -165,6 +185,26 @@ class FileExporter:
         """Close the file (a later export opens it again)."""
         with self._lock:
             self._close()
+
+
+def _append(out: BinaryIO, lines: list[bytes]) -> None:
+    """Write `lines` whole, or (on an error part way) cut what was written and raise."""
+    if not lines:
+        return
+    data = memoryview(b"".join(lines))
+    start = os.fstat(out.fileno()).st_size
+    try:
+        while data:
+            written = out.write(data)  # a raw file may write less than asked (a disk filling up)
+            if not written:
+                raise OSError(errno.EIO, "the file took no bytes")
+            data = data[written:]
+    except OSError:
+        try:
+            os.ftruncate(out.fileno(), start)  # no half line for the next one to be glued to
+        except OSError:
+            pass
+        raise
 
 
 def _line(span: ReadableSpan) -> bytes | None:
@@ -215,9 +255,9 @@ def to_json(span: ReadableSpan) -> str:
 
 def _tail(resource: Resource, scope: InstrumentationScope) -> str:
     """``,"resource":{...},"scope":{...}}``, cached for the last resource and scope seen."""
-    cached = _tail_cache
-    if cached and cached[0] is resource and cached[1] is scope:
-        return str(cached[2])
+    cached = _tail_cache[0] if _tail_cache else None  # one read: another thread may replace the entry
+    if cached is not None and cached[0] is resource and cached[1] is scope:
+        return cached[2]
     text = (
         ',"resource":'
         + _encode({"attributes": _attributes(resource.attributes)})
@@ -225,7 +265,7 @@ def _tail(resource: Resource, scope: InstrumentationScope) -> str:
         + _encode({"name": scope.name, "version": scope.version})
         + "}"
     )
-    _tail_cache[:] = [resource, scope, text]
+    _tail_cache[:] = [(resource, scope, text)]
     return text
 
 

@@ -23,9 +23,16 @@ class InMemoryExporter:
     Args:
         max_spans: the most spans kept; older ones are discarded first, so a
             long test run cannot grow without bound (None: unbounded).
+
+    Raises:
+        ConfigError: for a `max_spans` that is not None or an integer >= 0.
     """
 
     def __init__(self, *, max_spans: int | None = 100_000) -> None:
+        if max_spans is not None and (type(max_spans) is not int or max_spans < 0):
+            from ..config import ConfigError
+
+            raise ConfigError(f"InMemoryExporter(max_spans={max_spans!r}): expected None or an integer >= 0")
         self._spans: list[FinishedSpan] = []
         self._lock = threading.Lock()
         self._max_spans = max_spans

@@ -1,16 +1,26 @@
 """Plug an OpenTelemetry SDK `SpanExporter` in unchanged.
 
 Our spans are converted to SDK `ReadableSpan`s (ids, parent, kind, status,
-events, links, resource, scope and dropped counts), and the SDK exporter runs
-in a short-lived thread that `export` waits for only until the flush
-deadline: SDK exporters carry their own long timeouts (10 s for OTLP) that a
-Lambda invocation cannot afford. An export still running past the deadline
-finishes in the background and is counted as ``export_overran``.
+events, links with their own remote flag, resource, scope and every dropped
+count: the span's and each event's and link's), and the SDK exporter runs in
+a short-lived thread that `export` waits for only until the flush deadline:
+SDK exporters carry their own long timeouts (10 s for OTLP) that a Lambda
+invocation cannot afford. An export still running past the deadline finishes
+in the background and is counted as ``export_overran``; until it has
+finished, later exports are not started (FAILURE, counted
+``export_skipped_busy``), so a dead back end holds one thread, not one per
+flush, and the SDK exporter is never called from two threads at once.
+
+The worker runs as the SDK's own span processors run an exporter: with
+instrumentation suppressed, ours (`context.suppressed`) and OpenTelemetry's
+(``suppress_instrumentation`` in its context), so the exporter's own HTTP
+call is never traced into the next flush.
 """
 
 from __future__ import annotations
 
 import threading
+from _contextvars import copy_context
 
 from .. import _guard as guard
 from .. import _stats as stats
@@ -23,6 +33,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..finished import FinishedSpan
+    from ..model import Resource as OurResource
     from ..span import Span
 
 __all__ = ["OTelSDKExporter", "to_readable_span"]
@@ -34,11 +45,20 @@ class OTelSDKExporter:
     Args:
         exporter: any `opentelemetry.sdk.trace.export.SpanExporter`.
         timeout_ms: the most one export may take when no flush deadline applies.
+
+    Raises:
+        ConfigError: for a `timeout_ms` that is not an integer >= 1.
     """
 
     def __init__(self, exporter: object, *, timeout_ms: int = 10_000) -> None:
+        if type(timeout_ms) is not int or timeout_ms < 1:
+            from ..config import ConfigError
+
+            raise ConfigError(f"OTelSDKExporter(timeout_ms={timeout_ms!r}): expected an integer >= 1")
         self.exporter = exporter
         self.timeout_ms = timeout_ms
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()  # flushes run on several threads (main, extension, timeout guard)
 
     def export(self, spans: Sequence[Span | FinishedSpan]) -> ExportResult:
         """Convert, export in a worker thread, wait at most until the deadline.
@@ -52,21 +72,33 @@ class OTelSDKExporter:
         if not converted:
             return ExportResult.SUCCESS  # nothing left to send; any drops are counted
         outcome: list[bool] = []
+        exporter = self.exporter
 
         def run() -> None:
+            token = _suppress_otel_instrumentation()
             try:
-                result = self.exporter.export(converted)  # type: ignore[attr-defined]
+                result = exporter.export(converted)  # type: ignore[attr-defined]
                 outcome.append(getattr(result, "name", "") == "SUCCESS")
             except Exception as exc:
                 guard.report("otel_sdk_exporter", exc)
                 outcome.append(False)
+            finally:
+                _restore_otel_context(token)
 
-        worker = threading.Thread(target=run, name="nexs-otel-export", daemon=True)
-        try:
-            worker.start()
-        except RuntimeError as exc:  # no thread to be had (resource limits): a failed export, not a crash
-            guard.report("otel_sdk_exporter", exc)
-            return ExportResult.FAILURE
+        # In a copy of this context: the flush's suppression and deadline go along.
+        context = copy_context()
+        worker = threading.Thread(target=context.run, args=(run,), name="nexs-otel-export", daemon=True)
+        with self._lock:
+            busy = self._worker
+            if busy is not None and busy.is_alive():  # the last export overran and still runs
+                stats.incr("export_skipped_busy")
+                return ExportResult.FAILURE
+            try:
+                worker.start()
+            except RuntimeError as exc:  # no thread to be had (resource limits): a failed export, not a crash
+                guard.report("otel_sdk_exporter", exc)
+                return ExportResult.FAILURE
+            self._worker = worker
         worker.join(remaining_export_s(self.timeout_ms / 1000))
         if worker.is_alive():
             stats.incr("export_overran")
@@ -74,12 +106,37 @@ class OTelSDKExporter:
         return ExportResult.SUCCESS if outcome and outcome[0] else ExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Delegates to the SDK exporter."""
-        return bool(self.exporter.force_flush(timeout_millis))  # type: ignore[attr-defined]
+        """Delegates to the SDK exporter; False when it raises."""
+        try:
+            return bool(self.exporter.force_flush(timeout_millis))  # type: ignore[attr-defined]
+        except Exception as exc:
+            guard.report("otel_sdk_force_flush", exc)
+            return False
 
     def shutdown(self) -> None:
-        """Delegates to the SDK exporter."""
-        self.exporter.shutdown()  # type: ignore[attr-defined]
+        """Delegates to the SDK exporter (an error there is reported, not raised)."""
+        try:
+            self.exporter.shutdown()  # type: ignore[attr-defined]
+        except Exception as exc:
+            guard.report("otel_sdk_shutdown", exc)
+
+
+def _suppress_otel_instrumentation() -> object:
+    """Set OpenTelemetry's suppression key in this thread's context, as its span processors do."""
+    try:
+        from opentelemetry import context as otel_context
+
+        key = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+    except (ImportError, AttributeError):  # pragma: no cover - an API without the key
+        return None
+    return otel_context.attach(otel_context.set_value(key, True))
+
+
+def _restore_otel_context(token: object) -> None:
+    if token is not None:
+        from opentelemetry import context as otel_context
+
+        otel_context.detach(token)  # type: ignore[arg-type]
 
 
 def _convert(span: Span | FinishedSpan) -> object | None:
@@ -95,7 +152,6 @@ def _convert(span: Span | FinishedSpan) -> object | None:
 def to_readable_span(span: Span | FinishedSpan) -> object:
     """An `opentelemetry.sdk.trace.ReadableSpan` with the same content as `span`."""
     from opentelemetry.attributes import BoundedAttributes
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import Event, ReadableSpan
     from opentelemetry.sdk.util import BoundedList
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -106,22 +162,31 @@ def to_readable_span(span: Span | FinishedSpan) -> object:
     ) -> SpanContext:
         return SpanContext(trace_id, span_id, remote, TraceFlags(flags), TraceState(list(state)))
 
-    def attrs(values: object) -> dict[str, Any]:
-        out: dict[str, Any] = dict(values)  # type: ignore[call-overload]
-        return out
+    def attrs(values: object, dropped: int = 0) -> Any:
+        """A plain copy, or a bounded one carrying `dropped` (the SDK reads counts off its type)."""
+        if not dropped:
+            out: dict[str, Any] = dict(values)  # type: ignore[call-overload]
+            return out
+        copy = BoundedAttributes(attributes=values, immutable=True)  # type: ignore[call-overload]
+        copy.dropped = dropped
+        return copy
 
     parent = (
         context(span.trace_id, span.parent_span_id, span.trace_flags, (), span.parent_is_remote)
         if span.parent_span_id
         else None
     )
+    status_code = StatusCode(int(span.status_code))
     readable = ReadableSpan(
         name=span.name,
         context=context(span.trace_id, span.span_id, span.trace_flags, span.trace_state, False),
         parent=parent,
-        resource=Resource(attrs(span.resource.attributes)),
+        resource=_resource(span.resource),
         attributes=attrs(span.attributes),
-        events=[Event(e.name, attrs(e.attributes), e.timestamp_ns) for e in span.events],
+        events=[
+            Event(event.name, attrs(event.attributes, event.dropped_attributes), event.timestamp_ns)
+            for event in span.events
+        ],
         links=[
             Link(
                 context(
@@ -129,14 +194,15 @@ def to_readable_span(span: Span | FinishedSpan) -> object:
                     link.context.span_id,
                     link.context.trace_flags,
                     link.context.trace_state,
-                    True,
+                    bool(link.context.is_remote),
                 ),
-                attrs(link.attributes),
+                attrs(link.attributes, link.dropped_attributes),
             )
             for link in span.links
         ],
         kind=SpanKind(int(span.kind)),
-        status=Status(StatusCode(int(span.status_code)), span.status_description),
+        # A description goes with ERROR only (the SDK logs a warning for any other and drops it).
+        status=Status(status_code, span.status_description if status_code is StatusCode.ERROR else None),
         start_time=span.start_ns,
         end_time=span.end_ns,
         instrumentation_scope=InstrumentationScope(
@@ -156,3 +222,18 @@ def to_readable_span(span: Span | FinishedSpan) -> object:
         items.dropped = dropped
         setattr(readable, slot, items)
     return readable
+
+
+_resources: list[tuple[object, Any]] = []
+
+
+def _resource(resource: OurResource) -> Any:
+    """The SDK `Resource` for ours, built once per resource object (every span of a batch shares it)."""
+    cached = _resources[0] if _resources else None  # one read: another thread may replace it
+    if cached is not None and cached[0] is resource:
+        return cached[1]
+    from opentelemetry.sdk.resources import Resource
+
+    converted = Resource(dict(resource.attributes))
+    _resources[:] = [(resource, converted)]
+    return converted

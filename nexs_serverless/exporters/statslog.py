@@ -6,11 +6,16 @@ Logging) next to the invocations it describes, so drops, carry-over,
 rejections and breaker trips can be graphed and alarmed on from logs alone.
 It is written to stdout, which every FaaS platform captures whatever the
 logging configuration (a logger at INFO would be filtered out by default).
+
+Invocations end on several threads at once where the platform runs them
+concurrently (Cloud Functions gen2, Azure Functions, a local server): the
+count is kept under a lock, so every N-th invocation writes exactly one line.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 
 from .. import config
 
@@ -21,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["after_invocation"]
 
 _state: dict[str, object] = {"settings": None, "every": 0, "count": 0}
+_lock = threading.Lock()
 
 
 def _every(settings: Settings) -> int:
@@ -36,12 +42,13 @@ def _every(settings: Settings) -> int:
 
 def after_invocation(settings: Settings) -> bool:
     """Count one invocation; every N-th, write the stats line. Returns whether it wrote."""
-    every = _every(settings)
-    if every <= 0:
-        return False
-    count: int = _state["count"]  # type: ignore[assignment]
-    count += 1
-    _state["count"] = count
+    with _lock:
+        every = _every(settings)
+        if every <= 0:
+            return False
+        count: int = _state["count"]  # type: ignore[assignment]
+        count += 1
+        _state["count"] = count
     if count % every:
         return False
     import json
