@@ -14,6 +14,7 @@ from __future__ import annotations
 from opentelemetry import trace
 from opentelemetry.util._decorator import _agnosticcontextmanager
 
+from ..context import suppressed
 from ..model import Event, Link
 from ..tracing import Tracer, tracer
 from .bridge import to_our_context, to_ours
@@ -182,7 +183,14 @@ class NexsTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace.Span:
-        """Start one of our spans; the parent is the span in `context`, else the current one."""
+        """Start one of our spans; the parent is the span in `context`, else the current one.
+
+        A non-recording span while the tracer exports (`suppressed`): an instrumentation that does not
+        check OpenTelemetry's own suppression key would otherwise trace the export's
+        calls into the next flush, one more span every flush.
+        """
+        if suppressed():
+            return trace.INVALID_SPAN
         parent: object = None
         if context is not None:
             parent = to_ours(trace.get_current_span(context)) or Tracer.ROOT
