@@ -41,8 +41,12 @@ def test_baggage_members_values_and_properties_are_read() -> None:
 
 
 def test_baggage_values_are_percent_decoded_as_utf8() -> None:
-    """Percent-encoded UTF-8 is decoded; an invalid sequence drops only that member."""
-    assert parse_baggage("city=S%C3%A3o%20Paulo,bad=%FF,ok=1") == {"city": ("São Paulo", ""), "ok": ("1", "")}
+    """Percent-encoded UTF-8 is decoded; an invalid sequence becomes U+FFFD (W3C Baggage: MUST)."""
+    assert parse_baggage("city=S%C3%A3o%20Paulo,bad=%FF,ok=1") == {
+        "city": ("São Paulo", ""),
+        "bad": ("\ufffd", ""),
+        "ok": ("1", ""),
+    }
 
 
 def test_malformed_baggage_members_are_skipped() -> None:

@@ -4,6 +4,11 @@ Why a module of its own: the package's ``__init__`` is imported whenever any of
 its submodules is, and a Lambda cold start needs only `_carrier`, `options`,
 `xray` and `incoming` (to read ``_X_AMZN_TRACE_ID``). Keeping this code here
 spares the cold start its load (about 0.6 M instructions, with `baggage`).
+
+A header object other than a dict (``http.client.HTTPMessage``, a framework's
+``Headers``) is read through `combined`: its repeated lines joined, as the W3C
+formats require (several ``tracestate``/``baggage`` lines are one list; two
+``traceparent`` lines are invalid).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from .. import _guard as guard
 from ..baggage import _entries as _baggage_entries
 from ..context import _current
 from ..runtime import runtime
-from ._carrier import _last_trace, drop_variants, headers_from, hex_ids, lowered, text
+from ._carrier import Headers, _last_trace, drop_variants, headers_from, hex_ids, lowered, text
 from .incoming import Incoming
 
 TYPE_CHECKING = False
@@ -132,6 +137,8 @@ class CompositePropagator:
         incoming = Incoming()
         if type(carrier) is dict:
             carrier = lowered(carrier)
+        elif type(carrier) is not Headers:
+            carrier = combined(carrier)
         for extract_from in self._extractors:
             extract_from(carrier, incoming)
         return incoming
@@ -142,6 +149,8 @@ class CompositePropagator:
             if self._dict_context is not None:
                 return self._dict_context(carrier)
             carrier = lowered(carrier)
+        elif type(carrier) is not Headers:
+            carrier = combined(carrier)
         context = None
         for extract_from in self._context_extractors:
             context = extract_from(carrier, context)
@@ -167,6 +176,38 @@ class CompositePropagator:
             drop_variants(carrier, self._trace_fields)
         for inject_into in self._injectors if _baggage_entries.get() else self._plain_injectors:
             inject_into(carrier, context, ids)
+
+
+def combined(carrier: object) -> object:
+    """`carrier` as `Headers` when it is a header map other than a dict, its repeated fields joined.
+
+    HTTP lets a field repeat (RFC 9110 section 5.3), and the W3C formats count on
+    it: several ``tracestate`` or ``baggage`` lines are one list, and two
+    ``traceparent`` lines are invalid. Most header objects answer ``get`` with the
+    first line only (``http.client.HTTPMessage``, Starlette's and werkzeug's
+    ``Headers``, aiohttp's multidict) but list every line in ``items()``; joining
+    those with commas gives what a proxy that merged them would send. Anything
+    without ``items`` is returned unchanged, to be read through its ``get``.
+    """
+    items = getattr(carrier, "items", None)
+    if items is None:
+        return carrier
+    try:
+        pairs: list[tuple[object, object]] = list(items())
+    except Exception:
+        return carrier
+    out = Headers()
+    for key, value in pairs:
+        field = key.decode("latin-1") if type(key) is bytes else key
+        if type(field) is not str:
+            continue
+        converted = text(value)
+        if converted is None:
+            continue
+        name = field.lower()
+        previous = out.get(name)
+        out[name] = converted if previous is None else f"{previous},{converted}"
+    return out
 
 
 def _default_reader() -> Callable[[dict[object, object]], SpanContext | None]:
@@ -237,6 +278,8 @@ def extract(carrier: object) -> SpanContext | None:
             if read is not None:
                 return read(carrier)
             carrier = lowered(carrier)
+        elif type(carrier) is not Headers:
+            carrier = combined(carrier)
         context = None
         for extract_from in cached._context_extractors:
             context = extract_from(carrier, context)

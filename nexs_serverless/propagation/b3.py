@@ -4,7 +4,9 @@ Per the openzipkin/b3-propagation specification and OpenTelemetry's B3
 requirements: ids are lower-hex, the trace id 16 or 32 characters (64-bit ids
 are left-padded), the span id 16. Sampled is ``1`` or ``d`` (debug) in the
 single header, ``1``/``true`` or ``X-B3-Flags: 1`` in the multi form; anything
-else, including a deferred decision, reads as not sampled. The parent span id
+else, including a deferred decision, reads as not sampled. Debug is not kept
+as such (the context has only the sampled flag): it goes on as ``1``, not
+``d`` or ``X-B3-Flags: 1``. The parent span id
 is accepted and ignored, and never written (OpenTelemetry: "MUST NOT" inject
 it). A single header holding only a sampling state carries no context.
 Extraction reads the single header first, then the multi headers.

@@ -4,7 +4,8 @@ Grammar and limits from the W3C Baggage specification:
 
 - ``key = value *( ; property )`` members separated by commas, optional
   whitespace around separators; the key is an RFC 9110 token, the value is
-  percent-encoded ``baggage-octet`` text (decoded as UTF-8 on the way in).
+  percent-encoded ``baggage-octet`` text (decoded as UTF-8 on the way in, an
+  invalid sequence becoming U+FFFD as the specification requires).
 - Limits: at most 64 members and 8192 bytes per header. A header over 8192
   bytes is ignored whole; members past the 64th, and on the way out members
   that would cross either limit, are left out whole ("MUST NOT propagate
@@ -70,10 +71,9 @@ def parse_baggage(header: str | None) -> dict[str, tuple[str, str]] | None:
         value = value.strip(_OWS)
         if not sep or _KEY.fullmatch(key) is None or _VALUE.fullmatch(value) is None:
             continue
-        try:
-            decoded = unquote(value, errors="strict")
-        except UnicodeDecodeError:
-            continue
+        # "percent-encoded octet sequences that do not match the UTF-8 encoding scheme MUST be
+        # replaced with the replacement code point (U+FFFD)": the member is kept.
+        decoded = unquote(value, errors="replace")
         entries.pop(key, None)
         entries[key] = (decoded, valid_properties(properties) if properties else "")
     return entries or None

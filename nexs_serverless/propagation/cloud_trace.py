@@ -2,9 +2,10 @@
 
 Format (Cloud Trace documentation, "Trace context"):
 ``TRACE_ID/SPAN_ID;o=OPTIONS`` with a 32-hex trace id and the span id as an
-unsigned 64-bit *decimal* number; ``o=1`` means sampled, ``o=0`` or no
-option means not sampled (as OpenTelemetry's GCP propagator reads it).
-Ids that are zero or out of range give no context.
+unsigned 64-bit *decimal* number. ``OPTIONS`` is a bit mask whose lowest bit
+means "trace this request" (as Google's OpenCensus libraries read it): ``o=1``
+is sampled, ``o=0`` or no option is not. Ids that are zero or out of range give
+no context.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def parse_header(header: str | None) -> SpanContext | None:
     span_id = int(match.group(2))
     if not trace_id or not 0 < span_id <= _MAX_SPAN_ID:
         return None
-    flags = 1 if match.group(3) == "1" else 0
+    options = match.group(3)
+    # The lowest bit of a decimal number is its last digit's; no int() of an unbounded digit run.
+    flags = 1 if options and options[-1] in "13579" else 0
     return SpanContext(trace_id, span_id, flags, (), True)
 
 
