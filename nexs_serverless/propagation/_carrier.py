@@ -38,17 +38,27 @@ class Headers(dict):  # type: ignore[type-arg]
 
 
 def text(value: object) -> str | None:
-    """A header value as text: str as is, bytes as Latin-1, lists joined with ', '."""
+    """A header value as text: str as is, bytes as Latin-1, a list of those joined with ','.
+
+    A list is one header's lines (``multiValueHeaders``): each item must be text or
+    bytes, so a nested list (no event has one) reads as absent instead of recursing.
+    """
     kind = type(value)
     if kind is str:
         return value  # type: ignore[return-value]
     if kind is bytes or kind is bytearray:
         return bytes(value).decode("latin-1")  # type: ignore[call-overload, no-any-return]
     if kind is list or kind is tuple:
-        parts = [text(item) for item in value]  # type: ignore[attr-defined]
-        if not parts or any(part is None for part in parts):
-            return None
-        return ",".join(parts)  # type: ignore[arg-type]
+        parts: list[str] = []
+        for item in value:  # type: ignore[attr-defined]
+            item_kind = type(item)
+            if item_kind is str:
+                parts.append(item)
+            elif item_kind is bytes or item_kind is bytearray:
+                parts.append(bytes(item).decode("latin-1"))
+            else:
+                return None
+        return ",".join(parts) if parts else None
     return None
 
 

@@ -69,7 +69,7 @@ def deactivate(tokens: tuple[object, object]) -> None:
         baggage.detach(baggage_token)  # type: ignore[arg-type]
     try:
         _extras.reset(extras_token)  # type: ignore[arg-type]
-    except ValueError:
+    except (ValueError, RuntimeError):  # a token of another context, or one already used
         _extras.set(None)
 
 

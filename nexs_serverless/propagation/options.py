@@ -11,8 +11,10 @@
     ``context.trace_context``; on Google Cloud, ``X-Cloud-Trace-Context`` set by
     the front end when no configured format found a context.
   * ``xray``: AWS's own X-Ray header: SQS's ``AWSTraceHeader`` system attribute
-    and Lambda's ``_X_AMZN_TRACE_ID`` (the latter only when sampled, because
-    Lambda fills it with an unsampled id even when X-Ray tracing is off).
+    and Lambda's ``_X_AMZN_TRACE_ID``, each only when sampled: Lambda fills its
+    variable with an unsampled id even when X-Ray tracing is off, and AWS SDKs
+    copy that variable into every request they send (botocore's recursion
+    detection), which SQS keeps as the message's ``AWSTraceHeader``.
   * ``derived``: a context computed from the Step Functions execution ARN, so
     the functions of one execution share a trace when nothing else travels.
 

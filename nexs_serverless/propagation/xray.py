@@ -2,8 +2,11 @@
 
 The header is ``;``-separated ``key=value`` pairs (X-Ray developer guide,
 "Tracing header"): ``Root=1-<8 hex epoch>-<24 hex>`` is the 128-bit trace id,
-``Parent`` the 64-bit parent id, ``Sampled`` ``1``/``0`` (anything else, or
-missing, reads as not sampled, as OpenTelemetry's propagator does).
+``Parent`` the 64-bit parent id, ``Sampled`` ``1``/``0``; anything else
+(``?``, X-Ray's "the receiver decides", included) or none reads as not sampled.
+OpenTelemetry's propagators read a missing key so too; its Python propagator
+drops a header with another value entirely. (The triggers use an SQS
+``AWSTraceHeader`` only when sampled, so a ``?`` there costs no trace.)
 ``Lineage`` (Lambda's recursive-loop counter) and keys we do not know are
 kept and written back for the same trace, when their key is an RFC 9110
 token and their value visible ASCII without ``;``, ``=`` or ``,`` (anything

@@ -52,6 +52,8 @@ class Trigger:
         attributes: semantic-convention attributes for the root span.
         parent: the context the root span continues (set directly, or by `resolve`).
         links: links to the contexts of batched messages.
+        dropped_links: links of the batch left out for the span's link limit
+            (added to the root span's dropped count).
         on_result: called with the root span and the handler's return value.
         candidates: contexts (and baggage) found, by source, for `resolve`.
         carried: the `Incoming` whose baggage and X-Ray extras the invocation adopts.
@@ -65,6 +67,7 @@ class Trigger:
         "attributes",
         "candidates",
         "carried",
+        "dropped_links",
         "kind",
         "links",
         "name",
@@ -94,6 +97,7 @@ class Trigger:
         self.attributes = attributes if attributes is not None else {}
         self.parent = parent
         self.links = links if links is not None else []
+        self.dropped_links = 0
         self.on_result = on_result
         self.on_start = on_start
         self.on_end = on_end
@@ -150,6 +154,8 @@ class Trigger:
                 from ..propagation.incoming import activate
 
                 self._tokens = activate(self.carried)
+            if self.dropped_links:
+                root.dropped_links += self.dropped_links
             if self.on_start is not None:
                 self.on_start(root)
         except Exception as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..model import SpanKind, StatusCode
 from ..propagation._carrier import headers_from
 from . import Trigger
-from ._messages import headers_incoming
+from ._messages import client_address, headers_incoming, host_and_port, http_method
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,40 +27,26 @@ def http_trigger(method: str, url: str, headers: object, *, client: str | None =
 
     carrier = headers_from(headers)
     parts = urlsplit(url)
-    method = method.upper() or "_OTHER"
-    attrs: dict[str, object] = {
-        "http.request.method": method,
-        "url.path": parts.path or "/",
-        "url.scheme": carrier.get("x-forwarded-proto") or parts.scheme or "https",
-    }
+    attrs: dict[str, object] = {}
+    verb = http_method(attrs, method)
+    attrs["url.path"] = parts.path or "/"
+    attrs["url.scheme"] = carrier.get("x-forwarded-proto") or parts.scheme or "https"
     if parts.query:
         attrs["url.query"] = parts.query
     host = carrier.get("host") or parts.netloc
     if host:
-        name, port = _host_and_port(host)
+        name, port = host_and_port(host)
         attrs["server.address"] = name or host
         if port.isdigit():
             attrs["server.port"] = int(port)
     if carrier.get("user-agent"):
         attrs["user_agent.original"] = carrier["user-agent"]
-    forwarded = carrier.get("x-forwarded-for")
-    address = forwarded.split(",", 1)[0].strip() if forwarded else client
+    address = client_address(carrier.get("x-forwarded-for")) or client
     if address:
         attrs["client.address"] = address
-    trigger = Trigger("http", SpanKind.SERVER, name=method, attributes=attrs, on_result=record_status)
+    trigger = Trigger("http", SpanKind.SERVER, name=verb, attributes=attrs, on_result=record_status)
     trigger.offer("headers", headers_incoming(carrier))
     return trigger
-
-
-def _host_and_port(host: str) -> tuple[str, str]:
-    """``host[:port]`` split; an IPv6 literal comes bracketed (RFC 3986) and leaves without brackets."""
-    if host.startswith("["):
-        name, _, rest = host[1:].partition("]")
-        return name, rest[1:] if rest.startswith(":") else ""
-    if host.count(":") == 1:  # more than one colon: an unbracketed IPv6 address, no port to split off
-        name, _, port = host.rpartition(":")
-        return name, port
-    return host, ""
 
 
 def _status_code(status: object) -> int | None:

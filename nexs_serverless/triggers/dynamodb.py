@@ -13,7 +13,7 @@ import time
 
 from ..model import SpanKind
 from . import Trigger
-from ._messages import arn_name
+from ._messages import common_arn_name
 
 __all__ = ["describe"]
 
@@ -23,8 +23,7 @@ _OPERATIONS = {"INSERT": "insert", "MODIFY": "edit", "REMOVE": "delete"}
 def describe(event: dict[str, object]) -> Trigger:
     """Datasource attributes of the batch."""
     records = [record for record in event["Records"] if isinstance(record, dict)]  # type: ignore[attr-defined]
-    tables = {arn_name(record.get("eventSourceARN"), after="/") for record in records}
-    table = tables.pop() if len(tables) == 1 else None
+    table = common_arn_name(records, after="/")
     operations = {_OPERATIONS.get(str(record.get("eventName")), "") for record in records}
     operation = operations.pop() if len(operations) == 1 else ""
     attrs: dict[str, object] = {"db.system.name": "aws.dynamodb"}

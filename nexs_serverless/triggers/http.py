@@ -1,8 +1,21 @@
 """HTTP events: API Gateway REST (v1) and HTTP (v2) APIs, Function URLs and ALB.
 
 Attributes follow OpenTelemetry's HTTP server conventions; the span is named
-``METHOD route`` when the route template is known, and the returned
-``statusCode`` becomes ``http.response.status_code`` (5xx sets status ERROR).
+``METHOD route`` when the route template is known (``HTTP`` for a method
+outside the conventions' list, which is then ``_OTHER`` with
+``http.request.method_original``), and the returned ``statusCode`` becomes
+``http.response.status_code`` (5xx sets status ERROR). An HTTP API (payload
+2.0) or a Function URL answers 200 for a result without a ``statusCode``,
+and so records it.
+
+- ``server.address``/``server.port``: the ``Host`` header (API Gateway's
+  ``domainName`` without one), the port split off;
+- ``client.address``: the address API Gateway saw (``sourceIp``), else the
+  first ``X-Forwarded-For`` entry (ALB sends no ``sourceIp``);
+- ``url.query``: the raw query of an HTTP API; a REST API's is rebuilt from
+  its decoded parameters (all values, from ``multiValueQueryStringParameters``
+  when present), percent-encoded again; an ALB's parameters arrive as the
+  client sent them (ALB does not decode them) and are joined as they are.
 
 The request headers are the ``headers`` source of the parent context, read
 with ``OTEL_PROPAGATORS`` (REST APIs and ALB may send ``multiValueHeaders``
@@ -20,13 +33,17 @@ from __future__ import annotations
 from ..model import SpanKind, StatusCode
 from ..propagation._carrier import Headers, text
 from . import Trigger
-from ._messages import headers_incoming
+from ._messages import client_address, headers_incoming, host_and_port, http_method
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..span import Span
 
 __all__ = ["describe", "record_response"]
+
+# What stays as is in a rebuilt query value: RFC 3986's unreserved characters and the sub-delimiters
+# that do not separate parameters ("&", "=", "+" and "#" are encoded, with space and "%").
+_QUERY_SAFE = "!$'()*,/:;?@~"
 
 
 def describe(event: dict[str, object]) -> Trigger:
@@ -39,47 +56,60 @@ def describe(event: dict[str, object]) -> Trigger:
     attrs: dict[str, object] = {}
     route: str | None = None
     if isinstance(http, dict):  # HTTP API (payload 2.0) or Function URL
-        method = str(http.get("method", "")).upper()
-        path = str(http.get("path") or event.get("rawPath") or "")
-        route_key = str(event.get("routeKey") or "")
+        method = _text(http.get("method"))
+        path = _text(http.get("path")) or _text(event.get("rawPath"))
+        route_key = _text(event.get("routeKey"))
         if route_key and route_key != "$default":
             route = route_key.split(" ", 1)[-1]
-        if http.get("sourceIp"):
-            attrs["client.address"] = str(http["sourceIp"])
-        if http.get("userAgent"):
-            attrs["user_agent.original"] = str(http["userAgent"])
-        if http.get("protocol"):
-            attrs["network.protocol.version"] = str(http["protocol"]).partition("/")[2] or "1.1"
-        query = event.get("rawQueryString")
-        source = "lambda_url" if ".lambda-url." in str(ctx.get("domainName", "")) else "api_gateway_v2"
+        client = _text(http.get("sourceIp"))
+        agent = _text(http.get("userAgent")) or fields.get("user-agent", "")
+        protocol = _text(http.get("protocol"))
+        query = _text(event.get("rawQueryString"))
+        source = "lambda_url" if ".lambda-url." in _text(ctx.get("domainName")) else "api_gateway_v2"
     else:  # REST API (payload 1.0) or ALB
-        method = str(event.get("httpMethod", "")).upper()
-        path = str(event.get("path") or "")
-        if isinstance(event.get("resource"), str) and "elb" not in ctx:
-            route = str(event["resource"])
+        method = _text(event.get("httpMethod"))
+        path = _text(event.get("path"))
+        resource = event.get("resource")
+        if isinstance(resource, str) and resource and "elb" not in ctx:
+            route = resource
         identity = ctx.get("identity")
-        if isinstance(identity, dict) and identity.get("sourceIp"):
-            attrs["client.address"] = str(identity["sourceIp"])
-        if fields.get("user-agent"):
-            attrs["user_agent.original"] = fields["user-agent"]
-        query = _query(event)
+        client = _text(identity.get("sourceIp")) if isinstance(identity, dict) else ""
+        agent = fields.get("user-agent", "")
+        protocol = _text(ctx.get("protocol"))
         source = "alb" if "elb" in ctx else "api_gateway_v1"
-    attrs["http.request.method"] = method or "_OTHER"
+        query = _query(event, encoded=source == "alb") or ""
+    verb = http_method(attrs, method)
     attrs["url.path"] = path
     if query:
-        attrs["url.query"] = str(query)
+        attrs["url.query"] = query
     if route:
         attrs["http.route"] = route
-    host = fields.get("host") or ctx.get("domainName")
+    address = client or client_address(fields.get("x-forwarded-for"))
+    if address:
+        attrs["client.address"] = address
+    if agent:
+        attrs["user_agent.original"] = agent
+    if protocol.upper().startswith("HTTP/"):
+        attrs["network.protocol.version"] = protocol[5:] or "1.1"
+    host = fields.get("host") or _text(ctx.get("domainName"))
     if host:
-        attrs["server.address"] = str(host)
-    scheme = fields.get("x-forwarded-proto")
+        name, port = host_and_port(host)
+        attrs["server.address"] = name or host
+        if port.isdigit():
+            attrs["server.port"] = int(port)
+    scheme = (fields.get("x-forwarded-proto") or "").split(",", 1)[0].strip().lower()
     attrs["url.scheme"] = scheme or "https"
     attrs["nexs.trigger.source"] = source
-    name = f"{method} {route}" if route else method or None
-    trigger = Trigger("http", SpanKind.SERVER, name=name, attributes=attrs, on_result=record_response)
+    name = f"{verb} {route}" if route else verb
+    on_result = record_response if source in {"api_gateway_v1", "alb"} else record_inferred_response
+    trigger = Trigger("http", SpanKind.SERVER, name=name, attributes=attrs, on_result=on_result)
     trigger.offer("headers", headers_incoming(carrier))
     return trigger
+
+
+def _text(value: object) -> str:
+    """A field that should be text: as is, or '' for anything else (None, numbers, lists)."""
+    return value if isinstance(value, str) else ""
 
 
 def _carrier(event: dict[str, object], headers: dict[str, str]) -> Headers:
@@ -94,15 +124,28 @@ def _carrier(event: dict[str, object], headers: dict[str, str]) -> Headers:
     return carrier
 
 
-def _query(event: dict[str, object]) -> str | None:
-    """The query of a REST API or ALB event: ``queryStringParameters``, else the multi-value map."""
-    params = event.get("queryStringParameters")
-    if isinstance(params, dict):
-        return "&".join(f"{k}={v}" for k, v in params.items())
+def _query(event: dict[str, object], *, encoded: bool) -> str | None:
+    """The query of a REST API or ALB event, from the multi-value map (all values) or the single one.
+
+    API Gateway decodes the parameters, so their text is percent-encoded again
+    (a value holding ``&`` or ``=`` would otherwise read as more parameters);
+    an ALB passes them on as the client sent them (`encoded`).
+    """
+    found: list[tuple[object, object]] = []
     multi = event.get("multiValueQueryStringParameters")
-    if isinstance(multi, dict):
-        return "&".join(f"{k}={v}" for k, values in multi.items() if isinstance(values, list) for v in values)
-    return None
+    params = event.get("queryStringParameters")
+    if isinstance(multi, dict) and multi:
+        found = [(k, v) for k, values in multi.items() if isinstance(values, list) for v in values]
+    elif isinstance(params, dict):
+        found = list(params.items())
+    pairs = [(k, v) for k, v in found if isinstance(k, str) and isinstance(v, str)]
+    if not pairs:
+        return None
+    if encoded:
+        return "&".join(f"{k}={v}" for k, v in pairs)
+    from urllib.parse import quote
+
+    return "&".join(f"{quote(k, _QUERY_SAFE)}={quote(v, _QUERY_SAFE)}" for k, v in pairs)
 
 
 def record_response(span: Span, result: object) -> None:
@@ -119,7 +162,25 @@ def record_response(span: Span, result: object) -> None:
         span.set_status(StatusCode.ERROR, f"HTTP {code}")
 
 
+def record_inferred_response(span: Span, result: object) -> None:
+    """As `record_response`; a result without ``statusCode`` is the 200 that HTTP APIs and URLs send.
+
+    Payload format 2.0 and Function URLs take any other returned JSON as the
+    body of a 200 response.
+    """
+    if isinstance(result, dict) and "statusCode" in result:
+        record_response(span, result)
+    else:
+        span.set_attribute("http.response.status_code", 200)
+
+
 def _lower_keys(headers: object) -> dict[str, str]:
+    """Single-value headers, lower-case names; a value that is not text (a JSON null) is absent."""
     if not isinstance(headers, dict):
         return {}
-    return {str(k).lower(): str(v) for k, v in headers.items()}
+    out: dict[str, str] = {}
+    for key, value in headers.items():
+        converted = text(value)
+        if isinstance(key, str) and converted is not None:
+            out[key.lower()] = converted
+    return out

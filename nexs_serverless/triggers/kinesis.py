@@ -3,7 +3,10 @@
 Kinesis records have no attributes: a context travels only inside the data,
 as the ``_nexs`` carrier our instrumentation adds to JSON records
 (``NEXS_PAYLOAD_INJECTION``). Like SQS, the invocation span links to every
-record's context and continues the trace when all records share one.
+record's context and continues the trace when all records share one, within
+the same bounds (links for the first ``OTEL_SPAN_LINK_COUNT_LIMIT`` records,
+contexts read for at most 1,000; see `_messages.read_batch`). A record's data
+is decoded, and parsed only when it holds ``"_nexs"``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import binascii
 
 from ..model import SpanKind
 from . import Trigger
-from ._messages import arn_name, batch_parent, headers_incoming, link, payload_carrier
+from ._messages import common_arn_name, link_limit, message_incoming, payload_carrier, read_batch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,7 +27,8 @@ __all__ = ["describe"]
 _MAX_DECODED = 1024 * 1024  # Kinesis' record limit; anything bigger is not ours to parse
 
 
-def _incoming(record: dict[str, object]) -> Incoming | None:
+def _read(record: dict[str, object]) -> tuple[str, Incoming] | None:
+    """The context of one record's data (the ``headers`` source), if it has one."""
     data = record.get("kinesis")
     payload = data.get("data") if isinstance(data, dict) else None
     if not isinstance(payload, str) or len(payload) > _MAX_DECODED * 4 // 3 + 4:
@@ -33,14 +37,14 @@ def _incoming(record: dict[str, object]) -> Incoming | None:
         raw = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         return None
-    return headers_incoming(payload_carrier(raw))
+    incoming = message_incoming(payload_carrier(raw))
+    return ("headers", incoming) if incoming is not None and incoming.context is not None else None
 
 
 def describe(event: dict[str, object]) -> Trigger:
     """Messaging attributes, links to each record's context, the batch's parent."""
     records = [record for record in event["Records"] if isinstance(record, dict)]  # type: ignore[attr-defined]
-    streams = {arn_name(record.get("eventSourceARN"), after="/") for record in records}
-    stream = streams.pop() if len(streams) == 1 else None
+    stream = common_arn_name(records, after="/")
     attrs: dict[str, object] = {
         "messaging.system": "aws_kinesis",
         "messaging.operation.type": "process",
@@ -54,15 +58,12 @@ def describe(event: dict[str, object]) -> Trigger:
         attrs["messaging.destination.partition.id"] = shards.pop()
     if len(records) > 1:
         attrs["messaging.batch.message_count"] = len(records)
-    found: list[tuple[Incoming, object]] = []
-    for record in records:
-        incoming = _incoming(record)
-        if incoming is not None and incoming.context is not None:
-            found.append((incoming, record.get("eventID")))
+    batch = read_batch(records, _read, link_limit())
     trigger = Trigger(
         "pubsub", SpanKind.CONSUMER, name=f"process {stream}" if stream else "process", attributes=attrs
     )
-    if batch_parent(incoming.context for incoming, _ in found if incoming.context) is not None:
-        trigger.offer("headers", found[0][0])
-    trigger.links = [link(incoming.context, record_id) for incoming, record_id in found if incoming.context]
+    if batch.parent is not None:
+        trigger.offer(*batch.parent)
+    trigger.links = batch.links(lambda index: records[index].get("eventID"))
+    trigger.dropped_links = batch.dropped
     return trigger

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..model import SpanKind
 from . import Trigger
-from ._messages import arn_name, headers_incoming, sns_attributes
+from ._messages import arn_name, message_incoming, sns_attributes
 
 __all__ = ["describe"]
 
@@ -41,5 +41,5 @@ def describe(event: dict[str, object]) -> Trigger:
     trigger = Trigger(
         "pubsub", SpanKind.CONSUMER, name=f"process {topic}" if topic else "process", attributes=attrs
     )
-    trigger.offer("headers", headers_incoming(sns_attributes(notification.get("MessageAttributes"))))
+    trigger.offer("headers", message_incoming(sns_attributes(notification.get("MessageAttributes"))))
     return trigger

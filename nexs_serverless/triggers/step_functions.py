@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ..model import SpanContext, SpanKind
 from . import Trigger
-from ._messages import headers_incoming, payload_carrier
+from ._messages import message_incoming, payload_carrier
 
 __all__ = ["derived_context", "describe"]
 
@@ -58,7 +58,7 @@ def describe(event: dict[str, object]) -> Trigger:
     trigger = Trigger(
         "other", SpanKind.SERVER, name=state_name if isinstance(state_name, str) else None, attributes=attrs
     )
-    trigger.offer("headers", headers_incoming(payload_carrier(execution.get("Input"))))
+    trigger.offer("headers", message_incoming(payload_carrier(execution.get("Input"))))
     from ..propagation.incoming import Incoming
 
     trigger.offer("derived", Incoming(derived_context(arn)))
