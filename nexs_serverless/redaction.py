@@ -1,8 +1,8 @@
 """Redaction: secrets and personal data are masked before any span leaves the process.
 
 A `Redactor` is a pipeline stage (see `runtime._build_stages`): every flushed
-span's attributes, event and link attributes, name and status description pass
-through it before export. Two kinds of rules:
+span's attributes, event names and attributes, link attributes, name and status
+description pass through it before export. Two kinds of rules:
 
 - **Key rules**, by attribute key (or, for captured events, by the JSON path
   such as ``headers.Authorization``): your glob patterns first
@@ -133,6 +133,7 @@ class Redactor:
         "_hmac",
         "_key_rules",
         "_min_length",
+        "_path_cache",
         "_precheck",
         "_scan_ints",
         "_secret_names",
@@ -192,10 +193,14 @@ class Redactor:
             self._precheck = trigger_test([detector for detector, _ in self._built()])
         # Values already scanned and found clean (most values repeat across warm invocations).
         self._clean: set[str] = set()
-        # Shorter values cannot hold a match: "::1" is the shortest (IPv6), "a@b.cd" next.
-        self._min_length = 3 if "ipv6" in chosen else 6 if any(name in OPT_IN for name in chosen) else 10
+        # Shorter values cannot hold a match: "::1" is the shortest (IPv6), then "pwd=x" (an
+        # assignment: "pwd" is the shortest secret key name) and "a@b.cd".
+        self._min_length = 3 if "ipv6" in chosen else 5
         self._scan_ints = "credit_card" in chosen
         self._cache: dict[str, str | None] = {}
+        # Captured paths apart from attribute keys: the same text is judged differently as a
+        # path (by its last key) and as a key (as a whole), so one must not answer for the other.
+        self._path_cache: dict[str, str | None] = {}
         self._hash_key = hash_key
         self._hmac: object = None
         if "hash" in chosen.values() or "hash" in (keys or {}).values():
@@ -300,8 +305,13 @@ class Redactor:
         its children are reached, and a parent that only describes one
         (``passwordPolicy``) must not taint them.
         """
+        if name is None or name == key:
+            try:
+                return self._cache[key]
+            except KeyError:
+                return self._classify(key)
         try:
-            return self._cache[key]
+            return self._path_cache[key]
         except KeyError:
             return self._classify(key, name)
 
@@ -335,8 +345,9 @@ class Redactor:
                 action = "keep"
             elif self._credentials and is_secret_key(key if name is None else name):
                 action = "redact"
-        if len(self._cache) < _MAX_CACHED_KEYS:
-            self._cache[key] = action
+        cache = self._cache if name is None or name == key else self._path_cache
+        if len(cache) < _MAX_CACHED_KEYS:
+            cache[key] = action
         return action
 
     def _built(self) -> list[tuple[Detector, str]]:
@@ -421,13 +432,24 @@ class Redactor:
         return self._hash(_safe_str(value)) if action == "hash" else REDACTED
 
     def _event(self, event: Event) -> Event:
+        """The event with its attributes and its name redacted (names are user text, as span names are)."""
+        name = event.name
+        if type(name) is not str:  # an Enum or other object given as the name
+            name = str(name)
+        if self._chosen and name not in self._clean:  # names repeat: usually one set lookup
+            text = self._text(name)
+            name = text if type(text) is str else REDACTED
         if not event.attributes:
-            return event
+            return (
+                event
+                if name is event.name
+                else Event(name, event.timestamp_ns, event.attributes, event.dropped_attributes)
+            )
         attributes = dict(event.attributes)
         before = len(attributes)
         self.redact_attributes(attributes)
         dropped = before - len(attributes)
-        return Event(event.name, event.timestamp_ns, attributes, event.dropped_attributes + dropped)
+        return Event(name, event.timestamp_ns, attributes, event.dropped_attributes + dropped)
 
     def _link(self, link: Link) -> Link:
         if not link.attributes:
@@ -479,7 +501,11 @@ def from_settings(settings: Settings) -> Redactor | None:
     if any(name in settings.environ for name in _VARIABLES):
         from .redaction_settings import build_redactor
 
-        redactor = build_redactor(settings)
+        try:
+            redactor = build_redactor(settings)
+        except Exception as exc:  # a parser's own bug must not fail every flush: the defaults
+            guard.report("redaction:settings", exc)
+            redactor = Redactor()
     else:  # the defaults: no parser to load on the first flush
         redactor = Redactor()
     _cached[:] = [(settings, redactor)]

@@ -6,7 +6,12 @@ is a path, not a substring of a string), and a secret cut in half by the
 truncation can never escape detection. The walk copies the value (the user's
 event is never modified), judges dict keys as dotted JSON paths, scans strings
 with the detectors, and stops once the output passes the capture limit, so a
-6 MB event costs no more than a small one.
+6 MB event costs no more than a small one: a long string is cut to the limit (plus a
+margin, so a secret that starts before the cut is still whole) before it is scanned.
+
+A body the trigger marks ``isBase64Encoded`` (API Gateway, function URLs, ALB) is
+decoded, redacted and encoded again when it is UTF-8 text: a password in a
+base64-encoded JSON body is a password to anyone who decodes it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ __all__ = ["redact_capture", "redact_structure"]
 
 _MAX_DEPTH = 32
 _TRUNCATED = "[truncated]"
+# Characters scanned past the capture limit in one string: the longest credential the
+# detectors read whole (a PEM key runs to the end of the text anyway).
+_MARGIN = 1024
 
 
 def redact_capture(value: object, settings: Settings) -> object:
@@ -47,15 +55,19 @@ def redact_structure(redactor: Redactor, value: object, *, budget: int = 1 << 20
 
 
 class _Walk:
-    __slots__ = ("left", "redactor")
+    __slots__ = ("left", "longest", "redactor")
 
     def __init__(self, redactor: Redactor, budget: int) -> None:
         self.redactor = redactor
         self.left = budget
+        # No string shows more than the whole budget of the serialised capture.
+        self.longest = max(budget, 0) + _MARGIN
 
     def value(self, value: object, path: str, depth: int) -> object:
         if type(value) is str:
             self.left -= len(value) + 3
+            if len(value) > self.longest:
+                value = value[: self.longest]
             text = self.redactor.redact_text(value)
             return REDACTED if text is None else text
         if isinstance(value, (bool, int, float)) or value is None:
@@ -101,4 +113,25 @@ class _Walk:
                 new = redactor.redact_whole(item, action)
                 if new is not None:
                     out[name] = new
+        if value.get("isBase64Encoded") is True:
+            body = out.get("body")
+            if type(body) is str and body:
+                out["body"] = self.base64_text(body)
         return out
+
+    def base64_text(self, body: str) -> object:
+        """`body` (base64) redacted as the text it encodes; as it was when it encodes no UTF-8 text."""
+        import binascii
+        import codecs
+
+        try:
+            raw = binascii.a2b_base64(body[: len(body) // 4 * 4])  # a cut body: whole quanta only
+            text = codecs.getincrementaldecoder("utf-8")().decode(raw)  # a cut character is left out
+        except (ValueError, UnicodeDecodeError):
+            return body  # an image or other binary body
+        redacted = self.redactor.redact_text(text)
+        if redacted == text:
+            return body
+        if redacted is None:
+            return REDACTED
+        return binascii.b2a_base64(redacted.encode("utf-8", "surrogatepass"), newline=False).decode("ascii")

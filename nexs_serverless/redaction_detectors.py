@@ -102,7 +102,7 @@ class Detector:
             if validate is not None and not validate(match):
                 continue
             start, end = match.span(self.group)
-            if start < end:
+            if start < end and not (text.startswith(_ALREADY_MASKED, start) and _masked(text, start, end)):
                 found.append((start, end))
         return found
 
@@ -189,8 +189,16 @@ def _phone(match: re.Match[str]) -> bool:
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
 _PATTERNS: dict[str, tuple[str, tuple[str, ...], Callable[[re.Match[str]], bool] | None, int | str]] = {
-    # header.payload.signature, each base64url; the header always starts '{"' -> "eyJ".
-    "jwt": (r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", ("eyJ",), None, 0),
+    # header.payload.signature, each base64url; the header always starts '{"' -> "eyJ". Not
+    # inside a base64url run: a match may only start where a token can, so a long run such as
+    # "eyJeyJeyJ..." is scanned once, not once per "eyJ" (quadratic: 25 s for 100 KB). The
+    # signature is optional, as an attribute length limit may have cut it off before this stage.
+    "jwt": (
+        r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}(?:\.[A-Za-z0-9_-]*)?",
+        ("eyJ",),
+        None,
+        0,
+    ),
     # Long-term (AKIA) and temporary (ASIA) access key ids; other prefixes are not secrets.
     "aws_access_key": (r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])", ("AKIA", "ASIA"), None, 0),
     # RFC 9110 credentials after an auth scheme: keep the scheme, hide the token. A scheme is
@@ -236,28 +244,59 @@ _PATTERNS: dict[str, tuple[str, tuple[str, ...], Callable[[re.Match[str]], bool]
 }
 
 
-# Values a previous pass (the capture walk) already replaced.
+# Values a previous pass already replaced: a captured event is redacted as a structure, then
+# again as the ``nexs.event`` attribute, and a hash of a hash would no longer join.
 _ALREADY_MASKED = ("[REDACTED", "hmac:")
+_HASH_LENGTH = len("hmac:") + 16
+
+
+def _masked(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is this stage's own output (``[REDACTED...]``, ``hmac:<16 hex>``).
+
+    Exact shapes, so a password that merely begins with ``hmac:`` is still a password.
+    """
+    if text.startswith("hmac:", start):
+        return end - start == _HASH_LENGTH
+    # A bare ``key=value`` stops before the closing bracket.
+    return text.startswith("[REDACTED", start) and (text[end - 1] == "]" or text.startswith("]", end))
 
 
 # ``"key": value`` / ``'key' = value`` (quoted key, colon or equals) or ``key=value``
 # (bare key, equals only: a bare ``key:`` is a URL scheme or an ARN part far more often;
-# brackets allowed, as form fields write ``user[password]=``), then a quoted or bare value.
-_ASSIGNMENT = (
-    r"(?<![\w.-])(?:([\"'])(?P<qkey>[A-Za-z_][\w.-]{0,63})\1[ \t]*[=:]"
+# brackets allowed, as form fields write ``user[password]=``). A bare key may follow a dash
+# (``--password=``). JSON inside a JSON string (an SNS message in an SQS body) quotes with
+# ``\"``: the key's quote may carry backslashes.
+_ASSIGNMENT_KEY = (
+    r"(?<![\w.])(?:(?P<q>\\*[\"'])(?P<qkey>[A-Za-z_][\w.-]{0,63})(?P=q)[ \t]*[=:]"
     r"|(?P<key>[A-Za-z_][\w.\[\]-]{0,63})[ \t]*=)"
-    r"[ \t]*(?:\"(?P<dq>(?:[^\"\\]|\\.)*)\"|'(?P<sq>[^']*)'|(?P<bare>[^\s\"'&,;}\]]+))"
 )
+# The value after a secret key: quoted with backslashes (read up to the same quote), quoted
+# (JSON escapes), single-quoted, or bare. A quoted value without its closing quote runs to
+# the end of the text: an attribute length limit may have cut the text there.
+_ASSIGNMENT_VALUE = (
+    r"[ \t]*(?:(?P<eq>\\+\")(?P<edq>[^\"]*?)(?:(?P=eq)|\Z)"
+    r"|\"(?P<dq>(?:[^\"\\]|\\.)*)(?:\"|\\?\Z)"
+    r"|'(?P<sq>[^']*)(?:'|\Z)"
+    r"|(?!\\+\")(?P<bare>[^\s\"'&,;}\]]+))"
+)
+_VALUE_GROUPS = ("edq", "dq", "sq", "bare")
 
 
 class _Assignment(Detector):
-    """``name=value`` and ``"name": "value"`` in text, judged by the key-name rules."""
+    """``name=value`` and ``"name": "value"`` in text, judged by the key-name rules.
 
-    __slots__ = ("_is_secret",)
+    A key is matched first and its value only when the key names a secret: the value of
+    any other key is text like the rest, read on from just after the key, so a secret
+    inside it (``{"query": "page=2&password=..."}``, ``next=/cb?token=...``) is found,
+    and each character is still read a bounded number of times.
+    """
+
+    __slots__ = ("_is_secret", "_value")
 
     def __init__(self, is_secret: Callable[[str], bool]) -> None:
-        super().__init__("assignment", _ASSIGNMENT, triggers=("=", '":', "':", '" :', "' :"))
+        super().__init__("assignment", _ASSIGNMENT_KEY, triggers=("=", '":', "':", '" :', "' :"))
         self._is_secret = is_secret
+        self._value: re.Pattern[str] | None = None
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """The value part of each assignment whose key names a secret."""
@@ -277,14 +316,25 @@ class _Assignment(Detector):
         else:
             return []
         found: list[tuple[int, int]] = []
-        for match in self.pattern.finditer(text):
-            if not self._is_secret(match.group("key") or match.group("qkey")):
+        search = self.pattern.search
+        is_secret = self._is_secret
+        position = 0
+        while (match := search(text, position)) is not None:
+            position = match.end()
+            if not is_secret(match.group("key") or match.group("qkey")):
                 continue
-            for group in ("dq", "sq", "bare"):
-                start, end = match.span(group)
+            value_pattern = self._value
+            if value_pattern is None:
+                value_pattern = self._value = re.compile(_ASSIGNMENT_VALUE)
+            value = value_pattern.match(text, position)
+            if value is None:
+                continue
+            for group in _VALUE_GROUPS:
+                start, end = value.span(group)
                 if start < end:
-                    if not text.startswith(_ALREADY_MASKED, start):
+                    if not (text.startswith(_ALREADY_MASKED, start) and _masked(text, start, end)):
                         found.append((start, end))
+                    position = end
                     break
         return found
 

@@ -31,11 +31,21 @@ _SECRET_WORDS = frozenset(
         "credential",
         "credentials",
         "signature",
+        "sig",  # an Azure SAS token's signature (OpenTelemetry's url.full names it)
         "privatekey",
     }
 )
 _SECRET_PAIRS = frozenset(
-    {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"), ("pass", "word")}
+    {
+        ("api", "key"),
+        ("access", "key"),
+        ("private", "key"),
+        ("secret", "key"),
+        ("pass", "word"),
+        # Azure: a function key (``x-functions-key``) and an API Management subscription key.
+        ("functions", "key"),
+        ("subscription", "key"),
+    }
 )
 # One lower-case word that ends in one of these names a credential too (``authtoken``,
 # ``refreshtoken``, ``clientsecret``, ``dbpassword``); ``key`` is not here (``cachekey``).
@@ -70,7 +80,7 @@ _DESCRIBING = frozenset(
 
 # Every key `is_secret_key` accepts contains one of these, lower-cased (each secret
 # word or pair holds one): text without any of them cannot hold a secret ``key=value``.
-KEY_HINTS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "credential", "signature")
+KEY_HINTS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "credential", "sig")
 
 # Keys whose values this layer fills from platform facts (ids, names, regions,
 # ARNs, methods): detectors skip them unless a key rule names them. tenant.id is
@@ -106,9 +116,9 @@ def is_secret_key(key: str) -> bool:
 
     The key is split into words (``x-api-key`` -> x, api, key; ``apiKey`` ->
     api, key). It names a credential when a word is one of Authorization,
-    Cookie, password, secret, token, signature, credential(s)..., or ends in
+    Cookie, password, secret, token, signature (sig), credential(s)..., or ends in
     token/secret/password (``authtoken``), or two adjacent words make
-    api/access/private/secret key or pass word, unless the last word
+    api/access/private/secret/functions/subscription key or pass word, unless the last word
     only describes the secret (``token_type``, ``secret.arn``, ``access_key_id``).
     """
     folded = key.lower()

@@ -36,8 +36,11 @@ def build_redactor(settings: Settings) -> Redactor | None:
         hash_key: bytes | None = None
         raw_key = settings.environ.get("NEXS_REDACTION_HASH_KEY", "")
         if raw_key:
-            if len(raw_key.encode()) >= 16:
-                hash_key = raw_key.encode()
+            # The variable's own bytes: the environment is decoded with surrogateescape, so a
+            # byte that is not UTF-8 comes back as itself instead of failing every flush.
+            encoded = raw_key.encode("utf-8", "surrogateescape")
+            if len(encoded) >= 16:
+                hash_key = encoded
             else:
                 reader.problems.append(
                     Problem("NEXS_REDACTION_HASH_KEY", "<hidden>", "16 or more characters", "a random key")
