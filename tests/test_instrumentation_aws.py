@@ -318,6 +318,7 @@ def test_sns_publish_batch_puts_the_context_on_every_entry(endpoint: str, spans:
         sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=entries)
     publish = by_name(finish(spans), "send batch-topic")
     assert publish.kind == SpanKind.PRODUCER
+    assert publish.attributes["messaging.system"] == "aws.sns"  # the conventions' value (not aws_sns)
     assert publish.attributes["messaging.batch.message_count"] == 3
     messages = receive_all(sqs, url)
     assert sorted(m["Body"] for m in messages) == ["m0", "m1", "m2"]

@@ -85,7 +85,7 @@ CASES: dict[str, tuple[str, int, str, str | None, str | None, int, dict[str, obj
         W3C_TRACE,
         "00f067aa0ba902b7",
         0,
-        {"messaging.system": "aws_sns", "messaging.message.id": "95df01b4-ee98-5cb9-9903-4c221d41eb5e"},
+        {"messaging.system": "aws.sns", "messaging.message.id": "95df01b4-ee98-5cb9-9903-4c221d41eb5e"},
     ),
     "eventbridge": (
         "pubsub",

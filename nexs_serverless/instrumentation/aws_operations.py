@@ -60,7 +60,8 @@ _SEND = {
     ("Kinesis", "PutRecord"),
     ("Kinesis", "PutRecords"),
 }
-_SYSTEMS = {"SQS": "aws_sqs", "SNS": "aws_sns", "EventBridge": "aws_eventbridge", "Kinesis": "aws_kinesis"}
+# messaging.system: the conventions' well-known values for SQS and SNS; none exist for the others.
+_SYSTEMS = {"SQS": "aws_sqs", "SNS": "aws.sns", "EventBridge": "aws_eventbridge", "Kinesis": "aws_kinesis"}
 _PRIORITY = ("traceparent", "tracestate", "baggage")
 _JSON_SPACE = " \t\n\r"  # RFC 8259 section 2: the only whitespace after a JSON text
 

@@ -24,7 +24,7 @@ def describe(event: dict[str, object]) -> Trigger:
     topic_arn = notification.get("TopicArn")
     topic = arn_name(topic_arn)
     attrs: dict[str, object] = {
-        "messaging.system": "aws_sns",
+        "messaging.system": "aws.sns",  # semantic conventions: "aws.sns" (and "aws_sqs")
         "messaging.operation.type": "process",
         "messaging.operation.name": "process",
     }
