@@ -179,6 +179,15 @@ def _ipv6(match: re.Match[str]) -> bool:
 # -- phone numbers -------------------------------------------------------------------
 
 
+def _not_the_conventions_mask(match: re.Match[str]) -> bool:
+    """False for the password ``REDACTED``, which is masked already.
+
+    OpenTelemetry's HTTP conventions write ``url.full``'s user information as
+    ``REDACTED:REDACTED@``, and the client instrumentation does.
+    """
+    return match.group(1) != "REDACTED"
+
+
 def _phone(match: re.Match[str]) -> bool:
     digits = sum(char.isdigit() for char in match.group(0))
     return 7 <= digits <= 15
@@ -215,7 +224,7 @@ _PATTERNS: dict[str, tuple[str, tuple[str, ...], Callable[[re.Match[str]], bool]
     "url_password": (
         r"(?<![\w+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s/:@]*:([^\s/@]+)@",
         ("@",),
-        None,
+        _not_the_conventions_mask,
         1,
     ),
     "private_key": (

@@ -63,7 +63,13 @@ CASES: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
             ("redis://:hunter2secret@cache:6379/0", "hunter2secret"),
             ("error connecting to https://admin:hunter2@api.example.com/x", "hunter2"),
         ],
-        ["mailto:bob@example.com", "https://bob@example.com/x", "user@host:22", "https://example.com/@me"],
+        [
+            "mailto:bob@example.com",
+            "https://bob@example.com/x",
+            "user@host:22",
+            "https://example.com/@me",
+            "https://REDACTED:REDACTED@api.example.com/x",  # url.full as the HTTP conventions mask it
+        ],
     ),
     "private_key": (
         [
