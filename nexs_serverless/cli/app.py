@@ -89,7 +89,9 @@ def _echo_invocation(
     marks = ["cold start"] if invocation.cold else []
     if invocation.error is not None:
         marks.append("raised " + type(invocation.error).__name__)
-    header = f"invocation {invocation.index + 1}/{total} · request {invocation.request_id}"
+    header = f"invocation {invocation.index + 1}/{total}"
+    if invocation.request_id:  # Google's HTTP functions get one only in a header the caller may not send
+        header += f" · request {invocation.request_id}"
     header += "".join(f" · {mark}" for mark in marks) + f" · {invocation.duration_ms:.2f} ms"
     echo(click.style(f"── {header} ──", bold=True) if color else f"── {header} ──")
     echo(render(invocation.spans, width=width, color=color), nl=False)
@@ -148,7 +150,7 @@ def _summary(invocations: list[Invocation], init_ms: float) -> str:
     "--exporter",
     "exporters",
     multiple=True,
-    type=click.Choice(config.EXPORTER_NAMES),
+    type=click.Choice([name for name in config.EXPORTER_NAMES if name != "none"]),
     help="Also send the spans to this OTEL_TRACES_EXPORTER back end (repeatable).",
 )
 @click.option(
@@ -208,6 +210,8 @@ def invoke(
     """
     from .invoke import InvokeError, load_event, run
 
+    use_color = _color(color)
+    columns = width or shutil.get_terminal_size((100, 24)).columns
     try:
         implied, event = load_event(event_spec)
         invocations, init_ms = run(
@@ -221,14 +225,12 @@ def invoke(
             timeout_ms=timeout_ms,
             environ=_env_pairs(env),
             exporters=exporters,
+            # printed as they happen, so that what the handler prints stays next to its invocation
+            on_init=lambda ms: click.echo(f"init: handler module loaded in {ms:.2f} ms"),
+            on_invocation=lambda done: _echo_invocation(done, times, columns, use_color, details, timeout_ms),
         )
     except InvokeError as exc:
         raise click.UsageError(str(exc)) from exc
-    use_color = _color(color)
-    columns = width or shutil.get_terminal_size((100, 24)).columns
-    click.echo(f"init: handler module loaded in {init_ms:.2f} ms")
-    for invocation in invocations:
-        _echo_invocation(invocation, len(invocations), columns, use_color, details, timeout_ms)
     if len(invocations) > 1:
         click.echo(_summary(invocations, init_ms))
     if any(invocation.error is not None for invocation in invocations):

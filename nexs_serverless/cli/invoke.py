@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from ..handler import traced_handler
@@ -156,11 +157,25 @@ def load_handler(spec: str) -> Callable[..., Any]:
     except InvokeError:
         raise
     except Exception as exc:
-        raise InvokeError(f"handler {spec!r}: importing it failed: {type(exc).__name__}: {exc}") from exc
+        message = f"handler {spec!r}: importing it failed: {type(exc).__name__}: {exc}"
+        raise InvokeError(message + _where(exc)) from exc
     fn: Callable[..., Any] | None = getattr(module, function, None)
     if not callable(fn):
         raise InvokeError(f"handler {spec!r}: {module.__name__} has no function {function!r}")
     return fn
+
+
+def _where(exc: BaseException) -> str:
+    """`` (file.py, line N)``: the line of the handler's code that raised, importlib's frames skipped.
+
+    A SyntaxError's message names its line already.
+    """
+    if isinstance(exc, SyntaxError):
+        return ""
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename[:1] != "<"]
+    if not frames:
+        return ""
+    return f" ({frames[-1].filename}, line {frames[-1].lineno})"
 
 
 def platform_environ(
@@ -224,7 +239,11 @@ def _context(platform: str, function_name: str, region: str, memory_mb: int, tim
 def _arguments(
     fn: Callable[..., Any], platform: str, event: Mapping[str, Any], context: object
 ) -> tuple[Any, ...]:
-    args = native.build_args(platform, event, context)
+    try:
+        args = native.build_args(platform, event, context)
+    except ValueError as exc:  # an event of another platform (an SQS batch to an Azure function)
+        hint = f"; `events list` shows the {platform}-* samples" if platform != "aws" else ""
+        raise InvokeError(f"--platform {platform}: {exc}{hint}") from exc
     if platform == "azure":  # Azure passes `context` only to functions that declare it
         try:
             wanted = len(inspect.signature(fn).parameters)
@@ -269,6 +288,8 @@ def run(
     timeout_ms: int = 3000,
     environ: Mapping[str, str] | None = None,
     exporters: Sequence[str] = (),
+    on_init: Callable[[float], None] | None = None,
+    on_invocation: Callable[[Invocation], None] | None = None,
 ) -> tuple[list[Invocation], float]:
     """Import the handler and invoke it `times` times with `event`.
 
@@ -285,12 +306,16 @@ def run(
         exporters: ``OTEL_TRACES_EXPORTER`` names of exporters that receive the
             spans too, configured from the environment (the in-memory one that
             the waterfall reads is always there).
+        on_init: called with the init time once the handler is loaded.
+        on_invocation: called with each invocation as soon as it ends, so
+            that what the handler prints stays next to its invocation.
 
     Returns:
         The invocations, and the init time in ms (importing the handler's module).
 
     Raises:
-        InvokeError: when the handler cannot be loaded or an exporter cannot be built.
+        InvokeError: when the handler cannot be loaded, an exporter cannot be
+            built, or the event does not fit the platform.
     """
     if platform not in PLATFORMS:
         raise InvokeError(f"unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")
@@ -306,6 +331,8 @@ def run(
         started = time.perf_counter()
         fn = load_handler(handler_spec)
         init_ms = (time.perf_counter() - started) * 1000.0
+        if on_init is not None:
+            on_init(init_ms)
         traced = traced_handler(fn)
         for index in range(times):
             context = _context(platform, name, region, memory_mb, timeout_ms)
@@ -317,12 +344,14 @@ def run(
                 if inspect.isawaitable(result):
                     result = asyncio.run(_awaited(result))
                 invocation.result = result
-            except Exception as exc:  # the handler's own error: shown, not raised
+            except (Exception, SystemExit) as exc:  # the handler's own error (or exit): shown, not raised
                 invocation.error = exc
             invocation.duration_ms = (time.perf_counter() - started) * 1000.0
             invocation.spans = recorder.collect()
             recorder.clear()
             invocations.append(invocation)
+            if on_invocation is not None:
+                on_invocation(invocation)
     return invocations, init_ms
 
 

@@ -9,6 +9,7 @@ mutates its event cannot leak into the next.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from importlib import resources
 
@@ -28,6 +29,7 @@ __all__ = [
     "merge",
     "merge_headers",
     "names",
+    "payload_bytes",
     "source",
 ]
 
@@ -40,16 +42,25 @@ def _folder() -> Traversable:
     return resources.files("nexs_serverless").joinpath("events")
 
 
-def names() -> list[str]:
-    """The names of the sample events, sorted (``api-gateway-v1``, ``sqs``, ...)."""
+@functools.cache
+def _samples() -> dict[str, str]:
+    """Each sample's name and text, read once: the shipped files do not change while tests run.
+
+    (Listing the folder through `importlib.resources` alone took 0.4 ms, on every factory call.)
+    """
     folder = _folder()
     if not folder.is_dir():
-        return []
-    return sorted(
-        entry.name[: -len(_SUFFIX)]
-        for entry in folder.iterdir()
+        return {}
+    return {
+        entry.name[: -len(_SUFFIX)]: entry.read_text(encoding="utf-8")
+        for entry in sorted(folder.iterdir(), key=lambda entry: entry.name)
         if entry.name.endswith(_SUFFIX) and entry.is_file()
-    )
+    }
+
+
+def names() -> list[str]:
+    """The names of the sample events, sorted (``api-gateway-v1``, ``sqs``, ...)."""
+    return list(_samples())
 
 
 def source(name: str) -> str:
@@ -58,10 +69,10 @@ def source(name: str) -> str:
     Raises:
         KeyError: when no sample event has that name (the message lists them).
     """
-    entry = _folder().joinpath(name + _SUFFIX)
-    if not entry.is_file():
-        raise KeyError(f"no sample event named {name!r}; known: {', '.join(names()) or '(none)'}")
-    return entry.read_text(encoding="utf-8")
+    samples = _samples()
+    if name not in samples:  # a name, not a path: `../x` reads no file outside the samples
+        raise KeyError(f"no sample event named {name!r}; known: {', '.join(samples) or '(none)'}")
+    return samples[name]
 
 
 def load(name: str) -> dict[str, Any]:
@@ -120,6 +131,13 @@ def body_text(body: object) -> str | None:
     if isinstance(body, (bytes, bytearray)):
         return bytes(body).decode("utf-8", "replace")
     return json.dumps(body, separators=(",", ":"))
+
+
+def payload_bytes(payload: object) -> bytes:
+    """A record's payload as bytes (Kinesis data, a Pub/Sub message): bytes as given, else its text."""
+    if isinstance(payload, (bytes, bytearray)):
+        return bytes(payload)
+    return (body_text(payload) or "").encode()
 
 
 def http_body(body: object) -> tuple[str | None, bool]:

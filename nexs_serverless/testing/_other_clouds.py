@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import uuid
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from ._fixtures import KEEP as _KEEP
-from ._fixtures import body_text, load, merge_headers
 from ._fixtures import finish as _finish
+from ._fixtures import load, merge_headers, payload_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -79,8 +79,7 @@ def gcp_pubsub(
     message = event["data"]["message"]
     event["id"] = message["messageId"] = message["message_id"] = str(uuid.uuid4().int % 10**14)
     if data is not _KEEP:
-        raw = data if isinstance(data, bytes) else (body_text(data) or "").encode()
-        message["data"] = base64.b64encode(raw).decode("ascii")
+        message["data"] = base64.b64encode(payload_bytes(data)).decode("ascii")
     for key, value in (attributes or {}).items():
         if value is None:
             message["attributes"].pop(key, None)
@@ -123,7 +122,8 @@ def azure_http(
     if path or params is not None:
         parts = urlsplit(event["url"])
         query = urlencode(event["params"])
-        event["url"] = f"{parts.scheme}://{parts.netloc}{path or parts.path}" + (f"?{query}" if query else "")
+        target = quote(path, safe="/%:@!$&'()*+,;=~") if path else parts.path  # a URL has no raw spaces
+        event["url"] = f"{parts.scheme}://{parts.netloc}{target}" + (f"?{query}" if query else "")
     merge_headers(event["headers"], headers)
     if route_params is not None:
         event["route_params"] = dict(route_params)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import numbers
 import uuid
 from urllib.parse import quote_plus
 
-from ._fixtures import body_text, clone, load
+from ._fixtures import body_text, clone, load, payload_bytes
 from ._fixtures import finish as _finish
 
 TYPE_CHECKING = False
@@ -53,8 +54,7 @@ def sqs(
         for index, message in enumerate(messages):
             record = clone(templates[index % len(templates)])
             record["messageId"] = str(uuid.uuid4())
-            record["body"] = text = body_text(message) or ""
-            record["md5OfBody"] = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+            record["body"] = body_text(message) or ""
             records.append(record)
         event["Records"] = records
     for record in event["Records"]:
@@ -63,7 +63,37 @@ def sqs(
         if not trace_headers:
             record["attributes"].pop("AWSTraceHeader", None)
             record["messageAttributes"].pop("traceparent", None)
+        # The checksums SQS computed, so a handler that verifies them passes: of the body as text,
+        # and of the message attributes (none: no such field).
+        record["md5OfBody"] = hashlib.md5(record["body"].encode(), usedforsecurity=False).hexdigest()
+        record.pop("md5OfMessageAttributes", None)
+        if record["messageAttributes"]:
+            record["md5OfMessageAttributes"] = _attributes_md5(record["messageAttributes"])
     return _finish(event, overrides)
+
+
+def _attributes_md5(attributes: Mapping[str, Any]) -> str:
+    """SQS's MD5 of message attributes: for each by name, its name, type and value, length-prefixed.
+
+    String and Number values are tagged 1 and their UTF-8 bytes hashed; Binary values (base64 in
+    the event) are tagged 2 and their bytes hashed.
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+
+    def put(data: bytes) -> None:
+        digest.update(len(data).to_bytes(4, "big") + data)
+
+    for name in sorted(attributes):
+        attribute = attributes[name]
+        put(name.encode())
+        put(str(attribute.get("dataType", "String")).encode())
+        if attribute.get("stringValue") is not None:
+            digest.update(b"\x01")
+            put(str(attribute["stringValue"]).encode())
+        elif attribute.get("binaryValue") is not None:
+            digest.update(b"\x02")
+            put(base64.b64decode(attribute["binaryValue"]))
+    return digest.hexdigest()
 
 
 def sns(
@@ -97,6 +127,8 @@ def sns(
         if topic:
             notification["TopicArn"] = _arn("sns", {}, topic)
             record["EventSubscriptionArn"] = f"{notification['TopicArn']}:{uuid.uuid4()}"
+            base = notification["UnsubscribeUrl"].split("SubscriptionArn=", 1)[0]
+            notification["UnsubscribeUrl"] = f"{base}SubscriptionArn={record['EventSubscriptionArn']}"
         if subject is not None:
             notification["Subject"] = subject
         for key, value in (attributes or {}).items():
@@ -155,8 +187,7 @@ def kinesis(
         event["Records"] = []
         for index, payload in enumerate(records):
             record = clone(template)
-            raw = payload if isinstance(payload, bytes) else (body_text(payload) or "").encode()
-            record["kinesis"]["data"] = base64.b64encode(raw).decode("ascii")
+            record["kinesis"]["data"] = base64.b64encode(payload_bytes(payload)).decode("ascii")
             sequence = str(int(record["kinesis"]["sequenceNumber"]) + index)
             record["kinesis"]["sequenceNumber"] = sequence
             record["eventID"] = f"shardId-000000000006:{sequence}"
@@ -170,12 +201,16 @@ def kinesis(
 
 
 def _attribute_value(value: object) -> dict[str, Any]:
-    """A plain value in DynamoDB's typed JSON (``{"S": "x"}``, ``{"N": "1"}``, ...)."""
+    """A plain value in DynamoDB's typed JSON (``{"S": "x"}``, ``{"N": "1"}``, ``{"SS": [...]}``, ...).
+
+    Numbers include `decimal.Decimal` (what boto3 reads them as); a set becomes a string, number or
+    binary set by what it holds.
+    """
     if value is None:
         return {"NULL": True}
     if isinstance(value, bool):
         return {"BOOL": value}
-    if isinstance(value, (int, float)):
+    if isinstance(value, numbers.Number):
         return {"N": str(value)}
     if isinstance(value, (bytes, bytearray)):
         return {"B": base64.b64encode(bytes(value)).decode("ascii")}
@@ -183,6 +218,13 @@ def _attribute_value(value: object) -> dict[str, Any]:
         return {"M": {str(k): _attribute_value(v) for k, v in value.items()}}
     if isinstance(value, (list, tuple)):
         return {"L": [_attribute_value(item) for item in value]}
+    if isinstance(value, (set, frozenset)):
+        typed = [_attribute_value(item) for item in value]
+        kinds = {next(iter(item)) for item in typed}
+        if len(kinds) == 1 and kinds <= {"S", "N", "B"}:
+            kind = kinds.pop()
+            return {kind + "S": sorted(item[kind] for item in typed)}
+        raise TypeError(f"a DynamoDB set holds strings, numbers or bytes of one kind, got {value!r}")
     return {"S": str(value)}
 
 
@@ -242,7 +284,8 @@ def s3(
         key: object key as stored; the record carries it URL-encoded as S3 sends it (``quote_plus``,
             ``/`` kept: ``my file+v1.csv`` is ``my+file%2Bv1.csv``), which the tracer decodes.
         size: object size in bytes.
-        event_name: such as ``ObjectCreated:Put`` or ``ObjectRemoved:Delete``.
+        event_name: such as ``ObjectCreated:Put`` or ``ObjectRemoved:Delete`` (an ``ObjectRemoved``
+            record has no ``size`` or ``eTag``, as S3 sends it, unless `size` is given).
         overrides: merged into the event last.
     """
     event = load("s3")
@@ -252,8 +295,11 @@ def s3(
         record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
     if key:
         record["s3"]["object"]["key"] = quote_plus(key, safe="/")
-    if size is not None:
-        record["s3"]["object"]["size"] = size
     if event_name:
         record["eventName"] = event_name
+        if event_name.startswith("ObjectRemoved:"):  # a removed object has no size or ETag in the record
+            record["s3"]["object"].pop("size", None)
+            record["s3"]["object"].pop("eTag", None)
+    if size is not None:
+        record["s3"]["object"]["size"] = size
     return _finish(event, overrides)

@@ -219,33 +219,50 @@ def _forest(spans: Sequence[ReadableSpan]) -> list[_Node]:
     return roots
 
 
-def _match(expected: _Expected, node: _Node, ordered: bool) -> bool:
-    return expected.name == node.name and _match_all(expected.children, expected.open, node.children, ordered)
+def _match(expected: _Expected, node: _Node, ordered: bool, memo: dict[tuple[int, int], bool]) -> bool:
+    key = (id(expected), id(node))
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = expected.name == node.name and _match_all(
+            expected.children, expected.open, node.children, ordered, memo
+        )
+    return found
 
 
-def _match_all(expected: list[_Expected], open_: bool, nodes: list[_Node], ordered: bool) -> bool:
+def _match_all(
+    expected: list[_Expected],
+    open_: bool,
+    nodes: list[_Node],
+    ordered: bool,
+    memo: dict[tuple[int, int], bool],
+) -> bool:
+    """Whether each expected shape has its own captured node (all of them, unless `open_`).
+
+    Unordered, this is a bipartite matching, found by augmenting paths (Kuhn's algorithm) over
+    the memoised pairwise matches: polynomial, where trying every assignment took minutes for a
+    dozen same-named siblings of which one differs.
+    """
     if len(expected) > len(nodes) or (not open_ and len(expected) != len(nodes)):
         return False
     if ordered:
         found = 0  # earliest match first is optimal for a subsequence
         for node in nodes:
-            if found < len(expected) and _match(expected[found], node, ordered):
+            if found < len(expected) and _match(expected[found], node, ordered, memo):
                 found += 1
         return found == len(expected)
-    used = [False] * len(nodes)
+    fits = [[p for p, node in enumerate(nodes) if _match(shape, node, ordered, memo)] for shape in expected]
+    owner = [-1] * len(nodes)  # captured node -> the expected shape it is matched to
 
-    def assign(index: int) -> bool:
-        if index == len(expected):
-            return True
-        for position, node in enumerate(nodes):
-            if not used[position] and _match(expected[index], node, ordered):
-                used[position] = True
-                if assign(index + 1):
+    def augment(index: int, seen: set[int]) -> bool:
+        for position in fits[index]:
+            if position not in seen:
+                seen.add(position)
+                if owner[position] == -1 or augment(owner[position], seen):
+                    owner[position] = index
                     return True
-                used[position] = False
         return False
 
-    return assign(0)
+    return all(augment(index, set()) for index in range(len(expected)))
 
 
 def _explain(expected: list[_Expected], open_: bool, nodes: list[_Node], where: str) -> str:
@@ -300,7 +317,7 @@ def assert_trace_shape(spans: Sequence[ReadableSpan], *shape: Shape, ordered: bo
     __tracebackhide__ = True
     roots, open_ = _parse_list(shape)
     forest = _forest(spans)
-    if _match_all(roots, open_, forest, ordered):
+    if _match_all(roots, open_, forest, ordered, {}):
         return
     reason = _explain(roots, open_, forest, "roots") or (
         "the spans are not in the listed order" if ordered else "no arrangement of the spans matches"

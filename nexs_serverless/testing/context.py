@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import uuid
@@ -56,11 +57,16 @@ class LambdaContext:
         self.client_context = _ClientContext(client_context) if client_context is not None else None
         self.tenant_id = tenant_id
         self._clock = clock
-        self._deadline = clock() + timeout_ms / 1000.0
+        self._deadline_ms = self._now_ms() + timeout_ms
+
+    def _now_ms(self) -> int:
+        # Whole milliseconds, as the runtime counts them; the 1e-6 keeps a fake clock's 0.9 s at 900 ms
+        # (0.9 * 1000 is 900.0000000000001, but 4.35 * 1000 is 4349.999999999999).
+        return math.floor(self._clock() * 1000.0 + 1e-6)
 
     def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds until the deadline (never negative)."""
-        return max(0, int((self._deadline - self._clock()) * 1000))
+        """Milliseconds until the deadline (never negative), in whole milliseconds as the runtime's."""
+        return max(0, self._deadline_ms - self._now_ms())
 
     def log(self, message: str) -> None:
         """Write `message` to stdout, as ``context.log`` does outside Lambda's log sink."""

@@ -18,7 +18,7 @@ runtimes pass (a Flask request, a CloudEvent, an ``azure.functions.HttpRequest``
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 from ._fixtures import KEEP as _KEEP
 from ._fixtures import finish as _finish
@@ -126,15 +126,21 @@ def _http_v2(
         if "cookie" in lowered:
             _set_cookies(event, lowered.pop("cookie"))
         merge_headers(event["headers"], lowered)
+    # Payload 2.0 leaves out what a request lacks (no query string, no body) rather than sending null.
     if query is not None:
         event["rawQueryString"] = urlencode(dict(query))
-        event["queryStringParameters"] = dict(query) or None
+        event["queryStringParameters"] = dict(query)
+        if not query:
+            del event["queryStringParameters"]
     if body is not _KEEP:
         text, event["isBase64Encoded"] = http_body(body)
         event["body"] = text
         if "content-length" in event["headers"]:  # the request's size, not its base64 text's
             raw = bytes(body) if isinstance(body, (bytes, bytearray)) else (text or "").encode()
             event["headers"]["content-length"] = str(len(raw))
+        if body is None:
+            del event["body"]
+            event["headers"].pop("content-length", None)
     return event
 
 
@@ -169,8 +175,10 @@ def api_gateway_v2(
         route: route template for ``routeKey`` (default: the path).
         headers: merged over the sample's headers (lower-cased; None removes one); a ``Cookie``
             header replaces ``cookies`` instead, as payload 2.0 delivers it.
-        query: query string parameters (replace the sample's).
-        body: request body (dicts and lists are JSON-encoded, bytes base64-encoded).
+        query: query string parameters (replace the sample's; ``{}``: no query string, and no
+            ``queryStringParameters`` key, as payload 2.0 sends it).
+        body: request body (dicts and lists are JSON-encoded, bytes base64-encoded; None: a request
+            without one, so no ``body`` key).
         overrides: merged into the event last.
     """
     return _finish(_http_v2("api-gateway-v2", method, path, route, headers, query, body), overrides)
@@ -198,7 +206,11 @@ def alb(
     body: object = _KEEP,
     overrides: Mapping[str, Any] | None = None,
 ) -> Event:
-    """An Application Load Balancer target-group event; arguments as `api_gateway_v2`."""
+    """An Application Load Balancer target-group event; arguments as `api_gateway_v2`.
+
+    ALB passes query parameters as the client sent them, URL-encoded (it does not decode them, unlike
+    API Gateway), so `query` values are encoded here: ``{"q": "a b"}`` arrives as ``{"q": "a+b"}``.
+    """
     event = load("alb")
     if method:
         event["httpMethod"] = method.upper()
@@ -207,7 +219,7 @@ def alb(
     if headers:
         merge_headers(event["headers"], {key.lower(): value for key, value in headers.items()})
     if query is not None:
-        event["queryStringParameters"] = dict(query)
+        event["queryStringParameters"] = {quote_plus(str(k)): quote_plus(str(v)) for k, v in query.items()}
     if body is not _KEEP:
         text, event["isBase64Encoded"] = http_body(body)
         event["body"] = text or ""

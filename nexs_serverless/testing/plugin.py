@@ -29,7 +29,9 @@ def nexs_spans() -> Iterator[SpanRecorder]:
     The tracer is reset before and after the test: the first invocation is a
     cold start, nothing buffered by an earlier test shows up, and the
     environment's ``OTEL_*``/``NEXS_*`` variables are ignored (configure in
-    code, or use `capture_spans(environ=...)`).
+    code, or use `capture_spans(environ=...)`). Afterwards the instrumentation
+    the test's first invocation installed is removed and the tracer's earlier
+    configuration is back, so nothing leaks into the next test.
     """
     with capture_spans() as recorder:
         yield recorder

@@ -26,12 +26,17 @@ def reset(*, environ: Mapping[str, str] | None = None, exporters: list[object] |
             the machine's variables cannot leak into a test).
         exporters: exporters to use instead of the environment's.
     """
+    _forget()
+    configure(exporters=exporters, environ=environ if environ is not None else {})
+
+
+def _forget() -> None:
+    """Drop buffered spans, counters, logged-once reports and the cold-start state."""
     runtime.buffer.drop_all()
     _stats.reset()
     runtime.pool = SpanPool(runtime.pool.size)  # its hit, miss and recycle counts start at zero too
     _guard.forget()
     process.reset()
-    configure(exporters=exporters, environ=environ if environ is not None else {})
 
 
 def forget_instrumentation() -> None:
@@ -51,13 +56,27 @@ def forget_instrumentation() -> None:
 def capture_spans(*, environ: Mapping[str, str] | None = None) -> Iterator[SpanRecorder]:
     """Route every export to a fresh `SpanRecorder` for the duration of the block.
 
-    The tracer is reset (cold again, no buffered spans, counters zeroed) on
-    entry and on exit, configured from `environ` (default: an empty
-    environment, so the machine's variables cannot leak into a test).
+    Inside the block the tracer is configured from `environ` (default: an
+    empty environment, so the machine's variables cannot leak into a test)
+    and starts cold, with no buffered spans and counters at zero; its first
+    invocation installs the automatic instrumentation as a cold start does.
+    On exit what the block left is dropped (spans, counters, the cold-start
+    state), the instrumentation is removed (what `instrument()` installed
+    earlier too: call it inside the test if the test needs it), and the
+    tracer gets back the configuration it had before the block (its
+    environment, exporters set in code), so nothing leaks into the code that
+    runs next.
     """
     exporter = SpanRecorder()
+    settings, explicit = runtime.settings, runtime._explicit
+    invocation = sys.modules.get("nexs_serverless.invocation")
+    if invocation is not None:  # the block's first invocation instruments, with the block's settings
+        invocation._instrumented.clear()
     reset(environ=environ, exporters=[exporter])
     try:
         yield exporter
     finally:
-        reset(environ=environ)
+        forget_instrumentation()
+        _forget()
+        runtime.set_exporters(explicit)
+        runtime.apply(settings)
