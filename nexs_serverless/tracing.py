@@ -125,6 +125,34 @@ def _new_span_id() -> int:
 
 
 _INTERNAL = SpanKind.INTERNAL
+_KINDS = frozenset(range(len(SpanKind.NAMES)))
+
+
+def _kind(kind: object) -> int:
+    """A span kind given as something else than its int: OpenTelemetry's `SpanKind`, a name.
+
+    Stored as given, ``kind="client"`` broke every later use of the span (the
+    console's tree, the exporters' encodings). Anything unrecognised is
+    INTERNAL, reported once.
+    """
+    value = getattr(kind, "value", kind)  # opentelemetry.trace.SpanKind: its value is ours
+    if isinstance(value, str):
+        name = value.rpartition(".")[2].upper()  # "client", "SpanKind.CLIENT"
+        if name in SpanKind.NAMES:
+            return SpanKind.NAMES.index(name)
+    elif isinstance(value, int) and value in _KINDS:
+        return int(value)
+    from . import _guard as guard
+
+    guard.warn_once(
+        "span_kind",
+        "nexs_serverless: span kind %r is not one of SpanKind's (INTERNAL, SERVER, CLIENT, PRODUCER, "
+        "CONSUMER); recorded as INTERNAL",
+        kind,
+    )
+    return _INTERNAL
+
+
 _CO_COROUTINE = 0x0080
 _CO_GENERATOR = 0x0020
 _CO_ASYNC_GENERATOR = 0x0200
@@ -248,7 +276,7 @@ class Tracer:
         span.trace_flags = flags
         span.trace_state = trace_state
         span.parent_is_remote = remote
-        span.kind = kind
+        span.kind = kind if kind in _KINDS else _kind(kind)
         span.start_ns = start_ns or _time_ns()
         if attributes:
             attrs = span.attributes

@@ -368,3 +368,29 @@ def test_an_invalid_parent_context_starts_a_new_trace() -> None:
         pass
     assert span.trace_id != 0
     assert span.parent_span_id == 0
+
+
+def test_a_span_kind_given_by_name_or_enum_is_stored_as_its_value(exporter: InMemoryExporter) -> None:
+    """``kind="client"`` (or OpenTelemetry's enum) is the CLIENT kind, and the batch still renders and
+    encodes; a kind nobody knows is INTERNAL. Stored as given, the string broke every later use."""
+    from opentelemetry.trace import SpanKind as OTelSpanKind
+
+    from nexs_serverless.exporters.console import format_trees
+    from nexs_serverless.exporters.otlp_encode import encode_spans
+
+    kinds = ["client", "SpanKind.SERVER", OTelSpanKind.CONSUMER, "bogus", 9, SpanKind.PRODUCER]
+    for index, kind in enumerate(kinds):
+        with tracer.span(f"s{index}", kind=kind):  # type: ignore[arg-type]
+            pass
+    flush()
+    spans = exporter.get_finished_spans()
+    assert [span.kind for span in spans] == [
+        SpanKind.CLIENT,
+        SpanKind.SERVER,
+        SpanKind.CONSUMER,
+        SpanKind.INTERNAL,
+        SpanKind.INTERNAL,
+        SpanKind.PRODUCER,
+    ]
+    assert "[CLIENT]" in format_trees(spans)
+    assert encode_spans(spans)
