@@ -374,3 +374,24 @@ def test_azure_context_carries_the_host_trace_context() -> None:
     context = AzureContext(trace_parent="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
     assert context.trace_context.trace_parent.endswith("-01")
     assert context.invocation_id
+
+
+def test_shipped_sqs_samples_carry_the_checksums_sqs_computes() -> None:
+    """The sample files' md5OfBody and md5OfMessageAttributes are those of their own bodies and
+    attributes, as moto computes them like SQS (they were made up, and another body's)."""
+    import hashlib
+
+    from moto.sqs.models import Message
+
+    from nexs_serverless.testing import events as kit_events
+
+    for name in ("sqs", "sns-sqs"):
+        for record in kit_events.load(name)["Records"]:
+            assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest(), name
+            if record.get("messageAttributes"):
+                reference = Message("id", record["body"])
+                reference.message_attributes = {
+                    key: {"DataType": value["dataType"], "StringValue": value["stringValue"]}
+                    for key, value in record["messageAttributes"].items()
+                }
+                assert record["md5OfMessageAttributes"] == reference.attribute_md5, name
