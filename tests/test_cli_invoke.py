@@ -305,7 +305,8 @@ def test_real_console_script_on_hello_example() -> None:
 
 
 def test_running_past_the_deadline_is_flagged(app: Path) -> None:
-    """A run longer than `--timeout-ms` is flagged: locally nothing stops it, Lambda would."""
+    """A run longer than `--timeout-ms` is flagged and fails the command: locally nothing stops it,
+    Lambda would have, and reported the invocation failed."""
     slow = app.parent / "slow.py"
     slow.write_text(
         "import time\n"
@@ -314,7 +315,7 @@ def test_running_past_the_deadline_is_flagged(app: Path) -> None:
         "        time.sleep(0.005)\n"
     )
     result = invoke("invoke", str(slow), "--timeout-ms", "50", "--no-color", "-E", "NEXS_TIMEOUT_GUARD_MS=0")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "past --timeout-ms 50: Lambda would have stopped it" in result.output
 
 

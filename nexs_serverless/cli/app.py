@@ -206,7 +206,8 @@ def invoke(
     """Run HANDLER locally with a realistic context and event, and draw its trace.
 
     HANDLER is path/to/file.py[:function], a folder holding handler.py, or
-    module:function (the function defaults to `handler`).
+    module:function (the function defaults to `handler`). Exits 1 when an
+    invocation raised or ran past --timeout-ms (Lambda would have failed it).
     """
     from .invoke import InvokeError, load_event, run
 
@@ -233,7 +234,9 @@ def invoke(
         raise click.UsageError(str(exc)) from exc
     if len(invocations) > 1:
         click.echo(_summary(invocations, init_ms))
-    if any(invocation.error is not None for invocation in invocations):
+    # Lambda fails an invocation that runs past its timeout: a local run is not stopped, but
+    # exits 1 as a failed one does, so a script or CI step relying on the status notices.
+    if any(inv.error is not None or inv.duration_ms > timeout_ms for inv in invocations):
         sys.exit(1)
 
 
