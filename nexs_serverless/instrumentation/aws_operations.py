@@ -18,11 +18,26 @@ the context travels, per operation (parameters are copied, never mutated):
   not counted in the size and always goes.
 - SNS ``Publish``/``PublishBatch``: message attributes, same limits (256 KiB).
 - EventBridge ``PutEvents``: each entry's ``TraceHeader`` (X-Ray), and a
-  ``_nexs`` carrier in a JSON-object ``Detail``.
+  ``_nexs`` carrier in a JSON-object ``Detail``, unless the carriers would push
+  the request's entries past 256 KiB together (EventBridge's entry size:
+  ``Source``, ``DetailType``, ``Detail``, ``Resources``, 14 bytes for ``Time``).
 - Lambda ``Invoke``: ``ClientContext.custom`` (base64 JSON, 3583 bytes at most).
+  The caller's own client context is parsed and written again, so it is left
+  as it was (no context added, counted: ``carrier_skipped_inexact``) when that
+  would change a value: a number a float cannot hold exactly (``1e400``, long
+  decimals) or a key given twice.
 - Step Functions ``StartExecution``/``StartSyncExecution``: ``traceHeader``
-  (X-Ray), and a ``_nexs`` carrier in a JSON-object ``input``.
-- Kinesis ``PutRecord``/``PutRecords``: a ``_nexs`` carrier in JSON-object ``Data``.
+  (X-Ray), and a ``_nexs`` carrier in a JSON-object ``input``; not in the input
+  of a ``StartExecution`` that names its execution: a standard workflow takes a
+  second start with the same name and input as the same execution, and a
+  carrier that differs on every call would turn that retry into
+  ``ExecutionAlreadyExists``.
+- Kinesis ``PutRecord``/``PutRecords``: a ``_nexs`` carrier in JSON-object
+  ``Data``, within 1 MiB a record and 5 MiB a ``PutRecords`` request.
+
+A parameter of the wrong type (``MessageAttributes`` that is not a dict, a
+``ClientContext`` that is not a string, ...) is left as it is, so botocore
+rejects the call as it would without us, rather than ours replacing it.
 
 Payload carriers follow ``NEXS_PAYLOAD_INJECTION`` (default true). A JSON
 text gets the carrier inserted before its closing brace, every other byte as
@@ -97,11 +112,14 @@ def describe(service: str, operation: str, params: dict[str, Any]) -> tuple[str,
         stream = params.get("StreamName") or _tail(params.get("StreamARN"), "/")
         if isinstance(stream, str):
             attrs["aws.kinesis.stream_name"] = destination = stream
-    elif service == "Lambda":
+    elif service == "Lambda" and operation in _INVOCATIONS:
         function = params.get("FunctionName")
         if isinstance(function, str):
-            attrs["faas.invoked_name"] = _tail(function, ":") or function
+            name, region = _lambda_function(function)
+            attrs["faas.invoked_name"] = name
             attrs["faas.invoked_provider"] = "aws"
+            if region:  # else the client's, which `botocore_hooks` adds
+                attrs["faas.invoked_region"] = region
     elif service == "SFN":
         arn = params.get("stateMachineArn")
         if isinstance(arn, str):
@@ -126,6 +144,20 @@ def describe(service: str, operation: str, params: dict[str, Any]) -> tuple[str,
             attrs["messaging.batch.message_count"] = len(batch)
         return (f"send {destination}" if destination else "send"), SpanKind.PRODUCER, attrs
     return f"{service}.{operation}", SpanKind.CLIENT, attrs
+
+
+def _lambda_function(value: str) -> tuple[str, str | None]:
+    """The function's name and, from an ARN, its region.
+
+    ``FunctionName`` may be a name, a partial ARN or an ARN, each with a
+    version or alias after a colon (``charge:prod``).
+    """
+    parts = value.split(":")
+    if parts[0] == "arn" and len(parts) >= 7:  # arn:aws:lambda:<region>:<account>:function:<name>[:<q>]
+        return parts[6] or value, parts[3] or None
+    if len(parts) >= 3 and parts[1] == "function":  # <account>:function:<name>[:<qualifier>]
+        return parts[2] or value, None
+    return parts[0] or value, None
 
 
 def _headers() -> dict[str, str]:
@@ -220,7 +252,7 @@ def _dynamodb_tables(params: dict[str, Any]) -> list[str]:
 
 # The services' size limits for what the carrier is added to (AWS quotas).
 _KINESIS_RECORD_BYTES = 1024 * 1024  # data blob and partition key together
-_EVENTBRIDGE_ENTRY_BYTES = 256 * 1024
+_EVENTBRIDGE_ENTRY_BYTES = 256 * 1024  # a PutEvents request's entries together (so each one too)
 _SFN_INPUT_BYTES = 256 * 1024
 
 
@@ -246,6 +278,13 @@ def _xray(headers: dict[str, str]) -> str | None:
 # MaximumMessageSize (256 KiB by default until 2025; 1 MiB, the most, since), and a batch's
 # messages together against the same; SNS counts them against 256 KiB.
 _MESSAGE_LIMITS = (256 * 1024, 1024 * 1024)
+_KINESIS_REQUEST_BYTES = 5 * 1024 * 1024  # PutRecords: data blobs and partition keys together
+_INVOCATIONS = frozenset(("Invoke", "InvokeAsync", "InvokeWithResponseStream"))
+
+
+def _wrong_type(entry: dict[str, Any], key: str, expected: type) -> bool:
+    """True when the caller gave `key` a value botocore will reject: it stays theirs to see fail."""
+    return key in entry and not isinstance(entry[key], expected)
 
 
 def _message_bytes(entry: dict[str, Any], body_key: str) -> int:
@@ -306,15 +345,14 @@ def _batch(entries: list[Any], carried: list[Any], body_key: str) -> list[Any]:
 def _sqs_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
     original = entry
     entry = dict(entry)
-    rest = {name: value for name, value in headers.items() if name != "X-Amzn-Trace-Id"}
-    attributes = _with_attributes(entry.get("MessageAttributes"), rest, "DataType")
-    if attributes is not None:
-        entry = _sized(original, {**entry, "MessageAttributes": attributes}, "MessageBody")
-    system = (
-        dict(entry["MessageSystemAttributes"])
-        if isinstance(entry.get("MessageSystemAttributes"), dict)
-        else {}
-    )
+    if not _wrong_type(entry, "MessageAttributes", dict):
+        rest = {name: value for name, value in headers.items() if name != "X-Amzn-Trace-Id"}
+        attributes = _with_attributes(entry.get("MessageAttributes"), rest, "DataType")
+        if attributes is not None:
+            entry = _sized(original, {**entry, "MessageAttributes": attributes}, "MessageBody")
+    if _wrong_type(entry, "MessageSystemAttributes", dict):
+        return entry
+    system = dict(entry.get("MessageSystemAttributes") or {})
     xray = _xray(headers)
     if xray and "AWSTraceHeader" not in system:
         system["AWSTraceHeader"] = {"DataType": "String", "StringValue": xray}
@@ -323,6 +361,8 @@ def _sqs_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]
 
 
 def _sns_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    if _wrong_type(entry, "MessageAttributes", dict):
+        return entry
     attributes = _with_attributes(entry.get("MessageAttributes"), headers, "DataType")
     if attributes is None:
         return entry
@@ -335,10 +375,14 @@ def _client_context(encoded: object, headers: dict[str, str]) -> str | None:
     document: dict[str, Any] = {}
     if isinstance(encoded, str) and encoded:
         try:
-            parsed = json.loads(base64.b64decode(encoded))
+            raw = base64.b64decode(encoded)
+            parsed = json.loads(raw)
         except ValueError:
             return None  # not ours to rewrite
         if not isinstance(parsed, dict):
+            return None
+        if not _reencodes_exactly(raw):
+            stats.incr("carrier_skipped_inexact")
             return None
         document = parsed
     custom = dict(document["custom"]) if isinstance(document.get("custom"), dict) else {}
@@ -350,6 +394,103 @@ def _client_context(encoded: object, headers: dict[str, str]) -> str | None:
         stats.incr("propagation_skipped_client_context_limit")
         return None
     return text
+
+
+class _InexactError(ValueError):
+    """Parsing and writing the text again would change a value in it."""
+
+
+def _exact_float(text: str) -> float:
+    import decimal
+
+    value = float(text)
+    # json.dumps writes repr(value): the same number only if it holds every digit written.
+    if value - value != 0 or decimal.Decimal(repr(value)) != decimal.Decimal(text):
+        raise _InexactError(text)
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _InexactError("a key given twice")  # the parser would keep only the last
+    return document
+
+
+def _reencodes_exactly(text: bytes) -> bool:
+    """Whether ``json.dumps(json.loads(text))`` keeps every value (numbers, keys) of `text`.
+
+    Only a number written with more digits than a float holds (``1e400``
+    becomes ``Infinity``, which no strict parser reads) or a key given twice
+    fails; a caller's client context is rare, so the slower hooks cost nothing.
+    """
+    try:
+        json.loads(text, parse_float=_exact_float, object_pairs_hook=_unique_keys)
+    except ValueError:
+        return False
+    return True
+
+
+def _event_entry_bytes(entry: object) -> int:
+    """EventBridge's size of a ``PutEvents`` entry ("Calculating PutEvents event entry size")."""
+    if not isinstance(entry, dict):
+        return 0
+    size = 14 if entry.get("Time") is not None else 0
+    for key in ("Source", "DetailType", "Detail"):
+        value = entry.get(key)
+        if isinstance(value, str):
+            size += len(value.encode("utf-8", "surrogatepass"))
+    resources = entry.get("Resources")
+    if isinstance(resources, list):
+        size += sum(len(r.encode("utf-8", "surrogatepass")) for r in resources if isinstance(r, str))
+    return size
+
+
+def _put_events(entries: list[Any], headers: dict[str, str]) -> list[Any]:
+    """Entries with ``TraceHeader`` and ``_nexs``; no carriers if they would pass 256 KiB together."""
+    xray = _xray(headers)
+    carried: list[Any] = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            updated = dict(entry)
+            if "Detail" in entry:  # a Detail made up here (None) fails botocore's validation
+                updated["Detail"] = _with_carrier(entry["Detail"], headers)
+            if xray and "TraceHeader" not in entry:  # not counted in the size
+                updated["TraceHeader"] = xray
+            carried.append(updated)
+        else:
+            carried.append(entry)
+    before = sum(_event_entry_bytes(entry) for entry in entries)
+    if before <= _EVENTBRIDGE_ENTRY_BYTES < sum(_event_entry_bytes(entry) for entry in carried):
+        stats.incr("carrier_skipped_size")
+        for entry, updated in zip(entries, carried, strict=True):
+            if isinstance(entry, dict) and "Detail" in entry:
+                updated["Detail"] = entry["Detail"]
+    return carried
+
+
+def _record_bytes(record: object) -> int:
+    """What Kinesis counts of a record: its data blob and partition key."""
+    if not isinstance(record, dict):
+        return 0
+    data, key = record.get("Data"), record.get("PartitionKey")
+    size = _size(data) if isinstance(data, (str, bytes, bytearray)) else 0
+    return size + (len(key.encode("utf-8")) if isinstance(key, str) else 0)
+
+
+def _put_records(records: list[Any], headers: dict[str, str]) -> list[Any]:
+    """Records with ``_nexs`` in JSON data, within 1 MiB each and 5 MiB together."""
+    carried = [
+        {**r, "Data": _payload(r["Data"], headers, _kinesis_limit(r))}
+        if isinstance(r, dict) and "Data" in r
+        else r
+        for r in records
+    ]
+    before = sum(_record_bytes(record) for record in records)
+    if before <= _KINESIS_REQUEST_BYTES < sum(_record_bytes(record) for record in carried):
+        stats.incr("carrier_skipped_size")
+        return records
+    return carried
 
 
 def inject_context(service: str, operation: str, params: dict[str, Any]) -> None:
@@ -370,21 +511,8 @@ def inject_context(service: str, operation: str, params: dict[str, Any]) -> None
         carried = [_sns_entry(e, headers) if isinstance(e, dict) else e for e in entries]
         params["PublishBatchRequestEntries"] = _batch(entries, carried, "Message")
     elif key == ("EventBridge", "PutEvents") and isinstance(params.get("Entries"), list):
-        headers = _headers()
-        xray = _xray(headers)
-        entries = []
-        for entry in params["Entries"]:
-            if isinstance(entry, dict):
-                updated = dict(entry)
-                if "Detail" in entry:  # a Detail made up here (None) fails botocore's validation
-                    updated["Detail"] = _payload(entry["Detail"], headers, _EVENTBRIDGE_ENTRY_BYTES)
-                if xray and not entry.get("TraceHeader"):
-                    updated["TraceHeader"] = xray
-                entries.append(updated)
-            else:
-                entries.append(entry)
-        params["Entries"] = entries
-    elif key == ("Lambda", "Invoke"):
+        params["Entries"] = _put_events(params["Entries"], _headers())
+    elif key == ("Lambda", "Invoke") and not _wrong_type(params, "ClientContext", str):
         encoded = _client_context(params.get("ClientContext"), _headers())
         if encoded is not None:
             params["ClientContext"] = encoded
@@ -393,18 +521,13 @@ def inject_context(service: str, operation: str, params: dict[str, Any]) -> None
         xray = _xray(headers)
         if xray and "traceHeader" not in params:
             params["traceHeader"] = xray
-        if "input" in params:
+        # A named standard execution is idempotent on (name, input): see the module docstring.
+        if "input" in params and not (operation == "StartExecution" and "name" in params):
             params["input"] = _payload(params["input"], headers, _SFN_INPUT_BYTES)
     elif key == ("Kinesis", "PutRecord") and "Data" in params:
         params["Data"] = _payload(params["Data"], _headers(), _kinesis_limit(params))
     elif key == ("Kinesis", "PutRecords") and isinstance(params.get("Records"), list):
-        headers = _headers()
-        params["Records"] = [
-            {**r, "Data": _payload(r["Data"], headers, _kinesis_limit(r))}
-            if isinstance(r, dict) and "Data" in r
-            else r
-            for r in params["Records"]
-        ]
+        params["Records"] = _put_records(params["Records"], _headers())
 
 
 def record_result(span: Span, result: object) -> None:

@@ -102,6 +102,8 @@ def _start(client: Any, operation: str, params: dict[str, Any]) -> Any:
     region = getattr(client.meta, "region_name", None)
     if region:
         attrs["cloud.region"] = region
+        if "faas.invoked_provider" in attrs:  # a Lambda invocation: the function's region is the client's
+            attrs.setdefault("faas.invoked_region", region)  # unless its ARN named one
     endpoint = getattr(client.meta, "endpoint_url", None)
     if isinstance(endpoint, str):
         from urllib.parse import urlsplit

@@ -10,7 +10,10 @@ Powertools' ``Logger`` writes record attributes it does not reserve as JSON
 keys, so its lines gain ``trace_id``/``span_id``; a plain format can use
 ``%(trace_id)s``. The factory chains to whatever factory was installed
 before (OpenTelemetry's logging instrumentation included) and `uninstall`
-puts that one back.
+puts that one back. A factory installed after ours that calls ours stays
+on top, with ours below it: `uninstall` then turns ours off (records pass
+through it unstamped), since a stamped ``trace_id`` left behind would make
+``Logger.makeRecord``, once put back, raise for a log call's own one.
 
 A log call that names one of these itself (``extra={"trace_id": ...}``, a
 ``LoggerAdapter``'s ``extra``) keeps its own value: ``Logger.makeRecord``
@@ -69,9 +72,13 @@ def install() -> bool:
     previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
     if getattr(previous, _MARK, False):
         return True
+    _turn_off()  # an earlier one of ours, now under another factory: only the newest stamps
+    on = [True]
 
     def record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
+        if not on[0]:  # uninstalled, but still called by a factory installed after ours
+            return record
         span = _current.get()
         if span is not None and span.trace_id:
             record.trace_id = "%032x" % span.trace_id  # noqa: UP031 - cheaper per record than f-strings
@@ -83,6 +90,7 @@ def install() -> bool:
 
     setattr(record_factory, _MARK, True)
     _state["previous"] = previous
+    _state["on"] = on
     _wrap_make_record()
     logging.setLogRecordFactory(record_factory)
     return True
@@ -90,9 +98,17 @@ def install() -> bool:
 
 def uninstall() -> None:
     """Put back the factory that was there before `install`, and `Logger.makeRecord`."""
+    _turn_off()
     previous = _state.pop("previous", None)
     if previous is not None and getattr(logging.getLogRecordFactory(), _MARK, False):
         logging.setLogRecordFactory(previous)  # type: ignore[arg-type]
     make_record = _state.pop("make_record", None)
     if make_record is not None and getattr(logging.Logger.makeRecord, _MARK, False):
         logging.Logger.makeRecord = make_record  # type: ignore[method-assign,assignment]
+
+
+def _turn_off() -> None:
+    """Make the installed factory pass records through, wherever it sits in the chain."""
+    on = _state.pop("on", None)
+    if isinstance(on, list):
+        on[0] = False
