@@ -13,7 +13,8 @@ CloudEvent or a background event's context from ``functions-framework``, an
 (`for_call`): a function run locally or in tests is still described right.
 On a detected platform its environment wins: a FastAPI route decorated inside
 a Lambda function is a Lambda invocation, and its span must not say Google
-Cloud while its resource says AWS. A ``NEXS_PLATFORM`` naming no platform
+Cloud while its resource says AWS; its request still makes it an ``http``
+trigger continuing the caller's trace (`_requests`). A ``NEXS_PLATFORM`` naming no platform
 forces nothing.
 """
 
@@ -44,6 +45,8 @@ _CLAIMS: tuple[tuple[str, str], ...] = (
     ("cloudevents", "gcp_cloud_functions"),
     ("functions_framework", "gcp_cloud_functions"),
     ("google.cloud.functions", "gcp_cloud_functions"),
+    ("google.cloud.functions_v1", "gcp_cloud_functions"),  # a background function's Context
+    ("google.cloud.functions_v1beta2", "gcp_cloud_functions"),
     ("azure.functions", "azure_functions"),
 )
 
@@ -89,11 +92,16 @@ def current(settings: Settings) -> ModuleType:
 
 
 def _claim(value: object) -> str | None:
+    """The platform whose runtime passes objects of `value`'s type, by the type's package.
+
+    Whole package names only: a class of the user's ``flaskapp`` or
+    ``azure_helpers`` module claims nothing.
+    """
     module = type(value).__module__
     if module == "builtins":
         return None
     for prefix, name in _CLAIMS:
-        if module.startswith(prefix):
+        if module.startswith(prefix) and (len(module) == len(prefix) or module[len(prefix)] == "."):
             return name
     return None
 
@@ -105,16 +113,19 @@ def for_call(
 
     A forced ``NEXS_PLATFORM`` always wins (an invalid one forces nothing, as
     in `detect`), and so does a platform the environment names. The check runs
-    on every call, so it only looks at the types of the first two positional
+    on every call, so it only looks at the types of the first three positional
     arguments (the second is a legacy background function's context, or the
-    request after a method's ``self``) and of keyword arguments (the Azure
-    worker passes bindings by name), never importing anything.
+    request after a method's ``self``; the third a method's background
+    context) and of keyword arguments (the Azure worker passes bindings by
+    name), never importing anything.
     """
     if settings.env("NEXS_PLATFORM") and _forced(settings) in _MODULES:
         return default
-    name = _claim(args[0]) if args else None
-    if name is None and len(args) > 1:
-        name = _claim(args[1])
+    name = None
+    for value in args[:3]:
+        name = _claim(value)
+        if name is not None:
+            break
     if name is None:
         for value in kwargs.values():
             name = _claim(value)

@@ -46,7 +46,7 @@ def resource_attributes(settings: Settings) -> dict[str, object]:
         if value:
             attrs[key] = value
     memory = settings.env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-    if memory.isdigit():
+    if memory.isascii() and memory.isdigit():  # "²".isdigit(), and int("²") raises
         attrs["faas.max_memory"] = int(memory) * _MIB
     return attrs
 
@@ -54,13 +54,26 @@ def resource_attributes(settings: Settings) -> dict[str, object]:
 def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object]:
     """``handler(event, context)``: the event and the Lambda context object.
 
-    A decorated method (``self, event, context``) has one argument more: the
-    event and the context are then the last two.
+    A decorated method (``self, event, context``) has one argument more, and
+    a wrapper may pass extra ones after the context: with more than two, the
+    context is the first argument but the first that looks like Lambda's
+    context object (``get_remaining_time_in_millis``), else the last, and the
+    event is the one before it. Keyword ``event``/``context`` win over
+    positions (``obj.handler(event=e, context=c)``: ``self`` is not the event).
     """
+    if kwargs:
+        if "context" in kwargs:
+            event = kwargs["event"] if "event" in kwargs else (args[-1] if args else None)
+            return event, kwargs["context"]
+        if "event" in kwargs:
+            return kwargs["event"], None
     if len(args) > 2:
+        for index in range(1, len(args)):
+            if hasattr(args[index], "get_remaining_time_in_millis"):
+                return args[index - 1], args[index]
         return args[-2], args[-1]
-    event = args[0] if args else kwargs.get("event")
-    context = args[1] if len(args) > 1 else kwargs.get("context")
+    event = args[0] if args else None
+    context = args[1] if len(args) > 1 else None
     return event, context
 
 
@@ -74,7 +87,14 @@ def describe(event: object, context: object, settings: Settings) -> Trigger:
     sampled: Lambda sets an unsampled one even with tracing off). The first
     source in ``NEXS_CONTEXT_PRECEDENCE`` that has a context wins.
     """
-    trigger = describe_event(event)
+    if type(event) is not dict and hasattr(event, "headers"):
+        # A Flask or Starlette route decorated inside Lambda (a WSGI/ASGI adapter calls it):
+        # still an HTTP request, whose headers carry the caller's context.
+        from ._requests import is_request, request_trigger
+
+        trigger = request_trigger(event) if is_request(event) else describe_event(event)
+    else:
+        trigger = describe_event(event)
     precedence = current(settings).precedence
     if "headers" in precedence:
         trigger.offer("headers", _client_context(context))
@@ -129,8 +149,8 @@ def invocation_attributes(event: object, context: object, settings: Settings) ->
         if value:
             attrs[key] = str(value)
     memory = getattr(context, "memory_limit_in_mb", None)
-    if memory is not None and str(memory).isdigit():
-        attrs["faas.max_memory"] = int(memory) * _MIB
+    if memory is not None and str(memory).isascii() and str(memory).isdigit():
+        attrs["faas.max_memory"] = int(str(memory)) * _MIB
     arn = getattr(context, "invoked_function_arn", None)
     if arn:
         arn = str(arn)

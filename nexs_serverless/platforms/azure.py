@@ -29,16 +29,23 @@ invocation id. The worker gives no deadline: `remaining_ms` is None.
 
 from __future__ import annotations
 
+# Loaded on the first call on Azure (or with one of its objects), when all of these are needed:
+# imported here, not in the functions, where each relative import costs microseconds per call.
 from ..model import SpanKind
-from ..propagation._carrier import Headers, headers_from
+from ..propagation._carrier import Headers, get, headers_from
+from ..propagation.incoming import Incoming
+from ..propagation.options import current
+from ..propagation.tracecontext import parse_traceparent, parse_tracestate
+from ..triggers import Trigger
+from ..triggers._messages import batch_parent, headers_incoming, host_and_port, link
+from ..triggers._web import http_trigger
+from ._requests import is_request, request_trigger
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from ..config import Settings
-    from ..propagation.incoming import Incoming
-    from ..triggers import Trigger
 
 __all__ = ["describe", "detect", "invocation_attributes", "remaining_ms", "resource_attributes", "split"]
 
@@ -64,7 +71,7 @@ def resource_attributes(settings: Settings) -> dict[str, object]:
     }
     attrs.update({key: value for key, value in found.items() if value})
     memory = settings.env("WEBSITE_MEMORY_LIMIT_MB")
-    if memory.isdigit():
+    if memory.isascii() and memory.isdigit():  # "²".isdigit(), and int("²") raises
         attrs["faas.max_memory"] = int(memory) * _MIB
     owner = settings.env("WEBSITE_OWNER_NAME")  # "<subscription id>+<resource group>-<region>webspace"
     subscription = owner.partition("+")[0] if "+" in owner else ""
@@ -98,8 +105,12 @@ def _kind(value: object) -> str:
     """By shape: ``servicebus``, ``eventhubs``, ``queue``, or ``http``/``timer``/``datasource``/``other``."""
     if isinstance(value, list) and value:
         return _kind(value[0])
-    if hasattr(value, "method") and hasattr(value, "url") and hasattr(value, "get_body"):
-        return "http"
+    if (
+        hasattr(value, "method")
+        and hasattr(value, "url")
+        and (hasattr(value, "get_body") or is_request(value))
+    ):
+        return "http"  # func.HttpRequest, or a FastAPI (Starlette) request: the HTTP streams extension
     if hasattr(value, "application_properties") and hasattr(value, "message_id"):
         return "servicebus"
     if hasattr(value, "partition_key") and hasattr(value, "sequence_number") and hasattr(value, "get_body"):
@@ -115,15 +126,16 @@ def _kind(value: object) -> str:
 
 def describe(event: object, context: object, settings: Settings) -> Trigger:
     """The trigger of a request or message(s), and its parent (message, host)."""
-    from ..propagation.options import current
-    from ..triggers import Trigger
-
     kind = _kind(event)
     if kind == "http":
-        from ..triggers._web import http_trigger
-
         request: Any = event
-        trigger = http_trigger(str(request.method or ""), str(request.url or ""), request.headers)
+        headers, port = _without_forwarded_port(request.headers)
+        if is_request(request):
+            trigger = request_trigger(request, headers)
+        else:
+            trigger = http_trigger(str(request.method or ""), str(request.url or ""), headers)
+        if port is not None and "client.address" in trigger.attributes:
+            trigger.attributes["client.port"] = port
     elif kind in ("other", "timer", "datasource"):
         trigger = Trigger(kind, SpanKind.SERVER)
     else:
@@ -134,14 +146,33 @@ def describe(event: object, context: object, settings: Settings) -> Trigger:
     return trigger
 
 
+def _without_forwarded_port(headers: object) -> tuple[object, int | None]:
+    """The request's headers with the first ``X-Forwarded-For`` address alone, and its port.
+
+    Azure's front end writes the client as ``203.0.113.7:51234`` (``[2001:db8::1]:51234``);
+    OpenTelemetry's HTTP conventions want the address in ``client.address`` and the
+    port, the client's behind the intermediaries, in ``client.port``. The headers
+    are copied only when there is a port to take off.
+    """
+    forwarded = get(headers, "x-forwarded-for")
+    if not forwarded:
+        return headers, None
+    first, comma, rest = forwarded.partition(",")
+    first = first.strip()
+    name, port = host_and_port(first)
+    digits = port.isascii() and port.isdigit()
+    if not name or not (digits or first.startswith("[")):
+        return headers, None
+    carrier = headers_from(headers)
+    carrier["x-forwarded-for"] = name + comma + rest
+    return carrier, int(port) if digits and int(port) <= 65535 else None
+
+
 def _host(context: object) -> Incoming | None:
     """``context.trace_context`` (W3C ``traceparent``/``tracestate`` from the host)."""
     trace_context = getattr(context, "trace_context", None)
     if trace_context is None:
         return None
-    from ..propagation.incoming import Incoming
-    from ..propagation.tracecontext import parse_traceparent, parse_tracestate
-
     state = getattr(trace_context, "trace_state", None)
     parsed = parse_tracestate(state) if isinstance(state, str) and state else ()
     found = parse_traceparent(getattr(trace_context, "trace_parent", None), parsed or ())
@@ -165,14 +196,10 @@ def _properties(kind: str, message: Any, index: int) -> Headers:
 
 
 def _message_incoming(carrier: Headers) -> Incoming | None:
-    from ..triggers._messages import headers_incoming
-
     incoming = headers_incoming(carrier)
     diagnostic = carrier.get("diagnostic-id")
     if (incoming is None or incoming.context is None) and diagnostic:
-        from ..propagation.incoming import Incoming
         from ..propagation.request_id import parse_header
-        from ..propagation.tracecontext import parse_traceparent
 
         found = parse_traceparent(diagnostic) or parse_header(diagnostic)
         if found is not None:
@@ -186,9 +213,6 @@ _SYSTEMS = {"servicebus": "servicebus", "eventhubs": "eventhubs", "queue": "azur
 
 
 def _messages(kind: str, messages: list[Any]) -> Trigger:
-    from ..triggers import Trigger
-    from ..triggers._messages import batch_parent, link
-
     attrs: dict[str, object] = {
         "messaging.system": _SYSTEMS[kind],
         "messaging.operation.type": "process",

@@ -28,16 +28,23 @@ budget).
 
 from __future__ import annotations
 
+# Loaded on the first call on Google (or with one of its objects), when all of these are needed:
+# imported here, not in the functions, where each relative import costs microseconds per call.
 from ..model import SpanKind
-from ..propagation._carrier import Headers, headers_from
+from ..propagation._carrier import Headers, get, headers_from
+from ..propagation.cloud_trace import parse_header
+from ..propagation.incoming import Incoming
+from ..propagation.options import current
+from ..triggers import Trigger
+from ..triggers._messages import headers_incoming
+from ._requests import is_request as _is_request
+from ._requests import request_trigger
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from ..config import Settings
-    from ..propagation.incoming import Incoming
-    from ..triggers import Trigger
 
 __all__ = ["describe", "detect", "invocation_attributes", "remaining_ms", "resource_attributes", "split"]
 
@@ -75,7 +82,7 @@ def resource_attributes(settings: Settings) -> dict[str, object]:
                 attrs[key] = value
                 break
     memory = settings.env("FUNCTION_MEMORY_MB")
-    if memory.isdigit():
+    if memory.isascii() and memory.isdigit():  # "²".isdigit(), and int("²") raises
         attrs["faas.max_memory"] = int(memory) * _MIB
     return attrs
 
@@ -99,15 +106,6 @@ def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object
     return event, context
 
 
-def _is_request(event: object) -> bool:
-    """A Flask request (WSGI ``environ``) or a Starlette one (ASGI ``scope``, ``functions_framework.aio``)."""
-    return (
-        hasattr(event, "headers")
-        and hasattr(event, "method")
-        and (hasattr(event, "environ") or (hasattr(event, "url") and hasattr(event, "scope")))
-    )
-
-
 def _cloud_event_attributes(event: object) -> dict[str, object] | None:
     getter = getattr(event, "get_attributes", None)
     if not callable(getter):
@@ -118,9 +116,6 @@ def _cloud_event_attributes(event: object) -> dict[str, object] | None:
 
 def describe(event: object, context: object, settings: Settings) -> Trigger:
     """The trigger of an HTTP request, a CloudEvent or a background event, and its parent."""
-    from ..propagation.options import current
-    from ..triggers import Trigger
-
     trigger: Trigger | None
     if _is_request(event):
         trigger = _http(event, settings)
@@ -138,22 +133,10 @@ def describe(event: object, context: object, settings: Settings) -> Trigger:
 
 
 def _http(request: Any, settings: Settings) -> Trigger:
-    from ..triggers._web import http_trigger
-
-    client = getattr(request, "remote_addr", None)  # Flask; Starlette has client=(host, port)
-    if client is None:
-        client = getattr(getattr(request, "client", None), "host", None)
-    trigger = http_trigger(
-        str(getattr(request, "method", "") or ""),
-        str(getattr(request, "url", "") or ""),
-        request.headers,
-        client=client if isinstance(client, str) else None,
-    )
+    # functions_framework.aio answers a None return with 500, as Flask does (FUNCTION_TARGET:
+    # functions-framework serves it; a FastAPI app on Cloud Run answers None with 200).
+    trigger = request_trigger(request, none_is_error=bool(settings.env("FUNCTION_TARGET")))
     if "cloud_trace" not in settings.propagators and "gcp" not in settings.propagators:
-        from ..propagation._carrier import get
-        from ..propagation.cloud_trace import parse_header
-        from ..propagation.incoming import Incoming
-
         host = parse_header(get(request.headers, "x-cloud-trace-context"))
         if host is not None:
             trigger.offer("host", Incoming(host))
@@ -182,14 +165,10 @@ def _message_carrier(attributes: object, extensions: dict[str, object]) -> Heade
 
 
 def _incoming(carrier: Headers) -> Incoming | None:
-    from ..triggers._messages import headers_incoming
-
     return headers_incoming(carrier)
 
 
 def _cloud_event(attributes: dict[str, object], data: object) -> Trigger:
-    from ..triggers import Trigger
-
     kind = str(attributes.get("type") or "")
     source = str(attributes.get("source") or "")
     attrs: dict[str, object] = {"cloudevents.event_type": kind, "cloudevents.event_source": source}
@@ -242,8 +221,6 @@ def _background(data: object, context: object) -> Trigger | None:
     Described as the same event's CloudEvent form is: a Pub/Sub message gets
     its topic (from ``context.resource``) and id (``context.event_id``).
     """
-    from ..triggers import Trigger
-
     event_type = getattr(context, "event_type", None)
     if not isinstance(event_type, str):
         return None
@@ -275,8 +252,6 @@ def invocation_attributes(event: object, context: object, settings: Settings) ->
     attrs = resource_attributes(settings)
     invocation_id: object = None
     if _is_request(event):
-        from ..propagation._carrier import get
-
         invocation_id = get(getattr(event, "headers", None), "function-execution-id")
     else:
         attributes = _cloud_event_attributes(event)
