@@ -185,6 +185,21 @@ def test_an_alb_request_has_its_client_address_from_x_forwarded_for() -> None:
     assert describe(event).attributes["client.address"] == "198.51.100.7"
 
 
+@pytest.mark.parametrize(
+    ("forwarded", "address"),
+    [
+        ("198.51.100.7:51234, 10.0.0.1", "198.51.100.7"),
+        ("[2001:db8::7]:443", "2001:db8::7"),
+        ("2001:db8::7", "2001:db8::7"),
+    ],
+)
+def test_a_port_in_x_forwarded_for_is_not_part_of_the_address(forwarded: str, address: str) -> None:
+    """A proxy that writes the client's port too (``ip:port``, ``[v6]:port``): the address alone."""
+    event = events.load("alb")
+    event["headers"]["x-forwarded-for"] = forwarded
+    assert describe(event).attributes["client.address"] == address
+
+
 def test_api_gateway_source_ip_wins_over_x_forwarded_for() -> None:
     """The address API Gateway saw is the client's; a header the client may have written is not used."""
     event = events.load("api-gateway-v1")

@@ -322,6 +322,12 @@ def client_address(forwarded_for: str | None) -> str | None:
     if not forwarded_for:
         return None
     first = forwarded_for.split(",", 1)[0].strip()
+    # Some proxies write the client's port too (Azure: ``203.0.113.7:51234``, ``[2001:db8::1]:443``):
+    # ``client.address`` is the address alone.
+    if first.startswith("["):
+        first = first[1:].partition("]")[0]
+    elif first.count(":") == 1:
+        first = first.partition(":")[0]
     return first or None
 
 
