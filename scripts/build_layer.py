@@ -62,6 +62,9 @@ PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13")
 ARCHES = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 CORE_BUDGET_BYTES = 1024 * 1024
 
+# Extras of pyproject.toml that are not back ends: `dev` is the tool chain, and `cli` is click for
+# `nexs_serverless.cli`, which the layer leaves out (PACKAGE_EXCLUDES), so click would be dead weight.
+NOT_FOR_THE_LAYER = ("cli", "dev")
 # Shipped by every Lambda Python runtime; a copy in the layer only adds size and version skew.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
 # Parts of the package a function never imports at run time.
@@ -102,22 +105,26 @@ def build_layer(
 
     Raises:
         LayerError: for an unsupported version, arch or extra, a missing
-            interpreter, or a failed pip install.
+            interpreter, an output folder that cannot be created or written
+            (checked before anything is built), or a failed pip install.
     """
+    if isinstance(extras, str):  # set("grpc") would be the letters g, r, p, c
+        raise LayerError(f"extras {extras!r}: a sequence of names such as ('grpc',), not a string")
     if python_version not in PYTHON_VERSIONS:
         raise LayerError(f"python_version {python_version!r}: expected one of {', '.join(PYTHON_VERSIONS)}")
     if arch not in ARCHES:
         raise LayerError(f"arch {arch!r}: expected one of {', '.join(ARCHES)}")
     available = optional_dependencies(source_dir / "pyproject.toml")
-    unknown = sorted(set(extras) - set(available) | ({"dev"} & set(extras)))
+    unknown = sorted(set(extras) - set(available) | (set(NOT_FOR_THE_LAYER) & set(extras)))
     if unknown:
-        choices = ", ".join(sorted(set(available) - {"dev"}))
+        choices = ", ".join(sorted(set(available) - set(NOT_FOR_THE_LAYER)))
         raise LayerError(f"unknown extra(s) {', '.join(unknown)}: expected some of {choices}")
     interpreter = find_interpreter(python_version) if precompile else None
     out_dir = Path(out_dir) if out_dir is not None else source_dir / "dist"
     version = project_version(source_dir / "pyproject.toml")
     suffix = "-" + "+".join(sorted(set(extras))) if extras else ""
     target = out_dir / f"nexs-serverless-layer-{version}-python{python_version}-{arch}{suffix}.zip"
+    prepare_out_dir(out_dir)  # before the build's minute of pip: a wrong --out fails at once
 
     with tempfile.TemporaryDirectory(prefix="nexs-layer-") as tmp:
         stage = Path(tmp) / "opt"
@@ -137,14 +144,33 @@ def build_layer(
             write_module_bundle(site)
         wrapper = stage / WRAPPER
         shutil.copyfile(source_dir / "layer" / WRAPPER, wrapper)
-        out_dir.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".zip.partial")
         try:
             write_zip(stage, partial, executables={WRAPPER})
             partial.replace(target)
+        except OSError as exc:  # the folder went away or filled up while building
+            raise LayerError(f"cannot write {target}: {exc}") from exc
         finally:
             partial.unlink(missing_ok=True)
     return target
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Create `out_dir` (and its parents) and check that a file can be written in it.
+
+    Raises:
+        LayerError: when it is a file, under a file, on a read-only file system, or not ours
+            to write (the message names the folder and the system's reason).
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LayerError(f"output folder {out_dir} is a file")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise LayerError(f"output folder {out_dir}: cannot write there ({reason})") from exc
 
 
 def optional_dependencies(pyproject: Path) -> dict[str, list[str]]:
@@ -204,7 +230,8 @@ def find_interpreter(python_version: str) -> str:
             return candidate
     raise LayerError(
         f"precompiling for Python {python_version} needs that interpreter "
-        f"(pyenv's, or python{python_version} on PATH); or build with precompile=False"
+        f"(pyenv's, or python{python_version} on PATH); or build without bytecode "
+        "(--no-precompile, or precompile=False from code)"
     )
 
 
@@ -535,7 +562,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             part = "compiled attribute check" if compiled else "pure Python (no compiler for this arch here)"
             print(f"{path}  {size:>10,d} bytes  {size / 1024 / 1024:6.2f} MiB  {part}")
             if args.sam:
-                shutil.copyfile(path, path.parent / SAM_ZIP)
+                try:
+                    shutil.copyfile(path, path.parent / SAM_ZIP)
+                except OSError as exc:
+                    raise LayerError(f"cannot write {path.parent / SAM_ZIP}: {exc}") from exc
                 print(f"{path.parent / SAM_ZIP}  (for sam build / sam deploy)")
     except LayerError as exc:
         print(f"build_layer: {exc}", file=sys.stderr)
