@@ -238,3 +238,25 @@ def test_config_check_never_prints_credentials() -> None:
         assert "SuperSecret123" not in result.output
         assert "k" * 32 not in result.output
         assert "OTEL_EXPORTER_OTLP_HEADERS" in result.output
+
+
+def test_layer_build_tells_a_refused_option_from_a_bug_in_the_build(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An option the script does not take is refused by name; a TypeError raised inside the
+    build is a bug and propagates with its traceback (it used to read as a refused option)."""
+    from nexs_serverless.cli import scripts
+
+    script = tmp_path / "scripts" / "build_layer.py"
+    script.parent.mkdir()
+    script.write_text(
+        "class LayerError(Exception):\n"
+        "    pass\n"
+        "def build_layer(python_version=None):\n"
+        "    return len(None)  # a bug: TypeError\n"
+    )
+    monkeypatch.setattr(scripts, "_candidates", lambda name: [tmp_path / "scripts" / name])
+    with pytest.raises(scripts.ScriptError, match="unexpected keyword argument 'arch'"):
+        scripts.build_layer(arch="arm64")
+    with pytest.raises(TypeError, match="has no len"):
+        scripts.build_layer(python_version="3.12")

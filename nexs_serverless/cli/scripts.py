@@ -9,6 +9,7 @@ is a clear error naming where it was looked for, never a traceback.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -64,13 +65,17 @@ def build_layer(**options: object) -> Path:
     function = getattr(module, "build_layer", None)
     if not callable(function):
         raise ScriptError(f"{module.__file__} has no build_layer() function")
-    refused: tuple[type[BaseException], ...] = (TypeError,)
+    given = {key: value for key, value in options.items() if value is not None}
+    try:  # an option the script does not take is refused by name; a TypeError inside the build is a bug
+        inspect.signature(function).bind(**given)
+    except TypeError as exc:
+        raise ScriptError(f"layer build: {exc}") from exc
     layer_error = getattr(module, "LayerError", None)
-    if isinstance(layer_error, type) and issubclass(layer_error, Exception):
-        refused = (TypeError, layer_error)
+    if not (isinstance(layer_error, type) and issubclass(layer_error, Exception)):
+        return Path(function(**given))
     try:
-        path = function(**{key: value for key, value in options.items() if value is not None})
-    except refused as exc:
+        path = function(**given)
+    except layer_error as exc:
         raise ScriptError(f"layer build: {exc}") from exc
     return Path(path)
 
