@@ -239,3 +239,10 @@ def test_zero_code_template_sets_the_exec_wrapper(aws: dict[str, Any], layer_zip
     (function,) = boto3.client("lambda", **aws).list_functions()["Functions"]
     assert function["Handler"] == "app.handler"
     assert function["Environment"]["Variables"]["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/nexs-handler"
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_the_default_exporter_works_as_deployed(name: str) -> None:
+    """Accepting the defaults (``sam deploy --guided``) must give traces: X-Ray, whose daemon
+    ``Tracing: Active`` runs, not OTLP to a localhost collector a plain deploy does not have."""
+    assert load(name)["Parameters"]["TracesExporter"]["Default"] == "xray"
