@@ -67,7 +67,9 @@ class Watchdog:
                 delay = due - time.monotonic()
                 if delay > 0:
                     self._sleeping_until = due
-                    self._cond.wait(delay)
+                    # Capped: a due time decades away (a context reporting a huge remaining time)
+                    # overflows `Lock.acquire`, and the OverflowError killed this thread.
+                    self._cond.wait(min(delay, _MAX_WAIT_S))
                     continue
                 del self._pending[ticket]
             try:
@@ -75,5 +77,7 @@ class Watchdog:
             except Exception as exc:
                 guard.report("timeout_guard", exc)
 
+
+_MAX_WAIT_S = float(threading.TIMEOUT_MAX)
 
 watchdog = Watchdog()

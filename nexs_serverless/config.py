@@ -17,7 +17,7 @@ README's configuration table gives each one's meaning):
 - ``OTEL_[SPAN_]ATTRIBUTE_COUNT_LIMIT``, ``OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT``,
   ``OTEL_SPAN_EVENT_COUNT_LIMIT``, ``OTEL_SPAN_LINK_COUNT_LIMIT``,
   ``OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT``, ``OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`` (128; length unlimited).
-- ``NEXS_SPAN_POOL_SIZE`` (32), ``NEXS_MAX_BUFFERED_SPANS`` (4096),
+- ``NEXS_SPAN_POOL_SIZE`` (32, at most 65536), ``NEXS_MAX_BUFFERED_SPANS`` (4096),
   ``NEXS_FLUSH_TIMEOUT_MS`` (1000), ``NEXS_FLUSH_SAFETY_MARGIN_MS`` (50),
   ``NEXS_TIMEOUT_GUARD_MS`` (250), ``NEXS_PROACTIVE_INIT_MS`` (10000),
   ``NEXS_CAPTURE_EVENT`` / ``NEXS_CAPTURE_RESPONSE`` (false), ``NEXS_CAPTURE_MAX_LENGTH`` (4096).
@@ -267,6 +267,9 @@ SAMPLER_NAMES = (
 )
 FLUSH_MODES = ("return", "after_response")
 _HOUR_MS = 3_600_000
+_DEFAULT_POOL_SIZE = 32
+# Span records allocated at import, at most: 16 times the default buffer bound, about 0.4 s and 16 MB.
+MAX_POOL_SIZE = 65_536
 PROPAGATOR_NAMES = (
     "tracecontext",
     "baggage",
@@ -311,7 +314,7 @@ def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Probl
             "OTEL_PROPAGATORS", default=("tracecontext", "baggage", "xray"), choices=PROPAGATOR_NAMES
         ),
         limits=limits,
-        pool_size=r.integer("NEXS_SPAN_POOL_SIZE", default=32),
+        pool_size=_pool_size(r),
         max_buffered_spans=r.integer("NEXS_MAX_BUFFERED_SPANS", default=4096, minimum=1),
         # An hour at most: longer than any platform lets an invocation run (Lambda 15 min, Cloud
         # Functions 60 min); a larger value is a typo, and past ~292 years `Lock.acquire` overflows.
@@ -326,6 +329,22 @@ def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Probl
         environ=env,
     )
     return settings, r.problems
+
+
+def _pool_size(r: Reader) -> int:
+    """``NEXS_SPAN_POOL_SIZE``, at most `MAX_POOL_SIZE`.
+
+    The pool is allocated at import: a typo such as a million records took
+    8 s and 270 MB before the function's own code ran. Checked apart from
+    `Reader.integer` so that a negative value keeps its own message.
+    """
+    size = r.integer("NEXS_SPAN_POOL_SIZE", default=_DEFAULT_POOL_SIZE)
+    if size > MAX_POOL_SIZE:
+        raw = r.environ["NEXS_SPAN_POOL_SIZE"].strip()
+        expected = f"an integer from 0 to {MAX_POOL_SIZE}"
+        r.problems.append(Problem("NEXS_SPAN_POOL_SIZE", raw, expected, _DEFAULT_POOL_SIZE))
+        return _DEFAULT_POOL_SIZE
+    return size
 
 
 def report(problems: list[Problem]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from _contextvars import ContextVar
 
 from . import _guard as guard
 from . import _stats as stats
@@ -38,11 +39,24 @@ if TYPE_CHECKING:
 
 __all__ = ["Invocation", "begin", "fail", "finish", "succeed"]
 
+# True while this context (thread or task) runs a traced handler: a traced call made there is nested.
+_inside: ContextVar[bool] = ContextVar("nexs_inside_invocation", default=False)
+
 
 class Invocation:
     """What one call needs to finish what `begin` started (lives in the wrapper's locals)."""
 
-    __slots__ = ("capture_response", "context", "nested", "platform", "root", "ticket", "token", "trigger")
+    __slots__ = (
+        "capture_response",
+        "context",
+        "inside_token",
+        "nested",
+        "platform",
+        "root",
+        "ticket",
+        "token",
+        "trigger",
+    )
 
     def __init__(
         self,
@@ -63,6 +77,7 @@ class Invocation:
         # Called from inside another invocation's handler (a router calling decorated handlers):
         # the outer one flushes, or hands over, the whole trace when it returns.
         self.nested = False
+        self.inside_token: Token[bool] | None = None
 
 
 def begin(
@@ -96,9 +111,13 @@ def begin(
         if capture_event if capture_event is not None else settings.capture_event:
             root.set_attribute("nexs.event", _captured(event, settings.capture_max_length))
         capture_response = options.capture_response
-        nested = process.active > 0 and _current.get() is not None
+        # Nested only inside another invocation of this thread or task (its context): a span that is
+        # current for another reason (a web framework's middleware span, a user's own) while another
+        # request runs concurrently (Cloud Run, Azure) made this request wait for someone else's flush.
+        nested = process.active > 0 and _inside.get()
         token = _current.set(root)
         process.began(root.trace_id)
+        inside = _inside.set(True)
         try:
             invocation = Invocation(
                 root,
@@ -109,13 +128,15 @@ def begin(
                 platform,
             )
             invocation.nested = nested
+            invocation.inside_token = inside
             trigger.enter(root)
-            _arm_timeout_guard(invocation, settings.timeout_guard_ms)
+            _arm_timeout_guard(invocation, settings, options.flush_timeout_ms or settings.flush_timeout_ms)
         except Exception:
             # Untraced from here on: leave no current span or baggage behind, no root that never ends.
             process.ended(root.trace_id)
             trigger.exit(root)
             _current.reset(token)
+            _inside.reset(inside)
             root.end()
             raise
         return invocation
@@ -198,8 +219,11 @@ def finish(invocation: Invocation | None, options: Options) -> None:
         del invocation.root
         try:
             _current.reset(invocation.token)
-        except ValueError:
+            if invocation.inside_token is not None:
+                _inside.reset(invocation.inside_token)
+        except ValueError:  # finished in another context than it began in
             _current.set(None)
+            _inside.set(False)
         if invocation.nested:
             # The outer invocation flushes (or hands over) when it returns: flushing now would split
             # the trace (tail sampling would judge half of it), and handing over would let the
@@ -279,13 +303,19 @@ def _cold_start_attributes(attrs: dict[str, object], proactive_ms: int, init_typ
         atexit.register(_flush_at_exit)
 
 
-def _arm_timeout_guard(invocation: Invocation, margin_ms: int) -> None:
+_INFINITY = float("inf")
+
+
+def _arm_timeout_guard(invocation: Invocation, settings: Settings, flush_timeout_ms: int) -> None:
+    margin_ms = settings.timeout_guard_ms
     if margin_ms <= 0:
         return
     remaining_ms = invocation.platform.remaining_ms
     context = invocation.context
     remaining = remaining_ms(context)
-    if remaining is None:
+    if remaining is None or not -_INFINITY < remaining < _INFINITY:
+        # NaN (a context stand-in's arithmetic) compared false with everything and armed a guard
+        # due now, marking every invocation timed out; infinity says there is no deadline to guard.
         return
     due = time.monotonic() + max(0.0, remaining - margin_ms) / 1000.0
     root = invocation.root
@@ -305,8 +335,10 @@ def _arm_timeout_guard(invocation: Invocation, margin_ms: int) -> None:
             span.set_attribute("nexs.force_ended", True)
             span.force_ended = True
             span.end(now)
+        # Bounded as the flush at return is: min(flush timeout, remaining time - safety margin).
         left = remaining_ms(context)
-        flush(max(0.0, (left if left is not None else margin_ms) - 10.0), reason="timeout")
+        budget = (left if left is not None else margin_ms) - settings.flush_safety_margin_ms
+        flush(max(0.0, min(budget, flush_timeout_ms)), reason="timeout")
 
     invocation.ticket = watchdog.arm(due, on_deadline)
 

@@ -316,7 +316,7 @@ def configure(
         resource_attributes: extra resource attributes, merged over ``OTEL_RESOURCE_ATTRIBUTES``.
         sampler: an ``OTEL_TRACES_SAMPLER`` name.
         sampler_arg: the sampler's ratio (``OTEL_TRACES_SAMPLER_ARG``).
-        pool_size: span records kept ready (0 turns the pool off).
+        pool_size: span records kept ready (0 turns the pool off; at most 65536).
         max_buffered_spans: spans held before a flush; more are dropped and counted.
         flush_timeout_ms: flush budget at the end of an invocation.
         timeout_guard_ms: flush this long before the invocation's deadline (0: off).
@@ -330,12 +330,16 @@ def configure(
     """
     if environ is not None and not _is_text_mapping(environ):
         raise config.ConfigError("configure(environ=...) takes a mapping of str to str")
-    base = config.from_env(environ)
+    base, problems = config.load(environ)
+    # Each bad value once: one already in the environment of the settings in force was reported when
+    # they were loaded (at import, or by an earlier `configure`), and every call repeated it.
+    previous = runtime.settings.environ
+    config.report([p for p in problems if previous.get(p.variable, "").strip() != p.value])
     changes: dict[str, object] = {}
     hour_ms = 3_600_000  # as the environment's NEXS_FLUSH_TIMEOUT_MS and NEXS_TIMEOUT_GUARD_MS
     checks: tuple[tuple[str, object, Callable[[Any], bool]], ...] = (
         ("service_name", service_name, lambda v: isinstance(v, str) and bool(v)),
-        ("pool_size", pool_size, lambda v: _is_int(v, 0)),
+        ("pool_size", pool_size, lambda v: _is_int(v, 0) and v <= config.MAX_POOL_SIZE),
         ("max_buffered_spans", max_buffered_spans, lambda v: _is_int(v, 1)),
         ("flush_timeout_ms", flush_timeout_ms, lambda v: _is_int(v, 1) and v <= hour_ms),
         ("timeout_guard_ms", timeout_guard_ms, lambda v: _is_int(v, 0) and v <= hour_ms),
