@@ -6,9 +6,14 @@ decides whether to retry, within the flush budget), and each call's read
 timeout is set from the time left in the flush through botocore's
 per-request ``read_timeout`` (a ``before-call`` event handler), so the call
 cannot hold the invocation past its budget by more than the connect timeout.
+A batch over `MAX_DOCUMENTS_PER_CALL` takes several calls that share one
+deadline, counted from the first call (building the client, once per
+process, is not part of it): each call's read timeout is the time left.
 """
 
 from __future__ import annotations
+
+import time
 
 from .errors import ErrorClass, ExportError, classify, classify_status
 
@@ -95,13 +100,19 @@ class PutTraceSegmentsClient:
         """
         if timeout_s <= 0:
             raise ExportError(ErrorClass.TIMEOUT, "no time left in the flush budget")
-        self._read_timeout_s = timeout_s
         try:
-            client = self.client()
+            client = self.client()  # built once (`prepare` builds it during init): not the calls' budget
         except Exception as exc:
             raise classify_boto_error(exc) from exc
+        deadline = time.monotonic() + timeout_s
         rejected = 0
         for start in range(0, len(documents), MAX_DOCUMENTS_PER_CALL):
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:  # the calls before this one used the budget up
+                raise ExportError(
+                    ErrorClass.TIMEOUT, f"flush budget spent after {start} of {len(documents)} documents"
+                )
+            self._read_timeout_s = left_s
             chunk = list(documents[start : start + MAX_DOCUMENTS_PER_CALL])
             try:
                 response = client.put_trace_segments(TraceSegmentDocuments=chunk)  # type: ignore[attr-defined]

@@ -2,11 +2,22 @@
 
 The X-Ray daemon reads datagrams of at most 64 KiB and silently loses larger
 ones (so does the X-Ray SDK that sends them), so an oversized span must be cut
-before it is sent: the largest attribute values (strings shortened, lists
-shortened) go first, then stack frames, then metadata, and the document or
-span records which values were cut (``metadata.nexs.truncated`` on a segment
-document, the ``nexs.truncated`` attribute on an OTLP span). Cutting is the
-rare path: documents that fit are serialized once and returned.
+before it is sent. Cutting is the rare path: documents that fit are
+serialized once and returned.
+
+A segment document (`fit_document`) is cut in a few passes, each one
+serialization: every value over a common size (the "water level" that
+removes the excess) is cut to it, so each long value keeps its beginning;
+metadata first, and the indexed or structured sections (annotations,
+``http``, ``sql``, ``aws``, ``cause``) only when metadata cannot absorb the
+excess. Then, if needed, the ``otel`` events and links, the stack frames, and
+the rest of the metadata go. The document names what was cut in
+``metadata.nexs.truncated`` (at most `MAX_LISTED` paths, ``truncated_count``
+giving the total when there are more).
+
+An OTLP span (`truncate_span`) loses its largest attribute values first
+(event attributes count: an exception's stack trace is the usual culprit),
+then its events and links; the ``nexs.truncated`` attribute names what went.
 """
 
 from __future__ import annotations
@@ -20,17 +31,22 @@ if TYPE_CHECKING:
     from ..finished import FinishedSpan
     from ..model import Event
 
-__all__ = ["MARK", "dumps", "fit_document", "truncate_span"]
+__all__ = ["MARK", "MAX_LISTED", "drop_events_and_links", "dumps", "fit_document", "truncate_span"]
 
 MARK = "…[truncated]"
+MAX_LISTED = 20  # cut paths named in metadata.nexs.truncated; more are only counted
 _MIN_KEEP = 64  # bytes: values shorter than this are not worth cutting
-_ROUNDS = 200
-# Sections of a document whose values may be cut (never ids, times, name or type).
+_PASSES = 4  # water-level passes (each one serialization) before the fallbacks
+# Sections of a document whose values may be cut (never ids, times, name or type),
+# in two tiers: metadata alone when it can absorb the excess, then all of them.
 _CUTTABLE = ("metadata", "annotations", "http", "sql", "aws", "cause")
+_TIERS = (("metadata",), _CUTTABLE)
 
 
 # One encoder for every document: json.dumps with options builds a new one per call.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+_Leaf = tuple[int, "dict[str, object] | list[object]", object, str]
 
 
 def dumps(doc: object) -> bytes:
@@ -39,32 +55,26 @@ def dumps(doc: object) -> bytes:
 
 
 def fit_document(doc: dict[str, object], max_bytes: int) -> bytes | None:
-    """`doc` as JSON of at most `max_bytes`, cut if needed; None when even cutting cannot fit it."""
+    """`doc` as JSON of at most `max_bytes`, cut if needed; None when even cutting cannot fit it.
+
+    A cut document is counted once (``spans_truncated``), a dropped one
+    (``spans_dropped_oversize``) only as dropped.
+    """
     data = dumps(doc)
     if len(data) <= max_bytes:
         return data
     cut: list[str] = []
-    for _ in range(_ROUNDS):
-        excess = len(data) - max_bytes
-        leaf = _largest_leaf(doc)
-        if leaf is None or leaf[0] <= _MIN_KEEP:
+    for _ in range(_PASSES):
+        if not _cut_to_level(doc, len(data) - max_bytes, cut):
             break
-        size, container, key, path = leaf
-        target = size - excess - 2 * len(MARK.encode()) - 16
-        if isinstance(container, dict):
-            container[str(key)] = _shrink(container[str(key)], size, target)
-        elif isinstance(key, int):
-            container[key] = _shrink(container[key], size, target)
-        if path not in cut:
-            cut.append(path)
         _mark(doc, cut)
         data = dumps(doc)
         if len(data) <= max_bytes:
             break
-    for fallback in (_drop_stacks, _drop_metadata):
+    for fallback in (_drop_otel_lists, _drop_stacks, _drop_metadata):
         if len(data) <= max_bytes:
             break
-        cut.append(fallback(doc))
+        cut.extend(fallback(doc))
         _mark(doc, cut)
         data = dumps(doc)
     if len(data) > max_bytes:
@@ -74,62 +84,146 @@ def fit_document(doc: dict[str, object], max_bytes: int) -> bytes | None:
     return data
 
 
+def _cut_to_level(doc: dict[str, object], excess: int, cut: list[str]) -> bool:
+    """Cut every value over the level that removes `excess` bytes; False when nothing can be cut."""
+    for sections in _TIERS:
+        leaves = _leaves(doc, sections)
+        if not leaves:
+            continue
+        sizes = [leaf[0] for leaf in leaves]
+        level, enough = _level(sizes, excess + _mark_room(cut))
+        # The mark names the values cut: leave room for their paths too.
+        named = cut + [leaf[3] for leaf in leaves if leaf[0] > level and leaf[3] not in cut]
+        level, enough = _level(sizes, excess + _mark_room(named))
+        if not enough and sections is not _CUTTABLE:
+            continue  # metadata alone cannot absorb it: cut every section
+        leaves.sort(key=lambda leaf: -leaf[0])  # the largest are named first
+        for size, container, key, path in leaves:
+            if size <= level:
+                break
+            if isinstance(container, dict):
+                container[str(key)] = _shrink(container[str(key)], size, level)
+            elif isinstance(key, int):
+                container[key] = _shrink(container[key], size, level)
+            if path not in cut:
+                cut.append(path)
+        return True
+    return False
+
+
+def _level(sizes: list[int], need: int) -> tuple[int, bool]:
+    """The highest size such that cutting every larger value to it removes `need` bytes.
+
+    Returns the level and whether it removes enough (when not, the level is the
+    floor, `_MIN_KEEP`, and cutting to it removes all that can be removed).
+    """
+    ordered = sorted(sizes, reverse=True)
+    total = 0
+    for i, size in enumerate(ordered):
+        total += size
+        below = max(ordered[i + 1] if i + 1 < len(ordered) else 0, _MIN_KEEP)
+        if total - (i + 1) * below >= need:
+            return max(_MIN_KEEP, (total - need) // (i + 1)), True
+    return _MIN_KEEP, False
+
+
+def _mark_room(paths: list[str]) -> int:
+    """The bytes the ``metadata.nexs`` mark naming `paths` takes, with some to spare."""
+    listed = sum(len(path.encode()) + 3 for path in paths[:MAX_LISTED])
+    return 64 + listed + (32 if len(paths) > MAX_LISTED else 0)
+
+
 def truncate_span(span: FinishedSpan, excess_bytes: int) -> list[str]:
     """Shorten the largest attribute values of `span` (a private copy) by at least `excess_bytes`.
 
     Event attributes count too (an exception's stack trace is the usual
-    culprit). The keys cut are added to the span's ``nexs.truncated`` attribute.
+    culprit). The keys cut are added to the span's ``nexs.truncated``
+    attribute; the span's mappings are replaced, never edited in place. Counts
+    nothing: the caller counts the span once, cut or dropped.
+
+    Returns:
+        The keys cut (``events[i].key`` for an event's), [] when no value was
+        long enough to cut.
     """
-    cut: list[str] = []
     left = excess_bytes + 64  # room for the nexs.truncated attribute itself
-    for _ in range(_ROUNDS):
+    attrs: dict[str, object] = dict(span.attributes)
+    events = list(span.events)
+    event_attrs: list[dict[str, object]] = [dict(event.attributes) for event in events]
+    candidates: list[tuple[int, dict[str, object], str, str]] = [
+        (size, attrs, key, key) for key, value in attrs.items() if (size := _raw_size(value)) > _MIN_KEEP
+    ]
+    for index, mapping in enumerate(event_attrs):
+        prefix = f"events[{index}]."
+        candidates.extend(
+            (size, mapping, key, prefix + key)
+            for key, value in mapping.items()
+            if (size := _raw_size(value)) > _MIN_KEEP
+        )
+    candidates.sort(key=lambda candidate: -candidate[0])  # largest first, one sort (no round limit)
+    cut: list[str] = []
+    edited: set[int] = set()
+    for size, mapping, key, path in candidates:
         if left <= 0:
             break
-        best: tuple[int, dict[str, object], str, str] | None = None
-        attrs: dict[str, object] = dict(span.attributes)
-        span.attributes = attrs  # type: ignore[assignment]
-        candidates: list[tuple[dict[str, object], str]] = [(attrs, "")]
-        events = list(span.events)
-        for index, event in enumerate(events):
-            candidates.append((dict(event.attributes), f"events[{index}]."))
-        for mapping, prefix in candidates:
-            for key, value in mapping.items():
-                size = _raw_size(value)
-                if size > _MIN_KEEP and (best is None or size > best[0]):
-                    best = (size, mapping, key, prefix + key)
-        if best is None:
-            break
-        size, mapping, key, path = best
         mapping[key] = _shrink(mapping[key], size, size - left - len(MARK.encode()) - 16)
         left -= size - _raw_size(mapping[key])
-        if path not in cut:
-            cut.append(path)
+        cut.append(path)
         if mapping is not attrs:
-            index = int(path[len("events[") : path.index("]")])
-            _replace_event(span, events, index, mapping)
+            edited.add(int(path[len("events[") : path.index("]")]))
+    if edited:
+        span.events = tuple(
+            _with_attributes(event, event_attrs[i]) if i in edited else event
+            for i, event in enumerate(events)
+        )
     if cut:
-        attrs = dict(span.attributes)
-        earlier = attrs.get("nexs.truncated")
-        merged = [str(key) for key in earlier] if isinstance(earlier, (list, tuple)) else []
-        attrs["nexs.truncated"] = tuple(merged + [key for key in cut if key not in merged])
-        span.attributes = attrs  # type: ignore[assignment]
-        stats.incr("spans_truncated")
+        _note(span, attrs, cut)
     return cut
 
 
-def _replace_event(
-    span: FinishedSpan, events: list[Event], index: int, attributes: dict[str, object]
-) -> None:
+def drop_events_and_links(span: FinishedSpan) -> list[str]:
+    """The last resort for an OTLP span no value cut can fit: its events, then its links, go.
+
+    Events other than ``exception`` go first; the counts move to the span's
+    dropped counts and ``nexs.truncated`` names what went.
+    """
+    cut: list[str] = []
+    events = tuple(span.events)
+    kept = tuple(event for event in events if event.name == "exception")
+    if len(kept) < len(events):
+        span.events = kept
+        span.dropped_events += len(events) - len(kept)
+        cut.append("events")
+    elif events:
+        span.events = ()
+        span.dropped_events += len(events)
+        cut.append("events")
+    elif span.links:
+        span.dropped_links += len(span.links)
+        span.links = ()
+        cut.append("links")
+    if cut:
+        _note(span, dict(span.attributes), cut)
+    return cut
+
+
+def _note(span: FinishedSpan, attrs: dict[str, object], cut: list[str]) -> None:
+    """Add `cut` to the span's ``nexs.truncated`` attribute (a new mapping on the span)."""
+    earlier = attrs.get("nexs.truncated")
+    merged = [str(key) for key in earlier] if isinstance(earlier, (list, tuple)) else []
+    attrs["nexs.truncated"] = tuple(merged + [key for key in cut if key not in merged])
+    span.attributes = attrs  # type: ignore[assignment]
+
+
+def _with_attributes(event: Event, attributes: dict[str, object]) -> Event:
     from ..model import Event
 
-    old = span.events[index]
-    events[index] = Event(old.name, old.timestamp_ns, attributes, old.dropped_attributes)  # type: ignore[arg-type]
-    span.events = tuple(events)
+    return Event(event.name, event.timestamp_ns, attributes, event.dropped_attributes)  # type: ignore[arg-type]
 
 
-def _largest_leaf(doc: dict[str, object]) -> tuple[int, dict[str, object] | list[object], object, str] | None:
-    best: tuple[int, dict[str, object] | list[object], object, str] | None = None
-    stack: list[tuple[object, str]] = [(doc[name], name) for name in _CUTTABLE if name in doc]
+def _leaves(doc: dict[str, object], sections: tuple[str, ...]) -> list[_Leaf]:
+    """Every value of `sections` worth cutting (strings, lists of scalars) with where it sits."""
+    out: list[_Leaf] = []
+    stack: list[tuple[object, str]] = [(doc[name], name) for name in sections if name in doc]
     while stack:
         node, path = stack.pop()
         items: list[tuple[object, object]]
@@ -148,10 +242,11 @@ def _largest_leaf(doc: dict[str, object]) -> tuple[int, dict[str, object] | list
             ):
                 stack.append((value, child_path))
                 continue
-            size = _size(value)
-            if best is None or size > best[0]:
-                best = (size, node, key, child_path)
-    return best
+            if isinstance(value, (str, list)):
+                size = _size(value)
+                if size > _MIN_KEEP:
+                    out.append((size, node, key, child_path))
+    return out
 
 
 def _shrink(value: object, size: int, target: int) -> object:
@@ -188,18 +283,42 @@ def _mark(doc: dict[str, object], cut: list[str]) -> None:
     metadata = doc.get("metadata")
     if not isinstance(metadata, dict):
         metadata = doc["metadata"] = {}
-    metadata["nexs"] = {"truncated": list(cut)}
+    mark: dict[str, object] = {"truncated": cut[:MAX_LISTED]}
+    if len(cut) > MAX_LISTED:
+        mark["truncated_count"] = len(cut)
+    metadata["nexs"] = mark
 
 
-def _drop_stacks(doc: dict[str, object]) -> str:
+def _drop_otel_lists(doc: dict[str, object]) -> list[str]:
+    """The span's events and links (``metadata.otel``) go, counted in ``otel.dropped``; the kind stays."""
+    metadata = doc.get("metadata")
+    otel = metadata.get("otel") if isinstance(metadata, dict) else None
+    if not isinstance(otel, dict):
+        return []
+    earlier = otel.get("dropped")
+    counts: dict[str, object] = dict(earlier) if isinstance(earlier, dict) else {}
+    cut: list[str] = []
+    for name in ("events", "links"):
+        items = otel.pop(name, None)
+        if isinstance(items, list):
+            previous = counts.get(name)
+            counts[name] = (previous if isinstance(previous, int) else 0) + len(items)
+            cut.append(f"metadata/otel/{name}")
+    if cut:
+        otel["dropped"] = counts
+    return cut
+
+
+def _drop_stacks(doc: dict[str, object]) -> list[str]:
     cause = doc.get("cause")
+    dropped = False
     if isinstance(cause, dict):
         for entry in cause.get("exceptions", ()):
-            if isinstance(entry, dict):
-                entry.pop("stack", None)
-    return "cause/exceptions/*/stack"
+            if isinstance(entry, dict) and entry.pop("stack", None) is not None:
+                dropped = True
+    return ["cause/exceptions/*/stack"] if dropped else []
 
 
-def _drop_metadata(doc: dict[str, object]) -> str:
+def _drop_metadata(doc: dict[str, object]) -> list[str]:
     doc["metadata"] = {}
-    return "metadata"
+    return ["metadata"]

@@ -5,7 +5,9 @@ that does not fit one datagram is split into about equal parts by span count,
 and any part still too large is halved again; a single span too large for a
 datagram is copied, its largest attribute values cut (`xray_fit.truncate_span`,
 which records the cut keys in the ``nexs.truncated`` attribute) and encoded
-again. Sampled and unsampled spans go in separate datagrams (``T1S``/``T1U``).
+again; a span still too large loses its events, then its links (the
+counts move to its dropped counts). Sampled and unsampled spans go in
+separate datagrams (``T1S``/``T1U``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["encode_datagrams", "split_payloads"]
 
-_CUT_ATTEMPTS = 4
+_CUT_ATTEMPTS = 6  # value cuts, then events (other than exceptions), all events, links
 
 
 def encode_datagrams(
@@ -60,8 +62,12 @@ def split_payloads(spans: Sequence[ReadableSpan], budget: int) -> list[bytes]:
 
 
 def _cut(span: ReadableSpan, budget: int, size: int) -> bytes | None:
+    """One span alone over `budget`: cut its values on a copy (then its events and links) until it fits.
+
+    Counted once: ``spans_truncated`` when it fits, ``spans_dropped_oversize`` when nothing makes it fit.
+    """
     from ..finished import freeze
-    from .xray_fit import truncate_span
+    from .xray_fit import drop_events_and_links, truncate_span
 
     copy = freeze(span)  # type: ignore[arg-type]
     if copy is span:  # already a FinishedSpan: never edit the caller's object
@@ -69,10 +75,11 @@ def _cut(span: ReadableSpan, budget: int, size: int) -> bytes | None:
 
         copy = shallow(copy)
     for _ in range(_CUT_ATTEMPTS):
-        if not truncate_span(copy, size - budget + 64):
+        if not truncate_span(copy, size - budget + 64) and not drop_events_and_links(copy):
             break
         payload = encode_spans([copy])
         if len(payload) <= budget:
+            stats.incr("spans_truncated")
             return payload
         size = len(payload)
     stats.incr("spans_dropped_oversize")

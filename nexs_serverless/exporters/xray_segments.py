@@ -5,8 +5,14 @@ OpenTelemetry Collector's ``awsxray`` exporter does with the same data:
 
 - ids: the trace id ``1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`` is the 128-bit
   OpenTelemetry trace id split after 8 hex digits (X-Ray reads those as the
-  epoch second; it accepts W3C ids written this way), the document id is the
-  span id in 16 hex digits.
+  epoch second in its own ids; for a W3C id "this is not required or
+  validated", PutTraceSegments' reference says), the document id is the span
+  id in 16 hex digits. A span whose ids cannot be written that way (0, or too
+  wide) is refused here (``ValueError``, counted by `xray_pack`): embedded in a
+  nested document it would cost X-Ray's refusal of the whole tree.
+- times: float epoch seconds. An end before the start is sent as the start
+  (X-Ray draws no negative duration) with the reported end in
+  ``metadata.otel.reported_end_time``; a span without an end is ``in_progress``.
 - segment or subsegment: inside a traced Lambda invocation every span of the
   invocation's trace is a subsegment (roots hang under the function segment
   that Lambda records, named by ``_X_AMZN_TRACE_ID``); elsewhere, and for a
@@ -15,23 +21,28 @@ OpenTelemetry Collector's ``awsxray`` exporter does with the same data:
 - ``fault`` (5xx or status ERROR), ``error`` (4xx), ``throttle`` (429); ``cause``
   from the ``exception`` events, with the Python stack parsed into frames
   (`xray_cause`).
-- ``http``, ``aws`` (AWS SDK calls, namespace ``aws``), ``sql`` blocks; CLIENT
-  and PRODUCER spans get namespace ``remote`` and are named after the remote
-  service so that the service map shows it.
-- annotations (indexed, searchable) from a configured set of attribute keys;
-  every other attribute is metadata (namespace ``default``); what X-Ray has no
-  field for (span name, kind, events, links, dropped counts) is metadata
-  namespace ``otel``.
+- ``http``, ``aws`` (AWS SDK calls, namespace ``aws``), ``sql`` blocks (SQL
+  databases only, as the Collector does: a DynamoDB or Redis call has no
+  query X-Ray could show); CLIENT and PRODUCER spans get namespace ``remote``
+  and are named after the remote service so that the service map shows it.
+  An HTTP status that is not an integer stays in metadata.
+- a segment's ``user`` from ``enduser.id`` and ``service.version`` from the
+  resource (the Collector's mapping; X-Ray has these on segments only).
+- annotations from the configured attribute keys and from Powertools'
+  ``aws.xray.annotation.*``, metadata namespaces from ``aws.xray.metadata.*``
+  (`xray_values`); every other attribute is metadata (namespace ``default``);
+  what X-Ray has no field for (span name, kind, events, links, dropped counts)
+  is metadata namespace ``otel``.
 """
 
 from __future__ import annotations
 
-import math
 import re
 
 from ..model import SpanKind, StatusCode
 from .xray_cause import cause_of, set_flags
 from .xray_lambda import LambdaSegment, parse_trace_header
+from .xray_values import MAX_ANNOTATIONS, annotate, jsonable, jsonable_map, recorded_for_xray
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,21 +51,29 @@ if TYPE_CHECKING:
     from ..attributes import AttributeValue
     from ..typing import ReadableSpan
 
-__all__ = ["LambdaSegment", "SegmentOptions", "parse_trace_header", "to_document", "xray_trace_id"]
+__all__ = [
+    "MAX_ANNOTATIONS",
+    "LambdaSegment",
+    "SegmentOptions",
+    "parse_trace_header",
+    "to_document",
+    "xray_trace_id",
+]
 
-MAX_ANNOTATIONS = 50  # X-Ray indexes at most 50 annotations per document
-MAX_ANNOTATION_VALUE = 1000  # characters kept of an annotation string
 _NAME_LENGTH = 200
 _CACHE_SIZE = 256  # trace ids and cleaned names remembered across batches
 _TRACE_IDS: dict[int, str] = {}
 _NAMES: dict[str, str] = {}
 _PLAIN = frozenset((str, int, bool))  # attribute value types JSON takes as they are
 
-# Characters X-Ray allows in a name: letters, digits, whitespace and _ . : / % & # = + \ - @
-_NAME_BAD = re.compile(r"[^\w\s.:/%&#=+\\\-@]")
-# Annotation keys X-Ray takes: ASCII letters, digits and underscore only (``\W`` is
-# Unicode-aware and would let any letter through).
-_KEY_BAD = re.compile(r"[^A-Za-z0-9_]")
+_TRACE_ID_LIMIT = 1 << 128
+_SPAN_ID_LIMIT = 1 << 64
+
+# Characters X-Ray allows in a name: Unicode letters and digits, whitespace and
+# _ . : / % & # = + \ - @. Of whitespace only the space is kept (as the Collector
+# does): a tab, a newline or a control character that Python counts as whitespace
+# (\x1c-\x1f) becomes "_" like any other refused character.
+_NAME_BAD = re.compile(r"[^\w .:/%&#=+\\\-@]")
 
 _ORIGINS = {
     "aws_lambda": "AWS::Lambda::Function",
@@ -77,8 +96,19 @@ _HTTP_KEYS = frozenset(
     (*_HTTP_METHOD, *_HTTP_URL, *_HTTP_STATUS, *_HTTP_LENGTH, *_USER_AGENT, *_CLIENT_IP, *_TARGET)
 )
 _REMOTE_NAME = ("peer.service", "server.address", "net.peer.name", "db.name", "db.namespace", "db.system")
+_DB_SYSTEM = ("db.system", "db.system.name")
+# ``db.system`` values of SQL databases (semantic conventions, older and current
+# names): only these get a ``sql`` block, the Collector's rule (``isSQL``).
+_SQL_SYSTEMS = frozenset(
+    (
+        "db2", "ibm.db2", "derby", "hive", "mariadb", "mssql", "microsoft.sql_server", "mysql",
+        "oracle", "oracle.db", "postgresql", "sqlite", "teradata", "other_sql", "cockroachdb",
+        "h2", "hsqldb", "redshift", "trino", "sybase", "informix", "vertica", "netezza", "firebird",
+        "clickhouse", "spanner", "gcp.spanner", "snowflake",
+    )
+)  # fmt: skip
 _SQL = {
-    "database_type": ("db.system",),
+    "database_type": _DB_SYSTEM,
     "sanitized_query": ("db.query.text", "db.statement"),
     "user": ("db.user",),
     "url": ("db.connection_string",),
@@ -133,27 +163,55 @@ def xray_trace_id(trace_id: int) -> str:
 
 
 def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object]:
-    """The X-Ray segment or subsegment document for `span` (a JSON-ready dict)."""
+    """The X-Ray segment or subsegment document for `span` (a JSON-ready dict).
+
+    Raises:
+        ValueError: for a trace, span or parent id X-Ray cannot take (0, or wider
+            than 128/64 bits); `xray_pack` counts the span as a serialization drop.
+    """
+    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+    if not (0 < trace_id < _TRACE_ID_LIMIT and 0 < span_id < _SPAN_ID_LIMIT) or (
+        parent and not 0 < parent < _SPAN_ID_LIMIT
+    ):
+        raise ValueError(f"ids X-Ray cannot take: trace {trace_id!r}, span {span_id!r}, parent {parent!r}")
     attrs = span.attributes
     used: set[str] = set()
     kind = span.kind
     remote_call = kind in (SpanKind.CLIENT, SpanKind.PRODUCER)
     aws_call = remote_call and attrs.get("rpc.system") == "aws-api"
+    start_ns, end_ns = span.start_ns, span.end_ns
     doc: dict[str, object] = {
-        "id": f"{span.span_id:016x}",
-        "trace_id": xray_trace_id(span.trace_id),
-        "start_time": span.start_ns / 1e9,
-        "end_time": (span.end_ns or span.start_ns) / 1e9,
+        "id": f"{span_id:016x}",
+        "trace_id": xray_trace_id(trace_id),
+        "start_time": start_ns / 1e9,
     }
-    segment = _place(span, options, doc)
     otel: dict[str, object] = {"kind": SpanKind.name_of(kind)}
+    if not end_ns:
+        doc["in_progress"] = True  # X-Ray's word for "started, not ended" (never a zero duration)
+    elif end_ns < start_ns:  # a clock step, or an explicit end time before the start
+        doc["end_time"] = doc["start_time"]
+        otel["reported_end_time"] = end_ns / 1e9
+    else:
+        doc["end_time"] = end_ns / 1e9
+    segment = _place(span, options, doc)
     if segment:
         service = span.resource.attributes.get("service.name")
         name: object = service or span.name
         origin = _ORIGINS.get(str(span.resource.attributes.get("cloud.platform", "")))
         if origin:
             doc["origin"] = origin
-        doc["aws"] = {"xray": {"sdk": "nexs_serverless", "sdk_version": span.instrumentation_scope.version}}
+        version = span.instrumentation_scope.version
+        sdk: dict[str, object] = {"sdk": "nexs_serverless"}
+        if version:
+            sdk["sdk_version"] = version
+        doc["aws"] = {"xray": sdk}
+        service_version = span.resource.attributes.get("service.version")
+        if service_version:
+            doc["service"] = {"version": str(service_version)}
+        user = attrs.get("enduser.id")
+        if user is not None:  # X-Ray's indexed user field exists on segments only
+            doc["user"] = str(user)
+            used.add("enduser.id")
     elif aws_call:
         name = attrs.get("rpc.service") or span.name
         doc["namespace"] = "aws"
@@ -181,8 +239,9 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
         http, status = _http(attrs, kind, used)
         if http:
             doc["http"] = http
-    if attrs and "db.system" in attrs:
-        doc["sql"] = _block(attrs, _SQL, used)
+    if attrs and ("db.system" in attrs or "db.system.name" in attrs):
+        if attrs.get("db.system", attrs.get("db.system.name")) in _SQL_SYSTEMS:
+            doc["sql"] = _block(attrs, _SQL, used)
         doc.setdefault("namespace", "remote")
     if status is not None or span.status_code == StatusCode.ERROR:
         set_flags(span, status, doc)
@@ -190,19 +249,26 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
         cause = cause_of(span, remote=remote_call)
         if cause:
             doc["cause"] = cause
-    if options.annotate_all or options.annotation_keys:
-        annotations = _annotations(attrs, options, used)
-        if annotations:
-            doc["annotations"] = annotations
     metadata: dict[str, object] = {}
+    annotations: dict[str, object] = {}
+    # Annotations and metadata recorded the X-Ray way (Powertools' put_annotation/put_metadata
+    # through `powertools.NexsProvider`): back to their own fields, under their own names.
+    xray_keys = [key for key in attrs if key.startswith("aws.xray.")] if attrs else None
+    if xray_keys:
+        recorded_for_xray(attrs, xray_keys, used, annotations, metadata)
+    if options.annotate_all or options.annotation_keys:
+        annotate(attrs, options.annotation_keys, options.annotate_all, used, annotations)
+    if annotations:
+        doc["annotations"] = annotations
     # Most values are str/int/bool: kept as they are without a call per value.
     rest = {
-        key: value if type(value) in _PLAIN else _jsonable(value)
+        key: value if type(value) in _PLAIN else jsonable(value)
         for key, value in attrs.items()
         if key not in used
     }
     if rest:
-        metadata["default"] = rest
+        recorded = metadata.get("default")
+        metadata["default"] = {**rest, **recorded} if isinstance(recorded, dict) else rest
     if (
         span.events
         or span.links
@@ -268,11 +334,10 @@ def _http(
         if value is not None:
             request[field] = value
     response: dict[str, object] = {}
-    raw_status = _first(attrs, _HTTP_STATUS, used)
-    status = _as_int(raw_status)
+    status = _first_int(attrs, _HTTP_STATUS, used)
     if status is not None:
         response["status"] = status
-    length = _as_int(_first(attrs, _HTTP_LENGTH, used))
+    length = _first_int(attrs, _HTTP_LENGTH, used)
     if length is not None:
         response["content_length"] = length
     http: dict[str, object] = {}
@@ -283,32 +348,11 @@ def _http(
     return http, status
 
 
-def _annotations(
-    attrs: Mapping[str, AttributeValue], options: SegmentOptions, used: set[str]
-) -> dict[str, object]:
-    keys = attrs.keys() if options.annotate_all else options.annotation_keys
-    out: dict[str, object] = {}
-    for key in keys:
-        value = attrs.get(key)
-        if value is None or not isinstance(value, (str, bool, int, float)) or len(out) >= MAX_ANNOTATIONS:
-            continue
-        if isinstance(value, float) and not math.isfinite(value):  # not JSON
-            continue
-        name = _KEY_BAD.sub("_", key)
-        if name in out:  # another key cleaned to the same name: this value stays in metadata
-            continue
-        if isinstance(value, str) and len(value) > MAX_ANNOTATION_VALUE:
-            value = value[:MAX_ANNOTATION_VALUE]
-        out[name] = value
-        used.add(key)
-    return out
-
-
 def _otel_extras(span: ReadableSpan, otel: dict[str, object]) -> None:
     if span.status_code == StatusCode.ERROR and span.status_description:
         otel["status_message"] = span.status_description
     events = [
-        {"name": e.name, "time": e.timestamp_ns / 1e9, "attributes": _jsonable_map(e.attributes)}
+        {"name": e.name, "time": e.timestamp_ns / 1e9, "attributes": jsonable_map(e.attributes)}
         for e in span.events
         if e.name != "exception"
     ]
@@ -319,7 +363,7 @@ def _otel_extras(span: ReadableSpan, otel: dict[str, object]) -> None:
             {
                 "trace_id": xray_trace_id(link.context.trace_id),
                 "id": f"{link.context.span_id:016x}",
-                "attributes": _jsonable_map(link.attributes),
+                "attributes": jsonable_map(link.attributes),
             }
             for link in span.links
         ]
@@ -355,16 +399,29 @@ def _first(attrs: Mapping[str, AttributeValue], keys: tuple[str, ...], used: set
         value = attrs.get(key)
         if value is not None:
             used.add(key)
-            return _jsonable(value)
+            return jsonable(value)
+    return None
+
+
+def _first_int(attrs: Mapping[str, AttributeValue], keys: tuple[str, ...], used: set[str]) -> int | None:
+    """The first of `keys` present, as an integer; a value that is not one stays unused (metadata)."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            number = _as_int(value)
+            if number is not None:
+                used.add(key)
+            return number
     return None
 
 
 def _as_int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    """`value` as an int: an int, an integral float, or ASCII digits ("²".isdigit(), but int() refuses it)."""
+    if type(value) is int:
         return value
-    if isinstance(value, str) and value.isdigit():
+    if type(value) is float and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return None
 
@@ -384,16 +441,3 @@ def _clean_name(name: str) -> str:
             _NAMES.clear()
         _NAMES[name] = cleaned
     return cleaned
-
-
-def _jsonable(value: object) -> object:
-    """`value` as JSON accepts it: sequences to lists, non-finite floats to strings."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    return value
-
-
-def _jsonable_map(values: Mapping[str, AttributeValue]) -> dict[str, object]:
-    return {key: _jsonable(value) for key, value in values.items()}
