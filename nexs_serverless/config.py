@@ -348,14 +348,20 @@ def _pool_size(r: Reader) -> int:
 
 
 def report(problems: list[Problem]) -> None:
-    """Log each problem as one warning line naming the variable, the value and the fallback."""
+    """Log each problem as one warning line naming the variable, the value and the fallback.
+
+    Once per process for each variable and value (`_guard.warn_once`): every
+    `configure()` reads the environment again, and repeated the same lines.
+    ``config check`` forgets what was logged, so it sees every problem.
+    """
     if not problems:
         return
-    import logging  # only with something to say: outside Lambda's runtime, `logging` costs ~10 ms
+    # Only with something to say: outside Lambda's runtime, `logging` (which `_guard` imports)
+    # costs ~10 ms.
+    from . import _guard as guard
 
-    logger = logging.getLogger("nexs_serverless")
     for problem in problems:
-        logger.warning("nexs_serverless: %s", problem)
+        guard.warn_once(f"config:{problem.variable}={problem.value}", "nexs_serverless: %s", problem)
 
 
 def _environ_snapshot() -> dict[str, str]:

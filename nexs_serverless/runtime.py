@@ -331,10 +331,7 @@ def configure(
     if environ is not None and not _is_text_mapping(environ):
         raise config.ConfigError("configure(environ=...) takes a mapping of str to str")
     base, problems = config.load(environ)
-    # Each bad value once: one already in the environment of the settings in force was reported when
-    # they were loaded (at import, or by an earlier `configure`), and every call repeated it.
-    previous = runtime.settings.environ
-    config.report([p for p in problems if previous.get(p.variable, "").strip() != p.value])
+    config.report(problems)  # each variable and value once per process
     changes: dict[str, object] = {}
     hour_ms = 3_600_000  # as the environment's NEXS_FLUSH_TIMEOUT_MS and NEXS_TIMEOUT_GUARD_MS
     checks: tuple[tuple[str, object, Callable[[Any], bool]], ...] = (

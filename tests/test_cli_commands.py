@@ -260,3 +260,23 @@ def test_layer_build_tells_a_refused_option_from_a_bug_in_the_build(
         scripts.build_layer(arch="arm64")
     with pytest.raises(TypeError, match="has no len"):
         scripts.build_layer(python_version="3.12")
+
+
+def test_config_check_reports_a_bad_value_the_process_started_with() -> None:
+    """The environment read at import is checked too: a bad core setting there is an error, exit 1.
+
+    (Repeated warnings are suppressed per process; the check must still see every problem.)
+    """
+    import os
+
+    env = {**os.environ, "NEXS_FLUSH_TIMEOUT_MS": "soon"}
+    done = subprocess.run(
+        [sys.executable, "-m", "nexs_serverless.cli", "config", "check", "--no-color"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "errors (1)" in done.stdout
+    assert "NEXS_FLUSH_TIMEOUT_MS" in done.stdout.split("errors (1)", 1)[1]
