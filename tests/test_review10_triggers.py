@@ -576,3 +576,18 @@ def test_deactivating_twice_does_not_raise() -> None:
     tokens = activate(Incoming())
     deactivate(tokens)
     deactivate(tokens)
+
+
+def test_messages_left_unread_count_as_dropped_links() -> None:
+    """Links full and the batch already two traces: reading stops, and the messages not read count
+    as dropped links (they were not counted at all), as with one trace."""
+    from nexs_serverless.testing import capture_spans
+
+    @traced_handler
+    def consume(event: object, context: object) -> None:
+        return None
+
+    with capture_spans(environ={"OTEL_SPAN_LINK_COUNT_LIMIT": "2"}) as spans:
+        consume(events.sqs(messages=[1, 2, 3, 4]), LambdaContext())  # two traces, alternating
+        root = spans.spans[0]
+    assert (len(root.links), root.dropped_links) == (2, 2)

@@ -260,6 +260,9 @@ def read_batch(
     one_trace = len(records) <= budget
     for index, record in enumerate(records):
         if index >= budget or (not one_trace and len(found) >= wanted):
+            # Not read: each would have been a link (most messages carry a context), so each
+            # counts as one dropped, as the docs promise, rather than vanishing from the count.
+            batch.dropped += len(records) - index
             break
         picked = read(record)
         if picked is None or picked[1].context is None:
