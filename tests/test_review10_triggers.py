@@ -408,7 +408,7 @@ def test_reading_a_batch_is_bounded_and_stops_once_nothing_more_can_be_learned()
     assert (len(calls), len(batch.found), batch.parent) == (5, 5, None)
     calls.clear()
     batch = read_batch([{"trace": 1}] * 10_000, read, 5)  # one trace, but larger than the budget
-    assert (len(calls), batch.parent, batch.dropped) == (5, None, 0)
+    assert (len(calls), batch.parent, batch.dropped) == (5, None, 9995)  # the unread count as dropped
     calls.clear()
     batch = read_batch([{"trace": 1}] * 800, read, 5)  # within the budget: read whole, the parent claimed
     assert (len(calls), batch.dropped) == (800, 795)
