@@ -465,3 +465,20 @@ def test_pubsub_data_fixture_is_base64_json() -> None:
     """The Pub/Sub sample's message data decodes to JSON (guards the shared fixture)."""
     data = events.load("gcp-pubsub")["data"]["message"]["data"]
     assert json.loads(base64.b64decode(data))["orderId"] == "42"
+
+
+def test_an_azure_batch_run_off_platform_is_claimed_by_its_messages() -> None:
+    """A list of Event Hubs events (a batch binding) in a local run, with no Azure environment,
+    is still an Azure batch (it was taken for a Lambda call: trigger other, no links)."""
+    exporter = export({})
+
+    @traced_handler
+    def main(events_batch: object, context: object) -> None:
+        return None
+
+    sample = events.load("azure-eventhub")
+    main([_eventhub(sample), _eventhub(sample)], AzureContext())
+    root = only_root(exporter)
+    assert root.attributes["cloud.provider"] == "azure"
+    assert root.attributes["messaging.system"] == "eventhubs"
+    assert len(root.links) == 2

@@ -99,7 +99,8 @@ def _claim(value: object) -> str | None:
     """
     module = type(value).__module__
     if module == "builtins":
-        return None
+        # A batch binding (Azure Service Bus, Event Hubs with cardinality many) is a list of messages.
+        return _claim(value[0]) if type(value) is list and value else None
     for prefix, name in _CLAIMS:
         if module.startswith(prefix) and (len(module) == len(prefix) or module[len(prefix)] == "."):
             return name
