@@ -378,3 +378,15 @@ def test_trace_shape_with_many_same_named_siblings_fails_fast() -> None:
     with pytest.raises(AssertionError, match=r"under 'query': expected \['a'\], found \['b'\]"):
         assert_trace_shape(spans, ("root", [("query", ["a"])] * 12))
     assert_trace_shape(spans, ("root", [("query", ["a"])] * 11 + [("query", ["b"])]))
+
+
+def test_spans_ended_in_a_capture_block_are_there_after_it() -> None:
+    """A span that ended in the block but was not flushed yet is collected after the block too
+    (the reset on exit dropped it, and `collect()` after the block came back empty)."""
+    from nexs_serverless import tracer
+    from nexs_serverless.testing import capture_spans
+
+    with capture_spans() as spans:
+        with tracer.span("x"):
+            pass
+    assert [span.name for span in spans.collect()] == ["x"]

@@ -76,6 +76,9 @@ def capture_spans(*, environ: Mapping[str, str] | None = None) -> Iterator[SpanR
     try:
         yield exporter
     finally:
+        # What ended in the block but was not flushed yet reaches the recorder before the reset:
+        # `spans.collect()` after the block must not come back empty.
+        exporter.collect()
         forget_instrumentation()
         _forget()
         runtime.set_exporters(explicit)
