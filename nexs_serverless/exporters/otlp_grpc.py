@@ -3,12 +3,14 @@
 The request body is the one `otlp_encode` builds for OTLP/HTTP, sent with a
 raw unary call to ``opentelemetry.proto.collector.trace.v1.TraceService/Export``
 (no generated stubs, no `google.protobuf` at run time). The channel is kept
-for warm invocations. gRPC status codes are classified as the OTLP
+for warm invocations, and replaced after UNAVAILABLE or DEADLINE_EXCEEDED (a
+failed channel would wait out gRPC's own reconnect backoff, up to two minutes,
+after the back end is back). gRPC status codes are classified as the OTLP
 specification says ("OTLP/gRPC Throttling" and "Failures"): UNAVAILABLE,
 CANCELLED, ABORTED, OUT_OF_RANGE and DATA_LOSS are retryable (server),
 DEADLINE_EXCEEDED is a timeout, RESOURCE_EXHAUSTED is throttling only with a
-``google.rpc.RetryInfo`` (its delay is honoured), UNAUTHENTICATED and
-PERMISSION_DENIED are auth errors, the rest are not retried.
+``google.rpc.RetryInfo`` (its delay is honoured, as for every retryable code),
+UNAUTHENTICATED and PERMISSION_DENIED are auth errors, the rest are not retried.
 
 Environment: the ``OTEL_EXPORTER_OTLP_[TRACES_]*`` variables of `otlp_settings`,
 with ``http://localhost:4317`` as the default endpoint and ``..._INSECURE``
@@ -38,6 +40,11 @@ EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
 _SERVER_CODES = frozenset({"UNAVAILABLE", "CANCELLED", "ABORTED", "OUT_OF_RANGE", "DATA_LOSS"})
 _AUTH_CODES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
+# Failures after which the channel is replaced (see `OTLPGrpcExporter._renew`), and the channel's
+# own subchannel pool: from gRPC's global one, a new channel would get the old channel's
+# connection, still waiting out its reconnect backoff.
+_RENEW_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+_CHANNEL_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
 _BAD_REQUEST_CODES = frozenset(
     {"INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "FAILED_PRECONDITION", "UNIMPLEMENTED"}
 )
@@ -104,7 +111,12 @@ class OTLPGrpcExporter:
         try:
             reply = call(body, timeout=timeout, metadata=self.metadata, compression=compression)  # type: ignore[operator]
         except grpc.RpcError as exc:
+            if _code_name(exc) in _RENEW_CODES:
+                self._renew(call)
             raise _classify_rpc(exc) from exc
+        except ValueError as exc:  # "Cannot invoke RPC on closed channel!": renewed or shut down meanwhile
+            self._renew(call)
+            raise ExportError(ErrorClass.NETWORK, repr(exc)) from exc
         except Exception as exc:
             raise ExportError(ErrorClass.UNKNOWN, repr(exc)) from exc
         try:
@@ -119,8 +131,11 @@ class OTLPGrpcExporter:
         import grpc
 
         self._callable()
+        channel = self._channel
+        if channel is None:  # renewed or shut down meanwhile: the next send connects
+            return
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=self.timeout_s)
+            grpc.channel_ready_future(channel).result(timeout=self.timeout_s)
         except grpc.FutureTimeoutError:
             pass  # the first export will report the failure, classified
 
@@ -155,12 +170,30 @@ class OTLPGrpcExporter:
                         private_key=_read(client_key),
                         certificate_chain=_read(client_certificate),
                     )
-                    channel = grpc.secure_channel(self.target, credentials)
+                    channel = grpc.secure_channel(self.target, credentials, _CHANNEL_OPTIONS)
                 else:
-                    channel = grpc.insecure_channel(self.target)
+                    channel = grpc.insecure_channel(self.target, _CHANNEL_OPTIONS)
                 self._channel = channel
                 self._call = channel.unary_unary(EXPORT_METHOD)
             return self._call
+
+    def _renew(self, call: object) -> None:
+        """Drop the channel `call` belongs to, so that the next send opens a fresh one.
+
+        A channel that failed to connect waits out gRPC's reconnect backoff (1 s,
+        growing to 120 s) and fails every call meanwhile, however long ago the
+        back end came back: after an outage, exports would keep failing for up
+        to two minutes. A connection that stopped answering (a NAT that forgot
+        it while Lambda froze us) would likewise time out every call. The
+        circuit breaker already spaces out attempts; a fresh channel connects
+        at once.
+        """
+        with self._lock:
+            if self._call is call:  # else another send renewed it already
+                self._channel = self._call = None
+        # Not closed here: that would cancel the calls other threads still have on it, and a
+        # call the collector took but we cancelled would be sent again (the same spans twice).
+        # gRPC closes a channel once nothing refers to it (`_ChannelCallState.__del__`).
 
 
 def _read(path: str | None) -> bytes | None:
@@ -212,13 +245,12 @@ def _refuse(key: str, why: str) -> None:
 
 def _classify_rpc(exc: Exception) -> ExportError:
     """An `ExportError` for a failed call, with RetryInfo's delay when the server sent one."""
-    code = getattr(exc, "code", None)
-    name = getattr(code(), "name", "UNKNOWN") if callable(code) else "UNKNOWN"
+    name = _code_name(exc)
     details = getattr(exc, "details", None)
     message = f"gRPC {name}: {details() if callable(details) else exc}"
     retry_after = _retry_delay(exc)
-    if name == "DEADLINE_EXCEEDED":
-        return ExportError(ErrorClass.TIMEOUT, message)
+    if name == "DEADLINE_EXCEEDED":  # ours, or the server's (which may name its pause too)
+        return ExportError(ErrorClass.TIMEOUT, message, retry_after_s=retry_after)
     if name in _SERVER_CODES:
         return ExportError(ErrorClass.SERVER, message, retry_after_s=retry_after)
     if name == "RESOURCE_EXHAUSTED":
@@ -230,6 +262,12 @@ def _classify_rpc(exc: Exception) -> ExportError:
     if name in _BAD_REQUEST_CODES:
         return ExportError(ErrorClass.BAD_REQUEST, message)
     return ExportError(ErrorClass.UNKNOWN, message)
+
+
+def _code_name(exc: Exception) -> str:
+    """The gRPC status code's name (``"UNAVAILABLE"``) of a failed call."""
+    code = getattr(exc, "code", None)
+    return str(getattr(code(), "name", "UNKNOWN")) if callable(code) else "UNKNOWN"
 
 
 def _retry_delay(exc: Exception) -> float | None:

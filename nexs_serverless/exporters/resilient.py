@@ -24,7 +24,8 @@ What happens to a batch:
   ``spans_dropped_<class>`` (the back end answered, so the breaker is not charged);
 - any other failure, breaker open, deadline reached or ``Retry-After`` pending:
   kept for later (``export_spans_carried_over`` counts spans entering the buffer);
-- at `shutdown`, what is still held is counted ``spans_dropped_shutdown``.
+- at `shutdown`, what is still held is counted ``spans_dropped_shutdown``; at a
+  reconfiguration (`discard_carryover`), and by a flush that fails after one, ``spans_dropped_reconfigure``.
 
 Settings (`Options.from_settings`, environment in brackets, default after it):
 ``NEXS_EXPORT_BREAKER_FAILURES`` (3), ``NEXS_EXPORT_BREAKER_COOLDOWN_MS`` (10000),
@@ -194,6 +195,10 @@ class ResilientExporter:
         # Exports run on several threads (background prepare, extension, main): two first
         # failures at once must not build two carry-overs and lose the spans kept in one.
         self._build_lock = threading.Lock()
+        # Bumped by `discard_carryover` (reconfiguration): a flush that took the carry-over
+        # before it and fails after it must not put those spans back where nobody will send
+        # or count them.
+        self._generation = 0
 
     # -- the failure-path parts, built on first use -------------------------------------
 
@@ -256,7 +261,13 @@ class ResilientExporter:
         return CarryOver(self.options.carryover_spans)
 
     def discard_carryover(self) -> int:
-        """Empty the carry-over, when there is one; the number of spans it held."""
+        """Empty the carry-over, when there is one; the number of spans it held.
+
+        A flush running meanwhile holds the spans it took from the carry-over: if it
+        fails, it counts them (and its own) as ``spans_dropped_reconfigure`` instead
+        of keeping them, since the runtime has moved on to new exporters.
+        """
+        self._generation += 1
         carryover = self._carryover
         return carryover.clear() if carryover is not None else 0
 
@@ -333,6 +344,7 @@ class ResilientExporter:
 
     def _deliver(self, spans: Sequence[ReadableSpan], deadline: float) -> ExportResult:
         """Carry-over first (oldest first), then `spans`, in batches; stop at the first failure."""
+        generation = self._generation
         carryover = self._carryover
         carried: list[ReadableSpan] = list(carryover.take()) if carryover is not None else []
         resent = len(carried)
@@ -359,10 +371,10 @@ class ResilientExporter:
                 self.breaker.record_failure()
                 if exc.retry_after_s:  # 429 or 503 alike: the back end named its pause
                     self._honour_retry_after(exc.retry_after_s)
-                self._carry(pending[start:], already_carried=max(0, resent - start))
+                self._carry(pending[start:], max(0, resent - start), generation)
                 return ExportResult.FAILURE
             if rejected is None:  # our budget ran out, not the back end: keep the rest, blame nobody
-                self._carry(pending[start:], already_carried=max(0, resent - start))
+                self._carry(pending[start:], max(0, resent - start), generation)
                 return ExportResult.FAILURE
             rejected = min(rejected, len(batch))  # a back end's count past the batch is its error
             self._record_success()
@@ -433,8 +445,13 @@ class ResilientExporter:
         if breaker is not None:  # else: never failed, nothing to forget
             breaker.record_success()
 
-    def _carry(self, spans: Sequence[ReadableSpan], already_carried: int = 0) -> None:
+    def _carry(
+        self, spans: Sequence[ReadableSpan], already_carried: int = 0, generation: int | None = None
+    ) -> None:
         if not spans:
+            return
+        if generation is not None and generation != self._generation:  # discarded meanwhile
+            stats.incr("spans_dropped_reconfigure", len(spans))
             return
         self.carryover.keep(spans)
         fresh = len(spans) - already_carried
