@@ -120,18 +120,31 @@ def _convert(value: object, max_length: int | None) -> AttributeValue | _Drop:
 def _convert_sequence(
     value: list[object] | tuple[object, ...], max_length: int | None
 ) -> AttributeValue | _Drop:
-    kinds = {type(item) for item in value}
-    if len(kinds) <= 1 and (not kinds or kinds <= {str, bool, int, float}):
-        if max_length is not None and kinds == {str}:
+    # Types compared by identity: a set of them would hash each class, which runs a metaclass's
+    # code (one that raises dropped the whole attribute).
+    first = type(value[0]) if value else str
+    if (first is str or first is bool or first is int or first is float) and all(
+        type(item) is first for item in value
+    ):
+        if max_length is not None and first is str:
             return tuple(item[:max_length] for item in value)  # type: ignore[index]
         return tuple(value)  # type: ignore[return-value]
-    if kinds <= {int, float}:
+    if all(type(item) is int or type(item) is float for item in value):
         stats.incr("attributes_converted")
         return tuple(float(item) for item in value)  # type: ignore[arg-type]
-    # Mixed or non-primitive members: keep the information as text rather than lose it.
     stats.incr("attributes_converted")
+    cleaned = [clean_value(item, max_length) for item in value]
+    kind = type(cleaned[0])
+    if (kind is str or kind is bool or kind is int or kind is float) and all(
+        type(item) is kind for item in cleaned
+    ):
+        # One type once converted (a list of IntEnum members, of bytes): kept with that type,
+        # as the same value alone would be, rather than as text.
+        return tuple(cleaned)  # type: ignore[return-value]
+    # Mixed or non-primitive members: keep the information as text rather than lose it, each
+    # item within the length limit (a nested sequence's text was not cut).
     out: list[str] = []
-    for item in value:
-        cleaned = clean_value(item, max_length)
-        out.append(cleaned if type(cleaned) is str else str(item))
+    for item, clean in zip(value, cleaned, strict=True):
+        text = clean if type(clean) is str else str(item)
+        out.append(text if max_length is None or len(text) <= max_length else text[:max_length])
     return tuple(out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from _thread import allocate_lock
 
 from . import _stats as stats
 from .attributes import DROP, SpanLimits, clean_value
@@ -67,6 +68,8 @@ _UNSET = StatusCode.UNSET
 # `getrefcount`'s argument. More means someone kept the mapping.
 _ATTRIBUTES_HELD_HERE = 3
 _getrefcount = sys.getrefcount
+# Guards a span's tokens while it is entered again or exited elsewhere (rare paths only).
+_tokens_lock = allocate_lock()
 
 
 class _State:
@@ -158,7 +161,8 @@ class Span:
         self.dropped_events = 0
         self.dropped_links = 0
         self.force_ended = False
-        self._token: _Token | None = None  # from the (outermost) `with` that made it current
+        # From the `with` that made it current; a list once entered again while current (see `_enter_again`).
+        self._token: _Token | list[_Token] | None = None
 
     def reset(self) -> None:
         """Return the record to its freshly-allocated state (the pool calls this).
@@ -207,8 +211,12 @@ class Span:
         attrs[key] = cleaned  # type: ignore[assignment]
 
     def set_attributes(self, attributes: Mapping[str, object]) -> None:
-        """Set several attributes (same rules as `set_attribute`)."""
-        for key, value in attributes.items():
+        """Set several attributes (same rules as `set_attribute`); a non-mapping is dropped and counted."""
+        items = _items(attributes)
+        if items is None:
+            self.dropped_attributes += 1
+            return
+        for key, value in items:
             self.set_attribute(key, value)
 
     def add_event(
@@ -224,7 +232,9 @@ class Span:
             self.dropped_events += 1
             return
         cleaned, dropped = _clean_mapping(attributes, state.limits.event_attribute_count)
-        event = Event(str(name), timestamp_ns or _time_ns(), cleaned, dropped)
+        if type(timestamp_ns) is not int or timestamp_ns <= 0:
+            timestamp_ns = _ns(timestamp_ns)
+        event = Event(_safe_str(name), timestamp_ns, cleaned, dropped)
         events = self.events
         if type(events) is tuple:
             self.events = [event]
@@ -232,9 +242,21 @@ class Span:
             events.append(event)  # type: ignore[union-attr]
 
     def add_link(self, context: SpanContext, attributes: Mapping[str, object] | None = None) -> None:
-        """Link this span to another context (OpenTelemetry allows links after start)."""
+        """Link this span to another context (OpenTelemetry allows links after start).
+
+        Also takes a span (ours or OpenTelemetry's) or OpenTelemetry's ``SpanContext``, read as
+        our `SpanContext`; anything else is dropped and counted (stored, it made the encoding of
+        the whole batch fail).
+        """
         if self.end_ns:
             return
+        if type(context) is not SpanContext:
+            found = as_span_context(context)
+            if found is None:
+                self.dropped_links += 1
+                stats.incr("links_dropped_invalid")
+                return
+            context = found
         if len(self.links) >= state.limits.link_count:
             self.dropped_links += 1
             return
@@ -257,37 +279,58 @@ class Span:
         exc_type = type(exception)
         module = exc_type.__module__
         qualname = exc_type.__qualname__
+        try:
+            stacktrace = "".join(
+                traceback.format_exception(exc_type, exception, getattr(exception, "__traceback__", None))
+            )
+        except Exception:  # not an exception instance (a class, a message): what it is, as text
+            stacktrace = _safe_str(exception)
         event_attrs: dict[str, object] = {
             # Fully qualified but for built-ins, as OpenTelemetry's SDK writes it ("__main__.Foo").
             "exception.type": qualname if module == "builtins" else f"{module}.{qualname}",
             "exception.message": _safe_str(exception),
-            "exception.stacktrace": "".join(
-                traceback.format_exception(exc_type, exception, exception.__traceback__)
-            ),
+            "exception.stacktrace": stacktrace,
         }
-        if attributes:
-            event_attrs.update(attributes)
+        items = _items(attributes) if attributes else None
+        if items is not None:
+            event_attrs.update(items)
         self.add_event("exception", event_attrs)
 
     def set_status(self, code: int, description: str | None = None) -> None:
         """Set the status (a `StatusCode`); OK is final, a description is kept only with ERROR.
 
         UNSET is ignored, as OpenTelemetry's API says: it would wipe an ERROR set earlier.
+        OpenTelemetry's own ``StatusCode`` and ``Status`` are read as ours (code migrated
+        from the SDK passes them; they were ignored); anything else that is not 1 or 2 as
+        an int is ignored (a float 2.0 was stored and broke the OTLP encoding of the batch).
         """
-        if self.end_ns or self.status_code == StatusCode.OK or code not in (1, 2):
+        if self.end_ns or self.status_code == StatusCode.OK:
+            return
+        why: object = description
+        if type(code) is not int:
+            code, why = _status_of(code, why)
+        if code not in (1, 2):
             return
         self.status_code = code
-        self.status_description = description if code == StatusCode.ERROR else None
+        if code == StatusCode.ERROR and why is not None:
+            self.status_description = why if type(why) is str else _safe_str(why)
+        else:
+            self.status_description = None
 
     def update_name(self, name: str) -> None:
         """Rename the span (e.g. once the HTTP route is known)."""
         if not self.end_ns:
-            self.name = name
+            # Text only: a name of another type made the OTLP encoding of the whole batch fail.
+            self.name = name if type(name) is str else _safe_str(name)
 
     def end(self, end_ns: int | None = None) -> None:
-        """End the span; later calls do nothing."""
+        """End the span; later calls do nothing. A time that is not a positive int is converted (or now)."""
         if not self.end_ns:
-            self.end_ns = end_ns or _time_ns()
+            if end_ns is None:
+                end_ns = _time_ns()
+            elif type(end_ns) is not int or end_ns <= 0:
+                end_ns = _ns(end_ns)
+            self.end_ns = end_ns
 
     def is_recording(self) -> bool:
         """True until the span ends (False for non-recording spans)."""
@@ -299,11 +342,22 @@ class Span:
         if self._token is None:
             self._token = _set_current(self)
         else:
-            # Entered again inside its own `with`: current again, and the outermost token kept, so
-            # that the first exit (which ends the span) restores what the outermost `with` replaced.
-            # Overwriting it left the span current after every `with` had exited.
-            _set_current(self)
+            self._enter_again()
         return self
+
+    def _enter_again(self) -> None:
+        """Entered while a `with` on it is open: keep every token, for the exits to sort out.
+
+        Inside its own `with` (same context), the first exit (which ends the span) resets them
+        all, newest first, restoring what the outermost `with` replaced. In another thread or
+        task (``with parent:`` in a worker), that context's exit resets its own token and keeps
+        the others: keeping only the first `with`'s token let the worker's exit use it (it failed
+        there, and cleared the worker's current span) and left the first context's span current
+        after its `with` had exited.
+        """
+        token = _set_current(self)
+        with _tokens_lock:  # against another thread's re-entry (the first `with`'s exit takes no lock)
+            self._token = _joined([token], self._token, last=True)
 
     def __exit__(
         self,
@@ -325,9 +379,43 @@ class Span:
         if token is not None:
             self._token = None
             try:
-                _reset_current(token)
-            except ValueError:  # exited in another context (e.g. a generator moved threads)
-                _set_current(None)
+                _reset_current(token)  # type: ignore[arg-type]  # a list raises TypeError, handled below
+            except (TypeError, ValueError):  # several tokens (`_enter_again`), or another context
+                self._exit_elsewhere(token)
+
+    def _exit_elsewhere(self, held: _Token | list[_Token]) -> None:
+        """Reset the tokens set in this context, newest first; keep the others for their exits.
+
+        A token from another context (a generator moved threads, a framework ran the `with`'s
+        exit in a copy of the context, another thread's `with` is still open) cannot be reset
+        here. This context's current span is then left alone unless it is this span, which gives
+        way to what the `with` replaced; setting None unconditionally cleared the current span of
+        whatever else was running in this context.
+
+        Limitation: many threads entering and exiting the same span at the same moment can still
+        lose a token (the first `with`'s enter and exit take no lock: they are the per-span hot
+        path); that thread then returns to no span, or to the span the `with` replaced.
+        """
+        tokens: list[_Token] = held if isinstance(held, list) else [held]
+        kept: list[_Token] = []
+        restored = False
+        for token in reversed(tokens):
+            outcome = _try_reset(token)
+            if outcome is None:  # another context's
+                kept.append(token)
+            restored = restored or outcome is True
+        if kept:
+            kept.reverse()
+            with _tokens_lock:  # another thread may have entered it since the exit took the tokens
+                self._token = _joined(kept, self._token, last=False)
+        if not restored:
+            from .context import _current
+
+            if _current.get() is self:
+                # One token: this context is a copy of the one its `with` ran in, and what that `with`
+                # replaced is the right span to return to. Several: whose is unknown, so none.
+                previous = tokens[0].old_value if len(tokens) == 1 else None
+                _set_current(None if previous is tokens[0].MISSING else previous)
 
     # -- read side (the names OpenTelemetry SDK exporters use) -------------------
 
@@ -413,16 +501,115 @@ def _clean_mapping(
 ) -> tuple[dict[str, AttributeValue], int]:
     if not attributes:
         return {}, 0
+    items = _items(attributes)
+    if items is None:
+        return {}, 1
     max_length = state.limits.attribute_value_length
     out: dict[str, AttributeValue] = {}
     dropped = 0
-    for key, value in attributes.items():
+    for key, value in items:
         cleaned = clean_value(value, max_length)
         if cleaned is DROP or len(out) >= limit or type(key) is not str:
             dropped += 1
             continue
         out[key] = cleaned  # type: ignore[assignment]
     return out, dropped
+
+
+def _items(attributes: object) -> list[tuple[str, object]] | None:
+    """The items of a mapping of attributes; None, counted, for anything else (a list of pairs).
+
+    Raising there broke the caller's code for a tracer's argument; OpenTelemetry's types say mapping.
+    Keys are returned as they are: every caller checks them.
+    """
+    items = getattr(attributes, "items", None)
+    if items is not None:
+        try:
+            return list(items())
+        except Exception:  # noqa: S110 - an odd mapping: counted below as a dropped one
+            pass
+    stats.incr("attributes_dropped")
+    return None
+
+
+def _ns(value: object) -> int:
+    """A time in ns since the epoch given as something else than a positive int: a float, or now.
+
+    Stored as given, a float time made the OTLP encoding of the whole batch fail.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 2**63:
+        return int(value)
+    return _time_ns()
+
+
+def as_span_context(value: object) -> SpanContext | None:
+    """Our `SpanContext` for a span or context of ours or OpenTelemetry's; None when it is none.
+
+    Links and explicit parents accept these; stored as they were, another type (OpenTelemetry's
+    ``SpanContext``, whose trace state is not our tuple) made the encoding of the batch fail.
+    """
+    if type(value) is SpanContext:
+        return value
+    get_context = getattr(value, "get_span_context", None)  # an OpenTelemetry span
+    if get_context is not None:
+        try:
+            value = get_context()
+        except Exception:
+            return None
+    elif isinstance(value, Span) or hasattr(value, "parent_span_id"):  # ours, or a FinishedSpan
+        value = getattr(value, "context", None)
+        if type(value) is SpanContext:
+            return value
+    try:
+        trace_id = getattr(value, "trace_id", None)
+        span_id = getattr(value, "span_id", None)
+        if type(trace_id) is not int or type(span_id) is not int:
+            return None
+        state_items = getattr(getattr(value, "trace_state", None), "items", None)
+        trace_state = tuple((str(k), str(v)) for k, v in state_items()) if state_items is not None else ()
+        return SpanContext(
+            trace_id,
+            span_id,
+            int(getattr(value, "trace_flags", 1)),
+            trace_state,
+            bool(getattr(value, "is_remote", False)),
+        )
+    except Exception:
+        return None
+
+
+def _joined(tokens: list[_Token], held: _Token | list[_Token] | None, *, last: bool) -> _Token | list[_Token]:
+    """`held` (what a span's `_token` is now) with `tokens` added after it (`last`) or before it."""
+    existing = [] if held is None else held if isinstance(held, list) else [held]
+    joined = [*existing, *tokens] if last else [*tokens, *existing]
+    return joined[0] if len(joined) == 1 else joined
+
+
+def _try_reset(token: _Token) -> bool | None:
+    """Reset `token`: True when done, None when it belongs to another context, False when used already."""
+    try:
+        _reset_current(token)
+    except ValueError:
+        return None
+    except RuntimeError:  # used already (the bridge's detach, say): nothing to restore
+        return False
+    return True
+
+
+def _status_of(code: object, description: object) -> tuple[int, object]:
+    """A status given as something else than our int: OpenTelemetry's ``Status`` or ``StatusCode``.
+
+    Returns (0, ...) for anything unrecognised (a bool, a float, a name), which `set_status` ignores.
+    """
+    status_code = getattr(code, "status_code", None)
+    if status_code is not None:  # opentelemetry.trace.Status(code, description)
+        if description is None:
+            description = getattr(code, "description", None)
+        code = status_code
+    value = getattr(code, "value", code)  # opentelemetry.trace.StatusCode: its values are ours
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value), description
+    return 0, description
 
 
 def _safe_str(value: object) -> str:

@@ -15,7 +15,7 @@ import time
 from . import _stats as stats
 from .model import SpanContext, SpanKind
 from .runtime import runtime
-from .span import NonRecordingSpan, Span
+from .span import NonRecordingSpan, Span, as_span_context
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -230,6 +230,8 @@ class Tracer:
             parent = _get_current()
         elif parent is _ROOT:
             parent = None
+        elif type(parent) is not SpanContext and not isinstance(parent, Span):
+            parent = _as_parent(parent)
         if parent is None:
             trace_id = _getrandbits(128) or _new_trace_id()
             sampler = rt.sampler
@@ -240,9 +242,9 @@ class Tracer:
             trace_state: tuple[tuple[str, str], ...] = ()
             remote = False
         else:
-            trace_id = parent.trace_id  # type: ignore[attr-defined]
-            parent_id = parent.span_id  # type: ignore[attr-defined]
-            trace_state = parent.trace_state  # type: ignore[attr-defined]
+            trace_id = parent.trace_id
+            parent_id = parent.span_id
+            trace_state = parent.trace_state
             if type(parent) is SpanContext:  # a context, not one of our spans
                 if not (trace_id and parent_id):  # an invalid context parents nothing: a new trace
                     return self.span(name, kind, attributes, links, start_ns, _ROOT)
@@ -255,7 +257,7 @@ class Tracer:
                     flags = parent.trace_flags
             else:
                 remote = False
-                flags = parent.trace_flags  # type: ignore[attr-defined]
+                flags = parent.trace_flags
             if not flags & 1:
                 return _unsampled(name, kind, trace_id, parent_id, flags, trace_state, remote)
         buffered = rt.buffered
@@ -292,8 +294,7 @@ class Tracer:
             else:
                 span.set_attributes(attributes)
         if links:
-            for link in links:
-                span.add_link(link.context, link.attributes)
+            _add_links(span, links)
         buffered.append(span)
         return span
 
@@ -348,10 +349,23 @@ class Tracer:
         if fn is None:
 
             def decorate(f: Callable[P, R]) -> Callable[P, R]:
-                return _capture(self, f, name or f.__qualname__, kind, attributes)
+                return _capture(self, f, _span_name(name, f), kind, attributes)
 
             return decorate
-        return _capture(self, fn, name or fn.__qualname__, kind, attributes)
+        return _capture(self, fn, _span_name(name, fn), kind, attributes)
+
+
+def _span_name(name: object, fn: object) -> str:
+    """`capture`'s span name, as text, decided once at decoration.
+
+    A name of another type (``name=42``) made the OTLP encoding of every batch
+    holding one of its spans fail; a callable object or a `functools.partial`
+    has no ``__qualname__`` (decorating one raised).
+    """
+    if name:
+        return name if type(name) is str else str(name)
+    qualname = getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", None)
+    return str(qualname or type(fn).__qualname__)
 
 
 _context_variable: list[Any] = []
@@ -464,6 +478,32 @@ def _capture(
         wrapper = sync_wrapper
     wrapped: Callable[P, R] = functools.wraps(fn)(wrapper)
     return wrapped
+
+
+def _add_links(span: Span, links: Iterable[object]) -> None:
+    """`Link`s (ours or OpenTelemetry's) or bare contexts: a `SpanContext` given as a link raised."""
+    for link in links:
+        context = getattr(link, "context", link)
+        span.add_link(context, getattr(link, "attributes", None) if context is not link else None)  # type: ignore[arg-type]
+
+
+def _as_parent(parent: object) -> SpanContext | None:
+    """An explicit parent that is not ours (OpenTelemetry's span or context, a `FinishedSpan`), as a context.
+
+    None (a new trace, reported once) when it is none of these. Taken as it was, its
+    fields (OpenTelemetry's trace state object) were copied onto the child and made the
+    encoding of the whole batch fail.
+    """
+    context = as_span_context(parent)
+    if context is None:
+        from . import _guard as guard
+
+        guard.warn_once(
+            "span_parent",
+            "nexs_serverless: parent %r is not a span or SpanContext; a new trace is started",
+            parent,
+        )
+    return context
 
 
 def _unsampled(
