@@ -145,7 +145,12 @@ class SpanBuffer:
         del spans[:count]
         ended = [span for span in batch if span.end_ns]
         if len(ended) != count:
-            running = [span for span in batch if not span.end_ns]
+            # Partitioned again in one pass: a span that another thread ends between two scans
+            # ("ended?" no, "running?" no) was in neither list, lost without a count.
+            ended = []
+            running: list[Span] = []
+            for span in batch:
+                (ended if span.end_ns else running).append(span)
             excess = len(running) - self.max_spans // 2
             if excess > 0:
                 from time import time_ns
@@ -163,7 +168,14 @@ class SpanBuffer:
                 if abandoned:
                     ended.extend(abandoned)
                     stats.incr("spans_force_ended_abandoned", len(abandoned))
-                    running = [span for span in running if not span.end_ns]
+                    taken = {id(span) for span in abandoned}
+                    still: list[Span] = []
+                    for span in running:
+                        if not span.end_ns:
+                            still.append(span)
+                        elif id(span) not in taken:  # ended by its own thread meanwhile
+                            ended.append(span)
+                    running = still
             spans.extend(running)
         return ended
 

@@ -258,3 +258,30 @@ def test_a_failed_begin_leaves_no_invocation_marked_in_the_context(
     monkeypatch.undo()
     assert handler({}, LambdaContext()) is True
     assert invocation._inside.get() is False
+
+
+class _EndsWhileTaken:
+    """A span that another thread ends while the flush partitions the buffer (after its first read)."""
+
+    trace_id = 1
+    force_ended = False
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    @property
+    def end_ns(self) -> int:
+        self.reads += 1
+        return 0 if self.reads == 1 else 1_700_000_000_000_000_000
+
+
+def test_a_span_ending_while_the_buffer_is_partitioned_is_not_lost() -> None:
+    """Two scans ("ended?", then "running?") lost a span that ended between them: in neither list,
+    gone from the buffer, counted nowhere. Now it is taken as ended or stays buffered."""
+    from nexs_serverless.pool import SpanBuffer
+
+    buffer = SpanBuffer(100)
+    span = _EndsWhileTaken()
+    buffer.spans.append(span)  # type: ignore[arg-type]
+    taken = buffer.take_ended()
+    assert [*taken, *buffer.spans] == [span]
