@@ -261,9 +261,10 @@ class Tracer:
             if not flags & 1:
                 return _unsampled(name, kind, trace_id, parent_id, flags, trace_state, remote)
         buffered = rt.buffered
-        if len(buffered) >= rt.max_buffered:
-            stats.incr("spans_dropped_buffer_full")
-            return _unsampled(name, kind, trace_id, parent_id, flags, trace_state, remote)
+        if len(buffered) >= rt.max_buffered:  # counted as dropped, not as unsampled
+            return _unsampled(
+                name, kind, trace_id, parent_id, flags, trace_state, remote, "spans_dropped_buffer_full"
+            )
         pool = rt.pool  # SpanPool.acquire, inlined
         records = pool.records
         if records:
@@ -514,8 +515,9 @@ def _unsampled(
     flags: int,
     trace_state: tuple[tuple[str, str], ...],
     remote: bool,
+    counter: str = "spans_unsampled",
 ) -> NonRecordingSpan:
-    """A context-only span: children and outgoing calls still carry the trace."""
+    """A context-only span: children and outgoing calls still carry the trace; `counter` says why."""
     span = NonRecordingSpan()
     span.name = name
     span.trace_id = trace_id
@@ -526,7 +528,7 @@ def _unsampled(
     span.parent_is_remote = remote
     span.kind = kind
     span.start_ns = 0
-    stats.incr("spans_unsampled")
+    stats.incr(counter)
     return span
 
 

@@ -394,3 +394,16 @@ def test_a_span_kind_given_by_name_or_enum_is_stored_as_its_value(exporter: InMe
     ]
     assert "[CLIENT]" in format_trees(spans)
     assert encode_spans(spans)
+
+
+def test_a_span_dropped_for_a_full_buffer_is_counted_once() -> None:
+    """Dropped for a full buffer, a span is counted as that, not also as unsampled."""
+    from nexs_serverless.testing import reset
+
+    reset(environ={"NEXS_MAX_BUFFERED_SPANS": "3"})
+    for index in range(6):
+        with tracer.span(f"s{index}"):
+            pass
+    counts = stats()
+    assert counts["spans_dropped_buffer_full"] == 3
+    assert counts.get("spans_unsampled", 0) == 0
