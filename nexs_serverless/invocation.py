@@ -22,7 +22,7 @@ from .handler import process
 from .model import StatusCode
 from .platforms import for_call
 from .runtime import runtime
-from .tracing import tracer
+from .tracing import name_of, tracer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def begin(
         _cold_start_attributes(
             attrs, settings.proactive_init_ms, settings.env("AWS_LAMBDA_INITIALIZATION_TYPE")
         )
-        span_name = options.name or trigger.name or str(attrs.get("faas.name") or _name_of(fn))
+        span_name = options.name or trigger.name or str(attrs.get("faas.name") or name_of(fn))
         root = tracer.span(
             span_name, kind=trigger.kind, attributes=attrs, links=trigger.links, parent=trigger.parent
         )
@@ -266,12 +266,6 @@ def _auto_instrument(settings: Settings) -> None:
         auto_install(settings)
     except Exception as exc:
         guard.report("auto_instrument", exc)
-
-
-def _name_of(fn: object) -> str:
-    """The handler's name for its root span: a callable object or a partial has no ``__qualname__``."""
-    name = getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", None)
-    return str(name or type(fn).__qualname__)
 
 
 def _cold_start_attributes(attrs: dict[str, object], proactive_ms: int, init_type: str) -> None:

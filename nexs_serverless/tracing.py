@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     P = ParamSpec("P")
     R = TypeVar("R")
 
-__all__ = ["Tracer", "tracer"]
+__all__ = ["Tracer", "name_of", "tracer"]
 
 _time_ns = time.time_ns
 
@@ -365,6 +365,11 @@ def _span_name(name: object, fn: object) -> str:
     """
     if name:
         return name if type(name) is str else str(name)
+    return name_of(fn)
+
+
+def name_of(fn: object) -> str:
+    """A callable's name for a span: a callable object or a `functools.partial` has no ``__qualname__``."""
     qualname = getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", None)
     return str(qualname or type(fn).__qualname__)
 

@@ -305,9 +305,9 @@ def _message_bytes(entry: dict[str, Any], body_key: str) -> int:
     return size
 
 
-def _crosses_limit(before: int, after: int) -> bool:
-    """True when growing a message from `before` to `after` bytes passes a limit it was within."""
-    return any(before <= limit < after for limit in _MESSAGE_LIMITS)
+def _crosses_limit(before: int, after: int, limits: tuple[int, ...] = _MESSAGE_LIMITS) -> bool:
+    """True when growing from `before` to `after` bytes passes one of `limits` it was within."""
+    return any(before <= limit < after for limit in limits)
 
 
 def _sized(original: dict[str, Any], carried: dict[str, Any], body_key: str) -> dict[str, Any]:
@@ -461,7 +461,8 @@ def _put_events(entries: list[Any], headers: dict[str, str]) -> list[Any]:
         else:
             carried.append(entry)
     before = sum(_event_entry_bytes(entry) for entry in entries)
-    if before <= _EVENTBRIDGE_ENTRY_BYTES < sum(_event_entry_bytes(entry) for entry in carried):
+    after = sum(_event_entry_bytes(entry) for entry in carried)
+    if _crosses_limit(before, after, (_EVENTBRIDGE_ENTRY_BYTES,)):
         stats.incr("carrier_skipped_size")
         for entry, updated in zip(entries, carried, strict=True):
             if isinstance(entry, dict) and "Detail" in entry:
@@ -487,7 +488,7 @@ def _put_records(records: list[Any], headers: dict[str, str]) -> list[Any]:
         for r in records
     ]
     before = sum(_record_bytes(record) for record in records)
-    if before <= _KINESIS_REQUEST_BYTES < sum(_record_bytes(record) for record in carried):
+    if _crosses_limit(before, sum(_record_bytes(record) for record in carried), (_KINESIS_REQUEST_BYTES,)):
         stats.incr("carrier_skipped_size")
         return records
     return carried
