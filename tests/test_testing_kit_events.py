@@ -31,6 +31,7 @@ EXPECTED_TRIGGERS = {
     "gcp-http": "http",
     "gcp-pubsub": "pubsub",
     "gcp-storage": "datasource",
+    "gcp-scheduler": "timer",
     "azure-http": "http",
     "azure-queue": "pubsub",
     "azure-servicebus": "pubsub",

@@ -2,6 +2,15 @@
 
 Attribute names follow OpenTelemetry's FaaS and cloud semantic conventions
 (``faas.*``, ``cloud.*``); `faas.max_memory` is in bytes, as they specify.
+
+Lambda@Edge: CloudFront runs replicas of a function created in ``us-east-1``
+in the region nearest the viewer, and a replica's name is the function's
+prefixed with that home region (``us-east-1.my-function``). ``faas.name`` is
+the function "as configured/deployed", so the prefix is dropped (a Lambda
+function name cannot contain a dot, so a dot can only be this prefix): every
+replica's spans and ``service.name`` group under one function.
+``cloud.region`` stays ``AWS_REGION``, the region the replica runs in, and
+``cloud.resource_id`` the replica's own ARN, the resource that ran.
 """
 
 from __future__ import annotations
@@ -44,11 +53,18 @@ def resource_attributes(settings: Settings) -> dict[str, object]:
     ):
         value = settings.env(variable)
         if value:
-            attrs[key] = value
+            attrs[key] = _deployed_name(value) if key == "faas.name" else value
     memory = settings.env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     if memory.isascii() and memory.isdigit():  # "²".isdigit(), and int("²") raises
         attrs["faas.max_memory"] = int(memory) * _MIB
     return attrs
+
+
+def _deployed_name(name: str) -> str:
+    """`name` without a Lambda@Edge replica's home-region prefix (``us-east-1.my-function``)."""
+    if "." not in name:  # the usual case: one scan, no new string
+        return name
+    return name.partition(".")[2] or name
 
 
 def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object]:
@@ -147,7 +163,7 @@ def invocation_attributes(event: object, context: object, settings: Settings) ->
     ):
         value = getattr(context, name, None)
         if value:
-            attrs[key] = str(value)
+            attrs[key] = _deployed_name(str(value)) if key == "faas.name" else str(value)
     memory = getattr(context, "memory_limit_in_mb", None)
     if memory is not None and str(memory).isascii() and str(memory).isdigit():
         attrs["faas.max_memory"] = int(str(memory)) * _MIB

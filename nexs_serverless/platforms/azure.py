@@ -5,7 +5,8 @@ Calls: the worker passes bindings by parameter name, e.g.
 trigger object (``HttpRequest``, ``QueueMessage``, ``ServiceBusMessage``,
 ``EventHubEvent``, or a list of messages/events, ``TimerRequest``, a blob's
 ``InputStream``) and the ``Context`` among positional and keyword arguments,
-by shape (nothing is imported).
+by shape (nothing is imported). A blob's ``InputStream`` is a ``datasource``
+whose container and path are ``faas.document.collection`` and ``faas.document.name``.
 
 Parent context (``NEXS_CONTEXT_PRECEDENCE``): ``headers`` are the request
 headers, or a message's application properties (``traceparent``, or Azure
@@ -136,7 +137,9 @@ def describe(event: object, context: object, settings: Settings) -> Trigger:
             trigger = http_trigger(str(request.method or ""), str(request.url or ""), headers)
         if port is not None and "client.address" in trigger.attributes:
             trigger.attributes["client.port"] = port
-    elif kind in ("other", "timer", "datasource"):
+    elif kind == "datasource":
+        trigger = Trigger(kind, SpanKind.SERVER, attributes=_blob_document(event))
+    elif kind in ("other", "timer"):
         trigger = Trigger(kind, SpanKind.SERVER)
     else:
         trigger = _messages(kind, event if isinstance(event, list) else [event])
@@ -144,6 +147,26 @@ def describe(event: object, context: object, settings: Settings) -> Trigger:
     if trigger.candidates:
         trigger.resolve(current(settings).precedence)
     return trigger
+
+
+def _blob_document(blob: object) -> dict[str, object]:
+    """``faas.document.collection`` (the container) and ``faas.document.name`` of a blob trigger.
+
+    The worker names the blob by its path, container first
+    (``orders/2026/o.json``). A blob trigger fires for new and overwritten
+    blobs alike, so no ``faas.document.operation`` is claimed, and no
+    ``faas.document.time`` (the worker gives no event time).
+    """
+    path = getattr(blob, "name", None)
+    if not isinstance(path, str):
+        return {}
+    container, _, name = path.partition("/")
+    attrs: dict[str, object] = {}
+    if container:
+        attrs["faas.document.collection"] = container
+    if name:
+        attrs["faas.document.name"] = name
+    return attrs
 
 
 def _without_forwarded_port(headers: object) -> tuple[object, int | None]:

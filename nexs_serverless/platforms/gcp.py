@@ -24,6 +24,14 @@ Resource attributes follow OpenTelemetry's cloud/FaaS conventions:
 ``cloud.region`` from ``FUNCTION_REGION`` when set (1st gen). The platform
 gives no deadline to read, so `remaining_ms` is None (flush uses its own
 budget).
+
+Triggers other than HTTP and Pub/Sub: a Cloud Storage object event is a
+``datasource`` with ``faas.document.*`` (bucket, object name, operation,
+event time), a Cloud Scheduler job's event
+(``google.cloud.scheduler.job.v1.executed``) a ``timer`` with ``faas.time``
+(the event does not carry the schedule, so there is no ``faas.cron``). A
+scheduler job that publishes to a Pub/Sub topic stays ``pubsub``: nothing in
+the message tells it from any other publisher's.
 """
 
 from __future__ import annotations
@@ -50,6 +58,10 @@ __all__ = ["describe", "detect", "invocation_attributes", "remaining_ms", "resou
 
 _MIB = 1024 * 1024
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+_SCHEDULER_EXECUTED = "google.cloud.scheduler.job.v1.executed"
+# Cloud Storage object events: CloudEvent (``...object.v1.finalized``) and legacy (``...object.finalize``).
+_STORAGE_TYPES = ("google.cloud.storage.object.", "google.storage.object.")
+_STORAGE_OPERATIONS = {"finalized": "insert", "finalize": "insert", "deleted": "delete", "delete": "delete"}
 
 
 def detect(settings: Settings) -> bool:
@@ -198,10 +210,42 @@ def _cloud_event(attributes: dict[str, object], data: object) -> Trigger:
         )
         trigger.offer("headers", _incoming(_message_carrier(message.get("attributes"), attributes)))
         return trigger
-    trigger_kind = "datasource" if _is_datasource(kind) else "other"
+    time = attributes.get("time")
+    time = time if isinstance(time, str) else None
+    if kind == _SCHEDULER_EXECUTED:
+        trigger_kind = "timer"
+        if time:
+            attrs["faas.time"] = time
+        job = source.partition("//cloudscheduler.googleapis.com/")[2]
+        if job:
+            attrs["nexs.schedule.rule"] = job
+    elif _is_datasource(kind):
+        trigger_kind = "datasource"
+        if kind.startswith(_STORAGE_TYPES):
+            _storage_document(kind, data, time, attrs)
+    else:
+        trigger_kind = "other"
     trigger = Trigger(trigger_kind, SpanKind.SERVER, name=kind or None, attributes=attrs)
     trigger.offer("headers", _incoming(_message_carrier(None, attributes)))
     return trigger
+
+
+def _storage_document(event_type: str, data: object, time: str | None, attrs: dict[str, object]) -> None:
+    """``faas.document.*`` of a Cloud Storage object event (CloudEvent or legacy background).
+
+    The bucket and object name come from the event's data (a ``StorageObjectData``,
+    already parsed). ``finalized`` (a new object, or a new generation of one)
+    is an insert, ``deleted`` a delete, ``archived`` and ``metadataUpdated`` an
+    edit of the object. ``faas.document.time`` is the event's time.
+    """
+    action = event_type.rpartition(".")[2]
+    attrs["faas.document.operation"] = _STORAGE_OPERATIONS.get(action, "edit")
+    if isinstance(data, dict):
+        for key, name in (("bucket", "faas.document.collection"), ("name", "faas.document.name")):
+            if isinstance(data.get(key), str):
+                attrs[name] = data[key]
+    if time:
+        attrs["faas.document.time"] = time
 
 
 def _is_datasource(event_type: str) -> bool:
@@ -244,7 +288,13 @@ def _background(data: object, context: object) -> Trigger | None:
         attributes = data.get("attributes") if isinstance(data, dict) else None
         trigger.offer("headers", _incoming(_message_carrier(attributes, {})))
         return trigger
-    return Trigger("datasource" if _is_datasource(event_type) else "other", SpanKind.SERVER, name=event_type)
+    if not _is_datasource(event_type):
+        return Trigger("other", SpanKind.SERVER, name=event_type)
+    attrs = {}
+    if event_type.startswith(_STORAGE_TYPES):
+        time = getattr(context, "timestamp", None)
+        _storage_document(event_type, data, time if isinstance(time, str) else None, attrs)
+    return Trigger("datasource", SpanKind.SERVER, name=event_type, attributes=attrs)
 
 
 def invocation_attributes(event: object, context: object, settings: Settings) -> dict[str, object]:
