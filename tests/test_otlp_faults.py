@@ -101,10 +101,12 @@ COUNTERS = (
     "export_errors_network",
     "export_deferred_retry_after",
     "spans_dropped_bad_request",
+    "export_errors_refused",
+    "spans_dropped_refused",
     "internal_errors",
 )
 OUTCOMES: dict[str, tuple[int, dict[str, int]]] = {
-    "500": (2, {"export_errors_server": 2, "export_retries": 1}),
+    "500": (1, {"export_errors_refused": 1, "spans_dropped_refused": 2}),
     "503": (2, {"export_errors_server": 2, "export_retries": 1}),
     "429-retry-after": (1, {"export_errors_throttled": 1, "export_deferred_retry_after": 1}),
     "401": (1, {"export_errors_auth": 1}),

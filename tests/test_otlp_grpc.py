@@ -127,7 +127,7 @@ def test_partial_success_over_grpc(collector: tuple[Collector, str], exporter: O
         (grpc.StatusCode.PERMISSION_DENIED, ErrorClass.AUTH),
         (grpc.StatusCode.INVALID_ARGUMENT, ErrorClass.BAD_REQUEST),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, ErrorClass.BAD_REQUEST),
-        (grpc.StatusCode.INTERNAL, ErrorClass.UNKNOWN),
+        (grpc.StatusCode.INTERNAL, ErrorClass.REFUSED),
     ],
 )
 def test_status_codes_are_classified(

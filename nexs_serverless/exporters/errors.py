@@ -8,12 +8,15 @@
         SERVER         5xx                                   retried
         AUTH           401 / 403                             not retried
         BAD_REQUEST    400 / 404 / 413 / rejected payload    not retried
+        REFUSED        a failure answer the protocol says    not retried
+                       not to retry (OTLP: 500, 408, INTERNAL)
         SERIALIZATION  we could not encode the spans         not retried
         UNKNOWN        anything else                         not retried
 
 `RETRYABLE` classes are retried within the flush; `DROPPED` ones (the back end
 read the spans and refused them, or they cannot be encoded) are not kept for
-a later flush either, since sending them again cannot help.
+a later flush either, since sending them again cannot help (for REFUSED, the
+OTLP specification's "Failures" says the client MUST drop them).
 
 Exporters raise `ExportError` from their send step; `classify` turns an
 arbitrary exception (socket errors, SDK exceptions) into one. Cold start:
@@ -23,7 +26,15 @@ so an export that succeeds never loads it; keep it that way.
 
 from __future__ import annotations
 
-__all__ = ["DROPPED", "RETRYABLE", "ErrorClass", "ExportError", "classify", "classify_status"]
+__all__ = [
+    "DROPPED",
+    "RETRYABLE",
+    "ErrorClass",
+    "ExportError",
+    "classify",
+    "classify_otlp_status",
+    "classify_status",
+]
 
 
 class ErrorClass:
@@ -37,12 +48,13 @@ class ErrorClass:
     THROTTLED = "throttled"
     BAD_REQUEST = "bad_request"
     SERVER = "server"
+    REFUSED = "refused"
     SERIALIZATION = "serialization"
     UNKNOWN = "unknown"
 
 
 RETRYABLE = frozenset({ErrorClass.NETWORK, ErrorClass.TIMEOUT, ErrorClass.THROTTLED, ErrorClass.SERVER})
-DROPPED = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.SERIALIZATION})
+DROPPED = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.REFUSED, ErrorClass.SERIALIZATION})
 
 
 class ExportError(Exception):
@@ -87,6 +99,27 @@ def classify_status(status: int) -> str:
     if status >= 400:
         return ErrorClass.BAD_REQUEST
     return ErrorClass.UNKNOWN
+
+
+# OTLP specification, "OTLP/HTTP Response", "Failures": the codes that SHOULD be retried.
+_OTLP_RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def classify_otlp_status(status: int) -> str:
+    """The class of an OTLP/HTTP status code (>= 400), per the OTLP specification.
+
+    Only 429, 502, 503 and 504 are retried; every other 4xx and 5xx "MUST NOT
+    be retried" and the data dropped (a 500 from a collector is a bug or a
+    poison batch: sending it again gets the same answer). `classify_status`
+    stays as it is for the cloud APIs, whose own guidance retries 408 and 500.
+    401, 403 and 407 stay AUTH, kept for a later flush like every exporter's
+    (credentials get fixed or refreshed, and the carry-over is bounded).
+    """
+    if status in _OTLP_RETRYABLE_STATUSES:
+        return classify_status(status)  # THROTTLED, SERVER or TIMEOUT: retried
+    if status == 408 or status >= 500:
+        return ErrorClass.REFUSED
+    return classify_status(status)  # AUTH, BAD_REQUEST
 
 
 def classify(exc: BaseException) -> ExportError:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..model import Event, InstrumentationScope, Link, Resource
     from ..typing import ReadableSpan
 
-__all__ = ["decode_partial_success", "encode_spans", "iter_fields"]
+__all__ = ["decode_partial_success", "encode_spans", "iter_fields", "split_spans"]
 
 _pack_u64 = struct.Struct("<Q").pack
 _pack_u32 = struct.Struct("<I").pack
@@ -322,6 +322,11 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
             last_key = key
             last_parts = group[2]
         last_parts.append(_span(span))
+    return _request(groups)
+
+
+def _request(groups: dict[tuple[int, int], tuple[Resource, InstrumentationScope, list[bytes]]]) -> bytes:
+    """The ``ExportTraceServiceRequest`` holding each group's encoded spans."""
     by_resource: dict[int, tuple[Resource, list[bytes]]] = {}
     for resource, scope, encoded in groups.values():
         scope_body = _scope(scope) + b"".join(encoded)
@@ -332,6 +337,47 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
         body = _resource(resource) + b"".join(scope_spans)
         out.append(b"\x0a" + _varint(len(body)) + body)
     return b"".join(out)
+
+
+# Per (resource, scope) group of a request: the tags and largest length varints of its
+# ResourceSpans and ScopeSpans fields, beyond the resource's and the scope's own bytes.
+_GROUP_FRAMING = 2 * (1 + 5)
+
+
+def split_spans(
+    spans: Sequence[ReadableSpan], max_bytes: int
+) -> tuple[list[tuple[Sequence[ReadableSpan], bytes]], int]:
+    """`spans` as requests of at most `max_bytes` each, in order, each span encoded once.
+
+    For a batch `encode_spans` found too big for the collector (gRPC's 4 MiB
+    receive limit, an HTTP 413): each part is ``(its spans, its request)``.
+    Returns the parts and how many spans did not fit in a request even alone
+    (left out; the caller counts them).
+    """
+    parts: list[tuple[Sequence[ReadableSpan], bytes]] = []
+    too_big = 0
+    groups: dict[tuple[int, int], tuple[Resource, InstrumentationScope, list[bytes]]] = {}
+    members: list[ReadableSpan] = []
+    size = 0  # an upper bound of the request `groups` would make
+    for span in spans:
+        resource = span.resource
+        scope = span.instrumentation_scope
+        key = (id(resource), id(scope))
+        encoded = _span(span)
+        alone = len(_resource(resource)) + len(_scope(scope)) + _GROUP_FRAMING + len(encoded)
+        if alone > max_bytes:
+            too_big += 1
+            continue
+        grown = size + (len(encoded) if key in groups else alone)
+        if grown > max_bytes:
+            parts.append((members, _request(groups)))
+            groups, members, grown = {}, [], alone
+        groups.setdefault(key, (resource, scope, []))[2].append(encoded)
+        members.append(span)
+        size = grown
+    if members:
+        parts.append((members, _request(groups)))
+    return parts, too_big
 
 
 # -- reading -------------------------------------------------------------------

@@ -10,7 +10,21 @@ specification says ("OTLP/gRPC Throttling" and "Failures"): UNAVAILABLE,
 CANCELLED, ABORTED, OUT_OF_RANGE and DATA_LOSS are retryable (server),
 DEADLINE_EXCEEDED is a timeout, RESOURCE_EXHAUSTED is throttling only with a
 ``google.rpc.RetryInfo`` (its delay is honoured, as for every retryable code),
-UNAUTHENTICATED and PERMISSION_DENIED are auth errors, the rest are not retried.
+UNAUTHENTICATED and PERMISSION_DENIED are auth errors (kept for a later flush,
+as for every exporter), the rest are not retried and their spans are dropped
+(INTERNAL and UNKNOWN as REFUSED). A batch whose request exceeds the
+collector's receive limit (``NEXS_OTLP_MAX_REQUEST_BYTES``, default gRPC's
+4 MiB) goes as several calls within the same deadline; a span over it on its
+own is dropped (``spans_dropped_oversize``).
+
+No keepalive pings: Lambda freezes the process between invocations, so pings
+would run only in the short thawed windows, where an overdue timer fires at
+once; a ping's timeout long enough to avoid false alarms exceeds the flush
+budget, so it cannot find a dead connection before the call's own deadline
+does (the channel is then replaced, see `_renew`); and pings more often than
+a server's enforcement policy allows (grpc-go and the Collector: one per 5
+minutes, none without a call) get the connection closed with GOAWAY
+``too_many_pings``.
 
 Environment: the ``OTEL_EXPORTER_OTLP_[TRACES_]*`` variables of `otlp_settings`,
 with ``http://localhost:4317`` as the default endpoint and ``..._INSECURE``
@@ -20,6 +34,7 @@ for an endpoint given without a scheme.
 from __future__ import annotations
 
 import threading
+import time
 
 from .. import _stats as stats
 from ._http import split_url
@@ -36,6 +51,9 @@ if TYPE_CHECKING:
 
 __all__ = ["OTLPGrpcExporter", "from_settings"]
 
+# gRPC's default receive limit (``grpc.max_receive_message_length``), the OpenTelemetry
+# Collector's too (``max_recv_msg_size_mib``): a larger request is refused whole.
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
 _SERVER_CODES = frozenset({"UNAVAILABLE", "CANCELLED", "ABORTED", "OUT_OF_RANGE", "DATA_LOSS"})
@@ -61,9 +79,13 @@ class OTLPGrpcExporter:
         certificate: CA bundle (PEM) for a TLS endpoint.
         client_certificate: PEM client certificate, for mutual TLS.
         client_key: the client certificate's private key.
+        max_request_bytes: the largest request (before gzip) sent as one call;
+            a bigger batch goes as several. gRPC servers refuse messages over
+            their receive limit, 4 MiB by default.
 
     Raises:
-        ValueError: for a malformed endpoint or another compression.
+        ValueError: for a malformed endpoint, another compression, or a limit
+            that is not a positive int.
     """
 
     def __init__(
@@ -76,8 +98,11 @@ class OTLPGrpcExporter:
         certificate: str | None = None,
         client_certificate: str | None = None,
         client_key: str | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
         scheme, host, port, _ = split_url(endpoint)
+        if type(max_request_bytes) is not int or max_request_bytes < 1:
+            raise ValueError(f"max_request_bytes must be an int >= 1, got {max_request_bytes!r}")
         if compression not in ("none", "gzip"):
             raise ValueError(f"compression must be 'none' or 'gzip', got {compression!r}")
         if not timeout_s > 0:
@@ -87,6 +112,7 @@ class OTLPGrpcExporter:
         self.secure = scheme == "https"
         self.timeout_s = float(timeout_s)
         self.compression = compression
+        self.max_request_bytes = max_request_bytes
         self.metadata = _metadata(headers or {})
         self._tls_files = (certificate, client_certificate, client_key)
         self._lock = threading.Lock()
@@ -94,20 +120,47 @@ class OTLPGrpcExporter:
         self._call: object = None
 
     def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
-        """Export `spans` with one unary call; return how many the back end rejected.
+        """Export `spans` with one unary call (several when too big); return how many were rejected.
+
+        A call that fails after earlier ones of the batch got through fails the whole
+        batch (a retry sends those again, as `OTLPHttpExporter.send` says).
 
         Raises:
             ExportError: classified failure.
         """
+        deadline = time.monotonic() + min(timeout_s, self.timeout_s)  # the flush's budget, at most our own
         try:
             body = encode_spans(spans)
         except Exception as exc:
             raise ExportError(ErrorClass.SERIALIZATION, f"could not encode spans: {exc!r}") from exc
+        limit = self.max_request_bytes
+        if len(body) <= limit:
+            return self._export_one(body, deadline)
+        # Over the collector's receive limit it would refuse the whole batch (RESOURCE_EXHAUSTED):
+        # the same spans as several calls under it, within the same deadline.
+        from .otlp_encode import split_spans
+
+        parts, too_big = split_spans(spans, limit)
+        if too_big:
+            stats.incr("spans_dropped_oversize", too_big)
+            from .. import _guard as guard
+
+            guard.warn_once(
+                "otlp_oversize:" + self.endpoint,
+                "nexs_serverless: %d span(s) over the %d-byte request limit of %s on their own, dropped",
+                too_big,
+                limit,
+                self.endpoint,
+            )
+        return sum([self._export_one(part_body, deadline) for _, part_body in parts])
+
+    def _export_one(self, body: bytes, deadline: float) -> int:
+        """One unary call with `body`: the spans rejected, or a classified `ExportError`."""
         import grpc
 
         call = self._callable()
         compression = grpc.Compression.Gzip if self.compression == "gzip" else None
-        timeout = max(0.001, min(timeout_s, self.timeout_s))  # the flush's budget, at most our own
+        timeout = max(0.001, deadline - time.monotonic())
         try:
             reply = call(body, timeout=timeout, metadata=self.metadata, compression=compression)  # type: ignore[operator]
         except grpc.RpcError as exc:
@@ -261,7 +314,7 @@ def _classify_rpc(exc: Exception) -> ExportError:
         return ExportError(ErrorClass.AUTH, message)
     if name in _BAD_REQUEST_CODES:
         return ExportError(ErrorClass.BAD_REQUEST, message)
-    return ExportError(ErrorClass.UNKNOWN, message)
+    return ExportError(ErrorClass.REFUSED, message)  # INTERNAL, UNKNOWN: not retryable, dropped
 
 
 def _code_name(exc: Exception) -> str:
@@ -310,4 +363,5 @@ def from_settings(settings: Settings) -> OTLPGrpcExporter:
         certificate=options.certificate,
         client_certificate=options.client_certificate,
         client_key=options.client_key,
+        max_request_bytes=options.max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
     )

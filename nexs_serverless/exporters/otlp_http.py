@@ -22,7 +22,14 @@ names and defaults): ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``
 (``http://localhost:4318``; the general one gets ``/v1/traces`` appended),
 ``..._HEADERS`` (``k=v,k2=v2``), ``..._TIMEOUT`` (10000 ms),
 ``..._COMPRESSION`` (``none`` or ``gzip``), ``..._CERTIFICATE`` (CA bundle),
-``..._CLIENT_CERTIFICATE`` and ``..._CLIENT_KEY`` (mutual TLS).
+``..._CLIENT_CERTIFICATE`` and ``..._CLIENT_KEY`` (mutual TLS),
+``NEXS_OTLP_MAX_REQUEST_BYTES`` (no limit).
+
+Failures follow the OTLP specification ("OTLP/HTTP Response", "Failures"):
+429, 502, 503 and 504 are retried (honouring ``Retry-After``), every other
+4xx and 5xx is not (`errors.classify_otlp_status`). A batch the collector
+refuses as too large (413) is sent again in halves, within the same budget;
+a span too large on its own is dropped (``spans_dropped_oversize``).
 """
 
 from __future__ import annotations
@@ -65,9 +72,12 @@ class OTLPHttpExporter:
         sigv4_region: sign requests with AWS SigV4 for this region (default:
             the region of an ``xray.<region>.amazonaws.com`` endpoint, else off).
         sigv4_service: the SigV4 service name (``xray``).
+        max_request_bytes: split batches whose encoded request (before gzip) is
+            larger (default: no limit until the collector answers 413).
 
     Raises:
-        ValueError: for an endpoint that is not an http(s) URL, or another compression.
+        ValueError: for an endpoint that is not an http(s) URL, another
+            compression, or a limit that is not a positive int.
     """
 
     def __init__(
@@ -82,8 +92,11 @@ class OTLPHttpExporter:
         client_key: str | None = None,
         sigv4_region: str | None = None,
         sigv4_service: str = "xray",
+        max_request_bytes: int | None = None,
     ) -> None:
         scheme, host, port, path = split_url(endpoint)
+        if max_request_bytes is not None and (type(max_request_bytes) is not int or max_request_bytes < 1):
+            raise ValueError(f"max_request_bytes must be an int >= 1 or None, got {max_request_bytes!r}")
         if compression not in ("none", "gzip"):
             raise ValueError(f"compression must be 'none' or 'gzip', got {compression!r}")
         if not timeout_s > 0:
@@ -94,6 +107,9 @@ class OTLPHttpExporter:
         self.path = path
         self.sigv4_region = sigv4_region or _xray_region(host)
         self.sigv4_service = sigv4_service
+        self.max_request_bytes = max_request_bytes
+        # The configured limit, lowered by each 413 (see `_send_request`).
+        self._max_bytes = max_request_bytes
         self._headers: dict[str, str] = {
             "Content-Type": "application/x-protobuf",
             "User-Agent": _USER_AGENT,
@@ -111,25 +127,66 @@ class OTLPHttpExporter:
     # -- the resilience seam --------------------------------------------------------
 
     def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
-        """Post `spans` once; return how many the back end rejected.
+        """Post `spans` (in several requests when too big for the collector); return how many it rejected.
+
+        A request that fails after earlier ones of the batch got through fails the
+        whole batch, so a retry sends those again: the OTLP specification prefers
+        duplicates to loss ("Duplicate Data").
 
         Raises:
             ExportError: classified failure (network, timeout, HTTP status, ...).
         """
+        # The flush's budget, never more than this exporter's own timeout (OTEL_EXPORTER_OTLP_TIMEOUT),
+        # for every request of the batch; waiting for the connection (another send, the background
+        # `prepare`) comes out of it.
+        return self._send_within(spans, time.monotonic() + min(timeout_s, self.timeout_s))
+
+    def _send_within(self, spans: Sequence[ReadableSpan], deadline: float) -> int:
         try:
             body = encode_spans(spans)
-            if self.compression == "gzip":
-                body = _gzip(body)
         except Exception as exc:
             from .errors import ErrorClass, ExportError
 
             raise ExportError(ErrorClass.SERIALIZATION, f"could not encode spans: {exc!r}") from exc
+        limit = self._max_bytes
+        if limit is None or len(body) <= limit:
+            return self._send_request(spans, body, deadline)
+        from .otlp_encode import split_spans
+
+        parts, too_big = split_spans(spans, limit)
+        if too_big:
+            self._drop_oversize(too_big, f"over the {limit}-byte request limit")
+        return sum([self._send_request(part, part_body, deadline) for part, part_body in parts])
+
+    def _send_request(self, spans: Sequence[ReadableSpan], body: bytes, deadline: float) -> int:
+        """Post one request; on a 413, send its spans again as two halves (OTLP/HTTP names no limit).
+
+        Later batches are split up front (`split_spans`) into requests of at most
+        half the refused size, about what the halves that got through weighed: a
+        warm function pays for a 413 only when the collector's limit is lower still.
+        """
+        try:
+            return self._post(body, deadline)
+        except Exception as exc:
+            if getattr(exc, "status", None) != 413:
+                raise
+        if len(spans) == 1:
+            self._drop_oversize(1, f"refused with HTTP 413 ({len(body)} bytes)")
+            return 0
+        limit = self._max_bytes
+        if limit is None or len(body) // 2 < limit:
+            self._max_bytes = len(body) // 2
+        middle = len(spans) // 2
+        halves = (spans[:middle], spans[middle:])
+        return sum([self._send_request(half, encode_spans(half), deadline) for half in halves])
+
+    def _post(self, body: bytes, deadline: float) -> int:
+        """One request and its answer: the spans rejected, or a classified `ExportError`."""
+        if self.compression == "gzip":
+            body = _gzip(body)
         headers = self._headers
         if self.sigv4_region:
             headers = {**headers, **self._sign(body)}
-        # The flush's budget, never more than this exporter's own timeout (OTEL_EXPORTER_OTLP_TIMEOUT);
-        # waiting for the connection (another send, the background `prepare`) comes out of it.
-        deadline = time.monotonic() + min(timeout_s, self.timeout_s)
         if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             from .errors import ErrorClass, ExportError
 
@@ -151,14 +208,24 @@ class OTLPHttpExporter:
             self._lock.release()
         if 200 <= response.status < 300:
             return self._rejected(response.body)
-        from .errors import ExportError, classify_status
+        from .errors import ExportError, classify_otlp_status
 
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         raise ExportError(
-            classify_status(response.status),
+            classify_otlp_status(response.status),
             f"HTTP {response.status} from {self.endpoint}: {_status_message(response.body)}",
             retry_after_s=retry_after,
             status=response.status,
+        )
+
+    def _drop_oversize(self, count: int, why: str) -> None:
+        stats.incr("spans_dropped_oversize", count)
+        guard.warn_once(
+            "otlp_oversize:" + self.endpoint,
+            "nexs_serverless: %d span(s) too big for %s on their own, dropped: %s",
+            count,
+            self.endpoint,
+            why,
         )
 
     def prepare(self) -> None:
@@ -319,4 +386,5 @@ def http_from_options(options: object) -> OTLPHttpExporter:
         certificate=options.certificate,
         client_certificate=options.client_certificate,
         client_key=options.client_key,
+        max_request_bytes=options.max_request_bytes,
     )

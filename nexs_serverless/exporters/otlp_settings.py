@@ -4,7 +4,8 @@ Follows the OpenTelemetry specification ("OTLP Exporter Configuration"): each
 variable has a signal-specific ``TRACES_`` form that wins over the general
 one; the general HTTP endpoint gets ``/v1/traces`` appended, the signal one
 is used as is; gRPC endpoints are used as is. Bad values log one line and
-fall back (`config.report`).
+fall back (`config.report`). ``NEXS_OTLP_MAX_REQUEST_BYTES`` has no
+OpenTelemetry equivalent: the largest request to send before splitting.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ __all__ = ["Options", "read"]
 _PREFIX = "OTEL_EXPORTER_OTLP_"
 HTTP_DEFAULT = "http://localhost:4318/v1/traces"
 GRPC_DEFAULT = "http://localhost:4317"
+# The largest request body (before gzip) a collector takes; a bigger batch goes as several requests.
+# Unset: gRPC's default receive limit (4 MiB) for gRPC, none for HTTP (a 413 shows the limit).
+MAX_REQUEST_BYTES = "NEXS_OTLP_MAX_REQUEST_BYTES"
 
 
 class Options:
@@ -34,6 +38,7 @@ class Options:
         "endpoint",
         "headers",
         "insecure",
+        "max_request_bytes",
         "protocol",
         "timeout_s",
     )
@@ -51,6 +56,7 @@ class Options:
     client_certificate: str | None
     client_key: str | None
     insecure: bool
+    max_request_bytes: int | None
 
 
 def _names(setting: str) -> tuple[str, str]:
@@ -84,6 +90,7 @@ def read(settings: Settings, *, grpc: bool) -> Options:
         client_certificate=_string(settings, "CLIENT_CERTIFICATE"),
         client_key=_string(settings, "CLIENT_KEY"),
         insecure=insecure,
+        max_request_bytes=reader.optional_integer(MAX_REQUEST_BYTES, minimum=1024),
     )
     config.report(reader.problems)
     return options
