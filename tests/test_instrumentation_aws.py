@@ -504,7 +504,7 @@ def test_a_failed_call_is_an_error_span_and_the_error_propagates(
         sqs.send_message(QueueUrl=f"{endpoint}/123456789012/missing", MessageBody="x")
     send = by_name(finish(spans), "send missing")
     assert send.status_code == StatusCode.ERROR
-    assert send.attributes["error.type"] == "QueueDoesNotExist"
+    assert send.attributes["error.type"] == "AWS.SimpleQueueService.NonExistentQueue"  # the error code
     assert send.events[0].name == "exception"
     assert send.attributes["http.response.status_code"] == 400
 

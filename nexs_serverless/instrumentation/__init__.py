@@ -10,8 +10,8 @@ is already imported are installed (``botocore`` when boto3 was imported,
 ``urllib3``, ``httpx``), plus ``logging``, and the OpenTelemetry bridge when
 ``opentelemetry.trace`` is imported; nothing is imported for this, so a
 function that does not use a library pays nothing for it. ``botocore`` and
-``urllib3`` are installed in two steps: the first invocation puts a stand-in
-on the one method they wrap, and the first call through it loads the
+``urllib3`` are installed in two steps: the first invocation puts stand-ins
+on the methods they wrap, and the first call through one loads the
 instrumentation (three modules) and hands over. A cold start whose first
 invocation makes no AWS or HTTP call does not load them at all. Names in
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` are skipped (automatically only;
@@ -38,6 +38,9 @@ from .. import _guard as guard
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from ..config import Settings
 
 __all__ = ["auto_install", "instrument", "uninstrument"]
@@ -51,13 +54,19 @@ _INSTRUMENTATIONS: dict[str, tuple[str, str | None]] = {
     "opentelemetry": ("nexs_serverless.otel", "opentelemetry.trace"),
 }
 
-# Installed on first use by `auto_install`: name -> (module, class, the method its install wraps).
-_ON_FIRST_CALL: dict[str, tuple[str, str, str]] = {
-    "botocore": ("botocore.client", "BaseClient", "_make_api_call"),
-    "urllib3": ("urllib3.connectionpool", "HTTPConnectionPool", "urlopen"),
+# Installed on first use by `auto_install`: name -> the (module, class, method) its install wraps; the
+# first call through any of them installs. A module not loaded is skipped (s3transfer, without boto3).
+_ON_FIRST_CALL: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "botocore": (
+        ("botocore.client", "BaseClient", "_make_api_call"),
+        # upload_file/download_file submit their worker tasks before any call is made: the first
+        # transfer's tasks need the context too (see `botocore_hooks._patch_transfers`).
+        ("s3transfer.futures", "BoundedExecutor", "submit"),
+    ),
+    "urllib3": (("urllib3.connectionpool", "HTTPConnectionPool", "urlopen"),),
 }
-# name -> (owner class, method name, the library's own method, our stand-in), while a stand-in waits.
-_standing_in: dict[str, tuple[object, str, object, object]] = {}
+# name -> [(owner class, method name, the library's own method, our stand-in)], while stand-ins wait.
+_standing_in: dict[str, list[tuple[object, str, object, object]]] = {}
 _stand_in_lock = threading.Lock()
 
 
@@ -85,18 +94,33 @@ def _install(name: str) -> bool:
 
 
 def _stand_in(name: str) -> None:
-    """Put a stand-in on the method `name`'s install wraps; the first call installs it for real."""
-    module_name, class_name, method = _ON_FIRST_CALL[name]
-    owner = getattr(sys.modules[module_name], class_name)
-    original = getattr(owner, method)
-    if getattr(original, "__nexs_traced__", False) or name in _standing_in:  # `_client.Patch`'s mark
-        return  # installed already (`instrument` before the first invocation), or waiting
+    """Put stand-ins on the methods `name`'s install wraps; the first call through one installs it."""
+    if name in _standing_in:
+        return  # waiting already
+    placed: list[tuple[object, str, object, object]] = []
+    for index, (module_name, class_name, method) in enumerate(_ON_FIRST_CALL[name]):
+        owner = getattr(sys.modules.get(module_name), class_name, None)
+        if owner is None:
+            continue
+        original = getattr(owner, method)
+        if getattr(original, "__nexs_traced__", False):  # `_client.Patch`'s mark
+            if index == 0:
+                return  # installed already (`instrument` before the first invocation)
+            continue
+        placed.append((owner, method, original, _make_stand_in(name, owner, method, original)))
+    _standing_in[name] = placed
+    for owner, method, _, stand_in in placed:
+        setattr(owner, method, stand_in)
+
+
+def _make_stand_in(name: str, owner: object, method: str, original: Any) -> Callable[..., object]:
+    """One of `name`'s stand-ins: its first call installs `name` for real and takes the new path."""
 
     def stand_in(self: object, *args: object, **kwargs: object) -> object:
         on_top = False
         with _stand_in_lock:
-            entry = _standing_in.get(name)
-            if entry is not None and entry[3] is stand_in:  # the first call: install for real
+            entries = _standing_in.get(name, ())
+            if any(entry[3] is stand_in for entry in entries):  # the first call: install for real
                 on_top = getattr(owner, method) is stand_in
                 _remove_stand_in(name)
                 try:
@@ -111,15 +135,12 @@ def _stand_in(name: str) -> None:
         return original(self, *args, **kwargs)
 
     stand_in.__wrapped__ = original  # type: ignore[attr-defined]
-    _standing_in[name] = (owner, method, original, stand_in)
-    setattr(owner, method, stand_in)
+    return stand_in
 
 
 def _remove_stand_in(name: str) -> None:
-    """Give the library its own method back if our stand-in still holds its place."""
-    entry = _standing_in.pop(name, None)
-    if entry is not None:
-        owner, method, original, stand_in = entry
+    """Give the library its own methods back where our stand-ins still hold their place."""
+    for owner, method, original, stand_in in _standing_in.pop(name, ()):
         if getattr(owner, method) is stand_in:
             setattr(owner, method, original)
 

@@ -7,25 +7,18 @@ the context travels, per operation (parameters are copied, never mutated):
 
 - SQS ``SendMessage``/``SendMessageBatch``: the ``AWSTraceHeader`` system
   attribute (X-Ray format, which the Lambda conventions read and which AWS
-  carries across services), plus the ``OTEL_PROPAGATORS`` headers as message
-  attributes while they fit in SQS's limit of 10 (``traceparent`` first);
-  what does not fit is left out and counted (``propagation_skipped_attribute_limit``).
-  A message's attributes count towards its size: when ours would push a
-  message, or a batch, past a size limit it was within, they are left out
-  (``carrier_skipped_size``) and the message goes as the application wrote it.
-  A queue's limit is its own setting (256 KiB by default for years, 1 MiB at
-  most now): messages are kept from crossing either. The system attribute is
-  not counted in the size and always goes.
-- SNS ``Publish``/``PublishBatch``: message attributes, same limits (256 KiB).
+  carries across services; it always goes), plus the ``OTEL_PROPAGATORS``
+  headers as message attributes while they fit in SQS's limit of 10
+  (``traceparent`` first); what does not fit is left out and counted
+  (``propagation_skipped_attribute_limit``).
+- SNS ``Publish``/``PublishBatch``: message attributes, the same way.
 - EventBridge ``PutEvents``: each entry's ``TraceHeader`` (X-Ray), and a
-  ``_nexs`` carrier in a JSON-object ``Detail``, unless the carriers would push
-  the request's entries past 256 KiB together (EventBridge's entry size:
-  ``Source``, ``DetailType``, ``Detail``, ``Resources``, 14 bytes for ``Time``).
-- Lambda ``Invoke``: ``ClientContext.custom`` (base64 JSON, 3583 bytes at most).
-  The caller's own client context is parsed and written again, so it is left
-  as it was (no context added, counted: ``carrier_skipped_inexact``) when that
-  would change a value: a number a float cannot hold exactly (``1e400``, long
-  decimals) or a key given twice.
+  ``_nexs`` carrier in a JSON-object ``Detail``.
+- Lambda ``Invoke``/``InvokeWithResponseStream``: ``ClientContext.custom``
+  (base64 JSON, 3583 bytes at most). The caller's own client context is parsed
+  and written again, so it is left as it was (no context added, counted:
+  ``carrier_skipped_inexact``) when that would change a value: a number a
+  float cannot hold exactly (``1e400``, long decimals) or a key given twice.
 - Step Functions ``StartExecution``/``StartSyncExecution``: ``traceHeader``
   (X-Ray), and a ``_nexs`` carrier in a JSON-object ``input``; not in the input
   of a ``StartExecution`` that names its execution: a standard workflow takes a
@@ -33,7 +26,11 @@ the context travels, per operation (parameters are copied, never mutated):
   carrier that differs on every call would turn that retry into
   ``ExecutionAlreadyExists``.
 - Kinesis ``PutRecord``/``PutRecords``: a ``_nexs`` carrier in JSON-object
-  ``Data``, within 1 MiB a record and 5 MiB a ``PutRecords`` request.
+  ``Data``.
+
+A carrier that would push a message, entry, record or request past a size
+limit it was within is left out (``carrier_skipped_size``): `aws_limits`
+counts each service's size its way.
 
 A parameter of the wrong type (``MessageAttributes`` that is not a dict, a
 ``ClientContext`` that is not a string, ...) is left as it is, so botocore
@@ -58,6 +55,7 @@ from ..propagation.options import PAYLOAD_KEY, current
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from ..span import Span
@@ -190,20 +188,13 @@ def _payload(document: object, headers: dict[str, str], limit: int | None = None
     past it is sent as it was (counted: ``carrier_skipped_size``), the user's call untouched.
     """
     carried = _with_carrier(document, headers)
-    if limit is not None and carried is not document and _size(carried) > limit:
-        from .. import _stats as stats
+    if limit is not None and carried is not document:
+        from .aws_limits import size
 
-        stats.incr("carrier_skipped_size")
-        return document
+        if size(carried) > limit:
+            stats.incr("carrier_skipped_size")
+            return document
     return carried
-
-
-def _size(document: object) -> int:
-    if isinstance(document, (bytes, bytearray)):
-        return len(document)
-    if isinstance(document, str):
-        return len(document.encode("utf-8", "surrogatepass"))
-    return len(json.dumps(document, separators=(",", ":"), default=str).encode("utf-8"))
 
 
 def _with_carrier(document: object, headers: dict[str, str]) -> object:
@@ -250,17 +241,6 @@ def _dynamodb_tables(params: dict[str, Any]) -> list[str]:
     return sorted(tables)
 
 
-# The services' size limits for what the carrier is added to (AWS quotas).
-_KINESIS_RECORD_BYTES = 1024 * 1024  # data blob and partition key together
-_EVENTBRIDGE_ENTRY_BYTES = 256 * 1024  # a PutEvents request's entries together (so each one too)
-_SFN_INPUT_BYTES = 256 * 1024
-
-
-def _kinesis_limit(record: dict[str, Any]) -> int:
-    key = record.get("PartitionKey")
-    return _KINESIS_RECORD_BYTES - (len(key.encode("utf-8")) if isinstance(key, str) else 0)
-
-
 def _xray(headers: dict[str, str]) -> str | None:
     found = headers.get("X-Amzn-Trace-Id")
     if found is not None:
@@ -274,72 +254,14 @@ def _xray(headers: dict[str, str]) -> str | None:
     return format_header(span.trace_id, span.span_id, span.trace_flags)
 
 
-# SQS counts a message's body and attributes (names, types, values) against the queue's
-# MaximumMessageSize (256 KiB by default until 2025; 1 MiB, the most, since), and a batch's
-# messages together against the same; SNS counts them against 256 KiB.
-_MESSAGE_LIMITS = (256 * 1024, 1024 * 1024)
-_KINESIS_REQUEST_BYTES = 5 * 1024 * 1024  # PutRecords: data blobs and partition keys together
 _INVOCATIONS = frozenset(("Invoke", "InvokeAsync", "InvokeWithResponseStream"))
+# The invocations whose request takes a ClientContext (botocore's Lambda model; not InvokeAsync).
+_CLIENT_CONTEXT = frozenset((("Lambda", "Invoke"), ("Lambda", "InvokeWithResponseStream")))
 
 
 def _wrong_type(entry: dict[str, Any], key: str, expected: type) -> bool:
     """True when the caller gave `key` a value botocore will reject: it stays theirs to see fail."""
     return key in entry and not isinstance(entry[key], expected)
-
-
-def _message_bytes(entry: dict[str, Any], body_key: str) -> int:
-    """What SQS and SNS count of a message: its body and its message attributes."""
-    body = entry.get(body_key)
-    size = _size(body) if isinstance(body, (str, bytes, bytearray)) else 0
-    attributes = entry.get("MessageAttributes")
-    if isinstance(attributes, dict):
-        for name, value in attributes.items():
-            size += len(str(name).encode("utf-8", "surrogatepass"))
-            if isinstance(value, dict):
-                for part in ("DataType", "StringValue", "BinaryValue"):
-                    item = value.get(part)
-                    if isinstance(item, str):
-                        size += len(item.encode("utf-8", "surrogatepass"))
-                    elif isinstance(item, (bytes, bytearray)):
-                        size += len(item)
-    return size
-
-
-def _crosses_limit(before: int, after: int, limits: tuple[int, ...] = _MESSAGE_LIMITS) -> bool:
-    """True when growing from `before` to `after` bytes passes one of `limits` it was within."""
-    return any(before <= limit < after for limit in limits)
-
-
-def _sized(original: dict[str, Any], carried: dict[str, Any], body_key: str) -> dict[str, Any]:
-    """`carried`, or `original`'s message attributes back when ours would pass a size limit."""
-    if carried.get("MessageAttributes") is original.get("MessageAttributes"):
-        return carried
-    if not _crosses_limit(_message_bytes(original, body_key), _message_bytes(carried, body_key)):
-        return carried
-    stats.incr("carrier_skipped_size")
-    return _own_attributes(original, carried)
-
-
-def _own_attributes(original: dict[str, Any], carried: dict[str, Any]) -> dict[str, Any]:
-    """`carried` with `original`'s message attributes (none when it had none)."""
-    kept = dict(carried)
-    if "MessageAttributes" in original:
-        kept["MessageAttributes"] = original["MessageAttributes"]
-    else:
-        kept.pop("MessageAttributes", None)
-    return kept
-
-
-def _batch(entries: list[Any], carried: list[Any], body_key: str) -> list[Any]:
-    """The batch with our attributes, or each entry's own back when they would pass a batch limit."""
-    pairs = list(zip(entries, carried, strict=True))
-    messages = [(e, c) for e, c in pairs if isinstance(e, dict) and isinstance(c, dict)]
-    before = sum(_message_bytes(e, body_key) for e, _ in messages)
-    after = sum(_message_bytes(c, body_key) for _, c in messages)
-    if not _crosses_limit(before, after):
-        return carried
-    stats.incr("carrier_skipped_size")
-    return [_own_attributes(e, c) if isinstance(e, dict) and isinstance(c, dict) else c for e, c in pairs]
 
 
 def _sqs_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
@@ -349,7 +271,9 @@ def _sqs_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]
         rest = {name: value for name, value in headers.items() if name != "X-Amzn-Trace-Id"}
         attributes = _with_attributes(entry.get("MessageAttributes"), rest, "DataType")
         if attributes is not None:
-            entry = _sized(original, {**entry, "MessageAttributes": attributes}, "MessageBody")
+            from .aws_limits import sized_message
+
+            entry = sized_message(original, {**entry, "MessageAttributes": attributes}, "MessageBody")
     if _wrong_type(entry, "MessageSystemAttributes", dict):
         return entry
     system = dict(entry.get("MessageSystemAttributes") or {})
@@ -366,7 +290,9 @@ def _sns_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]
     attributes = _with_attributes(entry.get("MessageAttributes"), headers, "DataType")
     if attributes is None:
         return entry
-    return _sized(entry, {**entry, "MessageAttributes": attributes}, "Message")
+    from .aws_limits import sized_message
+
+    return sized_message(entry, {**entry, "MessageAttributes": attributes}, "Message")
 
 
 def _client_context(encoded: object, headers: dict[str, str]) -> str | None:
@@ -431,21 +357,6 @@ def _reencodes_exactly(text: bytes) -> bool:
     return True
 
 
-def _event_entry_bytes(entry: object) -> int:
-    """EventBridge's size of a ``PutEvents`` entry ("Calculating PutEvents event entry size")."""
-    if not isinstance(entry, dict):
-        return 0
-    size = 14 if entry.get("Time") is not None else 0
-    for key in ("Source", "DetailType", "Detail"):
-        value = entry.get(key)
-        if isinstance(value, str):
-            size += len(value.encode("utf-8", "surrogatepass"))
-    resources = entry.get("Resources")
-    if isinstance(resources, list):
-        size += sum(len(r.encode("utf-8", "surrogatepass")) for r in resources if isinstance(r, str))
-    return size
-
-
 def _put_events(entries: list[Any], headers: dict[str, str]) -> list[Any]:
     """Entries with ``TraceHeader`` and ``_nexs``; no carriers if they would pass 256 KiB together."""
     xray = _xray(headers)
@@ -460,9 +371,9 @@ def _put_events(entries: list[Any], headers: dict[str, str]) -> list[Any]:
             carried.append(updated)
         else:
             carried.append(entry)
-    before = sum(_event_entry_bytes(entry) for entry in entries)
-    after = sum(_event_entry_bytes(entry) for entry in carried)
-    if _crosses_limit(before, after, (_EVENTBRIDGE_ENTRY_BYTES,)):
+    from .aws_limits import events_cross_limit
+
+    if events_cross_limit(entries, carried):
         stats.incr("carrier_skipped_size")
         for entry, updated in zip(entries, carried, strict=True):
             if isinstance(entry, dict) and "Detail" in entry:
@@ -470,25 +381,17 @@ def _put_events(entries: list[Any], headers: dict[str, str]) -> list[Any]:
     return carried
 
 
-def _record_bytes(record: object) -> int:
-    """What Kinesis counts of a record: its data blob and partition key."""
-    if not isinstance(record, dict):
-        return 0
-    data, key = record.get("Data"), record.get("PartitionKey")
-    size = _size(data) if isinstance(data, (str, bytes, bytearray)) else 0
-    return size + (len(key.encode("utf-8")) if isinstance(key, str) else 0)
-
-
 def _put_records(records: list[Any], headers: dict[str, str]) -> list[Any]:
     """Records with ``_nexs`` in JSON data, within 1 MiB each and 5 MiB together."""
+    from .aws_limits import kinesis_record_limit, records_cross_limit
+
     carried = [
-        {**r, "Data": _payload(r["Data"], headers, _kinesis_limit(r))}
+        {**r, "Data": _payload(r["Data"], headers, kinesis_record_limit(r))}
         if isinstance(r, dict) and "Data" in r
         else r
         for r in records
     ]
-    before = sum(_record_bytes(record) for record in records)
-    if _crosses_limit(before, sum(_record_bytes(record) for record in carried), (_KINESIS_REQUEST_BYTES,)):
+    if records_cross_limit(records, carried):
         stats.incr("carrier_skipped_size")
         return records
     return carried
@@ -500,20 +403,15 @@ def inject_context(service: str, operation: str, params: dict[str, Any]) -> None
     if key == ("SQS", "SendMessage"):
         params.update(_sqs_entry(params, _headers()))
     elif key == ("SQS", "SendMessageBatch") and isinstance(params.get("Entries"), list):
-        headers = _headers()
-        entries = params["Entries"]
-        carried = [_sqs_entry(e, headers) if isinstance(e, dict) else e for e in entries]
-        params["Entries"] = _batch(entries, carried, "MessageBody")
+        params["Entries"] = _message_batch(params["Entries"], _sqs_entry, "MessageBody")
     elif key == ("SNS", "Publish"):
         params.update(_sns_entry(params, _headers()))
     elif key == ("SNS", "PublishBatch") and isinstance(params.get("PublishBatchRequestEntries"), list):
-        headers = _headers()
         entries = params["PublishBatchRequestEntries"]
-        carried = [_sns_entry(e, headers) if isinstance(e, dict) else e for e in entries]
-        params["PublishBatchRequestEntries"] = _batch(entries, carried, "Message")
+        params["PublishBatchRequestEntries"] = _message_batch(entries, _sns_entry, "Message")
     elif key == ("EventBridge", "PutEvents") and isinstance(params.get("Entries"), list):
         params["Entries"] = _put_events(params["Entries"], _headers())
-    elif key == ("Lambda", "Invoke") and not _wrong_type(params, "ClientContext", str):
+    elif key in _CLIENT_CONTEXT and not _wrong_type(params, "ClientContext", str):
         encoded = _client_context(params.get("ClientContext"), _headers())
         if encoded is not None:
             params["ClientContext"] = encoded
@@ -524,11 +422,26 @@ def inject_context(service: str, operation: str, params: dict[str, Any]) -> None
             params["traceHeader"] = xray
         # A named standard execution is idempotent on (name, input): see the module docstring.
         if "input" in params and not (operation == "StartExecution" and "name" in params):
-            params["input"] = _payload(params["input"], headers, _SFN_INPUT_BYTES)
+            from .aws_limits import SFN_INPUT_BYTES
+
+            params["input"] = _payload(params["input"], headers, SFN_INPUT_BYTES)
     elif key == ("Kinesis", "PutRecord") and "Data" in params:
-        params["Data"] = _payload(params["Data"], _headers(), _kinesis_limit(params))
+        from .aws_limits import kinesis_record_limit
+
+        params["Data"] = _payload(params["Data"], _headers(), kinesis_record_limit(params))
     elif key == ("Kinesis", "PutRecords") and isinstance(params.get("Records"), list):
         params["Records"] = _put_records(params["Records"], _headers())
+
+
+def _message_batch(
+    entries: list[Any], carry: Callable[[dict[str, Any], dict[str, str]], dict[str, Any]], body_key: str
+) -> list[Any]:
+    """A SQS or SNS batch with each entry's carriers, within the batch's size limits."""
+    from .aws_limits import sized_batch
+
+    headers = _headers()
+    carried = [carry(e, headers) if isinstance(e, dict) else e for e in entries]
+    return sized_batch(entries, carried, body_key)
 
 
 def record_result(span: Span, result: object) -> None:

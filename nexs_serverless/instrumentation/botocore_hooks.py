@@ -13,14 +13,20 @@ How it fits together:
   ``before-parameter-build`` handler, registered on each client's event
   emitter the first time it makes a call, rewrites the parameters (copies of
   the user's dicts, never the dicts themselves) as `aws_operations` describes.
+- boto3's transfers (``upload_file``, ``download_file``) call S3 from
+  s3transfer's worker threads: its ``BoundedExecutor.submit`` is wrapped so
+  each task runs in the context it was submitted from (`_patch_transfers`).
 
 Only calls made inside a trace are traced (see `_client.should_trace`), never
 the tracer's own export calls (`context.suppressed`). Installing does not
-import boto3; `uninstall` restores the original method, and hooks already
-registered on clients then do nothing.
+import boto3 or s3transfer; `uninstall` restores the original methods, and
+hooks already registered on clients then do nothing.
 """
 
 from __future__ import annotations
+
+import threading
+from _contextvars import copy_context  # as `_client` imports it: the C module, not its wrapper
 
 from .. import _guard as guard
 from ..context import _current
@@ -37,6 +43,8 @@ __all__ = ["install", "installed", "uninstall"]
 
 _EMITTER_MARK = "_nexs_hooks"
 _patch = Patch()
+_transfers = Patch()  # s3transfer's BoundedExecutor.submit
+_transfers_lock = threading.Lock()  # first calls in several threads: one wrapper, not one each
 
 
 def _ops() -> ModuleType:
@@ -54,12 +62,15 @@ def installed() -> bool:
 def install() -> bool:
     """Wrap ``botocore.client.BaseClient._make_api_call``; True when instrumented."""
     import botocore.client
+    import botocore.exceptions
 
     base: Any = botocore.client.BaseClient
     if Patch.applied(base, "_make_api_call"):
         _patch.enabled = True
+        _patch_transfers()
         return True
     original: Callable[..., Any] = base._make_api_call
+    client_error = botocore.exceptions.ClientError  # loaded by botocore.client
 
     def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
         if not _patch.enabled or not should_trace():
@@ -76,6 +87,8 @@ def install() -> bool:
         except BaseException as exc:
             _safely(record_error, span, exc)
             response = getattr(exc, "response", None)
+            if isinstance(exc, client_error):
+                _safely(_record_error_code, span, response)
             _safely(_ops().record_result, span, response)
             raise
         else:
@@ -87,12 +100,70 @@ def install() -> bool:
         return result
 
     _patch.apply((base, "_make_api_call", _make_api_call))
+    _patch_transfers()
     return True
 
 
+def _patch_transfers() -> None:
+    """s3transfer's task submission, once loaded: worker tasks run in the submitter's context.
+
+    boto3's ``upload_file``/``download_file`` (and s3transfer's manager) make
+    their S3 calls in worker threads, which start with an empty context: the
+    calls were not traced at all. Each task is handed to the thread pool in a
+    copy of the context it was submitted from, so its calls are children of the
+    span that started the transfer, with that span's baggage and suppression.
+    The task itself is untouched (a wrapper only the pool sees). s3transfer is
+    not imported for this (``import boto3`` loads it): when it is not loaded at
+    install, the first traced call once it is loaded patches it.
+    """
+    import sys
+
+    executor = getattr(sys.modules.get("s3transfer.futures"), "BoundedExecutor", None)
+    if executor is None:
+        return
+    with _transfers_lock:
+        if Patch.applied(executor, "submit"):
+            _transfers.enabled = True
+        else:
+            _transfers.apply((executor, "submit", _transfer_submit(executor.submit)))
+
+
+def _transfer_submit(original: Callable[..., Any]) -> Callable[..., Any]:
+    """s3transfer's ``BoundedExecutor.submit``, handing the pool the task in the caller's context."""
+
+    def submit(self: Any, task: Any, *args: Any, **kwargs: Any) -> Any:
+        if _transfers.enabled and _current.get() is not None:
+            task = _InContext(task, copy_context())
+        return original(self, task, *args, **kwargs)
+
+    return submit
+
+
+class _InContext:
+    """An s3transfer task that runs in the context it was submitted from; otherwise the task."""
+
+    __slots__ = ("_context", "_task")
+
+    def __init__(self, task: Any, context: Any) -> None:
+        self._task = task
+        self._context = context
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._context.run(self._task, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # transfer_id, read by the executor's semaphores
+        if name in _InContext.__slots__:  # not set (a copy made without __init__): no recursion
+            raise AttributeError(name)
+        return getattr(self._task, name)
+
+    def __repr__(self) -> str:
+        return repr(self._task)
+
+
 def uninstall() -> None:
-    """Restore botocore's method (hooks left on clients do nothing once disabled)."""
+    """Restore botocore's and s3transfer's methods (hooks left on clients do nothing once disabled)."""
     _patch.restore()
+    _transfers.restore()
 
 
 def _start(client: Any, operation: str, params: dict[str, Any]) -> Any:
@@ -114,6 +185,8 @@ def _start(client: Any, operation: str, params: dict[str, Any]) -> Any:
         if parts.port:
             attrs["server.port"] = parts.port
     _ensure_hooks(client)
+    if not _transfers.enabled:  # s3transfer loaded after install (boto3 imported after `instrument`)
+        _patch_transfers()
     return tracer.span(name, kind=kind, attributes=attrs)
 
 
@@ -134,6 +207,23 @@ def _before_parameter_build(params: dict[str, Any], model: Any, **kwargs: Any) -
         _ops().inject_context(str(model.service_model.service_id), str(model.name), params)
     except Exception as exc:
         guard.report("botocore.inject", exc)
+
+
+def _record_error_code(span: Any, response: object) -> None:
+    """``error.type``: the service's error code (``ConditionalCheckFailedException``, ``NoSuchKey``).
+
+    A botocore ``ClientError`` is one class for every error a service has not
+    modelled (throttling, access denied, S3's ``404`` for ``HeadObject``), and a
+    modelled one's class name is botocore's shape name, not always the code
+    (SQS's ``QueueDoesNotExist`` is ``AWS.SimpleQueueService.NonExistentQueue``).
+    The code is the low-cardinality identifier the service documents and callers
+    match on, which OpenTelemetry's ``error.type`` asks for; the exception event
+    keeps the Python class as ``exception.type``.
+    """
+    error = response.get("Error") if isinstance(response, dict) else None
+    code = error.get("Code") if isinstance(error, dict) else None
+    if isinstance(code, str) and code:
+        span.set_attribute("error.type", code)
 
 
 def _safely(fn: Callable[..., None], *args: object) -> None:
