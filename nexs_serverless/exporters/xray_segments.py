@@ -23,7 +23,7 @@ OpenTelemetry Collector's ``awsxray`` exporter does with the same data:
   (`xray_cause`).
 - ``http``, ``aws`` (AWS SDK calls, namespace ``aws``), ``sql`` blocks (SQL
   databases only, as the Collector does: a DynamoDB or Redis call has no
-  query X-Ray could show); CLIENT and PRODUCER spans get namespace ``remote``
+  query X-Ray could show), built by `xray_blocks`; CLIENT and PRODUCER spans get namespace ``remote``
   and are named after the remote service so that the service map shows it.
   An HTTP status that is not an integer stays in metadata.
 - a segment's ``user`` from ``enduser.id`` and ``service.version`` from the
@@ -40,15 +40,13 @@ from __future__ import annotations
 import re
 
 from ..model import SpanKind, StatusCode
+from .xray_blocks import HTTP_KEYS, HTTP_URL, REMOTE_NAME, aws_block, first, host_of, http_block, sql_block
 from .xray_cause import cause_of, set_flags
 from .xray_lambda import LambdaSegment, parse_trace_header
 from .xray_values import MAX_ANNOTATIONS, annotate, jsonable, jsonable_map, recorded_for_xray
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from ..attributes import AttributeValue
     from ..typing import ReadableSpan
 
 __all__ = [
@@ -81,43 +79,6 @@ _ORIGINS = {
     "aws_ecs": "AWS::ECS::Container",
     "aws_eks": "AWS::EKS::Container",
     "aws_elastic_beanstalk": "AWS::ElasticBeanstalk::Environment",
-}
-# Attribute keys (current semantic conventions first, then the older names) per field.
-_HTTP_METHOD = ("http.request.method", "http.method")
-_HTTP_URL = ("url.full", "http.url")
-_HTTP_STATUS = ("http.response.status_code", "http.status_code")
-_HTTP_LENGTH = ("http.response.body.size", "http.response_content_length")
-_USER_AGENT = ("user_agent.original", "http.user_agent")
-_CLIENT_IP = ("client.address", "http.client_ip")
-_SCHEME = ("url.scheme", "http.scheme")
-_HOST = ("server.address", "http.host", "net.host.name")
-_TARGET = ("http.target",)
-_HTTP_KEYS = frozenset(
-    (*_HTTP_METHOD, *_HTTP_URL, *_HTTP_STATUS, *_HTTP_LENGTH, *_USER_AGENT, *_CLIENT_IP, *_TARGET)
-)
-_REMOTE_NAME = ("peer.service", "server.address", "net.peer.name", "db.name", "db.namespace", "db.system")
-_DB_SYSTEM = ("db.system", "db.system.name")
-# ``db.system`` values of SQL databases (semantic conventions, older and current
-# names): only these get a ``sql`` block, the Collector's rule (``isSQL``).
-_SQL_SYSTEMS = frozenset(
-    (
-        "db2", "ibm.db2", "derby", "hive", "mariadb", "mssql", "microsoft.sql_server", "mysql",
-        "oracle", "oracle.db", "postgresql", "sqlite", "teradata", "other_sql", "cockroachdb",
-        "h2", "hsqldb", "redshift", "trino", "sybase", "informix", "vertica", "netezza", "firebird",
-        "clickhouse", "spanner", "gcp.spanner", "snowflake",
-    )
-)  # fmt: skip
-_SQL = {
-    "database_type": _DB_SYSTEM,
-    "sanitized_query": ("db.query.text", "db.statement"),
-    "user": ("db.user",),
-    "url": ("db.connection_string",),
-}
-_AWS = {
-    "operation": ("rpc.method",),
-    "region": ("aws.region", "cloud.region"),
-    "request_id": ("aws.request_id", "aws.requestId"),
-    "queue_url": ("aws.sqs.queue_url", "messaging.url"),
 }
 
 
@@ -216,7 +177,7 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
         name = attrs.get("rpc.service") or span.name
         doc["namespace"] = "aws"
     elif remote_call:
-        name = _first(attrs, _REMOTE_NAME, used) or _host_of(_first(attrs, _HTTP_URL, set())) or span.name
+        name = first(attrs, REMOTE_NAME, used) or host_of(first(attrs, HTTP_URL, set())) or span.name
         doc["namespace"] = "remote"
     else:
         name = span.name
@@ -225,23 +186,19 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
     if cleaned != span.name:
         otel["span_name"] = span.name
     if aws_call:
-        used.update(("rpc.system", "rpc.service"))
-        aws = _block(attrs, _AWS, used)
-        tables = attrs.get("aws.dynamodb.table_names")
-        if isinstance(tables, (list, tuple)) and len(tables) == 1:
-            aws["table_name"] = tables[0]
-            used.add("aws.dynamodb.table_names")
+        aws = aws_block(attrs, used)
         if aws:
             existing = doc.get("aws")
             doc["aws"] = {**existing, **aws} if isinstance(existing, dict) else aws
     status = None
-    if attrs and not _HTTP_KEYS.isdisjoint(attrs):
-        http, status = _http(attrs, kind, used)
+    if attrs and not HTTP_KEYS.isdisjoint(attrs):
+        http, status = http_block(attrs, kind, used)
         if http:
             doc["http"] = http
     if attrs and ("db.system" in attrs or "db.system.name" in attrs):
-        if attrs.get("db.system", attrs.get("db.system.name")) in _SQL_SYSTEMS:
-            doc["sql"] = _block(attrs, _SQL, used)
+        sql = sql_block(attrs, used)
+        if sql is not None:
+            doc["sql"] = sql
         doc.setdefault("namespace", "remote")
     if status is not None or span.status_code == StatusCode.ERROR:
         set_flags(span, status, doc)
@@ -306,48 +263,6 @@ def _place(span: ReadableSpan, options: SegmentOptions, doc: dict[str, object]) 
     return True
 
 
-def _http(
-    attrs: Mapping[str, AttributeValue], kind: int, used: set[str]
-) -> tuple[dict[str, object], int | None]:
-    request: dict[str, object] = {}
-    method = _first(attrs, _HTTP_METHOD, used)
-    if method is not None:
-        request["method"] = method
-    url = _first(attrs, _HTTP_URL, used)
-    if url is None and kind == SpanKind.SERVER and method is not None:
-        # Parts are marked used only once the URL is built: a host without a path
-        # (or the reverse) stays in metadata rather than vanishing.
-        parts: set[str] = set()
-        host = _first(attrs, _HOST, parts)
-        path = attrs.get("url.path")
-        target = _first(attrs, _TARGET, parts) or (
-            f"{path}?{attrs['url.query']}" if path is not None and "url.query" in attrs else path
-        )
-        if host is not None and target is not None:
-            used.update(parts)
-            used.update(key for key in ("url.path", "url.query") if key in attrs)
-            url = f"{_first(attrs, _SCHEME, used) or 'https'}://{host}{target}"
-    if url is not None:
-        request["url"] = url
-    for field, keys in (("user_agent", _USER_AGENT), ("client_ip", _CLIENT_IP)):
-        value = _first(attrs, keys, used)
-        if value is not None:
-            request[field] = value
-    response: dict[str, object] = {}
-    status = _first_int(attrs, _HTTP_STATUS, used)
-    if status is not None:
-        response["status"] = status
-    length = _first_int(attrs, _HTTP_LENGTH, used)
-    if length is not None:
-        response["content_length"] = length
-    http: dict[str, object] = {}
-    if request:
-        http["request"] = request
-    if response:
-        http["response"] = response
-    return http, status
-
-
 def _otel_extras(span: ReadableSpan, otel: dict[str, object]) -> None:
     if span.status_code == StatusCode.ERROR and span.status_description:
         otel["status_message"] = span.status_description
@@ -381,56 +296,6 @@ def _dropped(span: ReadableSpan) -> dict[str, int]:
         ("links", span.dropped_links),
     )
     return {name: count for name, count in counts if count}
-
-
-def _block(
-    attrs: Mapping[str, AttributeValue], fields: dict[str, tuple[str, ...]], used: set[str]
-) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for field, keys in fields.items():
-        value = _first(attrs, keys, used)
-        if value is not None:
-            out[field] = value
-    return out
-
-
-def _first(attrs: Mapping[str, AttributeValue], keys: tuple[str, ...], used: set[str]) -> object:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None:
-            used.add(key)
-            return jsonable(value)
-    return None
-
-
-def _first_int(attrs: Mapping[str, AttributeValue], keys: tuple[str, ...], used: set[str]) -> int | None:
-    """The first of `keys` present, as an integer; a value that is not one stays unused (metadata)."""
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None:
-            number = _as_int(value)
-            if number is not None:
-                used.add(key)
-            return number
-    return None
-
-
-def _as_int(value: object) -> int | None:
-    """`value` as an int: an int, an integral float, or ASCII digits ("²".isdigit(), but int() refuses it)."""
-    if type(value) is int:
-        return value
-    if type(value) is float and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
-
-
-def _host_of(url: object) -> str | None:
-    if not isinstance(url, str) or "://" not in url:
-        return None
-    host = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
-    return host.rsplit("@", 1)[-1] or None
 
 
 def _clean_name(name: str) -> str:

@@ -111,8 +111,12 @@ def _bridged_class() -> type:
             if isinstance(token, _Token):
                 try:
                     _current.reset(token.ours)  # type: ignore[arg-type]
-                except ValueError:  # detached in another context than attached
-                    _current.set(None)
+                except ValueError:
+                    # Attached in another context: OpenTelemetry's own variable refuses the token the
+                    # same way just below, its current context stays, and its `detach` logs the error.
+                    # Ours stays too, so both APIs keep one current span (setting None cleared the
+                    # span of whatever ran in this context and left OpenTelemetry's in place).
+                    pass
                 self.inner.detach(token.inner)
             else:  # attached before the bridge was installed
                 self.inner.detach(token)

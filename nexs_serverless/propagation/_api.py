@@ -6,9 +6,9 @@ its submodules is, and a Lambda cold start needs only `_carrier`, `options`,
 spares the cold start its load (about 0.6 M instructions, with `baggage`).
 
 A header object other than a dict (``http.client.HTTPMessage``, a framework's
-``Headers``) is read through `combined`: its repeated lines joined, as the W3C
-formats require (several ``tracestate``/``baggage`` lines are one list; two
-``traceparent`` lines are invalid).
+``Headers``) is read through `_carrier.combined`: its repeated lines joined, as
+the W3C formats require (several ``tracestate``/``baggage`` lines are one list;
+two ``traceparent`` lines are invalid).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .. import _guard as guard
 from ..baggage import _entries as _baggage_entries
 from ..context import _current
 from ..runtime import runtime
-from ._carrier import Headers, _last_trace, drop_variants, headers_from, hex_ids, lowered, text
+from ._carrier import Headers, _last_trace, combined, drop_variants, headers_from, hex_ids, lowered, text
 from .incoming import Incoming
 
 TYPE_CHECKING = False
@@ -178,38 +178,6 @@ class CompositePropagator:
             inject_into(carrier, context, ids)
 
 
-def combined(carrier: object) -> object:
-    """`carrier` as `Headers` when it is a header map other than a dict, its repeated fields joined.
-
-    HTTP lets a field repeat (RFC 9110 section 5.3), and the W3C formats count on
-    it: several ``tracestate`` or ``baggage`` lines are one list, and two
-    ``traceparent`` lines are invalid. Most header objects answer ``get`` with the
-    first line only (``http.client.HTTPMessage``, Starlette's and werkzeug's
-    ``Headers``, aiohttp's multidict) but list every line in ``items()``; joining
-    those with commas gives what a proxy that merged them would send. Anything
-    without ``items`` is returned unchanged, to be read through its ``get``.
-    """
-    items = getattr(carrier, "items", None)
-    if items is None:
-        return carrier
-    try:
-        pairs: list[tuple[object, object]] = list(items())
-    except Exception:
-        return carrier
-    out = Headers()
-    for key, value in pairs:
-        field = key.decode("latin-1") if type(key) is bytes else key
-        if type(field) is not str:
-            continue
-        converted = text(value)
-        if converted is None:
-            continue
-        name = field.lower()
-        previous = out.get(name)
-        out[name] = converted if previous is None else f"{previous},{converted}"
-    return out
-
-
 def _default_reader() -> Callable[[dict[object, object]], SpanContext | None]:
     """`CompositePropagator.extract_context` of W3C then X-Ray for a plain dict, in one call.
 
@@ -242,7 +210,7 @@ def _default_reader() -> Callable[[dict[object, object]], SpanContext | None]:
             if type(header) is not str:
                 header = text(header)
             if header:
-                found = parse_header(header)[0]
+                found = parse_header(header, True)[0]
                 if found is not None:
                     context = found
         return context

@@ -10,13 +10,29 @@ case, built by the triggers) skips the scan.
 Values may arrive as text, bytes, or lists (ALB and API Gateway
 ``multiValueHeaders``); lists are joined with commas, as RFC 9110 section 5.3
 combines repeated fields. Anything else reads as absent.
+
+A header object other than a dict (``http.client.HTTPMessage``, a framework's
+``Headers``) is read through its ``items()``, repeated lines joined the same
+way (`combined`, `get`): its ``get`` answers with the first line only, and the
+W3C formats count on every line (several ``tracestate`` or ``baggage`` lines
+are one list, two ``traceparent`` lines are invalid).
 """
 
 from __future__ import annotations
 
 from ..model import remote_context as new_context
 
-__all__ = ["Headers", "drop_variants", "get", "headers_from", "hex_ids", "lowered", "new_context", "text"]
+__all__ = [
+    "Headers",
+    "combined",
+    "drop_variants",
+    "get",
+    "headers_from",
+    "hex_ids",
+    "lowered",
+    "new_context",
+    "text",
+]
 
 # (trace id, its hex) of the trace being propagated; one tuple, swapped atomically between threads.
 _last_trace: list[tuple[int, str]] = [(0, "")]
@@ -65,12 +81,20 @@ def text(value: object) -> str | None:
 def get(carrier: object, name: str) -> str | None:
     """The value of header `name` (given in lower case) in `carrier`, or None.
 
-    Never raises: a carrier that is not a mapping, or that fails while read,
-    reads as empty.
+    A header object other than a dict gives every line of `name`, joined as
+    `combined` joins them: a format's own `extract` then reads what the
+    composite's reads. Never raises: a carrier that is not a mapping, or that
+    fails while read, reads as empty.
     """
+    kind = type(carrier)
     try:
+        if kind is not dict and kind is not Headers:
+            pairs = _pairs(carrier)
+            if pairs is not None:
+                lines = [line for field, line in _fields(pairs) if field == name]
+                return ",".join(lines) if lines else None
         value = carrier.get(name)  # type: ignore[attr-defined]
-        if value is None and type(carrier) is not Headers:
+        if value is None and kind is not Headers:
             for key in carrier:  # type: ignore[attr-defined]
                 if type(key) is str and len(key) == len(name) and key.lower() == name:
                     value = carrier[key]  # type: ignore[index]
@@ -117,4 +141,49 @@ def headers_from(mapping: object) -> Headers:
         converted = text(value)
         if converted is not None:
             out[key.lower()] = converted
+    return out
+
+
+def combined(carrier: object) -> object:
+    """`carrier` as `Headers` when it is a header map other than a dict, its repeated fields joined.
+
+    HTTP lets a field repeat (RFC 9110 section 5.3), and the W3C formats count on
+    it: several ``tracestate`` or ``baggage`` lines are one list, and two
+    ``traceparent`` lines are invalid. Most header objects answer ``get`` with the
+    first line only (``http.client.HTTPMessage``, Starlette's and werkzeug's
+    ``Headers``, aiohttp's multidict) but list every line in ``items()``; joining
+    those with commas gives what a proxy that merged them would send. Anything
+    without ``items`` is returned unchanged, to be read through its ``get``.
+    """
+    pairs = _pairs(carrier)
+    if pairs is None:
+        return carrier
+    out = Headers()
+    for name, line in _fields(pairs):
+        previous = out.get(name)
+        out[name] = line if previous is None else f"{previous},{line}"
+    return out
+
+
+def _pairs(carrier: object) -> list[tuple[object, object]] | None:
+    """Every (name, value) line of a header object, or None when it lists none (no ``items``, or it fails)."""
+    items = getattr(carrier, "items", None)
+    if items is None:
+        return None
+    try:
+        return list(items())
+    except Exception:
+        return None
+
+
+def _fields(pairs: list[tuple[object, object]]) -> list[tuple[str, str]]:
+    """(lower-case name, text value) of each readable line, in order; bytes names read as Latin-1."""
+    out: list[tuple[str, str]] = []
+    for key, value in pairs:
+        field = key.decode("latin-1") if type(key) is bytes else key
+        if type(field) is not str:
+            continue
+        converted = text(value)
+        if converted is not None:
+            out.append((field.lower(), converted))
     return out

@@ -2,11 +2,19 @@
 
 The header is ``;``-separated ``key=value`` pairs (X-Ray developer guide,
 "Tracing header"): ``Root=1-<8 hex epoch>-<24 hex>`` is the 128-bit trace id,
-``Parent`` the 64-bit parent id, ``Sampled`` ``1``/``0``; anything else
-(``?``, X-Ray's "the receiver decides", included) or none reads as not sampled.
-OpenTelemetry's propagators read a missing key so too; its Python propagator
-drops a header with another value entirely. (The triggers use an SQS
-``AWSTraceHeader`` only when sampled, so a ``?`` there costs no trace.)
+``Parent`` the 64-bit parent id, ``Sampled`` ``1``/``0``; another value reads
+as not sampled. ``Sampled=?`` (X-Ray's "the receiver decides") and a header
+without ``Sampled`` carry no decision, and the propagators take ours: the
+context keeps its trace and parent ids, its sampled flag being what the
+configured sampler decides for a new trace with that id (`_receiver_decides`).
+A parent-based sampler then follows that flag instead of dropping the trace,
+and outgoing headers carry it. Decided at extraction, it needs no "undecided"
+mark in the context that the tracer would have to know (its default path
+follows a parent's flag without asking a sampler). OpenTelemetry's
+propagators read a missing key as not sampled, and its Python one drops a
+header with ``?``. `incoming_from` (Lambda's ``_X_AMZN_TRACE_ID``, which
+always says ``1`` or ``0``, and SQS's ``AWSTraceHeader``, used only when
+sampled, so a ``?`` there costs no trace) reads both as not sampled.
 ``Lineage`` (Lambda's recursive-loop counter) and keys we do not know are
 kept and written back for the same trace, when their key is an RFC 9110
 token and their value visible ASCII without ``;``, ``=`` or ``,`` (anything
@@ -56,11 +64,19 @@ _FIELD_VALUE = _TCHARS + '"()/:<>?@[\\]{}'
 _last_root: list[tuple[str, str]] = [("", "")]
 
 
-def parse_header(header: str | None) -> tuple[SpanContext | None, str]:
-    """The context in an X-Ray header and the pairs to write back (``"Lineage=…"``)."""
+def parse_header(header: str | None, decide: bool = False) -> tuple[SpanContext | None, str]:
+    """The context in an X-Ray header and the pairs to write back (``"Lineage=…"``).
+
+    Args:
+        header: the header's value.
+        decide: for ``Sampled=?`` or no ``Sampled``, take the configured sampler's
+            decision for a new trace (`_receiver_decides`); when False, such a
+            context is not sampled.
+    """
     if not header or len(header) > MAX_LENGTH:
         return None, ""
-    trace_id = span_id = flags = 0
+    trace_id = span_id = 0
+    flags = -1  # no Sampled yet
     kept: list[str] = []
     for raw in header.split(";"):
         part = raw.strip()
@@ -85,12 +101,28 @@ def parse_header(header: str | None) -> tuple[SpanContext | None, str]:
                 return None, ""
             span_id = int(value, 16)
         elif lowered == "sampled":
-            flags = 1 if value == "1" else 0
+            flags = 1 if value == "1" else -1 if value == "?" else 0
         elif lowered != "self" and key and not key.strip(_TCHARS) and not value.strip(_FIELD_VALUE):
             kept.append(f"{key}={value}")
     if not trace_id or not span_id:
         return None, ""
+    if flags < 0:
+        flags = _receiver_decides(trace_id) if decide else 0
     return SpanContext(trace_id, span_id, flags, (), True), ";".join(kept)
+
+
+def _receiver_decides(trace_id: int) -> int:
+    """The sampled flag for a context whose sender left the decision to us: a new trace's, for its id.
+
+    The configured sampler decides as it would for a root (a parent-based one by
+    its root sampler), so the span that continues the trace is recorded or not
+    as a root with that id would be, whatever the sampler does with the remote
+    parent's flag afterwards (it follows it, or decides from the id again).
+    """
+    from ..runtime import runtime
+
+    sampler = runtime.sampler
+    return 1 if sampler is None or sampler.should_sample(trace_id, None) else 0
 
 
 def format_header(trace_id: int, span_id: int, flags: int, kept: str | None = None) -> str:
@@ -100,8 +132,8 @@ def format_header(trace_id: int, span_id: int, flags: int, kept: str | None = No
     return f"{header};{kept}" if kept else header
 
 
-def _adopt(incoming: Incoming, header: str | None) -> bool:
-    context, kept = parse_header(header)
+def _adopt(incoming: Incoming, header: str | None, decide: bool) -> bool:
+    context, kept = parse_header(header, decide)
     if context is None:
         return False
     incoming.context = context
@@ -117,7 +149,7 @@ def incoming_from(header: object) -> Incoming | None:
     if not isinstance(header, str) or not header:
         return None
     incoming = Incoming()
-    return incoming if _adopt(incoming, header) else None
+    return incoming if _adopt(incoming, header, False) else None
 
 
 class XRayPropagator:
@@ -134,7 +166,7 @@ class XRayPropagator:
         else:
             header = get(carrier, "x-amzn-trace-id")
         if header:
-            _adopt(incoming, header)
+            _adopt(incoming, header, True)
 
     def extract_context(self, carrier: object, context: SpanContext | None) -> SpanContext | None:
         """The carrier's context when its X-Ray header is valid, else `context` (kept pairs not read)."""
@@ -143,7 +175,7 @@ class XRayPropagator:
         )
         if not header:
             return context
-        found = parse_header(header)[0]
+        found = parse_header(header, True)[0]
         return context if found is None else found
 
     def inject(self, carrier: object, context: SpanContext | Span, ids: tuple[str, str] | None) -> None:
@@ -177,10 +209,10 @@ class XRayLambdaPropagator(XRayPropagator):
         """The carrier's header; then, if nothing before had a context, the environment's."""
         had_context = incoming.context is not None
         header = get(carrier, "x-amzn-trace-id") or get(carrier, "lambda-runtime-trace-id")
-        _adopt(incoming, header)
+        _adopt(incoming, header, True)
         if had_context:
             return
-        _adopt(incoming, read_env(ENV_VARIABLE) or None)
+        _adopt(incoming, read_env(ENV_VARIABLE) or None, False)
 
     def extract_context(self, carrier: object, context: SpanContext | None) -> SpanContext | None:
         """As `extract`, for the context only."""
