@@ -19,12 +19,21 @@ a later flush either, since sending them again cannot help (for REFUSED, the
 OTLP specification's "Failures" says the client MUST drop them).
 
 Exporters raise `ExportError` from their send step; `classify` turns an
-arbitrary exception (socket errors, SDK exceptions) into one. Cold start:
+arbitrary exception (socket errors, SDK exceptions) into one. A send that
+goes as several requests (`send_parts`) and fails after some got through
+says which spans are still `undelivered`, so that only those are retried,
+kept or dropped (the others would arrive twice, or be counted as lost). Cold start:
 `resilient` and `otlp_http` import this module only when something fails,
 so an export that succeeds never loads it; keep it that way.
 """
 
 from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ..typing import ReadableSpan
 
 __all__ = [
     "DROPPED",
@@ -34,6 +43,7 @@ __all__ = [
     "classify",
     "classify_otlp_status",
     "classify_status",
+    "send_parts",
 ]
 
 
@@ -65,7 +75,17 @@ class ExportError(Exception):
         message: what happened, for the log.
         retry_after_s: the back end's ``Retry-After``, when it sent one.
         status: the HTTP or gRPC status, when there was one.
+
+    Attributes:
+        undelivered: None when no span of the batch got through; else, after
+            earlier requests of the batch were accepted, the spans still to
+            send (in order; spans the exporter itself dropped, too big for any
+            request, are in neither part).
+        rejected: spans the back end rejected in the requests it accepted
+            (``partial_success``), when `undelivered` is set.
     """
+
+    undelivered: Sequence[ReadableSpan] | None
 
     def __init__(
         self,
@@ -79,6 +99,8 @@ class ExportError(Exception):
         self.error_class = error_class
         self.retry_after_s = retry_after_s
         self.status = status
+        self.undelivered = None
+        self.rejected = 0
 
     @property
     def retryable(self) -> bool:
@@ -135,3 +157,37 @@ def classify(exc: BaseException) -> ExportError:
     if isinstance(exc, (ValueError, TypeError, UnicodeError, OverflowError)):
         return ExportError(ErrorClass.SERIALIZATION, repr(exc))
     return ExportError(ErrorClass.UNKNOWN, repr(exc))
+
+
+def send_parts(
+    parts: Sequence[tuple[Sequence[ReadableSpan], bytes]],
+    send: Callable[[Sequence[ReadableSpan], bytes], int],
+) -> int:
+    """Send a batch's `parts` (its spans and their request) in order; the spans rejected in all.
+
+    For a batch too big for one request. A failure after a part got through
+    is raised with `ExportError.undelivered` naming the failed part's spans
+    and all later ones (a part that itself failed half way names only its own
+    rest), so the caller neither sends the delivered ones twice nor counts
+    them as lost.
+
+    Raises:
+        ExportError: the failed request's, classified.
+    """
+    rejected = 0
+    done = 0  # parts that got through
+    try:
+        for members, body in parts:
+            rejected += send(members, body)
+            done += 1
+    except Exception as exc:
+        error = classify(exc)
+        if done == 0 and error.undelivered is None:  # nothing got through
+            raise
+        left = error.undelivered if error.undelivered is not None else parts[done][0]
+        error.undelivered = [*left, *(span for later, _ in parts[done + 1 :] for span in later)]
+        error.rejected += rejected
+        if error is exc:
+            raise
+        raise error from exc
+    return rejected

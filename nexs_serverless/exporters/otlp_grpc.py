@@ -39,7 +39,7 @@ import time
 from .. import _stats as stats
 from ._http import split_url
 from .base import ExportResult, send_once
-from .errors import ErrorClass, ExportError
+from .errors import ErrorClass, ExportError, send_parts
 from .otlp_encode import decode_partial_success, encode_spans, iter_fields
 
 TYPE_CHECKING = False
@@ -122,11 +122,9 @@ class OTLPGrpcExporter:
     def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
         """Export `spans` with one unary call (several when too big); return how many were rejected.
 
-        A call that fails after earlier ones of the batch got through fails the whole
-        batch (a retry sends those again, as `OTLPHttpExporter.send` says).
-
         Raises:
-            ExportError: classified failure.
+            ExportError: classified failure; after earlier calls of the batch got
+                through, its `undelivered` names the spans still to send (`errors.send_parts`).
         """
         deadline = time.monotonic() + min(timeout_s, self.timeout_s)  # the flush's budget, at most our own
         try:
@@ -152,7 +150,7 @@ class OTLPGrpcExporter:
                 limit,
                 self.endpoint,
             )
-        return sum([self._export_one(part_body, deadline) for _, part_body in parts])
+        return send_parts(parts, lambda _, part_body: self._export_one(part_body, deadline))
 
     def _export_one(self, body: bytes, deadline: float) -> int:
         """One unary call with `body`: the spans rejected, or a classified `ExportError`."""

@@ -129,12 +129,10 @@ class OTLPHttpExporter:
     def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
         """Post `spans` (in several requests when too big for the collector); return how many it rejected.
 
-        A request that fails after earlier ones of the batch got through fails the
-        whole batch, so a retry sends those again: the OTLP specification prefers
-        duplicates to loss ("Duplicate Data").
-
         Raises:
-            ExportError: classified failure (network, timeout, HTTP status, ...).
+            ExportError: classified failure (network, timeout, HTTP status, ...); after
+                earlier requests of the batch got through, its `undelivered` names the
+                spans still to send (`errors.send_parts`).
         """
         # The flush's budget, never more than this exporter's own timeout (OTEL_EXPORTER_OTLP_TIMEOUT),
         # for every request of the batch; waiting for the connection (another send, the background
@@ -151,12 +149,13 @@ class OTLPHttpExporter:
         limit = self._max_bytes
         if limit is None or len(body) <= limit:
             return self._send_request(spans, body, deadline)
+        from .errors import send_parts
         from .otlp_encode import split_spans
 
         parts, too_big = split_spans(spans, limit)
         if too_big:
             self._drop_oversize(too_big, f"over the {limit}-byte request limit")
-        return sum([self._send_request(part, part_body, deadline) for part, part_body in parts])
+        return send_parts(parts, lambda part, part_body: self._send_request(part, part_body, deadline))
 
     def _send_request(self, spans: Sequence[ReadableSpan], body: bytes, deadline: float) -> int:
         """Post one request; on a 413, send its spans again as two halves (OTLP/HTTP names no limit).
@@ -176,9 +175,11 @@ class OTLPHttpExporter:
         limit = self._max_bytes
         if limit is None or len(body) // 2 < limit:
             self._max_bytes = len(body) // 2
+        from .errors import send_parts
+
         middle = len(spans) // 2
-        halves = (spans[:middle], spans[middle:])
-        return sum([self._send_request(half, encode_spans(half), deadline) for half in halves])
+        halves = [(half, encode_spans(half)) for half in (spans[:middle], spans[middle:])]
+        return send_parts(halves, lambda half, half_body: self._send_request(half, half_body, deadline))
 
     def _post(self, body: bytes, deadline: float) -> int:
         """One request and its answer: the spans rejected, or a classified `ExportError`."""

@@ -24,6 +24,9 @@ What happens to a batch:
   ``spans_dropped_<class>`` (the back end answered, so the breaker is not charged);
 - any other failure, breaker open, deadline reached or ``Retry-After`` pending:
   kept for later (``export_spans_carried_over`` counts spans entering the buffer);
+- a batch sent as several requests that fails after some got through (the
+  error's ``undelivered``): those are counted sent, and only the rest is
+  retried, dropped or kept (sending the delivered ones again would duplicate them);
 - at `shutdown`, what is still held is counted ``spans_dropped_shutdown``; at a
   reconfiguration (`discard_carryover`), and by a flush that fails after one, ``spans_dropped_reconfigure``.
 
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
     from ..typing import ReadableSpan
     from .breaker import CircuitBreaker
     from .carryover import CarryOver
+    from .errors import ExportError
     from .retry import RetryPolicy
 
     T = TypeVar("T")
@@ -355,54 +359,54 @@ class ResilientExporter:
         while start < len(pending):
             batch = pending[start : start + batch_size]
             resent_here = max(0, min(len(batch), resent - start))
-            try:
-                rejected = self._send_with_retries(batch, deadline)
-            except Exception as exc:  # an ExportError; anything else is a bug, for `export` to report
-                from .errors import DROPPED, ExportError
+            start += len(batch)
+            left, error = self._send_with_retries(batch, resent_here, deadline)
+            if not left:
+                self._record_success()
+                continue
+            # A multi-request send may have delivered part of the batch (counted already):
+            # only `left` is dropped or kept, and only the carried ones among it were carried.
+            carried_left = _carried_among(left, batch, resent_here)
+            if error is not None:
+                from .errors import DROPPED
 
-                if not isinstance(exc, ExportError):
-                    raise
-                if exc.error_class in DROPPED:
+                if error.error_class in DROPPED:
                     self._record_success()  # the back end answered: it is up
-                    stats.incr("spans_dropped_" + exc.error_class, len(batch))
-                    complete = complete and start + len(batch) <= resent  # only carried ones lost
-                    start += batch_size
+                    stats.incr("spans_dropped_" + error.error_class, len(left))
+                    complete = complete and carried_left == len(left)  # only carried ones lost
                     continue
                 self.breaker.record_failure()
-                if exc.retry_after_s:  # 429 or 503 alike: the back end named its pause
-                    self._honour_retry_after(exc.retry_after_s)
-                self._carry(pending[start:], max(0, resent - start), generation)
-                return ExportResult.FAILURE
-            if rejected is None:  # our budget ran out, not the back end: keep the rest, blame nobody
-                self._carry(pending[start:], max(0, resent - start), generation)
-                return ExportResult.FAILURE
-            rejected = min(rejected, len(batch))  # a back end's count past the batch is its error
-            self._record_success()
-            stats.incr("export_spans_sent", len(batch) - rejected)
-            if rejected:
-                stats.incr("export_spans_rejected", rejected)
-            if resent_here:
-                stats.incr("export_spans_resent", resent_here)
-            start += batch_size
+                if error.retry_after_s:  # 429 or 503 alike: the back end named its pause
+                    self._honour_retry_after(error.retry_after_s)
+            # else our budget ran out, not the back end: keep the rest, blame nobody
+            rest = pending[start:]
+            self._carry([*left, *rest] if rest else left, carried_left + max(0, resent - start), generation)
+            return ExportResult.FAILURE
         return ExportResult.SUCCESS if complete else ExportResult.FAILURE
 
-    def _send_with_retries(self, batch: Sequence[ReadableSpan], deadline: float) -> int | None:
-        """Send `batch`, retrying within `deadline`; how many spans the back end rejected.
+    def _send_with_retries(
+        self, batch: Sequence[ReadableSpan], resent: int, deadline: float
+    ) -> tuple[Sequence[ReadableSpan], ExportError | None]:
+        """Send `batch`, retrying within `deadline`; count what arrives, return what did not and why.
 
-        Returns None when the deadline passed before an attempt (nothing to
-        charge the breaker with).
+        `resent`: how many of the batch's first spans come from the carry-over.
+        A failure after part of the batch got through (`ExportError.undelivered`)
+        counts that part as sent and retries only the rest.
 
-        Raises:
-            ExportError: the last failure, when retrying cannot help or would pass the deadline.
+        Returns:
+            ``((), None)`` when every span arrived; the spans left and None when
+            the deadline passed before an attempt (nothing to charge the breaker
+            with); the spans left and the last failure when retrying cannot help
+            or would pass the deadline.
         """
         retry = 0
         while True:
             timeout_s = deadline - self._clock()
             if timeout_s <= 0:
                 stats.incr("export_deadline_reached")
-                return None
+                return batch, None
             try:
-                return self._attempt(batch, timeout_s)
+                rejected = self._attempt(batch, timeout_s)
             except Exception as exc:
                 from .errors import ExportError, classify
 
@@ -418,12 +422,22 @@ class ResilientExporter:
                 else:  # an exporter that raised: counted and logged once, with its trace
                     guard.report("export:" + self.name, exc)
                     error = classify(exc)
+            else:
+                _count_sent(len(batch), rejected, resent)
+                return (), None
             stats.incr("export_errors_" + error.error_class)
+            left = error.undelivered
+            if left is not None:  # earlier requests got through: they are sent, the rest is the batch now
+                left_resent = _carried_among(left, batch, resent)
+                _count_sent(len(batch) - len(left), error.rejected, resent - left_resent)
+                if not left:
+                    return (), None
+                batch, resent = left, left_resent
             if self._send is None:
-                raise error  # export()-only exporters: one attempt (SDK exporters retry on their own)
+                return batch, error  # export()-only exporters: one attempt (SDK exporters retry on their own)
             delay = self.retry.delay_s(retry, error)
             if delay is None or self._clock() + delay >= deadline:
-                raise error
+                return batch, error
             stats.incr("export_retries")
             if delay > 0:
                 self._sleep(delay)
@@ -466,3 +480,23 @@ class ResilientExporter:
         """
         stats.incr("export_deferred_retry_after")
         self.breaker.trip(retry_after_s)
+
+
+def _count_sent(delivered: int, rejected: int, resent: int) -> None:
+    """Count spans that reached the back end: `rejected` of them refused by it, `resent` carried over."""
+    rejected = min(rejected, delivered)  # a back end's count past the batch is its error
+    stats.incr("export_spans_sent", delivered - rejected)
+    if rejected:
+        stats.incr("export_spans_rejected", rejected)
+    if resent:
+        stats.incr("export_spans_resent", resent)
+
+
+def _carried_among(spans: Sequence[ReadableSpan], batch: Sequence[ReadableSpan], carried: int) -> int:
+    """How many of `spans` (some of `batch`'s, in order) are among its first `carried` ones."""
+    if not carried:
+        return 0
+    if carried >= len(batch):
+        return len(spans)
+    ids = {id(span) for span in batch[:carried]}
+    return sum(1 for span in spans if id(span) in ids)
