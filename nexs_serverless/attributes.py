@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DROP", "SpanLimits", "clean_value"]
 
-_PRIMITIVES = (str, bool, int, float)
-
 
 class SpanLimits:
     """OpenTelemetry's span limits (``OTEL_SPAN_*`` / ``OTEL_ATTRIBUTE_*`` variables).
@@ -79,8 +77,9 @@ DROP = _Drop()
 def clean_value(value: object, max_length: int | None) -> AttributeValue | _Drop:
     """Return `value` as an OpenTelemetry attribute value, or `DROP`.
 
-    The fast path (a str, bool, int or float) is one type check; everything
-    else goes through `_convert`, which never raises.
+    The common values (a str, bool, int or float, None, a list or tuple of one of
+    those types) are handled here; anything else is converted by `_span_coerce`,
+    which never raises and is loaded only then (issue #5: not at a cold start).
     """
     t = type(value)
     if t is str:
@@ -89,62 +88,20 @@ def clean_value(value: object, max_length: int | None) -> AttributeValue | _Drop
         return value  # type: ignore[return-value]
     if t is int or t is float or t is bool:
         return value  # type: ignore[return-value]
-    return _convert(value, max_length)
-
-
-def _convert(value: object, max_length: int | None) -> AttributeValue | _Drop:
-    try:
-        if value is None:
-            stats.incr("attributes_dropped")
-            return DROP
-        if isinstance(value, _PRIMITIVES):  # subclasses: IntEnum, str enums, numpy-free floats
-            # An enum member converts to its value: str() of a str enum is "Region.EU".
-            plain = getattr(value, "_value_", value)
-            for base in (bool, int, float, str):
-                if isinstance(value, base):
-                    stats.incr("attributes_converted")
-                    return clean_value(base(plain), max_length)
-        if isinstance(value, (list, tuple)):
-            return _convert_sequence(value, max_length)
-        if isinstance(value, (bytes, bytearray)):
-            stats.incr("attributes_converted")
-            return clean_value(bytes(value).decode("utf-8", "replace"), max_length)
-        text = str(value)
-    except Exception:  # a __str__ that raises must not reach the caller
+    if value is None:
         stats.incr("attributes_dropped")
         return DROP
-    stats.incr("attributes_converted")
-    return clean_value(text, max_length)
+    if t is tuple or t is list:
+        items: tuple[object, ...] | list[object] = value  # type: ignore[assignment]
+        # Types compared by identity: a set of them would hash each class, which runs a metaclass's
+        # code (one that raises dropped the whole attribute).
+        first: type = type(items[0]) if items else str
+        if (first is str or first is bool or first is int or first is float) and all(
+            type(item) is first for item in items
+        ):
+            if max_length is not None and first is str:
+                return tuple(item[:max_length] for item in items)  # type: ignore[index]
+            return tuple(items)  # type: ignore[return-value]
+    from ._span_coerce import attribute_value
 
-
-def _convert_sequence(
-    value: list[object] | tuple[object, ...], max_length: int | None
-) -> AttributeValue | _Drop:
-    # Types compared by identity: a set of them would hash each class, which runs a metaclass's
-    # code (one that raises dropped the whole attribute).
-    first = type(value[0]) if value else str
-    if (first is str or first is bool or first is int or first is float) and all(
-        type(item) is first for item in value
-    ):
-        if max_length is not None and first is str:
-            return tuple(item[:max_length] for item in value)  # type: ignore[index]
-        return tuple(value)  # type: ignore[return-value]
-    if all(type(item) is int or type(item) is float for item in value):
-        stats.incr("attributes_converted")
-        return tuple(float(item) for item in value)  # type: ignore[arg-type]
-    stats.incr("attributes_converted")
-    cleaned = [clean_value(item, max_length) for item in value]
-    kind = type(cleaned[0])
-    if (kind is str or kind is bool or kind is int or kind is float) and all(
-        type(item) is kind for item in cleaned
-    ):
-        # One type once converted (a list of IntEnum members, of bytes): kept with that type,
-        # as the same value alone would be, rather than as text.
-        return tuple(cleaned)  # type: ignore[return-value]
-    # Mixed or non-primitive members: keep the information as text rather than lose it, each
-    # item within the length limit (a nested sequence's text was not cut).
-    out: list[str] = []
-    for item, clean in zip(value, cleaned, strict=True):
-        text = clean if type(clean) is str else str(item)
-        out.append(text if max_length is None or len(text) <= max_length else text[:max_length])
-    return tuple(out)
+    return attribute_value(value, max_length)

@@ -5,6 +5,10 @@ because a method call with ten arguments costs more than the rest of the start),
 used as a context manager to become the current span, and ended once. After
 it ends it is read-only; after it is exported it may be reset and reused by
 the pool, which is why exporters that keep spans store `FinishedSpan` copies.
+
+Arguments of another type than the API's (a float time, OpenTelemetry's status
+or context, a mapping that is not a dict) are converted by `_span_coerce`,
+imported inside the branch that meets one: a cold start never loads it (issue #5).
 """
 
 from __future__ import annotations
@@ -212,7 +216,12 @@ class Span:
 
     def set_attributes(self, attributes: Mapping[str, object]) -> None:
         """Set several attributes (same rules as `set_attribute`); a non-mapping is dropped and counted."""
-        items = _items(attributes)
+        if type(attributes) is dict:
+            items: list[tuple[str, object]] | None = list(attributes.items())
+        else:  # another mapping, or a list of pairs (counted, dropped)
+            from ._span_coerce import items_of
+
+            items = items_of(attributes)
         if items is None:
             self.dropped_attributes += 1
             return
@@ -232,9 +241,13 @@ class Span:
             self.dropped_events += 1
             return
         cleaned, dropped = _clean_mapping(attributes, state.limits.event_attribute_count)
-        if type(timestamp_ns) is not int or timestamp_ns <= 0:
-            timestamp_ns = _ns(timestamp_ns)
-        event = Event(_safe_str(name), timestamp_ns, cleaned, dropped)
+        if timestamp_ns is None:
+            timestamp_ns = _time_ns()
+        elif type(timestamp_ns) is not int or timestamp_ns <= 0:
+            from ._span_coerce import time_ns
+
+            timestamp_ns = time_ns(timestamp_ns)
+        event = Event(name if type(name) is str else _safe_str(name), timestamp_ns, cleaned, dropped)
         events = self.events
         if type(events) is tuple:
             self.events = [event]
@@ -251,7 +264,9 @@ class Span:
         if self.end_ns:
             return
         if type(context) is not SpanContext:
-            found = as_span_context(context)
+            from ._span_coerce import as_span_context as context_of
+
+            found = context_of(context)
             if found is None:
                 self.dropped_links += 1
                 stats.incr("links_dropped_invalid")
@@ -291,9 +306,15 @@ class Span:
             "exception.message": _safe_str(exception),
             "exception.stacktrace": stacktrace,
         }
-        items = _items(attributes) if attributes else None
-        if items is not None:
-            event_attrs.update(items)
+        if attributes:
+            if type(attributes) is dict:
+                event_attrs.update(attributes)
+            else:
+                from ._span_coerce import items_of
+
+                items = items_of(attributes)
+                if items is not None:
+                    event_attrs.update(items)
         self.add_event("exception", event_attrs)
 
     def set_status(self, code: int, description: str | None = None) -> None:
@@ -308,7 +329,9 @@ class Span:
             return
         why: object = description
         if type(code) is not int:
-            code, why = _status_of(code, why)
+            from ._span_coerce import status_of
+
+            code, why = status_of(code, why)
         if code not in (1, 2):
             return
         self.status_code = code
@@ -329,7 +352,9 @@ class Span:
             if end_ns is None:
                 end_ns = _time_ns()
             elif type(end_ns) is not int or end_ns <= 0:
-                end_ns = _ns(end_ns)
+                from ._span_coerce import time_ns
+
+                end_ns = time_ns(end_ns)
             self.end_ns = end_ns
 
     def is_recording(self) -> bool:
@@ -501,7 +526,12 @@ def _clean_mapping(
 ) -> tuple[dict[str, AttributeValue], int]:
     if not attributes:
         return {}, 0
-    items = _items(attributes)
+    if type(attributes) is dict:
+        items: list[tuple[str, object]] | None = list(attributes.items())
+    else:
+        from ._span_coerce import items_of
+
+        items = items_of(attributes)
     if items is None:
         return {}, 1
     max_length = state.limits.attribute_value_length
@@ -516,66 +546,16 @@ def _clean_mapping(
     return out, dropped
 
 
-def _items(attributes: object) -> list[tuple[str, object]] | None:
-    """The items of a mapping of attributes; None, counted, for anything else (a list of pairs).
-
-    Raising there broke the caller's code for a tracer's argument; OpenTelemetry's types say mapping.
-    Keys are returned as they are: every caller checks them.
-    """
-    items = getattr(attributes, "items", None)
-    if items is not None:
-        try:
-            return list(items())
-        except Exception:  # noqa: S110 - an odd mapping: counted below as a dropped one
-            pass
-    stats.incr("attributes_dropped")
-    return None
-
-
-def _ns(value: object) -> int:
-    """A time in ns since the epoch given as something else than a positive int: a float, or now.
-
-    Stored as given, a float time made the OTLP encoding of the whole batch fail.
-    """
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 2**63:
-        return int(value)
-    return _time_ns()
-
-
 def as_span_context(value: object) -> SpanContext | None:
     """Our `SpanContext` for a span or context of ours or OpenTelemetry's; None when it is none.
 
-    Links and explicit parents accept these; stored as they were, another type (OpenTelemetry's
-    ``SpanContext``, whose trace state is not our tuple) made the encoding of the batch fail.
+    Explicit parents accept these (`Tracer.span`); the conversion loads only for another type.
     """
     if type(value) is SpanContext:
         return value
-    get_context = getattr(value, "get_span_context", None)  # an OpenTelemetry span
-    if get_context is not None:
-        try:
-            value = get_context()
-        except Exception:
-            return None
-    elif isinstance(value, Span) or hasattr(value, "parent_span_id"):  # ours, or a FinishedSpan
-        value = getattr(value, "context", None)
-        if type(value) is SpanContext:
-            return value
-    try:
-        trace_id = getattr(value, "trace_id", None)
-        span_id = getattr(value, "span_id", None)
-        if type(trace_id) is not int or type(span_id) is not int:
-            return None
-        state_items = getattr(getattr(value, "trace_state", None), "items", None)
-        trace_state = tuple((str(k), str(v)) for k, v in state_items()) if state_items is not None else ()
-        return SpanContext(
-            trace_id,
-            span_id,
-            int(getattr(value, "trace_flags", 1)),
-            trace_state,
-            bool(getattr(value, "is_remote", False)),
-        )
-    except Exception:
-        return None
+    from ._span_coerce import as_span_context as context_of
+
+    return context_of(value)
 
 
 def _joined(tokens: list[_Token], held: _Token | list[_Token] | None, *, last: bool) -> _Token | list[_Token]:
@@ -594,22 +574,6 @@ def _try_reset(token: _Token) -> bool | None:
     except RuntimeError:  # used already (the bridge's detach, say): nothing to restore
         return False
     return True
-
-
-def _status_of(code: object, description: object) -> tuple[int, object]:
-    """A status given as something else than our int: OpenTelemetry's ``Status`` or ``StatusCode``.
-
-    Returns (0, ...) for anything unrecognised (a bool, a float, a name), which `set_status` ignores.
-    """
-    status_code = getattr(code, "status_code", None)
-    if status_code is not None:  # opentelemetry.trace.Status(code, description)
-        if description is None:
-            description = getattr(code, "description", None)
-        code = status_code
-    value = getattr(code, "value", code)  # opentelemetry.trace.StatusCode: its values are ours
-    if isinstance(value, int) and not isinstance(value, bool):
-        return int(value), description
-    return 0, description
 
 
 def _safe_str(value: object) -> str:
