@@ -34,7 +34,9 @@ How X-Ray concepts map (docs/migration.md has the full table):
   as str, number or bool).
 - Metadata is the attribute ``aws.xray.metadata.<namespace>.<key>``: text
   (and bytes, decoded) as is, numbers and bools as is, anything else as JSON
-  (exceptions as ``Type: message``), cut at ``NEXS_CAPTURE_MAX_LENGTH``.
+  (exceptions as ``Type: message``), cut at ``NEXS_CAPTURE_MAX_LENGTH``. Dots
+  in the namespace are written ``%2E`` (`add_metadata`); a namespace starting
+  ``AWS.`` is dropped, as the X-Ray SDK drops it.
 - Exceptions are recorded as an ``exception`` event with status ERROR.
 - ``patch``/``patch_all`` (X-Ray SDK monkey-patching of boto3, requests, ...)
   do nothing: outgoing calls are traced by this package's own instrumentation
@@ -105,8 +107,27 @@ def annotate(span: Span, key: str, value: object) -> None:
 
 
 def add_metadata(span: Span, key: str, value: object, namespace: str | None) -> None:
-    """Record X-Ray metadata on `span` (as ``aws.xray.metadata.<namespace>.<key>``)."""
-    attribute = f"{METADATA_PREFIX}{namespace or 'default'}.{key}"
+    """Record X-Ray metadata on `span` (as ``aws.xray.metadata.<namespace>.<key>``).
+
+    The X-Ray SDK, under Powertools, files ``put_metadata(key, value, "a.b")``
+    under namespace ``a.b``, and the X-Ray exporter reads the namespace up to the
+    first dot after the prefix: a namespace's own ``.`` and ``%`` are therefore
+    written ``%2E`` and ``%25`` (``aws.xray.metadata.a%2Eb.<key>``), the key as is.
+    A namespace that is not text, or starts with ``AWS.`` (reserved by X-Ray), is
+    dropped with a warning, as the X-Ray SDK drops it.
+    """
+    namespace = namespace or "default"
+    if not isinstance(namespace, str) or namespace.startswith("AWS."):
+        stats.incr("powertools_metadata_dropped")
+        guard.warn_once(
+            "powertools.metadata_namespace",
+            "nexs_serverless: Powertools metadata namespace %r dropped (not text, or X-Ray's reserved AWS.)",
+            namespace,
+        )
+        return
+    if "." in namespace or "%" in namespace:
+        namespace = namespace.replace("%", "%25").replace(".", "%2E")
+    attribute = f"{METADATA_PREFIX}{namespace}.{key}"
     span.set_attribute(attribute, _metadata_value(value, runtime.settings.capture_max_length))
 
 

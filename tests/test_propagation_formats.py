@@ -263,7 +263,8 @@ def test_cloud_trace_inject_writes_the_span_id_in_decimal() -> None:
             "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0-05e3ac9a4f6e3b90",
             SpanContext(TRACE, SPAN, 0, (), True),
         ),
-        ("4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", SpanContext(TRACE, SPAN, 0, (), True)),
+        # no sampling state ("Defer"): the default sampler's root decision, sampled
+        ("4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", SpanContext(TRACE, SPAN, 1, (), True)),
         ("a3ce929d0e0e4736-00f067aa0ba902b7-1", SpanContext(0xA3CE929D0E0E4736, SPAN, 1, (), True)),
         ("0", None),
         ("4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-x", None),

@@ -87,15 +87,24 @@ def recorded_for_xray(
 ) -> None:
     """``aws.xray.annotation.<key>`` is annotation <key>; ``aws.xray.metadata.<namespace>.<key>`` metadata.
 
-    The names `powertools` writes. A namespace X-Ray reserves (``AWS.``) or one
-    of ours (``otel``, ``nexs``) leaves the attribute in ``default`` as it is.
+    The names `powertools` writes (a namespace's own dots escaped as ``%2E``, so
+    ``a.b`` stays one namespace, as the X-Ray SDK keeps it). A namespace X-Ray
+    reserves (``AWS``, ``AWS.…``) or one of ours (``otel``, ``nexs``) leaves the
+    attribute in ``default`` as it is.
     """
     for key in keys:
         if key.startswith(_ANNOTATION_PREFIX):
             _annotate(annotations, key[len(_ANNOTATION_PREFIX) :], attrs[key], key, used)
         elif key.startswith(_METADATA_PREFIX):
             namespace, _, name = key[len(_METADATA_PREFIX) :].partition(".")
-            if not namespace or not name or namespace in ("otel", "nexs", "AWS"):
+            if "%" in namespace:  # `powertools` writes a namespace's own "." and "%" as %2E and %25
+                namespace = namespace.replace("%2E", ".").replace("%25", "%")
+            if (
+                not namespace
+                or not name
+                or namespace in ("otel", "nexs", "AWS")
+                or namespace.startswith("AWS.")
+            ):
                 continue
             entries = metadata.get(namespace)
             if not isinstance(entries, dict):

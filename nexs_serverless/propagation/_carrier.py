@@ -1,4 +1,4 @@
-"""Carriers: case-insensitive reads and writes on dict-like header maps.
+"""Carriers: case-insensitive reads and writes on dict-like header maps (and reads of header lists).
 
 HTTP field names are case-insensitive (RFC 9110, section 5.1), and the places a
 context travels in serverless events do not agree on case: API Gateway REST
@@ -15,7 +15,9 @@ A header object other than a dict (``http.client.HTTPMessage``, a framework's
 ``Headers``) is read through its ``items()``, repeated lines joined the same
 way (`combined`, `get`): its ``get`` answers with the first line only, and the
 W3C formats count on every line (several ``tracestate`` or ``baggage`` lines
-are one list, two ``traceparent`` lines are invalid).
+are one list, two ``traceparent`` lines are invalid). A list or tuple of
+(name, value) pairs, text or bytes (an ASGI scope's ``headers``), is read as
+such an object's lines.
 """
 
 from __future__ import annotations
@@ -166,7 +168,20 @@ def combined(carrier: object) -> object:
 
 
 def _pairs(carrier: object) -> list[tuple[object, object]] | None:
-    """Every (name, value) line of a header object, or None when it lists none (no ``items``, or it fails)."""
+    """Every (name, value) line of a header object, or None when it lists none (no ``items``, or it fails).
+
+    A list or tuple of 2-item pairs (an ASGI scope's ``headers``) is its own list
+    of lines; with any other item it lists none.
+    """
+    kind = type(carrier)
+    if kind is list or kind is tuple:
+        pairs: list[tuple[object, object]] = []
+        for pair in carrier:  # type: ignore[attr-defined]
+            pair_kind = type(pair)
+            if (pair_kind is not tuple and pair_kind is not list) or len(pair) != 2:
+                return None
+            pairs.append((pair[0], pair[1]))
+        return pairs
     items = getattr(carrier, "items", None)
     if items is None:
         return None
