@@ -1,15 +1,22 @@
-"""Fixtures shared by the whole suite: clean global state and an in-memory exporter per test."""
+"""Fixtures shared by the whole suite: clean global state, an in-memory exporter per test, and the
+local cloud stand-ins (moto, Application Insights ingestion, Cloud Trace) several modules use."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+from support.azure_ingestion import FakeIngestion
+from support.clouds import moto_server
 
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.testing import reset
 from nexs_serverless.testing.state import forget_instrumentation
+
+if TYPE_CHECKING:
+    from support.cloud_trace_server import FakeCloudTrace
 
 _PREFIXES = ("OTEL_", "NEXS_", "AWS_LAMBDA_", "_X_AMZN_TRACE_ID", "AWS_XRAY_")
 
@@ -32,3 +39,68 @@ def exporter() -> InMemoryExporter:
     memory = InMemoryExporter()
     reset(exporters=[memory])
     return memory
+
+
+@pytest.fixture
+def spans(exporter: InMemoryExporter) -> InMemoryExporter:
+    """`exporter`, under the name the instrumentation tests give what their calls flush."""
+    return exporter
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto's server on 127.0.0.1, one per test module (it keeps state, and takes a while to start)."""
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test credentials only: no profile files, no instance metadata lookups."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def quiet_azure_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Azure SDK's own background telemetry off (it honours only its variables), no machine's key."""
+    for name in (
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL",
+        "APPLICATIONINSIGHTS_SDKSTATS_DISABLED",
+        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED",
+    ):
+        monkeypatch.setenv(name, "true")
+    monkeypatch.delenv("APPLICATIONINSIGHTS_CONNECTION_STRING", raising=False)
+
+
+@pytest.fixture(scope="module")
+def _ingestion_server() -> Iterator[FakeIngestion]:
+    with FakeIngestion() as fake:
+        yield fake
+
+
+@pytest.fixture
+def ingestion(_ingestion_server: FakeIngestion, quiet_azure_sdk: None) -> FakeIngestion:
+    """The module's local Application Insights ingestion endpoint, emptied for this test."""
+    _ingestion_server.clear()
+    return _ingestion_server
+
+
+@pytest.fixture(scope="module")
+def _trace_server() -> Iterator[FakeCloudTrace]:
+    from support.cloud_trace_server import FakeCloudTrace  # grpc: loaded only where a test needs it
+
+    with FakeCloudTrace() as fake:
+        yield fake
+
+
+@pytest.fixture
+def trace_api(_trace_server: FakeCloudTrace) -> FakeCloudTrace:
+    """The module's local Cloud Trace TraceService (a gRPC server takes a while to start), emptied."""
+    _trace_server.clear()
+    return _trace_server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from support.azure_ingestion import IKEY, Answer, FakeIngestion
 from support.canned_http import SilentServer, closed_port
 from support.exporter_spans import SPAN_ID, TRACE_ID, exception_event, make_span
+from support.made_exporters import made_exporters
 
 from nexs_serverless import _stats
 from nexs_serverless.config import ConfigError, from_env
@@ -19,47 +21,15 @@ from nexs_serverless.model import SpanKind, StatusCode
 Make = Callable[..., AzureMonitorExporter]
 
 
-@pytest.fixture(autouse=True)
-def _quiet_azure_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Azure SDK's own background telemetry stays off in tests (it honours only its variables)."""
-    for name in (
-        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL",
-        "APPLICATIONINSIGHTS_SDKSTATS_DISABLED",
-        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED",
-    ):
-        monkeypatch.setenv(name, "true")
-    monkeypatch.delenv("APPLICATIONINSIGHTS_CONNECTION_STRING", raising=False)
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[FakeIngestion]:
-    with FakeIngestion() as fake:
-        yield fake
-
-
-@pytest.fixture
-def ingestion(_server: FakeIngestion) -> FakeIngestion:
-    """The module's ingestion endpoint, emptied for this test."""
-    _server.envelopes.clear()
-    _server.calls.clear()
-    _server.answers.clear()
-    return _server
+pytestmark = pytest.mark.usefixtures("quiet_azure_sdk")
 
 
 @pytest.fixture
 def make_exporter(ingestion: FakeIngestion) -> Iterator[Make]:
     """Exporters whose connection string points at the local endpoint; shut down after the test."""
-    made: list[AzureMonitorExporter] = []
-
-    def make(**kwargs: object) -> AzureMonitorExporter:
-        kwargs.setdefault("connection_string", ingestion.connection_string)
-        exporter = AzureMonitorExporter(**kwargs)  # type: ignore[arg-type]
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
+    build = functools.partial(AzureMonitorExporter, connection_string=ingestion.connection_string)
+    with made_exporters(build) as make:
+        yield make
 
 
 def test_spans_arrive_as_application_insights_envelopes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -9,8 +10,9 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.trace_v2 import Span as CloudSpan
 from support.canned_http import closed_port
-from support.cloud_trace_server import HANG, FakeCloudTrace
+from support.cloud_trace_server import HANG, FakeCloudTrace, attributes_of
 from support.exporter_spans import SPAN_ID, START_NS, TRACE_ID, exception_event, link_to, make_span
+from support.made_exporters import made_exporters
 
 from nexs_serverless import _stats
 from nexs_serverless.config import ConfigError, from_env
@@ -23,47 +25,18 @@ from nexs_serverless.model import Event, SpanKind, StatusCode
 Make = Callable[..., CloudTraceExporter]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeCloudTrace]:
-    """One local TraceService for the module (a gRPC server takes a while to start)."""
-    with FakeCloudTrace() as fake:
-        yield fake
-
-
-@pytest.fixture
-def trace_api(server: FakeCloudTrace) -> FakeCloudTrace:
-    """The shared server, emptied for this test."""
-    server.requests.clear()
-    server.metadata.clear()
-    server.faults.clear()
-    return server
-
-
 @pytest.fixture
 def make_exporter(trace_api: FakeCloudTrace) -> Iterator[Make]:
     """Exporters on a plaintext channel to the local server, with anonymous credentials."""
-    made: list[CloudTraceExporter] = []
-
-    def make(**kwargs: object) -> CloudTraceExporter:
-        kwargs.setdefault("project_id", "demo-project")
-        kwargs.setdefault("endpoint", trace_api.endpoint)
-        kwargs.setdefault("insecure", True)
-        kwargs.setdefault("credentials", AnonymousCredentials())
-        exporter = CloudTraceExporter(**kwargs)  # type: ignore[arg-type]
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
-
-
-def _attrs(span: CloudSpan) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in span.attributes.attribute_map.items():
-        kind = value._pb.WhichOneof("value")
-        out[key] = value.string_value.value if kind == "string_value" else getattr(value, kind)
-    return out
+    build = functools.partial(
+        CloudTraceExporter,
+        project_id="demo-project",
+        endpoint=trace_api.endpoint,
+        insecure=True,
+        credentials=AnonymousCredentials(),
+    )
+    with made_exporters(build) as make:
+        yield make
 
 
 def test_spans_arrive_as_cloud_trace_v2_spans(trace_api: FakeCloudTrace, make_exporter: Make) -> None:
@@ -86,7 +59,7 @@ def test_spans_arrive_as_cloud_trace_v2_spans(trace_api: FakeCloudTrace, make_ex
     assert got.span_kind == CloudSpan.SpanKind.SERVER
     assert got.start_time.timestamp_pb().ToNanoseconds() == START_NS
     assert got.end_time.timestamp_pb().ToNanoseconds() == START_NS + 25_000_000
-    assert _attrs(got) == {
+    assert attributes_of(got) == {
         "/http/method": "GET",
         "/http/status_code": 200,
         "ok": True,

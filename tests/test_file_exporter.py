@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.exporter_spans import SPAN_ID, START_NS, TRACE_ID, link_to, make_span
+from support.made_exporters import made_exporters
 
 from nexs_serverless import _stats
 from nexs_serverless.config import ConfigError, from_env
@@ -24,16 +25,8 @@ Make = Callable[..., FileExporter]
 @pytest.fixture
 def make_exporter() -> Iterator[Callable[..., FileExporter]]:
     """FileExporters that are shut down (file closed) after the test."""
-    made: list[FileExporter] = []
-
-    def make(path: str, **kwargs: object) -> FileExporter:
-        exporter = FileExporter(path, **kwargs)  # type: ignore[arg-type]
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
+    with made_exporters(FileExporter) as make:
+        yield make
 
 
 def _lines(path: Path) -> list[dict[str, object]]:

@@ -16,48 +16,29 @@ from nexs_serverless._watchdog import watchdog
 from nexs_serverless.context import remaining_export_s
 from nexs_serverless.exporters import ExportResult, InMemoryExporter
 from nexs_serverless.handler import process
-from nexs_serverless.testing import LambdaContext
+from nexs_serverless.testing import LambdaContext, events
 
-API_V1 = {
-    "resource": "/orders/{id}",
-    "path": "/orders/42",
-    "httpMethod": "GET",
-    "headers": {"Host": "api.example.com", "User-Agent": "curl/8", "X-Forwarded-Proto": "https"},
-    "queryStringParameters": {"verbose": "1"},
-    "requestContext": {"identity": {"sourceIp": "203.0.113.9"}, "stage": "prod"},
-}
-API_V2 = {
-    "version": "2.0",
-    "routeKey": "POST /orders",
-    "rawPath": "/orders",
-    "rawQueryString": "",
-    "headers": {"host": "abc.execute-api.us-east-1.amazonaws.com"},
-    "requestContext": {
-        "domainName": "abc.execute-api.us-east-1.amazonaws.com",
-        "http": {"method": "POST", "path": "/orders", "protocol": "HTTP/1.1", "sourceIp": "198.51.100.1"},
-    },
-}
-FUNCTION_URL = {
-    "version": "2.0",
-    "routeKey": "$default",
-    "rawPath": "/hook",
-    "rawQueryString": "a=1",
-    "headers": {"host": "xyz.lambda-url.eu-west-1.on.aws"},
-    "requestContext": {
-        "domainName": "xyz.lambda-url.eu-west-1.on.aws",
-        "http": {"method": "PUT", "path": "/hook", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.7"},
-    },
-}
-ALB = {
-    "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:..."}},
-    "httpMethod": "DELETE",
-    "path": "/items/9",
-    "headers": {"host": "alb.example.com"},
-}
+# The shipped sample events (nexs_serverless/events/), one request of each HTTP trigger.
+API_V1 = events.api_gateway_v1(method="GET", path="/orders/42", resource="/orders/{id}")
+API_V2 = events.api_gateway_v2(method="POST", path="/orders")
+FUNCTION_URL = events.function_url(method="PUT", path="/hook")
+ALB = events.alb(method="DELETE", path="/items/9")
 
 
 def _root(exporter: InMemoryExporter) -> Any:
     return next(s for s in exporter.get_finished_spans() if "faas.trigger" in s.attributes)
+
+
+def _roots_of_calls(exporter: InMemoryExporter, calls: int) -> list[Any]:
+    """Root attributes of `calls` invocations of a handler that does nothing: what init sets alone."""
+
+    @traced_handler
+    def handler(event: object, context: object) -> None:
+        return None
+
+    for _ in range(calls):
+        handler({}, LambdaContext())
+    return [span.attributes for span in exporter.get_finished_spans()]
 
 
 @pytest.mark.parametrize(
@@ -189,13 +170,7 @@ def test_late_first_invocation_is_proactive_init_not_cold_start(exporter: InMemo
     """A first call arriving long after init (proactive initialisation) is not a cold start."""
     configure(exporters=[exporter], environ={"NEXS_PROACTIVE_INIT_MS": "1"})
     process.import_monotonic -= 1.0  # the package was imported a second ago
-
-    @traced_handler
-    def handler(event: object, context: object) -> None:
-        return None
-
-    handler({}, LambdaContext())
-    attrs = _root(exporter).attributes
+    attrs = _roots_of_calls(exporter, 1)[0]
     assert attrs["faas.coldstart"] is False
     assert attrs["nexs.init.type"] == "proactive"
 
@@ -203,13 +178,7 @@ def test_late_first_invocation_is_proactive_init_not_cold_start(exporter: InMemo
 def test_provisioned_concurrency_is_not_a_cold_start(exporter: InMemoryExporter) -> None:
     """AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency marks the first call accordingly."""
     configure(exporters=[exporter], environ={"AWS_LAMBDA_INITIALIZATION_TYPE": "provisioned-concurrency"})
-
-    @traced_handler
-    def handler(event: object, context: object) -> None:
-        return None
-
-    handler({}, LambdaContext())
-    attrs = _root(exporter).attributes
+    attrs = _roots_of_calls(exporter, 1)[0]
     assert attrs["faas.coldstart"] is False
     assert attrs["nexs.init.type"] == "provisioned-concurrency"
 
@@ -219,14 +188,7 @@ def test_the_first_call_after_a_snapstart_restore_is_a_cold_start(exporter: InMe
     call of the restored environment is its cold start (it was labelled proactive before)."""
     configure(exporters=[exporter], environ={"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
     process.import_monotonic -= 3600.0  # the snapshot was taken an hour before the restore
-
-    @traced_handler
-    def handler(event: object, context: object) -> None:
-        return None
-
-    handler({}, LambdaContext())
-    handler({}, LambdaContext())
-    first, second = (span.attributes for span in exporter.get_finished_spans())
+    first, second = _roots_of_calls(exporter, 2)
     assert (first["faas.coldstart"], first["nexs.init.type"]) == (True, "snap-start")
     assert second["faas.coldstart"] is False
 

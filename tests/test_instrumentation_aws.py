@@ -10,24 +10,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.clouds import client, moto_server, receive_all, sqs_event
+from support.clouds import client, receive_all, sqs_event
+from support.memory import finish
 
 from nexs_serverless import SpanKind, StatusCode, baggage, instrumentation, tracer
 from nexs_serverless.context import exporting
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.finished import FinishedSpan
-from nexs_serverless.flushing import flush
 from nexs_serverless.instrumentation import aws_operations
 from nexs_serverless.runtime import runtime
 from nexs_serverless.testing import reset
 from nexs_serverless.triggers import describe
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """One moto server for the module."""
-    with moto_server() as url:
-        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -36,19 +29,6 @@ def instrumented() -> Iterator[None]:
     instrumentation.instrument("botocore", "urllib3")
     yield
     instrumentation.uninstrument("botocore", "urllib3")
-
-
-@pytest.fixture
-def spans() -> InMemoryExporter:
-    """An exporter receiving what `finish()` flushes."""
-    exporter = InMemoryExporter()
-    reset(exporters=[exporter])
-    return exporter
-
-
-def finish(exporter: InMemoryExporter) -> list[FinishedSpan]:
-    flush()
-    return exporter.get_finished_spans()
 
 
 def queue(sqs: Any, name: str) -> tuple[str, str]:
@@ -62,10 +42,10 @@ def by_name(spans: list[FinishedSpan], name: str) -> FinishedSpan:
 
 
 def test_send_message_is_a_producer_span_whose_context_the_message_carries(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """SendMessage: a PRODUCER span; the message carries it as traceparent and AWSTraceHeader."""
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     url, _ = queue(sqs, "orders-send")
     attributes = {"kind": {"DataType": "String", "StringValue": "retail"}}
     with tracer.span("handler"):
@@ -91,19 +71,19 @@ def test_send_message_is_a_producer_span_whose_context_the_message_carries(
 
 
 def test_the_http_request_under_an_sdk_call_is_not_traced_twice(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """The SDK call's own span is the only one: urllib3 underneath adds none."""
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     url, _ = queue(sqs, "orders-single")
     with tracer.span("handler"):
         sqs.send_message(QueueUrl=url, MessageBody="hello")
     assert sorted(span.name for span in finish(spans)) == ["handler", "send orders-single"]
 
 
-def test_message_attribute_limit_is_respected(endpoint: str, spans: InMemoryExporter) -> None:
+def test_message_attribute_limit_is_respected(moto_url: str, spans: InMemoryExporter) -> None:
     """With 9 attributes only traceparent fits; with 10, none is added; AWSTraceHeader always is."""
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     url, _ = queue(sqs, "orders-full")
     nine = {f"a{i}": {"DataType": "String", "StringValue": "x"} for i in range(9)}
     ten = {**nine, "a9": {"DataType": "String", "StringValue": "x"}}
@@ -123,9 +103,9 @@ def test_message_attribute_limit_is_respected(endpoint: str, spans: InMemoryExpo
     assert stats()["propagation_skipped_attribute_limit"] == 3  # baggage once, traceparent and baggage once
 
 
-def test_send_message_batch_puts_the_context_on_every_entry(endpoint: str, spans: InMemoryExporter) -> None:
+def test_send_message_batch_puts_the_context_on_every_entry(moto_url: str, spans: InMemoryExporter) -> None:
     """SendMessageBatch: one span, every entry carries it."""
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     url, _ = queue(sqs, "orders-batch")
     with tracer.span("handler"):
         sqs.send_message_batch(
@@ -138,10 +118,10 @@ def test_send_message_batch_puts_the_context_on_every_entry(endpoint: str, spans
 
 
 def test_sqs_message_from_moto_continues_the_trace_in_the_consumer(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """The received message, as Lambda delivers it, makes the consumer a child of the send span."""
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     url, arn = queue(sqs, "orders-consume")
     with tracer.span("handler"):
         sqs.send_message(QueueUrl=url, MessageBody="hello")
@@ -152,10 +132,10 @@ def test_sqs_message_from_moto_continues_the_trace_in_the_consumer(
 
 
 def test_sns_publish_reaches_an_sqs_subscriber_with_its_context(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """SNS Publish carries the context in message attributes, through an SQS subscription."""
-    sns, sqs = client("sns", endpoint), client("sqs", endpoint)
+    sns, sqs = client("sns", moto_url), client("sqs", moto_url)
     url, arn = queue(sqs, "from-topic")
     topic = sns.create_topic(Name="orders-topic")["TopicArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
@@ -171,10 +151,10 @@ def test_sns_publish_reaches_an_sqs_subscriber_with_its_context(
 
 
 def test_put_events_carries_the_context_in_the_detail_and_trace_header(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """PutEvents: `_nexs` in the JSON detail (read by the EventBridge trigger) and the X-Ray TraceHeader."""
-    events_client, sqs = client("events", endpoint), client("sqs", endpoint)
+    events_client, sqs = client("events", moto_url), client("sqs", moto_url)
     url, arn = queue(sqs, "from-bus")
     events_client.put_rule(Name="orders", EventPattern=json.dumps({"source": ["com.example.orders"]}))
     events_client.put_targets(Rule="orders", Targets=[{"Id": "q", "Arn": arn}])
@@ -201,10 +181,10 @@ def test_put_events_carries_the_context_in_the_detail_and_trace_header(
 
 
 def test_put_events_sends_the_detail_text_unchanged_but_for_the_carrier(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """The carrier goes before the closing brace; numbers a JSON round trip would change are kept."""
-    events_client = client("events", endpoint)
+    events_client = client("events", moto_url)
     captured: list[dict[str, Any]] = []
     events_client.meta.events.register(
         "before-call.eventbridge.PutEvents", lambda params, **_: captured.append(params)
@@ -275,9 +255,9 @@ def test_a_payload_that_is_not_one_json_object_is_sent_unchanged(
     assert params["Data"] is document
 
 
-def test_kinesis_put_record_carries_the_context_in_json_data(endpoint: str, spans: InMemoryExporter) -> None:
+def test_kinesis_put_record_carries_the_context_in_json_data(moto_url: str, spans: InMemoryExporter) -> None:
     """PutRecord: a `_nexs` carrier inside JSON data, read back by the Kinesis trigger."""
-    kinesis = client("kinesis", endpoint)
+    kinesis = client("kinesis", moto_url)
     kinesis.create_stream(StreamName="clicks", ShardCount=1)
     with tracer.span("handler"):
         kinesis.put_record(StreamName="clicks", Data=b'{"page":"/"}', PartitionKey="k")
@@ -300,9 +280,9 @@ def test_kinesis_put_record_carries_the_context_in_json_data(endpoint: str, span
     assert trigger.parent.span_id == put.span_id
 
 
-def test_sns_publish_batch_puts_the_context_on_every_entry(endpoint: str, spans: InMemoryExporter) -> None:
+def test_sns_publish_batch_puts_the_context_on_every_entry(moto_url: str, spans: InMemoryExporter) -> None:
     """PublishBatch: one span; every entry reaches the SQS subscriber with it, beside its own attributes."""
-    sns, sqs = client("sns", endpoint), client("sqs", endpoint)
+    sns, sqs = client("sns", moto_url), client("sqs", moto_url)
     url, arn = queue(sqs, "from-batch-topic")
     topic = sns.create_topic(Name="batch-topic")["TopicArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
@@ -333,10 +313,10 @@ def test_sns_publish_batch_puts_the_context_on_every_entry(endpoint: str, spans:
 
 
 def test_kinesis_put_records_carries_the_context_in_every_json_record(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """PutRecords: every JSON-object record carries the context (the trigger links them); others do not."""
-    kinesis = client("kinesis", endpoint)
+    kinesis = client("kinesis", moto_url)
     kinesis.create_stream(StreamName="views", ShardCount=1)
     with tracer.span("handler"):
         kinesis.put_records(
@@ -388,17 +368,17 @@ def moto_config(endpoint: str, update: dict[str, Any] | None = None) -> dict[str
 
 
 @pytest.fixture
-def docker_free_lambda(endpoint: str) -> Iterator[str]:
+def docker_free_lambda(moto_url: str) -> Iterator[str]:
     """moto's Lambda without Docker (Invoke answers with the payload); the config is restored afterwards.
 
     moto's config is process-wide (the server runs in this process), hence the restore.
     """
-    before = moto_config(endpoint)["lambda"]
-    assert moto_config(endpoint, {"lambda": {"use_docker": False}})["lambda"] == {"use_docker": False}
+    before = moto_config(moto_url)["lambda"]
+    assert moto_config(moto_url, {"lambda": {"use_docker": False}})["lambda"] == {"use_docker": False}
     try:
-        yield endpoint
+        yield moto_url
     finally:
-        moto_config(endpoint, {"lambda": before})
+        moto_config(moto_url, {"lambda": before})
 
 
 def test_lambda_invoke_and_start_execution_carry_the_context(
@@ -496,12 +476,12 @@ def test_lambda_invoke_and_start_execution_carry_the_context(
 
 
 def test_a_failed_call_is_an_error_span_and_the_error_propagates(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """An SDK error is recorded on the span (status, error.type, exception event) and raised unchanged."""
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     with tracer.span("handler"), pytest.raises(sqs.exceptions.QueueDoesNotExist):
-        sqs.send_message(QueueUrl=f"{endpoint}/123456789012/missing", MessageBody="x")
+        sqs.send_message(QueueUrl=f"{moto_url}/123456789012/missing", MessageBody="x")
     send = by_name(finish(spans), "send missing")
     assert send.status_code == StatusCode.ERROR
     assert send.attributes["error.type"] == "AWS.SimpleQueueService.NonExistentQueue"  # the error code
@@ -521,9 +501,9 @@ def test_parameter_errors_end_the_span_too(spans: InMemoryExporter) -> None:
     assert send.status_code == StatusCode.ERROR
 
 
-def test_calls_outside_a_trace_are_not_traced(endpoint: str, spans: InMemoryExporter) -> None:
+def test_calls_outside_a_trace_are_not_traced(moto_url: str, spans: InMemoryExporter) -> None:
     """No current span (init code): no span, no context added."""
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     url, _ = queue(sqs, "orders-outside")
     sqs.send_message(QueueUrl=url, MessageBody="hello")
     (message,) = receive_all(sqs, url)
@@ -531,19 +511,19 @@ def test_calls_outside_a_trace_are_not_traced(endpoint: str, spans: InMemoryExpo
     assert finish(spans) == []
 
 
-def test_calls_made_while_exporting_are_not_traced(endpoint: str, spans: InMemoryExporter) -> None:
+def test_calls_made_while_exporting_are_not_traced(moto_url: str, spans: InMemoryExporter) -> None:
     """The tracer's own export calls (suppressed context) get no span."""
     import time
 
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     with tracer.span("handler"), exporting(time.monotonic() + 5):
         sqs.list_queues()
     assert [span.name for span in finish(spans)] == ["handler"]
 
 
-def test_uninstrument_restores_the_sdk(endpoint: str, spans: InMemoryExporter) -> None:
+def test_uninstrument_restores_the_sdk(moto_url: str, spans: InMemoryExporter) -> None:
     """After `uninstrument`, calls are plain again, even on clients made while instrumented."""
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     with tracer.span("warm-up"):
         sqs.list_queues()  # the client's emitter now has our hook
     reset(exporters=[spans])
@@ -553,10 +533,10 @@ def test_uninstrument_restores_the_sdk(endpoint: str, spans: InMemoryExporter) -
     assert [span.name for span in finish(spans)] == ["handler"]
 
 
-def test_clients_created_before_instrumenting_are_traced(endpoint: str, spans: InMemoryExporter) -> None:
+def test_clients_created_before_instrumenting_are_traced(moto_url: str, spans: InMemoryExporter) -> None:
     """A client made at import time (before the first invocation) is instrumented too."""
     instrumentation.uninstrument("botocore")
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     instrumentation.instrument("botocore")
     with tracer.span("handler"):
         sqs.list_queues()
@@ -564,7 +544,7 @@ def test_clients_created_before_instrumenting_are_traced(endpoint: str, spans: I
 
 
 def test_the_first_invocation_leaves_a_stand_in_that_installs_at_the_first_call(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """Auto-install defers the SDK wrapper to the first call, which is traced like any other."""
     import botocore.client
@@ -576,7 +556,7 @@ def test_the_first_invocation_leaves_a_stand_in_that_installs_at_the_first_call(
     assert stand_in is not original
     assert stand_in.__wrapped__ is original
     assert not getattr(stand_in, "__nexs_traced__", False)
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     with tracer.span("handler"):
         sqs.list_queues()
         sqs.list_queues()
@@ -603,7 +583,7 @@ def test_uninstrument_removes_a_waiting_stand_in(spans: InMemoryExporter) -> Non
     assert urllib3.connectionpool.HTTPConnectionPool.urlopen is original_urlopen
 
 
-def test_instrument_replaces_a_waiting_stand_in(endpoint: str, spans: InMemoryExporter) -> None:
+def test_instrument_replaces_a_waiting_stand_in(moto_url: str, spans: InMemoryExporter) -> None:
     """An explicit `instrument` after auto-install wraps the SDK's method once, not the stand-in."""
     import botocore.client
 
@@ -614,11 +594,11 @@ def test_instrument_replaces_a_waiting_stand_in(endpoint: str, spans: InMemoryEx
     wrapper = botocore.client.BaseClient._make_api_call
     assert wrapper.__wrapped__ is original
     with tracer.span("handler"):
-        client("sqs", endpoint).list_queues()
+        client("sqs", moto_url).list_queues()
     assert sorted(span.name for span in finish(spans)) == ["SQS.ListQueues", "handler"]
 
 
-def test_a_cold_start_without_aws_calls_loads_no_sdk_instrumentation(endpoint: str) -> None:
+def test_a_cold_start_without_aws_calls_loads_no_sdk_instrumentation(moto_url: str) -> None:
     """In a fresh process, the first invocation loads none of the SDK/HTTP instrumentation modules."""
     code = f"""
 import sys, boto3
@@ -627,7 +607,7 @@ from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.testing import LambdaContext
 exporter = InMemoryExporter()
 configure(exporters=[exporter])
-sqs = boto3.client("sqs", endpoint_url={endpoint!r}, region_name="us-east-1",
+sqs = boto3.client("sqs", endpoint_url={moto_url!r}, region_name="us-east-1",
                    aws_access_key_id="testing", aws_secret_access_key="testing")
 calls = []
 
@@ -653,7 +633,7 @@ print(sorted(span.name for span in exporter.get_finished_spans()))
     assert "SQS.ListQueues" in names
 
 
-def test_a_wrapper_stacked_on_the_stand_in_does_not_loop(endpoint: str, spans: InMemoryExporter) -> None:
+def test_a_wrapper_stacked_on_the_stand_in_does_not_loop(moto_url: str, spans: InMemoryExporter) -> None:
     """Another library wrapping ``_make_api_call`` after the first invocation put our stand-in
     there (the X-Ray SDK's ``patch``, a wrapt wrapper): every later call recursed for ever."""
     import botocore.client
@@ -668,7 +648,7 @@ def test_a_wrapper_stacked_on_the_stand_in_does_not_loop(endpoint: str, spans: I
 
     owner._make_api_call = theirs  # type: ignore[method-assign]
     try:
-        sqs = client("sqs", endpoint)
+        sqs = client("sqs", moto_url)
         assert sqs.list_queues()["ResponseMetadata"]["HTTPStatusCode"] == 200  # installs ours for real
         with tracer.span("handler"):  # then through ours, theirs, the stand-in: to the original
             assert sqs.list_queues()["ResponseMetadata"]["HTTPStatusCode"] == 200
@@ -678,10 +658,10 @@ def test_a_wrapper_stacked_on_the_stand_in_does_not_loop(endpoint: str, spans: I
     assert "ListQueues" in {span.attributes.get("rpc.method") for span in finish(spans)}
 
 
-def test_put_events_without_a_detail_stays_without_one(endpoint: str, spans: InMemoryExporter) -> None:
+def test_put_events_without_a_detail_stays_without_one(moto_url: str, spans: InMemoryExporter) -> None:
     """An entry with no ``Detail`` is sent as it was (a ``Detail: None`` made up here failed botocore's
     validation, so the user's call raised)."""
-    events = client("events", endpoint)
+    events = client("events", moto_url)
     entries = [{"Source": "orders", "DetailType": "placed"}]
     untraced = events.put_events(Entries=entries)
     with tracer.span("handler"):
@@ -689,11 +669,11 @@ def test_put_events_without_a_detail_stays_without_one(endpoint: str, spans: InM
     assert traced["FailedEntryCount"] == untraced["FailedEntryCount"]
 
 
-def test_a_record_at_the_kinesis_limit_has_no_carrier(endpoint: str, spans: InMemoryExporter) -> None:
+def test_a_record_at_the_kinesis_limit_has_no_carrier(moto_url: str, spans: InMemoryExporter) -> None:
     """A 1 MiB record (data and partition key) has no room for the carrier: sent unchanged, counted."""
     from nexs_serverless import stats
 
-    kinesis = client("kinesis", endpoint)
+    kinesis = client("kinesis", moto_url)
     kinesis.create_stream(StreamName="limit", ShardCount=1)
     key = "k"
     data = b'{"blob": "' + b"x" * (1024 * 1024 - len(key) - 12) + b'"}'
@@ -704,9 +684,9 @@ def test_a_record_at_the_kinesis_limit_has_no_carrier(endpoint: str, spans: InMe
     assert stats()["carrier_skipped_size"] == 1
 
 
-def test_dynamodb_spans_name_the_system_and_every_table(endpoint: str, spans: InMemoryExporter) -> None:
+def test_dynamodb_spans_name_the_system_and_every_table(moto_url: str, spans: InMemoryExporter) -> None:
     """``db.system`` on every DynamoDB span; a batch names its tables too."""
-    dynamodb = client("dynamodb", endpoint)
+    dynamodb = client("dynamodb", moto_url)
     dynamodb.create_table(
         TableName="orders",
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -746,7 +726,7 @@ def test_the_callers_own_client_context_entries_win(spans: InMemoryExporter) -> 
 
 
 def test_a_message_at_a_size_limit_goes_without_our_attributes(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """SQS counts message attributes in a message's size: ours never push one past 256 KiB (or 1 MiB).
 
@@ -756,7 +736,7 @@ def test_a_message_at_a_size_limit_goes_without_our_attributes(
     """
     from nexs_serverless import stats
 
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     url, _ = queue(sqs, "orders-at-limit")
     own = {"kind": {"DataType": "String", "StringValue": "order"}}
     body = "x" * (256 * 1024 - len("kind") - len("String") - len("order") - 10)
@@ -771,12 +751,12 @@ def test_a_message_at_a_size_limit_goes_without_our_attributes(
 
 
 def test_a_batch_at_its_size_limit_goes_without_our_attributes(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """A batch's messages count together: ours are left off every entry when they would pass the limit."""
     from nexs_serverless import stats
 
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     url, _ = queue(sqs, "orders-batch-at-limit")
     half = "y" * (128 * 1024 - 20)
     with tracer.span("handler"):

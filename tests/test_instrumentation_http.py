@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from support.clouds import echo, http_server
+from support.memory import finish
 
 from nexs_serverless import SpanKind, StatusCode, baggage, instrumentation, traced_handler, tracer
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.finished import FinishedSpan
-from nexs_serverless.flushing import flush
-from nexs_serverless.testing import LambdaContext, events, reset
+from nexs_serverless.testing import LambdaContext, events
 
 XRAY_HEADER = "Root=1-6749f3a0-5759e988bd862e3fe1be46a9;Parent=53995c3f42cd8ad8;Sampled=1"
 
@@ -33,19 +33,6 @@ def instrumented() -> Iterator[None]:
     instrumentation.instrument("urllib3", "httpx", "logging")
     yield
     instrumentation.uninstrument("urllib3", "httpx", "logging")
-
-
-@pytest.fixture
-def spans() -> InMemoryExporter:
-    """An exporter receiving what `finish()` flushes."""
-    exporter = InMemoryExporter()
-    reset(exporters=[exporter])
-    return exporter
-
-
-def finish(exporter: InMemoryExporter) -> list[FinishedSpan]:
-    flush()
-    return exporter.get_finished_spans()
 
 
 def client_span(spans: list[FinishedSpan]) -> FinishedSpan:

@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as PbStatus
+from support.otlp_values import attrs
 from support.spans import make_span
 
 from nexs_serverless import Link, SpanContext, SpanKind, StatusCode, tracer
@@ -30,20 +31,6 @@ def decode(data: bytes) -> ExportTraceServiceRequest:
 
 def all_spans(request: ExportTraceServiceRequest) -> list[Any]:
     return [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
-
-
-def py(value: Any) -> Any:
-    """An `AnyValue` as the Python value it was encoded from (sequences as tuples)."""
-    which = value.WhichOneof("value")
-    if which == "array_value":
-        return tuple(py(item) for item in value.array_value.values)
-    if which == "kvlist_value":
-        return {kv.key: py(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, which)
-
-
-def attrs(key_values: Any) -> dict[str, Any]:
-    return {kv.key: py(kv.value) for kv in key_values}
 
 
 def test_traced_tree_round_trips() -> None:

@@ -8,11 +8,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support.memory import export, only_root
 
 from nexs_serverless import SpanKind, StatusCode, config, platforms, traced_handler
-from nexs_serverless.exporters import InMemoryExporter
-from nexs_serverless.finished import FinishedSpan
-from nexs_serverless.testing import AzureContext, LambdaContext, events, native, reset
+from nexs_serverless.testing import AzureContext, LambdaContext, events, native
 
 W3C_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 HOST_PARENT = "00-11111111111111111111111111111111-2222222222222222-01"
@@ -31,17 +30,6 @@ AZURE_ENV = {
     "WEBSITE_OWNER_NAME": "0000aaaa-1111-2222-3333-444455556666+orders-rg-WestEuropewebspace",
     "WEBSITE_RESOURCE_GROUP": "orders-rg",
 }
-
-
-def export(environ: dict[str, str] | None = None) -> InMemoryExporter:
-    exporter = InMemoryExporter()
-    reset(exporters=[exporter], environ=environ or {})
-    return exporter
-
-
-def only_root(exporter: InMemoryExporter) -> FinishedSpan:
-    (root,) = exporter.get_finished_spans()
-    return root
 
 
 # -- detection ----------------------------------------------------------------------

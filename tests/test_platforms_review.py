@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 import requests
 from support.clouds import wsgi_server
+from support.memory import export, only_root
 
 from nexs_serverless import SpanKind, StatusCode, config, platforms, traced_handler
-from nexs_serverless.exporters import InMemoryExporter
-from nexs_serverless.finished import FinishedSpan
-from nexs_serverless.testing import AzureContext, events, native, reset
+from nexs_serverless.testing import AzureContext, events, native
 
 W3C_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{W3C_TRACE}-00f067aa0ba902b7-01"
@@ -95,17 +94,6 @@ from nexs_serverless import traced_handler
 async def hello(request):
     return "hello " + request.query_params.get("name", "world")
 """
-
-
-def export(environ: dict[str, str] | None = None) -> InMemoryExporter:
-    exporter = InMemoryExporter()
-    reset(exporters=[exporter], environ=environ or {})
-    return exporter
-
-
-def only_root(exporter: InMemoryExporter) -> FinishedSpan:
-    (root,) = exporter.get_finished_spans()
-    return root
 
 
 @pytest.fixture

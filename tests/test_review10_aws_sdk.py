@@ -10,21 +10,12 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ParamValidationError
-from support.clouds import client, moto_server
+from support.clouds import client
+from support.memory import finish
 
 from nexs_serverless import instrumentation, stats, tracer
 from nexs_serverless.exporters import InMemoryExporter
-from nexs_serverless.finished import FinishedSpan
-from nexs_serverless.flushing import flush
 from nexs_serverless.instrumentation import aws_operations, logs
-from nexs_serverless.testing import reset
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """One moto server for the module."""
-    with moto_server() as url:
-        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -35,25 +26,12 @@ def instrumented() -> Iterator[None]:
     instrumentation.uninstrument("botocore")
 
 
-@pytest.fixture
-def spans() -> InMemoryExporter:
-    """An exporter receiving what `finish()` flushes."""
-    exporter = InMemoryExporter()
-    reset(exporters=[exporter])
-    return exporter
-
-
-def finish(exporter: InMemoryExporter) -> list[FinishedSpan]:
-    flush()
-    return exporter.get_finished_spans()
-
-
 def test_a_named_start_execution_retried_with_the_same_input_is_the_same_execution(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """A standard execution is idempotent on (name, input): a carrier that differs per call turned the
     retry into ExecutionAlreadyExists; a named start keeps its input and still gets ``traceHeader``."""
-    sfn = client("stepfunctions", endpoint)
+    sfn = client("stepfunctions", moto_url)
     definition = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": True}}}
     machine = sfn.create_state_machine(
         name="idempotent",
@@ -79,11 +57,11 @@ def test_an_unnamed_start_execution_still_carries_the_context_in_its_input() -> 
 
 
 def test_put_records_near_5_mib_is_not_pushed_past_the_request_limit(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """Ten 512 KiB records fit PutRecords' 5 MiB; the carriers pushed the request over (the call failed):
     the records now go as written, the skip counted."""
-    kinesis = client("kinesis", endpoint)
+    kinesis = client("kinesis", moto_url)
     kinesis.create_stream(StreamName="near-limit", ShardCount=1)
     data = b'{"v":"' + b"x" * (512 * 1024 - 10) + b'"}'
     records = [{"Data": data, "PartitionKey": "k"} for _ in range(10)]
@@ -148,11 +126,11 @@ def _put_events(endpoint: str, **params: Any) -> Callable[[], Any]:
     ],
 )
 def test_a_parameter_of_the_wrong_type_fails_as_botocore_says(
-    endpoint: str, spans: InMemoryExporter, call: Any, params: dict[str, Any]
+    moto_url: str, spans: InMemoryExporter, call: Any, params: dict[str, Any]
 ) -> None:
     """A value botocore rejects stays the caller's to see rejected: ours replaced it (their attributes
     or client context silently dropped, the call sent and answered)."""
-    send = call(endpoint, **params)
+    send = call(moto_url, **params)
     with pytest.raises(ParamValidationError):
         send()  # without a trace: botocore's verdict
     with tracer.span("handler"), pytest.raises(ParamValidationError):
@@ -169,12 +147,12 @@ def test_a_parameter_of_the_wrong_type_fails_as_botocore_says(
     ],
 )
 def test_an_invoke_span_names_the_function_and_its_region(
-    endpoint: str, spans: InMemoryExporter, function: str, name: str, region: str
+    moto_url: str, spans: InMemoryExporter, function: str, name: str, region: str
 ) -> None:
     """``faas.invoked_name`` is the function's name whatever form ``FunctionName`` takes (it was the
     alias or version after the last colon); ``faas.invoked_region``, which the conventions require for
     AWS, is the ARN's region, else the client's."""
-    lambda_client = client("lambda", endpoint)
+    lambda_client = client("lambda", moto_url)
     with tracer.span("handler"), pytest.raises(lambda_client.exceptions.ClientError):
         lambda_client.invoke(FunctionName=function, Payload=b"{}")
     (invoke,) = [span for span in finish(spans) if span.name == "Lambda.Invoke"]

@@ -7,6 +7,7 @@ real files, with the fixes in place.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -27,8 +28,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support.azure_ingestion import IKEY, Answer, FakeIngestion
-from support.cloud_trace_server import FakeCloudTrace
+from support.cloud_trace_server import FakeCloudTrace, attributes_of
 from support.exporter_spans import RESOURCE, START_NS, make_span
+from support.made_exporters import made_exporters
 
 from nexs_serverless import _stats, configure, flush
 from nexs_serverless.config import ConfigError, from_env
@@ -47,20 +49,6 @@ TESTS = str(Path(__file__).parent)
 # -- Cloud Trace ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def _trace_server() -> Iterator[FakeCloudTrace]:
-    with FakeCloudTrace() as fake:
-        yield fake
-
-
-@pytest.fixture
-def trace_api(_trace_server: FakeCloudTrace) -> FakeCloudTrace:
-    """The module's local TraceService, emptied for this test."""
-    _trace_server.requests.clear()
-    _trace_server.faults.clear()
-    return _trace_server
-
-
 @pytest.fixture
 def cloud_trace(trace_api: FakeCloudTrace) -> Iterator[CloudTraceExporter]:
     """A CloudTraceExporter on a plaintext channel to the local server."""
@@ -69,14 +57,6 @@ def cloud_trace(trace_api: FakeCloudTrace) -> Iterator[CloudTraceExporter]:
     )
     yield exporter
     exporter.shutdown()
-
-
-def _cloud_attributes(span: CloudSpan) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in span.attributes.attribute_map.items():
-        kind = value._pb.WhichOneof("value")
-        out[key] = value.string_value.value if kind == "string_value" else getattr(value, kind)
-    return out
 
 
 def _only_span(trace_api: FakeCloudTrace) -> CloudSpan:
@@ -102,8 +82,8 @@ def test_cloud_trace_a_lone_surrogate_is_replaced_and_the_batch_arrives(
     assert len(got) == 2
     span = got[f"{1:016x}"]
     assert span.display_name.value == "GET /caf?"
-    assert _cloud_attributes(span)["file"] == "r?sum?.pdf"
-    assert _cloud_attributes(span)["short"] == "?"
+    assert attributes_of(span)["file"] == "r?sum?.pdf"
+    assert attributes_of(span)["short"] == "?"
     assert span.time_events.time_event[0].annotation.description.value == "cache.miss?"
     assert span.status.message == "bad ? byte"
     assert "spans_dropped_serialization" not in _stats.snapshot()
@@ -130,7 +110,7 @@ def test_cloud_trace_agent_and_service_survive_the_32_attribute_cap(
     """With 40 attributes, g.co/agent and service.name are still sent; the cut falls on the span's own."""
     cloud_trace.export([make_span(attributes={f"k{i:02d}": i for i in range(40)})])
     span = _only_span(trace_api)
-    attributes = _cloud_attributes(span)
+    attributes = attributes_of(span)
     assert len(attributes) == 32
     assert attributes["g.co/agent"] == "nexs_serverless 0.1.0"
     assert attributes["service.name"] == "orders"
@@ -150,7 +130,7 @@ def test_cloud_trace_keys_that_collide_once_cut_or_mapped_are_counted_dropped(
     }
     cloud_trace.export([make_span(attributes=attrs)])
     span = _only_span(trace_api)
-    attributes = _cloud_attributes(span)
+    attributes = attributes_of(span)
     assert attributes[prefix] == "first"
     assert attributes["/http/method"] == "GET"
     assert span.attributes.dropped_attributes_count == 2
@@ -225,36 +205,11 @@ def test_cloud_trace_calls_of_one_send_share_its_budget(monkeypatch: pytest.Monk
 
 
 @pytest.fixture
-def _quiet_azure_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL",
-        "APPLICATIONINSIGHTS_SDKSTATS_DISABLED",
-        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED",
-    ):
-        monkeypatch.setenv(name, "true")
-
-
-@pytest.fixture
-def ingestion(_quiet_azure_sdk: None) -> Iterator[FakeIngestion]:
-    """A local Application Insights ingestion endpoint."""
-    with FakeIngestion() as fake:
-        yield fake
-
-
-@pytest.fixture
 def make_azure(ingestion: FakeIngestion) -> Iterator[Callable[..., AzureMonitorExporter]]:
     """AzureMonitorExporters pointed at the local endpoint, shut down after the test."""
-    made: list[AzureMonitorExporter] = []
-
-    def make(**kwargs: object) -> AzureMonitorExporter:
-        kwargs.setdefault("connection_string", ingestion.connection_string)
-        exporter = AzureMonitorExporter(**kwargs)  # type: ignore[arg-type]
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
+    build = functools.partial(AzureMonitorExporter, connection_string=ingestion.connection_string)
+    with made_exporters(build) as make:
+        yield make
 
 
 def _ids(envelopes: list[dict[str, object]]) -> list[str]:
@@ -338,16 +293,12 @@ def test_azure_items_refused_with_a_retryable_status_go_to_offline_storage_when_
 @pytest.fixture
 def make_file() -> Iterator[Callable[..., FileExporter]]:
     """FileExporters closed after the test."""
-    made: list[FileExporter] = []
 
-    def make(path: Path, **kwargs: object) -> FileExporter:
-        exporter = FileExporter(str(path), **kwargs)  # type: ignore[arg-type]
-        made.append(exporter)
-        return exporter
+    def build(path: Path, **kwargs: object) -> FileExporter:
+        return FileExporter(str(path), **kwargs)  # type: ignore[arg-type]
 
-    yield make
-    for exporter in made:
-        exporter.shutdown()
+    with made_exporters(build) as make:
+        yield make
 
 
 def _file_lines(path: Path) -> list[dict[str, object]]:

@@ -147,14 +147,6 @@ def instrumented() -> Iterator[None]:
 
 
 @pytest.fixture
-def spans() -> InMemoryExporter:
-    """An exporter for the spans a test flushes, with redaction at its defaults."""
-    exporter = InMemoryExporter()
-    reset(exporters=[exporter])
-    return exporter
-
-
-@pytest.fixture
 def raw_spans() -> InMemoryExporter:
     """An exporter for the spans a test flushes, redaction off: the instrumentation's own values."""
     exporter = InMemoryExporter()

@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as PbStatus
 from support.otlp_receiver import free_port
+from support.otlp_values import attrs
 from support.spans import make_span, make_spans
 
 from nexs_serverless import configure, stats
@@ -306,19 +307,6 @@ def test_the_general_grpc_endpoint_gets_no_signal_path() -> None:
 # -- encoding fidelity, over the wire -----------------------------------------------------
 
 
-def _value(value: Any) -> Any:
-    which = value.WhichOneof("value")
-    if which == "array_value":
-        return tuple(_value(item) for item in value.array_value.values)
-    if which == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, which) if which else None
-
-
-def _attrs(key_values: Any) -> dict[str, Any]:
-    return {kv.key: _value(kv.value) for kv in key_values}
-
-
 def test_every_field_survives_a_gzip_grpc_export(collector: tuple[Collector, str]) -> None:
     """A span with every attribute type, events, links, status and dropped counts decodes field for field."""
     servicer, endpoint = collector
@@ -370,7 +358,7 @@ def test_every_field_survives_a_gzip_grpc_export(collector: tuple[Collector, str
         otlp.shutdown()
     (request,) = servicer.requests
     (resource_spans,) = request.resource_spans
-    assert _attrs(resource_spans.resource.attributes) == {"service.name": "svc", "host.count": 3}
+    assert attrs(resource_spans.resource.attributes) == {"service.name": "svc", "host.count": 3}
     (scope_spans,) = resource_spans.scope_spans
     assert (scope_spans.scope.name, scope_spans.scope.version) == ("lib", "9.9")
     (got,) = scope_spans.spans
@@ -382,7 +370,7 @@ def test_every_field_survives_a_gzip_grpc_export(collector: tuple[Collector, str
     assert got.kind == PbSpan.SPAN_KIND_CONSUMER
     assert (got.start_time_unix_nano, got.end_time_unix_nano) == (1, 2**63)
     assert got.flags == 0x301
-    values = _attrs(got.attributes)
+    values = attrs(got.attributes)
     assert list(values) == list(attributes)
     assert math.isnan(values.pop("nan"))
     assert values == {
@@ -401,7 +389,7 @@ def test_every_field_survives_a_gzip_grpc_export(collector: tuple[Collector, str
         "ints": (1, -1, 2**40),
     }
     (event,) = got.events
-    assert (event.name, event.time_unix_nano, _attrs(event.attributes), event.dropped_attributes_count) == (
+    assert (event.name, event.time_unix_nano, attrs(event.attributes), event.dropped_attributes_count) == (
         "ev",
         7,
         {"e": "1"},
@@ -411,7 +399,7 @@ def test_every_field_survives_a_gzip_grpc_export(collector: tuple[Collector, str
     assert link.trace_id == (0xABC).to_bytes(16, "big")
     assert link.span_id == (0xDEF).to_bytes(8, "big")
     assert link.trace_state == "v=1,w=2"
-    assert _attrs(link.attributes) == {"l": 2.0}
+    assert attrs(link.attributes) == {"l": 2.0}
     assert link.dropped_attributes_count == 3
     assert link.flags == 0x300  # not sampled, remote
     assert (got.status.code, got.status.message) == (PbStatus.STATUS_CODE_ERROR, "failed")

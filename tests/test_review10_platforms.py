@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.memory import export, only_root
 
 from nexs_serverless import SpanKind, StatusCode, config, platforms, traced_handler
-from nexs_serverless.exporters import InMemoryExporter
-from nexs_serverless.finished import FinishedSpan
-from nexs_serverless.testing import AzureContext, LambdaContext, events, native, reset
+from nexs_serverless.testing import AzureContext, LambdaContext, events, native
 
 W3C_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{W3C_TRACE}-00f067aa0ba902b7-01"
@@ -32,17 +31,6 @@ API_EVENT = {
         "requestId": "req-1",
     },
 }
-
-
-def export(environ: dict[str, str] | None = None) -> InMemoryExporter:
-    exporter = InMemoryExporter()
-    reset(exporters=[exporter], environ=environ or {})
-    return exporter
-
-
-def only_root(exporter: InMemoryExporter) -> FinishedSpan:
-    (root,) = exporter.get_finished_spans()
-    return root
 
 
 def starlette_request(headers: dict[str, str], client: tuple[str, int] = ("10.0.0.1", 40000)) -> Any:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.tail_spans import FakeSpan
 
 from nexs_serverless import ConfigError, StatusCode, config, flush, propagation, stats, traced_handler, tracer
 from nexs_serverless.context import exporting
@@ -215,34 +216,15 @@ def test_x_ray_sampled_field_is_the_remote_parents_flag(sampler: str, sampled: s
 # -- tail sampling ----------------------------------------------------------------------------------
 
 
-class FakeSpan:
-    """What tail sampling and stamping read."""
-
-    def __init__(
-        self,
-        trace_id: int,
-        span_id: int,
-        parent: int = 0,
-        *,
-        status: int = StatusCode.UNSET,
-        **attributes: Any,
-    ) -> None:
-        self.trace_id, self.span_id, self.parent_span_id = trace_id, span_id, parent
-        self.parent_is_remote = False
-        self.attributes: dict[str, Any] = attributes
-        self.status_code = status
-        self.start_ns, self.end_ns = 1_000, 2_000
-
-
 def test_an_invocation_kept_for_its_traces_sake_is_counted_kept_not_dropped() -> None:
     """Two invocations of one trace in a batch, the first clean and judged first, the second
     failed: both are exported, and the counters say two kept (one same_trace), none dropped.
     Before, the first was counted dropped and the kept rate read 0.5."""
     stage = TailSampler.from_document({"ratio": 0.0, "rules": [{"when": "error"}]})
     trace_id = 0xABC << 64 | 0x123
-    inner_root = FakeSpan(trace_id, 20, parent=11, **{"faas.trigger": "http"})
+    inner_root = FakeSpan(trace_id, 20, parent=11, attributes={"faas.trigger": "http"})
     outer_child = FakeSpan(trace_id, 11, parent=10, status=StatusCode.ERROR)
-    outer_root = FakeSpan(trace_id, 10, **{"faas.trigger": "http"})
+    outer_root = FakeSpan(trace_id, 10, attributes={"faas.trigger": "http"})
     assert len(stage([inner_root, outer_child, outer_root])) == 3  # type: ignore[list-item]
     assert inner_root.attributes["sampling.rule"] == "same_trace"
     counters = stats()
@@ -598,7 +580,7 @@ def test_many_distinct_tenants_use_bounded_memory() -> None:
     and unrouted tenants all go to the defaults."""
     stamp = TenantStamp(memory=1024, running=list)
     for number in range(20_000):
-        root = FakeSpan(number + 1, 1, **{"faas.trigger": "http", "tenant.id": f"tenant-{number}"})
+        root = FakeSpan(number + 1, 1, attributes={"faas.trigger": "http", "tenant.id": f"tenant-{number}"})
         child = FakeSpan(number + 1, 2, parent=1)
         stamp([root, child])  # type: ignore[list-item]
         assert child.attributes["tenant.id"] == f"tenant-{number}"
@@ -693,7 +675,7 @@ def test_owners_of_a_deep_chain_listed_child_first_is_linear() -> None:
     """A 12,000-deep chain in reverse start order resolves to its root (the cycle check is a set
     now: searching the path list made this about 2 s; timed by hand, not here)."""
     depth = 12_000
-    spans = [FakeSpan(1, 1, **{"faas.trigger": "http"})] + [
+    spans = [FakeSpan(1, 1, attributes={"faas.trigger": "http"})] + [
         FakeSpan(1, i, parent=i - 1) for i in range(2, depth + 1)
     ]
     spans.reverse()

@@ -9,6 +9,7 @@ exceptions) that moto does not check.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -20,9 +21,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from support.canned_http import LocalServer, Reply, Request
 from support.exporter_spans import START_NS, TRACE_ID, make_span
+from support.made_exporters import made_exporters
 from support.xray_daemon import HEADER, Datagram, FakeXRayDaemon, nested, walk
 
 from nexs_serverless import _stats
@@ -137,16 +138,9 @@ def daemon() -> Iterator[FakeXRayDaemon]:
 @pytest.fixture
 def udp(daemon: FakeXRayDaemon) -> Iterator[Any]:
     """Builds UDP XRayExporters aimed at the fake daemon; shuts them down after the test."""
-    made: list[XRayExporter] = []
-
-    def make(**kwargs: Any) -> XRayExporter:
-        exporter = XRayExporter(transport="udp", daemon_address=daemon.address, **kwargs)
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
+    build = functools.partial(XRayExporter, transport="udp", daemon_address=daemon.address)
+    with made_exporters(build) as make:
+        yield make
 
 
 # -- ids and times ---------------------------------------------------------------
@@ -703,41 +697,11 @@ def test_otlp_a_span_that_cannot_fit_is_counted_once_as_dropped(daemon: FakeXRay
 # -- PutTraceSegments (moto in server mode; a slow server for the deadline) ---------------------------
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """moto's server on a random port of 127.0.0.1, shared by the module's API tests."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Test credentials only: no profile files, no instance metadata lookups."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
 @pytest.fixture
 def api(aws_test_credentials: None) -> Iterator[Any]:
     """Builds API-transport XRayExporters in us-east-1; shuts them down after the test."""
-    made: list[XRayExporter] = []
-
-    def make(**kwargs: Any) -> XRayExporter:
-        exporter = XRayExporter(transport="api", region="us-east-1", **kwargs)
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
+    with made_exporters(functools.partial(XRayExporter, transport="api", region="us-east-1")) as make:
+        yield make
 
 
 def stored(moto_url: str, trace_id: int) -> dict[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ from boto3.session import Session
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
+from support import clouds
 from support.layer import core_layer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +93,6 @@ def moto_server() -> Iterator[str]:
     both gaps of the fake are filled here, so the wiring is checked end to end.
     """
     from moto.awslambda import models
-    from moto.server import ThreadedMotoServer
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
@@ -110,13 +110,8 @@ def moto_server() -> Iterator[str]:
         patch.setattr(
             models.LambdaFunction, "create_from_cloudformation_json", classmethod(create_with_layers)
         )
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
+        with clouds.moto_server() as url:
+            yield url
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ the carry-over test puts a fault proxy in front of moto.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import secrets
 import time
@@ -20,10 +21,10 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from support.canned_http import CannedServer, Reply, SilentServer, closed_port
 from support.exporter_spans import START_NS, exception_event, make_span
 from support.fault_proxy import FaultProxy
+from support.made_exporters import made_exporters
 
 from nexs_serverless import _stats
 from nexs_serverless.exporters import ExportResult, XRayExporter
@@ -32,15 +33,7 @@ from nexs_serverless.exporters.resilient import Options, ResilientExporter
 from nexs_serverless.exporters.xray_segments import xray_trace_id
 from nexs_serverless.model import SpanKind, StatusCode
 
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """moto's server on a random port of 127.0.0.1, shared by the module's tests."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+pytestmark = pytest.mark.usefixtures("aws_test_credentials")
 
 
 @pytest.fixture(scope="module")
@@ -122,18 +115,6 @@ def put_calls(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     _moto_recorder(moto_url, "stop-recording")
 
 
-@pytest.fixture(autouse=True)
-def _fake_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    """Test credentials only: no profile files, no instance metadata lookups."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
 Canned = Callable[..., tuple[CannedServer, XRayExporter]]
 
 
@@ -166,18 +147,8 @@ def canned(_canned_server: CannedServer, _canned_exporter: XRayExporter) -> Cann
 @pytest.fixture
 def make_exporter() -> Iterator[type[XRayExporter]]:
     """API-transport XRayExporters in us-east-1, shut down after the test."""
-    made: list[XRayExporter] = []
-
-    def make(**kwargs: object) -> XRayExporter:
-        kwargs.setdefault("transport", "api")
-        kwargs.setdefault("region", "us-east-1")
-        exporter = XRayExporter(**kwargs)  # type: ignore[arg-type]
-        made.append(exporter)
-        return exporter
-
-    yield make  # type: ignore[misc]
-    for exporter in made:
-        exporter.shutdown()
+    with made_exporters(functools.partial(XRayExporter, transport="api", region="us-east-1")) as make:
+        yield make  # type: ignore[misc]
 
 
 def _error(status: int, code: str, headers: dict[str, str] | None = None) -> Reply:

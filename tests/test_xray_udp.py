@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import pytest
 from support.exporter_spans import TRACE_ID, make_span
+from support.made_exporters import made_exporters
 from support.xray_daemon import HEADER, FakeXRayDaemon, nested, walk
 
 from nexs_serverless import _stats, traced_handler, tracer
@@ -30,17 +32,8 @@ def daemon() -> Iterator[FakeXRayDaemon]:
 @pytest.fixture
 def make_exporter(daemon: FakeXRayDaemon) -> Iterator[type[XRayExporter]]:
     """Builds XRayExporters aimed at the fake daemon; shuts them down after the test."""
-    made: list[XRayExporter] = []
-
-    def make(**kwargs: object) -> XRayExporter:
-        kwargs.setdefault("daemon_address", daemon.address)
-        exporter = XRayExporter(**kwargs)  # type: ignore[arg-type]
-        made.append(exporter)
-        return exporter
-
-    yield make  # type: ignore[misc]
-    for exporter in made:
-        exporter.shutdown()
+    with made_exporters(functools.partial(XRayExporter, daemon_address=daemon.address)) as make:
+        yield make  # type: ignore[misc]
 
 
 def test_an_invocation_tree_is_one_datagram_under_the_function_segment(

@@ -9,9 +9,9 @@ a 206), else 200 with every item accepted. Binds 127.0.0.1 only.
 from __future__ import annotations
 
 import gzip
-import http.server
 import json
-import threading
+
+from .canned_http import LocalServer, Reply, Request
 
 __all__ = ["Answer", "FakeIngestion", "decode_envelopes"]
 
@@ -43,54 +43,42 @@ def decode_envelopes(body: bytes) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-class FakeIngestion:
+class FakeIngestion(LocalServer):
     """Keeps every envelope it accepted, and every call's path and headers."""
 
     def __init__(self) -> None:
         self.envelopes: list[dict[str, object]] = []
         self.calls: list[tuple[str, dict[str, str]]] = []
         self.answers: list[Answer] = []
-        self._lock = threading.Lock()
-        fake = self
+        super().__init__()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def clear(self) -> None:
+        """Forget what was received and queued: a server shared by a module starts each test empty."""
+        with self._lock:
+            self.envelopes.clear()
+            self.calls.clear()
+            self.answers.clear()
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                envelopes = decode_envelopes(body)
-                with fake._lock:
-                    fake.calls.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-                    answer = fake.answers.pop(0) if fake.answers else Answer()
-                    refused = {index for index, _ in answer.item_errors}
-                    if answer.status in (200, 206):
-                        fake.envelopes.extend(e for i, e in enumerate(envelopes) if i not in refused)
-                reply = json.dumps(
-                    {
-                        "itemsReceived": len(envelopes),
-                        "itemsAccepted": len(envelopes) - len(refused),
-                        "errors": [
-                            {"index": index, "statusCode": status, "message": "refused by the test"}
-                            for index, status in answer.item_errors
-                        ],
-                    }
-                ).encode()
-                self.send_response(answer.status)
-                self.send_header("Content-Type", "application/json")
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.port: int = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+    def answer(self, request: Request) -> Reply:
+        """Keep what the next queued `Answer` accepts; reply with ingestion's summary of the items."""
+        envelopes = decode_envelopes(request.body)
+        with self._lock:
+            self.calls.append((request.path, request.headers))
+            answer = self.answers.pop(0) if self.answers else Answer()
+            refused = {index for index, _ in answer.item_errors}
+            if answer.status in (200, 206):
+                self.envelopes.extend(e for i, e in enumerate(envelopes) if i not in refused)
+        reply = json.dumps(
+            {
+                "itemsReceived": len(envelopes),
+                "itemsAccepted": len(envelopes) - len(refused),
+                "errors": [
+                    {"index": index, "statusCode": status, "message": "refused by the test"}
+                    for index, status in answer.item_errors
+                ],
+            }
+        ).encode()
+        return Reply(answer.status, reply, {"Content-Type": "application/json", **answer.headers})
 
     @property
     def connection_string(self) -> str:
@@ -100,15 +88,3 @@ class FakeIngestion:
     def by_type(self, base_type: str) -> list[dict[str, object]]:
         """Accepted envelopes whose ``data.baseType`` is `base_type` (RequestData, ...)."""
         return [e for e in self.envelopes if e.get("data", {}).get("baseType") == base_type]  # type: ignore[union-attr]
-
-    def close(self) -> None:
-        """Stop serving."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> FakeIngestion:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

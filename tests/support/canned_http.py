@@ -42,7 +42,7 @@ _Server = TypeVar("_Server", bound="LocalServer")
 class LocalServer:
     """A threaded HTTP server on a free port of 127.0.0.1 that hands each POST to `answer`.
 
-    The plumbing `CannedServer` and `fault_proxy.FaultProxy` share.
+    The plumbing `CannedServer`, `fault_proxy.FaultProxy` and `azure_ingestion.FakeIngestion` share.
     """
 
     def __init__(self) -> None:

@@ -11,9 +11,9 @@ import threading
 from concurrent import futures
 
 import grpc
-from google.cloud.trace_v2 import BatchWriteSpansRequest
+from google.cloud.trace_v2 import BatchWriteSpansRequest, Span
 
-__all__ = ["FakeCloudTrace"]
+__all__ = ["FakeCloudTrace", "attributes_of"]
 
 HANG = "hang"
 
@@ -60,6 +60,12 @@ class FakeCloudTrace:
             code, message = fault  # type: ignore[misc]
             context.abort(code, message)
 
+    def clear(self) -> None:
+        """Forget what was received and queued: a server shared by a module starts each test empty."""
+        self.requests.clear()
+        self.metadata.clear()
+        self.faults.clear()
+
     def spans(self) -> list[object]:
         """Every span received, in order."""
         return [span for request in self.requests for span in request.spans]
@@ -74,3 +80,12 @@ class FakeCloudTrace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def attributes_of(span: Span) -> dict[str, object]:
+    """A received span's attribute map as plain values (truncatable strings as their text)."""
+    out: dict[str, object] = {}
+    for key, value in span.attributes.attribute_map.items():
+        kind = value._pb.WhichOneof("value")
+        out[key] = value.string_value.value if kind == "string_value" else getattr(value, kind)
+    return out

@@ -1,11 +1,16 @@
-"""Finished spans for the cloud exporters' tests: a Lambda resource, exception events, links."""
+"""Finished spans for the cloud exporters' tests: a Lambda resource, exception events, links.
+
+`make_span` is `spans.make_span` with an ``orders`` function's ids, times and resource.
+"""
 
 from __future__ import annotations
 
 import traceback
 
 from nexs_serverless.finished import FinishedSpan
-from nexs_serverless.model import Event, InstrumentationScope, Link, Resource, SpanContext, SpanKind
+from nexs_serverless.model import Event, Link, Resource, SpanContext
+
+from . import spans
 
 __all__ = ["RESOURCE", "SPAN_ID", "START_NS", "TRACE_ID", "exception_event", "link_to", "make_span"]
 
@@ -20,39 +25,20 @@ RESOURCE = Resource(
         "faas.name": "orders",
     }
 )
-SCOPE = InstrumentationScope("nexs_serverless", "0.1.0")
+_DEFAULTS: dict[str, object] = {
+    "name": "GET /orders",
+    "trace_id": TRACE_ID,
+    "span_id": SPAN_ID,
+    "start_ns": START_NS,
+    "end_ns": START_NS + 25_000_000,
+    "status_code": 0,
+    "resource": RESOURCE,
+}
 
 
 def make_span(**fields: object) -> FinishedSpan:
-    """A FinishedSpan with sensible defaults; any field can be overridden."""
-    span = FinishedSpan.__new__(FinishedSpan)
-    values: dict[str, object] = {
-        "name": "GET /orders",
-        "trace_id": TRACE_ID,
-        "span_id": SPAN_ID,
-        "parent_span_id": 0,
-        "trace_flags": 1,
-        "trace_state": (),
-        "parent_is_remote": False,
-        "kind": SpanKind.INTERNAL,
-        "start_ns": START_NS,
-        "end_ns": START_NS + 25_000_000,
-        "attributes": {},
-        "events": (),
-        "links": (),
-        "status_code": 0,
-        "status_description": None,
-        "dropped_attributes": 0,
-        "dropped_events": 0,
-        "dropped_links": 0,
-        "force_ended": False,
-        "resource": RESOURCE,
-        "instrumentation_scope": SCOPE,
-    }
-    values.update(fields)
-    for name, value in values.items():
-        setattr(span, name, value)
-    return span
+    """A FinishedSpan of an ``orders`` Lambda function; any field can be overridden."""
+    return spans.make_span(**{**_DEFAULTS, **fields})
 
 
 def exception_event(exc: BaseException, timestamp_ns: int = START_NS + 1000) -> Event:
