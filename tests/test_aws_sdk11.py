@@ -12,22 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.clouds import client, http_server, moto_server
+from support.clouds import client, http_server
+from support.memory import finish
 
 from nexs_serverless import instrumentation, stats, tracer
 from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.finished import FinishedSpan
-from nexs_serverless.flushing import flush
 from nexs_serverless.instrumentation import aws_operations
 from nexs_serverless.runtime import runtime
-from nexs_serverless.testing import reset
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """One moto server for the module."""
-    with moto_server() as url:
-        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -39,24 +31,11 @@ def instrumented() -> Iterator[None]:
 
 
 @pytest.fixture
-def spans() -> InMemoryExporter:
-    """An exporter receiving what `finish()` flushes."""
-    exporter = InMemoryExporter()
-    reset(exporters=[exporter])
-    return exporter
-
-
-@pytest.fixture
-def bucket(endpoint: str) -> str:
+def bucket(moto_url: str) -> str:
     """A fresh S3 bucket on the moto server."""
     name = f"bucket-{uuid.uuid4().hex[:12]}"
-    client("s3", endpoint).create_bucket(Bucket=name)
+    client("s3", moto_url).create_bucket(Bucket=name)
     return name
-
-
-def finish(exporter: InMemoryExporter) -> list[FinishedSpan]:
-    flush()
-    return exporter.get_finished_spans()
 
 
 def named(spans: list[FinishedSpan], name: str) -> list[FinishedSpan]:
@@ -72,11 +51,11 @@ def _client_context(encoded: str) -> dict[str, Any]:
 
 
 def test_an_unmodelled_client_error_has_the_service_error_code_as_error_type(
-    endpoint: str, bucket: str, spans: InMemoryExporter
+    moto_url: str, bucket: str, spans: InMemoryExporter
 ) -> None:
     """S3 answers ``HeadObject`` for a missing key with a bare 404: ``error.type`` is ``404``, not
     ``ClientError`` (one class for every error botocore has no model for); the event keeps the class."""
-    s3 = client("s3", endpoint)
+    s3 = client("s3", moto_url)
     with tracer.span("handler"), pytest.raises(s3.exceptions.ClientError):
         s3.head_object(Bucket=bucket, Key="missing")
     (head,) = named(finish(spans), "S3.HeadObject")
@@ -85,11 +64,11 @@ def test_an_unmodelled_client_error_has_the_service_error_code_as_error_type(
 
 
 def test_a_modelled_error_is_named_by_its_code_where_the_class_differs(
-    endpoint: str, spans: InMemoryExporter
+    moto_url: str, spans: InMemoryExporter
 ) -> None:
     """SQS's ``QueueDoesNotExist`` class carries the code ``AWS.SimpleQueueService.NonExistentQueue``,
     which callers match on: the code is ``error.type``, the class stays ``exception.type``."""
-    sqs = client("sqs", endpoint)
+    sqs = client("sqs", moto_url)
     with tracer.span("handler"), pytest.raises(sqs.exceptions.QueueDoesNotExist) as raised:
         sqs.get_queue_url(QueueName="missing")
     (call,) = named(finish(spans), "SQS.GetQueueUrl")
@@ -179,13 +158,13 @@ def test_invoke_with_response_stream_follows_invokes_exactness_and_size_rules(
 
 
 def test_upload_file_and_download_file_calls_are_children_of_the_calling_span(
-    endpoint: str, bucket: str, spans: InMemoryExporter, tmp_path: Path
+    moto_url: str, bucket: str, spans: InMemoryExporter, tmp_path: Path
 ) -> None:
     """boto3's transfers make their S3 calls in s3transfer's worker threads, which had no context: the
     calls were not traced; now each is a child of the span that called ``upload_file``/``download_file``."""
     source, target = tmp_path / "source.txt", tmp_path / "target.txt"
     source.write_bytes(b"payload")
-    s3 = client("s3", endpoint)
+    s3 = client("s3", moto_url)
     with tracer.span("handler"):
         s3.upload_file(str(source), bucket, "key")
         s3.download_file(bucket, "key", str(target))
@@ -198,7 +177,7 @@ def test_upload_file_and_download_file_calls_are_children_of_the_calling_span(
 
 
 def test_a_multipart_upload_is_traced_through_every_worker_hop(
-    endpoint: str, bucket: str, spans: InMemoryExporter, tmp_path: Path
+    moto_url: str, bucket: str, spans: InMemoryExporter, tmp_path: Path
 ) -> None:
     """A multipart upload submits its part tasks from a submission worker thread: the context reaches
     them through that hop too, so every call of the upload is a child of the calling span."""
@@ -207,7 +186,7 @@ def test_a_multipart_upload_is_traced_through_every_worker_hop(
     source = tmp_path / "large.bin"
     source.write_bytes(b"x" * (6 * 1024 * 1024))
     config = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
-    s3 = client("s3", endpoint)
+    s3 = client("s3", moto_url)
     with tracer.span("handler"):
         s3.upload_file(str(source), bucket, "large", Config=config)
     finished = finish(spans)
@@ -223,7 +202,7 @@ def test_a_multipart_upload_is_traced_through_every_worker_hop(
 
 
 def test_a_failed_transfer_fails_as_before_and_its_call_is_an_error_child(
-    endpoint: str, spans: InMemoryExporter, tmp_path: Path
+    moto_url: str, spans: InMemoryExporter, tmp_path: Path
 ) -> None:
     """Running the worker task in the caller's context changes nothing of what it does: an upload to
     a missing bucket raises boto3's own error, and the failed call is recorded under the caller."""
@@ -232,7 +211,7 @@ def test_a_failed_transfer_fails_as_before_and_its_call_is_an_error_child(
     source = tmp_path / "source.txt"
     source.write_bytes(b"payload")
     with tracer.span("handler"), pytest.raises(S3UploadFailedError, match="NoSuchBucket"):
-        client("s3", endpoint).upload_file(str(source), "no-such-bucket", "key")
+        client("s3", moto_url).upload_file(str(source), "no-such-bucket", "key")
     finished = finish(spans)
     (handler,) = named(finished, "handler")
     (put,) = named(finished, "S3.PutObject")
@@ -255,7 +234,7 @@ def test_uninstrument_gives_s3transfer_its_own_submit_back() -> None:
 
 
 def test_the_first_transfer_of_a_cold_start_carries_the_context(
-    endpoint: str, bucket: str, spans: InMemoryExporter, tmp_path: Path
+    moto_url: str, bucket: str, spans: InMemoryExporter, tmp_path: Path
 ) -> None:
     """Auto-install defers the SDK wrapper to the first call; when that first call is an
     ``upload_file``, its tasks are submitted before any S3 call: the stand-in on s3transfer's
@@ -265,7 +244,7 @@ def test_the_first_transfer_of_a_cold_start_carries_the_context(
 
     source = tmp_path / "source.txt"
     source.write_bytes(b"payload")
-    s3 = client("s3", endpoint)
+    s3 = client("s3", moto_url)
     instrumentation.uninstrument("botocore")
     original_call, original_submit = botocore.client.BaseClient._make_api_call, BoundedExecutor.submit
     instrumentation.auto_install(runtime.settings)
@@ -295,7 +274,7 @@ def test_a_waiting_stand_in_on_submit_is_removed_by_uninstrument() -> None:
 
 
 def test_s3transfer_loaded_after_instrument_is_patched_at_the_next_traced_call(
-    endpoint: str, bucket: str, tmp_path: Path
+    moto_url: str, bucket: str, tmp_path: Path
 ) -> None:
     """`instrument` before ``import boto3`` finds no s3transfer to patch (and imports none): the next
     traced call patches it, so later transfers' calls are children of their span."""
@@ -313,7 +292,7 @@ print("s3transfer.futures" in sys.modules)
 exporter = InMemoryExporter()
 reset(exporters=[exporter])
 from support.clouds import client
-s3 = client("s3", {endpoint!r})
+s3 = client("s3", {moto_url!r})
 with tracer.span("handler") as handler:
     s3.list_buckets()
     s3.upload_file({str(source)!r}, {bucket!r}, "late")
@@ -330,7 +309,7 @@ print(sorted((span.name, span.parent_span_id == handler.span_id) for span in exp
 # aws_limits: the size accounting, loaded only by the calls that need it
 
 
-def test_size_accounting_loads_only_for_calls_that_carry_a_message(endpoint: str, tmp_path: Path) -> None:
+def test_size_accounting_loads_only_for_calls_that_carry_a_message(moto_url: str, tmp_path: Path) -> None:
     """A call that carries no message (``ListQueues``) does not load `aws_limits`; a send does."""
     code = f"""
 import sys
@@ -338,7 +317,7 @@ sys.path.insert(0, {str(Path(__file__).parent)!r})
 from support.clouds import client
 from nexs_serverless import instrumentation, tracer
 instrumentation.instrument("botocore")
-sqs = client("sqs", {endpoint!r})
+sqs = client("sqs", {moto_url!r})
 url = sqs.create_queue(QueueName="limits")["QueueUrl"]
 with tracer.span("handler"):
     sqs.list_queues()
