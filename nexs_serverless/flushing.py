@@ -4,6 +4,9 @@ Called when the handler returns, by the timeout guard, and at exit. The budget
 is turned into a deadline that exporters read (`context.remaining_export_s`),
 and an exporter reached after the deadline is skipped and counted, so a flush
 never holds the invocation longer than it was given.
+
+The flush lock is what says an exporter is in use: `_retire.retire`, which
+shuts down the exporters a reconfiguration replaced, waits for it too.
 """
 
 from __future__ import annotations
@@ -90,16 +93,24 @@ def shutdown_flush(budget_ms: float, *, reason: str = "shutdown") -> None:
     """Flush, then let every exporter send what it still holds (carry-over), within one budget."""
     deadline = time.monotonic() + max(0.0, budget_ms) / 1000.0
     flush(budget_ms, reason=reason)
-    with exporting(deadline):
-        for exporter in runtime.exporters():
-            left_ms = int((deadline - time.monotonic()) * 1000)
-            if left_ms <= 0:
-                stats.incr("exports_skipped_deadline")
-                return
-            try:
-                exporter.force_flush(left_ms)  # type: ignore[attr-defined]
-            except Exception as exc:
-                guard.report("force_flush:" + type(exporter).__name__, exc)
+    lock = runtime.flush_lock
+    # Held as `flush` holds it, so that `_retire` cannot shut an exporter down under the force_flush.
+    if not lock.acquire(timeout=min(max(0.0, deadline - time.monotonic()), _MAX_WAIT_S)):
+        stats.incr("flush_lock_timeouts")
+        return
+    try:
+        with exporting(deadline):
+            for exporter in runtime.exporters():
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if left_ms <= 0:
+                    stats.incr("exports_skipped_deadline")
+                    return
+                try:
+                    exporter.force_flush(left_ms)  # type: ignore[attr-defined]
+                except Exception as exc:
+                    guard.report("force_flush:" + type(exporter).__name__, exc)
+    finally:
+        lock.release()
 
 
 def _export(exporters: list[object], spans: Sequence[object], deadline: float) -> None:

@@ -133,7 +133,9 @@ def traced_handler(
     """Trace a serverless handler: a root span per call, FaaS attributes, flush on return.
 
     Works bare (``@traced_handler``) or with options, on plain and ``async
-    def`` handlers. Wrapping twice is a no-op, and with the kill switch on at
+    def`` handlers (whose flush runs in the event loop's default executor, so
+    other coroutines go on meanwhile; it still ends before the handler's
+    awaitable returns). Wrapping twice is a no-op, and with the kill switch on at
     decoration time (``OTEL_SDK_DISABLED=true`` or ``NEXS_DISABLED=true``) the
     function is returned unchanged, so tracing then costs nothing.
 
@@ -223,14 +225,17 @@ def _decorate(fn: Callable[P, R], options: Options) -> Callable[P, R]:
             invocation = machinery.begin(fn, options, args, kwargs)
             try:
                 result = await fn(*args, **kwargs)  # type: ignore[misc]
+            except GeneratorExit as exc:  # closed unfinished (`coroutine.close()`): it may not await again
+                machinery.fail(invocation, exc)
+                machinery.finish(invocation, options)
+                raise
             except BaseException as exc:
                 machinery.fail(invocation, exc)
                 _drop_own_frame(exc)
+                await machinery.finish_async(invocation, options)  # the flush runs off the loop's thread
                 raise
-            else:
-                machinery.succeed(invocation, result)
-            finally:
-                machinery.finish(invocation, options)
+            machinery.succeed(invocation, result)
+            await machinery.finish_async(invocation, options)
             return result
 
         wrapper = async_wrapper

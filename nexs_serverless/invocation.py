@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .span import Span
     from .triggers import Trigger
 
-__all__ = ["Invocation", "begin", "fail", "finish", "succeed"]
+__all__ = ["Invocation", "begin", "fail", "finish", "finish_async", "succeed"]
 
 # True while this context (thread or task) runs a traced handler: a traced call made there is nested.
 _inside: ContextVar[bool] = ContextVar("nexs_inside_invocation", default=False)
@@ -160,7 +160,17 @@ def succeed(invocation: Invocation | None, result: object) -> None:
 
 
 def fail(invocation: Invocation | None, exc: BaseException) -> None:
-    """Record the handler's exception on the root span (the wrapper re-raises it)."""
+    """Record the handler's exception on the root span (the wrapper re-raises it).
+
+    Any `BaseException` sets ERROR, `SystemExit`, `KeyboardInterrupt` and
+    `asyncio.CancelledError` included: on Lambda ``sys.exit()`` in a handler
+    ends the runtime (``Runtime.ExitError``) and the request fails; a cancelled
+    request got no answer; an interrupted one did not finish. Each is still
+    re-raised unchanged, and the spans are still flushed. (OpenTelemetry's
+    `use_span` records only `Exception`s, after going back and forth on it over
+    `GeneratorExit`: open-telemetry/opentelemetry-python#4406, #4494. A handler
+    is not a generator, and a coroutine closed unfinished did not answer either.)
+    """
     if invocation is None:
         return
     try:
@@ -203,10 +213,54 @@ def _http_status_of(exc: BaseException) -> int | None:
 
 def finish(invocation: Invocation | None, options: Options) -> None:
     """End the root span, restore the context, flush within the budget."""
+    deadline = _end(invocation, options)
+    if deadline is not None:
+        _flush_by(deadline)
+
+
+async def finish_async(invocation: Invocation | None, options: Options) -> None:
+    """`finish` for an ``async def`` handler: the flush runs in the event loop's default executor.
+
+    Run on the loop's thread, the flush blocked every other coroutine (the
+    other requests of an ASGI app or an Azure worker) for up to its budget. It
+    is still awaited, so it is done before the handler's awaitable returns, and
+    bounded by the same deadline, counted from the handler's return. Without
+    a running asyncio loop (another event loop library, a coroutine driven by
+    hand) or an executor that takes no more work (the loop shutting down), the
+    flush runs here, as before. A cancellation that lands while the flush is
+    awaited is not let through: without the tracer the handler's outcome was
+    settled before this await existed (its result returned, its exception
+    raised), so a ``wait_for`` timeout or a task group's cancel must not turn
+    it into a ``CancelledError`` (counted as ``flush_cancel_held``; the flush
+    goes on in its thread).
+    """
+    deadline = _end(invocation, options)
+    if deadline is None:
+        return
+    try:
+        import asyncio  # loaded already: an asyncio loop is running this coroutine
+
+        pending = asyncio.get_running_loop().run_in_executor(None, _flush_by, deadline)
+    except RuntimeError:  # no running asyncio loop, or its executor is shut down
+        _flush_by(deadline)
+        return
+    try:
+        await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        stats.incr("flush_cancel_held")
+
+
+def _flush_by(deadline: float) -> None:
+    """Flush with what is left until `deadline` (a `time.monotonic()` value)."""
+    flush(max(0.0, (deadline - time.monotonic()) * 1000.0), reason="return")
+
+
+def _end(invocation: Invocation | None, options: Options) -> float | None:
+    """End the root span and restore the context; the flush's deadline, or None when no flush is due."""
     if invocation is None:
         if runtime.settings.flush_mode == "after_response":
             _handed_over(None)
-        return
+        return None
     try:
         process.ended(invocation.root.trace_id)
         if invocation.ticket:
@@ -228,19 +282,20 @@ def finish(invocation: Invocation | None, options: Options) -> None:
             # The outer invocation flushes (or hands over) when it returns: flushing now would split
             # the trace (tail sampling would judge half of it), and handing over would let the
             # extension flush while the outer handler still runs.
-            return
+            return None
         settings = runtime.settings
         if settings.flush_mode == "after_response" and _handed_over(
             invocation.context, options.flush_timeout_ms
         ):
-            return
+            return None
         budget = float(options.flush_timeout_ms or settings.flush_timeout_ms)
         remaining = invocation.platform.remaining_ms(invocation.context)
         if remaining is not None:
             budget = min(budget, remaining - settings.flush_safety_margin_ms)
-        flush(max(budget, 0.0), reason="return")
+        return time.monotonic() + max(budget, 0.0) / 1000.0
     except Exception as exc:
         guard.report("finish_invocation", exc)
+        return None
 
 
 def _handed_over(context: object, budget_ms: int | None = None) -> bool:

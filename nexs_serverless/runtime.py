@@ -42,6 +42,7 @@ class Runtime:
         "_exporters",
         "_platform_module",
         "_prepared",
+        "_preparing",
         "_stages",
         "buffer",
         "buffered",
@@ -59,6 +60,7 @@ class Runtime:
         self.flush_lock = threading.Lock()
         self._build_lock = threading.Lock()
         self._prepared = False
+        self._preparing: threading.Thread | None = None
         self._explicit: list[object] | None = None
         self._exporters: list[object] | None = None
         self.pool = SpanPool(settings.pool_size)
@@ -86,9 +88,7 @@ class Runtime:
         span_state.limits = settings.limits
         span_state.set_resource_factory(lambda: build_resource_attributes(settings))  # type: ignore[arg-type,return-value]
         span_state.scope = InstrumentationScope("nexs_serverless", VERSION)
-        if self._exporters:
-            _count_lost_carryover(self._exporters)
-        self._exporters = None
+        self._drop_exporters(None)
         self._prepared = False
         self._platform_module = None
         if self._stages:
@@ -143,7 +143,10 @@ class Runtime:
         elif not _NETWORK_EXPORTERS.intersection(self.settings.exporters):
             return
         self._prepared = True
-        threading.Thread(target=self._prepare, name="nexs-prepare-exporters", daemon=True).start()
+        thread = self._preparing = threading.Thread(
+            target=self._prepare, name="nexs-prepare-exporters", daemon=True
+        )
+        thread.start()
 
     def _prepare(self) -> None:
         try:
@@ -154,12 +157,33 @@ class Runtime:
         for exporter in exporters:  # one that cannot prepare does not keep the others from it
             _prepare_one(exporter)
 
-    def set_exporters(self, exporters: Sequence[object] | None) -> None:
-        """Use `exporters` instead of ``OTEL_TRACES_EXPORTER`` (None: back to the environment)."""
-        self._explicit = None if exporters is None else list(exporters)
-        if self._exporters:
-            _count_lost_carryover(self._exporters)
-        self._exporters = None
+    def set_exporters(self, exporters: Sequence[object] | None, *, shut_down_replaced: bool = True) -> None:
+        """Use `exporters` instead of ``OTEL_TRACES_EXPORTER`` (None: back to the environment).
+
+        Those replaced are shut down, except any passed again; not with
+        `shut_down_replaced=False`, for code that puts them back later (`testing.capture_spans`).
+        """
+        with self._build_lock:  # a build in progress (`prepare_exporters`) must not install the old set
+            replaced = self._explicit
+            self._explicit = None if exporters is None else list(exporters)
+        self._drop_exporters(replaced, shut_down=shut_down_replaced)
+
+    def _drop_exporters(self, replaced: list[object] | None, *, shut_down: bool = True) -> None:
+        """Forget the built exporters (the next flush builds them again) and shut down those now unused.
+
+        Left to the garbage collector, their sockets, gRPC channels, threads and
+        files lived on. `replaced`: the user's list before `set_exporters`, shut
+        down itself when nothing was built from it yet. See `_retire.retire`.
+        """
+        with self._build_lock:
+            built, self._exporters = self._exporters, None
+        if built:
+            _count_lost_carryover(built)
+        retired = built or replaced
+        if retired and shut_down:
+            from ._retire import retire
+
+            retire(retired, self._explicit or (), self.settings.flush_timeout_ms, self._preparing)
 
     def _build_exporters(self) -> list[object]:
         from . import _guard as guard

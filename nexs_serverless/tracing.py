@@ -9,7 +9,6 @@ unusual falls through to the slower, safe methods.
 
 from __future__ import annotations
 
-import functools
 import time
 
 from . import _stats as stats
@@ -20,7 +19,7 @@ from .span import NonRecordingSpan, Span, as_span_context
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
-    from typing import Any, ParamSpec, TypeVar, overload
+    from typing import ParamSpec, TypeVar, overload
 
     from .model import Link
 
@@ -153,9 +152,6 @@ def _kind(kind: object) -> int:
     return _INTERNAL
 
 
-_CO_COROUTINE = 0x0080
-_CO_GENERATOR = 0x0020
-_CO_ASYNC_GENERATOR = 0x0200
 _ROOT = object()  # `parent=` sentinel: start a new trace whatever is current
 
 
@@ -347,143 +343,21 @@ class Tracer:
         (``asend``/``athrow``) reach the generator. Exceptions are recorded and
         re-raised unchanged.
         """
+        from ._capture import wrap_calls  # the wrappers load with the first decorated function
+
         if fn is None:
 
             def decorate(f: Callable[P, R]) -> Callable[P, R]:
-                return _capture(self, f, _span_name(name, f), kind, attributes)
+                return wrap_calls(self, f, name, kind, attributes)
 
             return decorate
-        return _capture(self, fn, _span_name(name, fn), kind, attributes)
-
-
-def _span_name(name: object, fn: object) -> str:
-    """`capture`'s span name, as text, decided once at decoration.
-
-    A name of another type (``name=42``) made the OTLP encoding of every batch
-    holding one of its spans fail; a callable object or a `functools.partial`
-    has no ``__qualname__`` (decorating one raised).
-    """
-    if name:
-        return name if type(name) is str else str(name)
-    return name_of(fn)
+        return wrap_calls(self, fn, name, kind, attributes)
 
 
 def name_of(fn: object) -> str:
     """A callable's name for a span: a callable object or a `functools.partial` has no ``__qualname__``."""
     qualname = getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", None)
     return str(qualname or type(fn).__qualname__)
-
-
-_context_variable: list[Any] = []
-
-
-def _current_variable() -> Any:
-    """The current-span context variable (`context._current`), loaded once, on first need."""
-    if not _context_variable:
-        from .context import _current
-
-        _context_variable.append(_current)
-    return _context_variable[0]
-
-
-def _capture(
-    tracer: Tracer,
-    fn: Callable[P, R],
-    span_name: str,
-    kind: int,
-    attributes: Mapping[str, object] | None,
-) -> Callable[P, R]:
-    flags = getattr(getattr(fn, "__code__", None), "co_flags", 0)
-    start = tracer.span
-    wrapper: Callable[..., Any]
-    if flags & _CO_COROUTINE:
-
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with start(span_name, kind=kind, attributes=attributes):
-                return await fn(*args, **kwargs)  # type: ignore[misc]
-
-        wrapper = async_wrapper
-    elif flags & _CO_ASYNC_GENERATOR:
-
-        async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            span = start(span_name, kind=kind, attributes=attributes)
-            _current = _current_variable()
-            agen: Any = fn(*args, **kwargs)
-            step: Any = agen.asend
-            arg: Any = None
-            try:
-                while True:
-                    token = _current.set(span)  # current while the generator's own code runs
-                    try:
-                        value = await step(arg)
-                    except StopAsyncIteration:
-                        break
-                    finally:
-                        _current.reset(token)
-                    try:
-                        arg = yield value
-                        step = agen.asend
-                    except GeneratorExit:
-                        token = _current.set(span)
-                        try:
-                            await agen.aclose()
-                        finally:
-                            _current.reset(token)
-                        raise
-                    except BaseException as exc:  # athrow(): passed on, as `async for` would not
-                        step, arg = agen.athrow, exc
-            except BaseException as exc:
-                span.__exit__(type(exc), exc, exc.__traceback__)
-                raise
-            span.__exit__(None, None, None)
-
-        wrapper = async_gen_wrapper
-    elif flags & _CO_GENERATOR:
-
-        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            span = start(span_name, kind=kind, attributes=attributes)
-            _current = _current_variable()
-            gen: Any = fn(*args, **kwargs)
-            step: Any = gen.send
-            arg: Any = None
-            try:
-                while True:
-                    token = _current.set(span)  # current while the generator's own code runs
-                    try:
-                        value = step(arg)
-                    except StopIteration as stop:
-                        result = stop.value
-                        break
-                    finally:
-                        _current.reset(token)
-                    try:
-                        arg = yield value
-                        step = gen.send
-                    except GeneratorExit:
-                        token = _current.set(span)
-                        try:
-                            gen.close()
-                        finally:
-                            _current.reset(token)
-                        raise
-                    except BaseException as exc:  # throw(): passed on, as `yield from` does
-                        step, arg = gen.throw, exc
-            except BaseException as exc:
-                span.__exit__(type(exc), exc, exc.__traceback__)
-                raise
-            span.__exit__(None, None, None)
-            return result
-
-        wrapper = gen_wrapper
-    else:
-
-        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with start(span_name, kind=kind, attributes=attributes):
-                return fn(*args, **kwargs)
-
-        wrapper = sync_wrapper
-    wrapped: Callable[P, R] = functools.wraps(fn)(wrapper)
-    return wrapped
 
 
 def _add_links(span: Span, links: Iterable[object]) -> None:

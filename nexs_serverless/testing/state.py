@@ -72,7 +72,9 @@ def capture_spans(*, environ: Mapping[str, str] | None = None) -> Iterator[SpanR
     invocation = sys.modules.get("nexs_serverless.invocation")
     if invocation is not None:  # the block's first invocation instruments, with the block's settings
         invocation._instrumented.clear()
-    reset(environ=environ, exporters=[exporter])
+    _forget()
+    runtime.set_exporters([exporter], shut_down_replaced=False)  # the caller's, given back on exit
+    configure(environ=environ if environ is not None else {})
     try:
         yield exporter
     finally:
