@@ -20,6 +20,7 @@ from nexs_serverless.exporters import InMemoryExporter
 from nexs_serverless.finished import FinishedSpan
 from nexs_serverless.instrumentation import aws_operations
 from nexs_serverless.runtime import runtime
+from nexs_serverless.testing.state import forget_instrumentation
 
 
 @pytest.fixture(autouse=True)
@@ -245,7 +246,7 @@ def test_the_first_transfer_of_a_cold_start_carries_the_context(
     source = tmp_path / "source.txt"
     source.write_bytes(b"payload")
     s3 = client("s3", moto_url)
-    instrumentation.uninstrument("botocore")
+    forget_instrumentation()  # a fresh process: `uninstrument` would opt out of `auto_install`
     original_call, original_submit = botocore.client.BaseClient._make_api_call, BoundedExecutor.submit
     instrumentation.auto_install(runtime.settings)
     assert BoundedExecutor.submit is not original_submit
@@ -265,7 +266,7 @@ def test_a_waiting_stand_in_on_submit_is_removed_by_uninstrument() -> None:
     import boto3  # noqa: F401 - loads s3transfer
     from s3transfer.futures import BoundedExecutor
 
-    instrumentation.uninstrument("botocore")
+    forget_instrumentation()  # a fresh process: `uninstrument` would opt out of `auto_install`
     original = BoundedExecutor.submit
     instrumentation.auto_install(runtime.settings)
     assert BoundedExecutor.submit is not original

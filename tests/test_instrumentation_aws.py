@@ -20,6 +20,7 @@ from nexs_serverless.finished import FinishedSpan
 from nexs_serverless.instrumentation import aws_operations
 from nexs_serverless.runtime import runtime
 from nexs_serverless.testing import reset
+from nexs_serverless.testing.state import forget_instrumentation
 from nexs_serverless.triggers import describe
 
 
@@ -549,7 +550,7 @@ def test_the_first_invocation_leaves_a_stand_in_that_installs_at_the_first_call(
     """Auto-install defers the SDK wrapper to the first call, which is traced like any other."""
     import botocore.client
 
-    instrumentation.uninstrument("botocore", "urllib3")
+    forget_instrumentation()  # a fresh process: `uninstrument` would opt out of `auto_install`
     original = botocore.client.BaseClient._make_api_call
     instrumentation.auto_install(runtime.settings)
     stand_in = botocore.client.BaseClient._make_api_call
@@ -572,7 +573,7 @@ def test_uninstrument_removes_a_waiting_stand_in(spans: InMemoryExporter) -> Non
     import botocore.client
     import urllib3.connectionpool
 
-    instrumentation.uninstrument("botocore", "urllib3")
+    forget_instrumentation()  # a fresh process: `uninstrument` would opt out of `auto_install`
     original = botocore.client.BaseClient._make_api_call
     original_urlopen = urllib3.connectionpool.HTTPConnectionPool.urlopen
     instrumentation.auto_install(runtime.settings)
@@ -587,7 +588,7 @@ def test_instrument_replaces_a_waiting_stand_in(moto_url: str, spans: InMemoryEx
     """An explicit `instrument` after auto-install wraps the SDK's method once, not the stand-in."""
     import botocore.client
 
-    instrumentation.uninstrument("botocore")
+    forget_instrumentation()  # a fresh process: `uninstrument` would opt out of `auto_install`
     original = botocore.client.BaseClient._make_api_call
     instrumentation.auto_install(runtime.settings)
     instrumentation.instrument("botocore")
@@ -638,7 +639,7 @@ def test_a_wrapper_stacked_on_the_stand_in_does_not_loop(moto_url: str, spans: I
     there (the X-Ray SDK's ``patch``, a wrapt wrapper): every later call recursed for ever."""
     import botocore.client
 
-    instrumentation.uninstrument("botocore", "urllib3")
+    forget_instrumentation()  # a fresh process: `uninstrument` would opt out of `auto_install`
     instrumentation.auto_install(runtime.settings)  # the stand-in, as at the first invocation
     owner = botocore.client.BaseClient
     ours = owner._make_api_call

@@ -250,8 +250,9 @@ def test_a_stand_in_from_auto_install_traces_the_first_request(server: str, span
     import urllib3.connectionpool
 
     from nexs_serverless.runtime import runtime
+    from nexs_serverless.testing.state import forget_instrumentation
 
-    instrumentation.uninstrument("urllib3")
+    forget_instrumentation()  # a fresh process: `uninstrument` would opt out of `auto_install`
     original = urllib3.connectionpool.HTTPConnectionPool.urlopen
     instrumentation.auto_install(runtime.settings)
     assert urllib3.connectionpool.HTTPConnectionPool.urlopen.__wrapped__ is original

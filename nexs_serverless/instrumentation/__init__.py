@@ -15,7 +15,10 @@ on the methods they wrap, and the first call through one loads the
 instrumentation (three modules) and hands over. A cold start whose first
 invocation makes no AWS or HTTP call does not load them at all. Names in
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` are skipped (automatically only;
-an explicit `instrument` call installs what it is asked for).
+an explicit `instrument` call installs what it is asked for), and so are the
+names `uninstrument` took out (all of them after ``uninstrument()``): calling it
+at import, before the first invocation, opts out for the rest of the process,
+until `instrument` names them again.
 
 =================  ==============================================  ===================
 name               what                                            module
@@ -68,10 +71,17 @@ _ON_FIRST_CALL: dict[str, tuple[tuple[str, str, str], ...]] = {
 # name -> [(owner class, method name, the library's own method, our stand-in)], while stand-ins wait.
 _standing_in: dict[str, list[tuple[object, str, object, object]]] = {}
 _stand_in_lock = threading.Lock()
+# What `uninstrument` took out and `auto_install` leaves alone: a user who removes one at import
+# means it for the process, not until the first invocation. `instrument` takes names back out.
+_opted_out: set[str] = set()
 
 
 def instrument(*names: str) -> list[str]:
     """Install the named instrumentations (default: all whose library can be imported).
+
+    It also withdraws an earlier `uninstrument` of those names (of every name
+    when none is given), so the first invocation's automatic instrumentation
+    takes them again.
 
     Returns:
         The names installed; a library that is not installed is skipped.
@@ -79,10 +89,17 @@ def instrument(*names: str) -> list[str]:
     Raises:
         ValueError: for an unknown name.
     """
+    chosen = _known(names)
+    _opted_out.difference_update(chosen)
+    return [name for name in chosen if _install(name)]
+
+
+def _known(names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names`, or every name when there are none; a name we do not know is a mistake in code."""
     unknown = [name for name in names if name not in _INSTRUMENTATIONS]
     if unknown:
         raise ValueError(f"unknown instrumentation(s) {unknown}; known: {sorted(_INSTRUMENTATIONS)}")
-    return [name for name in names or tuple(_INSTRUMENTATIONS) if _install(name)]
+    return names or tuple(_INSTRUMENTATIONS)
 
 
 def _install(name: str) -> bool:
@@ -146,22 +163,58 @@ def _remove_stand_in(name: str) -> None:
 
 
 def uninstrument(*names: str) -> None:
-    """Remove the named instrumentations (default: all), restoring the libraries' own code."""
-    for name in names or tuple(_INSTRUMENTATIONS):
-        _remove_stand_in(name)
-        module = sys.modules.get(_INSTRUMENTATIONS[name][0])
-        if module is not None:
-            module.uninstall()
+    """Remove the named instrumentations (default: all), restoring the libraries' own code.
+
+    The removal sticks: the first invocation's automatic instrumentation skips
+    these names for the rest of the process, as it skips those in
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``, so calling this at import keeps
+    them out from the start. An `instrument` call naming them (or naming none)
+    withdraws the opt-out. The testing kit's resets forget opt-outs
+    (`nexs_serverless.testing.reset`).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    chosen = _known(names)
+    _opted_out.update(chosen)
+    for name in chosen:
+        _remove(name)
+
+
+def _remove(name: str) -> None:
+    """Take `name` out, whether it waits as a stand-in or is installed; loads nothing to do it."""
+    _remove_stand_in(name)
+    module = sys.modules.get(_INSTRUMENTATIONS[name][0])
+    if module is not None:
+        module.uninstall()
+
+
+def _forget() -> None:
+    """Remove every instrumentation and forget every opt-out: the testing kit's fresh process.
+
+    Not `uninstrument()`, whose opt-out would stop the next test's first
+    invocation from instrumenting.
+    """
+    _opted_out.clear()
+    for name in _INSTRUMENTATIONS:
+        _remove(name)
 
 
 def auto_install(settings: Settings) -> list[str]:
-    """What the first invocation installs: the instrumentations whose library is already loaded."""
+    """What the first invocation installs: the instrumentations whose library is already loaded.
+
+    Names in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` and names `uninstrument`
+    took out are skipped.
+
+    Returns:
+        The names installed, or waiting as a stand-in for their first call.
+    """
     from ..propagation.options import current
 
     disabled = current(settings).disabled_instrumentations
     done: list[str] = []
     for name, (module_name, trigger) in _INSTRUMENTATIONS.items():
-        if name in disabled or (trigger is not None and trigger not in sys.modules):
+        if name in disabled or name in _opted_out or (trigger is not None and trigger not in sys.modules):
             continue
         try:
             if name in _ON_FIRST_CALL:

@@ -21,12 +21,19 @@ __all__ = ["capture_spans", "forget_instrumentation", "reset"]
 def reset(*, environ: Mapping[str, str] | None = None, exporters: list[object] | None = None) -> None:
     """Forget buffered spans, counters and the cold-start state; reconfigure from `environ`.
 
+    Opt-outs made with `nexs_serverless.instrumentation.uninstrument` are
+    forgotten too, so a test that makes one does not change what the next
+    test's first invocation instruments.
+
     Args:
         environ: the environment to configure from (default: an empty one, so
             the machine's variables cannot leak into a test).
         exporters: exporters to use instead of the environment's.
     """
     _forget()
+    instrumentation = sys.modules.get("nexs_serverless.instrumentation")
+    if instrumentation is not None:
+        instrumentation._opted_out.clear()
     configure(exporters=exporters, environ=environ if environ is not None else {})
 
 
@@ -42,11 +49,14 @@ def _forget() -> None:
 def forget_instrumentation() -> None:
     """Undo the first invocation's automatic instrumentation, so the next one installs it afresh.
 
-    Only modules already loaded are touched: resetting never imports them.
+    Opt-outs made with `nexs_serverless.instrumentation.uninstrument` are
+    forgotten, and the removal makes none of its own: the next first
+    invocation installs what a cold start of a fresh process would. Only
+    modules already loaded are touched: resetting never imports them.
     """
     instrumentation = sys.modules.get("nexs_serverless.instrumentation")
     if instrumentation is not None:
-        instrumentation.uninstrument()
+        instrumentation._forget()
     invocation = sys.modules.get("nexs_serverless.invocation")
     if invocation is not None:
         invocation._instrumented.clear()
@@ -59,10 +69,13 @@ def capture_spans(*, environ: Mapping[str, str] | None = None) -> Iterator[SpanR
     Inside the block the tracer is configured from `environ` (default: an
     empty environment, so the machine's variables cannot leak into a test)
     and starts cold, with no buffered spans and counters at zero; its first
-    invocation installs the automatic instrumentation as a cold start does.
+    invocation installs the automatic instrumentation as a cold start does
+    (honouring an `uninstrument` made before the block, as a cold start
+    honours one made at import).
     On exit what the block left is dropped (spans, counters, the cold-start
     state), the instrumentation is removed (what `instrument()` installed
-    earlier too: call it inside the test if the test needs it), and the
+    earlier too: call it inside the test if the test needs it) and every
+    `uninstrument` opt-out forgotten, and the
     tracer gets back the configuration it had before the block (its
     environment, exporters set in code), so nothing leaks into the code that
     runs next.
