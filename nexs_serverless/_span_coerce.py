@@ -3,27 +3,41 @@
 Why a module of its own: each of these conversions exists because a value of
 another type, stored as given, made the OTLP encoding of the whole batch fail
 or raised at the caller (a float time or status code, OpenTelemetry's
-``StatusCode``, ``Status``, spans and contexts, attributes as a list of pairs,
-an enum, bytes or a mixed list as an attribute value). They are rare, and a
-cold start should not load them (issue #5): `span` and `attributes` keep one
-type check for the common case and import this module inside the branch taken
-when a value is not of the common type.
+``StatusCode``, ``Status``, spans, contexts and links, attributes as a list of
+pairs, an enum, bytes or a mixed list as an attribute value, a span kind by
+name). They are rare, and a cold start should not load them (issue #5):
+`tracing`, `span` and `attributes` keep one type check for the common case and
+import this module inside the branch taken when a value is not of the common
+type.
 """
 
 from __future__ import annotations
 
 import time
 
+from . import _guard as guard
 from . import _stats as stats
 from .attributes import DROP, clean_value
-from .model import SpanContext
+from .model import SpanContext, SpanKind
 from .span import Span
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .attributes import AttributeValue, _Drop
 
-__all__ = ["as_span_context", "attribute_value", "items_of", "status_of", "time_ns"]
+__all__ = [
+    "add_link",
+    "as_span_context",
+    "attribute_value",
+    "items_of",
+    "kind_of",
+    "links_of",
+    "parent_of",
+    "status_of",
+    "time_ns",
+]
 
 _PRIMITIVES = (str, bool, int, float)
 
@@ -68,6 +82,79 @@ def status_of(code: object, description: object) -> tuple[int, object]:
     if isinstance(value, int) and not isinstance(value, bool):
         return int(value), description
     return 0, description
+
+
+def kind_of(kind: object) -> int:
+    """A span kind given as something else than its int: OpenTelemetry's `SpanKind`, a name.
+
+    Stored as given, ``kind="client"`` broke every later use of the span (the
+    console's tree, the exporters' encodings), and ``kind=2.0`` the OTLP
+    encoding of the whole batch. Anything unrecognised (a float among them, as
+    `status_of` ignores a float code) is INTERNAL, reported once.
+    """
+    value = getattr(kind, "value", kind)  # opentelemetry.trace.SpanKind: its value is ours
+    if isinstance(value, str):
+        name = value.rpartition(".")[2].upper()  # "client", "SpanKind.CLIENT"
+        if name in SpanKind.NAMES:
+            return SpanKind.NAMES.index(name)
+    elif isinstance(value, int) and 0 <= value < len(SpanKind.NAMES):  # a bool, an IntEnum
+        return int(value)
+    guard.warn_once(
+        "span_kind",
+        "nexs_serverless: span kind %r is not one of SpanKind's (INTERNAL, SERVER, CLIENT, PRODUCER, "
+        "CONSUMER); recorded as INTERNAL",
+        kind,
+    )
+    return SpanKind.INTERNAL
+
+
+def parent_of(parent: object) -> SpanContext | None:
+    """An explicit parent that is not ours (OpenTelemetry's span or context, a `FinishedSpan`), as a context.
+
+    None (a new trace, reported once) when it is none of these. Taken as it was, its
+    fields (OpenTelemetry's trace state object) were copied onto the child and made the
+    encoding of the whole batch fail.
+    """
+    context = as_span_context(parent)
+    if context is None:
+        guard.warn_once(
+            "span_parent",
+            "nexs_serverless: parent %r is not a span or SpanContext; a new trace is started",
+            parent,
+        )
+    return context
+
+
+def links_of(links: object) -> list[object]:
+    """``links=`` given as something else than a list or tuple: a generator, a set, one link alone.
+
+    A context on its own (ours and OpenTelemetry's are tuples) is one link, not its fields; what
+    is not a collection is returned as one link, which `Span.add_link` drops and counts (iterating
+    it raised at the caller).
+    """
+    if hasattr(links, "trace_id"):
+        return [links]
+    try:
+        found: list[object] = list(links)  # type: ignore[call-overload]
+    except Exception:
+        return [links]
+    return found
+
+
+def add_link(span: Span, link: object) -> None:
+    """Add a link that is neither our `Link` nor a `SpanContext`: OpenTelemetry's ``Link``, a span, junk.
+
+    A span (ours, a `FinishedSpan`, OpenTelemetry's) is its context alone: its attributes describe
+    the span, not the link (they were copied onto the link). `Span.add_link` converts the context,
+    or drops and counts it.
+    """
+    context: object = link
+    attributes: Mapping[str, object] | None = None
+    if not (hasattr(link, "get_span_context") or hasattr(link, "parent_span_id")):
+        context = getattr(link, "context", link)  # opentelemetry.trace.Link
+        if context is not link:
+            attributes = getattr(link, "attributes", None)
+    span.add_link(context, attributes)  # type: ignore[arg-type]
 
 
 def as_span_context(value: object) -> SpanContext | None:

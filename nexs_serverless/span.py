@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["NonRecordingSpan", "Span"]
 
 _time_ns = time.time_ns
+_MAX_NS = 2**63  # times past this do not fit the encoders' 64-bit fields (and are not times)
 
 
 def _bind_context() -> None:
@@ -351,7 +352,7 @@ class Span:
         if not self.end_ns:
             if end_ns is None:
                 end_ns = _time_ns()
-            elif type(end_ns) is not int or end_ns <= 0:
+            elif type(end_ns) is not int or not 0 < end_ns < _MAX_NS:
                 from ._span_coerce import time_ns
 
                 end_ns = time_ns(end_ns)
@@ -544,18 +545,6 @@ def _clean_mapping(
             continue
         out[key] = cleaned  # type: ignore[assignment]
     return out, dropped
-
-
-def as_span_context(value: object) -> SpanContext | None:
-    """Our `SpanContext` for a span or context of ours or OpenTelemetry's; None when it is none.
-
-    Explicit parents accept these (`Tracer.span`); the conversion loads only for another type.
-    """
-    if type(value) is SpanContext:
-        return value
-    from ._span_coerce import as_span_context as context_of
-
-    return context_of(value)
 
 
 def _joined(tokens: list[_Token], held: _Token | list[_Token] | None, *, last: bool) -> _Token | list[_Token]:

@@ -4,7 +4,11 @@
 with three attributes (README, "Speed"): it fills the pooled record inline,
 takes ids from a C generator, and checks the attributes in one compiled pass
 (`_speedups.c`; without it, one identity test per attribute type); everything
-unusual falls through to the slower, safe methods.
+unusual falls through to the slower, safe methods. Arguments of another type
+(a name that is not a str, a float start, a kind by name, attributes that are
+not a dict, foreign links or parents) are converted on branches the common case
+never takes, by `_span_coerce`: stored as given, they made the encoding of the
+whole batch fail or raised at the caller.
 """
 
 from __future__ import annotations
@@ -12,16 +16,14 @@ from __future__ import annotations
 import time
 
 from . import _stats as stats
-from .model import SpanContext, SpanKind
+from .model import Link, SpanContext, SpanKind
 from .runtime import runtime
-from .span import NonRecordingSpan, Span, as_span_context
+from .span import NonRecordingSpan, Span, _safe_str
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import ParamSpec, TypeVar, overload
-
-    from .model import Link
 
     P = ParamSpec("P")
     R = TypeVar("R")
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Tracer", "name_of", "tracer"]
 
 _time_ns = time.time_ns
+_MAX_NS = 2**63  # times past this do not fit the encoders' 64-bit fields (and are not times)
 
 
 def _load_context() -> Span | SpanContext | None:
@@ -127,31 +130,6 @@ _INTERNAL = SpanKind.INTERNAL
 _KINDS = frozenset(range(len(SpanKind.NAMES)))
 
 
-def _kind(kind: object) -> int:
-    """A span kind given as something else than its int: OpenTelemetry's `SpanKind`, a name.
-
-    Stored as given, ``kind="client"`` broke every later use of the span (the
-    console's tree, the exporters' encodings). Anything unrecognised is
-    INTERNAL, reported once.
-    """
-    value = getattr(kind, "value", kind)  # opentelemetry.trace.SpanKind: its value is ours
-    if isinstance(value, str):
-        name = value.rpartition(".")[2].upper()  # "client", "SpanKind.CLIENT"
-        if name in SpanKind.NAMES:
-            return SpanKind.NAMES.index(name)
-    elif isinstance(value, int) and value in _KINDS:
-        return int(value)
-    from . import _guard as guard
-
-    guard.warn_once(
-        "span_kind",
-        "nexs_serverless: span kind %r is not one of SpanKind's (INTERNAL, SERVER, CLIENT, PRODUCER, "
-        "CONSUMER); recorded as INTERNAL",
-        kind,
-    )
-    return _INTERNAL
-
-
 _ROOT = object()  # `parent=` sentinel: start a new trace whatever is current
 
 
@@ -227,7 +205,9 @@ class Tracer:
         elif parent is _ROOT:
             parent = None
         elif type(parent) is not SpanContext and not isinstance(parent, Span):
-            parent = _as_parent(parent)
+            from ._span_coerce import parent_of
+
+            parent = parent_of(parent)
         if parent is None:
             trace_id = _getrandbits(128) or _new_trace_id()
             sampler = rt.sampler
@@ -268,24 +248,34 @@ class Tracer:
         else:
             pool.misses += 1
             span = Span()
-        span.name = name
+        span.name = name if type(name) is str else _safe_str(name)
         span.trace_id = trace_id
         span.span_id = _getrandbits(64) or _new_span_id()
         span.parent_span_id = parent_id
         span.trace_flags = flags
         span.trace_state = trace_state
         span.parent_is_remote = remote
-        span.kind = kind if kind in _KINDS else _kind(kind)
-        span.start_ns = start_ns or _time_ns()
+        if type(kind) is not int or kind not in _KINDS:  # a float 2.0 is in the set
+            from ._span_coerce import kind_of
+
+            kind = kind_of(kind)
+        span.kind = kind
+        if start_ns is None:
+            start_ns = _time_ns()
+        elif type(start_ns) is not int or not 0 < start_ns < _MAX_NS:
+            from ._span_coerce import time_ns
+
+            start_ns = time_ns(start_ns)
+        span.start_ns = start_ns
         if attributes:
             attrs = span.attributes
-            if len(attributes) <= rt.plain_attribute_limit:
+            if type(attributes) is dict and len(attributes) <= rt.plain_attribute_limit:
                 if not _copy_plain(attrs, attributes):  # type: ignore[arg-type]
                     # Identity tests: a set lookup would hash the class, which runs a metaclass's code.
                     for key, value in attributes.items():
                         t = type(value)
                         if (t is str or t is int or t is float or t is bool) and type(key) is str and key:
-                            attrs[key] = value  # type: ignore[assignment]
+                            attrs[key] = value
                         else:
                             span.set_attribute(key, value)
             else:
@@ -361,29 +351,20 @@ def name_of(fn: object) -> str:
 
 
 def _add_links(span: Span, links: Iterable[object]) -> None:
-    """`Link`s (ours or OpenTelemetry's) or bare contexts: a `SpanContext` given as a link raised."""
+    """Our `Link`s and bare contexts; other links and collections are read by `_span_coerce`."""
+    if type(links) is not list and type(links) is not tuple:
+        from ._span_coerce import links_of
+
+        links = links_of(links)
     for link in links:
-        context = getattr(link, "context", link)
-        span.add_link(context, getattr(link, "attributes", None) if context is not link else None)  # type: ignore[arg-type]
+        if type(link) is Link:
+            span.add_link(link.context, link.attributes)
+        elif type(link) is SpanContext:
+            span.add_link(link)
+        else:
+            from ._span_coerce import add_link
 
-
-def _as_parent(parent: object) -> SpanContext | None:
-    """An explicit parent that is not ours (OpenTelemetry's span or context, a `FinishedSpan`), as a context.
-
-    None (a new trace, reported once) when it is none of these. Taken as it was, its
-    fields (OpenTelemetry's trace state object) were copied onto the child and made the
-    encoding of the whole batch fail.
-    """
-    context = as_span_context(parent)
-    if context is None:
-        from . import _guard as guard
-
-        guard.warn_once(
-            "span_parent",
-            "nexs_serverless: parent %r is not a span or SpanContext; a new trace is started",
-            parent,
-        )
-    return context
+            add_link(span, link)
 
 
 def _unsampled(

@@ -226,7 +226,7 @@ def test_links_to_spans_and_opentelemetry_contexts_load_the_conversions(exporter
 
 
 def test_an_opentelemetry_parent_loads_the_conversions(exporter: InMemoryExporter) -> None:
-    """An explicit parent given as OpenTelemetry's context goes through `span.as_span_context`."""
+    """An explicit parent given as OpenTelemetry's context goes through `_span_coerce.parent_of`."""
     otel_trace = pytest.importorskip("opentelemetry.trace")
     parent = otel_trace.SpanContext(
         trace_id=5, span_id=6, is_remote=False, trace_flags=otel_trace.TraceFlags(1)
