@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from .context import wrap as wrap
     from .flushing import flush as flush
     from .instrumentation import instrument as instrument
+    from .instrumentation import uninstrument as uninstrument
     from .propagation import extract as extract
     from .propagation import inject as inject
 
@@ -78,6 +79,7 @@ __all__ = [
     "stats",
     "traced_handler",
     "tracer",
+    "uninstrument",
     "wrap",
 ]
 
@@ -91,6 +93,7 @@ _LAZY = {
     "flush": ("nexs_serverless.flushing", "flush"),
     "inject": ("nexs_serverless.propagation", "inject"),
     "instrument": ("nexs_serverless.instrumentation", "instrument"),
+    "uninstrument": ("nexs_serverless.instrumentation", "uninstrument"),
     "wrap": ("nexs_serverless.context", "wrap"),
 }
 

@@ -30,6 +30,7 @@ EXPECTED = [
     "stats",
     "traced_handler",
     "tracer",
+    "uninstrument",
     "wrap",
 ]
 
