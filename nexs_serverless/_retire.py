@@ -114,7 +114,7 @@ def _parts(exporter: object) -> list[object]:
     sdk = sys.modules.get(package + ".exporters.otel_sdk")
     if sdk is not None and isinstance(exporter, sdk.OTelSDKExporter):
         return [exporter.exporter]
-    tenancy = sys.modules.get(package + ".tenancy")
-    if tenancy is not None and isinstance(exporter, tenancy.TenantRouter):
+    routing = sys.modules.get(package + "._tenant_routing")
+    if routing is not None and isinstance(exporter, routing.TenantRouter):
         return [*exporter.default, *(target for route in exporter.routes.values() for target in route)]
     return []

@@ -14,15 +14,15 @@ description pass through it before export. Two kinds of rules:
   are opt-in. A detector acts on the matched part only.
 
 Actions: ``redact`` (``[REDACTED]`` / ``[REDACTED:<detector>]``), ``hash``
-(``hmac:<16 hex>``: HMAC-SHA256 keyed by ``NEXS_REDACTION_HASH_KEY`` or a key
-drawn per process, so equal values stay joinable without being readable),
+(``hmac:<16 hex>``, a keyed HMAC: equal values stay joinable without being readable),
 ``drop`` (remove the attribute) and, for key rules, ``keep`` (exempt a key
 from detectors). ``tenant.id`` is exempt unless a key rule names it, because
 tenant routing reads it after this stage.
 
 Captured events and responses go through the same rules (`redaction_capture`),
 before they are serialised and truncated. The environment variables are read
-by `redaction_settings`.
+by `redaction_settings`. Rule tables and the HMAC are checked and built by
+`_redaction_rules`, which the default redactor never loads.
 
 Speed: key verdicts are cached per key, and a value is scanned only when it is
 long enough and contains one of the detectors' trigger literals, so most
@@ -35,7 +35,7 @@ from __future__ import annotations
 from . import _guard as guard
 from . import _stats as stats
 from .model import Event, Link
-from .redaction_keys import EXEMPT, glob, is_secret_key
+from .redaction_keys import EXEMPT, is_secret_key
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class Redactor:
         "_credentials",
         "_detectors",
         "_hash_key",
-        "_hmac",
+        "_hasher",
         "_key_rules",
         "_min_length",
         "_path_cache",
@@ -147,35 +147,12 @@ class Redactor:
         keys: Mapping[str, str] | None = None,
         hash_key: bytes | None = None,
     ) -> None:
-        from .config import ConfigError
-
         chosen: dict[str, str] = dict.fromkeys(CREDENTIALS, "redact") if credentials else {}
-        for name, action in (detectors or {}).items():
-            names = ("ipv4", "ipv6") if name == "ip" else (name,)
-            for one in names:
-                if one not in CREDENTIALS and one not in OPT_IN:
-                    raise ConfigError(
-                        f"unknown detector {name!r}; known: {', '.join(CREDENTIALS + OPT_IN)}, ip"
-                    )
-                if action == "off":
-                    chosen.pop(one, None)
-                elif action in ("redact", "hash", "drop"):
-                    chosen[one] = action
-                else:
-                    raise ConfigError(
-                        f"detector {name!r}: action {action!r} is not redact, hash, drop or off"
-                    )
         self._key_rules: list[tuple[Pattern[str], str]] = []
-        for pattern, action in (keys or {}).items():
-            if action not in ACTIONS:
-                raise ConfigError(
-                    f"key rule {pattern!r}: action {action!r} is not one of {', '.join(ACTIONS)}"
-                )
-            if not pattern:
-                raise ConfigError("key rule: empty pattern")
-            self._key_rules.append((glob(pattern), action))
-        if hash_key is not None and len(hash_key) < 16:
-            raise ConfigError("hash_key must be at least 16 bytes")
+        if detectors or keys or hash_key is not None:  # the defaults have nothing to check
+            from ._redaction_rules import compile_rules
+
+            self._key_rules = compile_rules(chosen, detectors or {}, keys or {}, hash_key)
         self._credentials = credentials
         self._secret_names: dict[str, bool] = {}
         # The detectors load at the first value that passes the trigger test (most values never
@@ -202,9 +179,9 @@ class Redactor:
         # path (by its last key) and as a key (as a whole), so one must not answer for the other.
         self._path_cache: dict[str, str | None] = {}
         self._hash_key = hash_key
-        self._hmac: object = None
+        self._hasher: Callable[[str], str] | None = None
         if "hash" in chosen.values() or "hash" in (keys or {}).values():
-            self._load_hmac()
+            self._load_hasher()
 
     # -- the stage ---------------------------------------------------------------------
 
@@ -460,21 +437,14 @@ class Redactor:
         dropped = before - len(attributes)
         return Link(link.context, attributes, link.dropped_attributes + dropped)
 
-    def _load_hmac(self) -> None:
-        # hmac pulls in OpenSSL (~8 ms on a small Lambda): loaded only when a rule hashes.
-        import hmac
-        import os
+    def _load_hasher(self) -> Callable[[str], str]:
+        from ._redaction_rules import hasher
 
-        if self._hash_key is None:
-            self._hash_key = os.urandom(32)
-        self._hmac = hmac.digest
+        self._hasher = hasher(self._hash_key)
+        return self._hasher
 
     def _hash(self, text: str) -> str:
-        if self._hmac is None:
-            self._load_hmac()
-        digest: bytes = self._hmac(self._hash_key, text.encode("utf-8", "replace"), "sha256")  # type: ignore[operator]
-        stats.incr("redaction_hashed")
-        return "hmac:" + digest[:8].hex()
+        return (self._hasher or self._load_hasher())(text)
 
 
 def _safe_str(value: object) -> str:
