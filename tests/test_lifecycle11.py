@@ -173,6 +173,19 @@ def _reconfigure_while(busy: _Recording, using: threading.Thread) -> None:
         reconfiguring.join(WAIT_S)
 
 
+def test_a_tenant_router_is_shut_down_through_its_parts_except_one_passed_again() -> None:
+    """A replaced `TenantRouter` shuts down its tenants' and default exporters, but not one passed again."""
+    from nexs_serverless.tenancy import TenantRouter
+
+    kept, tenant, default = _Recording(), _Recording(), _Recording()
+    configure(exporters=[TenantRouter({"acme": [tenant, kept]}, default=[default])], environ={})
+    _span_and_flush()
+    configure(exporters=[kept], environ={})
+    assert "shutdown" in tenant.log
+    assert "shutdown" in default.log
+    assert "shutdown" not in kept.log
+
+
 def test_a_failing_shutdown_does_not_reach_configure_nor_skip_the_others() -> None:
     """A shutdown that raises is reported and counted; the other replaced exporters are still shut down."""
     broken, fine = _Recording(fail=True), _Recording()
