@@ -24,7 +24,9 @@ The mapping follows what OpenTelemetry's own Cloud Trace exporter does:
 The mapping lives in `_cloud_trace_span`. Messages are raw protobuf objects
 wrapped once (proto-plus conversions are slow). The client is built once and
 reused; each call gets the time left in the flush budget and no retry (the
-resilience layer decides).
+resilience layer decides). A batch over 1000 spans goes as several calls; one
+that fails after others got through names only the spans still to send
+(`errors.send_parts`), so a retry does not write the delivered ones twice.
 
 Environment (read from the settings snapshot by `from_settings`):
 
@@ -45,7 +47,7 @@ from .. import _stats as stats
 from ..config import ConfigError
 from ._cloud_trace_span import MAX_ATTRIBUTES, to_span_pb
 from .base import ExportResult, send_once
-from .errors import ErrorClass, ExportError, classify, classify_status
+from .errors import ErrorClass, ExportError, classify, classify_status, send_parts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -116,14 +118,15 @@ class CloudTraceExporter:
         (``spans_dropped_serialization``); it is not "rejected" by the back end.
 
         Raises:
-            ExportError: classified (see `classify_gcp_error`).
+            ExportError: classified (see `classify_gcp_error`); when a call
+                fails after earlier ones got through, its `undelivered` names
+                the spans still to send (`errors.send_parts`), so a retry does
+                not write the delivered ones twice.
         """
         if not spans:
             return 0
         if timeout_s <= 0:
             raise ExportError(ErrorClass.TIMEOUT, "no time left in the flush budget")
-        from google.cloud import trace_v2
-
         try:
             client = self._get_client()
             project = self._project()
@@ -131,22 +134,34 @@ class CloudTraceExporter:
             raise
         except Exception as exc:
             raise classify_gcp_error(exc) from exc
-        converted = [pb for pb in (_convert(span, project) for span in spans) if pb is not None]
         deadline = time.monotonic() + timeout_s  # the calls' budget (building the client is not a call)
+        if len(spans) <= MAX_SPANS_PER_CALL:
+            return self._write(client, project, spans, deadline)
+        # Each part is converted when its turn comes: no body to build ahead (the gRPC client encodes).
+        parts = [
+            (spans[start : start + MAX_SPANS_PER_CALL], b"")
+            for start in range(0, len(spans), MAX_SPANS_PER_CALL)
+        ]
+        return send_parts(parts, lambda part, _: self._write(client, project, part, deadline))
+
+    def _write(self, client: object, project: str, spans: Sequence[ReadableSpan], deadline: float) -> int:
+        """One ``BatchWriteSpans`` call with the time left until `deadline` (one budget for every call)."""
+        converted = [pb for pb in (_convert(span, project) for span in spans) if pb is not None]
+        if not converted:
+            return 0
+        left_s = deadline - time.monotonic()
+        if left_s <= 0:
+            raise ExportError(ErrorClass.TIMEOUT, "the flush budget ran out between calls")
+        from google.cloud import trace_v2
+
         request_type = trace_v2.BatchWriteSpansRequest
-        for start in range(0, len(converted), MAX_SPANS_PER_CALL):
-            left_s = deadline - time.monotonic()  # one budget for every call, not one each
-            if left_s <= 0:
-                raise ExportError(ErrorClass.TIMEOUT, "the flush budget ran out between calls")
-            raw = request_type.pb()(
-                name=f"projects/{project}", spans=converted[start : start + MAX_SPANS_PER_CALL]
+        raw = request_type.pb()(name=f"projects/{project}", spans=converted)
+        try:
+            client.batch_write_spans(  # type: ignore[attr-defined]
+                request=request_type.wrap(raw), timeout=left_s, retry=None
             )
-            try:
-                client.batch_write_spans(  # type: ignore[attr-defined]
-                    request=request_type.wrap(raw), timeout=left_s, retry=None
-                )
-            except Exception as exc:
-                raise classify_gcp_error(exc) from exc
+        except Exception as exc:
+            raise classify_gcp_error(exc) from exc
         return 0
 
     def prepare(self) -> None:

@@ -9,7 +9,10 @@ invocation cannot afford. An export still running past the deadline finishes
 in the background and is counted as ``export_overran``; until it has
 finished, later exports are not started (FAILURE, counted
 ``export_skipped_busy``), so a dead back end holds one thread, not one per
-flush, and the SDK exporter is never called from two threads at once.
+flush, and the SDK exporter is never called from two threads at once. The
+overrun batch is reported failed, so the caller keeps it for a later flush,
+but its late result decides: delivered after all, it is not sent again when
+it comes back (see `_Export`).
 
 The worker runs as the SDK's own span processors run an exporter: with
 instrumentation suppressed, ours (`context.suppressed`) and OpenTelemetry's
@@ -57,7 +60,9 @@ class OTelSDKExporter:
             raise ConfigError(f"OTelSDKExporter(timeout_ms={timeout_ms!r}): expected an integer >= 1")
         self.exporter = exporter
         self.timeout_ms = timeout_ms
-        self._worker: threading.Thread | None = None
+        self._running: _Export | None = None  # the last export started
+        self._overran: _Export | None = None  # the last one that overran, until its result is read
+        self._delivered_late: frozenset[tuple[int, int]] = frozenset()  # (trace id, span id) to leave out
         self._lock = threading.Lock()  # flushes run on several threads (main, extension, timeout guard)
 
     def export(self, spans: Sequence[Span | FinishedSpan]) -> ExportResult:
@@ -66,31 +71,52 @@ class OTelSDKExporter:
         A span the conversion fails on (e.g. a kind outside OpenTelemetry's
         range) is left out and counted (``spans_dropped_serialization``): it
         would fail every retry, and must not cost the rest of the batch.
-        Never raises.
+        Spans an overrun export delivered late come back from the caller's
+        carry-over; they are left out too (see `_Export`). Never raises.
         """
-        converted = [readable for readable in (_convert(span) for span in spans) if readable is not None]
+        with self._lock:
+            running = self._running
+            if running is not None and running.ok is None:  # the last export overran and still runs
+                stats.incr("export_skipped_busy")
+                return ExportResult.FAILURE
+            spans = self._not_delivered_late(spans)
+        exported: list[Span | FinishedSpan] = []
+        converted: list[object] = []
+        for span in spans:
+            readable = _convert(span)
+            if readable is not None:
+                exported.append(span)
+                converted.append(readable)
         if not converted:
             return ExportResult.SUCCESS  # nothing left to send; any drops are counted
-        outcome: list[bool] = []
+        job = _Export(len(converted))
         exporter = self.exporter
+        lock = self._lock
 
         def run() -> None:
-            token = _suppress_otel_instrumentation()
+            ok = False
             try:
-                result = exporter.export(converted)  # type: ignore[attr-defined]
-                outcome.append(getattr(result, "name", "") == "SUCCESS")
+                token = _suppress_otel_instrumentation()
+                try:
+                    result = exporter.export(converted)  # type: ignore[attr-defined]
+                    ok = getattr(result, "name", "") == "SUCCESS"
+                finally:
+                    _restore_otel_context(token)
             except Exception as exc:
                 guard.report("otel_sdk_exporter", exc)
-                outcome.append(False)
-            finally:
-                _restore_otel_context(token)
+            finally:  # always: an export never marked done would block every later one
+                with lock:  # the lock `export` decides "overran" under: exactly one side sees the other
+                    job.ok = ok
+                    late = job.ids is not None
+                if late:
+                    stats.incr("export_spans_delivered_late" if ok else "export_spans_failed_late", job.count)
 
         # In a copy of this context: the flush's suppression and deadline go along.
         context = copy_context()
         worker = threading.Thread(target=context.run, args=(run,), name="nexs-otel-export", daemon=True)
         with self._lock:
-            busy = self._worker
-            if busy is not None and busy.is_alive():  # the last export overran and still runs
+            running = self._running
+            if running is not None and running.ok is None:  # another thread's export started meanwhile
                 stats.incr("export_skipped_busy")
                 return ExportResult.FAILURE
             try:
@@ -98,12 +124,39 @@ class OTelSDKExporter:
             except RuntimeError as exc:  # no thread to be had (resource limits): a failed export, not a crash
                 guard.report("otel_sdk_exporter", exc)
                 return ExportResult.FAILURE
-            self._worker = worker
+            self._running = job
         worker.join(remaining_export_s(self.timeout_ms / 1000))
-        if worker.is_alive():
+        with self._lock:
+            if job.ok is None:  # still running: its own result decides whether these spans go again
+                job.ids = frozenset((span.trace_id, span.span_id) for span in exported)
+                self._overran = job
+        if job.ids is not None:
             stats.incr("export_overran")
             return ExportResult.FAILURE
-        return ExportResult.SUCCESS if outcome and outcome[0] else ExportResult.FAILURE
+        return ExportResult.SUCCESS if job.ok else ExportResult.FAILURE
+
+    def _not_delivered_late(self, spans: Sequence[Span | FinishedSpan]) -> Sequence[Span | FinishedSpan]:
+        """`spans` without those overrun exports delivered after all (call under the lock, nothing running).
+
+        The caller kept each overrun batch for a later flush (it could not know
+        better); sending it again would deliver it twice. The ids are kept
+        until an export holds none of them: the caller's carry-over returns
+        them first, and may return them more than once (this export can fail
+        or overrun in turn, and the caller keeps its whole batch again).
+        """
+        overran = self._overran
+        if overran is not None:  # its late result is in: failed, its spans go again as they come
+            self._overran = None
+            if overran.ok and overran.ids:
+                self._delivered_late |= overran.ids
+        delivered = self._delivered_late
+        if not delivered:
+            return spans
+        kept = [span for span in spans if (span.trace_id, span.span_id) not in delivered]
+        if len(kept) == len(spans):  # none came back: they are sent or gone from the carry-over
+            self._delivered_late = frozenset()
+            return spans
+        return kept
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Delegates to the SDK exporter; False when it raises."""
@@ -119,6 +172,27 @@ class OTelSDKExporter:
             self.exporter.shutdown()  # type: ignore[attr-defined]
         except Exception as exc:
             guard.report("otel_sdk_shutdown", exc)
+
+
+class _Export:
+    """One SDK export, as the flush that started it and its worker thread both see it.
+
+    ``ok`` is None while the SDK exporter runs. An export still running at
+    the flush deadline gets ``ids`` (trace and span id of each span it
+    sends): the flush reports FAILURE, its caller keeps the spans for a
+    later flush, and the late result decides what happens to them there:
+    delivered, they are left out when they come back (counted
+    ``export_spans_delivered_late``); failed, they are sent again (counted
+    ``export_spans_failed_late``). A span is delivered once, unless the
+    process ends before the late result is known.
+    """
+
+    __slots__ = ("count", "ids", "ok")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.ok: bool | None = None
+        self.ids: frozenset[tuple[int, int]] | None = None
 
 
 def _suppress_otel_instrumentation() -> object:
