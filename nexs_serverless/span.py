@@ -9,13 +9,14 @@ the pool, which is why exporters that keep spans store `FinishedSpan` copies.
 Arguments of another type than the API's (a float time, OpenTelemetry's status
 or context, a mapping that is not a dict) are converted by `_span_coerce`,
 imported inside the branch that meets one: a cold start never loads it (issue #5).
+So is `_span_reentry`, which sorts out the tokens of a span entered again while
+its `with` is open or exited in another context.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from _thread import allocate_lock
 
 from . import _stats as stats
 from .attributes import DROP, SpanLimits, clean_value
@@ -73,8 +74,6 @@ _UNSET = StatusCode.UNSET
 # `getrefcount`'s argument. More means someone kept the mapping.
 _ATTRIBUTES_HELD_HERE = 3
 _getrefcount = sys.getrefcount
-# Guards a span's tokens while it is entered again or exited elsewhere (rare paths only).
-_tokens_lock = allocate_lock()
 
 
 class _State:
@@ -166,7 +165,7 @@ class Span:
         self.dropped_events = 0
         self.dropped_links = 0
         self.force_ended = False
-        # From the `with` that made it current; a list once entered again while current (see `_enter_again`).
+        # From the `with` that made it current; a list once entered again while current (`_span_reentry`).
         self._token: _Token | list[_Token] | None = None
 
     def reset(self) -> None:
@@ -368,22 +367,10 @@ class Span:
         if self._token is None:
             self._token = _set_current(self)
         else:
-            self._enter_again()
+            from ._span_reentry import enter_again
+
+            enter_again(self)
         return self
-
-    def _enter_again(self) -> None:
-        """Entered while a `with` on it is open: keep every token, for the exits to sort out.
-
-        Inside its own `with` (same context), the first exit (which ends the span) resets them
-        all, newest first, restoring what the outermost `with` replaced. In another thread or
-        task (``with parent:`` in a worker), that context's exit resets its own token and keeps
-        the others: keeping only the first `with`'s token let the worker's exit use it (it failed
-        there, and cleared the worker's current span) and left the first context's span current
-        after its `with` had exited.
-        """
-        token = _set_current(self)
-        with _tokens_lock:  # against another thread's re-entry (the first `with`'s exit takes no lock)
-            self._token = _joined([token], self._token, last=True)
 
     def __exit__(
         self,
@@ -406,42 +393,10 @@ class Span:
             self._token = None
             try:
                 _reset_current(token)  # type: ignore[arg-type]  # a list raises TypeError, handled below
-            except (TypeError, ValueError):  # several tokens (`_enter_again`), or another context
-                self._exit_elsewhere(token)
+            except (TypeError, ValueError):  # several tokens (entered again), or another context
+                from ._span_reentry import exit_elsewhere
 
-    def _exit_elsewhere(self, held: _Token | list[_Token]) -> None:
-        """Reset the tokens set in this context, newest first; keep the others for their exits.
-
-        A token from another context (a generator moved threads, a framework ran the `with`'s
-        exit in a copy of the context, another thread's `with` is still open) cannot be reset
-        here. This context's current span is then left alone unless it is this span, which gives
-        way to what the `with` replaced; setting None unconditionally cleared the current span of
-        whatever else was running in this context.
-
-        Limitation: many threads entering and exiting the same span at the same moment can still
-        lose a token (the first `with`'s enter and exit take no lock: they are the per-span hot
-        path); that thread then returns to no span, or to the span the `with` replaced.
-        """
-        tokens: list[_Token] = held if isinstance(held, list) else [held]
-        kept: list[_Token] = []
-        restored = False
-        for token in reversed(tokens):
-            outcome = _try_reset(token)
-            if outcome is None:  # another context's
-                kept.append(token)
-            restored = restored or outcome is True
-        if kept:
-            kept.reverse()
-            with _tokens_lock:  # another thread may have entered it since the exit took the tokens
-                self._token = _joined(kept, self._token, last=False)
-        if not restored:
-            from .context import _current
-
-            if _current.get() is self:
-                # One token: this context is a copy of the one its `with` ran in, and what that `with`
-                # replaced is the right span to return to. Several: whose is unknown, so none.
-                previous = tokens[0].old_value if len(tokens) == 1 else None
-                _set_current(None if previous is tokens[0].MISSING else previous)
+                exit_elsewhere(self, token)
 
     # -- read side (the names OpenTelemetry SDK exporters use) -------------------
 
@@ -545,24 +500,6 @@ def _clean_mapping(
             continue
         out[key] = cleaned  # type: ignore[assignment]
     return out, dropped
-
-
-def _joined(tokens: list[_Token], held: _Token | list[_Token] | None, *, last: bool) -> _Token | list[_Token]:
-    """`held` (what a span's `_token` is now) with `tokens` added after it (`last`) or before it."""
-    existing = [] if held is None else held if isinstance(held, list) else [held]
-    joined = [*existing, *tokens] if last else [*tokens, *existing]
-    return joined[0] if len(joined) == 1 else joined
-
-
-def _try_reset(token: _Token) -> bool | None:
-    """Reset `token`: True when done, None when it belongs to another context, False when used already."""
-    try:
-        _reset_current(token)
-    except ValueError:
-        return None
-    except RuntimeError:  # used already (the bridge's detach, say): nothing to restore
-        return False
-    return True
 
 
 def _safe_str(value: object) -> str:

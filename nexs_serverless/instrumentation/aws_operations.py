@@ -15,10 +15,11 @@ the context travels, per operation (parameters are copied, never mutated):
 - EventBridge ``PutEvents``: each entry's ``TraceHeader`` (X-Ray), and a
   ``_nexs`` carrier in a JSON-object ``Detail``.
 - Lambda ``Invoke``/``InvokeWithResponseStream``: ``ClientContext.custom``
-  (base64 JSON, 3583 bytes at most). The caller's own client context is parsed
-  and written again, so it is left as it was (no context added, counted:
-  ``carrier_skipped_inexact``) when that would change a value: a number a
-  float cannot hold exactly (``1e400``, long decimals) or a key given twice.
+  (base64 JSON, 3583 bytes at most), by `aws_client_context`, loaded only by
+  these calls. The caller's own client context is parsed and written again, so
+  it is left as it was (no context added, counted: ``carrier_skipped_inexact``)
+  when that would change a value: a number a float cannot hold exactly
+  (``1e400``, long decimals) or a key given twice.
 - Step Functions ``StartExecution``/``StartSyncExecution``: ``traceHeader``
   (X-Ray), and a ``_nexs`` carrier in a JSON-object ``input``; not in the input
   of a ``StartExecution`` that names its execution: a standard workflow takes a
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
 __all__ = ["describe", "inject_context", "record_result"]
 
 MAX_MESSAGE_ATTRIBUTES = 10
-MAX_CLIENT_CONTEXT = 3583
 _SEND = {
     ("SQS", "SendMessage"),
     ("SQS", "SendMessageBatch"),
@@ -295,68 +295,6 @@ def _sns_entry(entry: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]
     return sized_message(entry, {**entry, "MessageAttributes": attributes}, "Message")
 
 
-def _client_context(encoded: object, headers: dict[str, str]) -> str | None:
-    import base64
-
-    document: dict[str, Any] = {}
-    if isinstance(encoded, str) and encoded:
-        try:
-            raw = base64.b64decode(encoded)
-            parsed = json.loads(raw)
-        except ValueError:
-            return None  # not ours to rewrite
-        if not isinstance(parsed, dict):
-            return None
-        if not _reencodes_exactly(raw):
-            stats.incr("carrier_skipped_inexact")
-            return None
-        document = parsed
-    custom = dict(document["custom"]) if isinstance(document.get("custom"), dict) else {}
-    # The caller's own entries win, whatever their case (as for SQS and SNS attributes).
-    own = {str(name).lower() for name in custom}
-    custom.update({name: value for name, value in headers.items() if name.lower() not in own})
-    text = base64.b64encode(json.dumps({**document, "custom": custom}).encode("utf-8")).decode("ascii")
-    if len(text) > MAX_CLIENT_CONTEXT:
-        stats.incr("propagation_skipped_client_context_limit")
-        return None
-    return text
-
-
-class _InexactError(ValueError):
-    """Parsing and writing the text again would change a value in it."""
-
-
-def _exact_float(text: str) -> float:
-    import decimal
-
-    value = float(text)
-    # json.dumps writes repr(value): the same number only if it holds every digit written.
-    if value - value != 0 or decimal.Decimal(repr(value)) != decimal.Decimal(text):
-        raise _InexactError(text)
-    return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise _InexactError("a key given twice")  # the parser would keep only the last
-    return document
-
-
-def _reencodes_exactly(text: bytes) -> bool:
-    """Whether ``json.dumps(json.loads(text))`` keeps every value (numbers, keys) of `text`.
-
-    Only a number written with more digits than a float holds (``1e400``
-    becomes ``Infinity``, which no strict parser reads) or a key given twice
-    fails; a caller's client context is rare, so the slower hooks cost nothing.
-    """
-    try:
-        json.loads(text, parse_float=_exact_float, object_pairs_hook=_unique_keys)
-    except ValueError:
-        return False
-    return True
-
-
 def _put_events(entries: list[Any], headers: dict[str, str]) -> list[Any]:
     """Entries with ``TraceHeader`` and ``_nexs``; no carriers if they would pass 256 KiB together."""
     xray = _xray(headers)
@@ -412,7 +350,9 @@ def inject_context(service: str, operation: str, params: dict[str, Any]) -> None
     elif key == ("EventBridge", "PutEvents") and isinstance(params.get("Entries"), list):
         params["Entries"] = _put_events(params["Entries"], _headers())
     elif key in _CLIENT_CONTEXT and not _wrong_type(params, "ClientContext", str):
-        encoded = _client_context(params.get("ClientContext"), _headers())
+        from .aws_client_context import client_context
+
+        encoded = client_context(params.get("ClientContext"), _headers())
         if encoded is not None:
             params["ClientContext"] = encoded
     elif key in (("SFN", "StartExecution"), ("SFN", "StartSyncExecution")):
