@@ -16,7 +16,9 @@ the SDK's pipeline leaves to its caller) is followed as the SDK's own
 domains (or to the same endpoint), the new host kept for later calls; the
 calls share one budget. Another port on the same host, or any other host, is
 not followed (BAD_REQUEST, naming the ``Location``). A span the SDK's mapping fails on is left out and counted
-(``spans_dropped_serialization``), not the batch.
+(``spans_dropped_serialization``), not the batch, and reported as dropped
+(`base.Sent`); a failed call names the other spans as undelivered, so that a
+retry does not convert (and count) it again.
 
 Offline storage (the SDK writes failed envelopes to a temp directory and
 re-sends them later) is off: Lambda's and many containers' disks are
@@ -50,8 +52,8 @@ import time
 from .. import _guard as guard
 from .. import _stats as stats
 from ..config import ConfigError
-from .base import ExportResult, send_once
-from .errors import ErrorClass, ExportError, classify, classify_status
+from .base import ExportResult, Sent, send_once
+from .errors import ErrorClass, ExportError, classify, classify_status, send_parts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -121,11 +123,16 @@ class AzureMonitorExporter:
         """Send `spans`; failures are classified, counted and logged once, never raised."""
         return send_once("Azure Monitor", self.send, spans, self.timeout_ms / 1000)
 
-    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
+    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int | Sent:
         """One ingestion call within `timeout_s` (redirects followed); returns how many spans were refused.
 
+        Returns:
+            The spans refused; a `Sent` when spans the mapping failed on were
+            also left out (counted ``spans_dropped_serialization``).
+
         Raises:
-            ExportError: classified (see `classify_azure_error`).
+            ExportError: classified (see `classify_azure_error`); after spans were
+                left out, its `undelivered` names the others.
         """
         if not spans:
             return 0
@@ -136,6 +143,20 @@ class AzureMonitorExporter:
         except Exception as exc:  # a connection string or option the SDK refuses
             raise ExportError(ErrorClass.BAD_REQUEST, f"could not build the Azure exporter: {exc!r}") from exc
         envelopes, owner = _envelopes(sdk, spans)
+        mapped = set(owner)
+        if len(mapped) == len(spans):
+            return self._track(sdk, envelopes, owner, len(spans), timeout_s)
+        kept = [span for index, span in enumerate(spans) if index in mapped]
+        return send_parts(
+            [(kept, envelopes)],
+            lambda _, request: self._track(sdk, request, owner, len(kept), timeout_s),
+            dropped=len(spans) - len(kept),
+        )
+
+    def _track(
+        self, sdk: Any, envelopes: list[Any], owner: list[int], span_count: int, timeout_s: float
+    ) -> int:
+        """The ingestion call for `envelopes` (of `span_count` spans; `owner`: each one's span)."""
         if not envelopes:
             return 0  # every span failed the mapping: counted there
         deadline = time.monotonic() + timeout_s  # the calls' budget (building the SDK is not a call)
@@ -153,7 +174,7 @@ class AzureMonitorExporter:
                     continue
                 error = classify_azure_error(exc)
                 if self.offline_storage and error.retryable and sdk.storage is not None:
-                    self._store(sdk, envelopes, len(spans), error)
+                    self._store(sdk, envelopes, span_count, error)
                     return 0
                 raise error from exc
         refused = _refused(response, len(owner))

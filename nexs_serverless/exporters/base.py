@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from ..typing import ReadableSpan
 
-__all__ = ["ExportResult", "send_once"]
+__all__ = ["ExportResult", "Sent", "outcome", "send_once"]
 
 
 class ExportResult:
@@ -50,9 +50,44 @@ ExportResult.SUCCESS = ExportResult("SUCCESS", 0)
 ExportResult.FAILURE = ExportResult("FAILURE", 1)
 
 
+class Sent:
+    """A `send` that dropped spans itself: how many the back end `rejected`, how many we `dropped`.
+
+    `send` returns the number of spans the back end rejected (an int) when every
+    span it was given went out; this when it also dropped some before sending
+    (too big for any request, impossible to convert), each already counted under
+    its reason (``spans_dropped_oversize``, ``spans_dropped_serialization``).
+    The wrapper needs both numbers to count each span once: sent, rejected, or
+    dropped (before, a dropped span was also counted ``export_spans_sent``).
+    """
+
+    __slots__ = ("dropped", "rejected")
+
+    def __init__(self, rejected: int = 0, dropped: int = 0) -> None:
+        self.rejected = rejected
+        self.dropped = dropped
+
+    def __repr__(self) -> str:
+        return f"Sent(rejected={self.rejected}, dropped={self.dropped})"
+
+    @staticmethod
+    def of(rejected: int, dropped: int) -> int | Sent:
+        """The plain int when nothing was dropped (the usual answer), else a `Sent`."""
+        return Sent(rejected, dropped) if dropped else rejected
+
+
+def outcome(result: int | Sent | None) -> tuple[int, int]:
+    """``(rejected, dropped)`` of what a `send` returned (None, from one that returns nothing: none)."""
+    if result is None:
+        return 0, 0
+    if isinstance(result, Sent):
+        return max(0, result.rejected), max(0, result.dropped)
+    return int(result), 0
+
+
 def send_once(
     name: str,
-    send: Callable[[Sequence[ReadableSpan], float], int],
+    send: Callable[[Sequence[ReadableSpan], float], int | Sent | None],
     spans: Sequence[ReadableSpan],
     timeout_s: float,
 ) -> ExportResult:
@@ -67,7 +102,7 @@ def send_once(
     from .errors import classify
 
     try:
-        rejected = send(spans, remaining_export_s(timeout_s))
+        rejected, _ = outcome(send(spans, remaining_export_s(timeout_s)))  # drops: counted by `send`
     except Exception as exc:
         error = classify(exc)
         stats.incr("export_errors_" + error.error_class)

@@ -19,7 +19,9 @@ The mapping follows what OpenTelemetry's own Cloud Trace exporter does:
 - text that is not valid Unicode (a lone surrogate from ``surrogateescape``)
   is sent with ``?`` in its place: protobuf refuses it, and one such span
   must not cost the batch. A span that cannot be converted at all is left
-  out and counted (``spans_dropped_serialization``).
+  out and counted (``spans_dropped_serialization``) once: the batch is
+  converted before the first call, and a failure names only the converted
+  spans still to send, so a retry does not convert (and count) it again.
 
 The mapping lives in `_cloud_trace_span`. Messages are raw protobuf objects
 wrapped once (proto-plus conversions are slow). The client is built once and
@@ -46,7 +48,7 @@ from .. import _guard as guard
 from .. import _stats as stats
 from ..config import ConfigError
 from ._cloud_trace_span import MAX_ATTRIBUTES, to_span_pb
-from .base import ExportResult, send_once
+from .base import ExportResult, Sent, send_once
 from .errors import ErrorClass, ExportError, classify, classify_status, send_parts
 
 TYPE_CHECKING = False
@@ -111,17 +113,19 @@ class CloudTraceExporter:
         """Send `spans`; failures are classified, counted and logged once, never raised."""
         return send_once("Cloud Trace", self.send, spans, self.timeout_ms / 1000)
 
-    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
-        """``BatchWriteSpans`` calls of at most 1000 spans, all within `timeout_s`; returns 0.
+    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int | Sent:
+        """``BatchWriteSpans`` calls of at most 1000 spans, all within `timeout_s`.
 
-        A span that cannot be converted is left out and counted
-        (``spans_dropped_serialization``); it is not "rejected" by the back end.
+        Returns:
+            0; a `Sent` when spans that cannot be converted were left out
+            (counted ``spans_dropped_serialization``: not "rejected" by the back end).
 
         Raises:
             ExportError: classified (see `classify_gcp_error`); when a call
-                fails after earlier ones got through, its `undelivered` names
-                the spans still to send (`errors.send_parts`), so a retry does
-                not write the delivered ones twice.
+                fails after earlier ones got through, or after spans were left
+                out, its `undelivered` names the converted spans still to send
+                (`errors.send_parts`), so a retry neither writes the delivered
+                ones twice nor converts the left-out ones again.
         """
         if not spans:
             return 0
@@ -135,20 +139,27 @@ class CloudTraceExporter:
         except Exception as exc:
             raise classify_gcp_error(exc) from exc
         deadline = time.monotonic() + timeout_s  # the calls' budget (building the client is not a call)
-        if len(spans) <= MAX_SPANS_PER_CALL:
-            return self._write(client, project, spans, deadline)
-        # Each part is converted when its turn comes: no body to build ahead (the gRPC client encodes).
+        # Converted once, up front: a span that fails is counted once, however often the rest is retried.
+        kept: list[ReadableSpan] = []
+        converted: list[Any] = []
+        for span in spans:
+            pb = _convert(span, project)
+            if pb is not None:
+                kept.append(span)
+                converted.append(pb)
+        dropped = len(spans) - len(kept)
+        if not dropped and len(kept) <= MAX_SPANS_PER_CALL:
+            return self._write(client, project, converted, deadline)
         parts = [
-            (spans[start : start + MAX_SPANS_PER_CALL], b"")
-            for start in range(0, len(spans), MAX_SPANS_PER_CALL)
+            (kept[start : start + MAX_SPANS_PER_CALL], converted[start : start + MAX_SPANS_PER_CALL])
+            for start in range(0, len(kept), MAX_SPANS_PER_CALL)
         ]
-        return send_parts(parts, lambda part, _: self._write(client, project, part, deadline))
+        return send_parts(
+            parts, lambda _, part: self._write(client, project, part, deadline), dropped=dropped
+        )
 
-    def _write(self, client: object, project: str, spans: Sequence[ReadableSpan], deadline: float) -> int:
+    def _write(self, client: object, project: str, converted: list[Any], deadline: float) -> int:
         """One ``BatchWriteSpans`` call with the time left until `deadline` (one budget for every call)."""
-        converted = [pb for pb in (_convert(span, project) for span in spans) if pb is not None]
-        if not converted:
-            return 0
         left_s = deadline - time.monotonic()
         if left_s <= 0:
             raise ExportError(ErrorClass.TIMEOUT, "the flush budget ran out between calls")

@@ -22,7 +22,9 @@ Exporters raise `ExportError` from their send step; `classify` turns an
 arbitrary exception (socket errors, SDK exceptions) into one. A send that
 goes as several requests (`send_parts`) and fails after some got through
 says which spans are still `undelivered`, so that only those are retried,
-kept or dropped (the others would arrive twice, or be counted as lost). Cold start:
+kept or dropped (the others would arrive twice, or be counted as lost); so
+does a send that dropped spans itself before failing, so that a retry does
+not drop (and count) them again. Cold start:
 `resilient` and `otlp_http` import this module only when something fails,
 so an export that succeeds never loads it; keep it that way.
 """
@@ -32,8 +34,12 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from typing import TypeVar
 
     from ..typing import ReadableSpan
+    from .base import Sent
+
+    Request = TypeVar("Request")
 
 __all__ = [
     "DROPPED",
@@ -77,12 +83,14 @@ class ExportError(Exception):
         status: the HTTP or gRPC status, when there was one.
 
     Attributes:
-        undelivered: None when no span of the batch got through; else, after
-            earlier requests of the batch were accepted, the spans still to
-            send (in order; spans the exporter itself dropped, too big for any
-            request, are in neither part).
+        undelivered: None when no span of the batch got through and the
+            exporter dropped none; else the spans still to send (in order),
+            the others having been accepted by the back end or dropped.
         rejected: spans the back end rejected in the requests it accepted
             (``partial_success``), when `undelivered` is set.
+        dropped: spans the exporter dropped itself (too big for any request,
+            impossible to convert; counted under that reason), when
+            `undelivered` is set: neither delivered nor still to send.
     """
 
     undelivered: Sequence[ReadableSpan] | None
@@ -101,6 +109,7 @@ class ExportError(Exception):
         self.status = status
         self.undelivered = None
         self.rejected = 0
+        self.dropped = 0
 
     @property
     def retryable(self) -> bool:
@@ -160,34 +169,46 @@ def classify(exc: BaseException) -> ExportError:
 
 
 def send_parts(
-    parts: Sequence[tuple[Sequence[ReadableSpan], bytes]],
-    send: Callable[[Sequence[ReadableSpan], bytes], int],
-) -> int:
-    """Send a batch's `parts` (its spans and their request) in order; the spans rejected in all.
+    parts: Sequence[tuple[Sequence[ReadableSpan], Request]],
+    send: Callable[[Sequence[ReadableSpan], Request], int | Sent],
+    *,
+    dropped: int = 0,
+) -> int | Sent:
+    """Send a batch's `parts` (its spans and their request) in order; what was rejected and dropped in all.
 
-    For a batch too big for one request. A failure after a part got through
-    is raised with `ExportError.undelivered` naming the failed part's spans
-    and all later ones (a part that itself failed half way names only its own
-    rest), so the caller neither sends the delivered ones twice nor counts
-    them as lost.
+    For a batch too big for one request, or one the exporter left spans out of
+    (`dropped`: already counted under their reason). A failure after a part got
+    through, or after spans were dropped, is raised with
+    `ExportError.undelivered` naming the failed part's spans and all later ones
+    (a part that itself failed half way names only its own rest), so the caller
+    neither sends the delivered ones twice, nor counts them as lost, nor drops
+    the dropped ones again on a retry.
+
+    Returns:
+        The spans rejected, as `send` returns them (a `base.Sent` when some were dropped).
 
     Raises:
         ExportError: the failed request's, classified.
     """
+    from .base import Sent, outcome
+
     rejected = 0
     done = 0  # parts that got through
     try:
-        for members, body in parts:
-            rejected += send(members, body)
+        for members, request in parts:
+            part_rejected, part_dropped = outcome(send(members, request))
+            rejected += part_rejected
+            dropped += part_dropped
             done += 1
     except Exception as exc:
         error = classify(exc)
-        if done == 0 and error.undelivered is None:  # nothing got through
+        if done == 0 and error.undelivered is None and not dropped:  # nothing got through or left out
             raise
         left = error.undelivered if error.undelivered is not None else parts[done][0]
         error.undelivered = [*left, *(span for later, _ in parts[done + 1 :] for span in later)]
         error.rejected += rejected
+        error.dropped += dropped
         if error is exc:
             raise
         raise error from exc
-    return rejected
+    return Sent.of(rejected, dropped)

@@ -40,8 +40,8 @@ import threading
 from .. import _guard as guard
 from .. import _stats as stats
 from ..config import ConfigError
-from .base import ExportResult
-from .errors import ErrorClass, ExportError, classify
+from .base import ExportResult, Sent
+from .errors import ErrorClass, ExportError, classify, send_parts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -99,18 +99,42 @@ class FileExporter:
             return ExportResult.FAILURE
         return ExportResult.SUCCESS
 
-    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> None:
+    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int | Sent:
         """Append one line per span (`timeout_s` is unused: local writes do not wait on a peer).
+
+        Returns:
+            0; a `Sent` when spans were dropped here: one that cannot be encoded
+            (``spans_dropped_serialization``), one whose line alone is over
+            ``max_bytes`` (``spans_dropped_oversize``), one past a full file
+            (``spans_dropped_file_full``).
 
         Raises:
             ExportError: AUTH when the file may not be written, SERVER for other
-                I/O errors (a full disk). A span that cannot be encoded is skipped
-                and counted (``spans_dropped_serialization``).
+                I/O errors (a full disk). After spans were left out as unencodable
+                or oversized, its `undelivered` names the others, so that a retry
+                does not count them again.
         """
-        lines = [line for line in map(_line, spans) if line is not None]
+        kept: list[ReadableSpan] = []
+        lines: list[bytes] = []
+        for span in spans:
+            line = _line(span)
+            if line is None:
+                continue
+            if len(line) > self.max_bytes:
+                stats.incr("spans_dropped_oversize")
+                continue
+            kept.append(span)
+            lines.append(line)
+        if len(kept) == len(spans):
+            return self._write_lines(lines)
+        return send_parts(
+            [(kept, lines)], lambda _, request: self._write_lines(request), dropped=len(spans) - len(kept)
+        )
+
+    def _write_lines(self, lines: list[bytes]) -> int | Sent:
         with self._lock:
             try:
-                self._write(lines)
+                full = self._write(lines)
             except PermissionError as exc:
                 raise ExportError(ErrorClass.AUTH, f"{self.path}: {exc}") from exc
             except OSError as exc:
@@ -118,17 +142,17 @@ class FileExporter:
                 if exc.errno == errno.EROFS:  # Lambda's /var/task: writing will never work here
                     raise ExportError(ErrorClass.AUTH, f"{self.path}: {exc}") from exc
                 raise ExportError(ErrorClass.SERVER, f"{self.path}: {exc}") from exc
+        return Sent.of(0, full)
 
-    def _write(self, lines: list[bytes]) -> None:
+    def _write(self, lines: list[bytes]) -> int:
+        """Write `lines` (each at most `max_bytes`), rotating as needed; the lines dropped, the file full."""
         out = self._open()
         pending: list[bytes] = []
+        full = 0
         for line in lines:
-            if len(line) > self.max_bytes:
-                stats.incr("spans_dropped_oversize")
-                continue
             if self._size + len(line) > self.max_bytes:
                 if self.backups == 0:
-                    stats.incr("spans_dropped_file_full")
+                    full += 1
                     continue
                 _append(out, pending)
                 pending.clear()
@@ -136,6 +160,9 @@ class FileExporter:
             pending.append(line)
             self._size += len(line)
         _append(out, pending)
+        if full:  # counted once written: after a failed write, the retry decides again
+            stats.incr("spans_dropped_file_full", full)
+        return full
 
     def _open(self) -> BinaryIO:
         """The open file, reopened when `path` no longer names it; `_size` read from the file."""

@@ -15,7 +15,8 @@ as for every exporter), the rest are not retried and their spans are dropped
 (INTERNAL and UNKNOWN as REFUSED). A batch whose request exceeds the
 collector's receive limit (``NEXS_OTLP_MAX_REQUEST_BYTES``, default gRPC's
 4 MiB) goes as several calls within the same deadline; a span over it on its
-own is dropped (``spans_dropped_oversize``).
+own is dropped (``spans_dropped_oversize``) and reported as dropped
+(`base.Sent`), not sent.
 
 No keepalive pings: Lambda freezes the process between invocations, so pings
 would run only in the short thawed windows, where an overdue timer fires at
@@ -38,7 +39,7 @@ import time
 
 from .. import _stats as stats
 from ._http import split_url
-from .base import ExportResult, send_once
+from .base import ExportResult, Sent, send_once
 from .errors import ErrorClass, ExportError, send_parts
 from .otlp_encode import decode_partial_success, encode_spans, iter_fields
 
@@ -119,8 +120,12 @@ class OTLPGrpcExporter:
         self._channel: object = None
         self._call: object = None
 
-    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
+    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int | Sent:
         """Export `spans` with one unary call (several when too big); return how many were rejected.
+
+        Returns:
+            The spans the collector rejected; a `Sent` when spans over the request
+            limit on their own were also dropped here (``spans_dropped_oversize``).
 
         Raises:
             ExportError: classified failure; after earlier calls of the batch got
@@ -150,7 +155,7 @@ class OTLPGrpcExporter:
                 limit,
                 self.endpoint,
             )
-        return send_parts(parts, lambda _, part_body: self._export_one(part_body, deadline))
+        return send_parts(parts, lambda _, part_body: self._export_one(part_body, deadline), dropped=too_big)
 
     def _export_one(self, body: bytes, deadline: float) -> int:
         """One unary call with `body`: the spans rejected, or a classified `ExportError`."""

@@ -29,7 +29,8 @@ Failures follow the OTLP specification ("OTLP/HTTP Response", "Failures"):
 429, 502, 503 and 504 are retried (honouring ``Retry-After``), every other
 4xx and 5xx is not (`errors.classify_otlp_status`). A batch the collector
 refuses as too large (413) is sent again in halves, within the same budget;
-a span too large on its own is dropped (``spans_dropped_oversize``).
+a span too large on its own is dropped (``spans_dropped_oversize``) and
+reported as dropped (`base.Sent`), not sent.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import time
 from .. import _guard as guard
 from .. import _stats as stats
 from ._http import Connection, split_url
-from .base import ExportResult, send_once
+from .base import ExportResult, Sent, send_once
 from .otlp_encode import decode_partial_success, encode_spans, iter_fields
 
 TYPE_CHECKING = False
@@ -126,8 +127,12 @@ class OTLPHttpExporter:
 
     # -- the resilience seam --------------------------------------------------------
 
-    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
+    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int | Sent:
         """Post `spans` (in several requests when too big for the collector); return how many it rejected.
+
+        Returns:
+            The spans the collector rejected; a `Sent` when spans too big for any
+            request were also dropped here (counted ``spans_dropped_oversize``).
 
         Raises:
             ExportError: classified failure (network, timeout, HTTP status, ...); after
@@ -139,7 +144,7 @@ class OTLPHttpExporter:
         # `prepare`) comes out of it.
         return self._send_within(spans, time.monotonic() + min(timeout_s, self.timeout_s))
 
-    def _send_within(self, spans: Sequence[ReadableSpan], deadline: float) -> int:
+    def _send_within(self, spans: Sequence[ReadableSpan], deadline: float) -> int | Sent:
         try:
             body = encode_spans(spans)
         except Exception as exc:
@@ -155,9 +160,11 @@ class OTLPHttpExporter:
         parts, too_big = split_spans(spans, limit)
         if too_big:
             self._drop_oversize(too_big, f"over the {limit}-byte request limit")
-        return send_parts(parts, lambda part, part_body: self._send_request(part, part_body, deadline))
+        return send_parts(
+            parts, lambda part, part_body: self._send_request(part, part_body, deadline), dropped=too_big
+        )
 
-    def _send_request(self, spans: Sequence[ReadableSpan], body: bytes, deadline: float) -> int:
+    def _send_request(self, spans: Sequence[ReadableSpan], body: bytes, deadline: float) -> int | Sent:
         """Post one request; on a 413, send its spans again as two halves (OTLP/HTTP names no limit).
 
         Later batches are split up front (`split_spans`) into requests of at most
@@ -171,7 +178,7 @@ class OTLPHttpExporter:
                 raise
         if len(spans) == 1:
             self._drop_oversize(1, f"refused with HTTP 413 ({len(body)} bytes)")
-            return 0
+            return Sent(0, 1)
         limit = self._max_bytes
         if limit is None or len(body) // 2 < limit:
             self._max_bytes = len(body) // 2

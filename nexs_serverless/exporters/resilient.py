@@ -3,7 +3,8 @@
 The seam, shaped like httpx's one-method transport: an exporter that can
 report *why* it failed implements
 
-    send(spans, timeout_s) -> int    # spans the back end rejected (0 usually)
+    send(spans, timeout_s) -> int    # spans the back end rejected (0 usually), or a
+                                     # base.Sent when it also dropped spans itself
                                      # raises errors.ExportError on failure
 
 and this wrapper does the rest: it skips the call while the breaker is open,
@@ -19,7 +20,9 @@ reported through `_guard.report` (counted as an internal error, logged once).
 What happens to a batch:
 
 - sent: counted ``export_spans_sent`` (carried ones also ``export_spans_resent``),
-  minus what the back end rejected (``export_spans_rejected``);
+  minus what the back end rejected (``export_spans_rejected``) and what the
+  exporter dropped itself (counted by it under its reason, ``spans_dropped_oversize``...):
+  each span is counted once;
 - BAD_REQUEST / SERIALIZATION: sending again cannot help, dropped and counted
   ``spans_dropped_<class>`` (the back end answered, so the breaker is not charged);
 - any other failure, breaker open, deadline reached or ``Retry-After`` pending:
@@ -51,7 +54,7 @@ from .. import _guard as guard
 from .. import _stats as stats
 from .. import config
 from ..context import export_deadline
-from .base import ExportResult
+from .base import ExportResult, outcome
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,6 +63,7 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..typing import ReadableSpan
+    from .base import Sent
     from .breaker import CircuitBreaker
     from .carryover import CarryOver
     from .errors import ExportError
@@ -70,7 +74,7 @@ if TYPE_CHECKING:
     class Sender(Protocol):
         """An exporter that reports classified failures (the seam this wrapper drives)."""
 
-        def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int: ...
+        def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int | Sent: ...
 
 
 __all__ = ["Options", "ResilientExporter"]
@@ -190,7 +194,9 @@ class ResilientExporter:
         self._clock = clock
         self._sleep = sleep
         self._random = random
-        self._send: Callable[[Sequence[ReadableSpan], float], int] | None = getattr(inner, "send", None)
+        self._send: Callable[[Sequence[ReadableSpan], float], int | Sent | None] | None = getattr(
+            inner, "send", None
+        )
         # Built at the first failure (see the properties below). None reads as: breaker closed
         # with no failure, no retry decided yet, nothing carried over.
         self._breaker: CircuitBreaker | None = None
@@ -406,7 +412,7 @@ class ResilientExporter:
                 stats.incr("export_deadline_reached")
                 return batch, None
             try:
-                rejected = self._attempt(batch, timeout_s)
+                rejected, dropped = self._attempt(batch, timeout_s)
             except Exception as exc:
                 from .errors import ExportError, classify
 
@@ -423,13 +429,14 @@ class ResilientExporter:
                     guard.report("export:" + self.name, exc)
                     error = classify(exc)
             else:
-                _count_sent(len(batch), rejected, resent)
+                _count_sent(len(batch) - dropped, rejected, resent)
                 return (), None
             stats.incr("export_errors_" + error.error_class)
             left = error.undelivered
-            if left is not None:  # earlier requests got through: they are sent, the rest is the batch now
+            # Earlier requests got through, or the exporter dropped spans: the rest is the batch now.
+            if left is not None:
                 left_resent = _carried_among(left, batch, resent)
-                _count_sent(len(batch) - len(left), error.rejected, resent - left_resent)
+                _count_sent(len(batch) - len(left) - error.dropped, error.rejected, resent - left_resent)
                 if not left:
                     return (), None
                 batch, resent = left, left_resent
@@ -443,16 +450,17 @@ class ResilientExporter:
                 self._sleep(delay)
             retry += 1
 
-    def _attempt(self, batch: Sequence[ReadableSpan], timeout_s: float) -> int:
+    def _attempt(self, batch: Sequence[ReadableSpan], timeout_s: float) -> tuple[int, int]:
+        """One try: ``(rejected, dropped)``, the spans the back end rejected and the exporter dropped."""
         send = self._send
         if send is not None:
-            return int(send(batch, timeout_s) or 0)
+            return outcome(send(batch, timeout_s))
         result = self.inner.export(batch)  # type: ignore[attr-defined]
         if getattr(result, "name", "") != "SUCCESS":
             from .errors import ErrorClass, ExportError
 
             raise ExportError(ErrorClass.UNKNOWN, f"{self.name}.export returned {result!r}")
-        return 0
+        return 0, 0
 
     def _record_success(self) -> None:
         breaker = self._breaker
@@ -484,7 +492,9 @@ class ResilientExporter:
 
 def _count_sent(delivered: int, rejected: int, resent: int) -> None:
     """Count spans that reached the back end: `rejected` of them refused by it, `resent` carried over."""
+    delivered = max(0, delivered)  # an exporter's drop count past the batch is its error
     rejected = min(rejected, delivered)  # a back end's count past the batch is its error
+    resent = min(resent, delivered)  # a carried span dropped by the exporter was not sent again
     stats.incr("export_spans_sent", delivered - rejected)
     if rejected:
         stats.incr("export_spans_rejected", rejected)

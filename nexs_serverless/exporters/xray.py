@@ -32,7 +32,7 @@ import threading
 
 from .. import _stats as stats
 from ..config import ConfigError
-from .base import ExportResult, send_once
+from .base import ExportResult, Sent, send_once
 from .xray_udp import DEFAULT_DAEMON_ADDRESS, HEADER, MAX_DATAGRAM_BYTES, parse_daemon_address
 
 TYPE_CHECKING = False
@@ -133,28 +133,45 @@ class XRayExporter:
         """Send `spans`; failures are classified, counted and logged once, never raised."""
         return send_once("X-Ray", self.send, spans, self.timeout_ms / 1000)
 
-    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int:
+    def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int | Sent:
         """Send `spans` once, within `timeout_s` (UDP never waits); returns how many X-Ray rejected.
 
-        Spans dropped here because they could not be made to fit are counted
-        (``spans_dropped_oversize``), not returned.
+        Returns:
+            The spans X-Ray rejected; a `Sent` when spans that could not be
+            converted or made to fit were also dropped here (counted
+            ``spans_dropped_serialization`` / ``spans_dropped_oversize``).
 
         Raises:
             ExportError: classified; for UDP only NETWORK (the socket refused a datagram).
+                After spans were dropped here, its `undelivered` names the others, so
+                that a retry does not drop (and count) them again.
         """
         if not spans:
             return 0
         if self.mode == "otlp":
             from .xray_otlp import encode_datagrams
 
-            sent = self._udp().send(encode_datagrams(spans, self.max_datagram_bytes))
-            stats.incr("xray_datagrams_sent", sent)
-            return 0
-        payloads = self._documents(spans)
+            payloads, dropped = encode_datagrams(spans, self.max_datagram_bytes)
+        else:
+            payloads, dropped = self._documents(spans)
+            if self.transport == "udp":
+                payloads = [HEADER + payload for payload in payloads]
+        if not dropped:
+            return self._transmit(payloads, timeout_s)
+        from .errors import send_parts
+
+        left_out = {id(span) for span in dropped}
+        kept = [span for span in spans if id(span) not in left_out]
+        return send_parts(
+            [(kept, payloads)], lambda _, request: self._transmit(request, timeout_s), dropped=len(dropped)
+        )
+
+    def _transmit(self, payloads: list[bytes], timeout_s: float) -> int:
+        """Datagrams (framed) to the daemon, or documents to the API: how many X-Ray rejected."""
         if not payloads:
             return 0
         if self.transport == "udp":
-            sent = self._udp().send([HEADER + payload for payload in payloads])
+            sent = self._udp().send(payloads)
             stats.incr("xray_datagrams_sent", sent)
             return 0
         return self._api_client().send([payload.decode("utf-8") for payload in payloads], timeout_s)
@@ -181,15 +198,15 @@ class XRayExporter:
 
     # -- internals ---------------------------------------------------------------
 
-    def _documents(self, spans: Sequence[ReadableSpan]) -> list[bytes]:
-        """Segment documents: nested per trace tree over UDP, one per span through the API.
+    def _documents(self, spans: Sequence[ReadableSpan]) -> tuple[list[bytes], list[ReadableSpan]]:
+        """Segment documents (nested per trace tree over UDP, one per span through the API), spans left out.
 
         The API keeps one document per span so that ``UnprocessedTraceSegments``
         (one entry per refused document) counts refused spans.
         """
         from ..config import read_env
         from .xray_lambda import parse_trace_header
-        from .xray_pack import encode_documents
+        from .xray_pack import pack_documents
         from .xray_segments import SegmentOptions
 
         lambda_segment = None
@@ -202,7 +219,7 @@ class XRayExporter:
             self.annotation_keys, in_lambda=self.in_lambda, lambda_segment=lambda_segment
         )
         limit = self.max_datagram_bytes - len(HEADER)
-        return encode_documents(spans, options, limit, nest=self.transport == "udp")
+        return pack_documents(spans, options, limit, nest=self.transport == "udp")
 
     def _udp(self) -> DaemonSender:
         sender = self._sender

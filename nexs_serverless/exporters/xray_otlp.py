@@ -29,26 +29,38 @@ _CUT_ATTEMPTS = 6  # value cuts, then events (other than exceptions), all events
 
 def encode_datagrams(
     spans: Sequence[ReadableSpan], max_datagram_bytes: int = MAX_DATAGRAM_BYTES
-) -> list[bytes]:
-    """Framed datagrams carrying every span of `spans` that can be made to fit."""
+) -> tuple[list[bytes], list[ReadableSpan]]:
+    """Framed datagrams carrying every span of `spans` that can be made to fit, and the spans that cannot."""
     budget = otlp_payload_budget(max_datagram_bytes)
     sampled = [span for span in spans if span.trace_flags & 1]
     unsampled = [span for span in spans if not span.trace_flags & 1] if len(sampled) != len(spans) else []
     out: list[bytes] = []
+    dropped: list[ReadableSpan] = []
     for group, flag in ((sampled, True), (unsampled, False)):
         if group:
-            out.extend(otlp_datagram(payload, sampled=flag) for payload in split_payloads(group, budget))
-    return out
+            payloads = split_payloads(group, budget, dropped)
+            out.extend(otlp_datagram(payload, sampled=flag) for payload in payloads)
+    return out, dropped
 
 
-def split_payloads(spans: Sequence[ReadableSpan], budget: int) -> list[bytes]:
-    """``ExportTraceServiceRequest`` payloads of at most `budget` bytes covering `spans`."""
+def split_payloads(
+    spans: Sequence[ReadableSpan], budget: int, dropped: list[ReadableSpan] | None = None
+) -> list[bytes]:
+    """``ExportTraceServiceRequest`` payloads of at most `budget` bytes covering `spans`.
+
+    A span that cannot be cut to fit is in none (counted ``spans_dropped_oversize``)
+    and appended to `dropped`, when given.
+    """
     payload = encode_spans(spans)
     if len(payload) <= budget:
         return [payload]
     if len(spans) == 1:
         fitted = _cut(spans[0], budget, len(payload))
-        return [fitted] if fitted is not None else []
+        if fitted is None:
+            if dropped is not None:
+                dropped.append(spans[0])
+            return []
+        return [fitted]
     parts = min(len(spans), -(-len(payload) * 10 // (budget * 9)))  # aim at 90 % full
     size = -(-len(spans) // parts)
     out: list[bytes] = []
@@ -56,8 +68,9 @@ def split_payloads(spans: Sequence[ReadableSpan], budget: int) -> list[bytes]:
         chunk = spans[start : start + size]
         if len(chunk) == len(spans):  # the estimate did not split: halve
             half = len(spans) // 2
-            return split_payloads(spans[:half], budget) + split_payloads(spans[half:], budget)
-        out.extend(split_payloads(chunk, budget))
+            first = split_payloads(spans[:half], budget, dropped)
+            return first + split_payloads(spans[half:], budget, dropped)
+        out.extend(split_payloads(chunk, budget, dropped))
     return out
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..typing import ReadableSpan
     from .xray_segments import SegmentOptions
 
-__all__ = ["DETACHED_EXTRA", "encode_documents"]
+__all__ = ["DETACHED_EXTRA", "encode_documents", "pack_documents"]
 
 _OPEN = b',"subsegments":['
 _CLOSE = b"]}"
@@ -55,7 +55,14 @@ DETACHED_EXTRA = len(_detached_prefix("1-00000000-" + "0" * 24, "0" * 16)) - 1
 def encode_documents(
     spans: Sequence[ReadableSpan], options: SegmentOptions, max_bytes: int, *, nest: bool = True
 ) -> list[bytes]:
-    """The JSON documents for `spans`, each at most `max_bytes`.
+    """The JSON documents for `spans`, each at most `max_bytes` (`pack_documents` without the drops)."""
+    return pack_documents(spans, options, max_bytes, nest=nest)[0]
+
+
+def pack_documents(
+    spans: Sequence[ReadableSpan], options: SegmentOptions, max_bytes: int, *, nest: bool = True
+) -> tuple[list[bytes], list[ReadableSpan]]:
+    """The JSON documents for `spans`, each at most `max_bytes`, and the spans left out of them.
 
     Args:
         spans: the batch (live records: read here, never kept).
@@ -65,19 +72,31 @@ def encode_documents(
             document per span (the layout before nesting).
 
     Returns:
-        The documents, a nested tree's split-off subtrees before their root.
-        A span that cannot be converted is counted (``spans_dropped_serialization``),
-        one that cannot be cut to fit is counted (``spans_dropped_oversize``);
-        neither is returned, and its children are sent on their own.
+        The documents, a nested tree's split-off subtrees before their root;
+        and the spans in none of them (in batch order), so that the exporter
+        reports them as dropped, not sent. A span that cannot be
+        converted is counted (``spans_dropped_serialization``), one that cannot
+        be cut to fit is counted (``spans_dropped_oversize``); its children are
+        sent on their own.
     """
     docs = [_convert(span, options) for span in spans]
+    dropped = [i for i, doc in enumerate(docs) if doc is None] if None in docs else []
     if not nest:
-        return [data for data in (_fit(doc, max_bytes) for doc in docs if doc is not None) if data]
-    if None not in docs:
+        out: list[bytes] = []
+        for i, doc in enumerate(docs):
+            data = _fit(doc, max_bytes) if doc is not None else None
+            if data:
+                out.append(data)
+            elif doc is not None:
+                dropped.append(i)
+        return out, [spans[i] for i in sorted(dropped)]
+    if not dropped:
         whole = _whole_trees(spans, docs, max_bytes)  # type: ignore[arg-type]  # no None in docs
         if whole is not None:
-            return whole
-    return _Trees(spans, docs).encode(max_bytes)
+            return whole, []
+    trees = _Trees(spans, docs)
+    out = trees.encode(max_bytes)
+    return out, [spans[i] for i in sorted(dropped + trees.unfit)]
 
 
 def _whole_trees(
@@ -135,7 +154,7 @@ def _whole_trees(
 class _Trees:
     """The batch as a forest: parent index per span, children per span, a post-order walk."""
 
-    __slots__ = ("children", "docs", "fields", "ordered", "parent")
+    __slots__ = ("children", "docs", "fields", "ordered", "parent", "unfit")
 
     def __init__(self, spans: Sequence[ReadableSpan], docs: list[dict[str, object] | None]) -> None:
         self.docs = docs
@@ -155,6 +174,7 @@ class _Trees:
                 self.children.setdefault(j, []).append(i)
                 self.ordered = self.ordered and j > i
         self.fields: dict[int, tuple[object, object]] = {}  # trace_id, parent_id of embedded documents
+        self.unfit: list[int] = []  # spans `encode` left out: even cut, too big (or JSON refused them)
 
     def encode(self, max_bytes: int) -> list[bytes]:
         """Encode every tree bottom-up; returns the documents to send."""
@@ -173,6 +193,8 @@ class _Trees:
                 doc.pop("type", None)
                 budget -= DETACHED_EXTRA
             data = _fit(doc, budget)
+            if data is None:
+                self.unfit.append(node)
             kid_ids = children.get(node)
             if kid_ids:
                 kid_ids = [kid for kid in kid_ids if kid in packed]  # not the dropped ones
