@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ProcessState", "process", "traced_handler"]
 
+_CO_GENERATOR = 0x0020
 _CO_COROUTINE = 0x0080
+_CO_ASYNC_GENERATOR = 0x0200
 _MARK = "__nexs_traced__"
 
 
@@ -135,9 +137,14 @@ def traced_handler(
     Works bare (``@traced_handler``) or with options, on plain and ``async
     def`` handlers (whose flush runs in the event loop's default executor, so
     other coroutines go on meanwhile; it still ends before the handler's
-    awaitable returns). Wrapping twice is a no-op, and with the kill switch on at
-    decoration time (``OTEL_SDK_DISABLED=true`` or ``NEXS_DISABLED=true``) the
-    function is returned unchanged, so tracing then costs nothing.
+    awaitable returns), and on generator and async generator functions (a
+    streamed response), whose root span covers the iteration and flushes when
+    it ends: exhausted, closed early or raising. A plain function that returns
+    a generator is traced until it returns, not while the generator is
+    iterated (decorate the generator function itself). Wrapping twice is a
+    no-op, and with the kill switch on at decoration time
+    (``OTEL_SDK_DISABLED=true`` or ``NEXS_DISABLED=true``) the function is
+    returned unchanged, so tracing then costs nothing.
 
     Args:
         fn: the handler, when used bare.
@@ -189,11 +196,13 @@ def _drop_own_frame(exc: BaseException) -> None:
         exc.__traceback__ = tb.tb_next
 
 
-def _is_async(fn: object) -> bool:
-    """Whether calling `fn` returns a coroutine (its root span must last until that finishes).
+def _code_flags(fn: object) -> int:
+    """The ``co_flags`` of what calling `fn` runs: whether it returns a coroutine or a generator.
 
-    A coroutine function, a `functools.partial` of one, or an object whose
-    ``__call__`` is one.
+    Those need a root span that lasts until the awaitable finishes or the
+    iteration ends, not until `fn` returns. `fn` is a function, a
+    `functools.partial` of one, or an object whose ``__call__`` is one. Read
+    from the code object, so that `inspect` is not imported on the cold path.
     """
     target = fn
     while isinstance(target, (functools.partial, staticmethod, classmethod)):
@@ -202,7 +211,8 @@ def _is_async(fn: object) -> bool:
     if code is None:
         call = type(target).__call__ if callable(target) else None
         code = getattr(call, "__code__", None)
-    return bool(getattr(code, "co_flags", 0) & _CO_COROUTINE)
+    flags = getattr(code, "co_flags", 0)
+    return flags if type(flags) is int else 0
 
 
 def _decorate(fn: Callable[P, R], options: Options) -> Callable[P, R]:
@@ -218,7 +228,14 @@ def _decorate(fn: Callable[P, R], options: Options) -> Callable[P, R]:
 
         start()
     wrapper: Callable[..., Any]
-    if _is_async(fn):
+    flags = _code_flags(fn)
+    if flags & (_CO_GENERATOR | _CO_ASYNC_GENERATOR):
+        # A streamed response (Flask and functions-framework stream a generator a view returns):
+        # the root covers the iteration. Rare, so its wrappers load only here (`_streaming`).
+        from ._streaming import wrap_generator
+
+        wrapper = wrap_generator(fn, options, asynchronous=bool(flags & _CO_ASYNC_GENERATOR))
+    elif flags & _CO_COROUTINE:
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             machinery = _machinery[0] if _machinery else _invocation()

@@ -5,6 +5,9 @@ and arms the timeout guard; `succeed`/`fail` record the outcome; `finish`
 ends the root span and flushes within min(flush timeout, remaining time minus
 a safety margin). Each is wrapped so that a tracer failure is swallowed,
 counted and logged once: the handler's result and exceptions are untouched.
+`wrap_generator` runs them around the iteration of a generator handler (a
+streamed response); it is here, not in `handler`, so that it loads only with
+the first generator handler, off the import path.
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ budget).
 
 Triggers other than HTTP and Pub/Sub: a Cloud Storage object event is a
 ``datasource`` with ``faas.document.*`` (bucket, object name, operation,
-event time), a Cloud Scheduler job's event
+event time), and so is a Firestore document or Realtime Database reference
+event (collection path, document id, operation: none for ``written``, event
+time; from the event's attributes, never its protobuf body), a Cloud Scheduler job's event
 (``google.cloud.scheduler.job.v1.executed``) a ``timer`` with ``faas.time``
 (the event does not carry the schedule, so there is no ``faas.cron``). A
 scheduler job that publishes to a Pub/Sub topic stays ``pubsub``: nothing in
@@ -62,6 +64,24 @@ _SCHEDULER_EXECUTED = "google.cloud.scheduler.job.v1.executed"
 # Cloud Storage object events: CloudEvent (``...object.v1.finalized``) and legacy (``...object.finalize``).
 _STORAGE_TYPES = ("google.cloud.storage.object.", "google.storage.object.")
 _STORAGE_OPERATIONS = {"finalized": "insert", "finalize": "insert", "deleted": "delete", "delete": "delete"}
+# Firestore document and Realtime Database reference events: the CloudEvent types
+# (``google.cloud.firestore.document.v1.created``, ``google.firebase.database.ref.v1.created``)
+# and the legacy ones (``providers/cloud.firestore/eventTypes/document.create``).
+_DATABASE_TYPES = (
+    "google.cloud.firestore.document.",
+    "google.firebase.database.ref.",
+    "providers/cloud.firestore/",
+    "providers/google.firebase.database/",
+)
+# ``written`` (``write``) is any of the three: only the body (before and after values) says which.
+_DATABASE_OPERATIONS = {
+    "created": "insert",
+    "create": "insert",
+    "updated": "edit",
+    "update": "edit",
+    "deleted": "delete",
+    "delete": "delete",
+}
 
 
 def detect(settings: Settings) -> bool:
@@ -223,6 +243,12 @@ def _cloud_event(attributes: dict[str, object], data: object) -> Trigger:
         trigger_kind = "datasource"
         if kind.startswith(_STORAGE_TYPES):
             _storage_document(kind, data, time, attrs)
+        elif kind.startswith(_DATABASE_TYPES):
+            path = attributes.get("document") or attributes.get("ref")
+            if not isinstance(path, str):
+                subject = attributes.get("subject")
+                path = subject.partition("/")[2] if isinstance(subject, str) else ""  # documents/, refs/
+            _database_document(kind, path, time, attrs)
     else:
         trigger_kind = "other"
     trigger = Trigger(trigger_kind, SpanKind.SERVER, name=kind or None, attributes=attrs)
@@ -244,6 +270,34 @@ def _storage_document(event_type: str, data: object, time: str | None, attrs: di
         for key, name in (("bucket", "faas.document.collection"), ("name", "faas.document.name")):
             if isinstance(data.get(key), str):
                 attrs[name] = data[key]
+    if time:
+        attrs["faas.document.time"] = time
+
+
+def _database_document(event_type: str, path: str, time: str | None, attrs: dict[str, object]) -> None:
+    """``faas.document.*`` of a Firestore document or Realtime Database reference event.
+
+    From the event's attributes, never its body (Firestore's is protobuf):
+    `path` is the document's path (``users/alice``: the ``document`` or ``ref``
+    extension attribute, or the subject after ``documents/`` or ``refs/``).
+    The collection is its path up to the document (a subcollection's is
+    ``users/alice/orders``), the name the document's id, as Firestore's
+    ``CollectionReference.path`` and ``DocumentReference.id`` name them; a
+    Realtime Database reference splits the same way (parent path, key).
+    ``created`` is an insert, ``updated`` an edit, ``deleted`` a delete;
+    ``written`` gets no operation, as it is any of the three and only the
+    body's before and after values say which. ``faas.document.time`` is the
+    event's time.
+    """
+    action = event_type.removesuffix(".withAuthContext").rpartition(".")[2]
+    operation = _DATABASE_OPERATIONS.get(action)
+    if operation is not None:
+        attrs["faas.document.operation"] = operation
+    collection, _, name = path.strip("/").rpartition("/")
+    if collection:
+        attrs["faas.document.collection"] = collection
+    if name:
+        attrs["faas.document.name"] = name
     if time:
         attrs["faas.document.time"] = time
 
@@ -291,9 +345,17 @@ def _background(data: object, context: object) -> Trigger | None:
     if not _is_datasource(event_type):
         return Trigger("other", SpanKind.SERVER, name=event_type)
     attrs = {}
+    time = getattr(context, "timestamp", None)
+    time = time if isinstance(time, str) else None
     if event_type.startswith(_STORAGE_TYPES):
-        time = getattr(context, "timestamp", None)
-        _storage_document(event_type, data, time if isinstance(time, str) else None, attrs)
+        _storage_document(event_type, data, time, attrs)
+    elif event_type.startswith(_DATABASE_TYPES):
+        # ``projects/p/databases/(default)/documents/users/alice``, ``projects/_/instances/i/refs/x/y``
+        resource = getattr(context, "resource", None)
+        resource = resource.get("name") if isinstance(resource, dict) else resource
+        if isinstance(resource, str):
+            marker = "/documents/" if "/documents/" in resource else "/refs/"
+            _database_document(event_type, resource.partition(marker)[2], time, attrs)
     return Trigger("datasource", SpanKind.SERVER, name=event_type, attributes=attrs)
 
 
