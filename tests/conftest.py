@@ -18,6 +18,8 @@ from nexs_serverless.testing.state import forget_instrumentation
 if TYPE_CHECKING:
     from support.cloud_trace_server import FakeCloudTrace
 
+    from nexs_serverless.exporters.cloud_trace import CloudTraceExporter
+
 _PREFIXES = ("OTEL_", "NEXS_", "AWS_LAMBDA_", "_X_AMZN_TRACE_ID", "AWS_XRAY_")
 
 
@@ -104,3 +106,20 @@ def trace_api(_trace_server: FakeCloudTrace) -> FakeCloudTrace:
     """The module's local Cloud Trace TraceService (a gRPC server takes a while to start), emptied."""
     _trace_server.clear()
     return _trace_server
+
+
+@pytest.fixture
+def cloud_trace(trace_api: FakeCloudTrace) -> Iterator[CloudTraceExporter]:
+    """A Cloud Trace exporter on a plaintext channel to the module's local TraceService."""
+    from google.auth.credentials import AnonymousCredentials
+
+    from nexs_serverless.exporters.cloud_trace import CloudTraceExporter
+
+    exporter = CloudTraceExporter(
+        project_id="demo-project",
+        endpoint=trace_api.endpoint,
+        insecure=True,
+        credentials=AnonymousCredentials(),
+    )
+    yield exporter
+    exporter.shutdown()

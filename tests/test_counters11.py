@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from concurrent import futures
 from typing import Any
 
 import grpc
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from support.azure_ingestion import FakeIngestion
 from support.cloud_trace_server import FakeCloudTrace
+from support.export_checks import ScriptedCollector, export_counters, scripted_collector, wrap_resilient
 from support.made_exporters import made_exporters
 from support.otlp_receiver import Fault, OTLPReceiver
 from support.spans import make_span, make_spans
 from support.xray_daemon import FakeXRayDaemon
 
-from nexs_serverless import stats
 from nexs_serverless.exporters.azure_monitor import AzureMonitorExporter
 from nexs_serverless.exporters.base import ExportResult
 from nexs_serverless.exporters.cloud_trace import CloudTraceExporter
 from nexs_serverless.exporters.file import FileExporter
 from nexs_serverless.exporters.otlp_grpc import OTLPGrpcExporter
 from nexs_serverless.exporters.otlp_http import OTLPHttpExporter
-from nexs_serverless.exporters.resilient import Options, ResilientExporter
 from nexs_serverless.exporters.xray import XRayExporter
 
 BLOB = {"blob": "x" * 1000}
@@ -42,18 +38,6 @@ UNFITTABLE = {
 class _Unprintable:
     def __str__(self) -> str:
         raise RuntimeError("no text for this value")
-
-
-def _wrap(inner: object) -> ResilientExporter:
-    """`inner` behind two retries without backoff."""
-    options = Options(max_retries=2, backoff_s=0.0, timeout_s=30.0)
-    return ResilientExporter(inner, options=options, sleep=lambda _: None)
-
-
-def _counters() -> dict[str, int]:
-    """The export and drop counters that are not 0."""
-    prefixes = ("export_errors_", "export_retries", "export_spans_", "spans_dropped_")
-    return {key: value for key, value in stats().items() if key.startswith(prefixes) and value}
 
 
 def _with_one_huge(count: int = 4) -> list[Any]:
@@ -83,9 +67,9 @@ def test_http_span_over_the_request_limit_is_counted_dropped_not_sent(
     receiver: OTLPReceiver, http_exporter: OTLPHttpExporter
 ) -> None:
     """Three spans arrive and count as sent; the one over the limit counts only as dropped."""
-    assert _wrap(http_exporter).export(_with_one_huge()) is ExportResult.SUCCESS
+    assert wrap_resilient(http_exporter).export(_with_one_huge()) is ExportResult.SUCCESS
     assert receiver.span_names() == ["span-0", "span-2", "span-3"]
-    assert _counters() == {"export_spans_sent": 3, "spans_dropped_oversize": 1}
+    assert export_counters() == {"export_spans_sent": 3, "spans_dropped_oversize": 1}
 
 
 def test_http_oversize_drop_is_counted_once_across_retries(
@@ -93,9 +77,9 @@ def test_http_oversize_drop_is_counted_once_across_retries(
 ) -> None:
     """A 503 on the first request: the retry sends the others; the oversized one is not dropped again."""
     receiver.misbehave(Fault.status_code(503))
-    assert _wrap(http_exporter).export(_with_one_huge()) is ExportResult.SUCCESS
+    assert wrap_resilient(http_exporter).export(_with_one_huge()) is ExportResult.SUCCESS
     assert receiver.span_names() == ["span-0", "span-2", "span-3"]
-    assert _counters() == {
+    assert export_counters() == {
         "export_errors_server": 1,
         "export_retries": 1,
         "export_spans_sent": 3,
@@ -108,11 +92,11 @@ def test_http_span_refused_alone_with_413_is_counted_dropped_not_sent(receiver: 
     otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
     receiver.misbehave(Fault.status_code(413), ACCEPT, Fault.status_code(413))
     try:
-        assert _wrap(otlp).export(make_spans(2)) is ExportResult.SUCCESS
+        assert wrap_resilient(otlp).export(make_spans(2)) is ExportResult.SUCCESS
     finally:
         otlp.shutdown()
     assert receiver.span_names() == ["span-0"]
-    assert _counters() == {"export_spans_sent": 1, "spans_dropped_oversize": 1}
+    assert export_counters() == {"export_spans_sent": 1, "spans_dropped_oversize": 1}
 
 
 def test_http_413_drop_then_a_failed_half_is_counted_once(receiver: OTLPReceiver) -> None:
@@ -121,11 +105,11 @@ def test_http_413_drop_then_a_failed_half_is_counted_once(receiver: OTLPReceiver
     receiver.misbehave(Fault.status_code(413), Fault.status_code(413), Fault.status_code(503))
     spans = [make_span(name="span-0", span_id=1, attributes=BLOB), make_span(name="span-1", span_id=2)]
     try:
-        assert _wrap(otlp).export(spans) is ExportResult.SUCCESS
+        assert wrap_resilient(otlp).export(spans) is ExportResult.SUCCESS
     finally:
         otlp.shutdown()
     assert receiver.span_names() == ["span-1"]
-    assert _counters() == {
+    assert export_counters() == {
         "export_errors_server": 1,
         "export_retries": 1,
         "export_spans_sent": 1,
@@ -136,65 +120,29 @@ def test_http_413_drop_then_a_failed_half_is_counted_once(receiver: OTLPReceiver
 # -- OTLP/gRPC -------------------------------------------------------------------------------
 
 
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    """A stock grpcio TraceService: keeps the span names it accepts; `script` answers the next calls."""
-
-    def __init__(self) -> None:
-        self.endpoint = ""
-        self.names: list[str] = []
-        self.script: list[grpc.StatusCode | None] = []
-
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
-        code = self.script.pop(0) if self.script else None
-        if code is not None:
-            context.abort(code, "failed on purpose")
-        self.names.extend(
-            span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans
-        )
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
 @pytest.fixture
-def collector() -> Iterator[Collector]:
-    servicer = Collector()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    servicer.endpoint = f"http://127.0.0.1:{port}"
-    yield servicer
-    server.stop(None)
+def collector() -> Iterator[ScriptedCollector]:
+    with scripted_collector() as servicer:
+        yield servicer
 
 
 @pytest.mark.parametrize("first_call", [None, grpc.StatusCode.UNAVAILABLE])
 def test_grpc_span_over_the_request_limit_is_counted_once_as_dropped(
-    collector: Collector, first_call: grpc.StatusCode | None
+    collector: ScriptedCollector, first_call: grpc.StatusCode | None
 ) -> None:
     """Three spans count as sent and the oversized one as dropped, once, with or without a retry."""
     collector.script[:] = [first_call]
     otlp = OTLPGrpcExporter(endpoint=collector.endpoint, max_request_bytes=LIMIT)
     try:
-        assert _wrap(otlp).export(_with_one_huge()) is ExportResult.SUCCESS
+        assert wrap_resilient(otlp).export(_with_one_huge()) is ExportResult.SUCCESS
     finally:
         otlp.shutdown()
     assert collector.names == ["span-0", "span-2", "span-3"]
     retried = {"export_errors_server": 1, "export_retries": 1} if first_call else {}
-    assert _counters() == {**retried, "export_spans_sent": 3, "spans_dropped_oversize": 1}
+    assert export_counters() == {**retried, "export_spans_sent": 3, "spans_dropped_oversize": 1}
 
 
 # -- Cloud Trace ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cloud_trace(trace_api: FakeCloudTrace) -> Iterator[CloudTraceExporter]:
-    exporter = CloudTraceExporter(
-        project_id="demo-project",
-        endpoint=trace_api.endpoint,
-        insecure=True,
-        credentials=AnonymousCredentials(),
-    )
-    yield exporter
-    exporter.shutdown()
 
 
 def test_cloud_trace_unconvertible_span_is_counted_dropped_not_sent(
@@ -202,8 +150,8 @@ def test_cloud_trace_unconvertible_span_is_counted_dropped_not_sent(
 ) -> None:
     """The span that cannot be converted counts only as a serialization drop; the other as sent."""
     broken = make_span(span_id=1, attributes={"value": _Unprintable()})
-    assert _wrap(cloud_trace).export([broken, make_span(span_id=2)]) is ExportResult.SUCCESS
-    assert _counters() == {"export_spans_sent": 1, "spans_dropped_serialization": 1}
+    assert wrap_resilient(cloud_trace).export([broken, make_span(span_id=2)]) is ExportResult.SUCCESS
+    assert export_counters() == {"export_spans_sent": 1, "spans_dropped_serialization": 1}
 
 
 def test_cloud_trace_unconvertible_span_is_counted_once_across_retries(
@@ -212,9 +160,9 @@ def test_cloud_trace_unconvertible_span_is_counted_once_across_retries(
     """Two failed calls and two retries: the unconvertible span is counted once, the other arrives once."""
     trace_api.faults.extend([(grpc.StatusCode.UNAVAILABLE, "down")] * 2)
     broken = make_span(span_id=1, attributes={"value": _Unprintable()})
-    assert _wrap(cloud_trace).export([broken, make_span(span_id=2)]) is ExportResult.SUCCESS
+    assert wrap_resilient(cloud_trace).export([broken, make_span(span_id=2)]) is ExportResult.SUCCESS
     assert [span.span_id for span in trace_api.spans()] == [f"{2:016x}"]  # type: ignore[attr-defined]
-    assert _counters() == {
+    assert export_counters() == {
         "export_errors_server": 2,
         "export_retries": 2,
         "export_spans_sent": 1,
@@ -241,9 +189,9 @@ def test_xray_span_that_cannot_fit_a_datagram_is_counted_dropped_not_sent(
     )
     spans = [make_span(span_id=1, attributes=UNFITTABLE[mode]), make_span(span_id=7)]
     with made_exporters(build) as make:
-        assert _wrap(make(max_datagram_bytes=1024)).export(spans) is ExportResult.SUCCESS
+        assert wrap_resilient(make(max_datagram_bytes=1024)).export(spans) is ExportResult.SUCCESS
     assert len(daemon.receive()) == 1
-    assert _counters() == {"export_spans_sent": 1, "spans_dropped_oversize": 1}
+    assert export_counters() == {"export_spans_sent": 1, "spans_dropped_oversize": 1}
 
 
 def test_azure_span_the_sdk_cannot_map_is_counted_dropped_not_sent(ingestion: FakeIngestion) -> None:
@@ -251,10 +199,11 @@ def test_azure_span_the_sdk_cannot_map_is_counted_dropped_not_sent(ingestion: Fa
     build = functools.partial(AzureMonitorExporter, connection_string=ingestion.connection_string)
     with made_exporters(build) as make:
         assert (
-            _wrap(make()).export([make_span(span_id=1, kind=7), make_span(span_id=2)]) is ExportResult.SUCCESS
+            wrap_resilient(make()).export([make_span(span_id=1, kind=7), make_span(span_id=2)])
+            is ExportResult.SUCCESS
         )
     assert len(ingestion.envelopes) == 1
-    assert _counters() == {"export_spans_sent": 1, "spans_dropped_serialization": 1}
+    assert export_counters() == {"export_spans_sent": 1, "spans_dropped_serialization": 1}
 
 
 def test_file_line_over_the_file_limit_is_counted_dropped_not_sent(tmp_path: Any) -> None:
@@ -262,8 +211,8 @@ def test_file_line_over_the_file_limit_is_counted_dropped_not_sent(tmp_path: Any
     path = tmp_path / "spans.jsonl"
     exporter = FileExporter(str(path), max_bytes=4096)
     try:
-        assert _wrap(exporter).export(_with_one_huge(3)) is ExportResult.SUCCESS
+        assert wrap_resilient(exporter).export(_with_one_huge(3)) is ExportResult.SUCCESS
     finally:
         exporter.shutdown()
     assert len(path.read_bytes().splitlines()) == 2
-    assert _counters() == {"export_spans_sent": 2, "spans_dropped_oversize": 1}
+    assert export_counters() == {"export_spans_sent": 2, "spans_dropped_oversize": 1}

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import grpc
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -170,19 +169,6 @@ def test_sdk_bridge_two_overruns_in_a_row_deliver_each_span_once() -> None:
         sdk.gate.set()
     assert sdk.calls == [["a"], ["b"], ["c"]]
     assert stats()["export_spans_delivered_late"] == 2
-
-
-@pytest.fixture
-def cloud_trace(trace_api: FakeCloudTrace) -> Iterator[CloudTraceExporter]:
-    """A Cloud Trace exporter on a plaintext channel to the local TraceService."""
-    exporter = CloudTraceExporter(
-        project_id="demo-project",
-        endpoint=trace_api.endpoint,
-        insecure=True,
-        credentials=AnonymousCredentials(),
-    )
-    yield exporter
-    exporter.shutdown()
 
 
 def _batch() -> list[object]:

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from concurrent import futures
-from typing import Any
 
 import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from support.export_checks import ScriptedCollector, export_counters, scripted_collector, wrap_resilient
 from support.otlp_receiver import Fault, OTLPReceiver
 from support.spans import make_spans
 
-from nexs_serverless import stats
 from nexs_serverless.exporters.base import ExportResult
 from nexs_serverless.exporters.errors import ExportError
 from nexs_serverless.exporters.otlp_grpc import OTLPGrpcExporter
 from nexs_serverless.exporters.otlp_http import OTLPHttpExporter
-from nexs_serverless.exporters.resilient import Options, ResilientExporter
 
 # Six spans of about 1 KB; under this request limit they go as three requests of two.
 LIMIT = 3000
 BLOB = {"blob": "x" * 1000}
 # The receiver accepts a request whose fault is of no kind it knows (here: named for what it does).
 ACCEPT = Fault("accept")
-
-
-def _wrap(inner: object, *, max_retries: int = 2) -> ResilientExporter:
-    """`inner` behind retries (no backoff) and carry-over."""
-    options = Options(max_retries=max_retries, backoff_s=0.0, timeout_s=30.0)
-    return ResilientExporter(inner, options=options, sleep=lambda _: None)
-
-
-def _counters() -> dict[str, int]:
-    """The export and drop counters that are not 0."""
-    prefixes = ("export_errors_", "export_retries", "export_spans_", "spans_dropped_")
-    return {key: value for key, value in stats().items() if key.startswith(prefixes) and value}
 
 
 def _names(count: int, prefix: str = "span") -> list[str]:
@@ -57,43 +40,14 @@ def http_exporter(receiver: OTLPReceiver) -> Iterator[OTLPHttpExporter]:
     otlp.shutdown()
 
 
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    """A stock grpcio TraceService: keeps the spans it accepts; `script` answers the next calls."""
-
-    def __init__(self) -> None:
-        self.endpoint = ""
-        self.names: list[str] = []
-        self.calls = 0
-        self.script: list[grpc.StatusCode | None] = []
-        self.lock = threading.Lock()
-
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with self.lock:
-            self.calls += 1
-            code = self.script.pop(0) if self.script else None
-        if code is not None:
-            context.abort(code, "failed on purpose")
-        with self.lock:
-            self.names.extend(
-                span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans
-            )
-        return trace_service_pb2.ExportTraceServiceResponse()
+@pytest.fixture
+def collector() -> Iterator[ScriptedCollector]:
+    with scripted_collector() as servicer:
+        yield servicer
 
 
 @pytest.fixture
-def collector() -> Iterator[Collector]:
-    servicer = Collector()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    servicer.endpoint = f"http://127.0.0.1:{port}"
-    yield servicer
-    server.stop(None)
-
-
-@pytest.fixture
-def grpc_exporter(collector: Collector) -> Iterator[OTLPGrpcExporter]:
+def grpc_exporter(collector: ScriptedCollector) -> Iterator[OTLPGrpcExporter]:
     otlp = OTLPGrpcExporter(endpoint=collector.endpoint, max_request_bytes=LIMIT)
     yield otlp
     otlp.shutdown()
@@ -107,10 +61,10 @@ def test_http_retry_after_a_partial_delivery_sends_only_the_rest(
 ) -> None:
     """A 503 on the second of three requests: the retry sends its spans and the third's, none twice."""
     receiver.misbehave(ACCEPT, Fault.status_code(503))
-    assert _wrap(http_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.SUCCESS
+    assert wrap_resilient(http_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.SUCCESS
     assert receiver.span_names() == _names(6)
     assert len(receiver.requests) == 4  # accepted, 503, then the last four spans in two requests
-    assert _counters() == {"export_errors_server": 1, "export_retries": 1, "export_spans_sent": 6}
+    assert export_counters() == {"export_errors_server": 1, "export_retries": 1, "export_spans_sent": 6}
 
 
 def test_http_bad_request_after_a_partial_delivery_drops_only_the_rest(
@@ -118,9 +72,9 @@ def test_http_bad_request_after_a_partial_delivery_drops_only_the_rest(
 ) -> None:
     """A 400 on the second request: the two delivered spans count as sent, only the other four as dropped."""
     receiver.misbehave(ACCEPT, Fault.status_code(400))
-    assert _wrap(http_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.FAILURE
+    assert wrap_resilient(http_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.FAILURE
     assert receiver.span_names() == _names(2)
-    assert _counters() == {
+    assert export_counters() == {
         "export_errors_bad_request": 1,
         "export_spans_sent": 2,
         "spans_dropped_bad_request": 4,
@@ -132,8 +86,8 @@ def test_http_partial_success_of_a_delivered_request_is_counted_with_the_failure
 ) -> None:
     """A delivered request's partial_success still counts as rejected when a later request fails."""
     receiver.misbehave(Fault.partial(1), Fault.status_code(400))
-    assert _wrap(http_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.FAILURE
-    assert _counters() == {
+    assert wrap_resilient(http_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.FAILURE
+    assert export_counters() == {
         "export_errors_bad_request": 1,
         "export_spans_sent": 1,
         "export_spans_rejected": 1,
@@ -145,13 +99,13 @@ def test_http_partial_delivery_carries_over_only_the_rest(
     receiver: OTLPReceiver, http_exporter: OTLPHttpExporter
 ) -> None:
     """Out of retries after a partial delivery, only the undelivered spans wait for the next flush."""
-    wrapped = _wrap(http_exporter, max_retries=0)
+    wrapped = wrap_resilient(http_exporter, max_retries=0)
     receiver.misbehave(ACCEPT, Fault.status_code(503))
     assert wrapped.export(make_spans(6, "first", attributes=BLOB)) is ExportResult.FAILURE
     assert len(wrapped.carryover) == 4
     assert wrapped.export(make_spans(1, "second")) is ExportResult.SUCCESS
     assert receiver.span_names() == [*_names(6, "first"), "second-0"]
-    assert _counters() == {
+    assert export_counters() == {
         "export_errors_server": 1,
         "export_spans_carried_over": 4,
         "export_spans_resent": 4,
@@ -163,7 +117,7 @@ def test_http_carried_spans_delivered_in_part_are_counted_once(
     receiver: OTLPReceiver, http_exporter: OTLPHttpExporter
 ) -> None:
     """Carried spans delivered before a failure count as resent; the rest go back without counting twice."""
-    wrapped = _wrap(http_exporter, max_retries=0)
+    wrapped = wrap_resilient(http_exporter, max_retries=0)
     receiver.misbehave(Fault.status_code(503))
     assert wrapped.export(make_spans(6, "first", attributes=BLOB)) is ExportResult.FAILURE
     receiver.misbehave(ACCEPT, Fault.status_code(503))
@@ -171,7 +125,7 @@ def test_http_carried_spans_delivered_in_part_are_counted_once(
     assert len(wrapped.carryover) == 5  # first-2 .. first-5 and second-0
     assert wrapped.export([]) is ExportResult.SUCCESS
     assert receiver.span_names() == [*_names(6, "first"), "second-0"]
-    assert _counters() == {
+    assert export_counters() == {
         "export_errors_server": 2,
         "export_spans_carried_over": 7,  # six first, then second-0: none twice
         "export_spans_resent": 7,  # two in the failed flush, five in the last
@@ -184,35 +138,35 @@ def test_http_413_halves_then_a_failed_half_resends_only_that_half(receiver: OTL
     otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
     receiver.misbehave(Fault.status_code(413), ACCEPT, Fault.status_code(503))
     try:
-        assert _wrap(otlp).export(make_spans(8, attributes=BLOB)) is ExportResult.SUCCESS
+        assert wrap_resilient(otlp).export(make_spans(8, attributes=BLOB)) is ExportResult.SUCCESS
     finally:
         otlp.shutdown()
     assert receiver.span_names() == _names(8)
-    assert _counters() == {"export_errors_server": 1, "export_retries": 1, "export_spans_sent": 8}
+    assert export_counters() == {"export_errors_server": 1, "export_retries": 1, "export_spans_sent": 8}
 
 
 # -- OTLP/gRPC -------------------------------------------------------------------------------
 
 
 def test_grpc_retry_after_a_partial_delivery_sends_only_the_rest(
-    collector: Collector, grpc_exporter: OTLPGrpcExporter
+    collector: ScriptedCollector, grpc_exporter: OTLPGrpcExporter
 ) -> None:
     """UNAVAILABLE on the second of three calls: the retry sends its spans and the third's, none twice."""
     collector.script[:] = [None, grpc.StatusCode.UNAVAILABLE]
-    assert _wrap(grpc_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.SUCCESS
+    assert wrap_resilient(grpc_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.SUCCESS
     assert collector.names == _names(6)
     assert collector.calls == 4
-    assert _counters() == {"export_errors_server": 1, "export_retries": 1, "export_spans_sent": 6}
+    assert export_counters() == {"export_errors_server": 1, "export_retries": 1, "export_spans_sent": 6}
 
 
 def test_grpc_invalid_argument_after_a_partial_delivery_drops_only_the_rest(
-    collector: Collector, grpc_exporter: OTLPGrpcExporter
+    collector: ScriptedCollector, grpc_exporter: OTLPGrpcExporter
 ) -> None:
     """INVALID_ARGUMENT on the second call: two spans count as sent, only the other four as dropped."""
     collector.script[:] = [None, grpc.StatusCode.INVALID_ARGUMENT]
-    assert _wrap(grpc_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.FAILURE
+    assert wrap_resilient(grpc_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.FAILURE
     assert collector.names == _names(2)
-    assert _counters() == {
+    assert export_counters() == {
         "export_errors_bad_request": 1,
         "export_spans_sent": 2,
         "spans_dropped_bad_request": 4,
@@ -220,7 +174,7 @@ def test_grpc_invalid_argument_after_a_partial_delivery_drops_only_the_rest(
 
 
 def test_grpc_failed_first_call_reports_nothing_delivered(
-    collector: Collector, grpc_exporter: OTLPGrpcExporter
+    collector: ScriptedCollector, grpc_exporter: OTLPGrpcExporter
 ) -> None:
     """When the first call fails, nothing got through: the error names no undelivered part."""
     collector.script[:] = [grpc.StatusCode.INVALID_ARGUMENT]
@@ -231,7 +185,7 @@ def test_grpc_failed_first_call_reports_nothing_delivered(
 
 
 def test_grpc_failed_later_call_names_its_spans_and_the_later_ones(
-    collector: Collector, grpc_exporter: OTLPGrpcExporter
+    collector: ScriptedCollector, grpc_exporter: OTLPGrpcExporter
 ) -> None:
     """A failure on the second call names the last four spans, in order, as undelivered."""
     collector.script[:] = [None, grpc.StatusCode.UNAVAILABLE]

@@ -1,0 +1,67 @@
+"""What the export-accounting tests share: a scripted gRPC collector, the resilience wrapper, counters."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from nexs_serverless import stats
+from nexs_serverless.exporters.resilient import Options, ResilientExporter
+
+__all__ = ["ScriptedCollector", "export_counters", "scripted_collector", "wrap_resilient"]
+
+
+class ScriptedCollector(trace_service_pb2_grpc.TraceServiceServicer):
+    """A stock grpcio TraceService: keeps the span names it accepts; `script` answers the next calls."""
+
+    def __init__(self) -> None:
+        self.endpoint = ""
+        self.names: list[str] = []
+        self.calls = 0
+        self.script: list[grpc.StatusCode | None] = []
+        self.lock = threading.Lock()
+
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with self.lock:
+            self.calls += 1
+            code = self.script.pop(0) if self.script else None
+        if code is not None:
+            context.abort(code, "failed on purpose")
+        with self.lock:
+            self.names.extend(
+                span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans
+            )
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+@contextmanager
+def scripted_collector() -> Iterator[ScriptedCollector]:
+    """A `ScriptedCollector` served on 127.0.0.1 for the block."""
+    servicer = ScriptedCollector()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    servicer.endpoint = f"http://127.0.0.1:{port}"
+    try:
+        yield servicer
+    finally:
+        server.stop(None)
+
+
+def wrap_resilient(inner: object, *, max_retries: int = 2) -> ResilientExporter:
+    """`inner` behind retries without backoff (and the carry-over)."""
+    options = Options(max_retries=max_retries, backoff_s=0.0, timeout_s=30.0)
+    return ResilientExporter(inner, options=options, sleep=lambda _: None)
+
+
+def export_counters() -> dict[str, int]:
+    """The export and drop counters that are not 0."""
+    prefixes = ("export_errors_", "export_retries", "export_spans_", "spans_dropped_")
+    return {key: value for key, value in stats().items() if key.startswith(prefixes) and value}
