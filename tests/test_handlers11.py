@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import textwrap
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.functions_source import function_source
 from support.memory import export
 
 from nexs_serverless import StatusCode, current_span, traced_handler, tracer
@@ -49,30 +49,27 @@ def test_functions_framework_streams_a_traced_generator_handler(
     """Served by functions-framework, a generator handler's root covers the streamed chunks; body as is."""
     import functions_framework
 
-    for variable in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE", "FUNCTION_TRIGGER_TYPE", "FUNCTION_NAME"):
-        monkeypatch.setenv(variable, "")  # create_app writes these; monkeypatch restores them
-    source = tmp_path / "main.py"
-    source.write_text(
-        textwrap.dedent(
-            """
-            import functions_framework
-            from nexs_serverless import traced_handler, tracer
+    source = function_source(
+        tmp_path,
+        monkeypatch,
+        """
+        import functions_framework
+        from nexs_serverless import traced_handler, tracer
 
-            @functions_framework.http
-            @traced_handler
-            def stream(request):
-                yield "a,"
-                with tracer.span("between-chunks"):
-                    pass
-                yield "b,"
-                yield request.args.get("name", "world")
-                with tracer.span("after-last-chunk"):
-                    pass
-            """
-        )
+        @functions_framework.http
+        @traced_handler
+        def stream(request):
+            yield "a,"
+            with tracer.span("between-chunks"):
+                pass
+            yield "b,"
+            yield request.args.get("name", "world")
+            with tracer.span("after-last-chunk"):
+                pass
+        """,
     )
     exporter = export(GCP_ENV)
-    client = functions_framework.create_app("stream", str(source)).test_client()
+    client = functions_framework.create_app("stream", source).test_client()
     response = client.get("/?name=nexs", headers={"traceparent": f"00-{W3C_TRACE}-00f067aa0ba902b7-01"})
     assert response.get_data(as_text=True) == "a,b,nexs"
     assert response.status_code == 200
@@ -423,27 +420,24 @@ def test_firestore_cloud_event_through_functions_framework(
     """Delivered in binary mode to functions-framework (protobuf body), the document attributes are set."""
     import functions_framework
 
-    for variable in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE", "FUNCTION_TRIGGER_TYPE", "FUNCTION_NAME"):
-        monkeypatch.setenv(variable, "")
-    source = tmp_path / "main.py"
-    source.write_text(
-        textwrap.dedent(
-            """
-            import functions_framework
-            from nexs_serverless import traced_handler
+    source = function_source(
+        tmp_path,
+        monkeypatch,
+        """
+        import functions_framework
+        from nexs_serverless import traced_handler
 
-            @functions_framework.cloud_event
-            @traced_handler
-            def on_document(cloud_event):
-                return None
-            """
-        )
+        @functions_framework.cloud_event
+        @traced_handler
+        def on_document(cloud_event):
+            return None
+        """,
     )
     exporter = export(GCP_ENV)
     event = firestore_event("updated", document="users/alice/orders/42", namespace="(default)")
     headers = {f"ce-{key}": value for key, value in event.items() if key not in ("data", "datacontenttype")}
     headers["Content-Type"] = "application/protobuf"
-    client = functions_framework.create_app("on_document", str(source)).test_client()
+    client = functions_framework.create_app("on_document", source).test_client()
     assert client.post("/", headers=headers, data=event["data"]).status_code == 200
     (root,) = exporter.get_finished_spans()
     assert documents(root) == {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
+from support.functions_source import function_source
 from support.memory import export, only_root
 
 from nexs_serverless import SpanKind, StatusCode, config, platforms, traced_handler
@@ -255,29 +255,26 @@ def test_functions_framework_http_and_cloud_event_functions(
     """Served by functions-framework itself (its test client), both signatures are traced."""
     import functions_framework
 
-    for variable in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE", "FUNCTION_TRIGGER_TYPE", "FUNCTION_NAME"):
-        monkeypatch.setenv(variable, "")  # create_app writes these; monkeypatch restores them
-    source = tmp_path / "main.py"
-    source.write_text(
-        textwrap.dedent(
-            """
-            import functions_framework
-            from nexs_serverless import traced_handler
+    source = function_source(
+        tmp_path,
+        monkeypatch,
+        """
+        import functions_framework
+        from nexs_serverless import traced_handler
 
-            @functions_framework.http
-            @traced_handler
-            def hello(request):
-                return "hello " + request.args.get("name", "world")
+        @functions_framework.http
+        @traced_handler
+        def hello(request):
+            return "hello " + request.args.get("name", "world")
 
-            @functions_framework.cloud_event
-            @traced_handler
-            def on_message(cloud_event):
-                return None
-            """
-        )
+        @functions_framework.cloud_event
+        @traced_handler
+        def on_message(cloud_event):
+            return None
+        """,
     )
     exporter = export(GCP_ENV)
-    http = functions_framework.create_app("hello", str(source)).test_client()
+    http = functions_framework.create_app("hello", source).test_client()
     response = http.get("/?name=nexs", headers={"traceparent": f"00-{W3C_TRACE}-00f067aa0ba902b7-01"})
     assert response.get_data(as_text=True) == "hello nexs"
     pubsub = events.load("gcp-pubsub")
@@ -285,7 +282,7 @@ def test_functions_framework_http_and_cloud_event_functions(
         f"ce-{key}": value for key, value in pubsub.items() if key not in ("data", "datacontenttype")
     }
     ce_headers["Content-Type"] = "application/json"
-    events_client = functions_framework.create_app("on_message", str(source)).test_client()
+    events_client = functions_framework.create_app("on_message", source).test_client()
     assert events_client.post("/", headers=ce_headers, data=json.dumps(pubsub["data"])).status_code == 200
     http_root, event_root = exporter.get_finished_spans()
     assert http_root.attributes["http.response.status_code"] == 200

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 from support.clouds import wsgi_server
+from support.functions_source import function_source
 from support.memory import export, only_root
 
 from nexs_serverless import SpanKind, StatusCode, config, platforms, traced_handler
@@ -99,11 +100,7 @@ async def hello(request):
 @pytest.fixture
 def source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The functions above in a file for functions-framework; its environment writes undone after."""
-    for variable in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE", "FUNCTION_TRIGGER_TYPE", "FUNCTION_NAME"):
-        monkeypatch.setenv(variable, "")  # create_app writes these; monkeypatch restores them
-    path = tmp_path / "main.py"
-    path.write_text(textwrap.dedent(FUNCTIONS))
-    return str(path)
+    return function_source(tmp_path, monkeypatch, FUNCTIONS)
 
 
 @contextlib.contextmanager
