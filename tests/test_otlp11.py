@@ -20,7 +20,7 @@ from support.spans import make_span, make_spans
 
 from nexs_serverless import stats
 from nexs_serverless.config import from_env
-from nexs_serverless.exporters import create, otlp_encode
+from nexs_serverless.exporters import _otlp_split, create, otlp_encode
 from nexs_serverless.exporters.base import ExportResult, outcome
 from nexs_serverless.exporters.errors import DROPPED, ErrorClass, ExportError, classify_status
 from nexs_serverless.exporters.otlp_grpc import OTLPGrpcExporter
@@ -375,7 +375,7 @@ def test_split_parts_keep_every_resource_and_scope() -> None:
         )
         for i in range(12)
     ]
-    parts, too_big = otlp_encode.split_spans(spans, 8000)
+    parts, too_big = _otlp_split.split_spans(spans, 8000)
     assert too_big == 0
     assert len(parts) > 1
     for members, body in parts:

@@ -19,7 +19,8 @@ from support.otlp_values import attrs
 from support.spans import make_span
 
 from nexs_serverless import Link, SpanContext, SpanKind, StatusCode, tracer
-from nexs_serverless.exporters.otlp_encode import decode_partial_success, encode_spans, iter_fields
+from nexs_serverless.exporters._otlp_response import decode_partial_success, iter_fields
+from nexs_serverless.exporters.otlp_encode import encode_spans
 from nexs_serverless.finished import freeze
 from nexs_serverless.model import Event, InstrumentationScope, Resource
 from nexs_serverless.runtime import runtime

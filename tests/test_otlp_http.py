@@ -22,10 +22,11 @@ from nexs_serverless import configure, stats, traced_handler, tracer
 from nexs_serverless.config import from_env
 from nexs_serverless.exporters import create
 from nexs_serverless.exporters._http import Connection
+from nexs_serverless.exporters._otlp_response import parse_retry_after
 from nexs_serverless.exporters.base import ExportResult
 from nexs_serverless.exporters.errors import ErrorClass, ExportError
 from nexs_serverless.exporters.otlp_grpc import OTLPGrpcExporter
-from nexs_serverless.exporters.otlp_http import OTLPHttpExporter, parse_retry_after
+from nexs_serverless.exporters.otlp_http import OTLPHttpExporter
 from nexs_serverless.exporters.resilient import ResilientExporter
 from nexs_serverless.runtime import runtime
 from nexs_serverless.testing import LambdaContext

@@ -12,9 +12,10 @@ Field numbers follow ``opentelemetry/proto/trace/v1/trace.proto``,
 Values the wire format cannot carry are converted, never raised: an integer
 outside int64 and an unknown type become strings, invalid UTF-8 is replaced.
 
-The module also reads the one response field exporters need,
-``ExportTraceServiceResponse.partial_success``, and offers `iter_fields`
-for the other small messages an exporter must read (gRPC's ``RetryInfo``).
+Reading answers (`decode_partial_success`, `iter_fields`) lives in
+`_otlp_response` and splitting a batch too big for one request
+(`split_spans`) in `_otlp_split`: a successful export runs neither, so a cold
+start does not load them. Both stay importable from here.
 """
 
 from __future__ import annotations
@@ -23,19 +24,18 @@ import struct
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from ..model import Event, InstrumentationScope, Link, Resource
     from ..typing import ReadableSpan
 
-__all__ = ["decode_partial_success", "encode_spans", "iter_fields", "split_spans"]
+__all__ = ["encode_spans"]
 
 _pack_u64 = struct.Struct("<Q").pack
 _pack_u32 = struct.Struct("<I").pack
 _pack_double = struct.Struct("<d").pack
 # Span.start_time_unix_nano (field 7) and end_time_unix_nano (field 8), both fixed64.
 _pack_times = struct.Struct("<BQBQ").pack
-_unpack_u64 = struct.Struct("<Q").unpack_from
 
 _SMALL = tuple(bytes((n,)) for n in range(128))
 _INT64_MIN = -(1 << 63)
@@ -337,120 +337,3 @@ def _request(groups: dict[tuple[int, int], tuple[Resource, InstrumentationScope,
         body = _resource(resource) + b"".join(scope_spans)
         out.append(b"\x0a" + _varint(len(body)) + body)
     return b"".join(out)
-
-
-# Per (resource, scope) group of a request: the tags and largest length varints of its
-# ResourceSpans and ScopeSpans fields, beyond the resource's and the scope's own bytes.
-_GROUP_FRAMING = 2 * (1 + 5)
-
-
-def split_spans(
-    spans: Sequence[ReadableSpan], max_bytes: int
-) -> tuple[list[tuple[Sequence[ReadableSpan], bytes]], int]:
-    """`spans` as requests of at most `max_bytes` each, in order, each span encoded once.
-
-    For a batch `encode_spans` found too big for the collector (gRPC's 4 MiB
-    receive limit, an HTTP 413): each part is ``(its spans, its request)``.
-    Returns the parts and how many spans did not fit in a request even alone
-    (left out; the caller counts them).
-    """
-    parts: list[tuple[Sequence[ReadableSpan], bytes]] = []
-    too_big = 0
-    groups: dict[tuple[int, int], tuple[Resource, InstrumentationScope, list[bytes]]] = {}
-    members: list[ReadableSpan] = []
-    size = 0  # an upper bound of the request `groups` would make
-    for span in spans:
-        resource = span.resource
-        scope = span.instrumentation_scope
-        key = (id(resource), id(scope))
-        encoded = _span(span)
-        alone = len(_resource(resource)) + len(_scope(scope)) + _GROUP_FRAMING + len(encoded)
-        if alone > max_bytes:
-            too_big += 1
-            continue
-        grown = size + (len(encoded) if key in groups else alone)
-        if grown > max_bytes:
-            parts.append((members, _request(groups)))
-            groups, members, grown = {}, [], alone
-        groups.setdefault(key, (resource, scope, []))[2].append(encoded)
-        members.append(span)
-        size = grown
-    if members:
-        parts.append((members, _request(groups)))
-    return parts, too_big
-
-
-# -- reading -------------------------------------------------------------------
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValueError("truncated or overlong varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
-def iter_fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
-    """Yield ``(field_number, wire_type, value)`` for each field of a message.
-
-    Varints and fixed-width values come as ints, length-delimited ones as
-    bytes. Raises `ValueError` on malformed input.
-    """
-    pos = 0
-    end = len(data)
-    while pos < end:
-        key, pos = _read_varint(data, pos)
-        field, wire = key >> 3, key & 7
-        value: int | bytes
-        if wire == 0:
-            value, pos = _read_varint(data, pos)
-        elif wire == 1:
-            if pos + 8 > end:
-                raise ValueError("truncated fixed64")
-            value = _unpack_u64(data, pos)[0]
-            pos += 8
-        elif wire == 2:
-            length, pos = _read_varint(data, pos)
-            if pos + length > end:
-                raise ValueError("truncated length-delimited field")
-            value = data[pos : pos + length]
-            pos += length
-        elif wire == 5:
-            if pos + 4 > end:
-                raise ValueError("truncated fixed32")
-            value = int.from_bytes(data[pos : pos + 4], "little")
-            pos += 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        if field == 0:
-            raise ValueError("field number 0")
-        yield field, wire, value
-
-
-def decode_partial_success(body: bytes) -> tuple[int, str]:
-    """``(rejected_spans, error_message)`` from an ``ExportTraceServiceResponse``.
-
-    An empty body (the usual success) gives ``(0, "")``. Raises `ValueError`
-    when the body is not that message.
-    """
-    rejected = 0
-    message = ""
-    for field, wire, value in iter_fields(body):
-        if field != 1 or wire != 2:
-            continue
-        assert isinstance(value, bytes)
-        for inner_field, inner_wire, inner in iter_fields(value):
-            if inner_field == 1 and inner_wire == 0:
-                assert isinstance(inner, int)
-                rejected = inner - (1 << 64) if inner >= 1 << 63 else inner
-            elif inner_field == 2 and inner_wire == 2:
-                assert isinstance(inner, bytes)
-                message = inner.decode("utf-8", "replace")
-    return rejected, message

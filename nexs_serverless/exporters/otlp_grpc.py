@@ -39,9 +39,10 @@ import time
 
 from .. import _stats as stats
 from ._http import split_url
+from ._otlp_response import decode_partial_success, iter_fields
 from .base import ExportResult, Sent, send_once
 from .errors import ErrorClass, ExportError, send_parts
-from .otlp_encode import decode_partial_success, encode_spans, iter_fields
+from .otlp_encode import encode_spans
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ class OTLPGrpcExporter:
             return self._export_one(body, deadline)
         # Over the collector's receive limit it would refuse the whole batch (RESOURCE_EXHAUSTED):
         # the same spans as several calls under it, within the same deadline.
-        from .otlp_encode import split_spans
+        from ._otlp_split import split_spans
 
         parts, too_big = split_spans(spans, limit)
         if too_big:

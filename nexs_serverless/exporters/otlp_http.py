@@ -10,12 +10,13 @@ The exporter's seam is `send(spans, timeout_s)`: it either returns how many
 spans the back end rejected or raises an `ExportError` with the failure's
 class. Retries, the circuit breaker and the carry-over buffer belong to
 `resilient.ResilientExporter`, which `adapt` puts around every exporter.
-`errors` is imported only on a failure (cold start: a successful export
-does not load it).
+Cold start: what a successful export never runs is in modules imported
+only when needed: `errors` and `_otlp_response` (a failure, or a reply with a
+body), `_otlp_split` (a batch too big for one request), `_sigv4` (signing).
 
 For X-Ray's endpoint (``https://xray.<region>.amazonaws.com/v1/traces``)
-requests are signed with SigV4 by botocore's signer (the Lambda runtime
-ships botocore); botocore is imported only then.
+requests are signed with SigV4 by botocore's signer (`_sigv4`; the Lambda
+runtime ships botocore); botocore is imported only then.
 
 Environment (``TRACES_`` variants win over the general ones; OpenTelemetry's
 names and defaults): ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``
@@ -38,11 +39,9 @@ from __future__ import annotations
 import threading
 import time
 
-from .. import _guard as guard
-from .. import _stats as stats
 from ._http import Connection, split_url
-from .base import ExportResult, Sent, send_once
-from .otlp_encode import decode_partial_success, encode_spans, iter_fields
+from .base import ExportResult, send_once
+from .otlp_encode import encode_spans
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,8 +49,10 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..typing import ReadableSpan
+    from ._sigv4 import SigV4Signer
+    from .base import Sent
 
-__all__ = ["OTLPHttpExporter", "from_settings", "parse_retry_after"]
+__all__ = ["OTLPHttpExporter", "from_settings"]
 
 DEFAULT_ENDPOINT = "http://localhost:4318/v1/traces"
 _USER_AGENT = "nexs-serverless/0.1.0"
@@ -123,7 +124,7 @@ class OTLPHttpExporter:
             scheme, host, port, ca_file=certificate, client_cert=client_certificate, client_key=client_key
         )
         self._lock = threading.Lock()
-        self._signer: _SigV4 | None = None
+        self._signer: SigV4Signer | None = None
 
     # -- the resilience seam --------------------------------------------------------
 
@@ -154,39 +155,20 @@ class OTLPHttpExporter:
         limit = self._max_bytes
         if limit is None or len(body) <= limit:
             return self._send_request(spans, body, deadline)
-        from .errors import send_parts
-        from .otlp_encode import split_spans
+        from ._otlp_split import send_split
 
-        parts, too_big = split_spans(spans, limit)
-        if too_big:
-            self._drop_oversize(too_big, f"over the {limit}-byte request limit")
-        return send_parts(
-            parts, lambda part, part_body: self._send_request(part, part_body, deadline), dropped=too_big
-        )
+        return send_split(self, spans, limit, deadline)
 
     def _send_request(self, spans: Sequence[ReadableSpan], body: bytes, deadline: float) -> int | Sent:
-        """Post one request; on a 413, send its spans again as two halves (OTLP/HTTP names no limit).
-
-        Later batches are split up front (`split_spans`) into requests of at most
-        half the refused size, about what the halves that got through weighed: a
-        warm function pays for a 413 only when the collector's limit is lower still.
-        """
+        """Post one request; on a 413, send its spans again as two halves (`_otlp_split.send_halves`)."""
         try:
             return self._post(body, deadline)
         except Exception as exc:
             if getattr(exc, "status", None) != 413:
                 raise
-        if len(spans) == 1:
-            self._drop_oversize(1, f"refused with HTTP 413 ({len(body)} bytes)")
-            return Sent(0, 1)
-        limit = self._max_bytes
-        if limit is None or len(body) // 2 < limit:
-            self._max_bytes = len(body) // 2
-        from .errors import send_parts
+        from ._otlp_split import send_halves
 
-        middle = len(spans) // 2
-        halves = [(half, encode_spans(half)) for half in (spans[:middle], spans[middle:])]
-        return send_parts(halves, lambda half, half_body: self._send_request(half, half_body, deadline))
+        return send_halves(self, spans, body, deadline)
 
     def _post(self, body: bytes, deadline: float) -> int:
         """One request and its answer: the spans rejected, or a classified `ExportError`."""
@@ -215,26 +197,14 @@ class OTLPHttpExporter:
         finally:
             self._lock.release()
         if 200 <= response.status < 300:
-            return self._rejected(response.body)
-        from .errors import ExportError, classify_otlp_status
+            if not response.body:  # the usual success: an empty ExportTraceServiceResponse
+                return 0
+            from ._otlp_response import rejected_spans
 
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
-        raise ExportError(
-            classify_otlp_status(response.status),
-            f"HTTP {response.status} from {self.endpoint}: {_status_message(response.body)}",
-            retry_after_s=retry_after,
-            status=response.status,
-        )
+            return rejected_spans(response.body, self.endpoint)
+        from ._otlp_response import status_error
 
-    def _drop_oversize(self, count: int, why: str) -> None:
-        stats.incr("spans_dropped_oversize", count)
-        guard.warn_once(
-            "otlp_oversize:" + self.endpoint,
-            "nexs_serverless: %d span(s) too big for %s on their own, dropped: %s",
-            count,
-            self.endpoint,
-            why,
-        )
+        raise status_error(response.status, response.headers, response.body, self.endpoint)
 
     def prepare(self) -> None:
         """Open the connection (and load the signer) ahead of the first flush."""
@@ -260,24 +230,6 @@ class OTLPHttpExporter:
 
     # -- internals ------------------------------------------------------------------
 
-    def _rejected(self, body: bytes) -> int:
-        if not body:
-            return 0
-        try:
-            rejected, message = decode_partial_success(body)
-        except ValueError:
-            stats.incr("export_response_undecodable")  # delivered; the reply is unreadable
-            return 0
-        if rejected or message:
-            guard.warn_once(
-                "otlp_partial_success:" + message[:80],
-                "nexs_serverless: %s rejected %d span(s): %s",
-                self.endpoint,
-                rejected,
-                message,
-            )
-        return max(0, rejected)
-
     def _sign(self, body: bytes) -> dict[str, str]:
         try:
             return self._signer_instance().headers(self.endpoint, self._headers, body)
@@ -286,37 +238,14 @@ class OTLPHttpExporter:
 
             raise ExportError(ErrorClass.AUTH, f"SigV4 signing failed: {exc!r}") from exc
 
-    def _signer_instance(self) -> _SigV4:
+    def _signer_instance(self) -> SigV4Signer:
         signer = self._signer
         if signer is None:
+            from ._sigv4 import SigV4Signer
+
             assert self.sigv4_region
-            signer = self._signer = _SigV4(self.sigv4_region, self.sigv4_service)
+            signer = self._signer = SigV4Signer(self.sigv4_region, self.sigv4_service)
         return signer
-
-
-class _SigV4:
-    """botocore's SigV4 signer, loaded once, with refreshable credentials."""
-
-    def __init__(self, region: str, service: str) -> None:
-        import botocore.session
-
-        self.region = region
-        self.service = service
-        self._credentials = botocore.session.get_session().get_credentials()
-
-    def headers(self, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
-        if self._credentials is None:
-            from .errors import ErrorClass, ExportError
-
-            raise ExportError(ErrorClass.AUTH, "no AWS credentials found for SigV4 signing")
-        credentials = self._credentials.get_frozen_credentials()
-        request = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
-        SigV4Auth(credentials, self.service, self.region).add_auth(request)
-        names = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-SHA256")
-        return {name: str(request.headers[name]) for name in names if name in request.headers}
 
 
 def _xray_region(host: str) -> str | None:
@@ -332,34 +261,6 @@ def _gzip(body: bytes) -> bytes:
 
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: gzip header and trailer
     return compressor.compress(body) + compressor.flush()
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        import time
-        from email.utils import parsedate_to_datetime
-
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return max(0.0, when - time.time())
-
-
-def _status_message(body: bytes) -> str:
-    """The ``message`` of a ``google.rpc.Status`` body (OTLP's error reply), else a prefix."""
-    try:
-        for field, wire, value in iter_fields(body):
-            if field == 2 and wire == 2 and isinstance(value, bytes):
-                return value.decode("utf-8", "replace")[:200]
-    except ValueError:
-        pass
-    return body[:200].decode("utf-8", "replace")
 
 
 def from_settings(settings: Settings) -> object:

@@ -41,8 +41,9 @@ Settings (`Options.from_settings`, environment in brackets, default after it):
 
 Cold start: the breaker, the retry policy, the carry-over buffer and the error
 classes only matter once an export has failed, so they are built (and their
-modules imported) at the first failure; until then an export is one `send`
-and a few counters. The settings are still checked when the wrapper is built.
+modules imported) at the first failure, as is what handles a failure (retry,
+drop or keep: `_resilient_failure`); until then an export is one `send` and a
+few counters. The settings are still checked when the wrapper is built.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from .base import ExportResult, outcome
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Protocol, TypeVar
+    from typing import Protocol
 
     from ..config import Settings
     from ..typing import ReadableSpan
@@ -68,8 +69,6 @@ if TYPE_CHECKING:
     from .carryover import CarryOver
     from .errors import ExportError
     from .retry import RetryPolicy
-
-    T = TypeVar("T")
 
     class Sender(Protocol):
         """An exporter that reports classified failures (the seam this wrapper drives)."""
@@ -210,22 +209,17 @@ class ResilientExporter:
         # or count them.
         self._generation = 0
 
-    # -- the failure-path parts, built on first use -------------------------------------
-
-    def _part(self, slot: str, build: Callable[[], T]) -> T:
-        """The part in `slot`, built by `build` under the lock when it is still None."""
-        with self._build_lock:
-            part: T | None = getattr(self, slot)
-            if part is None:
-                part = build()
-                setattr(self, slot, part)
-            return part
+    # -- the failure-path parts, built on first use (`_resilient_failure.build`) --------
 
     @property
     def breaker(self) -> CircuitBreaker:
         """The circuit breaker (built on first use: a closed one with no failures does nothing)."""
         breaker = self._breaker
-        return breaker if breaker is not None else self._part("_breaker", self._new_breaker)
+        if breaker is None:
+            from ._resilient_failure import build_breaker
+
+            breaker = build_breaker(self)
+        return breaker
 
     @breaker.setter
     def breaker(self, breaker: CircuitBreaker) -> None:
@@ -235,40 +229,21 @@ class ResilientExporter:
     def retry(self) -> RetryPolicy:
         """The retry policy (built on first use: only a failed attempt asks it anything)."""
         retry = self._retry
-        return retry if retry is not None else self._part("_retry", self._new_retry)
+        if retry is None:
+            from ._resilient_failure import build_retry
+
+            retry = build_retry(self)
+        return retry
 
     @property
     def carryover(self) -> CarryOver:
         """The spans kept for a later flush (built on first use: only a failure keeps any)."""
         carryover = self._carryover
-        return carryover if carryover is not None else self._part("_carryover", self._new_carryover)
+        if carryover is None:
+            from ._resilient_failure import build_carryover
 
-    def _new_breaker(self) -> CircuitBreaker:
-        from .breaker import CircuitBreaker
-
-        options = self.options
-        return CircuitBreaker(
-            failure_threshold=options.failure_threshold,
-            cooldown_s=options.cooldown_s,
-            clock=self._clock,
-            name=self.name,
-        )
-
-    def _new_retry(self) -> RetryPolicy:
-        from .retry import RetryPolicy
-
-        options = self.options
-        return RetryPolicy(
-            max_retries=options.max_retries,
-            base_s=options.backoff_s,
-            max_backoff_s=options.max_backoff_s,
-            random=self._random,
-        )
-
-    def _new_carryover(self) -> CarryOver:
-        from .carryover import CarryOver
-
-        return CarryOver(self.options.carryover_spans)
+            carryover = build_carryover(self)
+        return carryover
 
     def discard_carryover(self) -> int:
         """Empty the carry-over, when there is one; the number of spans it held.
@@ -296,8 +271,10 @@ class ResilientExporter:
             if breaker is None:
                 return self._deliver(spans, deadline)
             if not breaker.allow():
+                from ._resilient_failure import carry  # loaded with the breaker, at the first failure
+
                 stats.incr("export_skipped_breaker_open")
-                self._carry(spans)
+                carry(self, spans)
                 return ExportResult.FAILURE
             from .breaker import CLOSED  # loaded with the breaker, at the first failure
 
@@ -370,24 +347,14 @@ class ResilientExporter:
             if not left:
                 self._record_success()
                 continue
-            # A multi-request send may have delivered part of the batch (counted already):
-            # only `left` is dropped or kept, and only the carried ones among it were carried.
-            carried_left = _carried_among(left, batch, resent_here)
-            if error is not None:
-                from .errors import DROPPED
+            from ._resilient_failure import drop_or_keep
 
-                if error.error_class in DROPPED:
-                    self._record_success()  # the back end answered: it is up
-                    stats.incr("spans_dropped_" + error.error_class, len(left))
-                    complete = complete and carried_left == len(left)  # only carried ones lost
-                    continue
-                self.breaker.record_failure()
-                if error.retry_after_s:  # 429 or 503 alike: the back end named its pause
-                    self._honour_retry_after(error.retry_after_s)
-            # else our budget ran out, not the back end: keep the rest, blame nobody
-            rest = pending[start:]
-            self._carry([*left, *rest] if rest else left, carried_left + max(0, resent - start), generation)
-            return ExportResult.FAILURE
+            only_carried_lost = drop_or_keep(
+                self, batch, resent_here, left, error, pending[start:], max(0, resent - start), generation
+            )
+            if only_carried_lost is None:  # kept for a later flush
+                return ExportResult.FAILURE
+            complete = complete and only_carried_lost
         return ExportResult.SUCCESS if complete else ExportResult.FAILURE
 
     def _send_with_retries(
@@ -405,50 +372,18 @@ class ResilientExporter:
             with); the spans left and the last failure when retrying cannot help
             or would pass the deadline.
         """
-        retry = 0
-        while True:
-            timeout_s = deadline - self._clock()
-            if timeout_s <= 0:
-                stats.incr("export_deadline_reached")
-                return batch, None
-            try:
-                rejected, dropped = self._attempt(batch, timeout_s)
-            except Exception as exc:
-                from .errors import ExportError, classify
+        timeout_s = deadline - self._clock()
+        if timeout_s <= 0:
+            stats.incr("export_deadline_reached")
+            return batch, None
+        try:
+            rejected, dropped = self._attempt(batch, timeout_s)
+        except Exception as exc:
+            from ._resilient_failure import retry_failed
 
-                if isinstance(exc, ExportError):  # a classified failure: the seam working as designed
-                    error = exc
-                    guard.warn_once(
-                        f"export_error:{self.name}:{error.error_class}",
-                        "nexs_serverless: export to %s failed (%s): %s; further failures are only counted",
-                        self.name,
-                        error.error_class,
-                        error,
-                    )
-                else:  # an exporter that raised: counted and logged once, with its trace
-                    guard.report("export:" + self.name, exc)
-                    error = classify(exc)
-            else:
-                _count_sent(len(batch) - dropped, rejected, resent)
-                return (), None
-            stats.incr("export_errors_" + error.error_class)
-            left = error.undelivered
-            # Earlier requests got through, or the exporter dropped spans: the rest is the batch now.
-            if left is not None:
-                left_resent = _carried_among(left, batch, resent)
-                _count_sent(len(batch) - len(left) - error.dropped, error.rejected, resent - left_resent)
-                if not left:
-                    return (), None
-                batch, resent = left, left_resent
-            if self._send is None:
-                return batch, error  # export()-only exporters: one attempt (SDK exporters retry on their own)
-            delay = self.retry.delay_s(retry, error)
-            if delay is None or self._clock() + delay >= deadline:
-                return batch, error
-            stats.incr("export_retries")
-            if delay > 0:
-                self._sleep(delay)
-            retry += 1
+            return retry_failed(self, batch, resent, deadline, exc)
+        _count_sent(len(batch) - dropped, rejected, resent)
+        return (), None
 
     def _attempt(self, batch: Sequence[ReadableSpan], timeout_s: float) -> tuple[int, int]:
         """One try: ``(rejected, dropped)``, the spans the back end rejected and the exporter dropped."""
@@ -467,28 +402,6 @@ class ResilientExporter:
         if breaker is not None:  # else: never failed, nothing to forget
             breaker.record_success()
 
-    def _carry(
-        self, spans: Sequence[ReadableSpan], already_carried: int = 0, generation: int | None = None
-    ) -> None:
-        if not spans:
-            return
-        if generation is not None and generation != self._generation:  # discarded meanwhile
-            stats.incr("spans_dropped_reconfigure", len(spans))
-            return
-        self.carryover.keep(spans)
-        fresh = len(spans) - already_carried
-        if fresh > 0:
-            stats.incr("export_spans_carried_over", fresh)
-
-    def _honour_retry_after(self, retry_after_s: float) -> None:
-        """The back end asked for a pause this flush did not wait out: skip the exporter until then.
-
-        Reached when a retry would pass the deadline or none is left; either way
-        the next flush must not come back before the back end said it may.
-        """
-        stats.incr("export_deferred_retry_after")
-        self.breaker.trip(retry_after_s)
-
 
 def _count_sent(delivered: int, rejected: int, resent: int) -> None:
     """Count spans that reached the back end: `rejected` of them refused by it, `resent` carried over."""
@@ -500,13 +413,3 @@ def _count_sent(delivered: int, rejected: int, resent: int) -> None:
         stats.incr("export_spans_rejected", rejected)
     if resent:
         stats.incr("export_spans_resent", resent)
-
-
-def _carried_among(spans: Sequence[ReadableSpan], batch: Sequence[ReadableSpan], carried: int) -> int:
-    """How many of `spans` (some of `batch`'s, in order) are among its first `carried` ones."""
-    if not carried:
-        return 0
-    if carried >= len(batch):
-        return len(spans)
-    ids = {id(span) for span in batch[:carried]}
-    return sum(1 for span in spans if id(span) in ids)

@@ -1,0 +1,168 @@
+"""Reading a collector's answer: OTLP's ``partial_success``, a ``google.rpc.Status``, ``Retry-After``.
+
+Split out of the exporters because the usual answer, a 2xx with an empty
+``ExportTraceServiceResponse``, needs none of it: only a reply with a body or a
+failure loads this module (cold start). `iter_fields` also reads the other
+small messages an exporter must look into (gRPC's ``RetryInfo``). Field
+numbers follow ``collector/trace/v1/trace_service.proto`` and
+``google/rpc/status.proto``.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .. import _guard as guard
+from .. import _stats as stats
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from .errors import ExportError
+
+__all__ = [
+    "decode_partial_success",
+    "iter_fields",
+    "parse_retry_after",
+    "rejected_spans",
+    "status_error",
+    "status_message",
+]
+
+_unpack_u64 = struct.Struct("<Q").unpack_from
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated or overlong varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def iter_fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
+    """Yield ``(field_number, wire_type, value)`` for each field of a message.
+
+    Varints and fixed-width values come as ints, length-delimited ones as
+    bytes. Raises `ValueError` on malformed input.
+    """
+    pos = 0
+    end = len(data)
+    while pos < end:
+        key, pos = _read_varint(data, pos)
+        field, wire = key >> 3, key & 7
+        value: int | bytes
+        if wire == 0:
+            value, pos = _read_varint(data, pos)
+        elif wire == 1:
+            if pos + 8 > end:
+                raise ValueError("truncated fixed64")
+            value = _unpack_u64(data, pos)[0]
+            pos += 8
+        elif wire == 2:
+            length, pos = _read_varint(data, pos)
+            if pos + length > end:
+                raise ValueError("truncated length-delimited field")
+            value = data[pos : pos + length]
+            pos += length
+        elif wire == 5:
+            if pos + 4 > end:
+                raise ValueError("truncated fixed32")
+            value = int.from_bytes(data[pos : pos + 4], "little")
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        if field == 0:
+            raise ValueError("field number 0")
+        yield field, wire, value
+
+
+def decode_partial_success(body: bytes) -> tuple[int, str]:
+    """``(rejected_spans, error_message)`` from an ``ExportTraceServiceResponse``.
+
+    An empty body (the usual success) gives ``(0, "")``. Raises `ValueError`
+    when the body is not that message.
+    """
+    rejected = 0
+    message = ""
+    for field, wire, value in iter_fields(body):
+        if field != 1 or wire != 2:
+            continue
+        assert isinstance(value, bytes)
+        for inner_field, inner_wire, inner in iter_fields(value):
+            if inner_field == 1 and inner_wire == 0:
+                assert isinstance(inner, int)
+                rejected = inner - (1 << 64) if inner >= 1 << 63 else inner
+            elif inner_field == 2 and inner_wire == 2:
+                assert isinstance(inner, bytes)
+                message = inner.decode("utf-8", "replace")
+    return rejected, message
+
+
+def rejected_spans(body: bytes, endpoint: str) -> int:
+    """The spans a 2xx answer's `body` says `endpoint` rejected, warned about once per message.
+
+    A body that is not an ``ExportTraceServiceResponse`` counts as delivered
+    (``export_response_undecodable``): the request got through.
+    """
+    try:
+        rejected, message = decode_partial_success(body)
+    except ValueError:
+        stats.incr("export_response_undecodable")  # delivered; the reply is unreadable
+        return 0
+    if rejected or message:
+        guard.warn_once(
+            "otlp_partial_success:" + message[:80],
+            "nexs_serverless: %s rejected %d span(s): %s",
+            endpoint,
+            rejected,
+            message,
+        )
+    return max(0, rejected)
+
+
+def status_error(status: int, headers: Mapping[str, str], body: bytes, endpoint: str) -> ExportError:
+    """The classified failure of a non-2xx OTLP/HTTP answer, with its ``Retry-After`` and message."""
+    from .errors import ExportError, classify_otlp_status
+
+    return ExportError(
+        classify_otlp_status(status),
+        f"HTTP {status} from {endpoint}: {status_message(body)}",
+        retry_after_s=parse_retry_after(headers.get("retry-after")),
+        status=status,
+    )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        import time
+        from email.utils import parsedate_to_datetime
+
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - time.time())
+
+
+def status_message(body: bytes) -> str:
+    """The ``message`` of a ``google.rpc.Status`` body (OTLP's error reply), else a prefix."""
+    try:
+        for field, wire, value in iter_fields(body):
+            if field == 2 and wire == 2 and isinstance(value, bytes):
+                return value.decode("utf-8", "replace")[:200]
+    except ValueError:
+        pass
+    return body[:200].decode("utf-8", "replace")
