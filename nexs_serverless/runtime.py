@@ -18,9 +18,8 @@ from .span import state as span_state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from types import ModuleType
-    from typing import Any
 
     from .sampling.head import AlwaysOff, AlwaysOn, ParentBased, TraceIdRatio
     from .span import Span
@@ -91,8 +90,10 @@ class Runtime:
         self._drop_exporters(None)
         self._prepared = False
         self._platform_module = None
-        if self._stages:
-            _count_lost_waiting(self._stages)
+        if self._stages:  # a reconfiguration after a flush
+            from ._configure import count_lost_waiting
+
+            count_lost_waiting(self._stages)
         self._stages = None
 
     def platform_module(self) -> ModuleType:
@@ -177,8 +178,10 @@ class Runtime:
         """
         with self._build_lock:
             built, self._exporters = self._exporters, None
-        if built:
-            _count_lost_carryover(built)
+        if built:  # a reconfiguration after a flush
+            from ._configure import count_lost_carryover
+
+            count_lost_carryover(built)
         retired = built or replaced
         if retired and shut_down:
             from ._retire import retire
@@ -222,26 +225,6 @@ def _report_prepare(exc: Exception) -> None:
 
 # OTEL_TRACES_EXPORTER names whose exporters connect to a back end (see `prepare_exporters`).
 _NETWORK_EXPORTERS = frozenset({"otlp", "otlp_proto_http", "otlp_proto_grpc"})
-
-
-def _count_lost_waiting(stages: list[Stage]) -> None:
-    """Reconfiguring rebuilds the stages: spans a tail sampler held for a decision are lost, and counted."""
-    for stage in stages:
-        discard = getattr(stage, "discard_waiting", None)
-        dropped = discard() if discard is not None else 0
-        if dropped:
-            stats.incr("spans_dropped_reconfigure", dropped)
-
-
-def _count_lost_carryover(exporters: list[object]) -> None:
-    """Reconfiguring rebuilds the exporters: what their carry-over held is lost, and counted."""
-    from .exporters.resilient import ResilientExporter
-
-    for exporter in exporters:
-        if isinstance(exporter, ResilientExporter):
-            dropped = exporter.discard_carryover()
-            if dropped:
-                stats.incr("spans_dropped_reconfigure", dropped)
 
 
 def _build_stages(settings: config.Settings) -> list[Stage]:
@@ -352,71 +335,25 @@ def configure(
     Raises:
         ConfigError: for a value that cannot be used.
     """
-    if environ is not None and not _is_text_mapping(environ):
-        raise config.ConfigError("configure(environ=...) takes a mapping of str to str")
-    base, problems = config.load(environ)
-    config.report(problems)  # each variable and value once per process
-    changes: dict[str, object] = {}
-    hour_ms = 3_600_000  # as the environment's NEXS_FLUSH_TIMEOUT_MS and NEXS_TIMEOUT_GUARD_MS
-    checks: tuple[tuple[str, object, Callable[[Any], bool]], ...] = (
-        ("service_name", service_name, lambda v: isinstance(v, str) and bool(v)),
-        ("pool_size", pool_size, lambda v: _is_int(v, 0) and v <= config.MAX_POOL_SIZE),
-        ("max_buffered_spans", max_buffered_spans, lambda v: _is_int(v, 1)),
-        ("flush_timeout_ms", flush_timeout_ms, lambda v: _is_int(v, 1) and v <= hour_ms),
-        ("timeout_guard_ms", timeout_guard_ms, lambda v: _is_int(v, 0) and v <= hour_ms),
-        ("capture_event", capture_event, lambda v: isinstance(v, bool)),
-        ("capture_response", capture_response, lambda v: isinstance(v, bool)),
-        ("disabled", disabled, lambda v: isinstance(v, bool)),
-        ("sampler", sampler, lambda v: v in config.SAMPLER_NAMES),
-        (
-            "sampler_arg",
-            sampler_arg,
-            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
-        ),
-        ("resource_attributes", resource_attributes, _is_attribute_mapping),
+    from ._configure import apply
+
+    apply(
+        runtime,
+        _UNSET,
+        exporters,
+        service_name=service_name,
+        resource_attributes=resource_attributes,
+        sampler=sampler,
+        sampler_arg=sampler_arg,
+        pool_size=pool_size,
+        max_buffered_spans=max_buffered_spans,
+        flush_timeout_ms=flush_timeout_ms,
+        timeout_guard_ms=timeout_guard_ms,
+        capture_event=capture_event,
+        capture_response=capture_response,
+        disabled=disabled,
+        environ=environ,
     )
-    for name, value, check in checks:
-        if value is None:
-            continue
-        if not check(value):
-            raise config.ConfigError(f"configure({name}={value!r}): invalid value")
-        changes[name] = value
-    if resource_attributes is not None:
-        changes["resource_attributes"] = {**base.resource_attributes, **dict(resource_attributes)}
-    settings = base.replace(**changes)
-    if exporters is not _UNSET:
-        if exporters is not None:
-            if isinstance(exporters, (str, bytes)) or not hasattr(exporters, "__iter__"):
-                raise config.ConfigError("configure(exporters=...) takes a list of exporter objects")
-            exporters = list(exporters)  # once: a generator can be read once
-            if not _is_exporter_list(exporters):
-                raise config.ConfigError("configure(exporters=...) takes a list of exporter objects")
-        runtime.set_exporters(exporters)
-    runtime.apply(settings)
-
-
-def _is_text_mapping(value: object) -> bool:
-    items = getattr(value, "items", None)
-    return callable(items) and all(type(k) is str and type(v) is str for k, v in items())
-
-
-def _is_attribute_mapping(value: object) -> bool:
-    """Resource attributes: str keys, values of the attribute types (no arbitrary objects)."""
-    items = getattr(value, "items", None)
-    return callable(items) and all(
-        type(k) is str and k and isinstance(v, (str, bool, int, float)) for k, v in items()
-    )
-
-
-def _is_int(value: object, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def _is_exporter_list(value: object) -> bool:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        return False
-    items: Iterable[object] = value
-    return all(callable(getattr(item, "export", None)) for item in items)
 
 
 def stats_snapshot() -> dict[str, float]:
