@@ -8,7 +8,7 @@ form; ``0``, ``false`` and any other value read as not sampled. No sampling
 state (a ``b3`` of only ``trace-span``, no or an empty ``X-B3-Sampled``) is
 the specification's "Defer": the receiver decides. We take the decision the
 configured sampler makes for a new trace with that id, at extraction, as for
-X-Ray's ``Sampled=?`` (`xray._receiver_decides`): the trace continues under
+X-Ray's ``Sampled=?`` (`incoming.receiver_decides`): the trace continues under
 its parent instead of being dropped by a parent-based sampler, and outgoing
 headers carry our decision. Debug is not kept as such (the context has only
 the sampled flag): it goes on as ``1``, not ``d`` or ``X-B3-Flags: 1``. The
@@ -23,7 +23,7 @@ import re
 
 from ..model import SpanContext
 from ._carrier import get
-from .xray import _receiver_decides
+from .incoming import receiver_decides
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def _context(trace_hex: str | None, span_hex: str | None, sampled: int) -> SpanC
     if not trace_id or not span_id:
         return None
     if sampled < 0:
-        sampled = _receiver_decides(trace_id)
+        sampled = receiver_decides(trace_id)
     return SpanContext(trace_id, span_id, sampled, (), True)
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from ..model import SpanContext
 
-__all__ = ["Incoming", "activate", "deactivate", "extra"]
+__all__ = ["Incoming", "activate", "deactivate", "extra", "receiver_decides"]
 
 # format name -> (trace id the value belongs to, value to write back)
 Extras = dict[str, tuple[int, str]]
@@ -87,3 +87,19 @@ def extra(name: str, trace_id: int) -> str | None:
 def set_extras(extras: Extras | None) -> Token[Extras | None]:
     """Make `extras` current (tests and the OpenTelemetry bridge); returns the token."""
     return _extras.set(extras)
+
+
+def receiver_decides(trace_id: int) -> int:
+    """The sampled flag for a context whose sender left the decision to us: a new trace's, for its id.
+
+    X-Ray's ``Sampled=?`` (or no ``Sampled``) and B3's deferred state (no sampled field).
+
+    The configured sampler decides as it would for a root (a parent-based one by
+    its root sampler), so the span that continues the trace is recorded or not
+    as a root with that id would be, whatever the sampler does with the remote
+    parent's flag afterwards (it follows it, or decides from the id again).
+    """
+    from ..runtime import runtime
+
+    sampler = runtime.sampler
+    return 1 if sampler is None or sampler.should_sample(trace_id, None) else 0

@@ -6,7 +6,7 @@ The header is ``;``-separated ``key=value`` pairs (X-Ray developer guide,
 as not sampled. ``Sampled=?`` (X-Ray's "the receiver decides") and a header
 without ``Sampled`` carry no decision, and the propagators take ours: the
 context keeps its trace and parent ids, its sampled flag being what the
-configured sampler decides for a new trace with that id (`_receiver_decides`).
+configured sampler decides for a new trace with that id (`incoming.receiver_decides`).
 A parent-based sampler then follows that flag instead of dropping the trace,
 and outgoing headers carry it. Decided at extraction, it needs no "undecided"
 mark in the context that the tracer would have to know (its default path
@@ -34,7 +34,7 @@ from __future__ import annotations
 from ..config import read_env
 from ..model import SpanContext
 from ._carrier import Headers, get
-from .incoming import Incoming, _extras, extra
+from .incoming import Incoming, _extras, extra, receiver_decides
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def parse_header(header: str | None, decide: bool = False) -> tuple[SpanContext 
     Args:
         header: the header's value.
         decide: for ``Sampled=?`` or no ``Sampled``, take the configured sampler's
-            decision for a new trace (`_receiver_decides`); when False, such a
+            decision for a new trace (`incoming.receiver_decides`); when False, such a
             context is not sampled.
     """
     if not header or len(header) > MAX_LENGTH:
@@ -107,22 +107,8 @@ def parse_header(header: str | None, decide: bool = False) -> tuple[SpanContext 
     if not trace_id or not span_id:
         return None, ""
     if flags < 0:
-        flags = _receiver_decides(trace_id) if decide else 0
+        flags = receiver_decides(trace_id) if decide else 0
     return SpanContext(trace_id, span_id, flags, (), True), ";".join(kept)
-
-
-def _receiver_decides(trace_id: int) -> int:
-    """The sampled flag for a context whose sender left the decision to us: a new trace's, for its id.
-
-    The configured sampler decides as it would for a root (a parent-based one by
-    its root sampler), so the span that continues the trace is recorded or not
-    as a root with that id would be, whatever the sampler does with the remote
-    parent's flag afterwards (it follows it, or decides from the id again).
-    """
-    from ..runtime import runtime
-
-    sampler = runtime.sampler
-    return 1 if sampler is None or sampler.should_sample(trace_id, None) else 0
 
 
 def format_header(trace_id: int, span_id: int, flags: int, kept: str | None = None) -> str:
