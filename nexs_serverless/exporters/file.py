@@ -15,10 +15,13 @@ one unbuffered write (not fsync'ed: this is a debugging aid, not a journal).
 
 Every line is whole: when a write fails part way (a full disk), what it
 wrote is cut off again before the error is reported, so the next line does
-not start in the middle of a broken one. The file's size is read from the
-file before each export, and a file renamed or deleted behind the exporter's
-back (``rm spans.jsonl`` between two runs of a local server, another process
-rotating it) is followed: writing goes on at the path, not into the old file.
+not start in the middle of a broken one. Lines already in a file when a later
+write or a rotation fails stay there: the error names only the spans after
+them (`ExportError.undelivered`), which are all a retry writes. The file's
+size is read from the file before each export, and a file renamed or deleted
+behind the exporter's back (``rm spans.jsonl`` between two runs of a local
+server, another process rotating it) is followed: writing goes on at the
+path, not into the old file.
 Exports from several threads are serialised by a lock.
 
 Environment (read from the settings snapshot by `from_settings`):
@@ -111,8 +114,10 @@ class FileExporter:
         Raises:
             ExportError: AUTH when the file may not be written, SERVER for other
                 I/O errors (a full disk). After spans were left out as unencodable
-                or oversized, its `undelivered` names the others, so that a retry
-                does not count them again.
+                or oversized, or when a rotation or a later write failed after
+                lines were written, its `undelivered` names the spans still to
+                write, so that a retry neither counts the left-out ones again nor
+                writes the written ones twice.
         """
         kept: list[ReadableSpan] = []
         lines: list[bytes] = []
@@ -126,26 +131,41 @@ class FileExporter:
             kept.append(span)
             lines.append(line)
         if len(kept) == len(spans):
-            return self._write_lines(lines)
-        return send_parts(
-            [(kept, lines)], lambda _, request: self._write_lines(request), dropped=len(spans) - len(kept)
-        )
+            return self._write_lines(kept, lines)
+        return send_parts([(kept, lines)], self._write_lines, dropped=len(spans) - len(kept))
 
-    def _write_lines(self, lines: list[bytes]) -> int | Sent:
+    def _write_lines(self, spans: Sequence[ReadableSpan], lines: list[bytes]) -> int | Sent:
+        """Write `lines` (`spans`' own, in order): a failure after some reached a file names the rest.
+
+        Lines written before a rotation are in a file for good: a retry of the
+        whole batch would write them a second time (`ExportError.undelivered`).
+        """
         with self._lock:
+            written = [0]
             try:
-                full = self._write(lines)
-            except PermissionError as exc:
-                raise ExportError(ErrorClass.AUTH, f"{self.path}: {exc}") from exc
+                full = self._write(lines, written)
             except OSError as exc:
-                self._close()
-                if exc.errno == errno.EROFS:  # Lambda's /var/task: writing will never work here
-                    raise ExportError(ErrorClass.AUTH, f"{self.path}: {exc}") from exc
-                raise ExportError(ErrorClass.SERVER, f"{self.path}: {exc}") from exc
+                if not isinstance(exc, PermissionError):
+                    self._close()
+                error_class = (
+                    ErrorClass.AUTH  # EROFS: Lambda's /var/task, writing will never work here
+                    if isinstance(exc, PermissionError) or exc.errno == errno.EROFS
+                    else ErrorClass.SERVER
+                )
+                error = ExportError(error_class, f"{self.path}: {exc}")
+                if written[0]:
+                    error.undelivered = spans[written[0] :]
+                raise error from exc
         return Sent.of(0, full)
 
-    def _write(self, lines: list[bytes]) -> int:
-        """Write `lines` (each at most `max_bytes`), rotating as needed; the lines dropped, the file full."""
+    def _write(self, lines: list[bytes], written: list[int]) -> int:
+        """Write `lines` (each at most `max_bytes`), rotating as needed; the lines dropped, the file full.
+
+        `written[0]` counts the lines in a file for good (those before the last
+        rotation), for the caller to name the rest when a write fails. Only
+        ``backups == 0`` drops lines, and it never rotates: with rotation, line
+        ``i`` is the batch's line ``i``.
+        """
         out = self._open()
         pending: list[bytes] = []
         full = 0
@@ -155,6 +175,7 @@ class FileExporter:
                     full += 1
                     continue
                 _append(out, pending)
+                written[0] += len(pending)
                 pending.clear()
                 out = self._rotate()
             pending.append(line)

@@ -157,24 +157,31 @@ class XRayExporter:
             if self.transport == "udp":
                 payloads = [HEADER + payload for payload in payloads]
         if not dropped:
-            return self._transmit(payloads, timeout_s)
+            return self._transmit(spans, payloads, timeout_s)
         from .errors import send_parts
 
         left_out = {id(span) for span in dropped}
         kept = [span for span in spans if id(span) not in left_out]
         return send_parts(
-            [(kept, payloads)], lambda _, request: self._transmit(request, timeout_s), dropped=len(dropped)
+            [(kept, payloads)],
+            lambda members, request: self._transmit(members, request, timeout_s),
+            dropped=len(dropped),
         )
 
-    def _transmit(self, payloads: list[bytes], timeout_s: float) -> int:
-        """Datagrams (framed) to the daemon, or documents to the API: how many X-Ray rejected."""
+    def _transmit(self, spans: Sequence[ReadableSpan], payloads: list[bytes], timeout_s: float) -> int:
+        """Datagrams (framed) to the daemon, or documents to the API: how many X-Ray rejected.
+
+        For the API, ``payloads[i]`` is ``spans[i]``'s document (one per span), so
+        that a call failing after others got through names the spans still to send.
+        """
         if not payloads:
             return 0
         if self.transport == "udp":
             sent = self._udp().send(payloads)
             stats.incr("xray_datagrams_sent", sent)
             return 0
-        return self._api_client().send([payload.decode("utf-8") for payload in payloads], timeout_s)
+        documents = [payload.decode("utf-8") for payload in payloads]
+        return self._api_client().send(spans, documents, timeout_s)
 
     def prepare(self) -> None:
         """Do the one-time setup ahead of the first flush: the socket, or the boto3 client."""

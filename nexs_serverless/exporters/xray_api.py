@@ -8,18 +8,24 @@ per-request ``read_timeout`` (a ``before-call`` event handler), so the call
 cannot hold the invocation past its budget by more than the connect timeout.
 A batch over `MAX_DOCUMENTS_PER_CALL` takes several calls that share one
 deadline, counted from the first call (building the client, once per
-process, is not part of it): each call's read timeout is the time left.
+process, is not part of it): each call's read timeout is the time left. A
+call that fails after earlier ones got through names the spans still to send
+(`errors.send_parts`): X-Ray keeps one document per id, so the harm of sending
+the delivered ones again is in the counters (counted twice, or counted lost).
 """
 
 from __future__ import annotations
 
 import time
 
-from .errors import ErrorClass, ExportError, classify, classify_status
+from .base import outcome
+from .errors import ErrorClass, ExportError, classify, classify_status, send_parts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from ..typing import ReadableSpan
 
 __all__ = ["MAX_DOCUMENTS_PER_CALL", "PutTraceSegmentsClient", "classify_boto_error"]
 
@@ -91,12 +97,15 @@ class PutTraceSegmentsClient:
 
         client.meta.events.register("before-call.xray.PutTraceSegments", set_read_timeout)  # type: ignore[attr-defined]
 
-    def send(self, documents: Sequence[str], timeout_s: float) -> int:
-        """Upload `documents` (JSON strings); returns how many X-Ray rejected.
+    def send(self, spans: Sequence[ReadableSpan], documents: Sequence[str], timeout_s: float) -> int:
+        """Upload `documents` (JSON strings, one per span of `spans`); returns how many X-Ray rejected.
 
         Raises:
             ExportError: classified (see `classify_boto_error`); BAD_REQUEST when
-                X-Ray rejected every document.
+                X-Ray rejected every document. When a call fails after earlier
+                ones got through, its `undelivered` names the spans of that call
+                and the later ones (`errors.send_parts`), so that a retry does not
+                upload the delivered documents again, nor counts them as lost.
         """
         if timeout_s <= 0:
             raise ExportError(ErrorClass.TIMEOUT, "no time left in the flush budget")
@@ -105,24 +114,32 @@ class PutTraceSegmentsClient:
         except Exception as exc:
             raise classify_boto_error(exc) from exc
         deadline = time.monotonic() + timeout_s
-        rejected = 0
-        for start in range(0, len(documents), MAX_DOCUMENTS_PER_CALL):
-            left_s = deadline - time.monotonic()
-            if left_s <= 0:  # the calls before this one used the budget up
-                raise ExportError(
-                    ErrorClass.TIMEOUT, f"flush budget spent after {start} of {len(documents)} documents"
+        if len(documents) <= MAX_DOCUMENTS_PER_CALL:
+            rejected = self._put(client, documents, deadline)
+        else:
+            parts = [
+                (
+                    spans[start : start + MAX_DOCUMENTS_PER_CALL],
+                    documents[start : start + MAX_DOCUMENTS_PER_CALL],
                 )
-            self._read_timeout_s = left_s
-            chunk = list(documents[start : start + MAX_DOCUMENTS_PER_CALL])
-            try:
-                response = client.put_trace_segments(TraceSegmentDocuments=chunk)  # type: ignore[attr-defined]
-            except Exception as exc:
-                raise classify_boto_error(exc) from exc
-            unprocessed = response.get("UnprocessedTraceSegments") or ()
-            rejected += len(unprocessed)
+                for start in range(0, len(documents), MAX_DOCUMENTS_PER_CALL)
+            ]
+            rejected, _ = outcome(send_parts(parts, lambda _, chunk: self._put(client, chunk, deadline)))
         if documents and rejected == len(documents):
             raise ExportError(ErrorClass.BAD_REQUEST, f"X-Ray rejected all {rejected} segment documents")
         return rejected
+
+    def _put(self, client: object, documents: Sequence[str], deadline: float) -> int:
+        """One ``PutTraceSegments`` call with the time left until `deadline`; how many X-Ray rejected."""
+        left_s = deadline - time.monotonic()
+        if left_s <= 0:  # the calls before this one used the budget up
+            raise ExportError(ErrorClass.TIMEOUT, "the flush budget ran out between calls")
+        self._read_timeout_s = left_s
+        try:
+            response = client.put_trace_segments(TraceSegmentDocuments=list(documents))  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise classify_boto_error(exc) from exc
+        return len(response.get("UnprocessedTraceSegments") or ())
 
     def close(self) -> None:
         """Close the client's connections."""
