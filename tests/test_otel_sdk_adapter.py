@@ -119,7 +119,7 @@ def test_a_span_the_conversion_fails_on_is_counted_and_the_rest_delivered() -> N
     """A kind outside OpenTelemetry's range drops that span only, counted, and export does not raise."""
     sdk = InMemorySpanExporter()
     result = OTelSDKExporter(sdk).export([make_span(span_id=1), make_span(span_id=2, kind=7)])
-    assert result is ExportResult.SUCCESS
+    assert result.name == "SUCCESS"  # a `Dropped` naming the span left out
     assert [span.context.span_id for span in sdk.get_finished_spans()] == [1]
     assert stats()["spans_dropped_serialization"] == 1
 

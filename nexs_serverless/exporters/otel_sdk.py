@@ -14,6 +14,12 @@ overrun batch is reported failed, so the caller keeps it for a later flush,
 but its late result decides: delivered after all, it is not sent again when
 it comes back (see `_Export`).
 
+A span the conversion fails on is left out, and the result (`Dropped`, an
+`ExportResult` read by `name` like any other) names it, so that
+`ResilientExporter` counts it neither as sent nor, after a failure, keeps it
+to be dropped (and counted) again: the adapter has no `send` seam, and
+should not get one (one attempt per flush; SDK exporters retry on their own).
+
 The worker runs as the SDK's own span processors run an exporter: with
 instrumentation suppressed, ours (`context.suppressed`) and OpenTelemetry's
 (``suppress_instrumentation`` in its context), so the exporter's own HTTP
@@ -39,7 +45,7 @@ if TYPE_CHECKING:
     from ..model import Resource as OurResource
     from ..span import Span
 
-__all__ = ["OTelSDKExporter", "to_readable_span"]
+__all__ = ["Dropped", "OTelSDKExporter", "to_readable_span"]
 
 
 class OTelSDKExporter:
@@ -70,7 +76,8 @@ class OTelSDKExporter:
 
         A span the conversion fails on (e.g. a kind outside OpenTelemetry's
         range) is left out and counted (``spans_dropped_serialization``): it
-        would fail every retry, and must not cost the rest of the batch.
+        would fail every retry, and must not cost the rest of the batch. The
+        result is then a `Dropped` naming those spans.
         Spans an overrun export delivered late come back from the caller's
         carry-over; they are left out too (see `_Export`). Never raises.
         """
@@ -82,13 +89,20 @@ class OTelSDKExporter:
             spans = self._not_delivered_late(spans)
         exported: list[Span | FinishedSpan] = []
         converted: list[object] = []
+        left_out: list[Span | FinishedSpan] = []
         for span in spans:
             readable = _convert(span)
             if readable is not None:
                 exported.append(span)
                 converted.append(readable)
+            else:
+                left_out.append(span)
         if not converted:
-            return ExportResult.SUCCESS  # nothing left to send; any drops are counted
+            return Dropped.of(ExportResult.SUCCESS, left_out)  # nothing left to send; drops counted
+        return Dropped.of(self._export(exported, converted), left_out)
+
+    def _export(self, exported: list[Span | FinishedSpan], converted: list[object]) -> ExportResult:
+        """Run the SDK exporter on `converted` (`exported`, as SDK spans) in a worker, until the deadline."""
         job = _Export(len(converted))
         exporter = self.exporter
         lock = self._lock
@@ -172,6 +186,25 @@ class OTelSDKExporter:
             self.exporter.shutdown()  # type: ignore[attr-defined]
         except Exception as exc:
             guard.report("otel_sdk_shutdown", exc)
+
+
+class Dropped(ExportResult):
+    """`SUCCESS` or `FAILURE` of an export that left `dropped` spans out (each counted under its reason).
+
+    Read by `name` like any result; `ResilientExporter` also reads `dropped`,
+    so that it counts those spans neither as sent nor keeps them for a retry.
+    """
+
+    __slots__ = ("dropped",)
+
+    def __init__(self, result: ExportResult, dropped: Sequence[Span | FinishedSpan]) -> None:
+        super().__init__(result.name, result.value)
+        self.dropped = dropped
+
+    @staticmethod
+    def of(result: ExportResult, dropped: Sequence[Span | FinishedSpan]) -> ExportResult:
+        """`result` itself when nothing was dropped (the usual answer), else a `Dropped`."""
+        return Dropped(result, dropped) if dropped else result
 
 
 class _Export:

@@ -16,6 +16,8 @@ third-party ones) is driven through ``export(spans) -> ExportResult``, one
 attempt per flush (SDK exporters retry on their own); a FAILURE result or an
 exception is classified with `errors.classify`, and an exception is also
 reported through `_guard.report` (counted as an internal error, logged once).
+A result with a ``dropped`` attribute (`otel_sdk.Dropped`) names spans the
+exporter left out itself: they count as neither sent nor kept.
 
 What happens to a batch:
 
@@ -391,11 +393,18 @@ class ResilientExporter:
         if send is not None:
             return outcome(send(batch, timeout_s))
         result = self.inner.export(batch)  # type: ignore[attr-defined]
+        # Spans the exporter left out itself, counted under their reason (`otel_sdk.Dropped`).
+        dropped: Sequence[ReadableSpan] = getattr(result, "dropped", ())
         if getattr(result, "name", "") != "SUCCESS":
             from .errors import ErrorClass, ExportError
 
-            raise ExportError(ErrorClass.UNKNOWN, f"{self.name}.export returned {result!r}")
-        return 0, 0
+            error = ExportError(ErrorClass.UNKNOWN, f"{self.name}.export returned {result!r}")
+            if dropped:  # kept for later without them: dropping them again would count them twice
+                left_out = {id(span) for span in dropped}
+                error.undelivered = [span for span in batch if id(span) not in left_out]
+                error.dropped = len(dropped)
+            raise error
+        return 0, len(dropped)
 
     def _record_success(self) -> None:
         breaker = self._breaker

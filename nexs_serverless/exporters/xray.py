@@ -148,36 +148,44 @@ class XRayExporter:
         """
         if not spans:
             return 0
+        members: list[list[ReadableSpan]] | None = None  # the spans in each payload, when known
         if self.mode == "otlp":
             from .xray_otlp import encode_datagrams
 
             payloads, dropped = encode_datagrams(spans, self.max_datagram_bytes)
         else:
-            payloads, dropped = self._documents(spans)
+            payloads, members, dropped = self._documents(spans)
             if self.transport == "udp":
                 payloads = [HEADER + payload for payload in payloads]
         if not dropped:
-            return self._transmit(spans, payloads, timeout_s)
+            return self._transmit(spans, payloads, timeout_s, members)
         from .errors import send_parts
 
         left_out = {id(span) for span in dropped}
         kept = [span for span in spans if id(span) not in left_out]
         return send_parts(
             [(kept, payloads)],
-            lambda members, request: self._transmit(members, request, timeout_s),
+            lambda part, request: self._transmit(part, request, timeout_s, members),
             dropped=len(dropped),
         )
 
-    def _transmit(self, spans: Sequence[ReadableSpan], payloads: list[bytes], timeout_s: float) -> int:
+    def _transmit(
+        self,
+        spans: Sequence[ReadableSpan],
+        payloads: list[bytes],
+        timeout_s: float,
+        members: Sequence[Sequence[ReadableSpan]] | None = None,
+    ) -> int:
         """Datagrams (framed) to the daemon, or documents to the API: how many X-Ray rejected.
 
         For the API, ``payloads[i]`` is ``spans[i]``'s document (one per span), so
-        that a call failing after others got through names the spans still to send.
+        that a call failing after others got through names the spans still to send;
+        over UDP, ``members[i]`` are the spans in datagram ``i``, for the same reason.
         """
         if not payloads:
             return 0
         if self.transport == "udp":
-            sent = self._udp().send(payloads)
+            sent = self._udp().send(payloads, members)
             stats.incr("xray_datagrams_sent", sent)
             return 0
         documents = [payload.decode("utf-8") for payload in payloads]
@@ -205,15 +213,17 @@ class XRayExporter:
 
     # -- internals ---------------------------------------------------------------
 
-    def _documents(self, spans: Sequence[ReadableSpan]) -> tuple[list[bytes], list[ReadableSpan]]:
-        """Segment documents (nested per trace tree over UDP, one per span through the API), spans left out.
+    def _documents(
+        self, spans: Sequence[ReadableSpan]
+    ) -> tuple[list[bytes], list[list[ReadableSpan]], list[ReadableSpan]]:
+        """Segment documents (nested per trace over UDP, one per span for the API), their spans, the rest.
 
         The API keeps one document per span so that ``UnprocessedTraceSegments``
         (one entry per refused document) counts refused spans.
         """
         from ..config import read_env
         from .xray_lambda import parse_trace_header
-        from .xray_pack import pack_documents
+        from .xray_pack import pack_parts
         from .xray_segments import SegmentOptions
 
         lambda_segment = None
@@ -226,7 +236,7 @@ class XRayExporter:
             self.annotation_keys, in_lambda=self.in_lambda, lambda_segment=lambda_segment
         )
         limit = self.max_datagram_bytes - len(HEADER)
-        return pack_documents(spans, options, limit, nest=self.transport == "udp")
+        return pack_parts(spans, options, limit, nest=self.transport == "udp")
 
     def _udp(self) -> DaemonSender:
         sender = self._sender

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..typing import ReadableSpan
     from .xray_segments import SegmentOptions
 
-__all__ = ["DETACHED_EXTRA", "encode_documents", "pack_documents"]
+__all__ = ["DETACHED_EXTRA", "encode_documents", "pack_documents", "pack_parts"]
 
 _OPEN = b',"subsegments":['
 _CLOSE = b"]}"
@@ -64,6 +64,21 @@ def pack_documents(
 ) -> tuple[list[bytes], list[ReadableSpan]]:
     """The JSON documents for `spans`, each at most `max_bytes`, and the spans left out of them.
 
+    `pack_parts` without the spans each document carries.
+    """
+    documents, _, dropped = pack_parts(spans, options, max_bytes, nest=nest)
+    return documents, dropped
+
+
+def pack_parts(
+    spans: Sequence[ReadableSpan], options: SegmentOptions, max_bytes: int, *, nest: bool = True
+) -> tuple[list[bytes], list[list[ReadableSpan]], list[ReadableSpan]]:
+    """The JSON documents for `spans`, the spans each one carries, and the spans left out of them.
+
+    A document carries a whole subtree, so a sender that fails after some
+    documents went out needs the spans of the others (and only those) to name
+    them undelivered: sending the batch again would deliver the first ones twice.
+
     Args:
         spans: the batch (live records: read here, never kept).
         options: the mapping's options (`xray_segments.SegmentOptions`).
@@ -73,6 +88,7 @@ def pack_documents(
 
     Returns:
         The documents, a nested tree's split-off subtrees before their root;
+        the spans in each document (in batch order, one list per document);
         and the spans in none of them (in batch order), so that the exporter
         reports them as dropped, not sent. A span that cannot be
         converted is counted (``spans_dropped_serialization``), one that cannot
@@ -83,24 +99,32 @@ def pack_documents(
     dropped = [i for i, doc in enumerate(docs) if doc is None] if None in docs else []
     if not nest:
         out: list[bytes] = []
+        carried: list[list[ReadableSpan]] = []
         for i, doc in enumerate(docs):
             data = _fit(doc, max_bytes) if doc is not None else None
             if data:
                 out.append(data)
+                carried.append([spans[i]])
             elif doc is not None:
                 dropped.append(i)
-        return out, [spans[i] for i in sorted(dropped)]
+        return out, carried, [spans[i] for i in sorted(dropped)]
     if not dropped:
-        whole = _whole_trees(spans, docs, max_bytes)  # type: ignore[arg-type]  # no None in docs
+        groups: list[list[int]] = []
+        whole = _whole_trees(spans, docs, max_bytes, groups=groups)  # type: ignore[arg-type]  # no None in docs
         if whole is not None:
-            return whole, []
+            return whole, [[spans[i] for i in sorted(group)] for group in groups], []
     trees = _Trees(spans, docs)
     out = trees.encode(max_bytes)
-    return out, [spans[i] for i in sorted(dropped + trees.unfit)]
+    carried = [[spans[i] for i in sorted(group)] for group in trees.members]
+    return out, carried, [spans[i] for i in sorted(dropped + trees.unfit)]
 
 
 def _whole_trees(
-    spans: Sequence[ReadableSpan], docs: list[dict[str, object]], max_bytes: int
+    spans: Sequence[ReadableSpan],
+    docs: list[dict[str, object]],
+    max_bytes: int,
+    *,
+    groups: list[list[int]] | None = None,
 ) -> list[bytes] | None:
     """Each tree nested as dicts and encoded in one call, or None when any tree does not fit.
 
@@ -110,7 +134,8 @@ def _whole_trees(
     what `_Trees.encode` makes of a batch that fits (the ``subsegments`` key last,
     children in batch order, roots in batch order). `docs` is left as it was, for
     `_Trees` to take over: on a tree that is too large, parent ids that form a
-    cycle, or a value JSON cannot take.
+    cycle, or a value JSON cannot take. `groups`, when given, gets the batch
+    indices of each tree (one list per document, in document order).
     """
     index = {(span.trace_id, span.span_id): i for i, span in enumerate(spans)}
     copies = [dict(doc) for doc in docs]
@@ -123,13 +148,18 @@ def _whole_trees(
             roots.append(i)
         else:
             children.setdefault(j, []).append(i)
-    reached = len(roots)
-    stack = list(roots)
-    while stack:
-        kid_ids = children.get(stack.pop())
-        if kid_ids:
-            reached += len(kid_ids)
-            stack.extend(kid_ids)
+    trees: list[list[int]] = []
+    reached = 0
+    for root in roots:
+        tree = [root]
+        stack = [root]
+        while stack:
+            kid_ids = children.get(stack.pop())
+            if kid_ids:
+                tree.extend(kid_ids)
+                stack.extend(kid_ids)
+        reached += len(tree)
+        trees.append(tree)
     if reached != len(spans):  # a cycle: `_Trees` cuts it
         return None
     for j, kid_ids in children.items():
@@ -148,13 +178,15 @@ def _whole_trees(
     for data in out:
         if len(data) > max_bytes:
             return None
+    if groups is not None:
+        groups[:] = trees
     return out
 
 
 class _Trees:
     """The batch as a forest: parent index per span, children per span, a post-order walk."""
 
-    __slots__ = ("children", "docs", "fields", "ordered", "parent", "unfit")
+    __slots__ = ("children", "docs", "fields", "members", "ordered", "parent", "unfit")
 
     def __init__(self, spans: Sequence[ReadableSpan], docs: list[dict[str, object] | None]) -> None:
         self.docs = docs
@@ -175,11 +207,14 @@ class _Trees:
                 self.ordered = self.ordered and j > i
         self.fields: dict[int, tuple[object, object]] = {}  # trace_id, parent_id of embedded documents
         self.unfit: list[int] = []  # spans `encode` left out: even cut, too big (or JSON refused them)
+        self.members: list[list[int]] = []  # the spans in each document `encode` returns, in its order
 
     def encode(self, max_bytes: int) -> list[bytes]:
-        """Encode every tree bottom-up; returns the documents to send."""
+        """Encode every tree bottom-up; returns the documents to send (and fills `members`)."""
         out: list[bytes] = []
+        members = self.members
         packed: dict[int, bytes] = {}
+        inside: dict[int, list[int]] = {}  # the spans in each packed document
         docs, parents, children, fields = self.docs, self.parent, self.children, self.fields
         for node in range(len(docs)) if self.ordered else self._post_order():
             doc = docs[node]
@@ -195,27 +230,42 @@ class _Trees:
             data = _fit(doc, budget)
             if data is None:
                 self.unfit.append(node)
+            carried = [node]
             kid_ids = children.get(node)
             if kid_ids:
                 kid_ids = [kid for kid in kid_ids if kid in packed]  # not the dropped ones
                 kids = [packed.pop(kid) for kid in kid_ids]
                 if data is None:
                     out.extend(self._detach(kid, body) for kid, body in zip(kid_ids, kids, strict=True))
+                    members.extend(inside.pop(kid) for kid in kid_ids)
                     continue
                 if kids:
-                    data = self._nest(data, kid_ids, kids, budget, out)
+                    data = self._nest(data, kid_ids, kids, budget, out, carried, inside)
             if data is None:
                 continue
             if embedded:
                 packed[node] = data
+                inside[node] = carried
             else:
                 out.append(data)
+                members.append(carried)
         return out
 
     def _nest(
-        self, data: bytes, kid_ids: list[int], kids: list[bytes], budget: int, out: list[bytes]
+        self,
+        data: bytes,
+        kid_ids: list[int],
+        kids: list[bytes],
+        budget: int,
+        out: list[bytes],
+        carried: list[int],
+        inside: dict[int, list[int]],
     ) -> bytes:
-        """`data` with the children that fit embedded; the others go to `out` on their own."""
+        """`data` with the children that fit embedded; the others go to `out` on their own.
+
+        The spans of the embedded children (`inside` each) join `carried`, the
+        spans of `data`'s document; those of the others go to `members` with them.
+        """
         room = budget - len(data) - len(_OPEN) - 1  # data's "}" moves to the end, after the "]"
         keep = list(range(len(kids)))
         if sum(len(body) for body in kids) + len(kids) - 1 > room:
@@ -228,7 +278,10 @@ class _Trees:
                 chosen.add(k)
             stats.incr("xray_subtrees_split", len(kids) - len(chosen))
             out.extend(self._detach(kid_ids[k], kids[k]) for k in keep if k not in chosen)
+            self.members.extend(inside.pop(kid_ids[k]) for k in keep if k not in chosen)
             keep = [k for k in keep if k in chosen]
+        for k in keep:
+            carried.extend(inside.pop(kid_ids[k]))
         if not keep:
             return data
         return data[:-1] + _OPEN + b",".join(kids[k] for k in keep) + _CLOSE

@@ -20,7 +20,10 @@ import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
+
+    from ..typing import ReadableSpan
+    from .errors import ExportError
 
 __all__ = [
     "DEFAULT_DAEMON_ADDRESS",
@@ -125,13 +128,23 @@ class DaemonSender:
             self._socket, self._target = sock, target
         return sock, target
 
-    def send(self, datagrams: Iterable[bytes]) -> int:
+    def send(
+        self, datagrams: Iterable[bytes], members: Sequence[Sequence[ReadableSpan]] | None = None
+    ) -> int:
         """Send each datagram (already framed); returns how many were sent.
 
+        Args:
+            datagrams: the framed datagrams, sent in order.
+            members: the spans each datagram carries (``members[i]`` for
+                ``datagrams[i]``), so that a failure after some datagrams went
+                out can name the spans of the others.
+
         Raises:
-            ExportError: NETWORK when the socket refuses one (the ones before it
-                are out: X-Ray keeps one document per id, so sending them again
-                is harmless); BAD_REQUEST for a datagram over the limit.
+            ExportError: NETWORK when the socket refuses one, BAD_REQUEST for a
+                datagram over the limit. When earlier datagrams went out and
+                `members` is given, its `undelivered` names the spans of this
+                datagram and the later ones: a retry of the whole batch would
+                send the first ones twice (and the wrapper count them as kept).
         """
         sock, target = self.open()
         sent = 0
@@ -139,13 +152,15 @@ class DaemonSender:
             if len(datagram) > MAX_DATAGRAM_BYTES:
                 from .errors import ErrorClass, ExportError
 
-                raise ExportError(ErrorClass.BAD_REQUEST, f"datagram of {len(datagram)} bytes over the limit")
+                too_big = f"datagram of {len(datagram)} bytes over the limit"
+                raise _unsent(ExportError(ErrorClass.BAD_REQUEST, too_big), sent, members)
             try:
                 sock.sendto(datagram, target)
             except OSError as exc:  # a full socket buffer (EAGAIN) included
                 from .errors import ErrorClass, ExportError
 
-                raise ExportError(ErrorClass.NETWORK, f"sendto {self.host}:{self.port}: {exc!r}") from exc
+                error = ExportError(ErrorClass.NETWORK, f"sendto {self.host}:{self.port}: {exc!r}")
+                raise _unsent(error, sent, members) from exc
             sent += 1
         return sent
 
@@ -162,3 +177,10 @@ class DaemonSender:
             self.close()
         except Exception:  # noqa: S110 - a finalizer must not raise, and has no one to tell
             pass
+
+
+def _unsent(error: ExportError, sent: int, members: Sequence[Sequence[ReadableSpan]] | None) -> ExportError:
+    """`error`, naming the spans of the datagrams from the `sent`-th on when some went out before it."""
+    if sent and members is not None:
+        error.undelivered = [span for spans in members[sent:] for span in spans]
+    return error
