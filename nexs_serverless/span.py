@@ -243,7 +243,7 @@ class Span:
         cleaned, dropped = _clean_mapping(attributes, state.limits.event_attribute_count)
         if timestamp_ns is None:
             timestamp_ns = _time_ns()
-        elif type(timestamp_ns) is not int or timestamp_ns <= 0:
+        elif type(timestamp_ns) is not int or not 0 < timestamp_ns < _MAX_NS:
             from ._span_coerce import time_ns
 
             timestamp_ns = time_ns(timestamp_ns)

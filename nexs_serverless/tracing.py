@@ -18,7 +18,7 @@ import time
 from . import _stats as stats
 from .model import Link, SpanContext, SpanKind
 from .runtime import runtime
-from .span import NonRecordingSpan, Span, _safe_str
+from .span import _MAX_NS, NonRecordingSpan, Span, _safe_str
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["Tracer", "name_of", "tracer"]
 
 _time_ns = time.time_ns
-_MAX_NS = 2**63  # times past this do not fit the encoders' 64-bit fields (and are not times)
 
 
 def _load_context() -> Span | SpanContext | None:

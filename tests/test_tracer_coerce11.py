@@ -233,9 +233,12 @@ def test_times_past_64_bits_are_taken_as_now_and_the_batch_still_encodes() -> No
     with tracer.span("late start", start_ns=2**64 + 5):
         pass
     with tracer.span("late end") as span:
+        span.add_event("late event", timestamp_ns=2**64)
         span.end(2**70)
     flush()
     spans = memory.get_finished_spans()
     assert sorted(span.name for span in spans) == ["late end", "late start"]
     assert all(0 < span.start_ns <= span.end_ns < 2**63 for span in spans)
+    (event,) = [event for span in spans for event in span.events]
+    assert 0 < event.timestamp_ns < 2**63
     assert encode_spans(spans)  # the batch encodes

@@ -62,7 +62,6 @@ from .base import ExportResult, outcome
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Protocol
 
     from ..config import Settings
     from ..typing import ReadableSpan
@@ -71,11 +70,6 @@ if TYPE_CHECKING:
     from .carryover import CarryOver
     from .errors import ExportError
     from .retry import RetryPolicy
-
-    class Sender(Protocol):
-        """An exporter that reports classified failures (the seam this wrapper drives)."""
-
-        def send(self, spans: Sequence[ReadableSpan], timeout_s: float) -> int | Sent: ...
 
 
 __all__ = ["Options", "ResilientExporter"]
