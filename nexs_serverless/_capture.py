@@ -85,32 +85,19 @@ def wrap_calls(
     elif flags & _CO_GENERATOR:
 
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            from ._relay import relay
+
             span = start(span_name, kind=kind, attributes=attributes)
-            gen: Any = fn(*args, **kwargs)
-            step: Any = gen.send
-            arg: Any = None
+
+            def in_span(call: Callable[..., Any], *call_args: Any) -> Any:
+                token = _current.set(span)  # current while the generator's own code runs
+                try:
+                    return call(*call_args)
+                finally:
+                    _current.reset(token)
+
             try:
-                while True:
-                    token = _current.set(span)  # current while the generator's own code runs
-                    try:
-                        value = step(arg)
-                    except StopIteration as stop:
-                        result = stop.value
-                        break
-                    finally:
-                        _current.reset(token)
-                    try:
-                        arg = yield value
-                        step = gen.send
-                    except GeneratorExit:
-                        token = _current.set(span)
-                        try:
-                            gen.close()
-                        finally:
-                            _current.reset(token)
-                        raise
-                    except BaseException as exc:  # throw(): passed on, as `yield from` does
-                        step, arg = gen.throw, exc
+                result = yield from relay(fn(*args, **kwargs), in_span)  # type: ignore[arg-type]
             except BaseException as exc:
                 span.__exit__(type(exc), exc, exc.__traceback__)
                 raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 from _contextvars import copy_context
 
 from . import _guard as guard
+from ._relay import relay
 from .handler import _drop_own_frame
 from .invocation import begin, fail, finish, finish_async
 
@@ -49,22 +50,7 @@ def wrap_generator(fn: Callable[..., Any], options: Options, *, asynchronous: bo
         gen: Any = None
         try:
             gen = run(fn, *args, **kwargs)
-            step: Any = gen.send
-            arg: Any = None
-            while True:
-                try:
-                    value = run(step, arg)
-                except StopIteration as stop:
-                    result = stop.value
-                    break
-                try:
-                    arg = yield value
-                    step = gen.send
-                except GeneratorExit:
-                    run(gen.close)
-                    raise
-                except BaseException as exc:  # throw(): passed on, as `yield from` does
-                    step, arg = gen.throw, exc
+            result = yield from relay(gen, run)
         except GeneratorExit:  # closed early
             _streamed(invocation, gen)
             run(finish, invocation, options)
