@@ -129,6 +129,21 @@ def test_capture_on_generators_covers_the_iteration(exporter: InMemoryExporter) 
     assert spans["produce"].parent_span_id == outer.span_id  # type: ignore[attr-defined]
 
 
+def test_a_captured_generator_called_with_wrong_arguments_ends_its_span(exporter: InMemoryExporter) -> None:
+    """The generator function's own TypeError leaves unchanged, and the span it started is ended."""
+
+    @tracer.capture(name="numbers")
+    def numbers(count: int) -> Iterator[int]:
+        yield from range(count)
+
+    with pytest.raises(TypeError):
+        list(numbers())  # type: ignore[call-arg]
+    flush()
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "numbers"
+    assert span.status_code == 2  # ERROR
+
+
 def test_wrap_carries_the_current_span_into_thread_pool_tasks(exporter: InMemoryExporter) -> None:
     """`wrap(fn)` makes spans started in executor threads children of the submitting span."""
 
