@@ -26,7 +26,9 @@ The platform's rules (AWS docs, "Lambda Extensions API"):
 
 When the API is not there (not on Lambda, or registration refused) `start`
 returns False, logs one line, and `hand_over` returns False so the wrapper
-flushes on return as usual.
+flushes on return as usual. When it runs, the decorator skips the exporters'
+background preparation during init: the first flush, after the response,
+builds and connects them.
 
 "After the response" means after the runtime posted it. The wrapper returns
 before the runtime client serialises and posts the result, so a hand-over from

@@ -215,18 +215,25 @@ def _code_flags(fn: object) -> int:
     return flags if type(flags) is int else 0
 
 
+def _start_extension() -> bool:
+    """`extension.start` (loaded only in after-response mode); False when it is not running."""
+    from .extension import start
+
+    return start()
+
+
 def _decorate(fn: Callable[P, R], options: Options) -> Callable[P, R]:
     if getattr(fn, _MARK, False) or runtime.settings.disabled:
         return fn
-    try:
-        runtime.prepare_exporters()  # a network exporter connects in the background during init
-    except Exception:  # noqa: S110 # pragma: no cover - tracing setup never breaks a handler's import
-        pass
-    if runtime.settings.flush_mode == "after_response":
-        # The internal extension must register during init, before the runtime's first `next`.
-        from .extension import start
-
-        start()
+    # The internal extension must register during init, before the runtime's first `next`.
+    # Registered, it builds and connects the exporters itself after the first response, where
+    # the caller does not wait: a preparation thread now would only take turns with the rest
+    # of init and the first invocation on the function's CPU, and with the register call.
+    if runtime.settings.flush_mode != "after_response" or not _start_extension():
+        try:
+            runtime.prepare_exporters()  # a network exporter connects in the background during init
+        except Exception:  # noqa: S110 # pragma: no cover - tracing setup never breaks a handler's import
+            pass
     wrapper: Callable[..., Any]
     flags = _code_flags(fn)
     if flags & (_CO_GENERATOR | _CO_ASYNC_GENERATOR):
