@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import threading
 
-from .. import _stats as stats
 from ..config import ConfigError
 from .base import ExportResult, Sent, send_once
 from .xray_udp import DEFAULT_DAEMON_ADDRESS, HEADER, MAX_DATAGRAM_BYTES, parse_daemon_address
@@ -144,15 +143,16 @@ class XRayExporter:
         Raises:
             ExportError: classified; for UDP only NETWORK (the socket refused a datagram).
                 After spans were dropped here, its `undelivered` names the others, so
-                that a retry does not drop (and count) them again.
+                that a retry does not drop (and count) them again; after some datagrams
+                went out (either mode), it names only the spans of the others.
         """
         if not spans:
             return 0
-        members: list[list[ReadableSpan]] | None = None  # the spans in each payload, when known
+        members: Sequence[Sequence[ReadableSpan]]  # the spans in each UDP payload
         if self.mode == "otlp":
             from .xray_otlp import encode_datagrams
 
-            payloads, dropped = encode_datagrams(spans, self.max_datagram_bytes)
+            payloads, members, dropped = encode_datagrams(spans, self.max_datagram_bytes)
         else:
             payloads, members, dropped = self._documents(spans)
             if self.transport == "udp":
@@ -185,8 +185,7 @@ class XRayExporter:
         if not payloads:
             return 0
         if self.transport == "udp":
-            sent = self._udp().send(payloads, members)
-            stats.incr("xray_datagrams_sent", sent)
+            self._udp().send(payloads, members)  # counts ``xray_datagrams_sent``, also when it fails part way
             return 0
         documents = [payload.decode("utf-8") for payload in payloads]
         return self._api_client().send(spans, documents, timeout_s)

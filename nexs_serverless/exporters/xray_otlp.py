@@ -29,30 +29,44 @@ _CUT_ATTEMPTS = 6  # value cuts, then events (other than exceptions), all events
 
 def encode_datagrams(
     spans: Sequence[ReadableSpan], max_datagram_bytes: int = MAX_DATAGRAM_BYTES
-) -> tuple[list[bytes], list[ReadableSpan]]:
-    """Framed datagrams carrying every span of `spans` that can be made to fit, and the spans that cannot."""
+) -> tuple[list[bytes], list[Sequence[ReadableSpan]], list[ReadableSpan]]:
+    """Framed datagrams carrying every span of `spans` that can be made to fit, their spans, the rest.
+
+    Returns:
+        The datagrams; the spans each one carries (``members[i]`` for datagram
+        ``i``), so that a sender failing part way names only the spans of the
+        datagrams not sent (a retry of the whole batch would send the others
+        twice); and the spans in none of them (counted under their reason).
+    """
     budget = otlp_payload_budget(max_datagram_bytes)
     sampled = [span for span in spans if span.trace_flags & 1]
     unsampled = [span for span in spans if not span.trace_flags & 1] if len(sampled) != len(spans) else []
     out: list[bytes] = []
+    members: list[Sequence[ReadableSpan]] = []
     dropped: list[ReadableSpan] = []
     for group, flag in ((sampled, True), (unsampled, False)):
         if group:
-            payloads = split_payloads(group, budget, dropped)
+            payloads = split_payloads(group, budget, dropped, members)
             out.extend(otlp_datagram(payload, sampled=flag) for payload in payloads)
-    return out, dropped
+    return out, members, dropped
 
 
 def split_payloads(
-    spans: Sequence[ReadableSpan], budget: int, dropped: list[ReadableSpan] | None = None
+    spans: Sequence[ReadableSpan],
+    budget: int,
+    dropped: list[ReadableSpan] | None = None,
+    members: list[Sequence[ReadableSpan]] | None = None,
 ) -> list[bytes]:
     """``ExportTraceServiceRequest`` payloads of at most `budget` bytes covering `spans`.
 
     A span that cannot be cut to fit is in none (counted ``spans_dropped_oversize``)
-    and appended to `dropped`, when given.
+    and appended to `dropped`, when given. `members`, when given, gets the spans
+    of each payload, in payload order (`spans` itself or the slices cut from it).
     """
     payload = encode_spans(spans)
     if len(payload) <= budget:
+        if members is not None:
+            members.append(spans)
         return [payload]
     if len(spans) == 1:
         fitted = _cut(spans[0], budget, len(payload))
@@ -60,6 +74,8 @@ def split_payloads(
             if dropped is not None:
                 dropped.append(spans[0])
             return []
+        if members is not None:
+            members.append(spans)
         return [fitted]
     parts = min(len(spans), -(-len(payload) * 10 // (budget * 9)))  # aim at 90 % full
     size = -(-len(spans) // parts)
@@ -68,9 +84,9 @@ def split_payloads(
         chunk = spans[start : start + size]
         if len(chunk) == len(spans):  # the estimate did not split: halve
             half = len(spans) // 2
-            first = split_payloads(spans[:half], budget, dropped)
-            return first + split_payloads(spans[half:], budget, dropped)
-        out.extend(split_payloads(chunk, budget, dropped))
+            first = split_payloads(spans[:half], budget, dropped, members)
+            return first + split_payloads(spans[half:], budget, dropped, members)
+        out.extend(split_payloads(chunk, budget, dropped, members))
     return out
 
 

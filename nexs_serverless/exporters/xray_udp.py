@@ -18,6 +18,8 @@ import _socket
 import binascii
 import threading
 
+from .. import _stats as stats
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -133,6 +135,9 @@ class DaemonSender:
     ) -> int:
         """Send each datagram (already framed); returns how many were sent.
 
+        Counts them (``xray_datagrams_sent``) here, where it is known how many
+        went out before a failure: the caller sees only the exception.
+
         Args:
             datagrams: the framed datagrams, sent in order.
             members: the spans each datagram carries (``members[i]`` for
@@ -148,20 +153,24 @@ class DaemonSender:
         """
         sock, target = self.open()
         sent = 0
-        for datagram in datagrams:
-            if len(datagram) > MAX_DATAGRAM_BYTES:
-                from .errors import ErrorClass, ExportError
+        try:
+            for datagram in datagrams:
+                if len(datagram) > MAX_DATAGRAM_BYTES:
+                    from .errors import ErrorClass, ExportError
 
-                too_big = f"datagram of {len(datagram)} bytes over the limit"
-                raise _unsent(ExportError(ErrorClass.BAD_REQUEST, too_big), sent, members)
-            try:
-                sock.sendto(datagram, target)
-            except OSError as exc:  # a full socket buffer (EAGAIN) included
-                from .errors import ErrorClass, ExportError
+                    too_big = f"datagram of {len(datagram)} bytes over the limit"
+                    raise _unsent(ExportError(ErrorClass.BAD_REQUEST, too_big), sent, members)
+                try:
+                    sock.sendto(datagram, target)
+                except OSError as exc:  # a full socket buffer (EAGAIN) included
+                    from .errors import ErrorClass, ExportError
 
-                error = ExportError(ErrorClass.NETWORK, f"sendto {self.host}:{self.port}: {exc!r}")
-                raise _unsent(error, sent, members) from exc
-            sent += 1
+                    error = ExportError(ErrorClass.NETWORK, f"sendto {self.host}:{self.port}: {exc!r}")
+                    raise _unsent(error, sent, members) from exc
+                sent += 1
+        finally:
+            if sent:
+                stats.incr("xray_datagrams_sent", sent)
         return sent
 
     def close(self) -> None:
