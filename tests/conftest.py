@@ -1,5 +1,5 @@
 """Fixtures shared by the whole suite: clean global state, an in-memory exporter per test, and the
-local cloud stand-ins (moto, Application Insights ingestion, Cloud Trace) several modules use."""
+local stand-ins (an OTLP receiver, moto, Application Insights ingestion, Cloud Trace) several modules use."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from nexs_serverless.testing.state import forget_instrumentation
 
 if TYPE_CHECKING:
     from support.cloud_trace_server import FakeCloudTrace
+    from support.otlp_receiver import OTLPReceiver
 
     from nexs_serverless.exporters.cloud_trace import CloudTraceExporter
 
@@ -47,6 +48,15 @@ def exporter() -> InMemoryExporter:
 def spans(exporter: InMemoryExporter) -> InMemoryExporter:
     """`exporter`, under the name the instrumentation tests give what their calls flush."""
     return exporter
+
+
+@pytest.fixture
+def receiver() -> Iterator[OTLPReceiver]:
+    """An OTLP/HTTP receiver on 127.0.0.1 for one test: its requests and queued faults start empty."""
+    from support.otlp_receiver import OTLPReceiver  # opentelemetry-proto: loaded only where a test needs it
+
+    with OTLPReceiver() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
-import pytest
 from support.otlp_receiver import Fault, OTLPReceiver
 
 # A cold Lambda invocation of a traced handler, exporting over OTLP/HTTP; prints the exporter
@@ -64,12 +62,6 @@ OFF_PATH_NAMES = {
     "_carry",
     "_honour_retry_after",
 }
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as server:
-        yield server
 
 
 def _cold_invocation(receiver: OTLPReceiver, **extra: str) -> dict[str, list[str]]:

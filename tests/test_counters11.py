@@ -27,7 +27,6 @@ from nexs_serverless.exporters.xray import XRayExporter
 BLOB = {"blob": "x" * 1000}
 HUGE = {"blob": "y" * 10_000}  # over LIMIT on its own
 LIMIT = 3000
-ACCEPT = Fault("accept")  # the receiver accepts a request whose fault is of no kind it knows
 # Keys are never cut: no X-Ray datagram can take these (OTLP mode: attributes; segments: annotations).
 UNFITTABLE = {
     "otlp": {f"attribute.{i:05d}." + "k" * 40: "v" * 100 for i in range(2000)},
@@ -48,12 +47,6 @@ def _with_one_huge(count: int = 4) -> list[Any]:
 
 
 # -- OTLP/HTTP -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as server:
-        yield server
 
 
 @pytest.fixture
@@ -90,7 +83,7 @@ def test_http_oversize_drop_is_counted_once_across_retries(
 def test_http_span_refused_alone_with_413_is_counted_dropped_not_sent(receiver: OTLPReceiver) -> None:
     """413 on the batch, the first half accepted, 413 on the lone second span: one sent, one dropped."""
     otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
-    receiver.misbehave(Fault.status_code(413), ACCEPT, Fault.status_code(413))
+    receiver.misbehave(Fault.status_code(413), Fault.accept(), Fault.status_code(413))
     try:
         assert wrap_resilient(otlp).export(make_spans(2)) is ExportResult.SUCCESS
     finally:

@@ -15,6 +15,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from support.export_checks import export_counters, wrap_resilient
 from support.otlp_receiver import Fault, OTLPReceiver
 from support.spans import make_span, make_spans
 
@@ -25,24 +26,9 @@ from nexs_serverless.exporters.base import ExportResult, outcome
 from nexs_serverless.exporters.errors import DROPPED, ErrorClass, ExportError, classify_status
 from nexs_serverless.exporters.otlp_grpc import OTLPGrpcExporter
 from nexs_serverless.exporters.otlp_http import OTLPHttpExporter
-from nexs_serverless.exporters.resilient import Options, ResilientExporter
 from nexs_serverless.model import InstrumentationScope, Resource
 
 MIB = 1024 * 1024
-
-
-def _wrap(inner: object, sleeps: list[float] | None = None) -> ResilientExporter:
-    """`inner` behind retries (two, no backoff) and carry-over, recording each wait in `sleeps`."""
-    record = sleeps if sleeps is not None else []
-    return ResilientExporter(
-        inner, options=Options(max_retries=2, backoff_s=0.0, timeout_s=30.0), sleep=record.append
-    )
-
-
-def _counters() -> dict[str, int]:
-    """The export and drop counters that are not 0."""
-    prefixes = ("export_errors_", "export_retries", "export_spans_", "spans_dropped_")
-    return {key: value for key, value in stats().items() if key.startswith(prefixes) and value}
 
 
 def _names(requests: list[trace_service_pb2.ExportTraceServiceRequest]) -> list[list[str]]:
@@ -53,19 +39,13 @@ def _names(requests: list[trace_service_pb2.ExportTraceServiceRequest]) -> list[
 # -- OTLP/HTTP: only 429, 502, 503 and 504 are retried ----------------------------------------
 
 
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as server:
-        yield server
-
-
 @pytest.mark.parametrize("status", [500, 501, 505, 408])
 def test_http_status_the_spec_says_not_to_retry_is_sent_once_and_dropped(
     receiver: OTLPReceiver, status: int
 ) -> None:
     """500, 501, 505 and 408 are not retried nor carried over: one request, the spans counted as dropped."""
     otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
-    wrapped = _wrap(otlp)
+    wrapped = wrap_resilient(otlp)
     receiver.misbehave(Fault.status_code(status))
     try:
         assert wrapped.export(make_spans(3, "first")) is ExportResult.FAILURE
@@ -74,7 +54,7 @@ def test_http_status_the_spec_says_not_to_retry_is_sent_once_and_dropped(
         otlp.shutdown()
     assert len(receiver.requests) == 2  # no retry, and the next flush carries nothing over
     assert receiver.span_names() == ["second-0"]
-    assert _counters() == {
+    assert export_counters() == {
         "export_errors_refused": 1,
         "spans_dropped_refused": 3,
         "export_spans_sent": 1,
@@ -87,12 +67,12 @@ def test_http_status_the_spec_says_to_retry_is_retried(receiver: OTLPReceiver, s
     otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
     receiver.misbehave(Fault.status_code(status))
     try:
-        assert _wrap(otlp).export(make_spans(2)) is ExportResult.SUCCESS
+        assert wrap_resilient(otlp).export(make_spans(2)) is ExportResult.SUCCESS
     finally:
         otlp.shutdown()
     assert len(receiver.requests) == 2
     assert receiver.span_names() == ["span-0", "span-1"]
-    assert _counters()["export_retries"] == 1
+    assert export_counters()["export_retries"] == 1
 
 
 def test_the_cloud_apis_keep_their_own_retry_rules() -> None:
@@ -186,7 +166,7 @@ def test_grpc_internal_and_unknown_are_dropped_not_carried(
     servicer, endpoint = collector
     servicer.script.append(grpc.StatusCode[code])
     otlp = OTLPGrpcExporter(endpoint=endpoint)
-    wrapped = _wrap(otlp)
+    wrapped = wrap_resilient(otlp)
     try:
         assert wrapped.export(make_spans(2, "first")) is ExportResult.FAILURE
         assert wrapped.export(make_spans(1, "second")) is ExportResult.SUCCESS
@@ -194,7 +174,11 @@ def test_grpc_internal_and_unknown_are_dropped_not_carried(
         otlp.shutdown()
     assert servicer.calls == 2
     assert _names(servicer.requests) == [["second-0"]]
-    assert _counters() == {"export_errors_refused": 1, "spans_dropped_refused": 2, "export_spans_sent": 1}
+    assert export_counters() == {
+        "export_errors_refused": 1,
+        "spans_dropped_refused": 2,
+        "export_spans_sent": 1,
+    }
 
 
 def test_grpc_resource_exhausted_with_retry_info_waits_the_delay_and_retries(
@@ -208,7 +192,7 @@ def test_grpc_resource_exhausted_with_retry_info_waits_the_delay_and_retries(
     otlp = OTLPGrpcExporter(endpoint=endpoint)
     sleeps: list[float] = []
     try:
-        assert _wrap(otlp, sleeps).export(make_spans(2)) is ExportResult.SUCCESS
+        assert wrap_resilient(otlp, sleep=sleeps.append).export(make_spans(2)) is ExportResult.SUCCESS
     finally:
         otlp.shutdown()
     assert sleeps == [0.02]
@@ -224,13 +208,13 @@ def test_grpc_batch_over_the_default_4_mib_goes_as_several_calls(collector: tupl
     otlp = OTLPGrpcExporter(endpoint=endpoint)
     spans = make_spans(6, attributes={"blob": "x" * MIB})
     try:
-        assert _wrap(otlp).export(spans) is ExportResult.SUCCESS
+        assert wrap_resilient(otlp).export(spans) is ExportResult.SUCCESS
     finally:
         otlp.shutdown()
     assert _names(servicer.requests) == [["span-0", "span-1", "span-2"], ["span-3", "span-4", "span-5"]]
     assert all(request.ByteSize() <= 4 * MIB for request in servicer.requests)
     assert servicer.calls == 2
-    assert _counters() == {"export_spans_sent": 6}
+    assert export_counters() == {"export_spans_sent": 6}
 
 
 def test_grpc_span_over_the_limit_on_its_own_is_dropped_and_counted(collector: tuple[Collector, str]) -> None:
@@ -298,7 +282,7 @@ def test_http_413_sends_the_batch_again_in_halves_and_remembers(limited: tuple[_
     otlp = OTLPHttpExporter(endpoint=url, timeout_s=5.0)
     try:
         first = make_spans(8, "first", attributes={"blob": "a" * 12_000})
-        assert _wrap(otlp).export(first) is ExportResult.SUCCESS
+        assert wrap_resilient(otlp).export(first) is ExportResult.SUCCESS
         assert [status for status, _ in server.answers] == [413, 200, 200]
         assert otlp.send(make_spans(8, "second", attributes={"blob": "b" * 12_000}), 5.0) == 0
     finally:
@@ -309,7 +293,7 @@ def test_http_413_sends_the_batch_again_in_halves_and_remembers(limited: tuple[_
     names = _names(server.requests)
     assert names[:2] == [[f"first-{i}" for i in range(4)], [f"first-{i}" for i in range(4, 8)]]
     assert [name for part in names[2:] for name in part] == [f"second-{i}" for i in range(8)]
-    assert _counters() == {"export_spans_sent": 8}
+    assert export_counters() == {"export_spans_sent": 8}
 
 
 def test_http_span_refused_alone_is_dropped_and_counted(limited: tuple[_LimitedServer, str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from support.otlp_receiver import Fault, OTLPReceiver, free_port
@@ -27,12 +26,6 @@ EXPORTER_TIMEOUT_S = 120.0
 # An invocation still running after this long has hung. Generous on purpose: it catches hangs,
 # not slowness (speed is measured by the benchmark scripts, never asserted in tests).
 HANG_GUARD_S = 30.0
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as server:
-        yield server
 
 
 def setup(endpoint: str, **options: object) -> ResilientExporter:

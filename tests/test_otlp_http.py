@@ -33,12 +33,6 @@ from nexs_serverless.testing import LambdaContext
 
 
 @pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as server:
-        yield server
-
-
-@pytest.fixture
 def exporter(receiver: OTLPReceiver) -> Iterator[OTLPHttpExporter]:
     otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=2.0)
     yield otlp

@@ -18,19 +18,11 @@ from nexs_serverless.exporters.otlp_http import OTLPHttpExporter
 # Six spans of about 1 KB; under this request limit they go as three requests of two.
 LIMIT = 3000
 BLOB = {"blob": "x" * 1000}
-# The receiver accepts a request whose fault is of no kind it knows (here: named for what it does).
-ACCEPT = Fault("accept")
 
 
 def _names(count: int, prefix: str = "span") -> list[str]:
     """The names `make_spans(count, prefix)` gives."""
     return [f"{prefix}-{i}" for i in range(count)]
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as server:
-        yield server
 
 
 @pytest.fixture
@@ -60,7 +52,7 @@ def test_http_retry_after_a_partial_delivery_sends_only_the_rest(
     receiver: OTLPReceiver, http_exporter: OTLPHttpExporter
 ) -> None:
     """A 503 on the second of three requests: the retry sends its spans and the third's, none twice."""
-    receiver.misbehave(ACCEPT, Fault.status_code(503))
+    receiver.misbehave(Fault.accept(), Fault.status_code(503))
     assert wrap_resilient(http_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.SUCCESS
     assert receiver.span_names() == _names(6)
     assert len(receiver.requests) == 4  # accepted, 503, then the last four spans in two requests
@@ -71,7 +63,7 @@ def test_http_bad_request_after_a_partial_delivery_drops_only_the_rest(
     receiver: OTLPReceiver, http_exporter: OTLPHttpExporter
 ) -> None:
     """A 400 on the second request: the two delivered spans count as sent, only the other four as dropped."""
-    receiver.misbehave(ACCEPT, Fault.status_code(400))
+    receiver.misbehave(Fault.accept(), Fault.status_code(400))
     assert wrap_resilient(http_exporter).export(make_spans(6, attributes=BLOB)) is ExportResult.FAILURE
     assert receiver.span_names() == _names(2)
     assert export_counters() == {
@@ -100,7 +92,7 @@ def test_http_partial_delivery_carries_over_only_the_rest(
 ) -> None:
     """Out of retries after a partial delivery, only the undelivered spans wait for the next flush."""
     wrapped = wrap_resilient(http_exporter, max_retries=0)
-    receiver.misbehave(ACCEPT, Fault.status_code(503))
+    receiver.misbehave(Fault.accept(), Fault.status_code(503))
     assert wrapped.export(make_spans(6, "first", attributes=BLOB)) is ExportResult.FAILURE
     assert len(wrapped.carryover) == 4
     assert wrapped.export(make_spans(1, "second")) is ExportResult.SUCCESS
@@ -120,7 +112,7 @@ def test_http_carried_spans_delivered_in_part_are_counted_once(
     wrapped = wrap_resilient(http_exporter, max_retries=0)
     receiver.misbehave(Fault.status_code(503))
     assert wrapped.export(make_spans(6, "first", attributes=BLOB)) is ExportResult.FAILURE
-    receiver.misbehave(ACCEPT, Fault.status_code(503))
+    receiver.misbehave(Fault.accept(), Fault.status_code(503))
     assert wrapped.export(make_spans(1, "second")) is ExportResult.FAILURE
     assert len(wrapped.carryover) == 5  # first-2 .. first-5 and second-0
     assert wrapped.export([]) is ExportResult.SUCCESS
@@ -136,7 +128,7 @@ def test_http_carried_spans_delivered_in_part_are_counted_once(
 def test_http_413_halves_then_a_failed_half_resends_only_that_half(receiver: OTLPReceiver) -> None:
     """After a 413, the first half is accepted and the second gets a 503: the retry sends only the second."""
     otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
-    receiver.misbehave(Fault.status_code(413), ACCEPT, Fault.status_code(503))
+    receiver.misbehave(Fault.status_code(413), Fault.accept(), Fault.status_code(503))
     try:
         assert wrap_resilient(otlp).export(make_spans(8, attributes=BLOB)) is ExportResult.SUCCESS
     finally:

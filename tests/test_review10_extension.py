@@ -11,36 +11,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.otlp_receiver import OTLPReceiver
+from support.polling import wait_for
 from support.runtime_api import FunctionProcess, RuntimeAPI
 
 import nexs_serverless.wrapper as wrapper
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "layer" / "nexs-handler"
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    """The OTLP/HTTP receiver the functions export to."""
-    with OTLPReceiver() as otlp:
-        yield otlp
-
-
-def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    """Poll `predicate` until true (for what happens in the function's process)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def _init_error(task_root: Path, handler: str, env: dict[str, str], log: Path) -> tuple[Any, ...]:
@@ -197,10 +179,10 @@ def test_sigterm_flushes_when_the_function_installed_its_handler_after_the_decor
         assert api.invoke({"release": str(release), "done": str(done)}).json() == "ok"
         assert api.wait_idle()
         release.write_text("go")
-        assert _wait_for(done.exists)
+        assert wait_for(done.exists)
         assert "late-work" not in receiver.span_names()  # it ended after the invocation's flush
         assert function.process is not None
         function.process.send_signal(signal.SIGTERM)
-        assert _wait_for((task / "user-sigterm").exists), function.output()
+        assert wait_for((task / "user-sigterm").exists), function.output()
         # Ours ran before the function's own handler, which returned: the span is already out.
         assert "late-work" in receiver.span_names()

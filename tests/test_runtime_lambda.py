@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 from support.layer import build, core_layer
 from support.otlp_receiver import Fault, OTLPReceiver
+from support.polling import wait_for
 from support.runtime_api import FunctionProcess, RuntimeAPI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,13 +45,6 @@ def api() -> Iterator[RuntimeAPI]:
     """The Runtime API emulator (runtime and extensions endpoints)."""
     with RuntimeAPI() as emulator:
         yield emulator
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    """The OTLP/HTTP receiver the functions export to."""
-    with OTLPReceiver() as otlp:
-        yield otlp
 
 
 def start(
@@ -96,16 +89,6 @@ def attributes(span: Any) -> dict[str, Any]:
 def roots(receiver: OTLPReceiver) -> list[Any]:
     """Root spans of the invocations (they carry faas.invocation_id), in arrival order."""
     return [span for span in receiver.spans() if "faas.invocation_id" in attributes(span)]
-
-
-def wait_for(predicate: Any, timeout_s: float = 10.0) -> bool:
-    """Poll `predicate` until true (for what happens in another process)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 # -- cold start, warm invocations, flush on return ------------------------------------------

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import types
-from collections.abc import Iterator
 
 import pytest
 from support.otlp_receiver import OTLPReceiver
@@ -37,11 +36,9 @@ class Kind(enum.IntEnum):
 
 
 @pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    """A local OTLP/HTTP receiver that every flush of the test exports to."""
-    with OTLPReceiver() as server:
-        reset(exporters=[OTLPHttpExporter(endpoint=server.url, timeout_s=5.0)], environ=NO_REDACTION)
-        yield server
+def exporting_to_receiver(receiver: OTLPReceiver) -> None:
+    """Every flush of the test exports to `receiver` over OTLP/HTTP (the shared fixture only serves)."""
+    reset(exporters=[OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)], environ=NO_REDACTION)
 
 
 def _exported(exporter: InMemoryExporter, name: str) -> FinishedSpan:
@@ -64,6 +61,7 @@ def _exported(exporter: InMemoryExporter, name: str) -> FinishedSpan:
         ({"kind": Kind.CLIENT}, "odd", SpanKind.CLIENT, None),
     ],
 )
+@pytest.mark.usefixtures("exporting_to_receiver")
 def test_an_odd_argument_no_longer_loses_the_batch_over_otlp(
     receiver: OTLPReceiver, arguments: dict[str, object], name: str, kind: int, start_ns: int | None
 ) -> None:
@@ -85,6 +83,7 @@ def test_an_odd_argument_no_longer_loses_the_batch_over_otlp(
     assert stats().get("spans_dropped_serialization", 0) == 0
 
 
+@pytest.mark.usefixtures("exporting_to_receiver")
 def test_an_invocation_with_an_odd_span_exports_all_its_spans(receiver: OTLPReceiver) -> None:
     """A handler whose span has a float start and an int name: its root and every span arrive."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from typing import Any
@@ -55,10 +55,12 @@ def scripted_collector() -> Iterator[ScriptedCollector]:
         server.stop(None)
 
 
-def wrap_resilient(inner: object, *, max_retries: int = 2) -> ResilientExporter:
-    """`inner` behind retries without backoff (and the carry-over)."""
+def wrap_resilient(
+    inner: object, *, max_retries: int = 2, sleep: Callable[[float], None] = lambda _: None
+) -> ResilientExporter:
+    """`inner` behind retries without backoff (and the carry-over); waits go to `sleep`, not the clock."""
     options = Options(max_retries=max_retries, backoff_s=0.0, timeout_s=30.0)
-    return ResilientExporter(inner, options=options, sleep=lambda _: None)
+    return ResilientExporter(inner, options=options, sleep=sleep)
 
 
 def export_counters() -> dict[str, int]:

@@ -2,7 +2,7 @@
 
     with OTLPReceiver() as receiver:
         exporter = OTLPHttpExporter(endpoint=receiver.url)
-        receiver.misbehave(Fault.status(503, retry_after="1"), Fault.hang())
+        receiver.misbehave(Fault.status_code(503, retry_after="1"), Fault.hang())
         ...
         assert [span.name for span in receiver.spans()] == [...]
 
@@ -56,6 +56,11 @@ class Fault:
 
     def __repr__(self) -> str:
         return f"Fault({self.kind!r}, status={self.status})"
+
+    @classmethod
+    def accept(cls) -> Fault:
+        """Accept as if nothing were queued: keeps a request's place among the faults that follow."""
+        return cls("accept")
 
     @classmethod
     def status_code(cls, status: int, *, retry_after: str | None = None, body: bytes = b"") -> Fault:
