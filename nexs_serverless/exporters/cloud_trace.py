@@ -19,9 +19,16 @@ The mapping follows what OpenTelemetry's own Cloud Trace exporter does:
 - text that is not valid Unicode (a lone surrogate from ``surrogateescape``)
   is sent with ``?`` in its place: protobuf refuses it, and one such span
   must not cost the batch. A span that cannot be converted at all is left
-  out and counted (``spans_dropped_serialization``) once: the batch is
-  converted before the first call, and a failure names only the converted
-  spans still to send, so a retry does not convert (and count) it again.
+  out and counted (``spans_dropped_serialization``) once.
+
+Each span is converted once per export, however often the resilience layer
+retries: the batch is converted before the first call, and a failed `send`
+names the spans still to send in a list that also holds their messages
+(`ExportError.undelivered`, even when no call got through); given that list
+again, `send` writes the messages without converting anything. The messages
+live as long as the wrapper holds the list, so nothing is kept here once the
+spans are delivered, dropped or carried over (the carry-over holds copies,
+converted again at a later flush).
 
 The mapping lives in `_cloud_trace_span`. Messages are raw protobuf objects
 wrapped once (proto-plus conversions are slow). The client is built once and
@@ -53,7 +60,7 @@ from .errors import ErrorClass, ExportError, classify, classify_status, send_par
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from typing import Any
 
     from ..config import Settings
@@ -121,11 +128,12 @@ class CloudTraceExporter:
             (counted ``spans_dropped_serialization``: not "rejected" by the back end).
 
         Raises:
-            ExportError: classified (see `classify_gcp_error`); when a call
-                fails after earlier ones got through, or after spans were left
-                out, its `undelivered` names the converted spans still to send
-                (`errors.send_parts`), so a retry neither writes the delivered
-                ones twice nor converts the left-out ones again.
+            ExportError: classified (see `classify_gcp_error`). Once the spans
+                are converted, its `undelivered` names those still to send (all
+                of them when no call got through; `errors.send_parts` when some
+                did) with their messages, so a retry given that list neither
+                writes the delivered ones twice nor converts any span again
+                (nor counts a left-out one twice).
         """
         if not spans:
             return 0
@@ -139,24 +147,25 @@ class CloudTraceExporter:
         except Exception as exc:
             raise classify_gcp_error(exc) from exc
         deadline = time.monotonic() + timeout_s  # the calls' budget (building the client is not a call)
-        # Converted once, up front: a span that fails is counted once, however often the rest is retried.
-        kept: list[ReadableSpan] = []
-        converted: list[Any] = []
-        for span in spans:
-            pb = _convert(span, project)
-            if pb is not None:
-                kept.append(span)
-                converted.append(pb)
-        dropped = len(spans) - len(kept)
-        if not dropped and len(kept) <= MAX_SPANS_PER_CALL:
-            return self._write(client, project, converted, deadline)
-        parts = [
-            (kept[start : start + MAX_SPANS_PER_CALL], converted[start : start + MAX_SPANS_PER_CALL])
-            for start in range(0, len(kept), MAX_SPANS_PER_CALL)
-        ]
-        return send_parts(
-            parts, lambda _, part: self._write(client, project, part, deadline), dropped=dropped
-        )
+        kept: Sequence[ReadableSpan]
+        if isinstance(spans, _Converted) and spans.fits(project):  # a retry: converted by the failed send
+            kept, converted, dropped = spans, spans.messages, 0
+        else:  # converted once, up front: a span that fails is counted once
+            kept, converted = _convert_all(spans, project)
+            dropped = len(spans) - len(kept)
+        try:
+            if not dropped and len(kept) <= MAX_SPANS_PER_CALL:
+                return self._write(client, project, converted, deadline)
+            parts = [
+                (kept[start : start + MAX_SPANS_PER_CALL], converted[start : start + MAX_SPANS_PER_CALL])
+                for start in range(0, len(kept), MAX_SPANS_PER_CALL)
+            ]
+            return send_parts(
+                parts, lambda _, part: self._write(client, project, part, deadline), dropped=dropped
+            )
+        except ExportError as error:
+            _hand_over(error, kept, converted, project)
+            raise
 
     def _write(self, client: object, project: str, converted: list[Any], deadline: float) -> int:
         """One ``BatchWriteSpans`` call with the time left until `deadline` (one budget for every call)."""
@@ -219,6 +228,39 @@ class CloudTraceExporter:
             transport.close()
 
 
+class _Converted(list["ReadableSpan"]):
+    """Spans a failed `send` converted and did not deliver, with their `messages` (one each, in order).
+
+    Raised as `ExportError.undelivered`, so the resilience layer retries with
+    this very list and `send` takes the messages instead of converting again.
+    A list (not a tuple) because that is what `undelivered` has always been,
+    and callers compare it with one.
+    """
+
+    __slots__ = ("messages", "project")
+
+    def __init__(self, spans: Iterable[ReadableSpan], messages: list[Any], project: str) -> None:
+        super().__init__(spans)
+        self.messages = messages
+        self.project = project
+
+    def fits(self, project: str) -> bool:
+        """Whether the messages still stand for the spans: same project (in their names), one per span."""
+        return self.project == project and len(self.messages) == len(self)
+
+
+def _convert_all(spans: Sequence[ReadableSpan], project: str) -> tuple[list[ReadableSpan], list[Any]]:
+    """The spans that convert and their messages; each that does not is counted once (`_convert`)."""
+    kept: list[ReadableSpan] = []
+    converted: list[Any] = []
+    for span in spans:
+        pb = _convert(span, project)
+        if pb is not None:
+            kept.append(span)
+            converted.append(pb)
+    return kept, converted
+
+
 def _convert(span: ReadableSpan, project: str) -> Any:
     """`to_span_pb`, with a span it fails on counted as a serialization drop (None)."""
     try:
@@ -227,6 +269,22 @@ def _convert(span: ReadableSpan, project: str) -> Any:
         guard.report("cloud_trace_convert", exc)
         stats.incr("spans_dropped_serialization")
         return None
+
+
+def _hand_over(error: ExportError, kept: Sequence[ReadableSpan], converted: list[Any], project: str) -> None:
+    """Set `error.undelivered` to the spans still to send, with their messages, for the retry to reuse.
+
+    Nothing got through and nothing was left out (`undelivered` None): all of
+    `kept`, which a retry would otherwise convert again. Else the spans
+    `send_parts` named, matched to their messages by identity (the spans live
+    through the call, so an id stands for one span).
+    """
+    left = error.undelivered
+    if left is None:
+        error.undelivered = kept if isinstance(kept, _Converted) else _Converted(kept, converted, project)
+        return
+    messages = {id(span): pb for span, pb in zip(kept, converted, strict=True)}
+    error.undelivered = _Converted(left, [messages[id(span)] for span in left], project)
 
 
 def classify_gcp_error(exc: BaseException) -> ExportError:

@@ -84,8 +84,10 @@ class ExportError(Exception):
 
     Attributes:
         undelivered: None when no span of the batch got through and the
-            exporter dropped none; else the spans still to send (in order),
-            the others having been accepted by the back end or dropped.
+            exporter dropped none (or the whole batch, when the exporter hands
+            a retry what it prepared: Cloud Trace's converted messages); else
+            the spans still to send (in order), the others having been
+            accepted by the back end or dropped.
         rejected: spans the back end rejected in the requests it accepted
             (``partial_success``), when `undelivered` is set.
         dropped: spans the exporter dropped itself (too big for any request,
