@@ -6,7 +6,9 @@ and an exporter reached after the deadline is skipped and counted, so a flush
 never holds the invocation longer than it was given.
 
 The flush lock is what says an exporter is in use: `_retire.retire`, which
-shuts down the exporters a reconfiguration replaced, waits for it too.
+shuts down the exporters a reconfiguration replaced, waits for it too, except
+when the flush itself reconfigures (an exporter calling `configure`): then the
+flush shuts them down as it ends, within its own deadline.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def flush(budget_ms: float | None = None, *, reason: str = "manual") -> int:
         stats.incr("flush_lock_timeouts")
         return 0
     try:
+        rt.flush_thread = threading.get_ident()
         taken = rt.buffer.take_ended(process.live_traces)
         if not taken:
             return 0
@@ -59,7 +62,7 @@ def flush(budget_ms: float | None = None, *, reason: str = "manual") -> int:
         guard.report("flush", exc)
         return 0
     finally:
-        rt.flush_lock.release()
+        _release(deadline)
         stats.observe("flush_ms", (time.monotonic() - started) * 1000.0)
         if reason in _PER_INVOCATION and "NEXS_STATS_LOG_EVERY" in rt.settings.environ:
             _log_stats()
@@ -78,6 +81,22 @@ def _log_stats() -> None:
         after_invocation(runtime.settings)
     except Exception as exc:
         guard.report("stats_log", exc)
+
+
+def _release(deadline: float) -> None:
+    """Release the flush lock, then shut down what the flush's own reconfigurations replaced.
+
+    They are taken before the release: a reconfiguration in the next flush
+    (another thread's) leaves its own to that flush.
+    """
+    rt = runtime
+    rt.flush_thread = 0
+    retiring = rt.retiring
+    if retiring:
+        rt.retiring = []
+    rt.flush_lock.release()
+    if retiring:
+        rt.retire_deferred(retiring, deadline)
 
 
 def _run_stages(stages: list[Stage], spans: list[Span]) -> list[Span]:
@@ -99,6 +118,7 @@ def shutdown_flush(budget_ms: float, *, reason: str = "shutdown") -> None:
         stats.incr("flush_lock_timeouts")
         return
     try:
+        runtime.flush_thread = threading.get_ident()
         with exporting(deadline):
             for exporter in runtime.exporters():
                 left_ms = int((deadline - time.monotonic()) * 1000)
@@ -110,7 +130,7 @@ def shutdown_flush(budget_ms: float, *, reason: str = "shutdown") -> None:
                 except Exception as exc:
                     guard.report("force_flush:" + type(exporter).__name__, exc)
     finally:
-        lock.release()
+        _release(deadline)
 
 
 def _export(exporters: list[object], spans: Sequence[object], deadline: float) -> None:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
     Sampler = AlwaysOn | AlwaysOff | TraceIdRatio | ParentBased
     Stage = Callable[[list[Span]], list[Span]]
+    # Exporters a reconfiguration made inside a flush replaced, those it kept, the preparing thread.
+    Retiring = tuple[list[object], set[int], threading.Thread | None]
 
 __all__ = ["Runtime", "configure", "runtime", "stats_snapshot"]
 
@@ -47,16 +49,22 @@ class Runtime:
         "buffered",
         "disabled",
         "flush_lock",
+        "flush_thread",
         "max_buffered",
         "plain_attribute_limit",
         "platform",
         "pool",
+        "retiring",
         "sampler",
         "settings",
     )
 
     def __init__(self, settings: config.Settings) -> None:
         self.flush_lock = threading.Lock()
+        # Who holds `flush_lock` (0: nobody), so that a reconfiguration made by
+        # the flush itself (an exporter, a stage) does not wait for it: see `_retire.retire`.
+        self.flush_thread = 0
+        self.retiring: list[Retiring] = []  # shut down once the flush holding the lock ends
         self._build_lock = threading.Lock()
         self._prepared = False
         self._preparing: threading.Thread | None = None
@@ -168,6 +176,16 @@ class Runtime:
             replaced = self._explicit
             self._explicit = None if exporters is None else list(exporters)
         self._drop_exporters(replaced, shut_down=shut_down_replaced)
+
+    def retire_deferred(self, retiring: list[Retiring], deadline: float) -> None:
+        """Shut down what reconfigurations inside the flush that just ended replaced; never raises.
+
+        Called by the flush after it releases its lock, with the flush's own
+        deadline. An object passed to `configure` again since is kept.
+        """
+        from ._retire import retire_deferred
+
+        retire_deferred(retiring, self._explicit or (), deadline)
 
     def _drop_exporters(self, replaced: list[object] | None, *, shut_down: bool = True) -> None:
         """Forget the built exporters (the next flush builds them again) and shut down those now unused.

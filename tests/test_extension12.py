@@ -23,9 +23,11 @@ class PreparedExporter:
     def __init__(self) -> None:
         self.prepared_on: list[str] = []
         self.exported: list[str] = []
+        self.prepared = threading.Event()
 
     def prepare(self) -> None:
         self.prepared_on.append(threading.current_thread().name)
+        self.prepared.set()
 
     def export(self, spans: Sequence[ReadableSpan]) -> ExportResult:
         self.exported.extend(span.name for span in spans)
@@ -66,8 +68,7 @@ def test_registered_extension_starts_no_preparation_thread_during_init() -> None
         handler = _decorate()
         ext = extension.active()
         assert ext is not None
-        assert runtime._preparing is None
-        assert not any(thread.name == "nexs-prepare-exporters" for thread in threading.enumerate())
+        assert not runtime._prepared  # no preparation thread was started
         assert handler({}, LambdaContext(aws_request_id="r-1")) == "ok"  # type: ignore[operator]
         assert exporter.exported == []  # handed over, not flushed on return
         ext.serve({"eventType": "INVOKE", "requestId": "r-1", "deadlineMs": int((time.time() + 30) * 1000)})
@@ -84,9 +85,8 @@ def test_without_the_api_the_exporters_are_prepared_during_init() -> None:
     reset(environ={"NEXS_FLUSH_MODE": "after_response"}, exporters=[exporter])
     handler = _decorate()
     assert extension.active() is None
-    preparing = runtime._preparing
-    assert preparing is not None
-    preparing.join(5)
+    assert runtime._prepared
+    assert exporter.prepared.wait(10)
     assert exporter.prepared_on == ["nexs-prepare-exporters"]
     assert handler({}, LambdaContext()) == "ok"  # type: ignore[operator]
     assert sorted(exporter.exported) == ["test-function", "work"]
@@ -97,7 +97,6 @@ def test_flush_on_return_still_prepares_during_init() -> None:
     exporter = PreparedExporter()
     reset(environ={}, exporters=[exporter])
     _decorate()
-    preparing = runtime._preparing
-    assert preparing is not None
-    preparing.join(5)
+    assert runtime._prepared
+    assert exporter.prepared.wait(10)
     assert exporter.prepared_on == ["nexs-prepare-exporters"]
