@@ -208,11 +208,12 @@ def _shown(tenant: object, spec: object) -> str:
 # The OTLP variables that say where spans go and with which credentials. A tenant's env that names
 # its own endpoint inherits none of them: the operator's TRACES_ENDPOINT would win over the tenant's
 # ENDPOINT (its spans to the operator's back end), and the operator's headers (an API key) or client
-# key would go to the tenant's.
+# key would go to the tenant's; the operator's INSECURE (meant for its local collector) sent a
+# tenant's scheme-less gRPC endpoint its spans in plain text.
 _OTLP_DESTINATION = tuple(
     f"OTEL_EXPORTER_OTLP_{signal}{setting}"
     for signal in ("", "TRACES_")
-    for setting in ("ENDPOINT", "HEADERS", "CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE")
+    for setting in ("ENDPOINT", "HEADERS", "CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE", "INSECURE")
 )
 
 
@@ -233,5 +234,9 @@ def _exporter_spec(spec: object) -> tuple[str, dict[str, str]]:
         env = spec.get("env", {})
         if not isinstance(env, dict) or set(spec) - {"exporter", "env"}:
             raise ValueError("only 'exporter' and 'env' (an object of strings) are accepted")
+        # A null, list or object has no text form: str() made "None" an endpoint or a header.
+        unusable = sorted(str(key) for key, value in env.items() if not isinstance(value, (str, int, float)))
+        if unusable:
+            raise ValueError(f"env {', '.join(unusable)}: expected a string")
         return spec["exporter"], {str(key): str(value) for key, value in env.items()}
     raise ValueError("expected a name or an object with 'exporter'")

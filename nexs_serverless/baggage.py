@@ -59,7 +59,7 @@ def set(name: str, value: str, *, metadata: str = "") -> None:
 
     Args:
         name: an HTTP token (letters, digits and ``!#$%&'*+-.^_`|~``).
-        value: any text.
+        value: any text (a lone surrogate, which UTF-8 cannot carry, becomes U+FFFD).
         metadata: W3C baggage properties, sent after the value (``"ttl=30"``).
 
     Raises:
@@ -69,10 +69,25 @@ def set(name: str, value: str, *, metadata: str = "") -> None:
         raise ConfigError(f"baggage name must be an HTTP token, got {name!r}")
     if type(value) is not str or type(metadata) is not str:
         raise ConfigError("baggage value and metadata must be str")
+    if not value.isascii():
+        value = _encodable(value)
     updated = dict(_entries.get())
     updated.pop(name, None)  # a replaced entry moves to the end, as a fresh one
     updated[name] = (value, metadata)
     _entries.set(updated)
+
+
+def _encodable(value: str) -> str:
+    """`value` with its lone surrogates replaced by U+FFFD, as W3C Baggage treats invalid UTF-8.
+
+    Such a value (an escaped surrogate in JSON, a surrogate-escaped file name)
+    made the header unencodable: no baggage at all went out.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in value)
+    return value
 
 
 def remove(name: str) -> None:

@@ -24,8 +24,8 @@ Environment: ``NEXS_TENANT_ID_FROM`` (none), ``NEXS_TENANT_DEFAULT`` (none),
 ``NEXS_TENANT_EXPORTERS`` (JSON ``{"acme": "otlp"}`` or
 ``{"acme": {"exporter": "otlp", "env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "..."}}}``, or a list of
 these per tenant; an ``env`` that names an OTLP endpoint inherits none of the function's OTLP
-endpoint, header or certificate variables, so the operator's credentials never go to a tenant's
-back end),
+endpoint, header, certificate or insecure variables, so the operator's credentials never go to a
+tenant's back end, nor its spans in plain text),
 ``NEXS_TENANT_COPY_TO_DEFAULT`` (false: routed tenants' spans skip the defaults).
 """
 
@@ -201,8 +201,18 @@ def _sources(settings: Settings) -> tuple[tuple[TenantSource, ...], str | None]:
             sources.append(TenantSource(spec))
         except ConfigError as exc:
             problems.append(Problem("NEXS_TENANT_ID_FROM", spec, str(exc), "source skipped"))
+    raw_default = settings.environ.get("NEXS_TENANT_DEFAULT", "")
+    default = _valid(raw_default) or None
+    if default is None and raw_default.strip():  # a default that cannot be used is named, not ignored
+        problems.append(
+            Problem(
+                "NEXS_TENANT_DEFAULT",
+                raw_default[:200],
+                f"a tenant id of at most {MAX_LENGTH} printable characters",
+                "no default tenant",
+            )
+        )
     report(problems)
-    default = _valid(settings.environ.get("NEXS_TENANT_DEFAULT", "")) or None
     _configured[:] = [(settings, tuple(sources), default)]
     return tuple(sources), default
 

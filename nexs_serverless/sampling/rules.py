@@ -188,7 +188,7 @@ def _rule(doc: object, where: str) -> Rule:
     if not isinstance(doc, dict):
         raise ConfigError(f'{where}: expected an object such as {{"when": "error"}}')
     when = doc.get("when")
-    if when not in _RULE_KEYS:
+    if not isinstance(when, str) or when not in _RULE_KEYS:  # a list or object is unhashable
         raise ConfigError(f"{where}.when: {when!r} is not one of {', '.join(_RULE_KEYS)}")
     _no_unknown(doc, _RULE_KEYS[when] | {"when", "name", "ratio"}, where)
     ratio = _number(doc.get("ratio", 1.0), f"{where}.ratio", minimum=0.0, maximum=1.0)
@@ -226,25 +226,28 @@ def _attribute_test(
     if kind == "equals":
         if not isinstance(expected, (str, int, float, bool)):
             raise ConfigError(f"{where}.equals: expected a string, number or boolean")
-        check = lambda value: value == expected  # noqa: E731
+        check = lambda value: _same(value, expected)  # noqa: E731
     elif kind == "in":
         if not isinstance(expected, list) or not expected:
             raise ConfigError(f"{where}.in: expected a non-empty list")
         allowed = list(expected)
-        check = lambda value: value in allowed  # noqa: E731
+        check = lambda value: any(_same(value, item) for item in allowed)  # noqa: E731
     elif kind == "matches":
         if not isinstance(expected, str):
             raise ConfigError(f"{where}.matches: expected a regular expression")
         try:
             pattern = re.compile(expected)
-        except re.error as exc:
+        # "a{4294967296}" overflows, "((((...": recursion; either escaped the parser and broke every flush
+        except (re.error, OverflowError, RecursionError) as exc:
             raise ConfigError(f"{where}.matches: invalid regular expression ({exc})") from None
         check = lambda value: type(value) is str and pattern.search(value) is not None  # noqa: E731
     elif kind in ("above", "below"):
         bound = _number(expected, f"{where}.{kind}", minimum=float("-inf"), maximum=float("inf"))
-        sign = 1.0 if kind == "above" else -1.0
+        # Compared, never subtracted: an int past a float's range (10**400) compares exactly, while
+        # `value - bound` raised OverflowError and failed the stage for the whole batch.
+        above = kind == "above"
         check = lambda value: (  # noqa: E731
-            type(value) in (int, float) and sign * (value - bound) > 0  # type: ignore[operator]
+            type(value) in (int, float) and (value > bound if above else value < bound)  # type: ignore[operator]
         )
     else:
         if expected is not True:
@@ -260,6 +263,11 @@ def _attribute_test(
         return False
 
     return test
+
+
+def _same(value: object, expected: object) -> bool:
+    """Equal, and both booleans or neither: in Python ``True == 1``, in JSON and in attributes not."""
+    return value == expected and (type(value) is bool) is (type(expected) is bool)
 
 
 def _any_error(root: ReadableSpan, members: Sequence[ReadableSpan]) -> bool:
