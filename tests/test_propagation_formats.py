@@ -54,12 +54,12 @@ def test_malformed_baggage_members_are_skipped() -> None:
     assert parse_baggage('noequals,bad key=1,q="x",good=yes') == {"good": ("yes", "")}
 
 
-def test_baggage_beyond_64_members_is_dropped_and_counted() -> None:
-    """Only the first 64 members are kept; the rest are counted as dropped."""
-    entries = parse_baggage(",".join(f"k{i}=v" for i in range(70)))
+def test_baggage_beyond_180_members_is_dropped_and_counted() -> None:
+    """Only the first 180 members (OpenTelemetry's limit) are kept; the rest are counted as dropped."""
+    entries = parse_baggage(",".join(f"k{i}=v" for i in range(190)))
     assert entries is not None
-    assert len(entries) == 64
-    assert nexs_serverless.stats()["baggage_dropped"] == 6
+    assert len(entries) == 180
+    assert nexs_serverless.stats()["baggage_dropped"] == 10
 
 
 def test_baggage_header_over_8192_bytes_is_ignored() -> None:
