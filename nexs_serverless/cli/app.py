@@ -372,7 +372,10 @@ def layer_build(
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(args: tuple[str, ...]) -> None:
-    """Run the benchmark suite (scripts/bench.py); ARGS are passed to it."""
+    """Run the benchmark suite (scripts/bench.py); ARGS are passed to it.
+
+    All but --help, which shows this text: `bench -- --help` shows the suite's own options.
+    """
     from .scripts import ScriptError, run_bench
 
     try:

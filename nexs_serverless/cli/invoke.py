@@ -32,7 +32,7 @@ from ..testing.recorder import SpanRecorder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
     from typing import Any
 
     from ..finished import FinishedSpan
@@ -145,6 +145,8 @@ def load_handler(spec: str) -> Callable[..., Any]:
     path = Path(target)
     if path.is_dir():
         path = path / "handler.py"
+    elif path.suffix != ".py" and _path_like(target) and not path.exists():  # `src/orders` is no module
+        raise InvokeError(f"handler {spec!r}: no file or folder {target}")
     try:
         if path.suffix == ".py" or path.is_file():
             if not path.is_file():
@@ -156,7 +158,9 @@ def load_handler(spec: str) -> Callable[..., Any]:
             module = importlib.import_module(target)
     except InvokeError:
         raise
-    except Exception as exc:
+    # SystemExit too: a module calling sys.exit() at import ended the CLI, with status 0 for exit(0),
+    # as if the handler had run.
+    except (Exception, SystemExit) as exc:
         message = f"handler {spec!r}: importing it failed: {type(exc).__name__}: {exc}"
         raise InvokeError(message + _where(exc)) from exc
     fn: Callable[..., Any] | None = getattr(module, function, None)
@@ -165,17 +169,36 @@ def load_handler(spec: str) -> Callable[..., Any]:
     return fn
 
 
+def _path_like(target: str) -> bool:
+    """Whether `target` can only be a path (a module name has no slash and does not start with a dot)."""
+    return "/" in target or os.sep in target or target.startswith(".")
+
+
 def _where(exc: BaseException) -> str:
     """`` (file.py, line N)``: the line of the handler's code that raised, importlib's frames skipped.
 
-    A SyntaxError's message names its line already.
+    Nothing when no frame is the handler's: a module that does not exist
+    raises inside importlib, whose line would send the reader to the
+    standard library. A SyntaxError's message names its line already.
     """
     if isinstance(exc, SyntaxError):
         return ""
-    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename[:1] != "<"]
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename[:1] != "<" and not _machinery(frame.filename)
+    ]
     if not frames:
         return ""
     return f" ({frames[-1].filename}, line {frames[-1].lineno})"
+
+
+def _machinery(filename: str) -> bool:
+    """Whether `filename` is this module or importlib's: frames of the loading, not of the handler."""
+    if filename == _machinery.__code__.co_filename:
+        return True
+    folder = os.path.dirname(importlib.__file__ or "")
+    return bool(folder) and os.path.dirname(filename) == folder
 
 
 def platform_environ(
@@ -293,6 +316,10 @@ def run(
 ) -> tuple[list[Invocation], float]:
     """Import the handler and invoke it `times` times with `event`.
 
+    An async handler's invocations share one event loop, as in a worker's
+    process; a generator handler (a streamed response) is read to the end,
+    its chunks being the result.
+
     Args:
         handler_spec: as `load_handler` takes it.
         event: the event (a fresh copy is passed to each invocation).
@@ -334,26 +361,77 @@ def run(
         if on_init is not None:
             on_init(init_ms)
         traced = traced_handler(fn)
-        for index in range(times):
-            context = _context(platform, name, region, memory_mb, timeout_ms)
-            invocation = Invocation(index, _request_id(platform, event, context))
-            args = _arguments(fn, platform, json.loads(json.dumps(event)), context)
-            started = time.perf_counter()
-            try:
-                result = traced(*args)
-                if inspect.isawaitable(result):
-                    result = asyncio.run(_awaited(result))
-                invocation.result = result
-            except (Exception, SystemExit) as exc:  # the handler's own error (or exit): shown, not raised
-                invocation.error = exc
-            invocation.duration_ms = (time.perf_counter() - started) * 1000.0
-            invocation.spans = recorder.collect()
-            recorder.clear()
-            invocations.append(invocation)
-            if on_invocation is not None:
-                on_invocation(invocation)
+        loop = _EventLoop()
+        try:
+            for index in range(times):
+                context = _context(platform, name, region, memory_mb, timeout_ms)
+                invocation = Invocation(index, _request_id(platform, event, context))
+                args = _arguments(fn, platform, json.loads(json.dumps(event)), context)
+                started = time.perf_counter()
+                try:
+                    result = traced(*args)
+                    if inspect.isawaitable(result):
+                        result = loop.run(_awaited(result))
+                    # A streamed response: its invocation begins at the first chunk and ends with the last,
+                    # so it is read to the end, as the platform would send it (the chunks are the result).
+                    if inspect.isgenerator(result):
+                        result = list(result)
+                    elif inspect.isasyncgen(result):
+                        result = loop.run(_drained(result))
+                    invocation.result = result
+                except (Exception, SystemExit) as exc:  # the handler's own error (or exit): shown, not raised
+                    invocation.error = exc
+                invocation.duration_ms = (time.perf_counter() - started) * 1000.0
+                invocation.spans = recorder.collect()
+                recorder.clear()
+                invocations.append(invocation)
+                if on_invocation is not None:
+                    on_invocation(invocation)
+        finally:
+            loop.close()
     return invocations, init_ms
+
+
+class _EventLoop:
+    """One event loop for every invocation of a run, started by the first async handler call.
+
+    A worker that runs async functions (Azure's, an ASGI server) keeps one
+    loop for the process, and a client a handler keeps between invocations
+    (``httpx.AsyncClient``, an aiobotocore session, a keep-alive task) is bound
+    to it: a loop per invocation was closed under it, so every invocation after
+    the first failed ("Event loop is closed") where the platform's would not.
+    """
+
+    __slots__ = ("_loop",)
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run `coroutine` to its end in the run's loop."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coroutine)
+
+    def close(self) -> None:
+        """Cancel what the handler left running, as `asyncio.run` does, and close the loop."""
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:  # `gather()` of nothing takes another loop's future
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
 
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
+
+
+async def _drained(chunks: AsyncIterator[Any]) -> list[Any]:
+    return [chunk async for chunk in chunks]

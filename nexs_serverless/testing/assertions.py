@@ -135,6 +135,7 @@ def assert_span(
             of that name did not, then prints the trace.
     """
     __tracebackhide__ = True
+    spans = list(spans)  # read more than once: a generator must not look empty the second time
     kind_code = None if kind is None else _code(kind, SpanKind.NAMES, "span kind")
     status_code = None if status is None else _code(status, StatusCode.NAMES, "status")
     names = _names_by_id(spans)
@@ -163,6 +164,7 @@ def assert_no_errors(spans: Sequence[ReadableSpan]) -> None:
         AssertionError: naming each failed span and its status description.
     """
     __tracebackhide__ = True
+    spans = list(spans)  # the failure message draws them again
     failed = [span for span in spans if span.status_code == StatusCode.ERROR]
     if failed:
         lines = [f"  {span.name!r}: {span.status_description or 'ERROR'}" for span in failed]
@@ -315,6 +317,7 @@ def assert_trace_shape(spans: Sequence[ReadableSpan], *shape: Shape, ordered: bo
         TypeError: for a malformed shape.
     """
     __tracebackhide__ = True
+    spans = list(spans)  # read twice below: a generator came back empty the second time, and passed
     roots, open_ = _parse_list(shape)
     forest = _forest(spans)
     if _match_all(roots, open_, forest, ordered, {}):

@@ -6,6 +6,7 @@ import contextlib
 import sys
 
 from .. import _guard, _stats
+from ..context import _current
 from ..handler import process
 from ..pool import SpanPool
 from ..runtime import configure, runtime
@@ -14,6 +15,12 @@ from .recorder import SpanRecorder
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
+
+    from ..baggage import Entries
+    from ..model import SpanContext
+    from ..span import Span
+
+    Held = tuple[Span | SpanContext | None, Entries | None]
 
 __all__ = ["capture_spans", "forget_instrumentation", "reset"]
 
@@ -62,13 +69,39 @@ def forget_instrumentation() -> None:
         invocation._instrumented.clear()
 
 
+def _clear_context() -> Held:
+    """Make no span current and drop the baggage, as in a fresh process; returns what was there.
+
+    A test that enters a span and never leaves it (or sets baggage) changes
+    the context pytest runs every later test in: their spans became children
+    of that span, in its trace, and `assert_span(parent=None)` still passed.
+    """
+    baggage = sys.modules.get("nexs_serverless.baggage")  # never loaded by resetting
+    held: Held = (_current.get(), None if baggage is None else baggage._entries.get())
+    _current.set(None)
+    if baggage is not None:
+        baggage._entries.set(baggage._EMPTY)
+    return held
+
+
+def _restore_context(held: Held) -> None:
+    """Put back the current span and baggage `_clear_context` found."""
+    span, entries = held
+    _current.set(span)
+    baggage = sys.modules.get("nexs_serverless.baggage")
+    if baggage is not None:
+        baggage._entries.set(baggage._EMPTY if entries is None else entries)
+
+
 @contextlib.contextmanager
 def capture_spans(*, environ: Mapping[str, str] | None = None) -> Iterator[SpanRecorder]:
     """Route every export to a fresh `SpanRecorder` for the duration of the block.
 
     Inside the block the tracer is configured from `environ` (default: an
     empty environment, so the machine's variables cannot leak into a test)
-    and starts cold, with no buffered spans and counters at zero; its first
+    and starts cold, with no buffered spans and counters at zero, no span
+    current and no baggage (what the block leaves current is dropped on exit,
+    and what was current before comes back); its first
     invocation installs the automatic instrumentation as a cold start does
     (honouring an `uninstrument` made before the block, as a cold start
     honours one made at import).
@@ -86,6 +119,7 @@ def capture_spans(*, environ: Mapping[str, str] | None = None) -> Iterator[SpanR
     if invocation is not None:  # the block's first invocation instruments, with the block's settings
         invocation._instrumented.clear()
     _forget()
+    held = _clear_context()
     runtime.set_exporters([exporter], shut_down_replaced=False)  # the caller's, given back on exit
     configure(environ=environ if environ is not None else {})
     try:
@@ -96,5 +130,6 @@ def capture_spans(*, environ: Mapping[str, str] | None = None) -> Iterator[SpanR
         exporter.collect()
         forget_instrumentation()
         _forget()
+        _restore_context(held)
         runtime.set_exporters(explicit)
         runtime.apply(settings)
