@@ -3,18 +3,29 @@
 Calls: the worker passes bindings by parameter name, e.g.
 ``main(req: func.HttpRequest, context: func.Context)``; `split` finds the
 trigger object (``HttpRequest``, ``QueueMessage``, ``ServiceBusMessage``,
-``EventHubEvent``, or a list of messages/events, ``TimerRequest``, a blob's
-``InputStream``) and the ``Context`` among positional and keyword arguments,
-by shape (nothing is imported). A blob's ``InputStream`` is a ``datasource``
-whose container and path are ``faas.document.collection`` and ``faas.document.name``.
+``EventHubEvent``, or a list of messages/events, an Event Grid event,
+``TimerRequest``, a blob's ``InputStream``) and the ``Context`` among
+positional and keyword arguments, by shape (nothing is imported). A blob's
+``InputStream`` is a ``datasource`` whose container and path are
+``faas.document.collection`` and ``faas.document.name``. An Event Grid event
+(``EventGridEvent``, or ``CloudEvent`` for the CloudEvents schema) is a
+``pubsub`` message of ``messaging.system=eventgrid``, with its CloudEvents
+attributes (the Event Grid schema's ``eventType``, ``topic`` and ``subject``
+are the CloudEvents ``type``, ``source`` and ``subject``). An Event Hubs
+event's ``PartitionContext`` metadata names the event hub
+(``messaging.destination.name``), partition, consumer group and namespace.
 
 Parent context (``NEXS_CONTEXT_PRECEDENCE``): ``headers`` are the request
-headers, or a message's application properties (``traceparent``, or Azure
+headers, a message's application properties (``traceparent``, or Azure
 SDKs' ``Diagnostic-Id``, a W3C ``traceparent`` or a legacy ``Request-Id``),
-read with ``OTEL_PROPAGATORS``; ``host`` is ``context.trace_context``, the
-W3C context the Functions host gives the worker (its own invocation activity
-when Application Insights is on). A batch of messages gives links to every
-message's context, and its parent when they all share one trace, as for SQS.
+or a CloudEvent's Distributed Tracing extension (``traceparent``, which Azure
+SDKs publish to Event Grid), read with ``OTEL_PROPAGATORS``; ``host`` is
+``context.trace_context``, the W3C context the Functions host gives the
+worker (its own invocation activity when Application Insights is on). A
+batch of messages gives links to every message's context, and its parent
+when they all share one trace, within the bounds SQS has (`read_batch`:
+links for the first ``OTEL_SPAN_LINK_COUNT_LIMIT`` messages, the others
+counted as dropped links; contexts read for at most 1,000).
 
 Resource attributes: ``cloud.provider=azure``, ``cloud.platform=azure_functions``,
 ``cloud.region`` (``REGION_NAME``), ``faas.instance`` (``WEBSITE_INSTANCE_ID``),
@@ -33,13 +44,20 @@ from __future__ import annotations
 # Loaded on the first call on Azure (or with one of its objects), when all of these are needed:
 # imported here, not in the functions, where each relative import costs microseconds per call.
 from ..model import SpanKind
-from ..propagation._carrier import Headers, get, headers_from
+from ..propagation._carrier import Headers, get
 from ..propagation.incoming import Incoming
 from ..propagation.options import current
 from ..propagation.tracecontext import parse_traceparent, parse_tracestate
 from ..triggers import Trigger
-from ..triggers._messages import batch_parent, headers_incoming, host_and_port, link
-from ..triggers._web import http_trigger
+from ..triggers._messages import (
+    headers_incoming,
+    host_and_port,
+    json_object,
+    link_limit,
+    plain_attributes,
+    read_batch,
+)
+from ..triggers._web import header_lines, http_trigger
 from ._requests import is_request, request_trigger
 
 TYPE_CHECKING = False
@@ -103,7 +121,7 @@ def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object
 
 
 def _kind(value: object) -> str:
-    """By shape: ``servicebus``, ``eventhubs``, ``queue``, or ``http``/``timer``/``datasource``/``other``."""
+    """By shape: a message kind (``servicebus``, ``eventhubs``, ``queue``, ``eventgrid``) or a trigger's."""
     if isinstance(value, list) and value:
         return _kind(value[0])
     if (
@@ -122,6 +140,13 @@ def _kind(value: object) -> str:
         return "timer"
     if hasattr(value, "uri") and hasattr(value, "length") and hasattr(value, "read"):  # a blob's InputStream
         return "datasource"
+    if (
+        hasattr(value, "get_json")
+        and hasattr(value, "id")
+        and hasattr(value, "subject")
+        and (hasattr(value, "event_type") or hasattr(value, "specversion"))
+    ):
+        return "eventgrid"  # func.EventGridEvent (Event Grid schema) or func.CloudEvent (CloudEvents schema)
     return "other"
 
 
@@ -186,7 +211,7 @@ def _without_forwarded_port(headers: object) -> tuple[object, int | None]:
     digits = port.isascii() and port.isdigit()
     if not name or not (digits or first.startswith("[")):
         return headers, None
-    carrier = headers_from(headers)
+    carrier = header_lines(headers)
     carrier["x-forwarded-for"] = name + comma + rest
     return carrier, int(port) if digits and int(port) <= 65535 else None
 
@@ -203,19 +228,33 @@ def _host(context: object) -> Incoming | None:
 
 
 def _properties(kind: str, message: Any, index: int) -> Headers:
-    """A message's application properties as a carrier (``Diagnostic-Id`` read as a context)."""
+    """A message's application properties (a CloudEvent's extensions) as a carrier.
+
+    Application property names are case-sensitive (AMQP's, not HTTP headers):
+    read as `plain_attributes` reads them, so ``Diagnostic-Id`` is found under
+    ``diagnostic-id`` and an application's ``TraceParent`` does not replace a
+    propagator's ``traceparent``.
+    """
     properties: object = None
     if kind == "servicebus":
         properties = getattr(message, "application_properties", None) or getattr(
             message, "user_properties", None
         )
     elif kind == "eventhubs":
-        metadata = getattr(message, "metadata", None) or {}
+        metadata = _metadata(message)
         properties = metadata.get("Properties")
         many = metadata.get("PropertiesArray")
         if properties is None and isinstance(many, list) and index < len(many):
             properties = many[index]
-    return headers_from(properties)
+    elif kind == "eventgrid":
+        properties = getattr(message, "extension_attrs", None)  # CloudEvents schema only
+    return plain_attributes(properties)
+
+
+def _metadata(message: object) -> dict[str, object]:
+    """The trigger metadata of an Event Hubs event (a dict in ``azure.functions``), else empty."""
+    metadata = getattr(message, "metadata", None)
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def _message_incoming(carrier: Headers) -> Incoming | None:
@@ -232,10 +271,22 @@ def _message_incoming(carrier: Headers) -> Incoming | None:
     return incoming
 
 
-_SYSTEMS = {"servicebus": "servicebus", "eventhubs": "eventhubs", "queue": "azure_queue_storage"}
+_SYSTEMS = {
+    "servicebus": "servicebus",
+    "eventhubs": "eventhubs",
+    "queue": "azure_queue_storage",
+    "eventgrid": "eventgrid",
+}
+
+
+def _message_id(message: object) -> str | None:
+    """A message's id: Service Bus' ``message_id``, a queue message's or an event's ``id``."""
+    found = getattr(message, "message_id", None) or getattr(message, "id", None)
+    return found if isinstance(found, str) and found else None
 
 
 def _messages(kind: str, messages: list[Any]) -> Trigger:
+    """A ``pubsub`` trigger for one message or a batch; a batch is read as `read_batch` bounds it."""
     attrs: dict[str, object] = {
         "messaging.system": _SYSTEMS[kind],
         "messaging.operation.type": "process",
@@ -244,24 +295,81 @@ def _messages(kind: str, messages: list[Any]) -> Trigger:
     if len(messages) > 1:
         attrs["messaging.batch.message_count"] = len(messages)
     first = messages[0]
-    message_id = getattr(first, "message_id", None) or getattr(first, "id", None)
-    if len(messages) == 1 and isinstance(message_id, str):
+    message_id = _message_id(first)
+    if len(messages) == 1 and message_id is not None:
         attrs["messaging.message.id"] = message_id
     if kind == "queue" and isinstance(getattr(first, "dequeue_count", None), int):
         attrs["nexs.azure.queue.dequeue_count"] = first.dequeue_count
     if kind == "servicebus" and isinstance(getattr(first, "delivery_count", None), int):
         attrs["messaging.servicebus.message.delivery_count"] = first.delivery_count
-    trigger = Trigger("pubsub", SpanKind.CONSUMER, name="process", attributes=attrs)
-    found: list[tuple[Incoming, object]] = []
-    for index, message in enumerate(messages):
-        incoming = _message_incoming(_properties(kind, message, index))
-        if incoming is not None and incoming.context is not None:
-            found.append((incoming, getattr(message, "message_id", None)))
-    if found and batch_parent(incoming.context for incoming, _ in found if incoming.context) is not None:
-        trigger.offer("headers", found[0][0])
+    if kind == "eventhubs":
+        _partition_attributes(first, attrs)
+    elif kind == "eventgrid":
+        _event_grid_attributes(first, attrs)
+    destination = attrs.get("messaging.destination.name")
+    name = f"process {destination}" if destination else "process"
+    trigger = Trigger("pubsub", SpanKind.CONSUMER, name=name, attributes=attrs)
+
+    def read(index: int) -> tuple[str, Incoming] | None:
+        incoming = _message_incoming(_properties(kind, messages[index], index))
+        return ("headers", incoming) if incoming is not None and incoming.context is not None else None
+
+    batch = read_batch(range(len(messages)), read, link_limit())
+    if batch.parent is not None:
+        trigger.offer(*batch.parent)
     if len(messages) > 1:
-        trigger.links = [link(incoming.context, mid) for incoming, mid in found if incoming.context]
+        trigger.links = batch.links(lambda index: _message_id(messages[index]))
+        trigger.dropped_links = batch.dropped
     return trigger
+
+
+# An Event Hubs trigger's ``PartitionContext`` field -> attribute (OpenTelemetry's Event Hubs conventions).
+_PARTITION_FIELDS = (
+    ("EventHubName", "messaging.destination.name"),
+    ("PartitionId", "messaging.destination.partition.id"),
+    ("ConsumerGroup", "messaging.consumer.group.name"),
+    ("FullyQualifiedNamespace", "server.address"),
+)
+
+
+def _partition_attributes(event: object, attrs: dict[str, object]) -> None:
+    """The event hub, partition, consumer group and namespace the trigger read, from its metadata.
+
+    The Functions host puts them in the trigger metadata's ``PartitionContext``
+    (one for the whole batch: a batch comes from one partition).
+    """
+    partition = json_object(_metadata(event).get("PartitionContext"))
+    if partition is None:
+        return
+    for field, key in _PARTITION_FIELDS:
+        value = partition.get(field)
+        if isinstance(value, str) and value:
+            attrs[key] = value
+
+
+def _event_grid_attributes(event: object, attrs: dict[str, object]) -> None:
+    """CloudEvents attributes of an Event Grid event, either schema; the topic's name as destination.
+
+    Event Grid maps its schema onto CloudEvents' (``eventType`` is ``type``,
+    ``topic`` is ``source``). Only the Event Grid schema names the topic (a
+    resource id, ``.../topics/orders``: its last segment is the destination);
+    a CloudEvent's ``source`` is whatever the publisher wrote.
+    """
+    for key, names in (
+        ("cloudevents.event_id", ("id",)),
+        ("cloudevents.event_type", ("event_type", "type")),
+        ("cloudevents.event_source", ("topic", "source")),
+        ("cloudevents.event_subject", ("subject",)),
+        ("cloudevents.event_spec_version", ("specversion",)),
+    ):
+        for name in names:
+            value = getattr(event, name, None)
+            if isinstance(value, str) and value:
+                attrs[key] = value
+                break
+    topic = getattr(event, "topic", None)
+    if isinstance(topic, str) and topic.strip("/"):
+        attrs["messaging.destination.name"] = topic.strip("/").rpartition("/")[2]
 
 
 def invocation_attributes(event: object, context: object, settings: Settings) -> dict[str, object]:

@@ -6,6 +6,9 @@ push through Eventarc: the message with its attributes in ``data``), a
 legacy background function ``(data, context)``; a decorated method gets
 ``self`` first, so `split` finds them by shape, not by position.
 
+A Pub/Sub message's ordering key, when it was published with one, is
+``messaging.gcp_pubsub.message.ordering_key``.
+
 Parent context (``NEXS_CONTEXT_PRECEDENCE``): ``headers`` are the request
 headers, or for Pub/Sub the message attributes (OpenTelemetry SDKs write
 ``traceparent``; Google's client libraries ``googclient_traceparent``, used
@@ -41,12 +44,12 @@ from __future__ import annotations
 # Loaded on the first call on Google (or with one of its objects), when all of these are needed:
 # imported here, not in the functions, where each relative import costs microseconds per call.
 from ..model import SpanKind
-from ..propagation._carrier import Headers, get, headers_from
+from ..propagation._carrier import Headers, get
 from ..propagation.cloud_trace import parse_header
 from ..propagation.incoming import Incoming
 from ..propagation.options import current
 from ..triggers import Trigger
-from ..triggers._messages import headers_incoming
+from ..triggers._messages import headers_incoming, plain_attributes
 from ._requests import is_request as _is_request
 from ._requests import request_trigger
 
@@ -178,6 +181,9 @@ def _http(request: Any, settings: Settings) -> Trigger:
 def _message_carrier(attributes: object, extensions: dict[str, object]) -> Headers:
     """Pub/Sub message attributes over the CloudEvent's tracing extension; ``googclient_`` stripped.
 
+    Attribute names are case-sensitive: an application's own ``TraceParent``
+    does not replace the ``traceparent`` a propagator wrote (`plain_attributes`).
+
     Both ``traceparent`` and ``googclient_traceparent`` may be set (an
     OpenTelemetry propagator and Google's client library in one publisher):
     the plain names win whatever the attributes' order, and the ``googclient_``
@@ -188,7 +194,7 @@ def _message_carrier(attributes: object, extensions: dict[str, object]) -> Heade
         value = extensions.get(key)
         if isinstance(value, str):
             carrier[key] = value
-    found = headers_from(attributes)
+    found = plain_attributes(attributes)
     google = {key: value for key, value in found.items() if key.startswith("googclient_")}
     carrier.update((key, value) for key, value in found.items() if key not in google)
     if "traceparent" not in found:
@@ -223,6 +229,9 @@ def _cloud_event(attributes: dict[str, object], data: object) -> Trigger:
         message_id = message.get("messageId") or message.get("message_id") or attributes.get("id")
         if isinstance(message_id, str):
             attrs["messaging.message.id"] = message_id
+        ordering_key = message.get("orderingKey") or message.get("ordering_key")
+        if isinstance(ordering_key, str):  # set only on messages published with one (ordered delivery)
+            attrs["messaging.gcp_pubsub.message.ordering_key"] = ordering_key
         if isinstance(data, dict) and isinstance(data.get("subscription"), str):
             attrs["messaging.destination.subscription.name"] = data["subscription"]
         trigger = Trigger(

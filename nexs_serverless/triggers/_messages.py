@@ -5,10 +5,11 @@ A message's context may sit in several places; these turn each into a
 X-Ray attribute. Nothing here raises on odd input: a missing or malformed
 part reads as "no context".
 
-A batch (SQS and Kinesis: up to 10,000 records) is read within bounds
-(`read_batch`): contexts are parsed for at most ``max(link limit, 1000)``
-messages, and no more links are built than the span keeps
-(``OTEL_SPAN_LINK_COUNT_LIMIT``, 128 by default).
+A batch (SQS and Kinesis: up to 10,000 records; Azure's Service Bus and
+Event Hubs batches) is read within bounds (`read_batch`): contexts are
+parsed for at most ``max(link limit, 1000)`` messages, and no more links
+are built than the span keeps (``OTEL_SPAN_LINK_COUNT_LIMIT``, 128 by
+default).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 
 from ..model import Link
 from ..propagation import CompositePropagator, composite, extract_incoming
-from ..propagation._carrier import Headers
+from ..propagation._carrier import Headers, text
 from ..propagation.options import PAYLOAD_KEY
 
 # Loaded by `import nexs_serverless` already: imported here rather than in `link_limit` and
@@ -27,14 +28,16 @@ from ..runtime import runtime
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
+    from typing import TypeVar
 
     from ..model import SpanContext
     from ..propagation.incoming import Incoming
 
+    _Message = TypeVar("_Message")
+
 __all__ = [
     "Batch",
     "arn_name",
-    "batch_parent",
     "client_address",
     "common_arn_name",
     "headers_incoming",
@@ -45,6 +48,8 @@ __all__ = [
     "link_limit",
     "message_incoming",
     "payload_carrier",
+    "plain_attributes",
+    "port_number",
     "read_batch",
     "sns_attributes",
     "sqs_attributes",
@@ -91,25 +96,41 @@ def sns_attributes(attributes: object) -> Headers:
     return _attributes(attributes, "Value", "StringValue")
 
 
-def _attributes(attributes: object, field: str, other_field: str) -> Headers:
+def plain_attributes(attributes: object) -> Headers:
+    """Attributes whose values are the text itself as a carrier, names read as case-sensitive.
+
+    Google Pub/Sub message attributes and Azure messages' application
+    properties: the same rule as SQS and SNS attributes (`_attributes`).
+    """
+    return _attributes(attributes, None, None)
+
+
+def _attributes(attributes: object, field: str | None, other_field: str | None) -> Headers:
     """Message attributes as a carrier: the exact (lower-case) name first, another case only without it.
 
     Message attribute names are case-sensitive (they are not HTTP headers), so
     an application's own ``TraceParent`` is another attribute than the
     ``traceparent`` a propagator wrote, and must not replace it; it stands in
     only when there is no attribute of the exact name (a producer that wrote
-    ``Traceparent``), the first such variant winning.
+    ``Traceparent``), the first such variant winning. A `field` of None
+    means each value is the text itself (text or bytes).
     """
     out = Headers()
     if not isinstance(attributes, dict):
         return out
     for name, value in attributes.items():
-        if isinstance(name, str) and isinstance(value, dict):
-            text = value.get(field, value.get(other_field))
-            if isinstance(text, str):
-                lower = name.lower()
-                if lower == name or (lower not in attributes and lower not in out):
-                    out[lower] = text
+        if not isinstance(name, str):
+            continue
+        if field is None:
+            found = text(value)
+        elif isinstance(value, dict):
+            found = value.get(field, value.get(other_field))
+        else:
+            continue
+        if isinstance(found, str):
+            lower = name.lower()
+            if lower == name or (lower not in attributes and lower not in out):
+                out[lower] = found
     return out
 
 
@@ -240,8 +261,8 @@ def link_limit() -> int:
 
 
 def read_batch(
-    records: Sequence[dict[str, object]],
-    read: Callable[[dict[str, object]], tuple[str, Incoming] | None],
+    records: Sequence[_Message],
+    read: Callable[[_Message], tuple[str, Incoming] | None],
     wanted: int,
 ) -> Batch:
     """Each message's context (`read` gives it, with its source), within bounds.
@@ -282,21 +303,6 @@ def read_batch(
     return batch
 
 
-def batch_parent(contexts: Iterable[SpanContext]) -> SpanContext | None:
-    """The first context, when every message of the batch belongs to the same trace.
-
-    One request fanned into a batch (or a batch of one) then continues as one
-    trace; messages from several traces are only linked.
-    """
-    first: SpanContext | None = None
-    for context in contexts:
-        if first is None:
-            first = context
-        elif context.trace_id != first.trace_id:
-            return None
-    return first
-
-
 def link(context: SpanContext, message_id: object) -> Link:
     """A link to a message's context, carrying its id."""
     if isinstance(message_id, str) and message_id:
@@ -313,6 +319,20 @@ def host_and_port(host: str) -> tuple[str, str]:
         name, _, port = host.rpartition(":")
         return name, port
     return host, ""
+
+
+def port_number(port: str) -> int | None:
+    """A port as `host_and_port` splits it off: ASCII digits up to 65535, else None.
+
+    ``str.isdigit`` also takes ``"²"`` and other Unicode digits, which ``int``
+    refuses: a ``Host`` header holding one raised, and the invocation went
+    untraced.
+    """
+    if port.isascii() and port.isdigit():
+        number = int(port)
+        if number <= 65535:
+            return number
+    return None
 
 
 def client_address(forwarded_for: str | None) -> str | None:

@@ -5,40 +5,54 @@ Shared by the Google Cloud Functions (Flask request) and Azure Functions
 method, URL and headers, the ``headers`` context candidate, and the response
 status (``status_code`` of a response object, or what Flask makes of a
 returned tuple; 5xx sets status ERROR).
+
+A header sent on several lines (two ``tracestate`` or ``baggage`` lines) is
+read in full: a Starlette request's headers list each line apart, and keeping
+only the last one lost the others' vendors and baggage (RFC 9110 section 5.3
+joins them with ``,``, as the W3C formats expect).
 """
 
 from __future__ import annotations
 
 from ..model import SpanKind, StatusCode
-from ..propagation._carrier import headers_from
+from ..propagation._carrier import Headers, combined
 from . import Trigger
-from ._messages import client_address, headers_incoming, host_and_port, http_method
+from ._messages import client_address, headers_incoming, host_and_port, http_method, port_number
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..span import Span
 
-__all__ = ["http_trigger", "record_status"]
+__all__ = ["header_lines", "http_trigger", "record_status"]
+
+
+def header_lines(headers: object) -> Headers:
+    """`headers` (any header object) as `Headers`, the lines of a repeated field joined with ``,``."""
+    carrier = combined(headers)
+    return carrier if isinstance(carrier, Headers) else Headers()
 
 
 def http_trigger(method: str, url: str, headers: object, *, client: str | None = None) -> Trigger:
     """An ``http`` trigger for a request to `url` with `headers` (any mapping)."""
     from urllib.parse import urlsplit
 
-    carrier = headers_from(headers)
+    carrier = header_lines(headers)
     parts = urlsplit(url)
     attrs: dict[str, object] = {}
     verb = http_method(attrs, method)
     attrs["url.path"] = parts.path or "/"
-    attrs["url.scheme"] = carrier.get("x-forwarded-proto") or parts.scheme or "https"
+    # The first proxy's scheme, the client's (each proxy appends its own): "https, http" is https.
+    forwarded = (carrier.get("x-forwarded-proto") or "").split(",", 1)[0].strip().lower()
+    attrs["url.scheme"] = forwarded or parts.scheme or "https"
     if parts.query:
         attrs["url.query"] = parts.query
     host = carrier.get("host") or parts.netloc
     if host:
         name, port = host_and_port(host)
         attrs["server.address"] = name or host
-        if port.isdigit():
-            attrs["server.port"] = int(port)
+        number = port_number(port)
+        if number is not None:
+            attrs["server.port"] = number
     if carrier.get("user-agent"):
         attrs["user_agent.original"] = carrier["user-agent"]
     address = client_address(carrier.get("x-forwarded-for")) or client
@@ -55,7 +69,7 @@ def _status_code(status: object) -> int | None:
         status = status.decode("latin-1")
     if isinstance(status, str):
         token = (status.split(None, 1) or [""])[0]
-        return int(token) if token.isdigit() else None
+        return int(token) if token.isascii() and token.isdigit() else None
     if isinstance(status, int) and not isinstance(status, bool):
         return int(status)
     return None

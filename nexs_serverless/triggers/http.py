@@ -26,6 +26,16 @@ joined with ``,`` (RFC 9110 section 5.3; W3C ``tracestate`` and ``baggage``
 are lists) and win. The attributes read from headers and the query come
 from the multi-value maps when the single-value ones are absent (an ALB
 target group with multi-value headers on sends only those).
+
+A Lambda authorizer of the ``REQUEST`` type receives the request it
+decides on (``type: REQUEST`` with the ``methodArn`` of a REST API or the
+``routeArn`` of an HTTP API) but does not answer it: it is ``other``, as a
+``TOKEN`` authorizer is, named after the function, with no
+``http.response.status_code`` (its ``{"isAuthorized": false}`` was recorded
+as the 200 of ``POST /orders``, a span like the handler's own). The
+request's attributes stay, ``nexs.trigger.source=api_gateway_authorizer``,
+and its headers still give the parent: the authorizer is part of the
+caller's trace.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from __future__ import annotations
 from ..model import SpanKind, StatusCode
 from ..propagation._carrier import Headers, text
 from . import Trigger
-from ._messages import client_address, headers_incoming, host_and_port, http_method
+from ._messages import client_address, headers_incoming, host_and_port, http_method, port_number
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,16 +105,29 @@ def describe(event: dict[str, object]) -> Trigger:
     if host:
         name, port = host_and_port(host)
         attrs["server.address"] = name or host
-        if port.isdigit():
-            attrs["server.port"] = int(port)
+        number = port_number(port)
+        if number is not None:
+            attrs["server.port"] = number
     scheme = (fields.get("x-forwarded-proto") or "").split(",", 1)[0].strip().lower()
     attrs["url.scheme"] = scheme or "https"
+    if _is_authorizer(event):
+        attrs["nexs.trigger.source"] = "api_gateway_authorizer"
+        trigger = Trigger("other", SpanKind.SERVER, attributes=attrs)
+        trigger.offer("headers", headers_incoming(carrier))
+        return trigger
     attrs["nexs.trigger.source"] = source
     name = f"{verb} {route}" if route else verb
     on_result = record_response if source in {"api_gateway_v1", "alb"} else record_inferred_response
     trigger = Trigger("http", SpanKind.SERVER, name=name, attributes=attrs, on_result=on_result)
     trigger.offer("headers", headers_incoming(carrier))
     return trigger
+
+
+def _is_authorizer(event: dict[str, object]) -> bool:
+    """A ``REQUEST`` Lambda authorizer's event (REST API: ``methodArn``, HTTP API: ``routeArn``)."""
+    return event.get("type") == "REQUEST" and (
+        isinstance(event.get("methodArn"), str) or isinstance(event.get("routeArn"), str)
+    )
 
 
 def _text(value: object) -> str:
@@ -153,7 +176,7 @@ def record_response(span: Span, result: object) -> None:
     if not isinstance(result, dict):
         return
     code = result.get("statusCode")
-    if isinstance(code, str) and code.isdigit():
+    if isinstance(code, str) and code.isascii() and code.isdigit():  # int("²") raises
         code = int(code)
     if type(code) is not int:
         return

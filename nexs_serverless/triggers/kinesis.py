@@ -41,6 +41,18 @@ def _read(record: dict[str, object]) -> tuple[str, Incoming] | None:
     return ("headers", incoming) if incoming is not None and incoming.context is not None else None
 
 
+def _shard(event_id: object) -> str:
+    """The shard of a record's ``eventID`` (``shardId-000000000006:<sequence number>``), or ''.
+
+    An id without the separator, or no text at all (a JSON null once read as
+    the shard ``"None"``), names no shard.
+    """
+    if not isinstance(event_id, str):
+        return ""
+    shard, separator, _ = event_id.partition(":")
+    return shard if separator else ""
+
+
 def describe(event: dict[str, object]) -> Trigger:
     """Messaging attributes, links to each record's context, the batch's parent."""
     records = [record for record in event["Records"] if isinstance(record, dict)]  # type: ignore[attr-defined]
@@ -53,7 +65,7 @@ def describe(event: dict[str, object]) -> Trigger:
     if stream:
         attrs["messaging.destination.name"] = stream
         attrs["aws.kinesis.stream_name"] = stream
-    shards = {str(record.get("eventID", "")).partition(":")[0] for record in records}
+    shards = {_shard(record.get("eventID")) for record in records}
     if len(shards) == 1 and "" not in shards:
         attrs["messaging.destination.partition.id"] = shards.pop()
     if len(records) > 1:
