@@ -9,7 +9,7 @@ Entries live in a context variable, so threads started with `wrap` and
 ``await``-ed tasks see the baggage of the code that started them, and an
 invocation's baggage (read from its trigger) is gone when it returns. The
 ``baggage`` propagator (in ``OTEL_PROPAGATORS`` by default) writes them on the
-way out, within the W3C Baggage limits (64 entries, 8192 bytes; entries that
+way out, within the W3C Baggage limits (180 entries, 8192 bytes; entries that
 do not fit are left out whole and counted as ``baggage_dropped``).
 
 Values are any text (percent-encoded on the wire); names must be HTTP tokens
