@@ -141,11 +141,15 @@ def status_error(status: int, headers: Mapping[str, str], body: bytes, endpoint:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if neither.
+
+    Never raises: a header is Latin-1 text, whose ``²`` `str.isdigit` calls a digit and
+    `float` refuses; raising here classified a 503 as a SERIALIZATION failure and dropped its spans.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # RFC 9110 delta-seconds: ASCII digits only
         return float(value)
     try:
         import time

@@ -90,9 +90,8 @@ def retry_failed(
     """`ResilientExporter._send_with_retries` from its first failed attempt (`exc`) on.
 
     Returns what that method returns: ``((), None)`` when every span arrived in
-    the end; the spans left and None when the deadline passed before an attempt;
-    the spans left and the last failure when retrying cannot help or would
-    pass the deadline.
+    the end; else the spans left and the last failure (retrying cannot help, would
+    pass the deadline, or the wait for it did), never None: an attempt has failed.
     """
     retry = 0
     while True:
@@ -116,9 +115,13 @@ def retry_failed(
             exporter._sleep(delay)
         retry += 1
         timeout_s = deadline - exporter._clock()
-        if timeout_s <= 0:
+        if timeout_s <= 0:  # the wait overran the deadline (a sleep may take longer than asked)
             stats.incr("export_deadline_reached")
-            return batch, None
+            # The back end did fail this flush: returning no error would spare the breaker (and give
+            # a half-open one's probe back, so the next flush probes again at once). Its pause,
+            # if it named one, has just been waited out: not asked for a second time.
+            error.retry_after_s = None
+            return batch, error
         try:
             rejected, dropped = exporter._attempt(batch, timeout_s)
         except Exception as again:

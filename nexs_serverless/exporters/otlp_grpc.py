@@ -39,7 +39,7 @@ import time
 
 from .. import _stats as stats
 from ._http import split_url
-from ._otlp_response import decode_partial_success, iter_fields
+from ._otlp_response import iter_fields, rejected_spans
 from .base import ExportResult, Sent, send_once
 from .errors import ErrorClass, ExportError, send_parts
 from .otlp_encode import encode_spans
@@ -160,6 +160,11 @@ class OTLPGrpcExporter:
 
     def _export_one(self, body: bytes, deadline: float) -> int:
         """One unary call with `body`: the spans rejected, or a classified `ExportError`."""
+        if deadline <= time.monotonic():
+            # No call with no time left (an earlier call of the batch used it up): one that timed out
+            # at once would drop a healthy channel (`_renew`), and the collector may still take it,
+            # so that the retry sends its spans a second time.
+            raise ExportError(ErrorClass.TIMEOUT, "no time left in the export budget for the call")
         import grpc
 
         call = self._callable()
@@ -176,12 +181,8 @@ class OTLPGrpcExporter:
             raise ExportError(ErrorClass.NETWORK, repr(exc)) from exc
         except Exception as exc:
             raise ExportError(ErrorClass.UNKNOWN, repr(exc)) from exc
-        try:
-            rejected, _ = decode_partial_success(bytes(reply))
-        except ValueError:
-            stats.incr("export_response_undecodable")
-            return 0
-        return max(0, rejected)
+        # As over HTTP: rejected spans are logged (once per message), an unreadable reply counted.
+        return rejected_spans(bytes(reply), self.endpoint)
 
     def prepare(self) -> None:
         """Create the channel and wait (at most the timeout) for it to connect."""
@@ -358,7 +359,7 @@ def from_settings(settings: Settings) -> OTLPGrpcExporter:
     """The exporter ``OTEL_TRACES_EXPORTER=otlp_proto_grpc`` stands for."""
     from .otlp_settings import read
 
-    options = read(settings, grpc=True)
+    options = read(settings, protocol="grpc")
     return OTLPGrpcExporter(
         endpoint=options.endpoint,
         headers=options.headers,

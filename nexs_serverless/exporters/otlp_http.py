@@ -267,7 +267,7 @@ def from_settings(settings: Settings) -> object:
     """The exporter ``OTEL_TRACES_EXPORTER=otlp`` stands for (gRPC when the protocol says so)."""
     from .otlp_settings import read
 
-    options = read(settings, grpc=False)
+    options = read(settings)
     if options.protocol == "grpc":
         from .otlp_grpc import from_settings as grpc_from_settings
 
@@ -279,7 +279,7 @@ def http_from_settings(settings: Settings) -> OTLPHttpExporter:
     """The exporter ``OTEL_TRACES_EXPORTER=otlp_proto_http`` stands for."""
     from .otlp_settings import read
 
-    return http_from_options(read(settings, grpc=False))
+    return http_from_options(read(settings, protocol="http/protobuf"))
 
 
 def http_from_options(options: object) -> OTLPHttpExporter:

@@ -71,13 +71,20 @@ def _string(settings: Settings, setting: str) -> str | None:
     return None
 
 
-def read(settings: Settings, *, grpc: bool) -> Options:
-    """The OTLP options in `settings.environ` (`grpc`: the gRPC defaults and endpoint rules)."""
+def read(settings: Settings, *, protocol: str | None = None) -> Options:
+    """The OTLP options in `settings.environ`, with `protocol`'s defaults and endpoint rules.
+
+    `protocol`: ``"grpc"`` or ``"http/protobuf"`` for an exporter that speaks only that
+    one (``otlp_proto_grpc``, ``otlp_proto_http``), whatever ``..._PROTOCOL`` says (set
+    for every signal, it must not send an HTTP exporter to the gRPC endpoint); None
+    (``otlp``): ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` decides, ``http/protobuf`` by default.
+    """
     reader = config.Reader(settings.environ)
-    protocol = reader.choice(
-        *_names("PROTOCOL"), default="grpc" if grpc else "http/protobuf", choices=("http/protobuf", "grpc")
-    )
-    use_grpc = grpc or protocol == "grpc"
+    if protocol is None:
+        protocol = reader.choice(
+            *_names("PROTOCOL"), default="http/protobuf", choices=("http/protobuf", "grpc")
+        )
+    use_grpc = protocol == "grpc"
     insecure = reader.boolean(*_names("INSECURE"), default=False)
     endpoint = _endpoint(settings, reader, use_grpc, insecure)
     options = Options(
