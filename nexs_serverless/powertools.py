@@ -42,8 +42,14 @@ How X-Ray concepts map (docs/migration.md has the full table):
   do nothing: outgoing calls are traced by this package's own instrumentation
   or by OpenTelemetry instrumentation libraries.
 
-Environment: ``POWERTOOLS_TRACE_DISABLED=true`` turns the provider off (no
-spans), as it turns Powertools' tracing off.
+Off when Powertools' tracing is off: ``Tracer(disabled=True)``, a tracer
+that turned itself off (``POWERTOOLS_TRACE_DISABLED``, or outside Lambda,
+unless built with ``disabled=False``), or ``POWERTOOLS_TRACE_DISABLED=true``
+read by the provider itself. Powertools checks its flag in `put_annotation`
+and `put_metadata` only, and on the X-Ray SDK turns the SDK off for the rest;
+its decorators still ask the provider for subsegments, so the provider reads
+the flag too (`_powertools_off`), or a disabled tracer recorded every span
+but its annotations.
 """
 
 from __future__ import annotations
@@ -292,11 +298,24 @@ class _DisabledScope:
         return None
 
 
+def _powertools_off() -> bool:
+    """Whether Powertools' tracer is off: its configuration, shared by every `Tracer`, says disabled.
+
+    Process-wide, as on the X-Ray SDK, where a disabled `Tracer` turns the SDK
+    itself off for every tracer. Read at each call: the tracer is built after
+    its provider.
+    """
+    module = sys.modules.get(_POWERTOOLS_TRACER)
+    config = getattr(getattr(module, "Tracer", None), "_config", None)
+    return isinstance(config, dict) and bool(config.get("disabled"))
+
+
 class NexsProvider(BaseProvider):
     """Powertools tracing provider that records spans with nexs_serverless.
 
     Args:
-        disabled: record nothing (default: ``POWERTOOLS_TRACE_DISABLED``).
+        disabled: record nothing (default: ``POWERTOOLS_TRACE_DISABLED``). Whatever
+            this says, nothing is recorded while Powertools' tracer is off.
     """
 
     def __init__(self, *, disabled: bool | None = None) -> None:
@@ -312,7 +331,7 @@ class NexsProvider(BaseProvider):
         self, name: str | None = None, **kwargs: Any
     ) -> _Scope | _DisabledScope:
         """A context manager yielding a `NexsSegment` on a new span named `name`."""
-        if self.disabled:
+        if self.disabled or _powertools_off():
             return _DisabledScope()
         frame = None
         if current_parent() is None:
@@ -324,7 +343,7 @@ class NexsProvider(BaseProvider):
 
     def in_subsegment_async(self, name: str | None = None, **kwargs: Any) -> _Scope | _DisabledScope:
         """An async context manager yielding a `NexsSegment` on a new span named `name`."""
-        if self.disabled:
+        if self.disabled or _powertools_off():
             return _DisabledScope()
         return _Scope(name or "subsegment", None)
 
@@ -349,7 +368,7 @@ class NexsProvider(BaseProvider):
         guard.logger.debug("nexs_serverless: Powertools patch_all() ignored")
 
     def _current(self, what: str) -> Span | None:
-        if self.disabled:
+        if self.disabled or _powertools_off():
             return None
         span = current_span()
         if span is None:

@@ -12,7 +12,8 @@ finished, later exports are not started (FAILURE, counted
 flush, and the SDK exporter is never called from two threads at once. The
 overrun batch is reported failed, so the caller keeps it for a later flush,
 but its late result decides: delivered after all, it is not sent again when
-it comes back (see `_Export`).
+it comes back (see `_Export`). `force_flush` (the exit's last call) waits for
+it within its budget, and is False while it still runs.
 
 A span the conversion fails on is left out, and the result (`Dropped`, an
 `ExportResult` read by `name` like any other) names it, so that
@@ -29,6 +30,7 @@ call is never traced into the next flush.
 from __future__ import annotations
 
 import threading
+import time
 from _contextvars import copy_context
 
 from .. import _guard as guard
@@ -139,6 +141,7 @@ class OTelSDKExporter:
                 guard.report("otel_sdk_exporter", exc)
                 return ExportResult.FAILURE
             self._running = job
+            job.worker = worker
         worker.join(remaining_export_s(self.timeout_ms / 1000))
         with self._lock:
             if job.ok is None:  # still running: its own result decides whether these spans go again
@@ -173,12 +176,24 @@ class OTelSDKExporter:
         return kept
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Delegates to the SDK exporter; False when it raises."""
+        """Wait for an export still running (one that overran its flush), then delegate; one budget.
+
+        At exit this is the last call before the interpreter abandons the worker, a daemon
+        thread: returning at once let a slow but working export die half sent, and said True
+        while its spans were still in flight. False when that export still runs at the end of
+        `timeout_millis`, or the SDK exporter says False or raises.
+        """
+        deadline = time.monotonic() + max(0, timeout_millis) / 1000.0
+        running = self._running
+        if running is not None and running.ok is None and running.worker is not None:
+            running.worker.join(max(0.0, deadline - time.monotonic()))
         try:
-            return bool(self.exporter.force_flush(timeout_millis))  # type: ignore[attr-defined]
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            flushed = bool(self.exporter.force_flush(left_ms))  # type: ignore[attr-defined]
         except Exception as exc:
             guard.report("otel_sdk_force_flush", exc)
             return False
+        return flushed and (running is None or running.ok is not None)
 
     def shutdown(self) -> None:
         """Delegates to the SDK exporter (an error there is reported, not raised)."""
@@ -220,12 +235,13 @@ class _Export:
     process ends before the late result is known.
     """
 
-    __slots__ = ("count", "ids", "ok")
+    __slots__ = ("count", "ids", "ok", "worker")
 
     def __init__(self, count: int) -> None:
         self.count = count
         self.ok: bool | None = None
         self.ids: frozenset[tuple[int, int]] | None = None
+        self.worker: threading.Thread | None = None  # for `force_flush` to wait on
 
 
 def _suppress_otel_instrumentation() -> object:

@@ -8,7 +8,8 @@
 application already set a ``TracerProvider`` of its own, makes ours
 (`provider.NexsTracerProvider`) the global one. With the application's own
 SDK provider kept, the bridge still shares the current span, so traces join
-across both.
+across both, and the baggage and instrumentation suppression (the SDK's
+exporters' own requests are not traced by ours).
 
 Loaded only when asked for, or at the first invocation when
 ``opentelemetry.trace`` is already imported (disable with

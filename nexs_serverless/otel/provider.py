@@ -14,7 +14,7 @@ from __future__ import annotations
 from opentelemetry import trace
 from opentelemetry.util._decorator import _agnosticcontextmanager
 
-from ..context import suppressed
+from ..context import export_deadline
 from ..model import Event, Link
 from ..tracing import Tracer, tracer
 from .bridge import to_our_context, to_ours
@@ -185,11 +185,13 @@ class NexsTracer(trace.Tracer):
     ) -> trace.Span:
         """Start one of our spans; the parent is the span in `context`, else the current one.
 
-        A non-recording span while the tracer exports (`suppressed`): an instrumentation that does not
-        check OpenTelemetry's own suppression key would otherwise trace the export's
-        calls into the next flush, one more span every flush.
+        A non-recording span while the tracer exports (`export_deadline`): an instrumentation that does
+        not check OpenTelemetry's own suppression key would otherwise trace the export's
+        calls into the next flush, one more span every flush. Not for OpenTelemetry's own
+        ``suppress_instrumentation()``, which the bridge mirrors as ours (`context.suppressed`):
+        that is for instrumentations, and the SDK's tracer still records the spans started there.
         """
-        if suppressed():
+        if export_deadline():
             return trace.INVALID_SPAN
         parent: object = None
         if context is not None:
@@ -224,8 +226,14 @@ class NexsTracer(trace.Tracer):
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
     ) -> Iterator[trace.Span]:
-        """Start a span and make it current (for both APIs) for the block."""
-        span = self.start_span(name, context, kind, attributes, links, start_time)
+        """Start a span and make it current (for both APIs) for the block.
+
+        `record_exception` and `set_status_on_exception` go to `start_span` too, as the SDK passes
+        them: the span they make also honours them as a context manager of its own.
+        """
+        span = self.start_span(
+            name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+        )
         with trace.use_span(
             span,
             end_on_exit=end_on_exit,
