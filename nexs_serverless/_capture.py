@@ -8,15 +8,19 @@ module with the first decorated function.
 from __future__ import annotations
 
 import functools
+from _contextvars import copy_context
 
 from .context import _current
+from .handler import _code_flags
 from .tracing import name_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from contextvars import Context
     from typing import Any, ParamSpec, TypeVar
 
+    from .span import Span
     from .tracing import Tracer
 
     P = ParamSpec("P")
@@ -36,9 +40,19 @@ def wrap_calls(
     kind: int,
     attributes: Mapping[str, object] | None,
 ) -> Callable[P, R]:
-    """`fn` with one span per call (per iteration, for a generator): what `Tracer.capture` returns."""
+    """`fn` with one span per call (per iteration, for a generator): what `Tracer.capture` returns.
+
+    What calling `fn` runs decides the wrapper (`handler._code_flags`): a `functools.partial`
+    or a callable object of an ``async def`` or a generator function got the plain wrapper,
+    whose span ended before the coroutine or generator ran. A ``staticmethod`` or
+    ``classmethod`` (``@tracer.capture`` above it) stays one, around the wrapped function:
+    wrapped as it was, calling the method raised a TypeError.
+    """
+    if isinstance(fn, (staticmethod, classmethod)):
+        method: Any = type(fn)(wrap_calls(tracer, fn.__func__, name, kind, attributes))
+        return method  # type: ignore[no-any-return]
     span_name = _span_name(name, fn)
-    flags = getattr(getattr(fn, "__code__", None), "co_flags", 0)
+    flags = _code_flags(fn)
     start = tracer.span
     wrapper: Callable[..., Any]
     if flags & _CO_COROUTINE:
@@ -51,28 +65,24 @@ def wrap_calls(
     elif flags & _CO_ASYNC_GENERATOR:
 
         async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            from ._relay import Entered
+
             span = start(span_name, kind=kind, attributes=attributes)
-            agen: Any = fn(*args, **kwargs)
-            step: Any = agen.asend
-            arg: Any = None
+            context = _own_context(span)
             try:
+                agen: Any = fn(*args, **kwargs)  # in the `try`: wrong arguments raise here, and end the span
+                step: Any = agen.asend
+                arg: Any = None
                 while True:
-                    token = _current.set(span)  # current while the generator's own code runs
                     try:
-                        value = await step(arg)
+                        value = await Entered(context, step(arg))
                     except StopAsyncIteration:
                         break
-                    finally:
-                        _current.reset(token)
                     try:
                         arg = yield value
                         step = agen.asend
                     except GeneratorExit:
-                        token = _current.set(span)
-                        try:
-                            await agen.aclose()
-                        finally:
-                            _current.reset(token)
+                        await Entered(context, agen.aclose())
                         raise
                     except BaseException as exc:  # athrow(): passed on, as `async for` would not
                         step, arg = agen.athrow, exc
@@ -88,16 +98,8 @@ def wrap_calls(
             from ._relay import relay
 
             span = start(span_name, kind=kind, attributes=attributes)
-
-            def in_span(call: Callable[..., Any], *call_args: Any) -> Any:
-                token = _current.set(span)  # current while the generator's own code runs
-                try:
-                    return call(*call_args)
-                finally:
-                    _current.reset(token)
-
             try:
-                result = yield from relay(fn(*args, **kwargs), in_span)  # type: ignore[arg-type]
+                result = yield from relay(fn(*args, **kwargs), _own_context(span).run)  # type: ignore[arg-type]
             except BaseException as exc:
                 span.__exit__(type(exc), exc, exc.__traceback__)
                 raise
@@ -114,6 +116,18 @@ def wrap_calls(
         wrapper = sync_wrapper
     wrapped: Callable[P, R] = functools.wraps(fn)(wrapper)
     return wrapped
+
+
+def _own_context(span: Span) -> Context:
+    """A captured generator's own context (see `_relay`), where its span is current.
+
+    The span was set again at each step in the consumer's context instead: a span the
+    generator entered before a ``yield`` was no longer current after it, so the spans it
+    started next were parented to the wrong one.
+    """
+    context = copy_context()
+    context.run(_current.set, span)
+    return context
 
 
 def _span_name(name: object, fn: object) -> str:

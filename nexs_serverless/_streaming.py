@@ -10,14 +10,13 @@ from __future__ import annotations
 from _contextvars import copy_context
 
 from . import _guard as guard
-from ._relay import relay
+from ._relay import Entered, relay
 from .handler import _drop_own_frame
 from .invocation import begin, fail, finish, finish_async
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Generator
-    from contextvars import Context
+    from collections.abc import Callable, Generator
     from typing import Any
 
     from .handler import Options
@@ -57,7 +56,7 @@ def wrap_generator(fn: Callable[..., Any], options: Options, *, asynchronous: bo
             raise
         except BaseException as exc:
             fail(invocation, exc)
-            _drop_own_frame(exc)
+            _drop_own_frames(exc)
             run(finish, invocation, options)
             raise
         _streamed(invocation, gen)
@@ -80,63 +79,47 @@ def _async_generator_wrapper(fn: Callable[..., Any], options: Options) -> Callab
             arg: Any = None
             while True:
                 try:
-                    value = await _Entered(context, step(arg))
+                    value = await Entered(context, step(arg))
                 except StopAsyncIteration:
                     break
                 try:
                     arg = yield value
                     step = agen.asend
                 except GeneratorExit:
-                    await _Entered(context, agen.aclose())
+                    await Entered(context, agen.aclose())
                     raise
                 except BaseException as exc:  # athrow(): passed on
                     step, arg = agen.athrow, exc
         except GeneratorExit:  # closed early (aclose(): awaiting is allowed, yielding is not)
             _streamed(invocation, agen)
-            await _Entered(context, finish_async(invocation, options))
+            await Entered(context, finish_async(invocation, options))
             raise
         except BaseException as exc:
             fail(invocation, exc)
-            _drop_own_frame(exc)
-            await _Entered(context, finish_async(invocation, options))
+            _drop_own_frames(exc)
+            await Entered(context, finish_async(invocation, options))
             raise
         _streamed(invocation, agen)
-        await _Entered(context, finish_async(invocation, options))
+        await Entered(context, finish_async(invocation, options))
 
     return async_gen_wrapper
 
 
-class _Entered:
-    """Await `awaitable` with `context` entered at each of its steps, as a task with that context would.
+# The frames that stand between a generator handler's wrapper and the handler's own code.
+_RELAY_FRAMES = (relay.__code__, Entered.__await__.__code__)
 
-    The async generator handler's own context (`wrap_generator`), kept in the
-    task that iterates it: a task per item would break what is bound to one
-    task (a cancel scope, ``asyncio.timeout``).
+
+def _drop_own_frames(exc: BaseException) -> None:
+    """`handler._drop_own_frame` for the wrapper's frame and the relay's under it (``relay``, ``__await__``).
+
+    Left in, they led the traceback of every exception the handler raised, which the runtime
+    reports as it would without us from the handler's own frame on.
     """
-
-    __slots__ = ("_awaitable", "_context")
-
-    def __init__(self, context: Context, awaitable: Awaitable[Any]) -> None:
-        self._context = context
-        self._awaitable = awaitable
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        run = self._context.run
-        inner: Any = self._awaitable.__await__()
-        try:
-            signal = run(inner.send, None)
-            while True:
-                try:
-                    sent = yield signal
-                except GeneratorExit:  # noqa: PERF203 - one resumption per step: the loop is the await
-                    run(inner.close)
-                    raise
-                except BaseException as exc:  # a cancellation, thrown in by the task
-                    signal = run(inner.throw, exc)
-                else:
-                    signal = run(inner.send, sent)
-        except StopIteration as stop:
-            return stop.value
+    _drop_own_frame(exc)
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code in _RELAY_FRAMES:
+        tb = tb.tb_next
+    exc.__traceback__ = tb
 
 
 def _streamed(invocation: Invocation | None, stream: object) -> None:

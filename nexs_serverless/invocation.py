@@ -25,6 +25,7 @@ from .handler import process
 from .model import StatusCode
 from .platforms import for_call
 from .runtime import runtime
+from .span import _safe_str
 from .tracing import name_of, tracer
 
 TYPE_CHECKING = False
@@ -178,7 +179,7 @@ def fail(invocation: Invocation | None, exc: BaseException) -> None:
         return
     try:
         root = invocation.root
-        root.record_exception(exc)
+        root.record_exception(exc, escaped=True)
         status = _http_status_of(exc) if invocation.trigger.trigger == "http" else None
         if status is not None:
             # An HTTP error the framework answers with (Flask's ``abort(404)``, a werkzeug
@@ -187,7 +188,8 @@ def fail(invocation: Invocation | None, exc: BaseException) -> None:
             root.set_attribute("http.response.status_code", status)
             if status < 500:
                 return
-        root.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+        # `_safe_str`: an exception whose ``__str__`` raises left the root UNSET, the failure unseen.
+        root.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {_safe_str(exc)}")
     except Exception as err:
         guard.report("record_exception", err)
 

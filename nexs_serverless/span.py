@@ -284,9 +284,23 @@ class Span:
             links.append(link)  # type: ignore[union-attr]
 
     def record_exception(
-        self, exception: BaseException, attributes: Mapping[str, object] | None = None
+        self,
+        exception: BaseException,
+        attributes: Mapping[str, object] | None = None,
+        timestamp_ns: int | None = None,
+        escaped: bool = False,
     ) -> None:
-        """Add an OpenTelemetry ``exception`` event (type, message, stack trace)."""
+        """Add an OpenTelemetry ``exception`` event (type, message, stack trace, whether it escaped).
+
+        `escaped` (the OpenTelemetry API's parameter; code written for it raised a TypeError)
+        adds ``exception.escaped``, a boolean as the semantic conventions type it, only when
+        true: where we record an exception on its way out (a ``with``, the handler). The
+        conventions have since deprecated the attribute (only escaping exceptions are to be
+        recorded at all), so a handled one gets none rather than ``false`` on every event;
+        OpenTelemetry's Python SDK writes the text ``"True"``/``"False"`` instead.
+        `attributes` override these keys, as in the SDK. `timestamp_ns` is `add_event`'s
+        (default now).
+        """
         if self.end_ns:
             return
         import traceback  # on the first exception only (the Lambda runtime has it loaded already)
@@ -306,6 +320,8 @@ class Span:
             "exception.message": _safe_str(exception),
             "exception.stacktrace": stacktrace,
         }
+        if escaped:
+            event_attrs["exception.escaped"] = True
         if attributes:
             if type(attributes) is dict:
                 event_attrs.update(attributes)
@@ -315,7 +331,7 @@ class Span:
                 items = items_of(attributes)
                 if items is not None:
                     event_attrs.update(items)
-        self.add_event("exception", event_attrs)
+        self.add_event("exception", event_attrs, timestamp_ns)
 
     def set_status(self, code: int, description: str | None = None) -> None:
         """Set the status (a `StatusCode`); OK is final, a description is kept only with ERROR.
@@ -381,7 +397,7 @@ class Span:
         # Exceptions that are not errors (GeneratorExit, a cancelled task, SystemExit) end the
         # span as they are, as OpenTelemetry's `use_span` does.
         if exc is not None and not self.end_ns and isinstance(exc, Exception):
-            self.record_exception(exc)
+            self.record_exception(exc, escaped=True)
             if self.status_code == StatusCode.UNSET:
                 self.set_status(
                     StatusCode.ERROR, f"{exc_type.__name__}: {_safe_str(exc)}" if exc_type else None
@@ -465,7 +481,11 @@ class NonRecordingSpan(Span):
         """Ignored."""
 
     def record_exception(
-        self, exception: BaseException, attributes: Mapping[str, object] | None = None
+        self,
+        exception: BaseException,
+        attributes: Mapping[str, object] | None = None,
+        timestamp_ns: int | None = None,
+        escaped: bool = False,
     ) -> None:
         """Ignored."""
 

@@ -327,10 +327,12 @@ class Tracer:
         Works bare (``@tracer.capture``) or with options
         (``@tracer.capture(name="price")``), on plain and ``async def``
         functions and on (async) generators, whose span covers the iteration:
-        it is current while the generator's own code runs, not while it is
-        paused (the caller's spans stay the caller's), and ``send``/``throw``
-        (``asend``/``athrow``) reach the generator. Exceptions are recorded and
-        re-raised unchanged.
+        the generator runs in a context of its own, where the span is current
+        (and a span it entered before a ``yield`` still is after it), not in
+        the caller's code while it is paused, and ``send``/``throw``
+        (``asend``/``athrow``) reach the generator. Also on methods, static and
+        class methods (above ``@staticmethod``), `functools.partial` objects
+        and callable objects. Exceptions are recorded and re-raised unchanged.
         """
         from ._capture import wrap_calls  # the wrappers load with the first decorated function
 
