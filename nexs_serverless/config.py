@@ -16,7 +16,8 @@ README's configuration table gives each one's meaning):
   and ``OTEL_TRACES_SAMPLER_ARG`` (1.0), ``OTEL_PROPAGATORS`` (tracecontext,baggage,xray).
 - ``OTEL_[SPAN_]ATTRIBUTE_COUNT_LIMIT``, ``OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT``,
   ``OTEL_SPAN_EVENT_COUNT_LIMIT``, ``OTEL_SPAN_LINK_COUNT_LIMIT``,
-  ``OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT``, ``OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`` (128; length unlimited).
+  ``OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT``, ``OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`` (128; length unlimited;
+  ``OTEL_ATTRIBUTE_COUNT_LIMIT`` stands in for the span, event and link attribute counts).
 - ``NEXS_SPAN_POOL_SIZE`` (32, at most 65536), ``NEXS_MAX_BUFFERED_SPANS`` (4096),
   ``NEXS_FLUSH_TIMEOUT_MS`` (1000), ``NEXS_FLUSH_SAFETY_MARGIN_MS`` (50),
   ``NEXS_TIMEOUT_GUARD_MS`` (250), ``NEXS_PROACTIVE_INIT_MS`` (10000),
@@ -150,7 +151,9 @@ class Reader:
         try:
             return parse(raw)
         except (ValueError, TypeError):
-            self.problems.append(Problem(name, raw, expected, default))
+            # A variable read for several settings (OTEL_ATTRIBUTE_COUNT_LIMIT) is reported once.
+            if not any(problem.variable == name for problem in self.problems):
+                self.problems.append(Problem(name, raw, expected, default))
             return default
 
     def boolean(self, *names: str, default: bool) -> bool:
@@ -297,8 +300,13 @@ def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Probl
         attribute_value_length=r.optional_integer(
             "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", minimum=1
         ),
-        event_attribute_count=r.integer("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", default=128),
-        link_attribute_count=r.integer("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", default=128),
+        # The general limit applies to events' and links' attributes too, as in OpenTelemetry's SDK.
+        event_attribute_count=r.integer(
+            "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT", default=128
+        ),
+        link_attribute_count=r.integer(
+            "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT", default=128
+        ),
     )
     # Both read, so that a bad value of either is reported even when the other disables.
     disabled = r.boolean("OTEL_SDK_DISABLED", default=False)

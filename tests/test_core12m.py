@@ -291,3 +291,20 @@ def test_a_captured_async_generator_called_with_wrong_arguments_ends_its_span(
     with pytest.raises(TypeError):
         asyncio.run(consume())
     assert _named(exporter, "rows").status_code == StatusCode.ERROR
+
+
+def test_the_general_attribute_count_limit_applies_to_events_and_links() -> None:
+    """``OTEL_ATTRIBUTE_COUNT_LIMIT`` limits events' and links' attributes too, as in OpenTelemetry's SDK."""
+    from nexs_serverless import config
+
+    settings, problems = config.load({"OTEL_ATTRIBUTE_COUNT_LIMIT": "2"})
+    assert problems == []
+    limits = settings.limits
+    assert (limits.attribute_count, limits.event_attribute_count, limits.link_attribute_count) == (2, 2, 2)
+    settings, _ = config.load({"OTEL_ATTRIBUTE_COUNT_LIMIT": "2", "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT": "5"})
+    assert (settings.limits.event_attribute_count, settings.limits.link_attribute_count) == (2, 5)
+    settings, problems = config.load({"OTEL_ATTRIBUTE_COUNT_LIMIT": "many"})
+    assert [str(problem) for problem in problems] == [
+        "invalid OTEL_ATTRIBUTE_COUNT_LIMIT='many' (expected an integer >= 0); using 128"
+    ]
+    assert settings.limits.event_attribute_count == 128
