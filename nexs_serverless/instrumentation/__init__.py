@@ -71,6 +71,8 @@ _ON_FIRST_CALL: dict[str, tuple[tuple[str, str, str], ...]] = {
 # name -> [(owner class, method name, the library's own method, our stand-in)], while stand-ins wait.
 _standing_in: dict[str, list[tuple[object, str, object, object]]] = {}
 _stand_in_lock = threading.Lock()
+_STAND_IN_MARK = "__nexs_stand_in__"  # on each stand-in, holding it: `_client.Patch.original`'s mark
+_LEFT_ON_TOP = "_nexs_left_on_top"  # on a stand-in that was the class's method when it was removed
 # What `uninstrument` took out and `auto_install` leaves alone: a user who removes one at import
 # means it for the process, not until the first invocation. `instrument` takes names back out.
 _opted_out: set[str] = set()
@@ -103,11 +105,34 @@ def _known(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _install(name: str) -> bool:
-    _remove_stand_in(name)
+    if name not in _ON_FIRST_CALL:  # never has a stand-in: nothing to wait for
+        return _install_over_stand_ins(name)
+    with _stand_in_lock:
+        return _install_over_stand_ins(name)
+
+
+def _install_over_stand_ins(name: str) -> bool:
+    """Install `name`, its wrappers taking the place of its waiting stand-ins in one step each.
+
+    The stand-ins stay on the class while the instrumentation loads (three
+    modules): a call made meanwhile, in another thread, waits in its stand-in
+    for the lock held here, then takes the installed wrapper. Putting the
+    originals back first let such a call through untraced, without context.
+    The installs see the original under a stand-in (`_client.Patch.original`).
+    Runs under `_stand_in_lock` for a name that has stand-ins.
+    """
+    waiting = _standing_in.pop(name, [])
+    on_top = [entry for entry in waiting if getattr(entry[0], entry[1]) is entry[3]]
+    for entry in on_top:
+        setattr(entry[3], _LEFT_ON_TOP, True)
     try:
         return bool(importlib.import_module(_INSTRUMENTATIONS[name][0]).install())
     except ImportError:  # the library is not installed
         return False
+    finally:
+        for owner, method, original, stand_in in on_top:
+            if getattr(owner, method) is stand_in:  # the install failed or did not wrap this one
+                setattr(owner, method, original)
 
 
 def _stand_in(name: str) -> None:
@@ -134,17 +159,18 @@ def _make_stand_in(name: str, owner: object, method: str, original: Any) -> Call
     """One of `name`'s stand-ins: its first call installs `name` for real and takes the new path."""
 
     def stand_in(self: object, *args: object, **kwargs: object) -> object:
-        on_top = False
         with _stand_in_lock:
             entries = _standing_in.get(name, ())
             if any(entry[3] is stand_in for entry in entries):  # the first call: install for real
-                on_top = getattr(owner, method) is stand_in
-                _remove_stand_in(name)
                 try:
-                    importlib.import_module(_INSTRUMENTATIONS[name][0]).install()
+                    _install_over_stand_ins(name)
                 except Exception as exc:
                     guard.report(f"instrument:{name}", exc)
-        if on_top:  # nobody wrapped the stand-in: our wrapper, just installed, around the original
+        # Calls that reach the stand-in after it left the class (threads that entered it while the
+        # first call installed, a reference taken earlier) take the class's method too: when the
+        # stand-in was on top, nothing under that method leads back here. They went to the
+        # original, untraced: a cold start fanning out to threads sent messages without context.
+        if getattr(stand_in, _LEFT_ON_TOP, False):  # our wrapper, installed, around the original
             return getattr(owner, method)(self, *args, **kwargs)
         # Another library wrapped the stand-in after we put it there (the X-Ray SDK's patch, a
         # wrapt wrapper): our wrapper now sits above theirs, which calls this; going back to the
@@ -152,6 +178,7 @@ def _make_stand_in(name: str, owner: object, method: str, original: Any) -> Call
         return original(self, *args, **kwargs)
 
     stand_in.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(stand_in, _STAND_IN_MARK, stand_in)  # itself: a copy of the mark marks nothing else
     return stand_in
 
 
@@ -159,6 +186,7 @@ def _remove_stand_in(name: str) -> None:
     """Give the library its own methods back where our stand-ins still hold their place."""
     for owner, method, original, stand_in in _standing_in.pop(name, ()):
         if getattr(owner, method) is stand_in:
+            setattr(stand_in, _LEFT_ON_TOP, True)
             setattr(owner, method, original)
 
 

@@ -58,7 +58,9 @@ DEFAULT_KNOWN_METHODS = frozenset(
 )
 # url.full: "Query string values for the following keys SHOULD be redacted" (AWS SigV2, Azure SAS,
 # Google Cloud Storage), plus AWS SigV4's: a presigned URL made in Lambda carries the function's
-# session token (X-Amz-Security-Token) and access key id (in X-Amz-Credential).
+# session token (X-Amz-Security-Token) and access key id (in X-Amz-Credential). Keys match exactly,
+# so each spelling botocore writes the token in is listed: its SigV2 presigned URLs (S3's default
+# still) write x-amz-security-token, S3 Express's SigV4 ones X-Amz-S3session-Token.
 REDACTED = "REDACTED"
 SECRET_QUERY_KEYS = frozenset(
     (
@@ -69,6 +71,8 @@ SECRET_QUERY_KEYS = frozenset(
         "X-Amz-Signature",
         "X-Amz-Credential",
         "X-Amz-Security-Token",
+        "x-amz-security-token",
+        "X-Amz-S3session-Token",
     )
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -228,6 +232,7 @@ CLIENT = SpanKind.CLIENT
 
 
 _MARK = "__nexs_traced__"
+_STAND_IN_MARK = "__nexs_stand_in__"  # set by `instrumentation._make_stand_in`, to the stand-in
 
 
 class Patch:
@@ -249,10 +254,25 @@ class Patch:
         """Whether `owner.name` is already one of our wrappers (or a proxy of one, as wrapt's are)."""
         return bool(getattr(getattr(owner, name), _MARK, False))
 
+    @staticmethod
+    def original(owner: Any, name: str) -> Any:
+        """`owner.name`, or the method under it when it is one of our stand-ins (`instrumentation`).
+
+        A stand-in stays in place while its instrumentation installs, so that a call
+        made meanwhile waits for the wrapper instead of slipping past untraced; the
+        wrapper wraps what the stand-in stands for, and `apply` replaces the stand-in.
+        """
+        method = getattr(owner, name)
+        # The mark holds the stand-in itself: a wrapt proxy around one answers for its attributes,
+        # and functools.wraps copies them; taking what is under such a wrapper would drop it.
+        if getattr(method, _STAND_IN_MARK, None) is method:
+            return getattr(method, "__wrapped__")  # noqa: B009 - set on the function, unseen by mypy
+        return method
+
     def apply(self, *replacements: tuple[Any, str, Callable[..., Any]]) -> None:
         """Put each ``(owner, name, wrapper)`` in place, keeping the original for `restore`."""
         for owner, name, wrapper in replacements:
-            original = getattr(owner, name)
+            original = Patch.original(owner, name)
             setattr(wrapper, _MARK, True)
             setattr(wrapper, "__wrapped__", original)  # noqa: B010 - a function attribute mypy cannot see
             self._originals.append((owner, name, original, wrapper))

@@ -31,7 +31,7 @@ from _contextvars import copy_context  # as `_client` imports it: the C module, 
 from .. import _guard as guard
 from ..context import _current
 from ..tracing import tracer
-from ._client import Patch, in_sdk_call, record_error, should_trace
+from ._client import _DEFAULT_PORTS, Patch, in_sdk_call, record_error, should_trace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def install() -> bool:
         _patch.enabled = True
         _patch_transfers()
         return True
-    original: Callable[..., Any] = base._make_api_call
+    original: Callable[..., Any] = Patch.original(base, "_make_api_call")
     client_error = botocore.exceptions.ClientError  # loaded by botocore.client
 
     def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
@@ -125,7 +125,7 @@ def _patch_transfers() -> None:
         if Patch.applied(executor, "submit"):
             _transfers.enabled = True
         else:
-            _transfers.apply((executor, "submit", _transfer_submit(executor.submit)))
+            _transfers.apply((executor, "submit", _transfer_submit(Patch.original(executor, "submit"))))
 
 
 def _transfer_submit(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -182,8 +182,11 @@ def _start(client: Any, operation: str, params: dict[str, Any]) -> Any:
         parts = urlsplit(endpoint)
         if parts.hostname:
             attrs["server.address"] = parts.hostname
-        if parts.port:
-            attrs["server.port"] = parts.port
+            # With the address, the port: the default endpoints name none (https, so 443), and the
+            # RPC conventions ask for it whenever server.address is set, as HTTP spans give it.
+            port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+            if port:
+                attrs["server.port"] = port
     _ensure_hooks(client)
     if not _transfers.enabled:  # s3transfer loaded after install (boto3 imported after `instrument`)
         _patch_transfers()

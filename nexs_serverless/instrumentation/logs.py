@@ -70,7 +70,10 @@ def _wrap_make_record() -> None:
 def install() -> bool:
     """Install the record factory (once); True when installed."""
     previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
-    if getattr(previous, _MARK, False):
+    # Ours on top is the installed one only while it stamps: one `uninstall` turned off under a
+    # later factory comes back on top when that factory's owner removes it (OpenTelemetry's
+    # LoggingInstrumentor puts back the factory it found), and install then goes on top of it.
+    if getattr(previous, _MARK, False) and previous is _state.get("factory"):
         return True
     _turn_off()  # an earlier one of ours, now under another factory: only the newest stamps
     on = [True]
@@ -91,6 +94,7 @@ def install() -> bool:
     setattr(record_factory, _MARK, True)
     _state["previous"] = previous
     _state["on"] = on
+    _state["factory"] = record_factory
     _wrap_make_record()
     logging.setLogRecordFactory(record_factory)
     return True
@@ -99,6 +103,7 @@ def install() -> bool:
 def uninstall() -> None:
     """Put back the factory that was there before `install`, and `Logger.makeRecord`."""
     _turn_off()
+    _state.pop("factory", None)
     previous = _state.pop("previous", None)
     if previous is not None and getattr(logging.getLogRecordFactory(), _MARK, False):
         logging.setLogRecordFactory(previous)  # type: ignore[arg-type]

@@ -59,7 +59,7 @@ def install() -> bool:
     if Patch.applied(pool, "urlopen"):
         _patch.enabled = True
         return True
-    original: Callable[..., Any] = pool.urlopen
+    original: Callable[..., Any] = Patch.original(pool, "urlopen")
 
     def urlopen(
         self: Any, method: str, url: str, body: Any = None, headers: Any = None, *args: Any, **kwargs: Any
