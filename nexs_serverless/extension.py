@@ -33,12 +33,14 @@ builds and connects them.
 "After the response" means after the runtime posted it. The wrapper returns
 before the runtime client serialises and posts the result, so a hand-over from
 the wrapper let the flush race the post (a large response reached the caller
-after the export). When `start` runs inside the runtime's own init
-(``awslambdaric.bootstrap``, which loads the handler's module), it wraps the
-bootstrap's ``handle_event_request``, which calls the handler and posts its
-result or error: the hand-over then happens when that returns. A traced call
-that the runtime did not dispatch (a warm-up call at import) flushes on return,
-so it cannot release the wait of the next invocation early.
+after the export). When `start` runs inside the runtime's own init (its
+bootstrap module, which loads the handler's module: ``awslambdaric.bootstrap``
+on python3.12+, ``/var/runtime/bootstrap.py`` run as ``__main__`` on 3.10 and
+3.11), it wraps the bootstrap's ``handle_event_request``, which calls the
+handler and posts its result or error: the hand-over then happens when that
+returns. A traced call that the runtime did not dispatch (a warm-up call at
+import) flushes on return, so it cannot release the wait of the next
+invocation early.
 
 Environment: ``AWS_LAMBDA_RUNTIME_API`` (host:port of the API, set by Lambda),
 ``NEXS_FLUSH_MODE``, ``NEXS_FLUSH_TIMEOUT_MS``, ``NEXS_FLUSH_SAFETY_MARGIN_MS``.
@@ -294,24 +296,24 @@ class _Dispatch:
 
 
 _dispatch = _Dispatch()
-_RUNTIME_BOOTSTRAP = "awslambdaric.bootstrap"
 
 
 def _wrap_runtime_dispatch() -> bool:
     """Hand over after the runtime posted each response: wrap its dispatch, when it is our caller.
 
-    Only from inside the runtime's own init (its ``run`` is on the stack, loading the
-    handler's module): anywhere else (tests, another runtime) nothing changes.
+    Only from inside the runtime's own init: a frame of its bootstrap module (the one that
+    holds both the handler loader ``_get_handler`` and ``handle_event_request``) is on the
+    stack, loading the handler's module. Anywhere else (tests, another runtime) nothing changes.
     """
-    bootstrap = sys.modules.get(_RUNTIME_BOOTSTRAP)
-    original = getattr(bootstrap, "handle_event_request", None)
-    if original is None or _dispatch.wrapped:
-        return _dispatch.wrapped
+    if _dispatch.wrapped:
+        return True
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__") != _RUNTIME_BOOTSTRAP:
+    while frame is not None and not _is_runtime_bootstrap(frame.f_globals):
         frame = frame.f_back
     if frame is None:
         return False
+    bootstrap = frame.f_globals  # the module's namespace: its loop looks the function up there
+    original = bootstrap["handle_event_request"]
 
     def handle_event_request(*args: object, **kwargs: object) -> object:
         request_id = kwargs.get("invoke_id", args[2] if len(args) > 2 else None)
@@ -326,9 +328,14 @@ def _wrap_runtime_dispatch() -> bool:
                 extension.hand_over(request_id if isinstance(request_id, str) else None, _dispatch.budget_ms)
 
     handle_event_request.__wrapped__ = original  # type: ignore[attr-defined]
-    bootstrap.handle_event_request = handle_event_request  # type: ignore[union-attr]
+    bootstrap["handle_event_request"] = handle_event_request
     _dispatch.wrapped = True
     return True
+
+
+def _is_runtime_bootstrap(namespace: dict[str, object]) -> bool:
+    """Whether `namespace` is the Python runtime's bootstrap module (`awslambdaric`'s, or an older one)."""
+    return callable(namespace.get("handle_event_request")) and callable(namespace.get("_get_handler"))
 
 
 def register(connection: Connection) -> str:

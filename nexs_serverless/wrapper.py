@@ -9,14 +9,19 @@ or dots separate packages) and wraps it with `traced_handler`, configured by
 the environment only. The user's code is not touched, and a handler already
 decorated with `@traced_handler` is not wrapped twice.
 
-A missing or malformed handler fails at init, reported through the runtime's
-``init/error`` with the error type and message the runtime itself would give
-for that handler (``Runtime.MalformedHandlerName``,
+A broken deployment reads the same with and without the layer. When the
+runtime's own loader (``_get_handler``, of `awslambdaric` or of the older
+runtimes' ``/var/runtime/bootstrap.py``) is the caller, it loads the handler
+for us: its error types and messages (``Runtime.MalformedHandlerName``,
 ``Runtime.ImportModuleError``, ``Runtime.HandlerNotFound``,
-``Runtime.UserCodeSyntaxError``, ``Runtime.BuiltInModuleConflict``), so a
-broken deployment reads the same with and without the layer. An error the
-user's module raises while imported reaches the runtime as that error too,
-with the stack the runtime would show (none of this module's frames), even an
+``Runtime.UserCodeSyntaxError``, ``Runtime.BuiltInModuleConflict``), and its way
+of reporting them: at init (`awslambdaric` 2.1+, the python3.12+ runtimes), or
+at each invocation through the stand-in handler it returns (python3.10 and
+3.11, whose runtime takes an exception from the loader for a crash of its own).
+Elsewhere `resolve` does the same as `awslambdaric`. A missing variable, or one
+naming the wrapper, is reported the same way with a precise message. An error
+the user's module raises while imported reaches the runtime as that error, with
+the stack the runtime would show (none of this module's frames), even an
 ``AttributeError``, which would otherwise escape ``__getattr__`` as a missing
 ``handler`` here. A handler that is not callable is handed over untraced: the
 runtime then fails each invocation on it, as it does without the layer.
@@ -29,7 +34,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 
 from .handler import traced_handler
 from .runtime import runtime
@@ -37,7 +41,7 @@ from .runtime import runtime
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
+    from types import FrameType, TracebackType
     from typing import Any
 
 __all__ = ["HANDLER_VARIABLE", "HandlerError", "load_handler", "resolve"]
@@ -77,21 +81,46 @@ def __getattr__(name: str) -> object:
     # PEP 562: resolved when the runtime does getattr(module, "handler"), i.e. during init.
     if name != "handler":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    loader = _runtime_loader(sys._getframe(1))
     try:
-        loaded = load_handler(runtime.settings.env(HANDLER_VARIABLE))
-    except AttributeError as exc:
-        # Escaping __getattr__, it would read as "no attribute 'handler'": the runtime's getattr
-        # would report Runtime.HandlerNotFound on this module instead of the user's error.
-        raise fault(type(exc).__name__, str(exc), _user_frames(exc)) from exc
+        loaded = load_handler(runtime.settings.env(HANDLER_VARIABLE), loader=loader)
     except Exception as exc:
-        # Any other error of the user's module (a KeyError for a missing environment variable)
-        # goes on as it is, without our frames on top of its stack: the runtime reports its
-        # stack from the import on, as without the layer. (A bare `raise` keeps the traceback
-        # set here on Python 3.11+; 3.10 adds this frame back.)
-        exc.__traceback__ = _past_own_frames(exc.__traceback__)
-        raise
+        make_fault_handler = getattr(loader, "__globals__", {}).get("make_fault_handler")
+        if not (callable(make_fault_handler) and _is_fault(exc)):
+            # An error of the user's module (a KeyError for a missing environment variable) goes on
+            # as it is, without our frames on top of its stack: the runtime reports its stack from
+            # the import on, as without the layer. An AttributeError escaping __getattr__ would
+            # read as "no attribute 'handler'" (the runtime's Runtime.HandlerNotFound on this
+            # module), so it goes on as a stand-in of the same name and message.
+            tb = _past_own_frames(exc.__traceback__)
+            error = _not_an_attribute_error(exc) if isinstance(exc, AttributeError) else exc
+            try:
+                raise error.with_traceback(tb)
+            except Exception as raised:
+                raised.__traceback__ = tb  # a bare `raise` keeps it on 3.11+ (3.10 adds this frame)
+                raise
+        # A runtime that reports handler faults at each invocation (its loader returns a stand-in
+        # handler that raises the fault) takes one raised here for a crash: ours go that way too.
+        loaded = make_fault_handler(exc)
     globals()["handler"] = loaded
     return loaded
+
+
+def _runtime_loader(caller: FrameType | None) -> Callable[[str], object] | None:
+    """The runtime's handler loader when it is `caller`, the function asking for ``handler``."""
+    if caller is None or caller.f_code.co_name != "_get_handler":
+        return None
+    loader = caller.f_globals.get("_get_handler")
+    return loader if callable(loader) and getattr(loader, "__code__", None) is caller.f_code else None
+
+
+def _is_fault(exc: BaseException) -> bool:
+    """Whether `exc` is the runtime's ``FaultException`` (a handler fault, not the user's error)."""
+    return any(
+        isinstance(exc, cls)
+        for cls in (getattr(sys.modules.get(name), "FaultException", None) for name in _FAULT_MODULES)
+        if isinstance(cls, type)
+    )
 
 
 def _past_own_frames(tb: TracebackType | None) -> TracebackType | None:
@@ -102,24 +131,23 @@ def _past_own_frames(tb: TracebackType | None) -> TracebackType | None:
     return first if first is not None else tb
 
 
-def _user_frames(exc: BaseException) -> list[str]:
-    """`exc`'s stack lines as the runtime formats an init error, starting past this module's frames.
+def _not_an_attribute_error(exc: AttributeError) -> Exception:
+    """An exception the runtime reports as `exc`: the same class name and message, not an AttributeError.
 
-    Without the layer the runtime drops its own bootstrap frames, so the trace starts where the
-    import begins; dropping ours makes the layer's report match it line for line (frames rebuilt
-    without column positions, as the runtime's own are, so no ``^^^`` lines).
+    The runtime formats an init error from the class name, the message and the stack alone.
     """
-    frames = [
-        traceback.FrameSummary(f.filename, f.lineno, f.name, line=f.line)
-        for f in traceback.extract_tb(exc.__traceback__)
-    ]
-    while frames and frames[0].filename == __file__:
-        del frames[0]
-    return traceback.format_list(frames)
+    cls = type(exc)
+    namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+    stand_in: type[Exception] = type(cls.__name__, (Exception,), namespace)
+    return stand_in(str(exc))
 
 
-def load_handler(spec: str) -> Callable[..., Any]:
+def load_handler(spec: str, *, loader: Callable[[str], object] | None = None) -> Callable[..., Any]:
     """The function named by `spec`, wrapped with `traced_handler` (anything not callable: as it is).
+
+    Args:
+        spec: the handler, ``path/to/module.function``.
+        loader: what imports it: the runtime's own ``_get_handler``, or `resolve` (None).
 
     Raises:
         Exception: the runtime's ``FaultException`` (or `HandlerError` outside
@@ -138,7 +166,7 @@ def load_handler(spec: str) -> Callable[..., Any]:
             f"nexs-handler: {HANDLER_VARIABLE}={spec!r} names the wrapper itself; "
             "set it to your function's handler (module.function).",
         )
-    function: object = resolve(spec.strip())  # whatever the module holds under that name
+    function = (loader or resolve)(spec.strip())  # whatever the module holds under that name
     if callable(function):
         return traced_handler(function)
     # Not callable: the runtime loads it all the same and fails each invocation with "'X' object

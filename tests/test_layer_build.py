@@ -135,6 +135,7 @@ def test_the_bundle_records_each_module_s_module_level_imports(core_zip: Path) -
         "nexs_serverless.model",
         "nexs_serverless.platforms",
         "nexs_serverless.runtime",
+        "nexs_serverless.span",
         "nexs_serverless.tracing",
     )
     # A submodule comes after its package; names the bundle lacks (the package itself) are left out.
