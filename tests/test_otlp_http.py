@@ -167,7 +167,7 @@ HANG_GUARD_S = 30.0
     ("fault", "error_class"),
     [
         (Fault.hang(), ErrorClass.TIMEOUT),
-        (Fault.reset(), ErrorClass.NETWORK),
+        (Fault.reset_before_status(), ErrorClass.NETWORK),
         (Fault.garbage(), ErrorClass.NETWORK),
         (Fault.close(), ErrorClass.NETWORK),
         (Fault.slow(10.0), ErrorClass.TIMEOUT),
@@ -436,15 +436,14 @@ def test_a_send_never_outlasts_the_exporters_timeout(receiver: OTLPReceiver) -> 
     """``OTEL_EXPORTER_OTLP_TIMEOUT`` caps each request even when the flush has longer.
 
     Behind `ResilientExporter` a send is offered the whole flush budget (5 s here); the
-    exporter's own 0.3 s must still bound the wait on a back end that never answers.
+    exporter's own 0.3 s must still bound the wait. The receiver answers after 2 s: a send
+    that waited on the 5 s offered would get that answer (a success), not a timeout.
     """
-    receiver.misbehave(Fault.hang())
+    receiver.misbehave(Fault.slow(2.0))
     otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=0.3)
-    started = time.monotonic()
     with pytest.raises(ExportError) as caught:
         otlp.send(make_spans(1), 5.0)
     assert caught.value.error_class == ErrorClass.TIMEOUT
-    assert time.monotonic() - started < 2.5  # not the 5 s offered
     otlp.shutdown()
 
 
@@ -453,9 +452,10 @@ def test_waiting_for_the_connection_comes_out_of_the_send_budget(receiver: OTLPR
 
     The first send holds the connection for its whole 1 s timeout against a hung
     receiver; the second, started 0.1 s later, used to wait ~0.9 s for it and then take
-    a fresh second: ~1.9 s in all.
+    a fresh second, in which the receiver's answer after 0.6 s arrived: a success. With
+    the wait taken out of its second, about 0.1 s is left, and it times out.
     """
-    receiver.misbehave(Fault.hang(), Fault.hang())
+    receiver.misbehave(Fault.hang(), Fault.slow(0.6))
     otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=1.0)
     first_outcome: list[object] = []
 
@@ -468,14 +468,11 @@ def test_waiting_for_the_connection_comes_out_of_the_send_budget(receiver: OTLPR
     first = threading.Thread(target=send_first, daemon=True)
     first.start()
     time.sleep(0.1)
-    started = time.monotonic()
     with pytest.raises(ExportError) as caught:
         otlp.send(make_spans(1), 1.0)
-    took = time.monotonic() - started
     first.join(HANG_GUARD_S)
     assert caught.value.error_class == ErrorClass.TIMEOUT
     assert [type(outcome) for outcome in first_outcome] == [ExportError]
-    assert took < 1.45, f"the second send took {took:.2f} s for a 1 s budget"
     otlp.shutdown()
 
 

@@ -13,9 +13,14 @@ handshake, send, response), so a server that accepts and never answers costs
 exactly the time allowed. Name resolution (`getaddrinfo`) cannot be bounded
 this way; its result is cached per connection and refreshed after a failure.
 
-Errors: `OSError` subclasses from the socket layer (`TimeoutError`,
-`ConnectionRefusedError`, `ConnectionResetError`, ...) and `ProtocolError`
-(a `ConnectionError`) for a response that is not HTTP/1.x.
+Errors::
+
+    OSError                      the socket layer: TimeoutError, ConnectionRefusedError, ...
+    ├── ProtocolError            a response that is not HTTP/1.x (a ConnectionError)
+    │   └── CutResponseError     a complete status line and headers, then a broken body:
+    │                            the server took the request (callers decide what a 2xx means)
+    └── TLSFileError             a CA bundle, client certificate or key that cannot be
+                                 used: a setting to fix, raised before any connection
 """
 
 from __future__ import annotations
@@ -28,15 +33,45 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["Connection", "ProtocolError", "Response", "split_url"]
+__all__ = ["Connection", "CutResponseError", "ProtocolError", "Response", "TLSFileError", "split_url"]
 
 _MAX_HEADER_BYTES = 64 * 1024
 _MAX_BODY_BYTES = 4 * 1024 * 1024  # OTLP responses are tiny; bound memory against a broken server
 _READ_SIZE = 65536
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 class ProtocolError(ConnectionError):
     """The peer answered something that is not a valid HTTP/1.x response."""
+
+
+class CutResponseError(ProtocolError):
+    """The final status line and headers arrived, the body did not (reset, close, stall, bad framing).
+
+    A server answers after it has taken the request, so the request went
+    through: kept apart from a connection lost before the answer, which may
+    not have (`status`, `headers`: what did arrive).
+    """
+
+    def __init__(self, status: int, headers: dict[str, str], reason: BaseException) -> None:
+        super().__init__(f"HTTP {status} answer cut short: {reason!r}")
+        self.status = status
+        self.headers = headers
+
+
+class TLSFileError(OSError):
+    """A TLS file given to `Connection` cannot be used (missing, unreadable, not PEM, mismatched).
+
+    `files`: the ``(argument, path)`` pairs at fault (``ca_file``,
+    ``client_cert``, ``client_key``): the one that cannot be opened, else
+    the certificate and key together when their content is refused.
+    """
+
+    def __init__(self, files: tuple[tuple[str, str], ...], reason: BaseException) -> None:
+        named = ", ".join(f"{argument}={path!r}" for argument, path in files)
+        super().__init__(f"cannot use the TLS file(s) {named}: {reason}")
+        self.files = files
+        self.reason = reason
 
 
 class Response:
@@ -227,6 +262,9 @@ class Connection:
         return addresses
 
     def _open(self, deadline: float) -> _socket.socket:
+        # The TLS files are read before connecting: one that cannot be used fails alone (TLSFileError),
+        # not as a failed connection to each address.
+        context = self._tls_context() if self.scheme == "https" else None
         last: OSError | None = None
         for family, address in self._resolve():
             remaining = deadline - time.monotonic()
@@ -237,8 +275,8 @@ class Connection:
                 sock.settimeout(remaining)
                 sock.connect(address)
                 sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-                if self.scheme == "https":
-                    sock = self._wrap_tls(sock, deadline)
+                if context is not None:
+                    sock = self._wrap_tls(sock, context, deadline)
             except OSError as exc:
                 sock.close()
                 last = exc
@@ -248,15 +286,38 @@ class Connection:
         self._addresses = None  # resolve again next time (the address may have moved)
         raise last if last is not None else OSError(f"no address for {self.host!r}")
 
-    def _wrap_tls(self, sock: _socket.socket, deadline: float) -> _socket.socket:
+    def _tls_context(self) -> object:
+        """The `ssl.SSLContext` for this endpoint, built once from the TLS files.
+
+        Raises:
+            TLSFileError: a file that cannot be used (built again next time: it may get fixed).
+        """
+        context = self._ssl_context
+        if context is not None:
+            return context
         import ssl
 
-        context = self._ssl_context
-        if context is None:
+        try:
             context = ssl.create_default_context(cafile=self.ca_file)
-            if self.client_cert:
+        except OSError as exc:
+            if not self.ca_file:
+                raise  # the system's store: nothing the caller configured
+            raise TLSFileError((("ca_file", self.ca_file),), exc) from exc
+        if self.client_cert:
+            try:
                 context.load_cert_chain(self.client_cert, self.client_key)
-            self._ssl_context = context
+            except OSError as exc:
+                pair = [("client_cert", self.client_cert)]
+                if self.client_key:
+                    pair.append(("client_key", self.client_key))
+                unreadable = tuple((argument, path) for argument, path in pair if not _readable(path))
+                raise TLSFileError(unreadable[:1] or tuple(pair), exc) from exc
+        self._ssl_context = context
+        return context
+
+    def _wrap_tls(self, sock: _socket.socket, context: object, deadline: float) -> _socket.socket:
+        import ssl
+
         assert isinstance(context, ssl.SSLContext)
         sock.settimeout(max(0.001, deadline - time.monotonic()))
         wrapped: _socket.socket = context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[arg-type]
@@ -280,21 +341,10 @@ class Connection:
             status, headers, keep_alive = _read_head(reader)
             if status >= 200 or status < 100:
                 break
-        if method == "HEAD" or status in (204, 304):
-            body = b""
-        elif headers.get("transfer-encoding", "").lower().endswith("chunked"):
-            body = _read_chunked(reader)
-        elif "content-length" in headers:
-            try:
-                length = int(headers["content-length"])
-            except ValueError:
-                raise ProtocolError("bad Content-Length") from None
-            if length < 0 or length > _MAX_BODY_BYTES:
-                raise ProtocolError(f"Content-Length {length} out of bounds")
-            body = reader.exact(length)
-        else:
-            body = reader.until_eof()
-            keep_alive = False
+        try:
+            body, keep_alive = _read_body(reader, method, status, headers, keep_alive)
+        except Exception as exc:  # the answer is known, its body is not: `request` closes the connection
+            raise CutResponseError(status, headers, exc) from exc
         if not keep_alive or reader.has_extra():
             self.close()
         return Response(status, headers, body)
@@ -310,6 +360,33 @@ class Connection:
             return None
         self.close()  # the body is unread and the server is gone: never reused
         return Response(status, headers, b"")
+
+
+def _read_body(
+    reader: _Reader, method: str, status: int, headers: dict[str, str], keep_alive: bool
+) -> tuple[bytes, bool]:
+    """The body framed by `headers`, and whether the connection can be kept after it."""
+    if method == "HEAD" or status in (204, 304):
+        return b"", keep_alive
+    if headers.get("transfer-encoding", "").lower().endswith("chunked"):
+        return _read_chunked(reader), keep_alive
+    if "content-length" in headers:
+        try:
+            length = int(headers["content-length"])
+        except ValueError:
+            raise ProtocolError("bad Content-Length") from None
+        if length < 0 or length > _MAX_BODY_BYTES:
+            raise ProtocolError(f"Content-Length {length} out of bounds")
+        return reader.exact(length), keep_alive
+    return reader.until_eof(), False
+
+
+def _readable(path: str) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
 
 
 def _closed(exc: OSError) -> bool:
@@ -420,10 +497,11 @@ def _read_chunked(reader: _Reader) -> bytes:
     body = bytearray()
     while True:
         size_line = reader.line(1024).split(b";", 1)[0].strip()
-        try:
-            size = int(size_line, 16)
-        except ValueError:
-            raise ProtocolError("bad chunk size") from None
+        # RFC 9112 section 7.1: chunk-size is 1*HEXDIG. `int` also takes a sign ("-5" read bytes
+        # backwards), "0x" and "_": anything but hex digits is refused before it is parsed.
+        if not size_line or size_line.strip(_HEX_DIGITS):
+            raise ProtocolError(f"bad chunk size: {size_line[:20]!r}")
+        size = int(size_line, 16)
         if size == 0:
             while reader.line(_MAX_HEADER_BYTES):  # trailers
                 pass

@@ -1,5 +1,8 @@
 """Reading a collector's answer: OTLP's ``partial_success``, a ``google.rpc.Status``, ``Retry-After``.
 
+Also what a request that raised means (`request_error`): an answer cut short,
+a TLS file that cannot be used, a lost connection.
+
 Split out of the exporters because the usual answer, a 2xx with an empty
 ``ExportTraceServiceResponse``, needs none of it: only a reply with a body or a
 failure loads this module (cold start). `iter_fields` also reads the other
@@ -26,6 +29,7 @@ __all__ = [
     "iter_fields",
     "parse_retry_after",
     "rejected_spans",
+    "request_error",
     "status_error",
     "status_message",
 ]
@@ -138,6 +142,43 @@ def status_error(status: int, headers: Mapping[str, str], body: bytes, endpoint:
         retry_after_s=parse_retry_after(headers.get("retry-after")),
         status=status,
     )
+
+
+# `_http.Connection`'s TLS arguments as the user set them: variable (either form) and exporter argument.
+_TLS_SETTINGS = {
+    "ca_file": "OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE (certificate)",
+    "client_cert": "OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE (client_certificate)",
+    "client_key": "OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_KEY (client_key)",
+}
+
+
+def request_error(exc: Exception, endpoint: str) -> ExportError | None:
+    """The classified failure of an OTLP/HTTP request that raised `exc`; None when it was delivered.
+
+    A collector answers after it has taken the request: once a complete 2xx
+    status line and headers arrived, the spans are in, whatever happens to
+    the body (a reset, a close, a stall). Sending them again would deliver
+    them twice, so it counts as delivered (``export_response_truncated``;
+    nothing is known of ``partial_success``). A non-2xx answer cut short keeps
+    its status's class. A TLS file that cannot be used is AUTH, as over gRPC
+    (`otlp_grpc._read`): a setting to fix, which retrying cannot. Anything
+    else is classified as usual (a connection lost before a complete status
+    line: NETWORK, retried).
+    """
+    from ._http import CutResponseError, TLSFileError
+    from .errors import ErrorClass, ExportError, classify
+
+    if isinstance(exc, CutResponseError):
+        if 200 <= exc.status < 300:
+            stats.incr("export_response_truncated")
+            return None
+        return status_error(exc.status, exc.headers, b"", endpoint)
+    if isinstance(exc, TLSFileError):
+        reason = exc.reason
+        why = (reason.strerror if isinstance(reason, OSError) else None) or str(reason)
+        named = " and ".join(f"{_TLS_SETTINGS[argument]} = {path!r}" for argument, path in exc.files)
+        return ExportError(ErrorClass.AUTH, f"cannot use the TLS file: {named}: {why}")
+    return classify(exc)
 
 
 def parse_retry_after(value: str | None) -> float | None:

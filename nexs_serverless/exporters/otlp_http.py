@@ -28,10 +28,16 @@ names and defaults): ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``
 
 Failures follow the OTLP specification ("OTLP/HTTP Response", "Failures"):
 429, 502, 503 and 504 are retried (honouring ``Retry-After``), every other
-4xx and 5xx is not (`errors.classify_otlp_status`). A batch the collector
-refuses as too large (413) is sent again in halves, within the same budget;
-a span too large on its own is dropped (``spans_dropped_oversize``) and
-reported as dropped (`base.Sent`), not sent.
+4xx and 5xx is not (`errors.classify_otlp_status`). A collector answers
+after taking the request: a 2xx whose body is cut short (reset, close) is
+a delivery (``export_response_truncated``), not a failure to retry, which
+would send the spans twice; a connection lost before a complete status line
+is a NETWORK failure (retried). A TLS file that cannot be used is AUTH, as
+over gRPC: a setting to fix. A batch the collector refuses as too large
+(413) is sent again in halves, within the same budget, and later big batches
+are split under what got through for a while (`_otlp_split`); a span too
+large on its own (refused alone, or over ``max_request_bytes``) is dropped
+(``spans_dropped_oversize``) and reported as dropped (`base.Sent`), not sent.
 """
 
 from __future__ import annotations
@@ -110,8 +116,9 @@ class OTLPHttpExporter:
         self.sigv4_region = sigv4_region or _xray_region(host)
         self.sigv4_service = sigv4_service
         self.max_request_bytes = max_request_bytes
-        # The configured limit, lowered by each 413 (see `_send_request`).
+        # The configured limit, lowered by a 413 for a while (`_otlp_split.send_halves`).
         self._max_bytes = max_request_bytes
+        self._learned_batches_left = 0
         self._headers: dict[str, str] = {
             "Content-Type": "application/x-protobuf",
             "User-Agent": _USER_AGENT,
@@ -157,7 +164,7 @@ class OTLPHttpExporter:
             return self._send_request(spans, body, deadline)
         from ._otlp_split import send_split
 
-        return send_split(self, spans, limit, deadline)
+        return send_split(self, spans, body, deadline)
 
     def _send_request(self, spans: Sequence[ReadableSpan], body: bytes, deadline: float) -> int | Sent:
         """Post one request; on a 413, send its spans again as two halves (`_otlp_split.send_halves`)."""
@@ -189,11 +196,16 @@ class OTLPHttpExporter:
                 raise ExportError(ErrorClass.TIMEOUT, "connection busy past the timeout")
             response = self._connection.request("POST", self.path, headers, body, left_s)
         except Exception as exc:
-            from .errors import ExportError, classify
+            from .errors import ExportError
 
             if isinstance(exc, ExportError):
                 raise
-            raise classify(exc) from exc
+            from ._otlp_response import request_error
+
+            error = request_error(exc, self.endpoint)
+            if error is None:  # a 2xx whose body was cut short: the collector took the request
+                return 0
+            raise error from exc
         finally:
             self._lock.release()
         if 200 <= response.status < 300:

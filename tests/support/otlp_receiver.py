@@ -74,9 +74,17 @@ class Fault:
         return cls("hang")
 
     @classmethod
-    def reset(cls) -> Fault:
-        """Start a response, then reset the connection (TCP RST) halfway through."""
-        return cls("reset")
+    def reset_after_status(cls, status: int = 200) -> Fault:
+        """Answer `status` with its headers and 3 of 64 body bytes, then reset the connection (TCP RST).
+
+        The request is taken (a 2xx counts as accepted): only the body is lost.
+        """
+        return cls("reset_after_status", status=status)
+
+    @classmethod
+    def reset_before_status(cls) -> Fault:
+        """Send part of a status line, then reset the connection (TCP RST): nothing taken, no answer."""
+        return cls("reset_before_status")
 
     @classmethod
     def garbage(cls) -> Fault:
@@ -164,8 +172,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        if kind == "reset":
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\nabc")
+        if kind in ("reset_after_status", "reset_before_status"):
+            assert fault is not None
+            if kind == "reset_after_status":
+                received.accepted = 200 <= fault.status < 300
+                self.wfile.write(b"HTTP/1.1 %d Cut\r\nContent-Length: 64\r\n\r\nabc" % fault.status)
+            else:
+                self.wfile.write(b"HTTP/1.1 2")
             self.wfile.flush()
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
