@@ -6,7 +6,8 @@
     propagation.inject(headers)            # the current span's context, in every configured format
     parent = propagation.extract(request.headers)   # SpanContext | None
 
-Carriers are dict-like header maps, read case-insensitively (see `_carrier`).
+Carriers are dict-like header maps, read case-insensitively (see `_carrier`);
+`inject` also writes into a list of (name, value) pairs, text or bytes (an ASGI message's headers).
 The formats are chosen by ``OTEL_PROPAGATORS`` (default
 ``tracecontext,baggage,xray``; names in `config.PROPAGATOR_NAMES`):
 

@@ -9,6 +9,11 @@ A header object other than a dict (``http.client.HTTPMessage``, a framework's
 ``Headers``) is read through `_carrier.combined`: its repeated lines joined, as
 the W3C formats require (several ``tracestate``/``baggage`` lines are one list;
 two ``traceparent`` lines are invalid).
+
+`inject` also writes into a list of (name, value) pairs (an ASGI message's or
+httpx's raw headers, WSGI's response headers): the formats write into a dict,
+which `_write_lines` then merges into the list. That code lives here, not in
+`_carrier`, which a cold start loads and which has no use for it.
 """
 
 from __future__ import annotations
@@ -162,7 +167,8 @@ class CompositePropagator:
         A plain dict loses the keys that differ only in case from a name written
         (``Traceparent`` gives way to ``traceparent``); a format that writes nothing
         leaves the caller's own header alone (a ``baggage`` set by hand stays when no
-        baggage is current, a ``traceparent`` when the context is invalid).
+        baggage is current, a ``traceparent`` when the context is invalid). A list of
+        (name, value) pairs is written the same way, line by line (`_write_lines`).
         """
         ids = None
         if context is not None:
@@ -172,10 +178,86 @@ class CompositePropagator:
                 if cached_id != trace_id:
                     trace_hex = hex_ids(trace_id, context.span_id)[0]
                 ids = (trace_hex, "%016x" % context.span_id)  # noqa: UP031 - faster than an f-string
-        if ids is not None and type(carrier) is dict and carrier:
-            drop_variants(carrier, self._trace_fields)
+        if type(carrier) is dict:
+            if ids is not None and carrier:
+                drop_variants(carrier, self._trace_fields)
+        elif type(carrier) is list or type(carrier) is tuple:
+            self._inject_lines(carrier, context, ids)
+            return
         for inject_into in self._injectors if _baggage_entries.get() else self._plain_injectors:
             inject_into(carrier, context, ids)
+
+    def _inject_lines(
+        self,
+        lines: list[object] | tuple[object, ...],
+        context: Span | SpanContext | None,
+        ids: tuple[str, str] | None,
+    ) -> None:
+        """`inject` into a list of header pairs: the formats write a dict, then its entries replace lines.
+
+        The formats assign ``carrier[name]``; a dict for them, merged afterwards,
+        keeps that one way of writing. The names cleared are those `drop_variants`
+        clears in a dict: every trace field when the context is valid, and what was written.
+        """
+        written: dict[str, str] = {}
+        for inject_into in self._injectors if _baggage_entries.get() else self._plain_injectors:
+            inject_into(written, context, ids)
+        _write_lines(lines, written, self._trace_fields if ids is not None else frozenset())
+
+
+def _write_lines(lines: object, headers: dict[str, str], cleared: frozenset[str]) -> None:
+    """Write `headers` into `lines`, a list of (name, value) pairs, as a dict would take them.
+
+    A header already there (any case, any number of lines) is replaced where its
+    first line was, its other lines removed: two ``traceparent`` lines would make
+    the receiver drop the context (W3C Trace Context, section 3.2). Names in
+    `cleared` lose their lines even when nothing replaces them (a stale
+    ``tracestate`` must not follow a new ``traceparent``). Other headers are
+    appended. New lines take the type of the list's first: bytes pairs (an ASGI
+    message's headers) get lower-case names, as ASGI requires, and Latin-1
+    values; anything else, an empty list included, gets text pairs, the form of
+    WSGI's headers and of httpx's, which take either. Nothing changes unless all
+    of it can be written.
+
+    Raises:
+        TypeError: when there is something to write and `lines` is a tuple (it
+            cannot change) or holds anything but pairs.
+    """
+    if not headers:
+        return
+    if type(lines) is not list:
+        raise TypeError(
+            f"cannot inject into a {type(lines).__name__} of header pairs, which cannot change: pass a list"
+        )
+    for pair in lines:
+        if (type(pair) is not tuple and type(pair) is not list) or len(pair) != 2:
+            raise TypeError(
+                f"cannot inject into a list holding {type(pair).__name__} items: "
+                "expected (name, value) pairs, as in an ASGI message's headers"
+            )
+    first = lines[0] if lines else None
+    raw = first is not None and isinstance(first[0], (bytes, bytearray))
+    make: Callable[[tuple[object, object]], object] = list if type(first) is list else tuple
+    new: dict[str, object] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        new[key] = make((key.encode("latin-1"), value.encode("latin-1")) if raw else (name, value))
+    cleared = cleared | new.keys()
+    out: list[object] = []
+    for pair in lines:
+        name = pair[0]
+        if isinstance(name, (bytes, bytearray)):
+            name = bytes(name).decode("latin-1")
+        if isinstance(name, str):
+            key = name.lower()
+            if key in cleared:
+                replacement = new.pop(key, None)
+                if replacement is not None:
+                    out.append(replacement)
+                continue
+        out.append(pair)
+    out.extend(new.values())
+    lines[:] = out
 
 
 def _default_reader() -> Callable[[dict[object, object]], SpanContext | None]:
@@ -272,6 +354,12 @@ def inject(carrier: object, context: Span | SpanContext | None = None) -> None:
     Nothing is written for the trace when there is no valid context, and then the
     caller's own trace headers stay (as its ``baggage`` stays when none is current;
     see `CompositePropagator.inject`); never raises.
+
+    `carrier` may also be a list of (name, value) pairs, text or bytes (an ASGI
+    message's ``headers``, httpx's raw headers): a header already there is replaced
+    (every line of it, any case), the others appended, in the list's own pair type
+    (`_write_lines`). A tuple cannot be written into: the error is counted and
+    logged once, as for any carrier that cannot be written.
     """
     try:
         if context is None:
@@ -291,9 +379,19 @@ def inject(carrier: object, context: Span | SpanContext | None = None) -> None:
                         trace_hex = hex_ids(trace_id, span_id)[0]
                     span_hex = "%016x" % span_id  # noqa: UP031 - faster than an f-string
                     ids = (trace_hex, span_hex)
-        if ids is not None and type(carrier) is dict and carrier:
-            drop_variants(carrier, cached._trace_fields)
+        # A list of header pairs is written by `_inject_lines`; tested for only where something would
+        # be written into it, so that a dict takes no test more than before (one `ids is None` with baggage).
+        if ids is not None:
+            if type(carrier) is dict:
+                if carrier:
+                    drop_variants(carrier, cached._trace_fields)
+            elif type(carrier) is list or type(carrier) is tuple:
+                cached._inject_lines(carrier, context, ids)
+                return
         if _baggage_entries.get():
+            if ids is None and (type(carrier) is list or type(carrier) is tuple):
+                cached._inject_lines(carrier, context, ids)
+                return
             for inject_into in cached._injectors:
                 inject_into(carrier, context, ids)
             return

@@ -17,7 +17,8 @@ way (`combined`, `get`): its ``get`` answers with the first line only, and the
 W3C formats count on every line (several ``tracestate`` or ``baggage`` lines
 are one list, two ``traceparent`` lines are invalid). A list or tuple of
 (name, value) pairs, text or bytes (an ASGI scope's ``headers``), is read as
-such an object's lines.
+such an object's lines. Writing into such a list is `_api._write_lines`'s job,
+kept out of this module, which every cold start loads.
 """
 
 from __future__ import annotations
