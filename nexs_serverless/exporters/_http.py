@@ -19,7 +19,7 @@ Errors::
     ├── ProtocolError            a response that is not HTTP/1.x (a ConnectionError)
     │   └── CutResponseError     a complete status line and headers, then a broken body:
     │                            the server took the request (callers decide what a 2xx means)
-    └── TLSFileError             a CA bundle, client certificate or key that cannot be
+    └── _tls.TLSFileError        a CA bundle, client certificate or key that cannot be
                                  used: a setting to fix, raised before any connection
 """
 
@@ -33,7 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["Connection", "CutResponseError", "ProtocolError", "Response", "TLSFileError", "split_url"]
+__all__ = ["Connection", "CutResponseError", "ProtocolError", "Response", "split_url"]
 
 _MAX_HEADER_BYTES = 64 * 1024
 _MAX_BODY_BYTES = 4 * 1024 * 1024  # OTLP responses are tiny; bound memory against a broken server
@@ -57,21 +57,6 @@ class CutResponseError(ProtocolError):
         super().__init__(f"HTTP {status} answer cut short: {reason!r}")
         self.status = status
         self.headers = headers
-
-
-class TLSFileError(OSError):
-    """A TLS file given to `Connection` cannot be used (missing, unreadable, not PEM, mismatched).
-
-    `files`: the ``(argument, path)`` pairs at fault (``ca_file``,
-    ``client_cert``, ``client_key``): the one that cannot be opened, else
-    the certificate and key together when their content is refused.
-    """
-
-    def __init__(self, files: tuple[tuple[str, str], ...], reason: BaseException) -> None:
-        named = ", ".join(f"{argument}={path!r}" for argument, path in files)
-        super().__init__(f"cannot use the TLS file(s) {named}: {reason}")
-        self.files = files
-        self.reason = reason
 
 
 class Response:
@@ -287,41 +272,18 @@ class Connection:
         raise last if last is not None else OSError(f"no address for {self.host!r}")
 
     def _tls_context(self) -> object:
-        """The `ssl.SSLContext` for this endpoint, built once from the TLS files.
-
-        Raises:
-            TLSFileError: a file that cannot be used (built again next time: it may get fixed).
-        """
+        """The `ssl.SSLContext` for this endpoint, built once from the TLS files (`_tls.context`)."""
         context = self._ssl_context
-        if context is not None:
-            return context
-        import ssl
+        if context is None:
+            from ._tls import context as tls_context
 
-        try:
-            context = ssl.create_default_context(cafile=self.ca_file)
-        except OSError as exc:
-            if not self.ca_file:
-                raise  # the system's store: nothing the caller configured
-            raise TLSFileError((("ca_file", self.ca_file),), exc) from exc
-        if self.client_cert:
-            try:
-                context.load_cert_chain(self.client_cert, self.client_key)
-            except OSError as exc:
-                pair = [("client_cert", self.client_cert)]
-                if self.client_key:
-                    pair.append(("client_key", self.client_key))
-                unreadable = tuple((argument, path) for argument, path in pair if not _readable(path))
-                raise TLSFileError(unreadable[:1] or tuple(pair), exc) from exc
-        self._ssl_context = context
+            context = self._ssl_context = tls_context(self.ca_file, self.client_cert, self.client_key)
         return context
 
     def _wrap_tls(self, sock: _socket.socket, context: object, deadline: float) -> _socket.socket:
-        import ssl
+        from ._tls import wrap
 
-        assert isinstance(context, ssl.SSLContext)
-        sock.settimeout(max(0.001, deadline - time.monotonic()))
-        wrapped: _socket.socket = context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[arg-type]
-        return wrapped
+        return wrap(sock, context, self.host, deadline)
 
     def _exchange(self, sock: _socket.socket, payload: bytes, deadline: float, method: str) -> Response:
         _settimeout(sock, deadline)
@@ -379,14 +341,6 @@ def _read_body(
             raise ProtocolError(f"Content-Length {length} out of bounds")
         return reader.exact(length), keep_alive
     return reader.until_eof(), False
-
-
-def _readable(path: str) -> bool:
-    try:
-        with open(path, "rb"):
-            return True
-    except OSError:
-        return False
 
 
 def _closed(exc: OSError) -> bool:

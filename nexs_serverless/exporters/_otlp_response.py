@@ -165,7 +165,8 @@ def request_error(exc: Exception, endpoint: str) -> ExportError | None:
     else is classified as usual (a connection lost before a complete status
     line: NETWORK, retried).
     """
-    from ._http import CutResponseError, TLSFileError
+    from ._http import CutResponseError
+    from ._tls import TLSFileError
     from .errors import ErrorClass, ExportError, classify
 
     if isinstance(exc, CutResponseError):
