@@ -135,7 +135,7 @@ def test_items_refused_in_a_partial_success_are_counted(
     [
         ([(5, 400)], 0, [1, 2]),
         ([(-1, 400)], 0, [1, 2]),
-        ([(0, 503), (7, 503)], 1, [2]),
+        ([(0, 400), (7, 503)], 1, [2]),  # a refused 503 item is retried: test_exporters12s
     ],
 )
 def test_item_errors_naming_no_sent_envelope_are_ignored_and_counted(

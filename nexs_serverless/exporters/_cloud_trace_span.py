@@ -40,10 +40,12 @@ _LABELS = {
     **dict.fromkeys(("http.url", "url.full"), "/http/url"),
     **dict.fromkeys(("http.host", "server.address"), "/http/host"),
     **dict.fromkeys(("http.user_agent", "user_agent.original"), "/http/user_agent"),
+    **dict.fromkeys(("http.request_content_length", "http.request.body.size"), "/http/request/size"),
     **dict.fromkeys(("http.response_content_length", "http.response.body.size"), "/http/response/size"),
     "http.route": "/http/route",
-    "http.request_content_length": "/http/request/size",
 }
+# Keys other kinds of span have too (a database's, a queue's host): a console label on HTTP spans only.
+_HTTP_ONLY = frozenset({"server.address"})
 _FRAME = re.compile(r'^\s*File "([^"]*)", line (\d+), in (.*)$', re.MULTILINE)
 _TRACEBACK_HEADER = "Traceback (most recent call last):"
 
@@ -62,8 +64,9 @@ def to_span_pb(span: ReadableSpan, project: str) -> Any:
     if service is not None:
         attrs["service.name"] = service
     dropped = span.dropped_attributes
+    http = "http.request.method" in span.attributes or "http.method" in span.attributes
     for key, value in span.attributes.items():
-        label = _LABELS.get(key, key)
+        label = key if key in _HTTP_ONLY and not http else _LABELS.get(key, key)
         if label not in attrs:
             attrs[label] = value
         elif key != "service.name":  # two keys for one label (http.method, http.request.method)

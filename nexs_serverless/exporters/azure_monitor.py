@@ -10,15 +10,25 @@ classified (401/403 AUTH, 429 THROTTLED with ``Retry-After``, 5xx SERVER,
 connection errors NETWORK, read timeouts TIMEOUT), the call gets the time left
 in the flush budget, and the Azure pipeline's own retries are switched off
 (``retry_total=0``; the resilience layer decides). A partial success (HTTP 206)
-counts the items the service refused as rejected. A redirect (307/308, which
-the SDK's pipeline leaves to its caller) is followed as the SDK's own
-``export()`` follows it, between hosts under one of Azure Monitor's ingestion
-domains (or to the same endpoint), the new host kept for later calls; the
-calls share one budget. Another port on the same host, or any other host, is
-not followed (BAD_REQUEST, naming the ``Location``). A span the SDK's mapping fails on is left out and counted
+counts the spans whose items the service refused for good (400, 402, ...) as
+rejected; items it refused with a status the SDK would retry (408, 429, 5xx)
+are a failure of that class naming their spans as undelivered, with exactly
+those items, so a retry in the flush sends only them (a span carried over to a
+later flush is converted again: its accepted items then arrive twice). Items
+"Telemetry sampled out." by ingestion sampling were accepted, not refused.
+A span kept by tail sampling with ``sampling.probability`` p gives its
+trace's items of the batch ``sampleRate`` 100·p (what the SDK reads from
+``_MS.sampleRate``), so Application Insights counts each as 1/p items.
+
+A redirect (307/308, which the SDK's pipeline leaves to its caller) is
+followed as the SDK's own ``export()`` follows it, between hosts under one of
+Azure Monitor's ingestion domains (or to the same endpoint), the new host kept
+for later calls; the calls share one budget. Another port on the same host,
+or any other host, is not followed (BAD_REQUEST, naming the ``Location``). A
+span the SDK's mapping fails on is left out and counted
 (``spans_dropped_serialization``), not the batch, and reported as dropped
-(`base.Sent`); a failed call names the other spans as undelivered, so that a
-retry does not convert (and count) it again.
+(`base.Sent`); a failed call names the spans still to send, with their items,
+so that a retry neither converts them again nor counts a left-out one twice.
 
 Offline storage (the SDK writes failed envelopes to a temp directory and
 re-sends them later) is off: Lambda's and many containers' disks are
@@ -38,7 +48,8 @@ variables ``APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL``,
 
 Environment (read from the settings snapshot by `from_settings`):
 
-- ``APPLICATIONINSIGHTS_CONNECTION_STRING`` (required).
+- ``APPLICATIONINSIGHTS_CONNECTION_STRING`` (required; checked at once with the SDK's
+  rules: ``key=value`` parts, ``InstrumentationKey`` a lowercase UUID).
 - ``NEXS_AZURE_OFFLINE_STORAGE`` (false): let the SDK store failed envelopes on disk.
 - ``NEXS_AZURE_STORAGE_DIRECTORY`` (the SDK's temp directory): where.
 - ``NEXS_AZURE_TIMEOUT_MS`` (1000): the most one call may take (capped by the flush budget).
@@ -46,6 +57,7 @@ Environment (read from the settings snapshot by `from_settings`):
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -53,11 +65,11 @@ from .. import _guard as guard
 from .. import _stats as stats
 from ..config import ConfigError
 from .base import ExportResult, Sent, send_once
-from .errors import ErrorClass, ExportError, classify, classify_status, send_parts
+from .errors import ErrorClass, ExportError, classify, classify_status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from typing import Any
 
     from ..config import Settings
@@ -69,6 +81,10 @@ __all__ = ["AzureMonitorExporter", "classify_azure_error", "from_settings"]
 # 401/403 of Entra ID tokens; 402/439, quota spent "over an extended time", it drops).
 _RETRYABLE_ITEM_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _REDIRECTS = (307, 308)
+# An item "refused" by the resource's ingestion sampling (the SDK's _is_sampling_rejection).
+_SAMPLED_OUT = "telemetry sampled out."
+# The SDK's instrumentation key check (_connection_string_parser): a UUID, lowercase only.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAX_REDIRECTS = 3  # per call; the SDK's own limit is per exporter and larger, but each costs budget
 
 
@@ -84,7 +100,8 @@ class AzureMonitorExporter:
         timeout_ms: the most one call may take, capped by the flush budget.
 
     Raises:
-        ConfigError: for a missing connection string or a bad timeout.
+        ConfigError: for a missing or malformed connection string (one the SDK
+            would refuse at the first export) or a bad timeout.
         ImportError: when azure-monitor-opentelemetry-exporter is not installed.
     """
 
@@ -107,8 +124,9 @@ class AzureMonitorExporter:
             raise ImportError(
                 "azure-monitor-opentelemetry-exporter is missing: pip install 'nexs-serverless[azure]'"
             )
-        if not connection_string or "instrumentationkey=" not in connection_string.lower():
-            raise ConfigError("AzureMonitorExporter needs a connection string with an InstrumentationKey")
+        problem = _connection_string_problem(connection_string)
+        if problem:
+            raise ConfigError(f"AzureMonitorExporter(connection_string=...): {problem}")
         if not isinstance(timeout_ms, int) or timeout_ms < 1:
             raise ConfigError(f"AzureMonitorExporter(timeout_ms={timeout_ms!r}): expected an integer >= 1")
         self.connection_string = connection_string
@@ -131,8 +149,10 @@ class AzureMonitorExporter:
             also left out (counted ``spans_dropped_serialization``).
 
         Raises:
-            ExportError: classified (see `classify_azure_error`); after spans were
-                left out, its `undelivered` names the others.
+            ExportError: classified (see `classify_azure_error`, or a 206's
+                retryable item status); its `undelivered` names the spans still
+                to send with their items (only those a 206 refused), which a
+                retry given that list sends without converting anything.
         """
         if not spans:
             return 0
@@ -142,23 +162,30 @@ class AzureMonitorExporter:
             sdk = self.prepare()
         except Exception as exc:  # a connection string or option the SDK refuses
             raise ExportError(ErrorClass.BAD_REQUEST, f"could not build the Azure exporter: {exc!r}") from exc
+        if isinstance(spans, _Pending) and spans.fits():  # a retry: its items are ready
+            return self._track(sdk, spans.envelopes, spans.owner, spans, timeout_s)
         envelopes, owner = _envelopes(sdk, spans)
-        mapped = set(owner)
-        if len(mapped) == len(spans):
-            return self._track(sdk, envelopes, owner, len(spans), timeout_s)
-        kept = [span for index, span in enumerate(spans) if index in mapped]
-        return send_parts(
-            [(kept, envelopes)],
-            lambda _, request: self._track(sdk, request, owner, len(kept), timeout_s),
-            dropped=len(spans) - len(kept),
-        )
+        dropped = len(spans) - len(set(owner))
+        try:
+            return Sent.of(self._track(sdk, envelopes, owner, spans, timeout_s), dropped)
+        except ExportError as error:
+            if error.undelivered is None:  # nothing got through: all of it, with its items
+                error.undelivered = _Pending.of(spans, envelopes, owner, range(len(envelopes)))
+            error.dropped += dropped
+            raise
 
     def _track(
-        self, sdk: Any, envelopes: list[Any], owner: list[int], span_count: int, timeout_s: float
+        self,
+        sdk: Any,
+        envelopes: list[Any],
+        owner: list[int],
+        spans: Sequence[ReadableSpan],
+        timeout_s: float,
     ) -> int:
-        """The ingestion call for `envelopes` (of `span_count` spans; `owner`: each one's span)."""
+        """The ingestion call for `envelopes` (`owner`: each one's index in `spans`); the spans refused."""
         if not envelopes:
             return 0  # every span failed the mapping: counted there
+        span_count = len(set(owner))
         deadline = time.monotonic() + timeout_s  # the calls' budget (building the SDK is not a call)
         redirects = 0
         while True:
@@ -166,7 +193,12 @@ class AzureMonitorExporter:
             if left_s <= 0:
                 raise ExportError(ErrorClass.TIMEOUT, "the flush budget ran out following a redirect")
             try:
-                response = sdk.client.track(envelopes, connection_timeout=left_s, read_timeout=left_s)
+                response, headers = sdk.client.track(
+                    envelopes,
+                    connection_timeout=left_s,
+                    read_timeout=left_s,
+                    cls=lambda pipeline, body, _: (body, pipeline.http_response.headers),
+                )
                 break
             except Exception as exc:
                 if redirects < _MAX_REDIRECTS and _follow_redirect(sdk, exc):
@@ -179,19 +211,14 @@ class AzureMonitorExporter:
                 raise error from exc
         refused = _refused(response, len(owner))
         complete = not refused
-        if refused and self.offline_storage and sdk.storage is not None:
-            retry = [index for index, status in refused.items() if status in _RETRYABLE_ITEM_STATUSES]
+        retry = [index for index, status in refused.items() if status in _RETRYABLE_ITEM_STATUSES]
+        if retry and self.offline_storage and sdk.storage is not None:
             stored = {owner[index] for index in retry}
-            if retry and self._store(sdk, [envelopes[index] for index in retry], len(stored), None):
+            if self._store(sdk, [envelopes[index] for index in retry], len(stored), None):
                 for index in retry:  # what the SDK's export() would store for later: stored, not refused
                     del refused[index]
-        elif (
-            refused
-            and len(refused) == len(owner)
-            and all(status in _RETRYABLE_ITEM_STATUSES for status in refused.values())
-        ):
-            status = next(s for s in refused.values() if isinstance(s, int))
-            raise ExportError(classify_status(status), f"every item refused with {status}", status=status)
+        elif retry:  # what the SDK would retry: a failure, naming only what is still to send
+            raise _partial_failure(retry, refused, envelopes, owner, spans, headers)
         if complete and self.offline_storage and sdk.storage is not None:  # as the SDK: after a full success
             drain = getattr(sdk, "_transmit_from_storage", None)
             if drain is not None:
@@ -247,6 +274,126 @@ class AzureMonitorExporter:
             sdk.shutdown()
 
 
+class _Pending(list["ReadableSpan"]):
+    """Spans still to send with their `envelopes` (`owner`: each one's index here), from a failed `send`.
+
+    Raised as `ExportError.undelivered`: the resilience layer retries with this
+    very list and `send` tracks the envelopes again instead of converting the
+    spans, so the items a 206 accepted are not sent twice, nor a span the
+    mapping failed on counted twice. A list, as `undelivered` always is.
+    """
+
+    __slots__ = ("envelopes", "owner")
+
+    def __init__(self, spans: list[ReadableSpan], envelopes: list[Any], owner: list[int]) -> None:
+        super().__init__(spans)
+        self.envelopes = envelopes
+        self.owner = owner
+
+    @classmethod
+    def of(
+        cls, spans: Sequence[ReadableSpan], envelopes: list[Any], owner: list[int], indexes: Iterable[int]
+    ) -> _Pending:
+        """The spans owning the envelopes at `indexes` (in order), with those envelopes."""
+        kept: list[ReadableSpan] = []
+        position: dict[int, int] = {}  # a span's index in `spans` -> its index in `kept`
+        items: list[Any] = []
+        owners: list[int] = []
+        for index in indexes:
+            span_index = owner[index]
+            if span_index not in position:
+                position[span_index] = len(kept)
+                kept.append(spans[span_index])
+            items.append(envelopes[index])
+            owners.append(position[span_index])
+        return cls(kept, items, owners)
+
+    def fits(self) -> bool:
+        """Whether the envelopes still stand for these spans (each owned by one of them)."""
+        return (
+            bool(self.envelopes)
+            and len(self.owner) == len(self.envelopes)
+            and set(self.owner) == set(range(len(self)))
+        )
+
+
+def _partial_failure(
+    retry: list[int],
+    refused: dict[int, object],
+    envelopes: list[Any],
+    owner: list[int],
+    spans: Sequence[ReadableSpan],
+    headers: Any,
+) -> ExportError:
+    """The failure for a 206 that refused the items at `retry` with a retryable status.
+
+    Its class is a 429's when there is one (with the reply's ``Retry-After``),
+    else the first status's. Unless every item was refused so, `undelivered`
+    names the spans of those items with just those items; `rejected` counts
+    the spans refused for good and not also still to send.
+    """
+    statuses = [int(refused[index]) for index in retry]  # type: ignore[call-overload]
+    status = 429 if 429 in statuses else statuses[0]
+    retry_after = _seconds((headers or {}).get("Retry-After")) if status == 429 else None
+    error = ExportError(
+        classify_status(status),
+        f"{len(retry)} of {len(owner)} items refused with {status}",
+        retry_after_s=retry_after,
+        status=status,
+    )
+    if len(retry) < len(owner):  # some got through: name only what is still to send
+        error.undelivered = _Pending.of(spans, envelopes, owner, retry)
+        error.rejected = len({owner[index] for index in refused} - {owner[index] for index in retry})
+    return error
+
+
+def _connection_string_problem(connection_string: str | None) -> str | None:
+    """What makes `connection_string` one the Azure SDK refuses (its parser's rules), or None.
+
+    The SDK parses it only when the exporter is built, at the first export:
+    checked here, a typo fails at configuration time instead of every flush.
+    The text itself is never quoted (it holds the instrumentation key).
+    """
+    if not connection_string:
+        return "missing"
+    parts: dict[str, str] = {}
+    for number, part in enumerate(connection_string.split(";"), 1):
+        key, equals, value = part.partition("=")
+        if not part.strip():
+            return "an empty part (a ';' doubled or at the end)"
+        if not equals or "=" in value:
+            return f"part {number} is not one key=value"
+        if key != key.strip():
+            return f"spaces around the key of part {number} (the SDK would not recognise it)"
+        parts[key.lower()] = value
+    if parts.get("authorization", "ikey").lower() != "ikey":
+        return "Authorization must be ikey (Entra ID takes a credential instead)"
+    ikey = parts.get("instrumentationkey")
+    if not ikey:
+        return "no InstrumentationKey"
+    if not _UUID.fullmatch(ikey):
+        return "the InstrumentationKey is not a lowercase UUID"
+    return None
+
+
+def _sample_rates(spans: Sequence[ReadableSpan]) -> dict[int, float]:
+    """Trace id -> ``sampleRate`` (percent) from the tail sampler's ``sampling.probability`` on a root.
+
+    One per trace: every span of an invocation tail sampling kept was kept with
+    its root (the largest, when several roots of one trace are in the batch).
+    """
+    rates: dict[int, float] = {}
+    for span in spans:
+        probability = span.attributes.get("sampling.probability")
+        if (
+            isinstance(probability, (int, float))
+            and not isinstance(probability, bool)
+            and 0 < probability <= 1
+        ):
+            rates[span.trace_id] = max(rates.get(span.trace_id, 0.0), probability * 100.0)
+    return rates
+
+
 def _envelopes(sdk: Any, spans: Sequence[ReadableSpan]) -> tuple[list[Any], list[int]]:
     """The SDK's envelopes for `spans` and, for each, the index of the span it came from.
 
@@ -257,6 +404,7 @@ def _envelopes(sdk: Any, spans: Sequence[ReadableSpan]) -> tuple[list[Any], list
 
     envelopes: list[Any] = []
     owner: list[int] = []
+    rates = _sample_rates(spans)
     for index, span in enumerate(spans):
         try:
             readable = to_readable_span(span)  # type: ignore[arg-type]
@@ -265,6 +413,11 @@ def _envelopes(sdk: Any, spans: Sequence[ReadableSpan]) -> tuple[list[Any], list
             guard.report("azure_convert", exc)
             stats.incr("spans_dropped_serialization")
             continue
+        rate = rates.get(span.trace_id)
+        if rate is not None:
+            for envelope in batch:
+                if envelope.sample_rate is None:  # the span's own _MS.sampleRate wins
+                    envelope.sample_rate = rate
         envelopes.extend(batch)
         owner.extend([index] * len(batch))
     return envelopes, owner
@@ -273,20 +426,26 @@ def _envelopes(sdk: Any, spans: Sequence[ReadableSpan]) -> tuple[list[Any], list
 def _refused(response: Any, sent: int) -> dict[int, object]:
     """The envelopes a 206 refused: index -> item status.
 
-    An item error whose ``index`` names no envelope we sent (missing, negative,
-    past the end) cannot be tied to a span: it is ignored and the reply counted
-    as ``export_response_undecodable``. Raising instead would report the batch
+    Items "Telemetry sampled out." were dropped by the resource's ingestion
+    sampling, as configured: accepted, not refused (the SDK neither retries
+    nor reports them). An item error whose ``index`` names no envelope we
+    sent (missing, negative, past the end) cannot be tied to a span: it is
+    ignored and the reply counted as ``export_response_undecodable``. Raising instead would report the batch
     as failed after the service accepted it, and a retry would duplicate it.
     """
     errors = list(getattr(response, "errors", None) or ())
     if not errors:
         return {}
     refused: dict[int, object] = {}
+    sampled_out = 0
     for error in errors:
+        if str(getattr(error, "message", "") or "").strip().lower() == _SAMPLED_OUT:
+            sampled_out += 1
+            continue
         index = getattr(error, "index", None)
         if type(index) is int and 0 <= index < sent:
             refused[index] = getattr(error, "status_code", None)
-    if len(refused) < len(errors):
+    if len(refused) + sampled_out < len(errors):
         stats.incr("export_response_undecodable")
     return refused
 
@@ -367,7 +526,8 @@ def from_settings(settings: Settings) -> AzureMonitorExporter:
     """The exporter ``OTEL_TRACES_EXPORTER=azure_monitor`` stands for, configured from the environment.
 
     Raises:
-        ConfigError: when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is not set.
+        ConfigError: when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is not set or
+            malformed (the message names it and what is wrong, never its value).
     """
     from ..config import Reader, report
 
@@ -375,8 +535,12 @@ def from_settings(settings: Settings) -> AzureMonitorExporter:
     offline = reader.boolean("NEXS_AZURE_OFFLINE_STORAGE", default=False)
     timeout_ms = reader.integer("NEXS_AZURE_TIMEOUT_MS", default=1000, minimum=1)
     report(reader.problems)
+    connection_string = settings.env("APPLICATIONINSIGHTS_CONNECTION_STRING").strip() or None
+    problem = _connection_string_problem(connection_string)
+    if problem:
+        raise ConfigError(f"APPLICATIONINSIGHTS_CONNECTION_STRING: {problem}")
     return AzureMonitorExporter(
-        connection_string=settings.env("APPLICATIONINSIGHTS_CONNECTION_STRING").strip() or None,
+        connection_string=connection_string,
         offline_storage=offline,
         storage_directory=settings.env("NEXS_AZURE_STORAGE_DIRECTORY").strip() or None,
         timeout_ms=timeout_ms,

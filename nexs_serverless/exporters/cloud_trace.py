@@ -39,8 +39,10 @@ that fails after others got through names only the spans still to send
 
 Environment (read from the settings snapshot by `from_settings`):
 
-- ``GOOGLE_CLOUD_PROJECT`` (also ``GCLOUD_PROJECT``, ``GCP_PROJECT``): the project;
-  else the one google-auth finds on first export.
+- ``OTEL_EXPORTER_GCP_TRACE_PROJECT_ID`` (the variable of OpenTelemetry's own Cloud
+  Trace exporter), else ``GOOGLE_CLOUD_PROJECT`` (also ``GCLOUD_PROJECT``,
+  ``GCP_PROJECT``): the project; else the explicit credentials' ``project_id``
+  (as google-cloud's clients do), else the one google-auth finds on first export.
 - ``NEXS_GCP_TRACE_ENDPOINT`` (Google's): another ``host:port``.
 - ``NEXS_GCP_TRACE_INSECURE`` (false): plaintext gRPC to that endpoint (local emulators, tests).
 - ``NEXS_GCP_TRACE_TIMEOUT_MS`` (1000): the most one call may take (capped by the flush budget).
@@ -75,14 +77,20 @@ __all__ = [
 ]
 
 MAX_SPANS_PER_CALL = 1000
-_PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "GCP_PROJECT")
+_PROJECT_VARIABLES = (
+    "OTEL_EXPORTER_GCP_TRACE_PROJECT_ID",
+    "GOOGLE_CLOUD_PROJECT",
+    "GCLOUD_PROJECT",
+    "GCP_PROJECT",
+)
 
 
 class CloudTraceExporter:
     """Exports spans to Google Cloud Trace.
 
     Args:
-        project_id: the Google Cloud project (None: google-auth's default project).
+        project_id: the Google Cloud project (None: `credentials`' own project
+            when they name one, else google-auth's default project).
         endpoint: another ``host:port`` for the Trace API.
         insecure: plaintext gRPC to `endpoint` (local servers only).
         credentials: google-auth credentials (default: application default credentials).
@@ -191,9 +199,12 @@ class CloudTraceExporter:
     def _project(self) -> str:
         project = self.project_id
         if not project:
-            import google.auth
+            # Service account credentials know their project: no need for application default credentials.
+            project = getattr(self._credentials, "project_id", None)
+            if not project or not isinstance(project, str):
+                import google.auth
 
-            _, project = google.auth.default()
+                _, project = google.auth.default()
             if not project:
                 raise ExportError(ErrorClass.AUTH, "no Google Cloud project: set GOOGLE_CLOUD_PROJECT")
             self.project_id = project
@@ -341,7 +352,9 @@ def from_settings(settings: Settings) -> CloudTraceExporter:
     from ..config import Reader, report
 
     reader = Reader(settings.environ)
-    project = next((settings.env(name) for name in _PROJECT_VARIABLES if settings.env(name)), None)
+    project = next(
+        (settings.env(name).strip() for name in _PROJECT_VARIABLES if settings.env(name).strip()), None
+    )
     endpoint = settings.env("NEXS_GCP_TRACE_ENDPOINT").strip() or None
     insecure = reader.boolean("NEXS_GCP_TRACE_INSECURE", default=False) and endpoint is not None
     timeout_ms = reader.integer("NEXS_GCP_TRACE_TIMEOUT_MS", default=1000, minimum=1)
