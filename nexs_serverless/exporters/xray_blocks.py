@@ -28,6 +28,9 @@ _USER_AGENT = ("user_agent.original", "http.user_agent")
 _CLIENT_IP = ("client.address", "http.client_ip")
 _SCHEME = ("url.scheme", "http.scheme")
 _HOST = ("server.address", "http.host", "net.host.name")
+# The port beside a host name (``http.host`` carries its own): left out of the URL when the scheme's default.
+_PORT = {"server.address": "server.port", "net.host.name": "net.host.port"}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _TARGET = ("http.target",)
 HTTP_KEYS = frozenset(
     (*_HTTP_METHOD, *HTTP_URL, *_HTTP_STATUS, *_HTTP_LENGTH, *_USER_AGENT, *_CLIENT_IP, *_TARGET)
@@ -54,7 +57,8 @@ _AWS = {
     "operation": ("rpc.method",),
     "region": ("aws.region", "cloud.region"),
     "request_id": ("aws.request_id", "aws.requestId"),
-    "queue_url": ("aws.sqs.queue_url", "messaging.url"),
+    # ``aws.sqs.queue.url``: the semantic conventions' name, the one `instrumentation` writes.
+    "queue_url": ("aws.sqs.queue.url", "aws.sqs.queue_url", "messaging.url"),
 }
 
 
@@ -79,7 +83,10 @@ def http_block(
         if host is not None and target is not None:
             used.update(parts)
             used.update(key for key in ("url.path", "url.query") if key in attrs)
-            url = f"{first(attrs, _SCHEME, used) or 'https'}://{host}{target}"
+            scheme = first(attrs, _SCHEME, used) or "https"
+            if "http.host" not in parts and ":" in str(host) and not str(host).startswith("["):
+                host = f"[{host}]"  # an IPv6 address, bracketed in a URL
+            url = f"{scheme}://{host}{_port(attrs, parts, scheme, used)}{target}"
     if url is not None:
         request["url"] = url
     for field, keys in (("user_agent", _USER_AGENT), ("client_ip", _CLIENT_IP)):
@@ -99,6 +106,22 @@ def http_block(
     if response:
         http["response"] = response
     return http, status
+
+
+def _port(attrs: Mapping[str, AttributeValue], parts: set[str], scheme: object, used: set[str]) -> str:
+    """``:<port>`` for a server URL built from parts, '' when none or the scheme's default.
+
+    The semantic conventions split a server's address from its port (``server.port``):
+    without it a request to ``localhost:8080`` would read as one to ``localhost``.
+    """
+    key = next((_PORT[name] for name in parts if name in _PORT), None)
+    if key is None:
+        return ""
+    port = _as_int(attrs.get(key))
+    if port is None:
+        return ""
+    used.add(key)
+    return "" if _DEFAULT_PORTS.get(str(scheme).lower()) == port else f":{port}"
 
 
 def aws_block(attrs: Mapping[str, AttributeValue], used: set[str]) -> dict[str, object]:

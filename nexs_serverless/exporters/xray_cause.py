@@ -12,8 +12,10 @@ status description when no exception was recorded. A chained traceback
 ("During handling of the above exception..." or "The above exception was the
 direct cause...") is one exception per link, each with its own frames and
 the next one's id in ``cause``, as the segment document schema describes
-(the Collector does the same for "During handling"). Exception ids are
-derived from the span id, so a span sent twice keeps them.
+(the Collector does the same for "During handling"). An exception group
+(``asyncio.TaskGroup``'s) keeps the frames Python prints after ``  | ``, not
+those of its sub-exceptions. Exception ids are derived from the span id, so a
+span sent twice keeps them.
 """
 
 from __future__ import annotations
@@ -30,8 +32,13 @@ __all__ = ["MAX_EXCEPTIONS", "MAX_FRAMES", "cause_of", "set_flags"]
 
 MAX_EXCEPTIONS = 10  # entries of one cause, chained ones included
 MAX_FRAMES = 32
-# A frame line of a Python traceback: '  File "path", line 12, in label'.
-_FRAME = re.compile(r'^\s*File "([^"]*)", line (\d+), in (.*)$', re.MULTILINE)
+# A frame line of a Python traceback: '  File "path", line 12, in label'. An exception
+# group (``ExceptionGroup``, what ``asyncio.TaskGroup`` raises) prints its own frames
+# after "  | "; its sub-exceptions' tracebacks, further in ("    | "), are not its frames.
+_GROUP = r"(?:  \| )?"
+_FRAME = re.compile("^" + _GROUP + r'\s*File "([^"]*)", line (\d+), in (.*)$', re.MULTILINE)
+# The exception line of a group's own traceback ("  | ExceptionGroup: message (2 sub-exceptions)").
+_GROUP_LINE = re.compile(r"^  \| (\S.*)$", re.MULTILINE)
 # The lines Python prints between the tracebacks of a chain (traceback.format_exception).
 _CHAIN = re.compile(
     r"^(?:During handling of the above exception, another exception occurred:"
@@ -39,7 +46,7 @@ _CHAIN = re.compile(
     re.MULTILINE,
 )
 # What Python prints instead of a frame repeated more than 3 times (a deep recursion).
-_REPEATED = re.compile(r"^\s*\[Previous line repeated (\d+) more times?\]$", re.MULTILINE)
+_REPEATED = re.compile("^" + _GROUP + r"\s*\[Previous line repeated (\d+) more times?\]$", re.MULTILINE)
 _MASK = 0xFFFFFFFFFFFFFFFF
 
 
@@ -91,7 +98,8 @@ def cause_of(span: ReadableSpan, *, remote: bool = False) -> dict[str, object] |
 def _chained(block: str, exception_id: str, remote: bool) -> dict[str, object]:
     """The exception of one earlier traceback of a chain: its last line names it."""
     entry: dict[str, object] = {"id": exception_id}
-    lines = [line for line in block.strip().splitlines() if line.strip()]
+    group = _GROUP_LINE.search(block) if "+ Exception Group Traceback" in block else None
+    lines = [group.group(1)] if group else [line for line in block.strip().splitlines() if line.strip()]
     if lines:
         kind, sep, message = lines[-1].partition(": ")
         if not kind.startswith(" "):  # an exception line, not a frame or source line

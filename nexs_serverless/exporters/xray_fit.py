@@ -9,11 +9,11 @@ A segment document (`fit_document`) is cut in a few passes, each one
 serialization: every value over a common size (the "water level" that
 removes the excess) is cut to it, so each long value keeps its beginning;
 metadata first, and the indexed or structured sections (annotations,
-``http``, ``sql``, ``aws``, ``cause``) only when metadata cannot absorb the
-excess. Then, if needed, the ``otel`` events and links, the stack frames, and
-the rest of the metadata go. The document names what was cut in
-``metadata.nexs.truncated`` (at most `MAX_LISTED` paths, ``truncated_count``
-giving the total when there are more).
+``http``, ``sql``, ``aws``, ``cause``, ``user``, ``service``) only when
+metadata cannot absorb the excess. Then, if needed, the ``otel`` events and
+links, the stack frames, and the rest of the metadata go. The document names
+what was cut in ``metadata.nexs.truncated`` (at most `MAX_LISTED` paths, each
+cut to 200 characters, ``truncated_count`` giving the total when there are more).
 
 An OTLP span (`truncate_span`) loses its largest attribute values first
 (event attributes count: an exception's stack trace is the usual culprit),
@@ -39,7 +39,10 @@ _MIN_KEEP = 64  # bytes: values shorter than this are not worth cutting
 _PASSES = 4  # water-level passes (each one serialization) before the fallbacks
 # Sections of a document whose values may be cut (never ids, times, name or type),
 # in two tiers: metadata alone when it can absorb the excess, then all of them.
-_CUTTABLE = ("metadata", "annotations", "http", "sql", "aws", "cause")
+# ``user`` (``enduser.id``) and ``service`` (``service.version``) are the user's text too:
+# left whole, one long value would cost the whole span.
+_CUTTABLE = ("metadata", "annotations", "http", "sql", "aws", "cause", "user", "service")
+_MAX_PATH = 200  # characters of a cut value's path listed in the mark (a key may be any length)
 _TIERS = (("metadata",), _CUTTABLE)
 
 
@@ -129,7 +132,7 @@ def _level(sizes: list[int], need: int) -> tuple[int, bool]:
 
 def _mark_room(paths: list[str]) -> int:
     """The bytes the ``metadata.nexs`` mark naming `paths` takes, with some to spare."""
-    listed = sum(len(path.encode()) + 3 for path in paths[:MAX_LISTED])
+    listed = sum(len(_listed(path).encode()) + 3 for path in paths[:MAX_LISTED])
     return 64 + listed + (32 if len(paths) > MAX_LISTED else 0)
 
 
@@ -224,6 +227,9 @@ def _leaves(doc: dict[str, object], sections: tuple[str, ...]) -> list[_Leaf]:
     """Every value of `sections` worth cutting (strings, lists of scalars) with where it sits."""
     out: list[_Leaf] = []
     stack: list[tuple[object, str]] = [(doc[name], name) for name in sections if name in doc]
+    for value, name in stack:
+        if isinstance(value, str) and (size := _size(value)) > _MIN_KEEP:  # a section that is one value
+            out.append((size, doc, name, name))
     while stack:
         node, path = stack.pop()
         items: list[tuple[object, object]]
@@ -283,10 +289,15 @@ def _mark(doc: dict[str, object], cut: list[str]) -> None:
     metadata = doc.get("metadata")
     if not isinstance(metadata, dict):
         metadata = doc["metadata"] = {}
-    mark: dict[str, object] = {"truncated": cut[:MAX_LISTED]}
+    mark: dict[str, object] = {"truncated": [_listed(path) for path in cut[:MAX_LISTED]]}
     if len(cut) > MAX_LISTED:
         mark["truncated_count"] = len(cut)
     metadata["nexs"] = mark
+
+
+def _listed(path: str) -> str:
+    """`path` as the mark lists it: cut to `_MAX_PATH` characters, or it could outgrow the value it names."""
+    return path if len(path) <= _MAX_PATH else path[:_MAX_PATH] + MARK
 
 
 def _drop_otel_lists(doc: dict[str, object]) -> list[str]:

@@ -26,8 +26,9 @@ OpenTelemetry Collector's ``awsxray`` exporter does with the same data:
   query X-Ray could show), built by `xray_blocks`; CLIENT and PRODUCER spans get namespace ``remote``
   and are named after the remote service so that the service map shows it.
   An HTTP status that is not an integer stays in metadata.
-- a segment's ``user`` from ``enduser.id`` and ``service.version`` from the
-  resource (the Collector's mapping; X-Ray has these on segments only).
+- a segment's ``user`` from ``enduser.id``, ``service.version`` and
+  ``aws.account_id`` from the resource (the Collector's mapping; X-Ray has
+  these on segments only).
 - annotations from the configured attribute keys and from Powertools'
   ``aws.xray.annotation.*``, metadata namespaces from ``aws.xray.metadata.*``
   (`xray_values`); every other attribute is metadata (namespace ``default``);
@@ -64,6 +65,7 @@ _TRACE_IDS: dict[int, str] = {}
 _NAMES: dict[str, str] = {}
 _PLAIN = frozenset((str, int, bool))  # attribute value types JSON takes as they are
 
+_ACCOUNT = ("cloud.account.id",)
 _TRACE_ID_LIMIT = 1 << 128
 _SPAN_ID_LIMIT = 1 << 64
 
@@ -165,7 +167,13 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
         sdk: dict[str, object] = {"sdk": "nexs_serverless"}
         if version:
             sdk["sdk_version"] = version
-        doc["aws"] = {"xray": sdk}
+        aws_fields: dict[str, object] = {"xray": sdk}
+        # The account running the service (the Collector's mapping): in Lambda the
+        # invocation span has it (from the function's ARN), elsewhere the resource may.
+        account = first(attrs, _ACCOUNT, used) or span.resource.attributes.get("cloud.account.id")
+        if account:
+            aws_fields["account_id"] = str(account)
+        doc["aws"] = aws_fields
         service_version = span.resource.attributes.get("service.version")
         if service_version:
             doc["service"] = {"version": str(service_version)}
@@ -199,7 +207,8 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
         sql = sql_block(attrs, used)
         if sql is not None:
             doc["sql"] = sql
-        doc.setdefault("namespace", "remote")
+        if not segment:  # a subsegment field: a segment is the service itself, not a call it made
+            doc.setdefault("namespace", "remote")
     if status is not None or span.status_code == StatusCode.ERROR:
         set_flags(span, status, doc)
     if span.events or span.status_code == StatusCode.ERROR:
