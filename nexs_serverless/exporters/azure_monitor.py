@@ -46,6 +46,10 @@ variables ``APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL``,
 ``APPLICATIONINSIGHTS_SDKSTATS_DISABLED`` and
 ``APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED`` (set them to ``true`` to stop it).
 
+The items of a batch (which span each came from, what a 206 refused, what a
+retry still sends) are kept by `_azure_items`; `_azure_connection` checks the
+connection string.
+
 Environment (read from the settings snapshot by `from_settings`):
 
 - ``APPLICATIONINSIGHTS_CONNECTION_STRING`` (required; checked at once with the SDK's
@@ -57,19 +61,27 @@ Environment (read from the settings snapshot by `from_settings`):
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
 from .. import _guard as guard
 from .. import _stats as stats
 from ..config import ConfigError
+from ._azure_connection import connection_string_problem
+from ._azure_items import (
+    RETRYABLE_ITEM_STATUSES,
+    Pending,
+    envelopes_of,
+    partial_failure,
+    refused_items,
+    retry_after_s,
+)
 from .base import ExportResult, Sent, send_once
 from .errors import ErrorClass, ExportError, classify, classify_status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
     from typing import Any
 
     from ..config import Settings
@@ -77,14 +89,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AzureMonitorExporter", "classify_azure_error", "from_settings"]
 
-# Per-item statuses of a 206 that the SDK would retry (its _RETRYABLE_STATUS_CODES but the
-# 401/403 of Entra ID tokens; 402/439, quota spent "over an extended time", it drops).
-_RETRYABLE_ITEM_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _REDIRECTS = (307, 308)
-# An item "refused" by the resource's ingestion sampling (the SDK's _is_sampling_rejection).
-_SAMPLED_OUT = "telemetry sampled out."
-# The SDK's instrumentation key check (_connection_string_parser): a UUID, lowercase only.
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAX_REDIRECTS = 3  # per call; the SDK's own limit is per exporter and larger, but each costs budget
 
 
@@ -124,7 +129,7 @@ class AzureMonitorExporter:
             raise ImportError(
                 "azure-monitor-opentelemetry-exporter is missing: pip install 'nexs-serverless[azure]'"
             )
-        problem = _connection_string_problem(connection_string)
+        problem = connection_string_problem(connection_string)
         if problem:
             raise ConfigError(f"AzureMonitorExporter(connection_string=...): {problem}")
         if not isinstance(timeout_ms, int) or timeout_ms < 1:
@@ -162,15 +167,15 @@ class AzureMonitorExporter:
             sdk = self.prepare()
         except Exception as exc:  # a connection string or option the SDK refuses
             raise ExportError(ErrorClass.BAD_REQUEST, f"could not build the Azure exporter: {exc!r}") from exc
-        if isinstance(spans, _Pending) and spans.fits():  # a retry: its items are ready
+        if isinstance(spans, Pending) and spans.fits():  # a retry: its items are ready
             return self._track(sdk, spans.envelopes, spans.owner, spans, timeout_s)
-        envelopes, owner = _envelopes(sdk, spans)
+        envelopes, owner = envelopes_of(sdk, spans)
         dropped = len(spans) - len(set(owner))
         try:
             return Sent.of(self._track(sdk, envelopes, owner, spans, timeout_s), dropped)
         except ExportError as error:
             if error.undelivered is None:  # nothing got through: all of it, with its items
-                error.undelivered = _Pending.of(spans, envelopes, owner, range(len(envelopes)))
+                error.undelivered = Pending.of(spans, envelopes, owner, range(len(envelopes)))
             error.dropped += dropped
             raise
 
@@ -209,16 +214,16 @@ class AzureMonitorExporter:
                     self._store(sdk, envelopes, span_count, error)
                     return 0
                 raise error from exc
-        refused = _refused(response, len(owner))
+        refused = refused_items(response, len(owner))
         complete = not refused
-        retry = [index for index, status in refused.items() if status in _RETRYABLE_ITEM_STATUSES]
+        retry = [index for index, status in refused.items() if status in RETRYABLE_ITEM_STATUSES]
         if retry and self.offline_storage and sdk.storage is not None:
             stored = {owner[index] for index in retry}
             if self._store(sdk, [envelopes[index] for index in retry], len(stored), None):
                 for index in retry:  # what the SDK's export() would store for later: stored, not refused
                     del refused[index]
         elif retry:  # what the SDK would retry: a failure, naming only what is still to send
-            raise _partial_failure(retry, refused, envelopes, owner, spans, headers)
+            raise partial_failure(retry, refused, envelopes, owner, spans, headers)
         if complete and self.offline_storage and sdk.storage is not None:  # as the SDK: after a full success
             drain = getattr(sdk, "_transmit_from_storage", None)
             if drain is not None:
@@ -274,182 +279,6 @@ class AzureMonitorExporter:
             sdk.shutdown()
 
 
-class _Pending(list["ReadableSpan"]):
-    """Spans still to send with their `envelopes` (`owner`: each one's index here), from a failed `send`.
-
-    Raised as `ExportError.undelivered`: the resilience layer retries with this
-    very list and `send` tracks the envelopes again instead of converting the
-    spans, so the items a 206 accepted are not sent twice, nor a span the
-    mapping failed on counted twice. A list, as `undelivered` always is.
-    """
-
-    __slots__ = ("envelopes", "owner")
-
-    def __init__(self, spans: list[ReadableSpan], envelopes: list[Any], owner: list[int]) -> None:
-        super().__init__(spans)
-        self.envelopes = envelopes
-        self.owner = owner
-
-    @classmethod
-    def of(
-        cls, spans: Sequence[ReadableSpan], envelopes: list[Any], owner: list[int], indexes: Iterable[int]
-    ) -> _Pending:
-        """The spans owning the envelopes at `indexes` (in order), with those envelopes."""
-        kept: list[ReadableSpan] = []
-        position: dict[int, int] = {}  # a span's index in `spans` -> its index in `kept`
-        items: list[Any] = []
-        owners: list[int] = []
-        for index in indexes:
-            span_index = owner[index]
-            if span_index not in position:
-                position[span_index] = len(kept)
-                kept.append(spans[span_index])
-            items.append(envelopes[index])
-            owners.append(position[span_index])
-        return cls(kept, items, owners)
-
-    def fits(self) -> bool:
-        """Whether the envelopes still stand for these spans (each owned by one of them)."""
-        return (
-            bool(self.envelopes)
-            and len(self.owner) == len(self.envelopes)
-            and set(self.owner) == set(range(len(self)))
-        )
-
-
-def _partial_failure(
-    retry: list[int],
-    refused: dict[int, object],
-    envelopes: list[Any],
-    owner: list[int],
-    spans: Sequence[ReadableSpan],
-    headers: Any,
-) -> ExportError:
-    """The failure for a 206 that refused the items at `retry` with a retryable status.
-
-    Its class is a 429's when there is one (with the reply's ``Retry-After``),
-    else the first status's. Unless every item was refused so, `undelivered`
-    names the spans of those items with just those items; `rejected` counts
-    the spans refused for good and not also still to send.
-    """
-    statuses = [int(refused[index]) for index in retry]  # type: ignore[call-overload]
-    status = 429 if 429 in statuses else statuses[0]
-    retry_after = _seconds((headers or {}).get("Retry-After")) if status == 429 else None
-    error = ExportError(
-        classify_status(status),
-        f"{len(retry)} of {len(owner)} items refused with {status}",
-        retry_after_s=retry_after,
-        status=status,
-    )
-    if len(retry) < len(owner):  # some got through: name only what is still to send
-        error.undelivered = _Pending.of(spans, envelopes, owner, retry)
-        error.rejected = len({owner[index] for index in refused} - {owner[index] for index in retry})
-    return error
-
-
-def _connection_string_problem(connection_string: str | None) -> str | None:
-    """What makes `connection_string` one the Azure SDK refuses (its parser's rules), or None.
-
-    The SDK parses it only when the exporter is built, at the first export:
-    checked here, a typo fails at configuration time instead of every flush.
-    The text itself is never quoted (it holds the instrumentation key).
-    """
-    if not connection_string:
-        return "missing"
-    parts: dict[str, str] = {}
-    for number, part in enumerate(connection_string.split(";"), 1):
-        key, equals, value = part.partition("=")
-        if not part.strip():
-            return "an empty part (a ';' doubled or at the end)"
-        if not equals or "=" in value:
-            return f"part {number} is not one key=value"
-        if key != key.strip():
-            return f"spaces around the key of part {number} (the SDK would not recognise it)"
-        parts[key.lower()] = value
-    if parts.get("authorization", "ikey").lower() != "ikey":
-        return "Authorization must be ikey (Entra ID takes a credential instead)"
-    ikey = parts.get("instrumentationkey")
-    if not ikey:
-        return "no InstrumentationKey"
-    if not _UUID.fullmatch(ikey):
-        return "the InstrumentationKey is not a lowercase UUID"
-    return None
-
-
-def _sample_rates(spans: Sequence[ReadableSpan]) -> dict[int, float]:
-    """Trace id -> ``sampleRate`` (percent) from the tail sampler's ``sampling.probability`` on a root.
-
-    One per trace: every span of an invocation tail sampling kept was kept with
-    its root (the largest, when several roots of one trace are in the batch).
-    """
-    rates: dict[int, float] = {}
-    for span in spans:
-        probability = span.attributes.get("sampling.probability")
-        if (
-            isinstance(probability, (int, float))
-            and not isinstance(probability, bool)
-            and 0 < probability <= 1
-        ):
-            rates[span.trace_id] = max(rates.get(span.trace_id, 0.0), probability * 100.0)
-    return rates
-
-
-def _envelopes(sdk: Any, spans: Sequence[ReadableSpan]) -> tuple[list[Any], list[int]]:
-    """The SDK's envelopes for `spans` and, for each, the index of the span it came from.
-
-    A span the conversion or the SDK's mapping fails on is left out and
-    counted (``spans_dropped_serialization``): it would fail every retry.
-    """
-    from .otel_sdk import to_readable_span
-
-    envelopes: list[Any] = []
-    owner: list[int] = []
-    rates = _sample_rates(spans)
-    for index, span in enumerate(spans):
-        try:
-            readable = to_readable_span(span)  # type: ignore[arg-type]
-            batch = [sdk._span_to_envelope(readable), *sdk._span_events_to_envelopes(readable)]
-        except Exception as exc:  # one odd span must not cost the batch
-            guard.report("azure_convert", exc)
-            stats.incr("spans_dropped_serialization")
-            continue
-        rate = rates.get(span.trace_id)
-        if rate is not None:
-            for envelope in batch:
-                if envelope.sample_rate is None:  # the span's own _MS.sampleRate wins
-                    envelope.sample_rate = rate
-        envelopes.extend(batch)
-        owner.extend([index] * len(batch))
-    return envelopes, owner
-
-
-def _refused(response: Any, sent: int) -> dict[int, object]:
-    """The envelopes a 206 refused: index -> item status.
-
-    Items "Telemetry sampled out." were dropped by the resource's ingestion
-    sampling, as configured: accepted, not refused (the SDK neither retries
-    nor reports them). An item error whose ``index`` names no envelope we
-    sent (missing, negative, past the end) cannot be tied to a span: it is
-    ignored and the reply counted as ``export_response_undecodable``. Raising instead would report the batch
-    as failed after the service accepted it, and a retry would duplicate it.
-    """
-    errors = list(getattr(response, "errors", None) or ())
-    if not errors:
-        return {}
-    refused: dict[int, object] = {}
-    sampled_out = 0
-    for error in errors:
-        if str(getattr(error, "message", "") or "").strip().lower() == _SAMPLED_OUT:
-            sampled_out += 1
-            continue
-        index = getattr(error, "index", None)
-        if type(index) is int and 0 <= index < sent:
-            refused[index] = getattr(error, "status_code", None)
-    if len(refused) + sampled_out < len(errors):
-        stats.incr("export_response_undecodable")
-    return refused
-
-
 def _follow_redirect(sdk: Any, exc: BaseException) -> bool:
     """For a 307/308 to a host the SDK would follow, point its client there; whether it did.
 
@@ -493,7 +322,7 @@ def classify_azure_error(exc: BaseException) -> ExportError:
     if isinstance(exc, az.HttpResponseError) and isinstance(exc.status_code, int):
         status = exc.status_code
         headers = getattr(exc.response, "headers", None) or {}
-        retry_after = _seconds(headers.get("Retry-After") or headers.get("retry-after"))
+        retry_after = retry_after_s(headers.get("Retry-After") or headers.get("retry-after"))
         if status in _REDIRECTS:  # not followed: too many, or to a host the SDK would not trust
             return ExportError(
                 ErrorClass.BAD_REQUEST,
@@ -515,13 +344,6 @@ def classify_azure_error(exc: BaseException) -> ExportError:
     return classify(exc)
 
 
-def _seconds(value: object) -> float | None:
-    try:
-        return max(0.0, float(str(value))) if value is not None else None
-    except ValueError:
-        return None
-
-
 def from_settings(settings: Settings) -> AzureMonitorExporter:
     """The exporter ``OTEL_TRACES_EXPORTER=azure_monitor`` stands for, configured from the environment.
 
@@ -536,7 +358,7 @@ def from_settings(settings: Settings) -> AzureMonitorExporter:
     timeout_ms = reader.integer("NEXS_AZURE_TIMEOUT_MS", default=1000, minimum=1)
     report(reader.problems)
     connection_string = settings.env("APPLICATIONINSIGHTS_CONNECTION_STRING").strip() or None
-    problem = _connection_string_problem(connection_string)
+    problem = connection_string_problem(connection_string)
     if problem:
         raise ConfigError(f"APPLICATIONINSIGHTS_CONNECTION_STRING: {problem}")
     return AzureMonitorExporter(
