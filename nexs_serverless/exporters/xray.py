@@ -59,8 +59,10 @@ class XRayExporter:
             `daemon_address` is given, the API otherwise).
         daemon_address: the daemon's UDP address (default ``127.0.0.1:2000``).
         annotation_keys: attribute keys recorded as indexed annotations (``"*"``: all).
-        in_lambda: the process is a Lambda function: roots in the trace of the
-            invocation's ``_X_AMZN_TRACE_ID`` hang under the function segment it names.
+        in_lambda: the process is a Lambda function: roots in the trace of an
+            invocation's ``_X_AMZN_TRACE_ID`` hang under the function segment it names,
+            also when they are sent in a later invocation's flush (the last
+            `xray_lambda.REMEMBERED` invocations' segments are remembered).
         region: the API's region (default: boto3's resolution).
         endpoint_url: another API endpoint (a local emulator, a VPC endpoint).
         timeout_ms: the most one API call may take, capped by the flush budget.
@@ -124,7 +126,8 @@ class XRayExporter:
         self._sender: DaemonSender | None = None
         self._api: PutTraceSegmentsClient | None = None
         self._lock = threading.Lock()  # `prepare` may run in a background thread during init
-        self._trace_header: tuple[str, LambdaSegment | None] = ("", None)
+        self._trace_header = ""  # the last ``_X_AMZN_TRACE_ID`` read
+        self._lambda_segments: dict[int, LambdaSegment] = {}  # recent invocations', by trace id
 
     # -- the exporter contract ------------------------------------------------
 
@@ -221,19 +224,22 @@ class XRayExporter:
         (one entry per refused document) counts refused spans.
         """
         from ..config import read_env
-        from .xray_lambda import parse_trace_header
         from .xray_pack import pack_parts
         from .xray_segments import SegmentOptions
 
-        lambda_segment = None
+        segments = self._lambda_segments
         if self.in_lambda:
             header = read_env("_X_AMZN_TRACE_ID")
-            if header != self._trace_header[0]:  # a new invocation: parse once, not per flush
-                self._trace_header = (header, parse_trace_header(header))
-            lambda_segment = self._trace_header[1]
-        options = SegmentOptions(
-            self.annotation_keys, in_lambda=self.in_lambda, lambda_segment=lambda_segment
-        )
+            if header != self._trace_header:  # a new invocation: parse once, not per flush
+                from .xray_lambda import parse_trace_header, remember
+
+                segment = parse_trace_header(header)
+                if segment is not None:
+                    # Kept after the invocation: its spans may wait for a later flush
+                    # (carried over), when the variable names another invocation.
+                    segments = self._lambda_segments = remember(segments, segment)
+                self._trace_header = header
+        options = SegmentOptions(self.annotation_keys, in_lambda=self.in_lambda, lambda_segments=segments)
         limit = self.max_datagram_bytes - len(HEADER)
         return pack_parts(spans, options, limit, nest=self.transport == "udp")
 

@@ -15,9 +15,18 @@ OpenTelemetry Collector's ``awsxray`` exporter does with the same data:
   ``metadata.otel.reported_end_time``; a span without an end is ``in_progress``.
 - segment or subsegment: inside a traced Lambda invocation every span of the
   invocation's trace is a subsegment (roots hang under the function segment
-  that Lambda records, named by ``_X_AMZN_TRACE_ID``); elsewhere, and for a
-  root of another trace (a caller's W3C ``traceparent``), a local root or a
-  span whose parent is remote is a segment named after ``service.name``.
+  that Lambda records, named by ``_X_AMZN_TRACE_ID``), also when the span is
+  sent in a later invocation's flush (each span goes by its own trace's
+  segment, `xray_lambda.remember`); elsewhere, and for a root of another trace
+  (a caller's W3C ``traceparent``), a local root or a span whose parent is
+  remote is a segment named after ``service.name``. Inside Lambda, such a
+  segment claims Lambda's origin (``AWS::Lambda::Function``) only for a trace
+  whose invocation is known not to have a function segment of Lambda's
+  (``Sampled=0``): a trace the exporter no longer remembers (or never saw: a
+  flush the breaker skipped) may have one, and a second would duplicate the
+  function. A caller's trace cannot be told from such a one, so its root goes
+  without the origin too (as every segment of the Collector's ``awsxray``
+  exporter, which never claims it).
 - ``fault`` (5xx or status ERROR), ``error`` (4xx), ``throttle`` (429); ``cause``
   from the ``exception`` events, with the Python stack parsed into frames
   (`xray_cause`).
@@ -48,6 +57,8 @@ from .xray_values import MAX_ANNOTATIONS, annotate, jsonable, jsonable_map, reco
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..typing import ReadableSpan
 
 __all__ = [
@@ -75,8 +86,9 @@ _SPAN_ID_LIMIT = 1 << 64
 # (\x1c-\x1f) becomes "_" like any other refused character.
 _NAME_BAD = re.compile(r"[^\w .:/%&#=+\\\-@]")
 
+_LAMBDA_ORIGIN = "AWS::Lambda::Function"
 _ORIGINS = {
-    "aws_lambda": "AWS::Lambda::Function",
+    "aws_lambda": _LAMBDA_ORIGIN,
     "aws_ec2": "AWS::EC2::Instance",
     "aws_ecs": "AWS::ECS::Container",
     "aws_eks": "AWS::EKS::Container",
@@ -89,12 +101,14 @@ class SegmentOptions:
 
     Attributes:
         annotation_keys: attribute keys recorded as annotations (``"*"``: every scalar attribute).
-        in_lambda: the process runs in Lambda (placement itself goes by `lambda_segment`).
-        lambda_segment: the invocation's function segment, from ``_X_AMZN_TRACE_ID``:
-            roots of its trace become its subsegments.
+        in_lambda: the process runs in Lambda: a root of a trace not in `lambda_segments`
+            does not claim Lambda's origin (placement itself goes by `lambda_segments`).
+        lambda_segments: invocations' function segments by trace id, from
+            ``_X_AMZN_TRACE_ID`` (`xray_lambda.remember`): roots of each one's trace
+            become its subsegments. `lambda_segment` (one invocation's) is added to them.
     """
 
-    __slots__ = ("annotate_all", "annotation_keys", "in_lambda", "lambda_segment")
+    __slots__ = ("annotate_all", "annotation_keys", "in_lambda", "lambda_segments")
 
     def __init__(
         self,
@@ -102,11 +116,15 @@ class SegmentOptions:
         *,
         in_lambda: bool = False,
         lambda_segment: LambdaSegment | None = None,
+        lambda_segments: Mapping[int, LambdaSegment] | None = None,
     ) -> None:
         self.annotate_all = "*" in annotation_keys
         self.annotation_keys = tuple(key for key in annotation_keys if key != "*")
         self.in_lambda = in_lambda
-        self.lambda_segment = lambda_segment
+        segments = lambda_segments if lambda_segments is not None else {}
+        if lambda_segment is not None:
+            segments = {**segments, lambda_segment.trace_id: lambda_segment}
+        self.lambda_segments: Mapping[int, LambdaSegment] = segments
 
 
 def xray_trace_id(trace_id: int) -> str:
@@ -161,7 +179,9 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
         service = span.resource.attributes.get("service.name")
         name: object = service or span.name
         origin = _ORIGINS.get(str(span.resource.attributes.get("cloud.platform", "")))
-        if origin:
+        if origin and not (
+            origin is _LAMBDA_ORIGIN and options.in_lambda and span.trace_id not in options.lambda_segments
+        ):
             doc["origin"] = origin
         version = span.instrumentation_scope.version
         sdk: dict[str, object] = {"sdk": "nexs_serverless"}
@@ -253,15 +273,16 @@ def to_document(span: ReadableSpan, options: SegmentOptions) -> dict[str, object
 def _place(span: ReadableSpan, options: SegmentOptions, doc: dict[str, object]) -> bool:
     """Set ``parent_id``/``type``; True when the document is a segment rather than a subsegment."""
     parent = span.parent_span_id
-    lam = options.lambda_segment
-    in_traced_invocation = lam is not None and lam.trace_id == span.trace_id
     if parent and not span.parent_is_remote:
         doc["parent_id"] = f"{parent:016x}"
         doc["type"] = "subsegment"
         return False
-    if in_traced_invocation and lam is not None and lam.sampled:
-        # A root of the invocation's trace (whatever carried its parent in) belongs
-        # under the function segment Lambda records for this invocation; a parent
+    # Looked up by the span's own trace, not the current invocation's: a span carried
+    # over from an earlier invocation belongs under that invocation's function segment.
+    lam = options.lambda_segments.get(span.trace_id) if options.lambda_segments else None
+    if lam is not None and lam.sampled:
+        # A root of an invocation's trace (whatever carried its parent in) belongs
+        # under the function segment Lambda records for that invocation; a parent
         # from another trace (e.g. the caller's ``traceparent``) has no segment
         # here to hang under, so such a root is a segment linked to it, as outside Lambda.
         doc["parent_id"] = lam.parent_id
