@@ -98,6 +98,8 @@ def may_hold_credentials(text: str) -> bool:
         or "' :" in text
         or "PRIVATE KEY" in text
         or "@" in text  # a password in a URL's user information
+        or ("://" in text and text.find("/", text.rfind("://") + 3) < 0)  # ... cut before its "@"
+        or ": " in text  # a header line: "Authorization: Token ..."
     )
 
 
@@ -392,12 +394,25 @@ class Redactor:
     def _sequence(self, values: list[object] | tuple[object, ...]) -> object:
         out: list[object] = []
         changed = False
+        masked_int = False
+        new: object
         for item in values:
-            new = self._text(item) if isinstance(item, str) and len(item) >= self._min_length else item
+            if isinstance(item, str):
+                new = self._text(item) if len(item) >= self._min_length else item
+            elif type(item) is int and self._scan_ints:  # a card number in a list of ints, as alone
+                new = self._text(str(item))
+                if new == str(item):
+                    new = item
+                else:
+                    masked_int = True
+            else:
+                new = item
             if new is _DROP:
                 return _DROP
             changed = changed or new is not item
             out.append(new)
+        if masked_int:  # an attribute array holds one type: all text, as the masked item is
+            return tuple(str(item) for item in out)
         return tuple(out) if changed else values
 
     def _whole(self, value: object, action: str) -> object:

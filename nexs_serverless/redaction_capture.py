@@ -102,6 +102,11 @@ class _Walk:
                 out["…"] = _TRUNCATED
                 break
             name = str(key)
+            # A key can hold the secret itself: API Gateway reads "?<token>" as a query key.
+            masked = redactor.redact_text(name)
+            if masked is None:  # a drop detector matched it: the item goes
+                continue
+            name = masked
             child = f"{path}.{name}" if path else name
             self.left -= len(name) + 4
             action = redactor.key_action(child, name)

@@ -15,10 +15,15 @@ values contain none, so most values cost a few substring searches) and a
   shape ``(202) 555-0143``: bare digit runs are ids far more often than phones.
 
 Credentials (on by default): ``jwt``, ``aws_access_key``, ``bearer`` (HTTP
-auth schemes in text), ``private_key`` (PEM blocks) and ``assignment``
-(``password=...`` or ``"api_key": "..."`` in text, judged by the same key-name
-rules as attribute keys). Opt-in: ``email``, ``phone``, ``credit_card``,
-``ipv4``, ``ipv6`` (``ip`` means both).
+auth schemes in text), ``url_password`` (also in a URL the attribute length limit
+cut), ``private_key`` (PEM and OpenPGP blocks) and ``assignment`` (``password=...``,
+``"api_key": "..."`` or a header line ``Authorization: Token ...`` in text, judged
+by the same key-name rules as attribute keys). Opt-in: ``email``, ``phone``,
+``credit_card``, ``ipv4``, ``ipv6`` (``ip`` means both).
+
+Every pattern reads each character a bounded number of times, whatever the text: a
+megabyte of adversarial input (backslash runs, digit runs, repeated keys) costs a
+fraction of a second, not minutes (``tests/test_redaction12q.py``).
 
 Compiling the patterns happens in `build`, on the first flush, never at import.
 """
@@ -176,16 +181,35 @@ def _ipv6(match: re.Match[str]) -> bool:
     return True
 
 
-# -- phone numbers -------------------------------------------------------------------
+# -- URL passwords -------------------------------------------------------------------
+
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 
 
-def _not_the_conventions_mask(match: re.Match[str]) -> bool:
-    """False for the password ``REDACTED``, which is masked already.
+def _url_password(match: re.Match[str]) -> bool:
+    """Whether a URL scheme (RFC 3986: a letter, then letters, digits, ``+.-``) ends where the match starts.
 
-    OpenTelemetry's HTTP conventions write ``url.full``'s user information as
-    ``REDACTED:REDACTED@``, and the client instrumentation does.
+    False too for the password ``REDACTED``, which is masked already: OpenTelemetry's
+    HTTP conventions write ``url.full``'s user information as ``REDACTED:REDACTED@``, and
+    the client instrumentation does. Without an "@" (a URL cut at the end of the text),
+    digits are a port: ``https://example.com:8443``.
     """
-    return match.group(1) != "REDACTED"
+    text = match.string
+    end = match.start()
+    start = end
+    while start > 0 and end - start <= 32 and text[start - 1] in _SCHEME_CHARS:
+        start -= 1
+    if not 0 < end - start <= 32 or not text[start].isalpha():
+        return False
+    if start and (text[start - 1].isalnum() or text[start - 1] == "_"):  # inside a word: not a scheme
+        return False
+    value = match.group(1)
+    if value == "REDACTED":
+        return False
+    return text.startswith("@", match.end(1)) or not value.isdigit()
+
+
+# -- phone numbers -------------------------------------------------------------------
 
 
 def _phone(match: re.Match[str]) -> bool:
@@ -220,15 +244,25 @@ _PATTERNS: dict[str, tuple[str, tuple[str, ...], Callable[[re.Match[str]], bool]
         1,
     ),
     # The password of a URL's user information (``postgres://app:<password>@db``,
-    # ``redis://:<password>@cache``): keep the scheme, user and host.
+    # ``redis://:<password>@cache``): keep the scheme, user and host. The password runs to the
+    # authority's last "@", as URL parsers read it (``app:p@ss@db``: ``p@ss``), and the user
+    # may hold one (``smtp://me@mail.example:<password>@smtp``). A URL the attribute length
+    # limit cut before the "@" ends the text in its password (``postgres://app:s3cr``): a
+    # colon and no "/" after the "://" (a port is digits, see `_url_password`; `_UrlPassword`
+    # runs the pattern only on text with an "@" or ending so). The pattern starts at the
+    # "://", a literal the regex engine finds fast; the scheme before it is checked by
+    # `_url_password` (a pattern starting at the scheme ran at every position: 2 us for a
+    # 40-character URL).
     "url_password": (
-        r"(?<![\w+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s/:@]*:([^\s/@]+)@",
-        ("@",),
-        _not_the_conventions_mask,
+        r"://[^\s/:]*:((?:[^\s/?#]+(?=@)|[^\s/?#@:,\[\]]+\Z))",
+        ("@", "://"),
+        _url_password,
         1,
     ),
+    # PEM (``-----BEGIN RSA PRIVATE KEY-----``) and OpenPGP armour (``PRIVATE KEY BLOCK``).
     "private_key": (
-        r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY-----|$)",
+        r"-----BEGIN[A-Z ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+        r"(?:-----END[A-Z ]*PRIVATE KEY(?: BLOCK)?-----|$)",
         ("PRIVATE KEY",),
         None,
         0,
@@ -239,9 +273,11 @@ _PATTERNS: dict[str, tuple[str, tuple[str, ...], Callable[[re.Match[str]], bool]
         None,
         0,
     ),
-    # +<country> then groups; or the separated North American shape. Not bare digit runs.
+    # +<country> then groups; or the separated North American shape. Not bare digit runs. A
+    # group's digits are taken whole (``(?=(\d{1,4}))\1``, an atomic group before Python 3.11):
+    # trying every split of a digit run cost seconds on a long "+1111..." text.
     "phone": (
-        r"(?<![\w+.-])(?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}"
+        r"(?<![\w+.-])(?:\+\d{1,3}(?:[ .-]?\(?(?=(\d{1,4}))\1\)?){2,5}"
         r"|(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4})(?![\w-]|\.\d)",
         (),
         _phone,
@@ -271,51 +307,61 @@ def _masked(text: str, start: int, end: int) -> bool:
 
 
 # ``"key": value`` / ``'key' = value`` (quoted key, colon or equals) or ``key=value``
-# (bare key, equals only: a bare ``key:`` is a URL scheme or an ARN part far more often;
-# brackets allowed, as form fields write ``user[password]=``). A bare key may follow a dash
-# (``--password=``). JSON inside a JSON string (an SNS message in an SQS body) quotes with
-# ``\"``: the key's quote may carry backslashes.
+# (bare key, equals only: a bare ``key:`` inside a line is a URL scheme or an ARN part far more
+# often; brackets allowed, as form fields write ``user[password]=``). A bare key may follow a
+# dash (``--password=``). JSON inside a JSON string (an SNS message in an SQS body) quotes with
+# ``\"``: the key's quote may carry backslashes, a run read from its first one only (a match
+# tried at each backslash of a long run read the rest of the run each time: 5 s for 20 KB).
 _ASSIGNMENT_KEY = (
-    r"(?<![\w.])(?:(?P<q>\\*[\"'])(?P<qkey>[A-Za-z_][\w.-]{0,63})(?P=q)[ \t]*[=:]"
+    r"(?<![\w.])(?:(?P<q>(?:(?<!\\)\\+)?[\"'])(?P<qkey>[A-Za-z_][\w.-]{0,63})(?P=q)[ \t]*[=:]"
     r"|(?P<key>[A-Za-z_][\w.\[\]-]{0,63})[ \t]*=)"
 )
-# The value after a secret key: quoted with backslashes (read up to the same quote), quoted
-# (JSON escapes), single-quoted, or bare. A quoted value without its closing quote runs to
-# the end of the text: an attribute length limit may have cut the text there.
+# A header line (``Authorization: Token ...``, ``Cookie: ...``, YAML's ``password: ...``): a
+# key at the start of a line (after curl's ``> ``), a colon and a space (``token:42`` is a
+# cache key, ``secret:name`` an ARN part). Its value is the rest of the line, but for an auth
+# scheme, which is kept.
+_HEADER_KEY = r"[ \t]*(?:[<>][ \t]+)?([A-Za-z][\w-]{0,63})"
+_SCHEME = r"[A-Za-z][\w-]*[ \t]+(?=\S)"
+# The value after a secret key: quoted with backslashes (read up to the same quote; 31 of
+# them quote five levels deep, and an unbounded run made each character cost the run's
+# length), quoted (JSON escapes), single-quoted (backslash escapes, as Python's repr writes
+# them), or bare. A quoted value without its closing quote runs to the end of the text: an
+# attribute length limit may have cut the text there.
 _ASSIGNMENT_VALUE = (
-    r"[ \t]*(?:(?P<eq>\\+\")(?P<edq>[^\"]*?)(?:(?P=eq)|\Z)"
-    r"|\"(?P<dq>(?:[^\"\\]|\\.)*)(?:\"|\\?\Z)"
-    r"|'(?P<sq>[^']*)(?:'|\Z)"
+    r"[ \t]*(?:(?P<eq>\\{1,31}\")(?P<edq>[^\"]*?)(?:(?P=eq)|\Z)"
+    r"|\"(?P<dq>(?:[^\"\\]|\\[\s\S])*)(?:\"|\\?\Z)"
+    r"|'(?P<sq>(?:[^'\\]|\\[\s\S])*)(?:'|\\?\Z)"
     r"|(?!\\+\")(?P<bare>[^\s\"'&,;}\]]+))"
 )
 _VALUE_GROUPS = ("edq", "dq", "sq", "bare")
 
 
 class _Assignment(Detector):
-    """``name=value`` and ``"name": "value"`` in text, judged by the key-name rules.
+    """``name=value``, ``"name": "value"`` and header lines in text, judged by the key-name rules.
 
     A key is matched first and its value only when the key names a secret: the value of
     any other key is text like the rest, read on from just after the key, so a secret
     inside it (``{"query": "page=2&password=..."}``, ``next=/cb?token=...``) is found,
-    and each character is still read a bounded number of times.
+    and each character is still read a bounded number of times. A header line is found
+    from its first ": ", and only its start is matched against a pattern: a pattern tried
+    at each position cost 7 us on a traceback (whose last line holds ": ").
     """
 
-    __slots__ = ("_is_secret", "_value")
+    __slots__ = ("_header", "_is_secret", "_scheme", "_value")
 
     def __init__(self, is_secret: Callable[[str], bool]) -> None:
-        super().__init__("assignment", _ASSIGNMENT_KEY, triggers=("=", '":', "':", '" :', "' :"))
+        super().__init__("assignment", _ASSIGNMENT_KEY, triggers=("=", '":', "':", '" :', "' :", ": "))
         self._is_secret = is_secret
         self._value: re.Pattern[str] | None = None
+        self._header: re.Pattern[str] | None = None
+        self._scheme: re.Pattern[str] | None = None
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        """The value part of each assignment whose key names a secret."""
-        if (
-            "=" not in text
-            and '":' not in text
-            and "':" not in text
-            and '" :' not in text
-            and "' :" not in text
-        ):  # the triggers, unrolled: a generator over them costs more than the rest of a miss
+        """The value part of each assignment or header line whose key names a secret."""
+        # The triggers, unrolled: a generator over them costs more than the rest of a miss.
+        assigns = "=" in text or '":' in text or "':" in text or '" :' in text or "' :" in text
+        headers = ": " in text
+        if not (assigns or headers):
             return []
         # The regex costs microseconds on a URL; most texts with '=' name no secret at all.
         lowered = text.lower()
@@ -325,11 +371,54 @@ class _Assignment(Detector):
         else:
             return []
         found: list[tuple[int, int]] = []
+        lines: list[tuple[int, int]] = []  # secret header lines, read whole: (start, end)
+        if headers:
+            self._header_lines(text, lines, found)
+        if assigns:
+            self._assignments(text, lines, found)
+        if lines and len(found) > 1:  # a quoted value may run over a header line: one span for both
+            found.sort()
+            merged = [found[0]]
+            for start, end in found[1:]:
+                last_start, last_end = merged[-1]
+                if start < last_end:
+                    merged[-1] = (last_start, max(last_end, end))
+                else:
+                    merged.append((start, end))
+            found = merged
+        return found
+
+    def _header_lines(self, text: str, lines: list[tuple[int, int]], found: list[tuple[int, int]]) -> None:
+        """Add the values of secret header lines to `found`, and their extent to `lines`."""
+        header = self._header
+        if header is None:
+            header = self._header = re.compile(_HEADER_KEY)
+        at = text.find(": ")
+        while at >= 0:  # the first ": " of each line that has one
+            start = text.rfind("\n", 0, at) + 1
+            end = text.find("\n", at)
+            if end < 0:
+                end = len(text)
+            if at - start <= 72 and (match := header.fullmatch(text, start, at)) is not None:
+                key = match.group(1)
+                if self._is_secret(key):
+                    lines.append((start, self._line_value(text, at + 2, key, found)))
+            at = text.find(": ", end)
+
+    def _assignments(self, text: str, lines: list[tuple[int, int]], found: list[tuple[int, int]]) -> None:
+        """Add the values of ``key=value`` and ``"key": value`` outside the header `lines` to `found`."""
         search = self.pattern.search
         is_secret = self._is_secret
         position = 0
+        line = 0
         while (match := search(text, position)) is not None:
             position = match.end()
+            at = match.start()
+            while line < len(lines) and lines[line][1] <= at:
+                line += 1
+            if line < len(lines) and lines[line][0] <= at:  # inside a header line, masked whole
+                position = max(position, lines[line][1])
+                continue
             if not is_secret(match.group("key") or match.group("qkey")):
                 continue
             value_pattern = self._value
@@ -345,7 +434,47 @@ class _Assignment(Detector):
                         found.append((start, end))
                     position = end
                     break
-        return found
+
+    def _line_value(self, text: str, start: int, key: str, found: list[tuple[int, int]]) -> int:
+        """Add a header line's value (from `start`, after the colon) to `found`; where the line ends."""
+        end = len(text)
+        for stop in ("\n", "\r"):
+            at = text.find(stop, start, end)
+            if at >= 0:
+                end = at
+        line_end = end
+        while start < end and text[start] in " \t":
+            start += 1
+        while end > start and text[end - 1] in " \t":
+            end -= 1
+        if key.lower().endswith("authorization"):  # keep the scheme: ``Token [REDACTED...]``
+            scheme = self._scheme
+            if scheme is None:
+                scheme = self._scheme = re.compile(_SCHEME)
+            kept = scheme.match(text, start, end)
+            if kept is not None:
+                start = kept.end()
+        if start < end and not (text.startswith(_ALREADY_MASKED, start) and _masked(text, start, end)):
+            found.append((start, end))
+        return line_end
+
+
+class _UrlPassword(Detector):
+    """The ``url_password`` pattern, run on text with an "@" or ending inside a URL's authority.
+
+    Its triggers ("@", "://") let every URL through; most URLs have a path after the
+    authority and no "@", and hold no password.
+    """
+
+    __slots__ = ()
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Start and end of each URL password in `text` (empty when none)."""
+        if "@" not in text:
+            at = text.rfind("://")
+            if at < 0 or text.find("/", at + 3) >= 0:
+                return []
+        return super().spans(text)
 
 
 def build(name: str, is_secret: Callable[[str], bool]) -> list[Detector]:
@@ -363,7 +492,8 @@ def build(name: str, is_secret: Callable[[str], bool]) -> list[Detector]:
     if name == "assignment":
         return [_Assignment(is_secret)]
     pattern, triggers, validate, group = _PATTERNS[name]
-    return [Detector(name, pattern, triggers=triggers, validate=validate, group=group)]
+    kind = _UrlPassword if name == "url_password" else Detector
+    return [kind(name, pattern, triggers=triggers, validate=validate, group=group)]
 
 
 def trigger_test(detectors: Sequence[Detector]) -> Callable[[str], bool] | None:

@@ -45,6 +45,12 @@ _SECRET_PAIRS = frozenset(
         # Azure: a function key (``x-functions-key``) and an API Management subscription key.
         ("functions", "key"),
         ("subscription", "key"),
+        # A storage or Cosmos DB connection string's ``AccountKey=``, Cosmos DB's ``masterKey``.
+        ("account", "key"),
+        ("master", "key"),
+        ("encryption", "key"),
+        ("signing", "key"),
+        ("hmac", "key"),
     }
 )
 # One lower-case word that ends in one of these names a credential too (``authtoken``,
@@ -118,7 +124,8 @@ def is_secret_key(key: str) -> bool:
     api, key). It names a credential when a word is one of Authorization,
     Cookie, password, secret, token, signature (sig), credential(s)..., or ends in
     token/secret/password (``authtoken``), or two adjacent words make
-    api/access/private/secret/functions/subscription key or pass word, unless the last word
+    api/access/private/secret/functions/subscription/account/master/encryption/signing/hmac
+    key or pass word, unless the last word
     only describes the secret (``token_type``, ``secret.arn``, ``access_key_id``).
     """
     folded = key.lower()

@@ -95,7 +95,7 @@ CASES: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
             "secret_name=prod/db",
             "https://token.example.com:8443/auth?x=1",
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:db=x",
-            "password: hunter2 (unquoted YAML-style keys are not read)",
+            "the password: hunter2 (an unquoted key inside a line is not read)",
         ],
     ),
     "email": (
