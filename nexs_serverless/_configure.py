@@ -42,7 +42,13 @@ def apply(
         changes[name] = value
     resource_attributes = arguments["resource_attributes"]
     if resource_attributes is not None:
-        changes["resource_attributes"] = {**base.resource_attributes, **dict(resource_attributes)}
+        given = dict(resource_attributes)
+        changes["resource_attributes"] = {**base.resource_attributes, **given}
+        # Code beats the environment: a ``service.name`` given here wins over ``OTEL_SERVICE_NAME``
+        # (the resource takes `Settings.service_name` first), as in OpenTelemetry's `Resource.create`.
+        code_name = given.get("service.name")
+        if "service_name" not in changes and isinstance(code_name, str) and code_name.strip():
+            changes["service_name"] = code_name
     settings = base.replace(**changes)
     if exporters is not unset:
         if exporters is not None:
@@ -83,7 +89,7 @@ _HOUR_MS = 3_600_000  # as the environment's NEXS_FLUSH_TIMEOUT_MS and NEXS_TIME
 
 # Each argument's check, in the order `configure` reports them.
 _CHECKS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
-    ("service_name", lambda v: isinstance(v, str) and bool(v)),
+    ("service_name", lambda v: isinstance(v, str) and bool(v.strip())),
     ("pool_size", lambda v: _is_int(v, 0) and v <= config.MAX_POOL_SIZE),
     ("max_buffered_spans", lambda v: _is_int(v, 1)),
     ("flush_timeout_ms", lambda v: _is_int(v, 1) and v <= _HOUR_MS),

@@ -4,8 +4,13 @@ The environment is parsed once into a `Settings` object (slotted, immutable
 by convention, replaced as a whole by `configure`). Precedence is code, then
 environment, then default. A bad environment value never stops the function:
 it is reported as one line naming the variable, the value and what is
-accepted, and that setting falls back to its default. Bad values passed in
-code raise `ConfigError` at once, because that is a bug the developer can fix.
+accepted, and that setting falls back, as if the variable were unset (the
+general ``OTEL_ATTRIBUTE_COUNT_LIMIT`` behind a bad span-specific one, else
+the default). In a comma list, only the bad items are dropped: a typo in
+``OTEL_TRACES_EXPORTER=otlp,jaegr`` must not cost the ``otlp`` export. Values
+of credential variables (``*_HEADERS``, keys, tokens) are never shown.
+Bad values passed in code raise `ConfigError` at once, because that is a
+bug the developer can fix.
 
 Environment variables (OpenTelemetry's names where the meaning is the same;
 README's configuration table gives each one's meaning):
@@ -56,7 +61,36 @@ class Problem:
         self.fallback = fallback
 
     def __str__(self) -> str:
-        return f"invalid {self.variable}={self.value!r} (expected {self.expected}); using {self.fallback!r}"
+        shown = _shown(self.variable, self.value)
+        return f"invalid {self.variable}={shown!r} (expected {self.expected}); using {self.fallback!r}"
+
+
+# Variables whose values are credentials or may hold some (an API key in a header): a problem
+# shows their header names at most. NEXS_TENANT_EXPORTERS and NEXS_REDACTION_HASH_KEY mask their own.
+_SECRET_SUFFIXES = (
+    "_HEADERS",
+    "_CLIENT_KEY",
+    "_API_KEY",
+    "_CONNECTION_STRING",
+    "_TOKEN",
+    "_SECRET",
+    "_PASSWORD",
+    "_CREDENTIALS",
+)
+_SHOWN_CHARACTERS = 200  # of a value in a problem line: an 8 KB typo is one short line, not a page
+
+
+def _shown(variable: str, value: str) -> str:
+    """`value` as a problem line may show it: masked for a credential variable, else clipped."""
+    if variable.endswith(_SECRET_SUFFIXES):
+        if not variable.endswith("_HEADERS"):
+            return f"<{len(value)} characters, not shown>"
+        # Header names say which header is wrong; a value, or an item without "=", may be a key.
+        items = (item.partition("=") for item in value.split(","))
+        value = ",".join(f"{name.strip()}=<hidden>" if sep else "<hidden>" for name, sep, _ in items)
+    if len(value) > _SHOWN_CHARACTERS:
+        return f"{value[:_SHOWN_CHARACTERS]}... ({len(value)} characters)"
+    return value
 
 
 class Settings:
@@ -141,20 +175,34 @@ class Reader:
                 return name, value.strip()
         return None
 
+    def _problem(self, name: str, raw: str, expected: str, fallback: object) -> None:
+        # A variable read for several settings (OTEL_ATTRIBUTE_COUNT_LIMIT) is reported once.
+        if not any(problem.variable == name for problem in self.problems):
+            self.problems.append(Problem(name, raw, expected, fallback))
+
     def _parse(
         self, names: tuple[str, ...], default: object, expected: str, parse: Callable[[str], object]
     ) -> object:
-        found = self._raw(*names)
-        if found is None:
-            return default
-        name, raw = found
-        try:
-            return parse(raw)
-        except (ValueError, TypeError):
-            # A variable read for several settings (OTEL_ATTRIBUTE_COUNT_LIMIT) is reported once.
-            if not any(problem.variable == name for problem in self.problems):
-                self.problems.append(Problem(name, raw, expected, default))
-            return default
+        """The first of `names` set to a usable value, else `default`; each bad one a problem.
+
+        A bad value counts as unset, as OpenTelemetry's configuration spec
+        asks: the next name (the general ``OTEL_ATTRIBUTE_COUNT_LIMIT`` behind
+        ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``) still applies.
+        """
+        bad: list[tuple[str, str, str]] = []
+        value = default
+        for name in names:
+            raw = self.environ.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                value = parse(raw.strip())
+                break
+            except (ValueError, TypeError) as exc:
+                bad.append((name, raw.strip(), exc.expected if isinstance(exc, _RangeError) else expected))
+        for name, raw, wanted in bad:
+            self._problem(name, raw, wanted, value)
+        return value
 
     def boolean(self, *names: str, default: bool) -> bool:
         """The first set variable of `names` as true/false/1/0/yes/no/on/off."""
@@ -170,10 +218,13 @@ class Reader:
         return bool(self._parse(names, default, "true or false", parse))
 
     def integer(self, *names: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
-        """The first set variable of `names` as an integer >= `minimum` (and <= `maximum`, if given)."""
+        """The first set variable of `names` as an integer >= `minimum` (and <= `maximum`, if given).
+
+        Without a `maximum`, `LARGEST_INTEGER` bounds the value.
+        """
 
         def parse(raw: str) -> int:
-            value = int(raw)
+            value = int(raw) if maximum is not None else _bounded(int(raw), minimum)
             if value < minimum or (maximum is not None and value > maximum):
                 raise ValueError(raw)
             return value
@@ -188,7 +239,7 @@ class Reader:
         """Like `integer`, with None when no variable is set."""
 
         def parse(raw: str) -> int:
-            value = int(raw)
+            value = _bounded(int(raw), minimum)
             if value < minimum:
                 raise ValueError(raw)
             return value
@@ -219,33 +270,70 @@ class Reader:
         return str(self._parse(names, default, "one of " + ", ".join(choices), parse))
 
     def names(self, *names: str, default: tuple[str, ...], choices: tuple[str, ...]) -> tuple[str, ...]:
-        """A comma list, each item one of `choices`."""
+        """The first set variable of `names` as a comma list of `choices`, lower-cased, each once.
 
-        def parse(raw: str) -> tuple[str, ...]:
-            items = tuple(item.strip().lower() for item in raw.split(",") if item.strip())
-            if not items or any(item not in choices for item in items):
-                raise ValueError(raw)
-            return items
-
-        return self._parse(names, default, "a comma list of " + ", ".join(choices), parse)  # type: ignore[return-value]
+        An unknown item is reported and dropped, the others kept; `default` only
+        when none is left. A repeated item counts once: ``otlp,otlp`` built two
+        exporters, and every span went out twice.
+        """
+        found = self._raw(*names)
+        if found is None:
+            return default
+        name, raw = found
+        items = tuple(dict.fromkeys(item.strip().lower() for item in raw.split(",") if item.strip()))
+        known = tuple(item for item in items if item in choices) or default
+        if len(known) != len(items) or known is default:
+            self._problem(name, raw, "a comma list of " + ", ".join(choices), known)
+        return known
 
     def key_values(self, *names: str) -> dict[str, str]:
-        """``k=v,k2=v2`` pairs, percent-decoded (the ``OTEL_RESOURCE_ATTRIBUTES`` format)."""
+        """``k=v,k2=v2`` pairs, percent-decoded (the ``OTEL_RESOURCE_ATTRIBUTES`` format).
 
-        def parse(raw: str) -> dict[str, str]:
-            from urllib.parse import unquote
+        An item that is not a pair is reported and skipped, the other pairs
+        kept (as OpenTelemetry's SDK does): one stray comma must not drop every
+        resource attribute, or the API key among the OTLP headers.
+        """
+        found = self._raw(*names)
+        if found is None:
+            return {}
+        from urllib.parse import unquote
 
-            out: dict[str, str] = {}
-            for item in raw.split(","):
-                if not item.strip():
-                    continue
-                key, sep, value = item.partition("=")
-                if not sep or not key.strip():
-                    raise ValueError(item)
-                out[unquote(key.strip())] = unquote(value.strip())
-            return out
+        name, raw = found
+        out: dict[str, str] = {}
+        bad = False
+        for item in raw.split(","):
+            if not item.strip():
+                continue
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                bad = True
+                continue
+            out[unquote(key.strip())] = unquote(value.strip())
+        if bad:
+            # The names only: the values may be credentials (OTEL_EXPORTER_OTLP_HEADERS).
+            kept = "the pairs " + ", ".join(out) if out else "none"
+            self._problem(name, raw, "comma-separated key=value pairs", kept)
+        return out
 
-        return self._parse(names, {}, "comma-separated key=value pairs", parse)  # type: ignore[return-value]
+
+class _RangeError(ValueError):
+    """A value that parses but is out of range, with what is accepted instead."""
+
+    def __init__(self, raw: str, expected: str) -> None:
+        super().__init__(raw)
+        self.expected = expected
+
+
+# No setting needs an integer above a trillion (31 years in milliseconds, a terabyte in bytes):
+# such a value is a typo. It also keeps every duration in seconds below what a lock or socket
+# can wait, and 10**400 ms made `/ 1000` raise OverflowError, so the exporter was never built.
+LARGEST_INTEGER = 10**12
+
+
+def _bounded(value: int, minimum: int) -> int:
+    if value > LARGEST_INTEGER:
+        raise _RangeError(str(value), f"an integer from {minimum} to {LARGEST_INTEGER}")
+    return value
 
 
 EXPORTER_NAMES = (
@@ -313,7 +401,7 @@ def load(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Probl
     disabled = r.boolean("NEXS_DISABLED", default=False) or disabled
     settings = Settings(
         disabled=disabled,
-        service_name=env.get("OTEL_SERVICE_NAME") or None,
+        service_name=env.get("OTEL_SERVICE_NAME", "").strip() or None,  # blank is unset
         resource_attributes=r.key_values("OTEL_RESOURCE_ATTRIBUTES"),
         exporters=r.names("OTEL_TRACES_EXPORTER", default=("console",), choices=EXPORTER_NAMES),
         sampler=r.choice("OTEL_TRACES_SAMPLER", default="parentbased_always_on", choices=SAMPLER_NAMES),
@@ -346,13 +434,18 @@ def _pool_size(r: Reader) -> int:
     8 s and 270 MB before the function's own code ran. Checked apart from
     `Reader.integer` so that a negative value keeps its own message.
     """
-    size = r.integer("NEXS_SPAN_POOL_SIZE", default=_DEFAULT_POOL_SIZE)
-    if size > MAX_POOL_SIZE:
-        raw = r.environ["NEXS_SPAN_POOL_SIZE"].strip()
+    raw = r.environ.get("NEXS_SPAN_POOL_SIZE", "").strip()
+    too_large = False
+    if raw:  # even past `LARGEST_INTEGER`, the pool's own limit is the one to name
+        try:
+            too_large = int(raw) > MAX_POOL_SIZE
+        except ValueError:  # not an integer: `Reader.integer` tells
+            pass
+    if too_large:
         expected = f"an integer from 0 to {MAX_POOL_SIZE}"
         r.problems.append(Problem("NEXS_SPAN_POOL_SIZE", raw, expected, _DEFAULT_POOL_SIZE))
         return _DEFAULT_POOL_SIZE
-    return size
+    return r.integer("NEXS_SPAN_POOL_SIZE", default=_DEFAULT_POOL_SIZE)
 
 
 def report(problems: list[Problem]) -> None:

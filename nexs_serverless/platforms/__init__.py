@@ -63,7 +63,7 @@ def detect(settings: Settings) -> str:
     if forced in _MODULES:
         return forced
     if forced:
-        _unknown_platform(settings.env("NEXS_PLATFORM"))
+        _unknown_platform(settings.env("NEXS_PLATFORM").strip())
     for name in _MODULES:
         if load(name).detect(settings):
             return name
@@ -71,13 +71,17 @@ def detect(settings: Settings) -> str:
 
 
 def _unknown_platform(value: str) -> None:
-    """One warning line per process for a ``NEXS_PLATFORM`` that names no platform; detection goes on."""
+    """One warning line per process and value for a ``NEXS_PLATFORM`` that names no platform.
+
+    Detection goes on. Keyed by the value, as `config.report` keys its lines:
+    a reconfiguration with another bad value is reported too.
+    """
     from .. import _guard as guard
     from ..config import Problem
 
     expected = "one of " + ", ".join([*_MODULES, *_ALIASES])
     problem = Problem("NEXS_PLATFORM", value, expected, "the platform detected from the environment")
-    guard.warn_once("config:NEXS_PLATFORM", "nexs_serverless: %s", problem)
+    guard.warn_once(f"config:NEXS_PLATFORM={value}", "nexs_serverless: %s", problem)
 
 
 def current(settings: Settings) -> ModuleType:
