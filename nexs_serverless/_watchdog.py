@@ -38,13 +38,22 @@ class Watchdog:
         """Schedule `callback` at `due`; returns the ticket that `disarm` takes."""
         with self._cond:
             self._generation += 1
-            self._pending[self._generation] = (due, callback)
+            ticket = self._generation
+            self._pending[ticket] = (due, callback)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="nexs-timeout-guard", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="nexs-timeout-guard", daemon=True)
+                try:
+                    thread.start()
+                except BaseException:
+                    # "can't start new thread" (the handler's threads used up the limit): the caller
+                    # has no ticket to disarm, so the entry stayed for good, and fired, long after its
+                    # invocation, on the first thread that did start.
+                    del self._pending[ticket]
+                    raise
+                self._thread = thread
             elif self._sleeping_until is None or self._sleeping_until > due:
                 self._cond.notify()
-            return self._generation
+            return ticket
 
     def disarm(self, ticket: int) -> None:
         """Cancel the callback armed with `ticket` (no-op if it already ran)."""

@@ -1,9 +1,11 @@
 """The current span, carried in `contextvars` so threads and `await` parent correctly.
 
-Three context variables: the current span (or a remote `SpanContext` that an
+Four context variables: the current span (or a remote `SpanContext` that an
 invocation continues), whether instrumentation is suppressed (set while
-exporting, so an exporter's own HTTP call is never traced), and the deadline
-of the flush in progress (exporters cap their socket timeouts with it).
+exporting, so an exporter's own HTTP call is never traced), the deadline
+of the flush in progress (exporters cap their socket timeouts with it), and
+the deadline of the invocation in progress (a flush asked for inside the
+handler ends before it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ __all__ = ["current_span", "export_deadline", "remaining_export_s", "suppressed"
 _current: ContextVar[Span | SpanContext | None] = ContextVar("nexs_current_span", default=None)
 _suppressed: ContextVar[bool] = ContextVar("nexs_suppressed", default=False)
 _deadline: ContextVar[float] = ContextVar("nexs_export_deadline", default=0.0)
+# `time.monotonic()` value by which the current invocation must return (0: none known), set by
+# `invocation.begin` from the platform's remaining time. `flush()` called inside the handler, and
+# the OpenTelemetry bridge's `force_flush(30000)`, took their whole budget past it: the platform
+# then ended the invocation as timed out, its result lost.
+_invocation_deadline: ContextVar[float] = ContextVar("nexs_invocation_deadline", default=0.0)
 
 
 def current_span() -> Span | None:

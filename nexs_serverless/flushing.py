@@ -18,7 +18,7 @@ import time
 
 from . import _guard as guard
 from . import _stats as stats
-from .context import exporting
+from .context import _invocation_deadline, exporting
 from .handler import process
 from .runtime import runtime
 
@@ -36,14 +36,22 @@ def flush(budget_ms: float | None = None, *, reason: str = "manual") -> int:
     """Export every ended span now; returns how many spans were handed over.
 
     Args:
-        budget_ms: the most time the flush may take (default ``NEXS_FLUSH_TIMEOUT_MS``).
-        reason: recorded in the stats (``flushes_<reason>``).
+        budget_ms: the most time the flush may take (default ``NEXS_FLUSH_TIMEOUT_MS``); inside
+            an invocation whose remaining time is known, never past it minus
+            ``NEXS_FLUSH_SAFETY_MARGIN_MS``.
+        reason: a fixed label, recorded in the stats (``flushes_<reason>``); not an id
+            (the stats keep a bounded number of names).
     """
     rt = runtime
+    if _inside_flush():
+        return 0
     if budget_ms is None:
         budget_ms = rt.settings.flush_timeout_ms
     started = time.monotonic()
     budget_s = min(max(0.0, budget_ms) / 1000.0, _MAX_WAIT_S)  # `Lock.acquire` overflows past that
+    ends_by = _invocation_deadline.get()
+    if ends_by:  # inside an invocation: leave it its safety margin, whatever budget was asked for
+        budget_s = max(0.0, min(budget_s, ends_by - rt.settings.flush_safety_margin_ms / 1000.0 - started))
     deadline = started + budget_s
     if not rt.flush_lock.acquire(timeout=budget_s):
         stats.incr("flush_lock_timeouts")
@@ -69,6 +77,21 @@ def flush(budget_ms: float | None = None, *, reason: str = "manual") -> int:
 
 
 _MAX_WAIT_S = float(threading.TIMEOUT_MAX)
+
+
+def _inside_flush() -> bool:
+    """True, counted, when this thread already holds the flush lock.
+
+    An exporter or stage that flushes, or a signal handler (SIGTERM) that
+    interrupts a flush in the main thread, waited for the lock it held itself:
+    its whole budget (``NEXS_FLUSH_TIMEOUT_MS`` when none is given), past the
+    deadline of the flush it was called from, then gave up anyway.
+    """
+    if runtime.flush_thread != threading.get_ident():
+        return False
+    stats.incr("flush_reentered")
+    return True
+
 
 # Flush reasons that end one invocation (they drive ``NEXS_STATS_LOG_EVERY``).
 _PER_INVOCATION = frozenset({"return", "after_response"})
@@ -110,6 +133,8 @@ def _run_stages(stages: list[Stage], spans: list[Span]) -> list[Span]:
 
 def shutdown_flush(budget_ms: float, *, reason: str = "shutdown") -> None:
     """Flush, then let every exporter send what it still holds (carry-over), within one budget."""
+    if _inside_flush():
+        return
     deadline = time.monotonic() + max(0.0, budget_ms) / 1000.0
     flush(budget_ms, reason=reason)
     lock = runtime.flush_lock

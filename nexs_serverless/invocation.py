@@ -19,7 +19,7 @@ from _contextvars import ContextVar
 from . import _guard as guard
 from . import _stats as stats
 from ._watchdog import watchdog
-from .context import _current
+from .context import _current, _invocation_deadline
 from .flushing import flush, shutdown_flush
 from .handler import process
 from .model import StatusCode
@@ -53,6 +53,7 @@ class Invocation:
     __slots__ = (
         "capture_response",
         "context",
+        "deadline_token",
         "inside_token",
         "nested",
         "platform",
@@ -82,6 +83,7 @@ class Invocation:
         # the outer one flushes, or hands over, the whole trace when it returns.
         self.nested = False
         self.inside_token: Token[bool] | None = None
+        self.deadline_token: Token[float] | None = None
 
 
 def begin(
@@ -134,7 +136,14 @@ def begin(
             invocation.nested = nested
             invocation.inside_token = inside
             trigger.enter(root)
-            _arm_timeout_guard(invocation, settings, options.flush_timeout_ms or settings.flush_timeout_ms)
+            remaining = platform.remaining_ms(context)
+            _arm_timeout_guard(
+                invocation, settings, options.flush_timeout_ms or settings.flush_timeout_ms, remaining
+            )
+            if remaining is not None and -_INFINITY < remaining < _INFINITY:
+                # Last, as nothing after it can fail: a flush the handler asks for (`flush()`, the
+                # OpenTelemetry bridge's `force_flush`) ends before the deadline (`flushing.flush`).
+                invocation.deadline_token = _invocation_deadline.set(time.monotonic() + remaining / 1000.0)
         except Exception:
             # Untraced from here on: leave no current span or baggage behind, no root that never ends.
             process.ended(root.trace_id)
@@ -280,9 +289,12 @@ def _end(invocation: Invocation | None, options: Options) -> float | None:
             _current.reset(invocation.token)
             if invocation.inside_token is not None:
                 _inside.reset(invocation.inside_token)
+            if invocation.deadline_token is not None:
+                _invocation_deadline.reset(invocation.deadline_token)
         except ValueError:  # finished in another context than it began in
             _current.set(None)
             _inside.set(False)
+            _invocation_deadline.set(0.0)
         if invocation.nested:
             # The outer invocation flushes (or hands over) when it returns: flushing now would split
             # the trace (tail sampling would judge half of it), and handing over would let the
@@ -360,17 +372,23 @@ def _cold_start_attributes(attrs: dict[str, object], proactive_ms: int, init_typ
 _INFINITY = float("inf")
 
 
-def _arm_timeout_guard(invocation: Invocation, settings: Settings, flush_timeout_ms: int) -> None:
+def _arm_timeout_guard(
+    invocation: Invocation, settings: Settings, flush_timeout_ms: int, remaining: float | None
+) -> None:
     margin_ms = settings.timeout_guard_ms
     if margin_ms <= 0:
         return
-    remaining_ms = invocation.platform.remaining_ms
-    context = invocation.context
-    remaining = remaining_ms(context)
     if remaining is None or not -_INFINITY < remaining < _INFINITY:
         # NaN (a context stand-in's arithmetic) compared false with everything and armed a guard
         # due now, marking every invocation timed out; infinity says there is no deadline to guard.
         return
+    if remaining <= settings.flush_safety_margin_ms:  # no time left to flush in: nothing to guard
+        return
+    if remaining < margin_ms:
+        # A margin longer than the time the invocation starts with (NEXS_TIMEOUT_GUARD_MS past the
+        # function's timeout) made the guard due at once: it marked every invocation timed out and
+        # ended its spans as they began. Half the time left goes to the handler, half to the flush.
+        margin_ms = int(remaining // 2)
     due = time.monotonic() + max(0.0, remaining - margin_ms) / 1000.0
     root = invocation.root
 
@@ -390,7 +408,7 @@ def _arm_timeout_guard(invocation: Invocation, settings: Settings, flush_timeout
             span.force_ended = True
             span.end(now)
         # Bounded as the flush at return is: min(flush timeout, remaining time - safety margin).
-        left = remaining_ms(context)
+        left = invocation.platform.remaining_ms(invocation.context)
         budget = (left if left is not None else margin_ms) - settings.flush_safety_margin_ms
         flush(max(0.0, min(budget, flush_timeout_ms)), reason="timeout")
 

@@ -211,9 +211,16 @@ class Runtime:
         from .exporters import create
         from .exporters.adapt import adapt
 
-        if self._explicit is not None:
-            return _routed([adapt(exporter, self.settings) for exporter in self._explicit], self.settings)
         built: list[object] = []
+        explicit = self._explicit
+        if explicit is not None:
+            for exporter in explicit:
+                try:
+                    built.append(adapt(exporter, self.settings))
+                except Exception as exc:  # noqa: PERF203 - one odd object must not cost the others
+                    # (a proxy whose `__getattr__` raises lost every exporter's spans at every flush)
+                    guard.report("exporter:" + type(exporter).__name__, exc)
+            return _routed(built, self.settings)
         for name in self.settings.exporters:
             if name == "none":
                 continue
