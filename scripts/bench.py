@@ -169,6 +169,9 @@ def _instructions_as_time(results: dict[str, Summary]) -> None:
     counted, timed = results.get("lambda_instructions", {}), results.get("lambda_coldstart", {})
     if "nexs_share_pct" in counted and "none_ms" in timed:
         counted["nexs_share_of_cold_start_ms"] = counted["nexs_share_pct"] / 100.0 * timed["none_ms"]
+    if "nexs_after_response_share_pct" in counted and "none_ms" in timed:
+        share = counted["nexs_after_response_share_pct"] / 100.0
+        counted["nexs_after_response_share_of_cold_start_ms"] = share * timed["none_ms"]
 
 
 def _generic(data: Any) -> Summary:

@@ -10,13 +10,17 @@ runs and hash seeds. So this benchmark counts the instructions of the same
 cold start for each variant, and reports what each tracer adds to the
 untraced function, and the peers' additions as multiples of ours.
 
-One sample: a fresh process set up as Lambda starts one (the same
-environment, layer and function folders as `bench_lambda_coldstart.py`)
-imports `awslambdaric.bootstrap`, imports the handler's module, calls the
-handler once (the tracers export inside the call: ours and OpenTelemetry's to
-a local OTLP receiver, Powertools' to a UDP socket standing in for the X-Ray
-daemon), then leaves with `os._exit` (no shutdown work counted). The runtime
-client's own polling is the same in every variant and left out.
+One sample: a fresh process started as Lambda starts one (the same
+environment, layer and function folders as `bench_lambda_coldstart.py`) runs
+the runtime's bootstrap under `awslambdaric` against the Runtime API emulator,
+which has one invocation queued (with the X-Ray header Lambda sends): the
+client's imports, the layer's folders and the task root on the path, the
+handler's module, the invocation, and the post of its response, after which
+the process leaves with `os._exit` (no shutdown work, and nothing an
+after-response export does, is counted). The tracers export inside the call:
+ours and OpenTelemetry's to a local OTLP receiver, Powertools' to a UDP socket
+standing in for the X-Ray daemon; ``nexs_after_response`` registers its
+extension during init and hands its spans over, exporting after the post.
 
 Variants: ``none``; ``none_layer_dir`` (the untraced function with our
 unpacked layer on ``sys.path`` and unused: what any layer costs, because
@@ -24,10 +28,11 @@ every later top-level import also searches its folder); ``nexs``;
 ``nexs_first`` (the package imported before boto3) and ``nexs_zero_code``
 (the untraced function wrapped by ``nexs_serverless.wrapper``, as
 ``/opt/nexs-handler`` arranges): after the package's import the layer's
-folder answers import misses itself; ``otel``; ``powertools``. Not counted:
+folder answers import misses itself; ``nexs_after_response``
+(``NEXS_FLUSH_MODE=after_response``); ``otel``; ``powertools``. Not counted:
 the kernel's work (page faults, system calls) and waiting (the export's
-round trip), which the in-function stopwatches of `bench_lambda_coldstart.py`
-include.
+round trip, the emulator's answers), which the in-function stopwatches of
+`bench_lambda_coldstart.py` include.
 
     python scripts/bench_lambda_instructions.py [--seeds 0,1] [--json out.json]
 """
@@ -48,83 +53,68 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_lambda_coldstart import _requests_from, harness  # noqa: E402
-from support.runtime_api import BOOTSTRAP, FunctionProcess  # noqa: E402
+from support.runtime_api import BOOTSTRAP, FunctionProcess, RuntimeAPI  # noqa: E402
 
 # What the issues quote for the peers' first-invocation overhead on their reference machine (ms).
 QUOTED_MS = {"otel": 110.0, "powertools": 80.0}
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
-# The cold start as the runtime client drives it, minus its polling: the runtime's bootstrap
-# (its imports, then the layer's folders and the task root on the path), the handler's module,
-# one invocation (with the per-invocation X-Ray header the runtime sets), then out.
-DRIVER = (
-    BOOTSTRAP.rpartition("main([")[0]
-    + """\
-import importlib
-
-class Context:
-    function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + function_name
-    memory_limit_in_mb = 512
-    aws_request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
-    log_group_name = "/aws/lambda/" + function_name
-    log_stream_name = "2026/11/28/[$LATEST]0123456789abcdef"
-    client_context = None
-    identity = None
-
-    def get_remaining_time_in_millis(self):
-        return 30000
-
-module, function = os.environ["_HANDLER"].rsplit(".", 1)
-handler = getattr(importlib.import_module(module), function)
-os.environ["_X_AMZN_TRACE_ID"] = TRACE_HEADER
-handler({"order": "42"}, Context())
-sys.stdout.flush()
-os._exit(0)
-""".replace("TRACE_HEADER", repr(TRACE_HEADER))
+# The cold start as the runtime client drives it, up to the post of the first response: the
+# runtime's bootstrap (its imports, then the layer's folders and the task root on the path, then
+# the client's loop), with the client's post of a result made to leave the process right after.
+DRIVER = BOOTSTRAP.replace(
+    "main([",
+    """import awslambdaric.lambda_runtime_client as _client
+_post = _client.LambdaRuntimeClient.post_invocation_result
+def _post_then_leave(self, *args, **kwargs):
+    _post(self, *args, **kwargs)
+    sys.stdout.flush()
+    os._exit(0)
+_client.LambdaRuntimeClient.post_invocation_result = _post_then_leave
+main([""",
 )
-
-
-class _Address:
-    """What `FunctionProcess` reads of the Runtime API emulator: its address (never called here)."""
-
-    address = "127.0.0.1:9"
+assert DRIVER != BOOTSTRAP
 
 
 def instructions(spec: dict[str, object], seed: str, log: Path) -> int:
-    """Instructions executed by one cold start of `spec` (valgrind's ``I refs``)."""
+    """Instructions executed by one cold start of `spec` up to its first response (valgrind's ``I refs``)."""
     handler, env = str(spec["handler"]), {**dict(spec["env"]), "PYTHONHASHSEED": seed}  # type: ignore[call-overload]
     if spec.get("wrapper"):  # what /opt/nexs-handler does before it execs the runtime
         handler, env["NEXS_ORIGINAL_HANDLER"] = "nexs_serverless.wrapper.handler", handler
-    process = FunctionProcess(
-        _Address(),  # type: ignore[arg-type]
-        handler=handler,
-        task_root=Path(str(spec["task_root"])),
-        opt=spec.get("opt"),  # type: ignore[arg-type]
-        env=env,
-        log_path=log,
-    )
-    command = [
-        "valgrind",
-        "--tool=cachegrind",
-        "--cache-sim=no",
-        "--cachegrind-out-file=/dev/null",
-        sys.executable,
-        "-c",
-        DRIVER,
-    ]
-    done = subprocess.run(
-        command,
-        env=process.env,
-        cwd=process.env["LAMBDA_TASK_ROOT"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if done.returncode != 0 or found is None:
-        raise RuntimeError(f"{spec['handler']} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    with RuntimeAPI() as api:
+        invocation = api.submit({"order": "42"}, trace_id=TRACE_HEADER)
+        process = FunctionProcess(
+            api,
+            handler=handler,
+            task_root=Path(str(spec["task_root"])),
+            opt=spec.get("opt"),  # type: ignore[arg-type]
+            env=env,
+            log_path=log,
+        )
+        python, flag, _ = process.command
+        command = [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            python,
+            flag,
+            DRIVER,
+        ]
+        done = subprocess.run(
+            command,
+            env=process.env,
+            cwd=process.env["LAMBDA_TASK_ROOT"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+        if done.returncode != 0 or found is None or invocation.response is None:
+            raise RuntimeError(f"{spec['handler']} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        if env.get("NEXS_FLUSH_MODE") == "after_response" and not api.registrations:
+            # Fallen back to flush-on-return: it would be counted doing another variant's work.
+            raise RuntimeError(f"{spec['handler']} registered no extension:\n{done.stderr[-2000:]}")
     return int(found.group(1).replace(",", ""))
 
 
@@ -140,7 +130,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     seeds = args.seeds.split(",")
     with harness("nexs-instr-") as (workdir, receiver, daemon, specs):
-        specs.pop("nexs_after_response")  # it registers an extension: that needs the Runtime API
         specs["none_layer_dir"] = dict(specs["none"], opt=specs["nexs"]["opt"])
         counts: dict[str, list[int]] = {name: [] for name in specs}
         daemon.settimeout(1.0)
@@ -155,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
                         raise RuntimeError("powertools sent no datagram to the X-Ray daemon") from None
         # Each traced variant exported from every cold start counted: one that sent nothing
         # would have been counted doing less than it does on Lambda.
+        # (The after-response variant exports after the post, which is not counted: it left before.)
         exported = {
-            name: _requests_from(receiver, name) for name in specs if name.startswith(("nexs", "otel"))
+            name: _requests_from(receiver, name)
+            for name in specs
+            if name.startswith(("nexs", "otel")) and name != "nexs_after_response"
         }
     if min(exported.values()) < len(seeds):
         raise RuntimeError(f"OTLP requests per variant {exported}, for {len(seeds)} cold starts each")
@@ -169,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         "layer_dir_added_minstr": added["none_layer_dir"] / 1e6,
         "nexs_first_added_minstr": added["nexs_first"] / 1e6,
         "nexs_zero_code_added_minstr": added["nexs_zero_code"] / 1e6,
+        "nexs_after_response_added_minstr": added["nexs_after_response"] / 1e6,
         "nexs_share_pct": 100.0 * ours / mean["none"],
+        "nexs_after_response_share_pct": 100.0 * added["nexs_after_response"] / mean["none"],
         "spread_minstr": max(max(v) - min(v) for v in counts.values()) / 1e6,
     }
     for peer, quoted in QUOTED_MS.items():
