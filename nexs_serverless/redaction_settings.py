@@ -6,8 +6,8 @@
   (``-assignment``; ``-credentials`` removes the credential key names and detectors).
 - ``NEXS_REDACTION_KEYS`` (none): comma list of ``glob[:action]`` key rules (a glob
   holding a colon, such as ``*custom:tenant``, must end with its ``:action``).
-- ``NEXS_REDACTION_HASH_KEY`` (random per process): the HMAC key, 16+ characters;
-  set it to join hashed values across instances and functions.
+- ``NEXS_REDACTION_HASH_KEY`` (random per process, also when blank): the HMAC key,
+  16+ characters; set it to join hashed values across instances and functions.
 
 Every bad item is reported as one log line naming the variable and skipped;
 the rest of the configuration still applies, and the credential rules stay on
@@ -35,7 +35,7 @@ def build_redactor(settings: Settings) -> Redactor | None:
         keys = _key_rules(reader)
         hash_key: bytes | None = None
         raw_key = settings.environ.get("NEXS_REDACTION_HASH_KEY", "")
-        if raw_key:
+        if raw_key.strip():  # blank is unset, as everywhere: a random key, not a short one
             # The variable's own bytes: the environment is decoded with surrogateescape, so a
             # byte that is not UTF-8 comes back as itself instead of failing every flush.
             encoded = raw_key.encode("utf-8", "surrogateescape")

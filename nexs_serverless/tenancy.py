@@ -54,6 +54,7 @@ _PATH_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\[(['\"])(.*?)\3\]")
 _MAX_BODY = 1 << 20
 # Most ancestors walked up to find a running root's tenant (a cycle cannot hold a stamp forever).
 _MAX_DEPTH = 256
+_EXPECTED_SOURCE = "header:<name>, claim:<name> or path:<json path> such as $.a.b[0]['c.d']"
 
 
 class TenantSource:
@@ -70,9 +71,7 @@ class TenantSource:
         kind = kind.strip().lower()
         name = name.strip()
         if kind not in ("header", "claim", "path") or not name:
-            raise ConfigError(
-                f"tenant source {spec!r}: expected header:<name>, claim:<name> or path:<json path>"
-            )
+            raise ConfigError(f"tenant source {spec!r}: expected {_EXPECTED_SOURCE}")
         self.kind = kind
         self.name = name.lower() if kind == "header" else name
         self.steps: list[str | int] = _parse_path(name) if kind == "path" else []
@@ -199,8 +198,10 @@ def _sources(settings: Settings) -> tuple[tuple[TenantSource, ...], str | None]:
             continue
         try:
             sources.append(TenantSource(spec))
-        except ConfigError as exc:
-            problems.append(Problem("NEXS_TENANT_ID_FROM", spec, str(exc), "source skipped"))
+        except ConfigError:
+            # What is accepted, not the message: it quotes the spec, which the line already shows
+            # (clipped), and a 3,000-character spec made a 3,000-character log line.
+            problems.append(Problem("NEXS_TENANT_ID_FROM", spec, _EXPECTED_SOURCE, "source skipped"))
     raw_default = settings.environ.get("NEXS_TENANT_DEFAULT", "")
     default = _valid(raw_default) or None
     if default is None and raw_default.strip():  # a default that cannot be used is named, not ignored

@@ -10,15 +10,13 @@ through the ``nexs_serverless`` logger is collected rather than printed:
 an invalid value (`config.Problem`) or a part that fails to build is an
 error, anything else a warning. It also warns about ``NEXS_*``/``OTEL_*``
 variables that no part of the package reads (a typo, or a setting of
-another tool), by looking for the name in the package's source.
+another tool): those not in `known_variables`.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import re
-from pathlib import Path
 
 from .. import _guard, config, runtime
 
@@ -54,10 +52,39 @@ _LIMIT_SOURCES: dict[str, tuple[str, ...]] = {
     "attribute_value_length": ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
     "event_count": ("OTEL_SPAN_EVENT_COUNT_LIMIT",),
     "link_count": ("OTEL_SPAN_LINK_COUNT_LIMIT",),
-    "event_attribute_count": ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",),
-    "link_attribute_count": ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",),
+    "event_attribute_count": ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"),
+    "link_attribute_count": ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"),
 }
-_NAME = re.compile(r"\b((?:OTEL|NEXS)_[A-Z0-9_]+)")
+# Every NEXS_*/OTEL_* variable the package reads, by name: tests/test_config12x.py holds it to the
+# source and to README's configuration table. Any name under a prefix the package uses
+# (OTEL_EXPORTER_OTLP_, NEXS_EXPORT_) used to pass, so a misspelt OTLP endpoint got no warning.
+_OTLP_SETTINGS = (
+    "ENDPOINT HEADERS TIMEOUT COMPRESSION CERTIFICATE CLIENT_CERTIFICATE CLIENT_KEY PROTOCOL INSECURE"
+)
+_KNOWN = frozenset(
+    """
+    OTEL_SDK_DISABLED NEXS_DISABLED OTEL_SERVICE_NAME OTEL_RESOURCE_ATTRIBUTES OTEL_TRACES_EXPORTER
+    OTEL_TRACES_SAMPLER OTEL_TRACES_SAMPLER_ARG OTEL_PROPAGATORS
+    OTEL_ATTRIBUTE_COUNT_LIMIT OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT
+    OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT OTEL_SPAN_EVENT_COUNT_LIMIT OTEL_SPAN_LINK_COUNT_LIMIT
+    OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT OTEL_LINK_ATTRIBUTE_COUNT_LIMIT
+    OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS OTEL_PYTHON_DISABLED_INSTRUMENTATIONS
+    NEXS_SPAN_POOL_SIZE NEXS_MAX_BUFFERED_SPANS NEXS_FLUSH_TIMEOUT_MS NEXS_FLUSH_SAFETY_MARGIN_MS
+    NEXS_FLUSH_MODE NEXS_TIMEOUT_GUARD_MS NEXS_PROACTIVE_INIT_MS NEXS_CAPTURE_EVENT
+    NEXS_CAPTURE_RESPONSE NEXS_CAPTURE_MAX_LENGTH NEXS_PLATFORM NEXS_CONTEXT_PRECEDENCE NEXS_SQS_MODE
+    NEXS_PAYLOAD_INJECTION NEXS_STATS_LOG_EVERY NEXS_ORIGINAL_HANDLER
+    NEXS_EXPORT_BREAKER_FAILURES NEXS_EXPORT_BREAKER_COOLDOWN_MS NEXS_EXPORT_MAX_RETRIES
+    NEXS_EXPORT_BACKOFF_MS NEXS_EXPORT_BACKOFF_MAX_MS NEXS_EXPORT_CARRYOVER_SPANS
+    NEXS_EXPORT_MAX_BATCH_SPANS NEXS_OTLP_MAX_REQUEST_BYTES
+    NEXS_XRAY_MODE NEXS_XRAY_TRANSPORT NEXS_XRAY_ANNOTATION_KEYS NEXS_XRAY_TIMEOUT_MS NEXS_XRAY_ENDPOINT
+    OTEL_EXPORTER_GCP_TRACE_PROJECT_ID NEXS_GCP_TRACE_ENDPOINT NEXS_GCP_TRACE_INSECURE
+    NEXS_GCP_TRACE_TIMEOUT_MS NEXS_AZURE_OFFLINE_STORAGE NEXS_AZURE_STORAGE_DIRECTORY
+    NEXS_AZURE_TIMEOUT_MS NEXS_FILE_PATH NEXS_FILE_MAX_BYTES NEXS_FILE_BACKUPS
+    NEXS_TAIL_SAMPLING_RULES NEXS_TAIL_SAMPLING_FILE NEXS_REDACTION_ENABLED NEXS_REDACTION_DETECTORS
+    NEXS_REDACTION_KEYS NEXS_REDACTION_HASH_KEY NEXS_TENANT_ID_FROM NEXS_TENANT_DEFAULT
+    NEXS_TENANT_EXPORTERS NEXS_TENANT_COPY_TO_DEFAULT
+    """.split()  # noqa: SIM905 - a few names a line, by area; a literal would take one line each
+) | {f"OTEL_EXPORTER_OTLP_{signal}{name}" for signal in ("", "TRACES_") for name in _OTLP_SETTINGS.split()}
 
 
 class Report:
@@ -94,17 +121,9 @@ class _Collector(logging.Handler):
         self.records.append(record)
 
 
-def known_variables() -> tuple[set[str], tuple[str, ...]]:
-    """Every ``NEXS_*``/``OTEL_*`` name in the package's source, and those used as prefixes."""
-    names: set[str] = set()
-    root = Path(config.__file__).parent
-    for path in root.rglob("*.py"):
-        try:
-            names.update(_NAME.findall(path.read_text(encoding="utf-8")))
-        except OSError:  # noqa: PERF203 - one unreadable file must not stop the check
-            continue
-    prefixes = tuple(name for name in names if name.endswith("_"))
-    return names, prefixes
+def known_variables() -> frozenset[str]:
+    """Every ``NEXS_*``/``OTEL_*`` variable some part of the package reads."""
+    return _KNOWN
 
 
 def _show(value: object) -> str:
@@ -119,15 +138,22 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def _source(sources: tuple[str, ...], environ: Mapping[str, str], invalid: set[str]) -> str:
-    """Where a value came from: the variable read, the default, or an invalid variable ignored."""
+def _source(sources: tuple[str, ...], environ: Mapping[str, str], invalid: set[str], value: object) -> str:
+    """Where `value` came from: the first valid variable set (after invalid ones), else the default.
+
+    An invalid comma list still gives its valid items (``otlp,jaegr`` exports to otlp), so its
+    variable, not the default, is the source of what they make up.
+    """
     found = [variable for variable in sources if environ.get(variable, "").strip()]
-    bad = [variable for variable in found if variable in invalid]
-    if bad:
-        return f"default ({', '.join(bad)} invalid)"
-    if found:
-        return "from " + found[0]
-    return "default" if sources else ""
+    for index, variable in enumerate(found):
+        if variable not in invalid:  # a bad specific limit falls back to the general one
+            return f"from {variable}" + (f" ({', '.join(found[:index])} invalid)" if index else "")
+    if not found:
+        return "default" if sources else ""
+    items = {item.strip().lower() for variable in found for item in environ[variable].split(",")}
+    if (isinstance(value, dict) and value) or (isinstance(value, tuple) and value and set(value) <= items):
+        return f"from {', '.join(found)} (its invalid items dropped)"
+    return f"default ({', '.join(found)} invalid)"
 
 
 def _settings_rows(settings: config.Settings, environ: Mapping[str, str]) -> Iterator[tuple[str, str, str]]:
@@ -138,10 +164,11 @@ def _settings_rows(settings: config.Settings, environ: Mapping[str, str]) -> Ite
         value = getattr(settings, name)
         if name == "limits":
             for field in getattr(value, "__slots__", ()):
-                source = _source(_LIMIT_SOURCES.get(field, ()), environ, invalid)
-                yield f"limits.{field}", _show(getattr(value, field)), source
+                limit = getattr(value, field)
+                source = _source(_LIMIT_SOURCES.get(field, ()), environ, invalid, limit)
+                yield f"limits.{field}", _show(limit), source
             continue
-        yield name, _show(value), _source(_SOURCES.get(name, ()), environ, invalid)
+        yield name, _show(value), _source(_SOURCES.get(name, ()), environ, invalid, value)
 
 
 def _describe(part: object) -> str:
@@ -250,12 +277,11 @@ def check(environ: Mapping[str, str]) -> Report:
     settings = runtime.runtime.settings
     report.settings.extend(_settings_rows(settings, environ))
     _classify(report, collector.records)
-    names, prefixes = known_variables()
     for variable in sorted(environ):
         if not variable.startswith(("NEXS_", "OTEL_")):
             continue
         report.variables.append((variable, _shown(variable, environ[variable])))
-        if variable not in names and not variable.startswith(prefixes):
+        if variable not in _KNOWN:
             report.warnings.append(f"{variable} is not read by nexs_serverless (a typo, or another tool's?)")
     if settings.disabled:
         report.warnings.append("tracing is disabled (OTEL_SDK_DISABLED or NEXS_DISABLED): no spans at all")

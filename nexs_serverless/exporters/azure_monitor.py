@@ -56,7 +56,7 @@ Environment (read from the settings snapshot by `from_settings`):
   rules: ``key=value`` parts, ``InstrumentationKey`` a lowercase UUID).
 - ``NEXS_AZURE_OFFLINE_STORAGE`` (false): let the SDK store failed envelopes on disk.
 - ``NEXS_AZURE_STORAGE_DIRECTORY`` (the SDK's temp directory): where.
-- ``NEXS_AZURE_TIMEOUT_MS`` (1000): the most one call may take (capped by the flush budget).
+- ``NEXS_AZURE_TIMEOUT_MS`` (1000, at most an hour): the most one call may take (capped by the flush budget).
 """
 
 from __future__ import annotations
@@ -355,7 +355,7 @@ def from_settings(settings: Settings) -> AzureMonitorExporter:
 
     reader = Reader(settings.environ)
     offline = reader.boolean("NEXS_AZURE_OFFLINE_STORAGE", default=False)
-    timeout_ms = reader.integer("NEXS_AZURE_TIMEOUT_MS", default=1000, minimum=1)
+    timeout_ms = reader.integer("NEXS_AZURE_TIMEOUT_MS", default=1000, minimum=1, maximum=3_600_000)
     report(reader.problems)
     connection_string = settings.env("APPLICATIONINSIGHTS_CONNECTION_STRING").strip() or None
     problem = connection_string_problem(connection_string)

@@ -45,7 +45,8 @@ Environment (read from the settings snapshot by `from_settings`):
   (as google-cloud's clients do), else the one google-auth finds on first export.
 - ``NEXS_GCP_TRACE_ENDPOINT`` (Google's): another ``host:port``.
 - ``NEXS_GCP_TRACE_INSECURE`` (false): plaintext gRPC to that endpoint (local emulators, tests).
-- ``NEXS_GCP_TRACE_TIMEOUT_MS`` (1000): the most one call may take (capped by the flush budget).
+- ``NEXS_GCP_TRACE_TIMEOUT_MS`` (1000, at most an hour): the most one call may take (capped by the
+  flush budget).
 """
 
 from __future__ import annotations
@@ -357,6 +358,6 @@ def from_settings(settings: Settings) -> CloudTraceExporter:
     )
     endpoint = settings.env("NEXS_GCP_TRACE_ENDPOINT").strip() or None
     insecure = reader.boolean("NEXS_GCP_TRACE_INSECURE", default=False) and endpoint is not None
-    timeout_ms = reader.integer("NEXS_GCP_TRACE_TIMEOUT_MS", default=1000, minimum=1)
+    timeout_ms = reader.integer("NEXS_GCP_TRACE_TIMEOUT_MS", default=1000, minimum=1, maximum=3_600_000)
     report(reader.problems)
     return CloudTraceExporter(project_id=project, endpoint=endpoint, insecure=insecure, timeout_ms=timeout_ms)

@@ -29,7 +29,7 @@ Environment (read from the settings snapshot by `from_settings`):
 - ``NEXS_FILE_PATH`` (``nexs-spans.jsonl``; ``/tmp/nexs-spans.jsonl`` in Lambda,
   whose code directory is read-only).
 - ``NEXS_FILE_MAX_BYTES`` (10 MiB): the largest the file may grow.
-- ``NEXS_FILE_BACKUPS`` (3): rotated files kept; 0 stops writing when full.
+- ``NEXS_FILE_BACKUPS`` (3): rotated files kept, at most 100; 0 stops writing when full.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ DEFAULT_PATH = "nexs-spans.jsonl"
 LAMBDA_PATH = "/tmp/nexs-spans.jsonl"  # noqa: S108 - Lambda's only writable directory
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 3
+# A rotation renames every backup in turn, inside the handler's flush: a typo of a million backups
+# cost seconds per rotation (a debugging aid needs a few files, not hundreds).
+MAX_BACKUPS = 100
 # One encoder for every line: json.dumps with options builds a new one per call.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _tail_cache: list[tuple[object, object, str]] = []  # one entry: (resource, scope, text)
@@ -72,7 +75,7 @@ class FileExporter:
     Args:
         path: the file to write (created with its directory if missing).
         max_bytes: the most the file may hold (at least 1024).
-        backups: rotated files kept (``path.1`` newest); 0 drops spans once full.
+        backups: rotated files kept (``path.1`` newest), at most `MAX_BACKUPS`; 0 drops spans once full.
     """
 
     def __init__(
@@ -82,8 +85,10 @@ class FileExporter:
             raise ConfigError(f"FileExporter(path={path!r}): expected a file path")
         if not isinstance(max_bytes, int) or max_bytes < 1024:
             raise ConfigError(f"FileExporter(max_bytes={max_bytes!r}): expected an integer >= 1024")
-        if not isinstance(backups, int) or backups < 0:
-            raise ConfigError(f"FileExporter(backups={backups!r}): expected an integer >= 0")
+        if not isinstance(backups, int) or not 0 <= backups <= MAX_BACKUPS:
+            raise ConfigError(
+                f"FileExporter(backups={backups!r}): expected an integer from 0 to {MAX_BACKUPS}"
+            )
         self.path = path
         self.max_bytes = max_bytes
         self.backups = backups
@@ -371,6 +376,6 @@ def from_settings(settings: Settings) -> FileExporter:
     default_path = LAMBDA_PATH if settings.env("AWS_LAMBDA_FUNCTION_NAME") else DEFAULT_PATH
     path = settings.env("NEXS_FILE_PATH").strip() or default_path
     max_bytes = reader.integer("NEXS_FILE_MAX_BYTES", default=DEFAULT_MAX_BYTES, minimum=1024)
-    backups = reader.integer("NEXS_FILE_BACKUPS", default=DEFAULT_BACKUPS)
+    backups = reader.integer("NEXS_FILE_BACKUPS", default=DEFAULT_BACKUPS, maximum=MAX_BACKUPS)
     report(reader.problems)
     return FileExporter(path, max_bytes=max_bytes, backups=backups)

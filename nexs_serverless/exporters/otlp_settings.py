@@ -91,7 +91,8 @@ def read(settings: Settings, *, protocol: str | None = None) -> Options:
         protocol="grpc" if use_grpc else "http/protobuf",
         endpoint=endpoint,
         headers=_headers(settings, reader),
-        timeout_s=reader.integer(*_names("TIMEOUT"), default=10_000, minimum=1) / 1000.0,
+        # Milliseconds, an hour at most as for NEXS_FLUSH_TIMEOUT_MS (the flush budget caps a request).
+        timeout_s=reader.integer(*_names("TIMEOUT"), default=10_000, minimum=1, maximum=3_600_000) / 1000.0,
         compression=reader.choice(*_names("COMPRESSION"), default="none", choices=("none", "gzip")),
         certificate=_string(settings, "CERTIFICATE"),
         client_certificate=_string(settings, "CLIENT_CERTIFICATE"),

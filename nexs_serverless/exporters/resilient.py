@@ -39,7 +39,8 @@ Settings (`Options.from_settings`, environment in brackets, default after it):
 ``NEXS_EXPORT_BREAKER_FAILURES`` (3), ``NEXS_EXPORT_BREAKER_COOLDOWN_MS`` (10000),
 ``NEXS_EXPORT_MAX_RETRIES`` (2), ``NEXS_EXPORT_BACKOFF_MS`` (50),
 ``NEXS_EXPORT_BACKOFF_MAX_MS`` (1000), ``NEXS_EXPORT_CARRYOVER_SPANS`` (2048),
-``NEXS_EXPORT_MAX_BATCH_SPANS`` (512).
+``NEXS_EXPORT_MAX_BATCH_SPANS`` (512). The ``_MS`` durations are at most an hour, as
+``NEXS_FLUSH_TIMEOUT_MS`` is.
 
 Cold start: the breaker, the retry policy, the carry-over buffer and the error
 classes only matter once an export has failed, so they are built (and their
@@ -73,6 +74,8 @@ if TYPE_CHECKING:
 
 
 __all__ = ["Options", "ResilientExporter"]
+
+_HOUR_MS = 3_600_000  # the most an ``_MS`` setting may say, as for NEXS_FLUSH_TIMEOUT_MS: more is a typo
 
 
 class Options:
@@ -142,12 +145,16 @@ class Options:
     def from_settings(cls, settings: Settings) -> Options:
         """Read ``NEXS_EXPORT_*`` from `settings.environ`; bad values log one line and fall back."""
         reader = config.Reader(settings.environ)
+
+        def seconds(name: str, default: int, minimum: int = 0) -> float:
+            return reader.integer(name, default=default, minimum=minimum, maximum=_HOUR_MS) / 1000
+
         options = cls(
             failure_threshold=reader.integer("NEXS_EXPORT_BREAKER_FAILURES", default=3, minimum=1),
-            cooldown_s=reader.integer("NEXS_EXPORT_BREAKER_COOLDOWN_MS", default=10_000, minimum=1) / 1000,
+            cooldown_s=seconds("NEXS_EXPORT_BREAKER_COOLDOWN_MS", 10_000, minimum=1),
             max_retries=reader.integer("NEXS_EXPORT_MAX_RETRIES", default=2),
-            backoff_s=reader.integer("NEXS_EXPORT_BACKOFF_MS", default=50) / 1000,
-            max_backoff_s=reader.integer("NEXS_EXPORT_BACKOFF_MAX_MS", default=1000) / 1000,
+            backoff_s=seconds("NEXS_EXPORT_BACKOFF_MS", 50),
+            max_backoff_s=seconds("NEXS_EXPORT_BACKOFF_MAX_MS", 1000),
             carryover_spans=reader.integer("NEXS_EXPORT_CARRYOVER_SPANS", default=2048),
             max_batch_spans=reader.integer("NEXS_EXPORT_MAX_BATCH_SPANS", default=512, minimum=1),
             timeout_s=settings.flush_timeout_ms / 1000,

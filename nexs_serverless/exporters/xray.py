@@ -21,7 +21,8 @@ Environment (read from the settings snapshot by `from_settings`):
 - ``NEXS_XRAY_TRANSPORT`` (``auto``): ``udp``, ``api``, or ``auto`` = UDP inside
   Lambda or when ``AWS_XRAY_DAEMON_ADDRESS`` is set, the API otherwise.
 - ``NEXS_XRAY_ANNOTATION_KEYS`` (none): attribute keys to index as annotations, ``*`` for all.
-- ``NEXS_XRAY_TIMEOUT_MS`` (1000): the most one API call may take (capped by the flush budget).
+- ``NEXS_XRAY_TIMEOUT_MS`` (1000, at most an hour): the most one API call may take (capped by
+  the flush budget).
 - ``NEXS_XRAY_ENDPOINT`` (boto3's): another ``PutTraceSegments`` endpoint URL.
 - ``AWS_REGION`` / ``AWS_DEFAULT_REGION``: the API's region.
 """
@@ -286,7 +287,8 @@ def from_settings(settings: Settings) -> XRayExporter:
     reader = Reader(settings.environ)
     mode = reader.choice("NEXS_XRAY_MODE", default="segments", choices=MODES)
     transport = reader.choice("NEXS_XRAY_TRANSPORT", default="auto", choices=TRANSPORTS)
-    timeout_ms = reader.integer("NEXS_XRAY_TIMEOUT_MS", default=1000, minimum=1)
+    # An hour at most, as NEXS_FLUSH_TIMEOUT_MS: the flush budget caps a call anyway.
+    timeout_ms = reader.integer("NEXS_XRAY_TIMEOUT_MS", default=1000, minimum=1, maximum=3_600_000)
     address: str | None = settings.env("AWS_XRAY_DAEMON_ADDRESS").strip() or None
     if address is not None:
         try:
@@ -312,6 +314,7 @@ def from_settings(settings: Settings) -> XRayExporter:
         annotation_keys=keys,
         in_lambda=in_lambda,
         region=settings.env("AWS_REGION") or settings.env("AWS_DEFAULT_REGION") or None,
-        endpoint_url=settings.env("NEXS_XRAY_ENDPOINT") or None,
+        # Blank is unset: boto3 refused "  " as an endpoint, and every span went as a serialization error.
+        endpoint_url=settings.env("NEXS_XRAY_ENDPOINT").strip() or None,
         timeout_ms=timeout_ms,
     )
