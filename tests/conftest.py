@@ -1,10 +1,12 @@
 """Fixtures shared by the whole suite: clean global state, an in-memory exporter per test, and the
-local stand-ins (an OTLP receiver, moto, Application Insights ingestion, Cloud Trace) several modules use."""
+local stand-ins (an OTLP receiver and gRPC collector, an X-Ray daemon, moto, Application Insights
+ingestion, Cloud Trace, an unpacked layer) several modules use."""
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,10 +18,16 @@ from nexs_serverless.testing import reset
 from nexs_serverless.testing.state import forget_instrumentation
 
 if TYPE_CHECKING:
-    from support.cloud_trace_server import FakeCloudTrace
-    from support.otlp_receiver import OTLPReceiver
+    from pathlib import Path
 
+    from support.cloud_trace_server import FakeCloudTrace
+    from support.grpc_collector import Collector
+    from support.otlp_receiver import OTLPReceiver
+    from support.xray_daemon import FakeXRayDaemon
+
+    from nexs_serverless.exporters import XRayExporter
     from nexs_serverless.exporters.cloud_trace import CloudTraceExporter
+    from nexs_serverless.exporters.otlp_http import OTLPHttpExporter
 
 _PREFIXES = ("OTEL_", "NEXS_", "AWS_LAMBDA_", "_X_AMZN_TRACE_ID", "AWS_XRAY_")
 
@@ -59,6 +67,65 @@ def receiver() -> Iterator[OTLPReceiver]:
         yield server
 
 
+@pytest.fixture
+def otlp_http(receiver: OTLPReceiver) -> Iterator[OTLPHttpExporter]:
+    """An OTLP/HTTP exporter to `receiver` (5 s timeout), shut down after the test."""
+    from nexs_serverless.exporters.otlp_http import OTLPHttpExporter
+
+    otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
+    yield otlp
+    otlp.shutdown()
+
+
+@pytest.fixture
+def collector() -> Iterator[tuple[Collector, str]]:
+    """An OTLP/gRPC collector on 127.0.0.1 for one test, and its endpoint; a held call ends with it.
+
+    Modules that need another kind (the accounting tests' `ScriptedCollector`, which keeps
+    span names only; review 10's, which holds and flaps) define their own `collector`.
+    """
+    from support.grpc_collector import Collector, serve  # grpc: loaded only where a test needs it
+
+    servicer = Collector()
+    with serve(servicer) as endpoint:
+        try:
+            yield servicer, endpoint
+        finally:
+            servicer.release.set()
+
+
+@pytest.fixture
+def daemon() -> Iterator[FakeXRayDaemon]:
+    """A UDP socket on 127.0.0.1 standing in for the X-Ray daemon, for one test."""
+    from support.xray_daemon import FakeXRayDaemon
+
+    with FakeXRayDaemon() as fake:
+        yield fake
+
+
+@pytest.fixture
+def udp(daemon: FakeXRayDaemon) -> Iterator[Callable[..., XRayExporter]]:
+    """Builds UDP XRayExporters aimed at `daemon`; shuts them down after the test."""
+    from support.made_exporters import made_exporters
+
+    from nexs_serverless.exporters import XRayExporter
+
+    build = functools.partial(XRayExporter, transport="udp", daemon_address=daemon.address)
+    with made_exporters(build) as make:
+        yield make
+
+
+@pytest.fixture
+def xray_api(aws_test_credentials: None) -> Iterator[Callable[..., XRayExporter]]:
+    """Builds API-transport XRayExporters in us-east-1 (test credentials); shuts them down after the test."""
+    from support.made_exporters import made_exporters
+
+    from nexs_serverless.exporters import XRayExporter
+
+    with made_exporters(functools.partial(XRayExporter, transport="api", region="us-east-1")) as make:
+        yield make
+
+
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     """moto's server on 127.0.0.1, one per test module (it keeps state, and takes a while to start)."""
@@ -76,6 +143,35 @@ def aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def fresh_extension() -> Iterator[None]:
+    """No after-response extension from an earlier test; the SIGTERM handler of the test process is restored.
+
+    The extension modules apply it to every test with ``pytest.mark.usefixtures``.
+    """
+    import signal
+
+    from nexs_serverless import extension
+
+    previous = signal.getsignal(signal.SIGTERM)
+    extension._active.clear()
+    extension._attempted.clear()
+    yield
+    signal.signal(signal.SIGTERM, previous)
+    extension._active.clear()
+    extension._attempted.clear()
+
+
+@pytest.fixture(scope="module")
+def opt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The core layer for this interpreter (built once per session), unpacked into a temporary /opt."""
+    from support.layer import build, core_layer
+
+    folder = tmp_path_factory.mktemp("opt")
+    build.unpack(core_layer(tmp_path_factory), folder)
+    return folder
 
 
 @pytest.fixture

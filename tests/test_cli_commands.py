@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from support.fresh_python import run_python
 
 from nexs_serverless.cli import main
 from nexs_serverless.cli.app import cli
@@ -210,9 +211,7 @@ def test_main_runs_the_group(capsys: pytest.CaptureFixture[str]) -> None:
 def test_main_without_click_says_how_to_install() -> None:
     """Without click the command explains which extra to install, exit 2."""
     script = "import sys; sys.modules['click'] = None; from nexs_serverless.cli import main; main(['--help'])"
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_python(script, check=False)
     assert done.returncode == 2
     assert "pip install 'nexs-serverless[cli]'" in done.stderr
 
@@ -224,9 +223,7 @@ def test_layer_never_imports_the_cli() -> None:
         "nexs_serverless.traced_handler(lambda e, c: None)\n"
         "print(sorted(m for m in sys.modules if m.startswith(('nexs_serverless.cli', 'click'))))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
-    )
+    done = run_python(script)
     assert done.stdout.strip() == "[]"
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+
+from support.fresh_python import run_python
 
 CONFIGURE = "nexs_serverless._configure"
 SPLIT = (CONFIGURE,)
@@ -67,18 +66,8 @@ print(json.dumps({
 
 def _run(branch: str = "", **environ: str) -> dict[str, object]:
     """The cold start then `branch` in a fresh interpreter with `environ` as the only tracer settings."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NEXS_", "AWS_LAMBDA_", "_X_AMZN"))
-    }
-    env.update(AWS_LAMBDA_FUNCTION_NAME="coldpath11r", OTEL_TRACES_EXPORTER="none", **environ)
-    done = subprocess.run(
-        [sys.executable, "-c", _COLD_START, branch],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    env = {"AWS_LAMBDA_FUNCTION_NAME": "coldpath11r", "OTEL_TRACES_EXPORTER": "none", **environ}
+    done = run_python(_COLD_START, branch, env=env, check=False)
     assert done.returncode == 0, done.stderr
     report: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
     return report

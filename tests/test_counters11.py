@@ -80,27 +80,23 @@ def test_http_oversize_drop_is_counted_once_across_retries(
     }
 
 
-def test_http_span_refused_alone_with_413_is_counted_dropped_not_sent(receiver: OTLPReceiver) -> None:
+def test_http_span_refused_alone_with_413_is_counted_dropped_not_sent(
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter
+) -> None:
     """413 on the batch, the first half accepted, 413 on the lone second span: one sent, one dropped."""
-    otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
     receiver.misbehave(Fault.status_code(413), Fault.accept(), Fault.status_code(413))
-    try:
-        assert wrap_resilient(otlp).export(make_spans(2)) is ExportResult.SUCCESS
-    finally:
-        otlp.shutdown()
+    assert wrap_resilient(otlp_http).export(make_spans(2)) is ExportResult.SUCCESS
     assert receiver.span_names() == ["span-0"]
     assert export_counters() == {"export_spans_sent": 1, "spans_dropped_oversize": 1}
 
 
-def test_http_413_drop_then_a_failed_half_is_counted_once(receiver: OTLPReceiver) -> None:
+def test_http_413_drop_then_a_failed_half_is_counted_once(
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter
+) -> None:
     """413, the lone first span refused again (dropped), 503 on the second half: its retry counts it sent."""
-    otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
     receiver.misbehave(Fault.status_code(413), Fault.status_code(413), Fault.status_code(503))
     spans = [make_span(name="span-0", span_id=1, attributes=BLOB), make_span(name="span-1", span_id=2)]
-    try:
-        assert wrap_resilient(otlp).export(spans) is ExportResult.SUCCESS
-    finally:
-        otlp.shutdown()
+    assert wrap_resilient(otlp_http).export(spans) is ExportResult.SUCCESS
     assert receiver.span_names() == ["span-1"]
     assert export_counters() == {
         "export_errors_server": 1,
@@ -164,12 +160,6 @@ def test_cloud_trace_unconvertible_span_is_counted_once_across_retries(
 
 
 # -- X-Ray, Azure Monitor, file ----------------------------------------------------------------
-
-
-@pytest.fixture
-def daemon() -> Iterator[FakeXRayDaemon]:
-    with FakeXRayDaemon() as fake:
-        yield fake
 
 
 @pytest.mark.parametrize("mode", ["segments", "otlp"])

@@ -79,13 +79,6 @@ def test_pack_parts_names_the_spans_of_split_off_subtrees_and_leaves_out_the_dro
 
 
 @pytest.fixture
-def daemon() -> Iterator[FakeXRayDaemon]:
-    """A fake daemon for one test."""
-    with FakeXRayDaemon() as fake:
-        yield fake
-
-
-@pytest.fixture
 def sender(daemon: FakeXRayDaemon) -> Iterator[DaemonSender]:
     """A sender aimed at the fake daemon."""
     made = DaemonSender("127.0.0.1", daemon.port)

@@ -9,13 +9,10 @@ for (as a real one may on a busy machine), so the deadline logic is exercised wi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from concurrent import futures
 from typing import Any
 
-import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from support.grpc_collector import Collector, Partial
 from support.otlp_receiver import Fault, OTLPReceiver
 from support.spans import make_spans
 
@@ -193,37 +190,6 @@ def test_otlp_follows_the_protocol_setting() -> None:
 # -- OTLP/gRPC ----------------------------------------------------------------------------------
 
 
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    """A stock grpcio TraceService keeping each request; `partial` makes the next answer a partial success."""
-
-    def __init__(self) -> None:
-        self.requests: list[Any] = []
-        self.partial: tuple[int, str] | None = None
-
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.requests.append(request)
-        partial, self.partial = self.partial, None
-        if partial is None:
-            return trace_service_pb2.ExportTraceServiceResponse()
-        return trace_service_pb2.ExportTraceServiceResponse(
-            partial_success=trace_service_pb2.ExportTracePartialSuccess(
-                rejected_spans=partial[0], error_message=partial[1]
-            )
-        )
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[Collector, str]]:
-    """A gRPC collector on 127.0.0.1 (local to this file: the suite's gRPC servers live in their tests)."""
-    servicer = Collector()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, f"http://127.0.0.1:{port}"
-    server.stop(None)
-
-
 def test_a_grpc_call_is_not_made_with_no_time_left(collector: tuple[Collector, str]) -> None:
     """With the budget spent, send fails as TIMEOUT without a call, and the channel is kept.
 
@@ -255,7 +221,7 @@ def test_grpc_partial_success_is_logged_like_http(
 ) -> None:
     """Spans a gRPC collector rejects are logged with its message, as over HTTP (not only counted)."""
     servicer, endpoint = collector
-    servicer.partial = (2, "spans too old")
+    servicer.script.append(Partial(2, "spans too old"))
     exporter = OTLPGrpcExporter(endpoint=endpoint)
     try:
         with caplog.at_level(logging.WARNING, logger="nexs_serverless"):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from support.runtime_api import RuntimeAPI
@@ -15,6 +14,8 @@ from nexs_serverless.exporters import ExportResult
 from nexs_serverless.runtime import runtime
 from nexs_serverless.testing import LambdaContext, reset
 from nexs_serverless.typing import ReadableSpan
+
+pytestmark = pytest.mark.usefixtures("fresh_extension")
 
 
 class PreparedExporter:
@@ -35,17 +36,6 @@ class PreparedExporter:
 
     def shutdown(self) -> None:
         pass
-
-
-@pytest.fixture(autouse=True)
-def _fresh_extension() -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
-    extension._active.clear()
-    extension._attempted.clear()
-    yield
-    signal.signal(signal.SIGTERM, previous)
-    extension._active.clear()
-    extension._attempted.clear()
 
 
 def _decorate() -> object:

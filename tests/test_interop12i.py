@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 from aws_lambda_powertools import Tracer
@@ -18,6 +18,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, supp
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from support.exporter_spans import make_span
+from support.otel_oracle import sdk_span
 from support.otlp_receiver import OTLPReceiver
 
 from nexs_serverless import baggage, configure, traced_handler, tracer
@@ -51,15 +52,8 @@ def our_headers() -> dict[str, str]:
 # -- suppression ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def collector() -> Iterator[OTLPReceiver]:
-    """An OTLP/HTTP receiver on 127.0.0.1 for the SDK's own exporter."""
-    with OTLPReceiver() as receiver:
-        yield receiver
-
-
 def test_the_sdk_exporters_own_request_is_not_traced_by_our_http_instrumentation(
-    collector: OTLPReceiver,
+    receiver: OTLPReceiver,
 ) -> None:
     """An SDK span processor exports with OpenTelemetry's suppression set: our urllib3 instrumentation
     made a span of the exporter's POST (in our trace) and sent our traceparent to the collector."""
@@ -73,7 +67,7 @@ def test_the_sdk_exporters_own_request_is_not_traced_by_our_http_instrumentation
     configure(exporters=[ours])
     assert instrumentation.instrument("urllib3") == ["urllib3"]
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.url)))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=receiver.url)))
     try:
         with tracer.span("handler"), provider.get_tracer("app").start_as_current_span("sdk-span"):
             pass
@@ -81,8 +75,8 @@ def test_the_sdk_exporters_own_request_is_not_traced_by_our_http_instrumentation
         provider.shutdown()
     flush()
     assert [span.name for span in ours.get_finished_spans()] == ["handler"]
-    assert collector.span_names() == ["sdk-span"]
-    assert [request.headers.get("traceparent") for request in collector] == [None]
+    assert receiver.span_names() == ["sdk-span"]
+    assert [request.headers.get("traceparent") for request in receiver] == [None]
 
 
 def test_opentelemetry_suppression_suppresses_ours_until_detached() -> None:
@@ -101,7 +95,7 @@ def test_spans_started_by_hand_under_opentelemetry_suppression_are_recorded_as_t
         with suppress_instrumentation(), otel.start_as_current_span("by hand"):
             pass
 
-    assert _sdk_span(run).name == "by hand"  # the SDK recorded it
+    assert sdk_span(run).name == "by hand"  # the SDK recorded it
     exporter = InMemoryExporter()
     configure(exporters=[exporter])
     with suppress_instrumentation(), OTEL.start_as_current_span("by hand") as span, tracer.span("ours"):
@@ -211,27 +205,13 @@ def _raise_inside_the_span_itself(otel: trace.Tracer) -> None:
 def test_start_as_current_span_hands_its_exception_options_to_the_span_as_the_sdk_does() -> None:
     """The span `start_as_current_span` makes honours `record_exception`/`set_status_on_exception` as a
     context manager too (the SDK passes them to `start_span`): no event, no ERROR."""
-    sdk = _sdk_span(_raise_inside_the_span_itself)
+    sdk = sdk_span(_raise_inside_the_span_itself)
     exporter = InMemoryExporter()
     configure(exporters=[exporter])
     _raise_inside_the_span_itself(OTEL)
     flush()
     (ours,) = exporter.get_finished_spans()
     assert (ours.status_code, len(ours.events)) == (sdk.status.status_code.value, len(sdk.events)) == (0, 0)
-
-
-def _sdk_span(run: Callable[[trace.Tracer], None]) -> ReadableSpan:
-    """The one span `run` makes with the OpenTelemetry SDK (the oracle)."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    run(provider.get_tracer("oracle"))
-    (span,) = memory.get_finished_spans()
-    return span
 
 
 # -- the SDK exporter adapter ------------------------------------------------------------------------

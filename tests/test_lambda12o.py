@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.layer import build, core_layer
 from support.otlp_receiver import OTLPReceiver
 from support.polling import wait_for
 from support.runtime_api import OPT_VARIABLE, FunctionProcess, RuntimeAPI
@@ -107,14 +106,6 @@ USER_CODE = {
 
 
 @pytest.fixture(scope="module")
-def opt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The core layer for this interpreter, unpacked into a temporary /opt."""
-    folder = tmp_path_factory.mktemp("opt")
-    build.unpack(core_layer(tmp_path_factory), folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def task(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The function's code: a working handler and modules that fail in each way."""
     folder = tmp_path_factory.mktemp("task")
@@ -167,6 +158,18 @@ def outcome(process: FunctionProcess, api: RuntimeAPI) -> tuple[Any, ...]:
         return ("invoke", invocation.response, error, invocation.error_type)
 
 
+def posted_without_and_with_the_layer(
+    opt: Path, task: Path, old_runtime: Path, tmp_path: Path, spec: str
+) -> dict[str, tuple[Any, ...]]:
+    """What `old_runtime` posted for handler `spec`, under ``"without"`` the layer and ``"with"`` it."""
+    posted: dict[str, tuple[Any, ...]] = {}
+    for name, layer in (("without", None), ("with", opt)):
+        with RuntimeAPI() as api:
+            process = function(api, tmp_path, handler=spec, task_root=task, opt=layer, bootstrap=old_runtime)
+            posted[name] = outcome(process, api)
+    return posted
+
+
 HANDLER_FAULTS = [
     "no_such_module.handler",
     "broken_import.handler",
@@ -187,11 +190,7 @@ def test_a_handler_fault_reads_the_same_through_the_wrapper_on_a_runtime_that_de
     Before, the wrapper raised the runtime's FaultException from inside the runtime's loader,
     which that runtime does not expect at init: it posted an init error of type "FaultException".
     """
-    posted = {}
-    for name, layer in (("without", None), ("with", opt)):
-        with RuntimeAPI() as api:
-            process = function(api, tmp_path, handler=spec, task_root=task, opt=layer, bootstrap=old_runtime)
-            posted[name] = outcome(process, api)
+    posted = posted_without_and_with_the_layer(opt, task, old_runtime, tmp_path, spec)
     assert posted["without"][0] == "invoke"
     assert posted["without"][2]["errorType"].startswith("Runtime.")
     assert posted["with"] == posted["without"]
@@ -205,11 +204,7 @@ def test_an_error_the_module_raises_reads_the_same_init_error_through_the_wrappe
 ) -> None:
     """python3.10/3.11: an error the user's module raises at import is an init error of its own type,
     with the same stack, with and without the layer (an AttributeError too)."""
-    posted = {}
-    for name, layer in (("without", None), ("with", opt)):
-        with RuntimeAPI() as api:
-            process = function(api, tmp_path, handler=spec, task_root=task, opt=layer, bootstrap=old_runtime)
-            posted[name] = outcome(process, api)
+    posted = posted_without_and_with_the_layer(opt, task, old_runtime, tmp_path, spec)
     assert posted["without"][0] == "init"
     assert posted["without"][1]["errorType"] == error_type
     assert posted["with"] == posted["without"]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
+from support.fresh_python import run_python
+from support.otel_oracle import sdk_span
 
 from nexs_serverless import SpanKind, StatusCode, configure, tracer
 from nexs_serverless.exporters import InMemoryExporter
@@ -163,27 +162,11 @@ def test_first_invocation_installs_the_provider_when_opentelemetry_is_imported()
         print(type(trace.get_tracer_provider()).__name__, names)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
-    )
+    result = run_python(script)
     assert result.stdout.strip() == "NexsTracerProvider ['from-library', 'test-function']"
 
 
 # -- the Span API as the OpenTelemetry SDK implements it (the SDK is the oracle) ---------------
-
-
-def _sdk_span(run: Callable[[trace.Tracer], None]) -> ReadableSpan:
-    """The one span `run` makes with the OpenTelemetry SDK, as its exporters receive it."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    run(provider.get_tracer("oracle"))
-    (span,) = exporter.get_finished_spans()
-    return span
 
 
 def _our_span(run: Callable[[trace.Tracer], None], spans: InMemoryExporter) -> FinishedSpan:
@@ -210,7 +193,7 @@ def test_setting_unset_after_error_is_ignored_as_the_sdk_does(
         span.set_status(unset)
         span.end()
 
-    sdk = _sdk_span(run)
+    sdk = sdk_span(run)
     ours = _our_span(run, spans)
     assert (ours.status_code, ours.status_description) == (
         sdk.status.status_code.value,
@@ -230,7 +213,7 @@ def test_record_exception_keeps_timestamp_and_escaped_as_the_sdk_does(
         span.record_exception(ValueError("x"), {"extra": 1}, timestamp=1_234_567, escaped=escaped)
         span.end()
 
-    sdk = _sdk_span(run).events[0]
+    sdk = sdk_span(run).events[0]
     ours = _our_span(run, spans).events[0]
     assert ours.timestamp == sdk.timestamp == 1_234_567
     keys = ("exception.type", "exception.message", "exception.escaped", "extra")
@@ -273,7 +256,7 @@ def test_links_are_kept_as_the_sdk_keeps_them(spans: InMemoryExporter, at_start:
 
     sdk = [
         (link.context.span_id, dict(link.context.trace_state), dict(link.attributes or {}))
-        for link in _sdk_span(run).links
+        for link in sdk_span(run).links
     ]
     ours = [
         (link.context.span_id, dict(link.context.trace_state), dict(link.attributes))

@@ -6,16 +6,15 @@ import gzip
 import http.server
 import threading
 from collections.abc import Iterator
-from concurrent import futures
 from typing import Any
 
 import grpc
 import pytest
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from support.export_checks import export_counters, wrap_resilient
+from support.grpc_collector import Collector
 from support.otlp_receiver import Fault, OTLPReceiver
 from support.spans import make_span, make_spans
 
@@ -41,17 +40,13 @@ def _names(requests: list[trace_service_pb2.ExportTraceServiceRequest]) -> list[
 
 @pytest.mark.parametrize("status", [500, 501, 505, 408])
 def test_http_status_the_spec_says_not_to_retry_is_sent_once_and_dropped(
-    receiver: OTLPReceiver, status: int
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter, status: int
 ) -> None:
     """500, 501, 505 and 408 are not retried nor carried over: one request, the spans counted as dropped."""
-    otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
-    wrapped = wrap_resilient(otlp)
+    wrapped = wrap_resilient(otlp_http)
     receiver.misbehave(Fault.status_code(status))
-    try:
-        assert wrapped.export(make_spans(3, "first")) is ExportResult.FAILURE
-        assert wrapped.export(make_spans(1, "second")) is ExportResult.SUCCESS
-    finally:
-        otlp.shutdown()
+    assert wrapped.export(make_spans(3, "first")) is ExportResult.FAILURE
+    assert wrapped.export(make_spans(1, "second")) is ExportResult.SUCCESS
     assert len(receiver.requests) == 2  # no retry, and the next flush carries nothing over
     assert receiver.span_names() == ["second-0"]
     assert export_counters() == {
@@ -62,14 +57,12 @@ def test_http_status_the_spec_says_not_to_retry_is_sent_once_and_dropped(
 
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
-def test_http_status_the_spec_says_to_retry_is_retried(receiver: OTLPReceiver, status: int) -> None:
+def test_http_status_the_spec_says_to_retry_is_retried(
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter, status: int
+) -> None:
     """429, 502, 503 and 504 are retried within the flush, and the spans arrive once."""
-    otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
     receiver.misbehave(Fault.status_code(status))
-    try:
-        assert wrap_resilient(otlp).export(make_spans(2)) is ExportResult.SUCCESS
-    finally:
-        otlp.shutdown()
+    assert wrap_resilient(otlp_http).export(make_spans(2)) is ExportResult.SUCCESS
     assert len(receiver.requests) == 2
     assert receiver.span_names() == ["span-0", "span-1"]
     assert export_counters()["export_retries"] == 1
@@ -83,39 +76,6 @@ def test_the_cloud_apis_keep_their_own_retry_rules() -> None:
 
 
 # -- OTLP/gRPC: the specification's table ------------------------------------------------------
-
-
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    """A stock grpcio TraceService: keeps what it accepts; `script` makes the next calls fail."""
-
-    def __init__(self) -> None:
-        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
-        self.calls = 0
-        self.script: list[Any] = []
-        self.lock = threading.Lock()
-
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with self.lock:
-            self.calls += 1
-            action = self.script.pop(0) if self.script else None
-        if isinstance(action, status_pb2.Status):
-            context.abort_with_status(rpc_status.to_status(action))
-        if isinstance(action, grpc.StatusCode):
-            context.abort(action, "failed on purpose")
-        with self.lock:
-            self.requests.append(request)
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[Collector, str]]:
-    servicer = Collector()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))  # default 4 MiB receive limit
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, f"http://127.0.0.1:{port}"
-    server.stop(None)
 
 
 # OTLP specification, "OTLP/gRPC Response", "Failures": the table. Not retryable means dropped,

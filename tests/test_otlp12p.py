@@ -24,40 +24,30 @@ from nexs_serverless.exporters.errors import ErrorClass, ExportError
 from nexs_serverless.exporters.otlp_http import OTLPHttpExporter
 from nexs_serverless.finished import FinishedSpan
 
-
-@pytest.fixture
-def exporter(receiver: OTLPReceiver) -> Iterator[OTLPHttpExporter]:
-    otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
-    yield otlp
-    otlp.shutdown()
-
-
 # -- an answer cut short ---------------------------------------------------------------------
 
 
 def test_a_200_cut_after_its_headers_is_a_delivery(
-    receiver: OTLPReceiver, exporter: OTLPHttpExporter
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter
 ) -> None:
     """A 200 head then a reset mid-body: delivered once, counted truncated; the next send reconnects."""
     receiver.misbehave(Fault.reset_after_status())
-    assert exporter.send(make_spans(2, "cut"), 5.0) == 0
+    assert otlp_http.send(make_spans(2, "cut"), 5.0) == 0
     assert stats()["export_response_truncated"] == 1
-    assert not exporter._connection.is_open
-    assert exporter.send(make_spans(1, "next"), 5.0) == 0
+    assert not otlp_http._connection.is_open
+    assert otlp_http.send(make_spans(1, "next"), 5.0) == 0
     assert receiver.span_names() == ["cut-0", "cut-1", "next-0"]
     assert len(receiver.requests) == 2
-    assert exporter._connection.connects == 2
+    assert otlp_http._connection.connects == 2
 
 
-def test_behind_the_wrapper_a_cut_200_is_sent_once_and_counted_sent(receiver: OTLPReceiver) -> None:
+def test_behind_the_wrapper_a_cut_200_is_sent_once_and_counted_sent(
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter
+) -> None:
     """No retry after a cut 200 (a retry would deliver the spans twice); nothing carried over."""
-    otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
     receiver.misbehave(Fault.reset_after_status())
-    wrapped = wrap_resilient(otlp)
-    try:
-        assert wrapped.export(make_spans(3)) is ExportResult.SUCCESS
-    finally:
-        otlp.shutdown()
+    wrapped = wrap_resilient(otlp_http)
+    assert wrapped.export(make_spans(3)) is ExportResult.SUCCESS
     assert len(receiver.requests) == 1
     assert receiver.span_names() == ["span-0", "span-1", "span-2"]
     assert len(wrapped.carryover) == 0
@@ -75,33 +65,31 @@ def test_behind_the_wrapper_a_cut_200_is_sent_once_and_counted_sent(receiver: OT
     ],
 )
 def test_a_failure_status_cut_short_keeps_its_class(
-    receiver: OTLPReceiver, exporter: OTLPHttpExporter, status: int, error_class: str
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter, status: int, error_class: str
 ) -> None:
     """A non-2xx head then a reset: the status's class, not a NETWORK failure; nothing counted truncated."""
     receiver.misbehave(Fault.reset_after_status(status))
     with pytest.raises(ExportError) as caught:
-        exporter.send(make_spans(1), 5.0)
+        otlp_http.send(make_spans(1), 5.0)
     assert caught.value.error_class == error_class
     assert caught.value.status == status
     assert "export_response_truncated" not in stats()
 
 
-def test_a_413_cut_short_still_splits_the_batch(receiver: OTLPReceiver, exporter: OTLPHttpExporter) -> None:
+def test_a_413_cut_short_still_splits_the_batch(receiver: OTLPReceiver, otlp_http: OTLPHttpExporter) -> None:
     """A 413 whose body is cut is still a 413: the batch goes again as two halves."""
     receiver.misbehave(Fault.reset_after_status(413))
-    assert exporter.send(make_spans(4), 5.0) == 0
+    assert otlp_http.send(make_spans(4), 5.0) == 0
     assert [len(request.spans()) for request in receiver.requests] == [4, 2, 2]
     assert receiver.span_names() == ["span-0", "span-1", "span-2", "span-3"]
 
 
-def test_a_reset_before_the_status_line_is_retried(receiver: OTLPReceiver) -> None:
+def test_a_reset_before_the_status_line_is_retried(
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter
+) -> None:
     """Part of a status line then a reset: NETWORK, retried, delivered by the retry; nothing truncated."""
-    otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
     receiver.misbehave(Fault.reset_before_status())
-    try:
-        assert wrap_resilient(otlp).export(make_spans(2)) is ExportResult.SUCCESS
-    finally:
-        otlp.shutdown()
+    assert wrap_resilient(otlp_http).export(make_spans(2)) is ExportResult.SUCCESS
     assert len(receiver.requests) == 2
     assert receiver.span_names() == ["span-0", "span-1"]
     assert export_counters() == {"export_errors_network": 1, "export_retries": 1, "export_spans_sent": 2}
@@ -214,16 +202,16 @@ def _learn_a_limit(receiver: OTLPReceiver, otlp: OTLPHttpExporter) -> None:
 
 
 def test_a_span_over_a_learned_limit_goes_alone_not_dropped(
-    receiver: OTLPReceiver, exporter: OTLPHttpExporter
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter
 ) -> None:
     """After a 413 taught ~10 KB, a 15 KB span the collector takes is sent in a request of its own."""
-    _learn_a_limit(receiver, exporter)
+    _learn_a_limit(receiver, otlp_http)
     spans = [
         make_span(name="small-0", span_id=1),
         make_span(name="big", span_id=2, attributes={"blob": "c" * 15_000}),
         make_span(name="small-1", span_id=3),
     ]
-    assert exporter.send(spans, 5.0) == 0
+    assert otlp_http.send(spans, 5.0) == 0
     assert [[span.name for span in request.spans()] for request in receiver.requests[3:]] == [
         ["small-0"],
         ["big"],
@@ -251,13 +239,15 @@ def test_under_a_configured_limit_a_learned_one_drops_only_what_is_over_the_conf
     assert stats()["spans_dropped_oversize"] == 1
 
 
-def test_a_learned_limit_lapses_after_its_batches(receiver: OTLPReceiver, exporter: OTLPHttpExporter) -> None:
+def test_a_learned_limit_lapses_after_its_batches(
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter
+) -> None:
     """A 413 sent once by mistake splits the next LEARNED_LIMIT_BATCHES big batches, not every later one."""
-    _learn_a_limit(receiver, exporter)
+    _learn_a_limit(receiver, otlp_http)
     requests = []
     for n in range(LEARNED_LIMIT_BATCHES + 2):
         before = len(receiver.requests)
-        assert exporter.send(_batch(f"b{n}"), 5.0) == 0
+        assert otlp_http.send(_batch(f"b{n}"), 5.0) == 0
         requests.append(len(receiver.requests) - before)
     # The accepted halves weighed a little more than half the refused request (each its own framing),
     # so under the learned limit each 5 KB span goes alone: four requests a batch, then one.
@@ -267,15 +257,15 @@ def test_a_learned_limit_lapses_after_its_batches(receiver: OTLPReceiver, export
 
 
 def test_a_real_limit_is_learned_again_after_it_lapses(
-    receiver: OTLPReceiver, exporter: OTLPHttpExporter
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter
 ) -> None:
     """Lapsed, the next big batch goes whole; a collector still refusing it teaches the limit again."""
-    _learn_a_limit(receiver, exporter)
+    _learn_a_limit(receiver, otlp_http)
     for n in range(LEARNED_LIMIT_BATCHES):
-        exporter.send(_batch(f"b{n}"), 5.0)
+        otlp_http.send(_batch(f"b{n}"), 5.0)
     receiver.misbehave(Fault.status_code(413))
-    exporter.send(_batch("whole"), 5.0)
-    exporter.send(_batch("after"), 5.0)
+    otlp_http.send(_batch("whole"), 5.0)
+    otlp_http.send(_batch("after"), 5.0)
     tail = receiver.requests[3 + 4 * LEARNED_LIMIT_BATCHES :]
     assert [([span.name for span in request.spans()], request.accepted) for request in tail] == [
         (["whole-0", "whole-1", "whole-2", "whole-3"], False),  # tried whole: refused

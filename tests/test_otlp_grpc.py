@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from support.grpc_collector import HANG, Collector, Partial
 from support.otlp_receiver import free_port
 from support.spans import make_spans
 from support.tls import self_signed
@@ -23,56 +21,6 @@ from nexs_serverless.exporters import create
 from nexs_serverless.exporters.base import ExportResult
 from nexs_serverless.exporters.errors import ErrorClass, ExportError
 from nexs_serverless.exporters.otlp_grpc import OTLPGrpcExporter
-
-
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    """Keeps each request and its metadata; `fail_with` makes the next calls fail."""
-
-    def __init__(self) -> None:
-        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
-        self.metadata: list[dict[str, str]] = []
-        self.fail_with: list[Any] = []
-        self.release = threading.Event()
-
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.metadata.append({k: v for k, v in context.invocation_metadata() if isinstance(v, str)})
-        action = self.fail_with.pop(0) if self.fail_with else None
-        if action == "hang":
-            self.release.wait(5)
-            context.abort(grpc.StatusCode.CANCELLED, "released")
-        if isinstance(action, status_pb2.Status):
-            context.abort_with_status(rpc_status.to_status(action))
-        if isinstance(action, grpc.StatusCode):
-            context.abort(action, "failed on purpose")
-        self.requests.append(request)
-        if action == "partial":
-            return trace_service_pb2.ExportTraceServiceResponse(
-                partial_success=trace_service_pb2.ExportTracePartialSuccess(
-                    rejected_spans=1, error_message="x"
-                )
-            )
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def names(self) -> list[str]:
-        return [
-            s.name
-            for r in self.requests
-            for rs in r.resource_spans
-            for ss in rs.scope_spans
-            for s in ss.spans
-        ]
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[Collector, str]]:
-    servicer = Collector()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, f"http://127.0.0.1:{port}"
-    servicer.release.set()
-    server.stop(None)
 
 
 @pytest.fixture
@@ -115,7 +63,7 @@ def test_channel_is_reused_and_prepared(collector: tuple[Collector, str], export
 
 def test_partial_success_over_grpc(collector: tuple[Collector, str], exporter: OTLPGrpcExporter) -> None:
     """rejected_spans from the gRPC response is returned."""
-    collector[0].fail_with.append("partial")
+    collector[0].script.append(Partial(1, "x"))
     assert exporter.send(make_spans(3), 5.0) == 1
 
 
@@ -134,7 +82,7 @@ def test_status_codes_are_classified(
     collector: tuple[Collector, str], exporter: OTLPGrpcExporter, code: grpc.StatusCode, error_class: str
 ) -> None:
     """gRPC status codes map to the classes the OTLP specification's retry rules imply."""
-    collector[0].fail_with.append(code)
+    collector[0].script.append(code)
     with pytest.raises(ExportError) as caught:
         exporter.send(make_spans(1), 5.0)
     assert caught.value.error_class == error_class
@@ -146,7 +94,7 @@ def test_resource_exhausted_with_retry_info_is_throttling(
     """RESOURCE_EXHAUSTED with google.rpc.RetryInfo is THROTTLED with its delay."""
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=2, nanos=500_000_000)))
-    collector[0].fail_with.append(status_pb2.Status(code=8, message="slow down", details=[detail]))
+    collector[0].script.append(status_pb2.Status(code=8, message="slow down", details=[detail]))
     with pytest.raises(ExportError) as caught:
         exporter.send(make_spans(1), 5.0)
     assert caught.value.error_class == ErrorClass.THROTTLED
@@ -161,7 +109,7 @@ def test_a_server_that_never_answers_times_out(
     The server gives the hung call up only after 5 s, as CANCELLED (a SERVER error): a client that
     ignored its 0.3 s timeout would fail with that instead, so the class proves the timeout ended it.
     """
-    collector[0].fail_with.append("hang")
+    collector[0].script.append(HANG)
     with pytest.raises(ExportError) as caught:
         exporter.send(make_spans(1), 0.3)
     assert caught.value.error_class == ErrorClass.TIMEOUT

@@ -125,14 +125,12 @@ def test_http_carried_spans_delivered_in_part_are_counted_once(
     }
 
 
-def test_http_413_halves_then_a_failed_half_resends_only_that_half(receiver: OTLPReceiver) -> None:
+def test_http_413_halves_then_a_failed_half_resends_only_that_half(
+    receiver: OTLPReceiver, otlp_http: OTLPHttpExporter
+) -> None:
     """After a 413, the first half is accepted and the second gets a 503: the retry sends only the second."""
-    otlp = OTLPHttpExporter(endpoint=receiver.url, timeout_s=5.0)
     receiver.misbehave(Fault.status_code(413), Fault.accept(), Fault.status_code(503))
-    try:
-        assert wrap_resilient(otlp).export(make_spans(8, attributes=BLOB)) is ExportResult.SUCCESS
-    finally:
-        otlp.shutdown()
+    assert wrap_resilient(otlp_http).export(make_spans(8, attributes=BLOB)) is ExportResult.SUCCESS
     assert receiver.span_names() == _names(8)
     assert export_counters() == {"export_errors_server": 1, "export_retries": 1, "export_spans_sent": 8}
 

@@ -9,25 +9,22 @@ exceptions) that moto does not check.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import secrets
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from support.canned_http import LocalServer, Reply, Request
-from support.exporter_spans import START_NS, TRACE_ID, make_span
-from support.made_exporters import made_exporters
+from support.exporter_spans import START_NS, TRACE_ID, exception_event_of, make_span
 from support.xray_daemon import HEADER, Datagram, FakeXRayDaemon, nested, walk
+from support.xray_stored import stored_traces
 
 from nexs_serverless import _stats
-from nexs_serverless.exporters import ExportResult, XRayExporter, xray_fit
+from nexs_serverless.exporters import ExportResult, xray_fit
 from nexs_serverless.exporters.base import outcome
 from nexs_serverless.exporters.errors import ErrorClass, ExportError
 from nexs_serverless.exporters.xray_fit import MARK, MAX_LISTED
@@ -116,32 +113,6 @@ def chained_error() -> BaseException:
         except ValueError as final:
             return final
     raise AssertionError("unreachable")
-
-
-def exception_event_of(exc: BaseException) -> Event:
-    """The ``exception`` event for `exc`, its stack trace as `traceback.format_exception` writes it."""
-    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    attrs = {
-        "exception.type": type(exc).__name__,
-        "exception.message": str(exc),
-        "exception.stacktrace": stack,
-    }
-    return Event("exception", START_NS + 1000, attrs)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def daemon() -> Iterator[FakeXRayDaemon]:
-    """A fake daemon for one test."""
-    with FakeXRayDaemon() as fake:
-        yield fake
-
-
-@pytest.fixture
-def udp(daemon: FakeXRayDaemon) -> Iterator[Any]:
-    """Builds UDP XRayExporters aimed at the fake daemon; shuts them down after the test."""
-    build = functools.partial(XRayExporter, transport="udp", daemon_address=daemon.address)
-    with made_exporters(build) as make:
-        yield make
 
 
 # -- ids and times ---------------------------------------------------------------
@@ -698,28 +669,15 @@ def test_otlp_a_span_that_cannot_fit_is_counted_once_as_dropped(daemon: FakeXRay
 # -- PutTraceSegments (moto in server mode; a slow server for the deadline) ---------------------------
 
 
-@pytest.fixture
-def api(aws_test_credentials: None) -> Iterator[Any]:
-    """Builds API-transport XRayExporters in us-east-1; shuts them down after the test."""
-    with made_exporters(functools.partial(XRayExporter, transport="api", region="us-east-1")) as make:
-        yield make
-
-
 def stored(moto_url: str, trace_id: int) -> dict[str, dict[str, Any]]:
     """The documents moto stored for `trace_id`, by id, each validated."""
-    client = boto3.client("xray", region_name="us-east-1", endpoint_url=moto_url)
-    try:
-        response = client.batch_get_traces(TraceIds=[xray_trace_id(trace_id)])
-    finally:
-        client.close()
-    [trace] = response["Traces"]
-    docs = [json.loads(segment["Document"]) for segment in trace["Segments"]]
+    [docs] = stored_traces(moto_url, trace_id)
     for doc in docs:
         assert_valid(doc)
     return {doc["id"]: doc for doc in docs}
 
 
-def test_api_edge_case_documents_are_stored_by_moto(moto_url: str, api: Any) -> None:
+def test_api_edge_case_documents_are_stored_by_moto(moto_url: str, xray_api: Any) -> None:
     """A random-epoch W3C id, non-ASCII, a chain, an end before the start, one in progress: all stored."""
     trace_id = (0xFFFFFFFF << 96) | secrets.randbits(96)
     spans = [
@@ -734,7 +692,7 @@ def test_api_edge_case_documents_are_stored_by_moto(moto_url: str, api: Any) -> 
         make_span(trace_id=trace_id, span_id=3, parent_span_id=1, end_ns=START_NS - 1_000_000),
         make_span(trace_id=trace_id, span_id=4, parent_span_id=1, end_ns=0),
     ]
-    assert api(endpoint_url=moto_url).send(spans, 20.0) == 0
+    assert xray_api(endpoint_url=moto_url).send(spans, 20.0) == 0
     docs = stored(moto_url, trace_id)
     assert sorted(docs) == [f"{i:016x}" for i in (1, 2, 3, 4)]
     assert docs[f"{1:016x}"]["trace_id"].startswith("1-ffffffff-")
@@ -742,14 +700,14 @@ def test_api_edge_case_documents_are_stored_by_moto(moto_url: str, api: Any) -> 
     assert docs[f"{4:016x}"]["in_progress"] is True
 
 
-def test_api_a_span_with_an_invalid_id_is_not_uploaded(moto_url: str, api: Any) -> None:
+def test_api_a_span_with_an_invalid_id_is_not_uploaded(moto_url: str, xray_api: Any) -> None:
     """The span X-Ray would refuse is counted here; the others of the batch reach moto."""
     trace_id = (int(time.time()) << 96) | secrets.randbits(96)
     spans = [
         make_span(trace_id=trace_id, span_id=1),
         make_span(trace_id=trace_id, span_id=0, parent_span_id=1),
     ]
-    assert outcome(api(endpoint_url=moto_url).send(spans, 20.0)) == (0, 1)  # none rejected, one dropped
+    assert outcome(xray_api(endpoint_url=moto_url).send(spans, 20.0)) == (0, 1)  # none rejected, one dropped
     assert sorted(stored(moto_url, trace_id)) == [f"{1:016x}"]
     assert _stats.snapshot()["spans_dropped_serialization"] == 1
 
@@ -768,13 +726,13 @@ class SlowXRay(LocalServer):
         return Reply(200, b'{"UnprocessedTraceSegments": []}', {"Content-Type": "application/json"})
 
 
-def test_api_calls_of_one_batch_share_the_flush_deadline(api: Any) -> None:
+def test_api_calls_of_one_batch_share_the_flush_deadline(xray_api: Any) -> None:
     """120 documents are three calls of 0.5 s; with 0.8 s in all, the second may wait only what is left.
 
     Before, each call could wait the whole 0.8 s: the three took 1.5 s and the send succeeded.
     """
     with SlowXRay(delay_s=0.5) as server:
-        exporter = api(endpoint_url=server.url)
+        exporter = xray_api(endpoint_url=server.url)
         exporter.prepare()  # the client is built once per process, outside the calls' budget
         spans = [make_span(span_id=i + 1, parent_span_id=0xFF) for i in range(120)]
         with pytest.raises(ExportError) as caught:

@@ -6,8 +6,6 @@ import http.client
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.fresh_python import run_python
 from support.runtime_api import RuntimeAPI
 
 from nexs_serverless import extension, stats, traced_handler, tracer
@@ -24,16 +23,7 @@ from nexs_serverless.testing import LambdaContext, reset
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _fresh_extension() -> Iterator[None]:
-    """No extension from an earlier test; the SIGTERM handler of the test process is restored."""
-    previous = signal.getsignal(signal.SIGTERM)
-    extension._active.clear()
-    extension._attempted.clear()
-    yield
-    signal.signal(signal.SIGTERM, previous)
-    extension._active.clear()
-    extension._attempted.clear()
+pytestmark = pytest.mark.usefixtures("fresh_extension")
 
 
 @pytest.fixture
@@ -98,9 +88,9 @@ def test_start_registers_once(api: RuntimeAPI) -> None:
 
 def test_importing_the_package_registers_nothing(api: RuntimeAPI) -> None:
     """Plain `import nexs_serverless` with the mode on neither loads the extension nor registers."""
-    env = {**os.environ, "NEXS_FLUSH_MODE": "after_response", "AWS_LAMBDA_RUNTIME_API": api.address}
+    env = {"NEXS_FLUSH_MODE": "after_response", "AWS_LAMBDA_RUNTIME_API": api.address}
     code = "import sys, nexs_serverless; print('nexs_serverless.extension' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    result = run_python(code, env=env)
     assert result.stdout.strip() == "False"
     assert api.registrations == []
 
@@ -281,7 +271,7 @@ def test_ignored_sigterm_stays_ignored() -> None:
         "os.kill(os.getpid(), signal.SIGTERM)\n"  # a reset to SIG_DFL by the first one would end us here
         "print('still alive', stats()['sigterm_flushes'], signal.getsignal(signal.SIGTERM) is ours)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    result = run_python(code, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "first-words" in result.stdout
     assert "second-words" in result.stdout
@@ -300,7 +290,7 @@ def test_default_sigterm_still_terminates_the_process(tmp_path: Path) -> None:
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "print('still alive')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    result = run_python(code, check=False)
     assert result.returncode == -signal.SIGTERM
     assert "last-words" in result.stdout
     assert "still alive" not in result.stdout

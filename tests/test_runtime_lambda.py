@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.layer import build, core_layer
 from support.otlp_receiver import Fault, OTLPReceiver
 from support.polling import wait_for
 from support.runtime_api import FunctionProcess, RuntimeAPI
@@ -30,14 +29,6 @@ HELLO_EVENT = json.dumps(_HELLO)
 XRAY_HEADERS = [
     f"Root=1-5759e988-bd862e3fe1be46a99427279{n};Parent=53995c3f42cd8ad{n};Sampled=1" for n in range(4)
 ]
-
-
-@pytest.fixture(scope="module")
-def opt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The core layer for this interpreter, unpacked into a temporary /opt."""
-    folder = tmp_path_factory.mktemp("opt")
-    build.unpack(core_layer(tmp_path_factory), folder)
-    return folder
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from support.fresh_python import run_python
 
 _BUILD_THEN_PREPARE = """
 import json, sys
@@ -28,14 +26,6 @@ def test_building_the_azure_exporter_loads_no_sdk_until_it_is_prepared() -> None
     connection = (
         "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=http://127.0.0.1:9/"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NEXS_", "AWS_LAMBDA_"))}
-    out = subprocess.run(
-        [sys.executable, "-c", _BUILD_THEN_PREPARE, connection],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=120,
-    )
+    out = run_python(_BUILD_THEN_PREPARE, connection)
     report = json.loads(out.stdout.splitlines()[-1])
     assert report == {"built": [], "prepared": True}

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
+from support.fresh_python import run_python
 
 import nexs_serverless.testing
 from nexs_serverless import baggage, tracer
@@ -104,9 +103,7 @@ def test_loading_the_plugin_imports_no_more_than_the_package() -> None:
         "import nexs_serverless.testing.plugin\n"
         "print(sorted(set(sys.modules) - before))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
-    )
+    done = run_python(script)
     assert done.stdout.strip() == "['nexs_serverless.testing', 'nexs_serverless.testing.plugin']"
 
 

@@ -66,13 +66,6 @@ class _FailingOnce(DaemonSender):
             yield datagram
 
 
-@pytest.fixture
-def daemon() -> Iterator[FakeXRayDaemon]:
-    """A fake daemon for one test."""
-    with FakeXRayDaemon() as fake:
-        yield fake
-
-
 def _exporter(daemon: FakeXRayDaemon, *, mode: str = "otlp", fail_after: int = 1) -> XRayExporter:
     """An exporter aimed at the fake daemon whose first send fails after `fail_after` datagrams."""
     exporter = XRayExporter(mode=mode, daemon_address=daemon.address, max_datagram_bytes=LIMIT)

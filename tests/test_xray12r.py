@@ -8,46 +8,24 @@ stored through ``PutTraceSegments``.
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import secrets
 import sys
 import time
-import traceback
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from support.clouds import client
-from support.exporter_spans import START_NS, make_span
-from support.made_exporters import made_exporters
-from support.xray_daemon import FakeXRayDaemon, nested
+from support.exporter_spans import exception_event_of, make_span
+from support.xray_daemon import FakeXRayDaemon, nested, trace_as_lambda
+from support.xray_stored import stored_traces
 
 from nexs_serverless import SpanKind, StatusCode, instrumentation, traced_handler
-from nexs_serverless.exporters import XRayExporter
 from nexs_serverless.exporters.xray_fit import MARK
 from nexs_serverless.exporters.xray_segments import xray_trace_id
 from nexs_serverless.exporters.xray_udp import MAX_DATAGRAM_BYTES
-from nexs_serverless.model import Event, Resource
+from nexs_serverless.model import Resource
 from nexs_serverless.testing import LambdaContext, events, reset
-
-LAMBDA_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0102030405060708;Sampled=1"
-
-
-@pytest.fixture
-def daemon() -> Iterator[FakeXRayDaemon]:
-    """A fake daemon for one test."""
-    with FakeXRayDaemon() as fake:
-        yield fake
-
-
-@pytest.fixture
-def udp(daemon: FakeXRayDaemon) -> Iterator[Any]:
-    """Builds UDP XRayExporters aimed at the fake daemon; shuts them down after the test."""
-    build = functools.partial(XRayExporter, transport="udp", daemon_address=daemon.address)
-    with made_exporters(build) as make:
-        yield make
 
 
 def received(daemon: FakeXRayDaemon) -> list[dict[str, Any]]:
@@ -139,15 +117,7 @@ def test_an_sqs_call_through_the_instrumented_sdk_records_its_queue_url(
     """
     sqs = client("sqs", moto_url)
     url = sqs.create_queue(QueueName="orders-xray")["QueueUrl"]
-    monkeypatch.setenv("_X_AMZN_TRACE_ID", LAMBDA_HEADER)
-    reset(
-        environ={
-            "OTEL_TRACES_EXPORTER": "xray",
-            "OTEL_PROPAGATORS": "xray-lambda",
-            "AWS_LAMBDA_FUNCTION_NAME": "orders",
-            "AWS_XRAY_DAEMON_ADDRESS": daemon.address,
-        }
-    )
+    trace_as_lambda(daemon, monkeypatch)
 
     @traced_handler
     def handler(event: dict[str, object], context: object) -> dict[str, object]:
@@ -200,17 +170,6 @@ def _wrapped_group_error() -> BaseException:
     raise AssertionError("unreachable")
 
 
-def _exception_event(exc: BaseException) -> Event:
-    """The ``exception`` event a span records for `exc` (its stack trace as `span.py` writes it)."""
-    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    attrs = {
-        "exception.type": type(exc).__name__,
-        "exception.message": str(exc),
-        "exception.stacktrace": stack,
-    }
-    return Event("exception", START_NS + 1000, attrs)  # type: ignore[arg-type]
-
-
 def _labels(exception: dict[str, Any]) -> list[str]:
     return [frame["label"] for frame in exception.get("stack", ())]
 
@@ -221,7 +180,7 @@ def test_an_exception_group_keeps_its_own_frames_and_not_its_sub_exceptions(
 ) -> None:
     """A TaskGroup's ExceptionGroup prints its frames after "  | ": they were all lost before."""
     exc = _task_group_error()
-    udp().export([make_span(status_code=StatusCode.ERROR, events=(_exception_event(exc),))])
+    udp().export([make_span(status_code=StatusCode.ERROR, events=(exception_event_of(exc),))])
     [group] = only(daemon)["cause"]["exceptions"]
     assert group["type"] == "ExceptionGroup"
     assert "_gather" in _labels(group)
@@ -235,7 +194,7 @@ def test_an_exception_group_as_a_cause_is_named_and_keeps_its_frames(
 ) -> None:
     """``raise ... from group``: the chained entry is the group (type from its own line) with its frames."""
     exc = _wrapped_group_error()
-    udp().export([make_span(status_code=StatusCode.ERROR, events=(_exception_event(exc),))])
+    udp().export([make_span(status_code=StatusCode.ERROR, events=(exception_event_of(exc),))])
     outer, group = only(daemon)["cause"]["exceptions"]
     assert (outer["type"], outer["cause"]) == ("RuntimeError", group["id"])
     assert group["type"] == "ExceptionGroup"
@@ -317,29 +276,15 @@ def test_a_database_root_span_is_a_segment_without_a_namespace(daemon: FakeXRayD
 # -- the API transport: moto stores what it is sent -----------------------------------------------------
 
 
-@pytest.fixture
-def api(aws_test_credentials: None) -> Iterator[Any]:
-    """Builds API-transport XRayExporters in us-east-1; shuts them down after the test."""
-    with made_exporters(functools.partial(XRayExporter, transport="api", region="us-east-1")) as make:
-        yield make
-
-
 def stored(moto_url: str, trace_id: int) -> dict[str, dict[str, Any]]:
     """The documents moto stored for `trace_id`, by id."""
-    xray = boto3.client("xray", region_name="us-east-1", endpoint_url=moto_url)
-    try:
-        response = xray.batch_get_traces(TraceIds=[xray_trace_id(trace_id)])
-    finally:
-        xray.close()
-    return {
-        doc["id"]: doc
-        for trace in response["Traces"]
-        for doc in (json.loads(segment["Document"]) for segment in trace["Segments"])
-    }
+    return {doc["id"]: doc for docs in stored_traces(moto_url, trace_id) for doc in docs}
 
 
 @needs_task_groups
-def test_api_documents_with_a_huge_user_and_an_exception_group_are_stored(moto_url: str, api: Any) -> None:
+def test_api_documents_with_a_huge_user_and_an_exception_group_are_stored(
+    moto_url: str, xray_api: Any
+) -> None:
     """Through PutTraceSegments: the cut segment and the group's frames reach X-Ray (moto)."""
     trace_id = (int(time.time()) << 96) | secrets.randbits(96)
     spans = [
@@ -351,10 +296,10 @@ def test_api_documents_with_a_huge_user_and_an_exception_group_are_stored(moto_u
             span_id=2,
             parent_span_id=1,
             status_code=StatusCode.ERROR,
-            events=(_exception_event(_task_group_error()),),
+            events=(exception_event_of(_task_group_error()),),
         ),
     ]
-    assert api(endpoint_url=moto_url).send(spans, 20.0) == 0
+    assert xray_api(endpoint_url=moto_url).send(spans, 20.0) == 0
     docs = stored(moto_url, trace_id)
     assert sorted(docs) == [f"{1:016x}", f"{2:016x}"]
     assert docs[f"{1:016x}"]["user"].endswith(MARK)

@@ -40,13 +40,6 @@ class _Switchable(DaemonSender):
 
 
 @pytest.fixture
-def daemon() -> Iterator[FakeXRayDaemon]:
-    """A fake daemon for one test."""
-    with FakeXRayDaemon() as fake:
-        yield fake
-
-
-@pytest.fixture
 def sender(daemon: FakeXRayDaemon) -> Iterator[_Switchable]:
     """The tracer configured for a Lambda function exporting to the fake daemon through a sender now down."""
     exporter = XRayExporter(in_lambda=True, transport="udp", daemon_address=daemon.address)

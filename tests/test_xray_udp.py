@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from support.exporter_spans import TRACE_ID, make_span
 from support.made_exporters import made_exporters
-from support.xray_daemon import HEADER, FakeXRayDaemon, nested, walk
+from support.xray_daemon import HEADER, LAMBDA_HEADER, FakeXRayDaemon, nested, trace_as_lambda, walk
 
 from nexs_serverless import _stats, traced_handler, tracer
 from nexs_serverless.config import ConfigError, from_env
@@ -18,15 +18,6 @@ from nexs_serverless.exporters.xray_segments import xray_trace_id
 from nexs_serverless.exporters.xray_udp import MAX_DATAGRAM_BYTES, parse_daemon_address
 from nexs_serverless.model import SpanKind
 from nexs_serverless.testing import LambdaContext, events, reset
-
-LAMBDA_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0102030405060708;Sampled=1"
-
-
-@pytest.fixture
-def daemon() -> Iterator[FakeXRayDaemon]:
-    """A fake daemon for one test."""
-    with FakeXRayDaemon() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -325,15 +316,7 @@ def test_from_settings_bad_daemon_address_falls_back_to_the_default(caplog: pyte
 
 
 def _run_traced_lambda(daemon: FakeXRayDaemon, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
-    monkeypatch.setenv("_X_AMZN_TRACE_ID", LAMBDA_HEADER)
-    reset(
-        environ={
-            "OTEL_TRACES_EXPORTER": "xray",
-            "OTEL_PROPAGATORS": "xray-lambda",
-            "AWS_LAMBDA_FUNCTION_NAME": "orders",
-            "AWS_XRAY_DAEMON_ADDRESS": daemon.address,
-        }
-    )
+    trace_as_lambda(daemon, monkeypatch)
 
     @traced_handler
     def handler(event: dict[str, object], context: object) -> dict[str, object]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,6 +12,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from nexs_serverless import stats
 from nexs_serverless.exporters.resilient import Options, ResilientExporter
+
+from .grpc_collector import serve
 
 __all__ = ["ScriptedCollector", "export_counters", "scripted_collector", "wrap_resilient"]
 
@@ -44,15 +45,9 @@ class ScriptedCollector(trace_service_pb2_grpc.TraceServiceServicer):
 def scripted_collector() -> Iterator[ScriptedCollector]:
     """A `ScriptedCollector` served on 127.0.0.1 for the block."""
     servicer = ScriptedCollector()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    servicer.endpoint = f"http://127.0.0.1:{port}"
-    try:
+    with serve(servicer, max_workers=2) as endpoint:
+        servicer.endpoint = endpoint
         yield servicer
-    finally:
-        server.stop(None)
 
 
 def wrap_resilient(

@@ -12,7 +12,16 @@ from nexs_serverless.model import Event, Link, Resource, SpanContext
 
 from . import spans
 
-__all__ = ["RESOURCE", "SPAN_ID", "START_NS", "TRACE_ID", "exception_event", "link_to", "make_span"]
+__all__ = [
+    "RESOURCE",
+    "SPAN_ID",
+    "START_NS",
+    "TRACE_ID",
+    "exception_event",
+    "exception_event_of",
+    "link_to",
+    "make_span",
+]
 
 TRACE_ID = 0x5759E988BD862E3FE1BE46A994272793
 SPAN_ID = 0x53995C3F42CD8AD8
@@ -56,6 +65,22 @@ def exception_event(exc: BaseException, timestamp_ns: int = START_NS + 1000) -> 
             "exception.stacktrace": stack,
         },
     )
+
+
+def exception_event_of(exc: BaseException) -> Event:
+    """The ``exception`` event for `exc` already raised: its stack trace is the one `exc` carries.
+
+    `exception_event` raises its argument here, for an exception made just for
+    the event; this keeps what a real raise left (a chain, an exception
+    group's frames) as `traceback.format_exception` writes it.
+    """
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    attrs = {
+        "exception.type": type(exc).__name__,
+        "exception.message": str(exc),
+        "exception.stacktrace": stack,
+    }
+    return Event("exception", START_NS + 1000, attrs)  # type: ignore[arg-type]
 
 
 def link_to(trace_id: int, span_id: int, **attributes: object) -> Link:

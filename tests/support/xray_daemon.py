@@ -1,4 +1,5 @@
-"""A UDP socket on 127.0.0.1 standing in for the X-Ray daemon, and decoders for what it receives.
+"""A UDP socket on 127.0.0.1 standing in for the X-Ray daemon, decoders for what it receives, and
+the tracer set up as in a Lambda function sending to it.
 
 Loopback UDP delivers during ``sendto``: once an export returns, every
 datagram it sent is already in this socket's buffer (sized large enough for
@@ -11,13 +12,19 @@ import base64
 import json
 import socket
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-__all__ = ["Datagram", "FakeXRayDaemon", "nested", "walk"]
+from nexs_serverless.testing import reset
+
+if TYPE_CHECKING:
+    import pytest
+
+__all__ = ["HEADER", "LAMBDA_HEADER", "Datagram", "FakeXRayDaemon", "nested", "trace_as_lambda", "walk"]
 
 HEADER = {"format": "json", "version": 1}
+LAMBDA_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0102030405060708;Sampled=1"
 
 
 class Datagram:
@@ -91,3 +98,20 @@ class FakeXRayDaemon:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def trace_as_lambda(daemon: FakeXRayDaemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tracer as in the ``orders`` function invoked under `LAMBDA_HEADER`, exporting to `daemon`.
+
+    ``xray-lambda`` propagation: each invocation's root is a subsegment of the
+    function segment Lambda made (``Parent=0102030405060708``).
+    """
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", LAMBDA_HEADER)
+    reset(
+        environ={
+            "OTEL_TRACES_EXPORTER": "xray",
+            "OTEL_PROPAGATORS": "xray-lambda",
+            "AWS_LAMBDA_FUNCTION_NAME": "orders",
+            "AWS_XRAY_DAEMON_ADDRESS": daemon.address,
+        }
+    )
