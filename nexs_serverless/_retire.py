@@ -12,6 +12,7 @@ import time
 
 from . import _guard as guard
 from . import _stats as stats
+from .context import export_deadline
 from .flushing import _MAX_WAIT_S
 from .runtime import runtime
 
@@ -54,7 +55,7 @@ def retire(
         retired = [exporter for exporter in exporters if id(exporter) not in kept]
         if not retired:
             return
-        if runtime.flush_thread == threading.get_ident():
+        if runtime.flush_thread == threading.get_ident() or export_deadline():
             runtime.retiring.append((retired, kept, preparing))
             stats.incr("exporters_shutdown_deferred", len(retired))
             return

@@ -18,7 +18,7 @@ import time
 
 from . import _guard as guard
 from . import _stats as stats
-from .context import _invocation_deadline, exporting
+from .context import _invocation_deadline, export_deadline, exporting
 from .handler import process
 from .runtime import runtime
 
@@ -87,7 +87,7 @@ def _inside_flush() -> bool:
     its whole budget (``NEXS_FLUSH_TIMEOUT_MS`` when none is given), past the
     deadline of the flush it was called from, then gave up anyway.
     """
-    if runtime.flush_thread != threading.get_ident():
+    if runtime.flush_thread != threading.get_ident() and not export_deadline():
         return False
     stats.incr("flush_reentered")
     return True

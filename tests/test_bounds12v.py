@@ -124,7 +124,7 @@ def test_a_flush_from_inside_a_flush_returns_at_once(call: Callable[[], object])
     """The inner flush waited for the lock its own thread held, for its whole budget (past the
     invocation's remaining time), then gave up: it now returns at once, counted."""
     inner = _Flushing(call)
-    configure(exporters=[inner], flush_timeout_ms=300)
+    configure(exporters=[inner], flush_timeout_ms=5000)
 
     @traced_handler
     def handler(event: object, context: object) -> str:

@@ -3,7 +3,10 @@
 Every exporter ends up behind its own `ResilientExporter` (circuit breaker,
 retries, carry-over), so one dead back end cannot slow the others down. An
 OpenTelemetry SDK `SpanExporter` is first wrapped so it reads our spans and
-cannot hold the flush past its budget.
+cannot hold the flush past its budget; any other exporter of a class not ours
+with only ``export(spans)`` (no timeout to keep to) has its exports run in a
+thread waited for until the deadline (`_export_worker`). Ours (console,
+in-memory, file, and those with `send`) are called directly: no thread.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ if TYPE_CHECKING:
     from .resilient import Options
 
 __all__ = ["adapt", "is_otel_sdk_exporter"]
+
+_OURS = __name__.partition(".")[0] + "."  # "nexs_serverless.": our classes keep to their deadline
 
 
 def is_otel_sdk_exporter(exporter: object) -> bool:
@@ -44,7 +49,13 @@ def adapt(exporter: object, settings: Settings | None = None) -> object:
         from ..runtime import runtime
 
         settings = runtime.settings
-    return ResilientExporter(exporter, options=_options(settings), name=name)
+    wrapped = ResilientExporter(exporter, options=_options(settings), name=name)
+    if wrapped._send is None and not (type(exporter).__module__ or "").startswith(_OURS):
+        # A user's `export` may block (a slow HTTP call, a hung lock) and takes no timeout.
+        from ._export_worker import ExportWorker
+
+        wrapped._worker = ExportWorker(name)
+    return wrapped
 
 
 _cache: list[tuple[Settings, Options]] = []

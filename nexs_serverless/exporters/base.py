@@ -6,7 +6,8 @@ An exporter has three methods: ``export(spans) -> ExportResult``,
 afterwards): an exporter that keeps spans stores `freeze(span)` copies.
 While `export` runs, instrumentation is suppressed and
 `nexs_serverless.context.remaining_export_s()` gives the time left in the
-flush budget; network exporters cap their own timeout with it.
+flush budget; network exporters cap their own timeout with it. A None
+result (an `export` without ``return``) is read as SUCCESS (`succeeded`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
     from ..typing import ReadableSpan
 
-__all__ = ["ExportResult", "Sent", "outcome", "send_once"]
+__all__ = ["ExportResult", "Sent", "outcome", "send_once", "succeeded"]
 
 
 class ExportResult:
@@ -83,6 +84,27 @@ def outcome(result: int | Sent | None) -> tuple[int, int]:
     if isinstance(result, Sent):
         return max(0, result.rejected), max(0, result.dropped)
     return int(result), 0
+
+
+def succeeded(result: object, exporter_name: str) -> bool:
+    """Whether an `export` result says the spans went out: SUCCESS (ours or the SDK's), or None.
+
+    None is what an `export` without a ``return`` gives: it ran to its end
+    (raising is how it would fail). Read as a failure, its spans were sent again
+    at every later flush and its breaker opened. Logged once per class.
+    """
+    if getattr(result, "name", "") == "SUCCESS":
+        return True
+    if result is not None:
+        return False
+    from .. import _guard as guard
+
+    guard.warn_once(
+        "export_returned_none:" + exporter_name,
+        "nexs_serverless: %s.export returned None; taken as SUCCESS (return an ExportResult)",
+        exporter_name,
+    )
+    return True
 
 
 def send_once(

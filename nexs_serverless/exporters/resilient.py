@@ -16,6 +16,11 @@ third-party ones) is driven through ``export(spans) -> ExportResult``, one
 attempt per flush (SDK exporters retry on their own); a FAILURE result or an
 exception is classified with `errors.classify`, and an exception is also
 reported through `_guard.report` (counted as an internal error, logged once).
+A None result (an `export` without ``return``) is a success, logged once.
+Such an exporter has no timeout to keep to: when it is not ours, `adapt`
+gives it an `_export_worker.ExportWorker`, which runs its exports in a thread
+waited for only until the flush deadline (an overrun is a TIMEOUT failure:
+its spans are kept, and its late result decides whether they go again).
 A result with a ``dropped`` attribute (`otel_sdk.Dropped`) names spans the
 exporter left out itself: they count as neither sent nor kept.
 
@@ -58,7 +63,7 @@ from .. import _guard as guard
 from .. import _stats as stats
 from .. import config
 from ..context import export_deadline
-from .base import ExportResult, outcome
+from .base import ExportResult, outcome, succeeded
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,6 +71,7 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..typing import ReadableSpan
+    from ._export_worker import ExportWorker
     from .base import Sent
     from .breaker import CircuitBreaker
     from .carryover import CarryOver
@@ -211,6 +217,9 @@ class ResilientExporter:
         # before it and fails after it must not put those spans back where nobody will send
         # or count them.
         self._generation = 0
+        # Set by `adapt` for an `export`-only exporter of a class not ours (one that may block):
+        # its exports then run in a thread waited for until the deadline. None: called directly.
+        self._worker: ExportWorker | None = None
 
     # -- the failure-path parts, built on first use (`_resilient_failure.build`) --------
 
@@ -304,11 +313,16 @@ class ResilientExporter:
             flush_deadline = export_deadline()
             if flush_deadline:
                 deadline = min(deadline, flush_deadline)
+            worker = self._worker
+            if worker is not None:  # an overrun export's late result decides what the carry-over sends
+                worker.wait(deadline - self._clock())
             if self._carryover:  # built and not empty
                 self._deliver((), deadline)
             left_ms = int((deadline - self._clock()) * 1000)
             inner_flush = getattr(self.inner, "force_flush", None)
             inner_ok = bool(inner_flush(max(0, left_ms))) if inner_flush is not None else True
+            if worker is not None and not worker.wait(0.0):
+                return False  # an export still running: its spans are not known to be sent
         except Exception as exc:
             guard.report("resilient_force_flush:" + self.name, exc)
             return False
@@ -393,10 +407,12 @@ class ResilientExporter:
         send = self._send
         if send is not None:
             return outcome(send(batch, timeout_s))
-        result = self.inner.export(batch)  # type: ignore[attr-defined]
+        inner, worker = self.inner, self._worker  # no worker for ours: called directly, no thread
+        result = inner.export(batch) if worker is None else worker.export(inner, batch, timeout_s)  # type: ignore[attr-defined]
         # Spans the exporter left out itself, counted under their reason (`otel_sdk.Dropped`).
         dropped: Sequence[ReadableSpan] = getattr(result, "dropped", ())
-        if getattr(result, "name", "") != "SUCCESS":
+        # `succeeded` only past the common check: it also reads None (no ``return``) as SUCCESS.
+        if getattr(result, "name", "") != "SUCCESS" and not succeeded(result, type(self.inner).__name__):
             from .errors import ErrorClass, ExportError
 
             error = ExportError(ErrorClass.UNKNOWN, f"{self.name}.export returned {result!r}")
