@@ -12,7 +12,7 @@ finished, later exports are not started (FAILURE, counted
 flush, and the SDK exporter is never called from two threads at once. The
 overrun batch is reported failed, so the caller keeps it for a later flush,
 but its late result decides: delivered after all, it is not sent again when
-it comes back (see `_Export`). `force_flush` (the exit's last call) waits for
+it comes back (see `_export_worker`). `force_flush` (the exit's last call) waits for
 it within its budget, and is False while it still runs.
 
 A span the conversion fails on is left out, and the result (`Dropped`, an
@@ -29,14 +29,13 @@ call is never traced into the next flush.
 
 from __future__ import annotations
 
-import threading
 import time
-from _contextvars import copy_context
 
 from .. import _guard as guard
 from .. import _stats as stats
 from ..context import remaining_export_s
-from .base import ExportResult
+from ._export_worker import ExportWorker
+from .base import ExportResult, succeeded
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,10 +67,7 @@ class OTelSDKExporter:
             raise ConfigError(f"OTelSDKExporter(timeout_ms={timeout_ms!r}): expected an integer >= 1")
         self.exporter = exporter
         self.timeout_ms = timeout_ms
-        self._running: _Export | None = None  # the last export started
-        self._overran: _Export | None = None  # the last one that overran, until its result is read
-        self._delivered_late: frozenset[tuple[int, int]] = frozenset()  # (trace id, span id) to leave out
-        self._lock = threading.Lock()  # flushes run on several threads (main, extension, timeout guard)
+        self._worker = ExportWorker(type(exporter).__name__, thread_name="nexs-otel-export")
 
     def export(self, spans: Sequence[Span | FinishedSpan]) -> ExportResult:
         """Convert, export in a worker thread, wait at most until the deadline.
@@ -81,14 +77,12 @@ class OTelSDKExporter:
         would fail every retry, and must not cost the rest of the batch. The
         result is then a `Dropped` naming those spans.
         Spans an overrun export delivered late come back from the caller's
-        carry-over; they are left out too (see `_Export`). Never raises.
+        carry-over; they are left out too (see `ExportWorker.pending`). Never raises.
         """
-        with self._lock:
-            running = self._running
-            if running is not None and running.ok is None:  # the last export overran and still runs
-                stats.incr("export_skipped_busy")
-                return ExportResult.FAILURE
-            spans = self._not_delivered_late(spans)
+        kept = self._worker.pending(spans)  # None: the last export overran and still runs
+        if kept is None:
+            return ExportResult.FAILURE
+        spans = kept
         exported: list[Span | FinishedSpan] = []
         converted: list[object] = []
         left_out: list[Span | FinishedSpan] = []
@@ -105,75 +99,31 @@ class OTelSDKExporter:
 
     def _export(self, exported: list[Span | FinishedSpan], converted: list[object]) -> ExportResult:
         """Run the SDK exporter on `converted` (`exported`, as SDK spans) in a worker, until the deadline."""
-        job = _Export(len(converted))
         exporter = self.exporter
-        lock = self._lock
+        name = self._worker.name
 
-        def run() -> None:
-            ok = False
+        def call() -> object:
+            token = _suppress_otel_instrumentation()
             try:
-                token = _suppress_otel_instrumentation()
-                try:
-                    result = exporter.export(converted)  # type: ignore[attr-defined]
-                    ok = getattr(result, "name", "") == "SUCCESS"
-                finally:
-                    _restore_otel_context(token)
-            except Exception as exc:
-                guard.report("otel_sdk_exporter", exc)
-            finally:  # always: an export never marked done would block every later one
-                with lock:  # the lock `export` decides "overran" under: exactly one side sees the other
-                    job.ok = ok
-                    late = job.ids is not None
-                if late:
-                    stats.incr("export_spans_delivered_late" if ok else "export_spans_failed_late", job.count)
+                return exporter.export(converted)  # type: ignore[attr-defined]
+            finally:
+                _restore_otel_context(token)
 
-        # In a copy of this context: the flush's suppression and deadline go along.
-        context = copy_context()
-        worker = threading.Thread(target=context.run, args=(run,), name="nexs-otel-export", daemon=True)
-        with self._lock:
-            running = self._running
-            if running is not None and running.ok is None:  # another thread's export started meanwhile
-                stats.incr("export_skipped_busy")
-                return ExportResult.FAILURE
-            try:
-                worker.start()
-            except RuntimeError as exc:  # no thread to be had (resource limits): a failed export, not a crash
-                guard.report("otel_sdk_exporter", exc)
-                return ExportResult.FAILURE
-            self._running = job
-            job.worker = worker
-        worker.join(remaining_export_s(self.timeout_ms / 1000))
-        with self._lock:
-            if job.ok is None:  # still running: its own result decides whether these spans go again
-                job.ids = frozenset((span.trace_id, span.span_id) for span in exported)
-                self._overran = job
-        if job.ids is not None:
-            stats.incr("export_overran")
+        try:
+            job = self._worker.run(
+                exported,
+                call,
+                lambda result: succeeded(result, name),
+                remaining_export_s(self.timeout_ms / 1000),
+            )
+        except RuntimeError as exc:  # no thread to be had (resource limits): a failed export, not a crash
+            guard.report("otel_sdk_exporter", exc)
             return ExportResult.FAILURE
+        if job is None or job.ok is None:  # another export still runs, or this one overran
+            return ExportResult.FAILURE
+        if job.error is not None:
+            guard.report("otel_sdk_exporter", job.error)
         return ExportResult.SUCCESS if job.ok else ExportResult.FAILURE
-
-    def _not_delivered_late(self, spans: Sequence[Span | FinishedSpan]) -> Sequence[Span | FinishedSpan]:
-        """`spans` without those overrun exports delivered after all (call under the lock, nothing running).
-
-        The caller kept each overrun batch for a later flush (it could not know
-        better); sending it again would deliver it twice. The ids are kept
-        until an export holds none of them: the caller's carry-over returns
-        them first, and may return them more than once (this export can fail
-        or overrun in turn, and the caller keeps its whole batch again).
-        """
-        overran = self._overran
-        if overran is not None:  # its late result is in: failed, its spans go again as they come
-            self._overran = None
-            if overran.ok and overran.ids:
-                self._delivered_late |= overran.ids
-        delivered = self._delivered_late
-        if not delivered:
-            return spans
-        kept = [span for span in spans if (span.trace_id, span.span_id) not in delivered]
-        if len(kept) == len(spans):  # none came back: they are sent or gone from the carry-over
-            self._delivered_late = frozenset()
-            return spans
-        return kept
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Wait for an export still running (one that overran its flush), then delegate; one budget.
@@ -184,16 +134,14 @@ class OTelSDKExporter:
         `timeout_millis`, or the SDK exporter says False or raises.
         """
         deadline = time.monotonic() + max(0, timeout_millis) / 1000.0
-        running = self._running
-        if running is not None and running.ok is None and running.worker is not None:
-            running.worker.join(max(0.0, deadline - time.monotonic()))
+        self._worker.wait(deadline - time.monotonic())
         try:
             left_ms = max(0, int((deadline - time.monotonic()) * 1000))
             flushed = bool(self.exporter.force_flush(left_ms))  # type: ignore[attr-defined]
         except Exception as exc:
             guard.report("otel_sdk_force_flush", exc)
             return False
-        return flushed and (running is None or running.ok is not None)
+        return flushed and self._worker.wait(0.0)
 
     def shutdown(self) -> None:
         """Delegates to the SDK exporter (an error there is reported, not raised)."""
@@ -220,28 +168,6 @@ class Dropped(ExportResult):
     def of(result: ExportResult, dropped: Sequence[Span | FinishedSpan]) -> ExportResult:
         """`result` itself when nothing was dropped (the usual answer), else a `Dropped`."""
         return Dropped(result, dropped) if dropped else result
-
-
-class _Export:
-    """One SDK export, as the flush that started it and its worker thread both see it.
-
-    ``ok`` is None while the SDK exporter runs. An export still running at
-    the flush deadline gets ``ids`` (trace and span id of each span it
-    sends): the flush reports FAILURE, its caller keeps the spans for a
-    later flush, and the late result decides what happens to them there:
-    delivered, they are left out when they come back (counted
-    ``export_spans_delivered_late``); failed, they are sent again (counted
-    ``export_spans_failed_late``). A span is delivered once, unless the
-    process ends before the late result is known.
-    """
-
-    __slots__ = ("count", "ids", "ok", "worker")
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.ok: bool | None = None
-        self.ids: frozenset[tuple[int, int]] | None = None
-        self.worker: threading.Thread | None = None  # for `force_flush` to wait on
 
 
 def _suppress_otel_instrumentation() -> object:
